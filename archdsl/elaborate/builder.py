@@ -1,0 +1,96 @@
+"""GraphBuilder: accumulates nodes, values and parameters while a model is elaborated."""
+
+from __future__ import annotations
+
+import re
+
+from archdsl.errors import Diagnostic, ElaborationError, LimitError, ShapeError
+from archdsl.ir.graph import Graph, Node, Param
+from archdsl.ir.types import Span, TensorType
+from archdsl.ops.base import OpDef
+
+MAX_NODES = 500_000
+
+
+def _ident(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_]", "_", text)
+
+
+class GraphBuilder:
+    """Mutable accumulator used only during elaboration; :meth:`finish` returns the immutable Graph."""
+
+    def __init__(self, name: str, sources: dict[str, str]):
+        self.name = name
+        self.sources = sources
+        self.inputs: dict[str, TensorType] = {}
+        self.input_spans: dict[str, Span] = {}
+        self.nodes: list[Node] = []
+        self.params: dict[str, Param] = {}
+        self.owners: dict[str, tuple[tuple[int, ...], Span | None]] = {}
+        self.value_names: set[str] = set()
+        self.module_docs: dict[str, str] = {}
+
+    def fresh_value(self, hint: str) -> str:
+        """A unique value name derived from ``hint`` (a module path or an op name)."""
+        base = _ident(hint) or "v"
+        name, k = base, 1
+        while name in self.value_names:
+            k += 1
+            name = f"{base}_{k}"
+        self.value_names.add(name)
+        return name
+
+    def add_input(self, name: str, t: TensorType, span: Span | None) -> str:
+        """Declare a graph input."""
+        self.value_names.add(name)
+        self.inputs[name] = t
+        if span:
+            self.input_spans[name] = span
+        return name
+
+    def claim_module(self, path: str, owner: tuple[int, ...], span: Span | None) -> None:
+        """Record who owns the parameters at ``path``; two different layers may not share a name."""
+        prev = self.owners.get(path)
+        if prev is None:
+            self.owners[path] = (owner, span)
+            return
+        if prev[0] != owner:
+            raise ElaborationError(Diagnostic(
+                f"two different layers both want the parameter name '{path}'", span,
+                "give each layer its own name; to share weights, apply the same named layer twice",
+                notes=((f"'{path}' was first used here", prev[1]),)), self.sources)
+
+    def declare_params(self, path: str, specs: dict, span: Span | None) -> dict[str, str]:
+        """Add the op's parameters under ``path``; re-declaring the same shape shares them."""
+        mapping = {}
+        for local, spec in specs.items():
+            full = f"{path}.{local}" if path else local
+            param = Param(name=full, shape=spec.shape, dtype=spec.dtype, init=spec.init, buffer=spec.buffer,
+                          axis=spec.axis, fan_in=spec.fan_in)
+            old = self.params.get(full)
+            if old is not None and old != param:
+                raise ShapeError(Diagnostic(
+                    f"shared layer '{path}' is applied to inputs that need {local} of shape "
+                    f"{list(param.shape)}, but its first use made it {list(old.shape)}", span), self.sources)
+            self.params[full] = param
+            mapping[local] = full
+        return mapping
+
+    def add_node(self, op: OpDef, inputs: list[str], types: list[TensorType], params: dict[str, str],
+                 module: str | None, scope: tuple[str, ...], span: Span | None, tags: tuple[str, ...] = ()) -> list[str]:
+        """Append a node and return its output value names."""
+        if len(self.nodes) >= MAX_NODES:
+            raise LimitError(Diagnostic(f"the model has more than {MAX_NODES:,} nodes", span,
+                                        "check repeat counts"), self.sources)
+        hint = module or op.name
+        outs = [self.fresh_value(hint if len(types) == 1 else f"{hint}_{i}") for i in range(len(types))]
+        node = Node(name=outs[0], op=op, inputs=tuple(inputs), outputs=tuple(outs), types=tuple(types),
+                    params=params, module=module, scope=scope, span=span, tags=tags)
+        self.nodes.append(node)
+        return outs
+
+    def finish(self, outputs: dict[str, str], doc: str, span: Span | None) -> Graph:
+        """The immutable Graph."""
+        return Graph(name=self.name, inputs=self.inputs, nodes=tuple(self.nodes), outputs=outputs,
+                     params=self.params, doc=doc, span=span, input_spans=self.input_spans,
+                     module_docs=self.module_docs)

@@ -1,0 +1,75 @@
+"""Pure built-in functions a spec may call at elaboration time (no host code, bounded work)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable
+
+from archdsl.errors import OpError
+
+MAX_REPEAT = 10_000
+
+
+def _range(*args: int) -> list[int]:
+    if not 1 <= len(args) <= 3 or not all(isinstance(a, int) and not isinstance(a, bool) for a in args):
+        raise OpError("range takes 1 to 3 integers")
+    r = range(*args)
+    if len(r) > MAX_REPEAT:
+        raise OpError(f"range of {len(r):,} items is more than the limit of {MAX_REPEAT:,}",
+                      hint="repeat counts this large are almost certainly a mistake")
+    return list(r)
+
+
+def make_divisible(v: float, divisor: int = 8, min_value: int | None = None) -> int:
+    """Round ``v`` to a multiple of ``divisor`` without going below 90% of it (MobileNet rule)."""
+    if divisor <= 0:
+        raise OpError("make_divisible: divisor must be positive")
+    min_value = divisor if min_value is None else min_value
+    new_v = max(min_value, int(v + divisor / 2) // divisor * divisor)
+    if new_v < 0.9 * v:
+        new_v += divisor
+    return new_v
+
+
+def _round(x: float, ndigits: int | None = None) -> float | int:
+    return round(x) if ndigits is None else round(x, ndigits)
+
+
+def _len(x: Any) -> int:
+    if not isinstance(x, (list, tuple, str)):
+        raise OpError(f"len needs a list, tuple or string, got {type(x).__name__}")
+    return len(x)
+
+
+def _zip(*lists: Any) -> list[tuple]:
+    return list(zip(*lists))
+
+
+def _enumerate(items: Any, start: int = 0) -> list[tuple]:
+    return list(enumerate(items, start))
+
+
+def _sum(items: Any, start: Any = 0) -> Any:
+    total = start
+    for x in items:
+        total = total + x
+    return total
+
+
+BUILTINS: dict[str, Callable[..., Any]] = {
+    "range": _range,
+    "len": _len,
+    "min": min,
+    "max": max,
+    "abs": abs,
+    "int": int,
+    "float": float,
+    "round": _round,
+    "ceil": math.ceil,
+    "floor": math.floor,
+    "sqrt": math.sqrt,
+    "make_divisible": make_divisible,
+    "zip": _zip,
+    "enumerate": _enumerate,
+    "total": _sum,
+}

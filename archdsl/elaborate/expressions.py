@@ -1,0 +1,436 @@
+"""Expression evaluation: scalars, dims, lists, comprehensions, templates, tensor arithmetic."""
+
+from __future__ import annotations
+
+import difflib
+import itertools
+import operator
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from archdsl.elaborate.builtins import BUILTINS, MAX_REPEAT
+from archdsl.elaborate.loader import Namespace
+from archdsl.elaborate.values import (
+    Absent, BlockLayer, Layer, Named, OpLayer, ReparamLayer, SeqLayer, Tensor, describe, is_layer,
+)
+from archdsl.errors import Diagnostic, ElaborationError, LimitError, OpError
+from archdsl.ir.dims import SymDim
+from archdsl.ir.types import Span
+from archdsl.ops import tensor as T
+from archdsl.ops.base import OpDef
+from archdsl.ops.registry import lookup, spellings
+from archdsl.syntax import ast as A
+
+MAX_INT_BITS = 64
+
+
+@dataclass(frozen=True)
+class BlockRef:
+    """A block name, not yet called."""
+
+    block: A.BlockDef
+    namespace: Namespace
+
+
+@dataclass(frozen=True)
+class OpRef:
+    """An op name, not yet called (``relu`` in ``x |> relu``)."""
+
+    op: type[OpDef]
+
+
+@dataclass(frozen=True)
+class NamespaceRef:
+    """An import alias (``std`` in ``std.ConvBNAct``)."""
+
+    namespace: Namespace
+
+
+@dataclass
+class Scope:
+    """Names visible inside one block application (or at a file's top level)."""
+
+    namespace: Namespace
+    names: dict[str, Any] = field(default_factory=dict)
+    assigned: dict[str, Span] = field(default_factory=dict)
+    used: set[str] = field(default_factory=set)
+    parent: Scope | None = None
+
+    def child(self) -> Scope:
+        """A nested scope for comprehension variables."""
+        return Scope(self.namespace, parent=self)
+
+    def get_local(self, name: str) -> tuple[bool, Any]:
+        """Look up ``name`` in this scope chain; (found, value)."""
+        scope: Scope | None = self
+        while scope is not None:
+            if name in scope.names:
+                scope.used.add(name)
+                return True, scope.names[name]
+            scope = scope.parent
+        return False, None
+
+    def local_names(self) -> list[str]:
+        """Names bound in this scope chain."""
+        out: list[str] = []
+        scope: Scope | None = self
+        while scope is not None:
+            out += list(scope.names)
+            scope = scope.parent
+        return out
+
+
+_SCALAR_OPS = {
+    "+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv,
+    "//": operator.floordiv, "%": operator.mod, "==": operator.eq, "!=": operator.ne,
+    "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge,
+}
+# tensor (op) (tensor)
+_TENSOR_BINOPS = {"+": T.Add, "-": T.Sub, "*": T.Mul, "/": T.Div, "@": T.MatMul}
+# tensor (op) scalar  and  scalar (op) tensor
+_SCALAR_RIGHT = {"+": "add", "-": "sub", "*": "mul", "/": "div", "**": "pow"}
+_SCALAR_LEFT = {"+": "add", "-": "rsub", "*": "mul", "/": "rdiv"}
+
+_TEMPLATE = re.compile(r"\{([^{}]*)\}")
+
+
+class ExpressionMixin:
+    """Evaluates expressions; the application of layers lives in :class:`ApplyMixin`."""
+
+    sources: dict[str, str]
+
+    # -- errors -----------------------------------------------------------------------------
+    def error(self, message: str, span: Span | None, hint: str | None = None, cls=ElaborationError, notes=()):
+        return cls(Diagnostic(message, span, hint, notes=tuple(notes)), self.sources)
+
+    # -- entry -------------------------------------------------------------------------------
+    def eval(self, expr: A.Expr, scope: Scope) -> Any:
+        """Evaluate one expression in ``scope``."""
+        method = getattr(self, f"_eval_{type(expr).__name__}")
+        return method(expr, scope)
+
+    def _eval_Num(self, e: A.Num, scope: Scope) -> Any:
+        return e.value
+
+    def _eval_Const(self, e: A.Const, scope: Scope) -> Any:
+        return e.value
+
+    def _eval_Str(self, e: A.Str, scope: Scope) -> str:
+        return self.fill_template(e.value, scope, e.span)
+
+    def fill_template(self, text: str, scope: Scope, span: Span) -> str:
+        """Replace each ``{expr}`` in a string with its value (``"denselayer{i+1}"``)."""
+        if "{" not in text:
+            return text
+        from archdsl.syntax.parser import parse_expression
+
+        def fill(m: re.Match) -> str:
+            value = self.eval(parse_expression(m.group(1), span.file), scope)
+            return str(value)
+
+        try:
+            return _TEMPLATE.sub(fill, text)
+        except ElaborationError:
+            raise
+        except Exception as exc:  # a parse error inside the braces
+            raise self.error(f"cannot fill in the name template {text!r}: {exc}", span) from None
+
+    def _eval_Name(self, e: A.Name, scope: Scope) -> Any:
+        found, value = scope.get_local(e.id)
+        if found:
+            return value
+        return self.lookup_global(e.id, scope, e.span)
+
+    def lookup_global(self, name: str, scope: Scope, span: Span) -> Any:
+        """Constants, blocks, import aliases, built-ins and ops, in that order."""
+        ns = scope.namespace
+        let = ns.find_let(name)
+        if let is not None:
+            return self.let_value(name, let[0], let[1])
+        block = ns.find_block(name)
+        if block is not None:
+            return BlockRef(*block)
+        if name in ns.aliases:
+            return NamespaceRef(ns.aliases[name])
+        if name in BUILTINS:
+            return BUILTINS[name]
+        op = lookup(name)
+        if op is not None:
+            return OpRef(op)
+        candidates = scope.local_names() + ns.visible_names() + list(BUILTINS) + spellings()
+        close = difflib.get_close_matches(name, candidates, n=1)
+        raise self.error(f"unknown name '{name}'", span, f"did you mean '{close[0]}'?" if close else
+                         "define it as a block parameter, a layer (`name = ...`) or a top-level `let`")
+
+    def let_value(self, name: str, item: A.Assign, ns: Namespace) -> Any:
+        """Evaluate a top-level constant once (lazily, so definition order does not matter)."""
+        if name not in ns.let_values:
+            ns.let_values[name] = _EVALUATING
+            ns.let_values[name] = self.eval(item.value, Scope(ns))
+        value = ns.let_values[name]
+        if value is _EVALUATING:
+            raise self.error(f"constant '{name}' is defined in terms of itself", item.span)
+        return value
+
+    def _eval_Attr(self, e: A.Attr, scope: Scope) -> Any:
+        obj = self.eval(e.obj, scope)
+        if not isinstance(obj, NamespaceRef):
+            raise self.error(f"'.{e.name}' needs an import alias on the left, got {describe(obj)}", e.span)
+        return self.lookup_global(e.name, Scope(obj.namespace), e.span)
+
+    # -- containers --------------------------------------------------------------------------
+    def _eval_ListLit(self, e: A.ListLit, scope: Scope) -> Any:
+        items = [self.eval(x, scope) for x in e.items]
+        if e.seq:
+            return SeqLayer(tuple((None, self.as_layer(v, x.span)) for v, x in zip(items, e.items)), e.span)
+        return items
+
+    def _eval_TupleLit(self, e: A.TupleLit, scope: Scope) -> tuple:
+        return tuple(self.eval(x, scope) for x in e.items)
+
+    def _eval_SeqNamed(self, e: A.SeqNamed, scope: Scope) -> SeqLayer:
+        entries = []
+        for key, value in e.entries:
+            name = key.id if isinstance(key, A.Name) else self.eval(key, scope)
+            entries.append((self.check_name(name, key.span), self.as_layer(self.eval(value, scope), value.span)))
+        self.check_unique([k for k, _ in entries], e.span)
+        return SeqLayer(tuple(entries), e.span)
+
+    def _eval_Reparam(self, e: A.Reparam, scope: Scope) -> ReparamLayer:
+        branches = tuple((name, self.as_layer(self.eval(x, scope), x.span)) for name, x in e.branches)
+        self.check_unique([k for k, _ in branches], e.span)
+        return ReparamLayer(branches, e.span)
+
+    def _eval_Comprehension(self, e: A.Comprehension, scope: Scope) -> Any:
+        results: list[tuple[Any, Any]] = []
+        for inner in self._iterate(e.clauses, scope, e.span):
+            if e.cond is not None and not self.truth(self.eval(e.cond, inner), e.cond.span):
+                continue
+            key = self.eval(e.key, inner) if e.key is not None else None
+            results.append((key, self.eval(e.elt, inner)))
+        if not e.seq:
+            return [v for _, v in results]
+        entries = tuple((self.check_name(k, e.span) if k is not None else None, self.as_layer(v, e.elt.span))
+                        for k, v in results)
+        if e.key is not None:
+            self.check_unique([k for k, _ in entries], e.span)
+        return SeqLayer(entries, e.span)
+
+    def _iterate(self, clauses: tuple[A.CompFor, ...], scope: Scope, span: Span):
+        count = itertools.count(1)
+        for combo in self._iterate_rec(clauses, scope):
+            if next(count) > MAX_REPEAT:
+                raise self.error(f"comprehension makes more than {MAX_REPEAT:,} items", span, cls=LimitError)
+            yield combo
+
+    def _iterate_rec(self, clauses: tuple[A.CompFor, ...], scope: Scope):
+        if not clauses:
+            yield scope
+            return
+        first, rest = clauses[0], clauses[1:]
+        items = self.eval(first.iterable, scope)
+        if not isinstance(items, (list, tuple)):
+            raise self.error(f"cannot loop over {describe(items)}", first.iterable.span)
+        for item in items:
+            inner = scope.child()
+            self.bind_targets(first.targets, item, inner, first.span)
+            yield from self._iterate_rec(rest, inner)
+
+    def bind_targets(self, targets: tuple[str, ...], value: Any, scope: Scope, span: Span) -> None:
+        """Bind ``a, b = value`` (tuple unpacking with a clear error on a length mismatch)."""
+        if len(targets) == 1:
+            scope.names[targets[0]] = value
+            return
+        if not isinstance(value, (list, tuple)) or len(value) != len(targets):
+            n = len(value) if isinstance(value, (list, tuple)) else 1
+            raise self.error(f"cannot unpack {describe(value)} of {n} items into {len(targets)} names "
+                             f"({', '.join(targets)})", span)
+        for t, v in zip(targets, value):
+            scope.names[t] = v
+
+    def check_name(self, name: Any, span: Span) -> str:
+        """A container entry name must be a non-empty identifier-like string."""
+        if not isinstance(name, (str, int)) or not re.fullmatch(r"[A-Za-z0-9_]+", str(name)):
+            raise self.error(f"layer name {name!r} must be letters, digits and '_'", span)
+        return str(name)
+
+    def check_unique(self, names: list[str | None], span: Span) -> None:
+        """Names inside one container are unique."""
+        seen = set()
+        for n in names:
+            if n is not None and n in seen:
+                raise self.error(f"the name '{n}' is used twice in this container", span)
+            seen.add(n)
+
+    def as_layer(self, value: Any, span: Span) -> Any:
+        """Coerce op/block names and lists of layers to layers, or return the value for later checks."""
+        if isinstance(value, OpRef):
+            return OpLayer(value.op, (), (), span)
+        if isinstance(value, BlockRef):
+            return BlockLayer(value.block, value.namespace, (), (), span)
+        if isinstance(value, list) and is_layer(value):
+            return SeqLayer(tuple((None, v) for v in value), span)
+        if isinstance(value, (Layer, Named)):
+            return value
+        raise self.error(f"expected a layer here, got {describe(value)}", span)
+
+    # -- operators ---------------------------------------------------------------------------
+    def truth(self, value: Any, span: Span) -> bool:
+        """A condition's value; refuses tensors and undecidable symbolic comparisons."""
+        if isinstance(value, (bool, int, float)):
+            return bool(value)
+        raise self.error(f"a condition must be a bool, got {describe(value)}", span)
+
+    def _eval_IfExpr(self, e: A.IfExpr, scope: Scope) -> Any:
+        if self.truth(self.eval(e.cond, scope), e.cond.span):
+            return self.eval(e.body, scope)
+        if e.orelse is None:
+            return Absent(e.span)
+        return self.eval(e.orelse, scope)
+
+    def _eval_UnaryOp(self, e: A.UnaryOp, scope: Scope) -> Any:
+        value = self.eval(e.operand, scope)
+        if e.op == "not":
+            return not self.truth(value, e.operand.span)
+        if isinstance(value, Tensor):
+            return self.apply_op(T.ScalarArith(fn="neg"), [value], e.span)[0]
+        if isinstance(value, (int, float, SymDim)) and not isinstance(value, bool):
+            return -value
+        raise self.error(f"cannot negate {describe(value)}", e.span)
+
+    def _eval_BinOp(self, e: A.BinOp, scope: Scope) -> Any:
+        if e.op in ("and", "or"):
+            left = self.truth(self.eval(e.left, scope), e.left.span)
+            if (e.op == "and" and not left) or (e.op == "or" and left):
+                return left
+            return self.truth(self.eval(e.right, scope), e.right.span)
+        a, b = self.eval(e.left, scope), self.eval(e.right, scope)
+        if isinstance(a, Tensor) or isinstance(b, Tensor):
+            return self.tensor_binop(e, a, b)
+        return self.scalar_binop(e, a, b)
+
+    def tensor_binop(self, e: A.BinOp, a: Any, b: Any) -> Tensor:
+        """``+ - * / @`` between tensors, and tensor-scalar arithmetic."""
+        if isinstance(a, Tensor) and isinstance(b, Tensor) and e.op in _TENSOR_BINOPS:
+            return self.apply_op(_TENSOR_BINOPS[e.op](), [a, b], e.span)[0]
+        scalar_ok = (int, float)
+        if isinstance(a, Tensor) and isinstance(b, scalar_ok) and e.op in _SCALAR_RIGHT:
+            return self.apply_op(T.ScalarArith(fn=_SCALAR_RIGHT[e.op], value=float(b)), [a], e.span)[0]
+        if isinstance(b, Tensor) and isinstance(a, scalar_ok) and e.op in _SCALAR_LEFT:
+            return self.apply_op(T.ScalarArith(fn=_SCALAR_LEFT[e.op], value=float(a)), [b], e.span)[0]
+        raise self.error(f"operator '{e.op}' does not apply to {describe(a)} and {describe(b)}", e.span)
+
+    def scalar_binop(self, e: A.BinOp, a: Any, b: Any) -> Any:
+        """Arithmetic and comparison on ints, floats, strings and symbolic dims."""
+        numeric = (int, float, SymDim)
+        if e.op == "**":
+            if not (isinstance(a, (int, float)) and isinstance(b, (int, float))):
+                raise self.error(f"'**' needs numbers, got {describe(a)} and {describe(b)}", e.span)
+            if abs(b) > MAX_INT_BITS:
+                raise self.error(f"exponent {b} is too large", e.span, cls=LimitError)
+            return a ** b
+        if e.op in ("==", "!=") and not (isinstance(a, SymDim) or isinstance(b, SymDim)):
+            return _SCALAR_OPS[e.op](a, b)
+        fn = _SCALAR_OPS.get(e.op)
+        if fn is None:
+            raise self.error(f"operator '{e.op}' does not apply to {describe(a)} and {describe(b)}", e.span)
+        if e.op == "+" and isinstance(a, (str, list, tuple)) and type(a) is type(b):
+            return fn(a, b)
+        if not (isinstance(a, numeric) and isinstance(b, numeric)):
+            raise self.error(f"operator '{e.op}' does not apply to {describe(a)} and {describe(b)}", e.span)
+        if isinstance(a, SymDim) or isinstance(b, SymDim):
+            return self.symbolic_binop(e, a, b, fn)
+        try:
+            result = fn(a, b)
+        except ZeroDivisionError:
+            raise self.error("division by zero", e.span) from None
+        if isinstance(result, int) and result.bit_length() > MAX_INT_BITS:
+            raise self.error("integer result is too large", e.span, cls=LimitError)
+        return result
+
+    def symbolic_binop(self, e: A.BinOp, a: Any, b: Any, fn) -> Any:
+        """Dim arithmetic; equality only when both sides normalise to the same polynomial."""
+        if e.op in ("==", "!="):
+            same = SymDim.lift(a) == SymDim.lift(b)
+            return same if e.op == "==" else not same
+        if e.op in ("<", "<=", ">", ">=", "/"):
+            raise self.error(f"cannot apply '{e.op}' to the symbolic size {a if isinstance(a, SymDim) else b}",
+                             e.span, "use '//' for sizes, or give the input a concrete size")
+        try:
+            return fn(a, b)
+        except ZeroDivisionError as exc:
+            raise self.error(str(exc), e.span) from None
+
+    def _eval_Index(self, e: A.Index, scope: Scope) -> Any:
+        obj, idx = self.eval(e.obj, scope), self.eval(e.index, scope)
+        if isinstance(obj, (list, tuple)) and isinstance(idx, int) and not isinstance(idx, bool):
+            if not -len(obj) <= idx < len(obj):
+                raise self.error(f"index {idx} is out of range for {len(obj)} items", e.index.span)
+            return obj[idx]
+        raise self.error(f"cannot index {describe(obj)} with {describe(idx)}", e.span)
+
+    # -- calls and pipes -----------------------------------------------------------------------
+    def _eval_Call(self, e: A.Call, scope: Scope) -> Any:
+        func = self.eval(e.func, scope)
+        args = [self.eval(a, scope) for a in e.args]
+        kwargs = {}
+        for k, v in e.kwargs:
+            if k in kwargs:
+                raise self.error(f"argument '{k}' is given twice", v.span)
+            kwargs[k] = self.eval(v, scope)
+        return self.call(func, args, kwargs, e)
+
+    def call(self, func: Any, args: list[Any], kwargs: dict[str, Any], e: A.Call) -> Any:
+        """Call a built-in, create a layer from an op or block, or apply a layer to tensors."""
+        if isinstance(func, OpRef):
+            return self.call_op(func.op, args, kwargs, e)
+        if isinstance(func, BlockRef):
+            if any(isinstance(a, Tensor) for a in args):
+                raise self.error(f"block {func.block.name} takes parameters, not tensors", e.span,
+                                 f"create it first and then apply it: `x |> {func.block.name}(...)` or "
+                                 f"`{func.block.name}(...)(x)`")
+            return BlockLayer(func.block, func.namespace, tuple(args), tuple(kwargs.items()), e.span)
+        if isinstance(func, (Layer, list)) and (isinstance(func, Layer) or is_layer(func)):
+            if kwargs or not all(isinstance(a, Tensor) for a in args) or not args:
+                raise self.error(f"{describe(func)} is applied to tensors only", e.span)
+            return self.apply_value(func, args, e.span)
+        if callable(func) and not isinstance(func, type):
+            if any(isinstance(a, (Tensor, Layer)) for a in args):
+                raise self.error("built-in functions work on numbers and lists, not tensors", e.span)
+            try:
+                return func(*args, **kwargs)
+            except OpError as exc:
+                raise self.error(str(exc), e.span, exc.hint, cls=LimitError if "limit" in str(exc) else
+                                 ElaborationError) from None
+            except (TypeError, ValueError, OverflowError) as exc:
+                raise self.error(f"bad arguments to built-in: {exc}", e.span) from None
+        raise self.error(f"{describe(func)} cannot be called", e.span)
+
+    def call_op(self, op: type[OpDef], args: list[Any], kwargs: dict[str, Any], e: A.Call) -> Any:
+        """``relu(x)`` applies at once; ``Conv2d(64, 3)`` makes a layer for later application."""
+        inputs: list[Tensor] = []
+        rest = list(args)
+        if op.arity is None:
+            if rest and isinstance(rest[0], (list, tuple)) and rest[0] and all(isinstance(t, Tensor) for t in rest[0]):
+                inputs = list(rest.pop(0))
+        else:
+            while rest and isinstance(rest[0], Tensor):
+                inputs.append(rest.pop(0))
+        if any(isinstance(a, Tensor) for a in rest) or any(isinstance(v, Tensor) for v in kwargs.values()):
+            raise self.error(f"{op.__name__}: tensors must come before the other arguments", e.span)
+        layer = OpLayer(op, tuple(rest), tuple(kwargs.items()), e.span)
+        if not inputs:
+            return layer
+        return self.apply_value(layer, inputs, e.span)
+
+    def _eval_Pipe(self, e: A.Pipe, scope: Scope) -> Any:
+        value = self.eval(e.value, scope)
+        layer = self.as_layer(self.eval(e.layer, scope), e.layer.span)
+        inputs = list(value) if isinstance(value, tuple) else [value]
+        if not all(isinstance(v, Tensor) for v in inputs):
+            raise self.error(f"'|>' needs a tensor on the left, got {describe(value)}", e.value.span)
+        return self.apply_value(layer, inputs, e.layer.span)
+
+
+_EVALUATING = object()

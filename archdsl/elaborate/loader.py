@@ -1,0 +1,146 @@
+"""Loading spec files into namespaces: imports by relative path, the shipped std library, cycles."""
+
+from __future__ import annotations
+
+import importlib.resources
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from archdsl.errors import Diagnostic, LimitError, SpecImportError
+from archdsl.ir.types import Span
+from archdsl.syntax import ast as A
+
+MAX_IMPORT_DEPTH = 32
+STD_PREFIX = "std/"
+
+
+@dataclass(eq=False)
+class Namespace:
+    """One loaded spec file: its blocks, top-level constants and imported namespaces."""
+
+    module: A.Module
+    file: str
+    blocks: dict[str, A.BlockDef] = field(default_factory=dict)
+    lets: dict[str, A.Assign] = field(default_factory=dict)
+    aliases: dict[str, Namespace] = field(default_factory=dict)
+    star: list[Namespace] = field(default_factory=list)
+    let_values: dict[str, Any] = field(default_factory=dict)
+
+    def find_block(self, name: str) -> tuple[A.BlockDef, Namespace] | None:
+        """A block defined here or star-imported, with the namespace it lives in."""
+        if name in self.blocks:
+            return self.blocks[name], self
+        for ns in self.star:
+            found = ns.find_block(name)
+            if found:
+                return found
+        return None
+
+    def find_let(self, name: str) -> tuple[A.Assign, Namespace] | None:
+        """A top-level constant defined here or star-imported."""
+        if name in self.lets:
+            return self.lets[name], self
+        for ns in self.star:
+            found = ns.find_let(name)
+            if found:
+                return found
+        return None
+
+    def visible_names(self) -> list[str]:
+        """Every block, constant and alias name visible here (for did-you-mean)."""
+        names = list(self.blocks) + list(self.lets) + list(self.aliases)
+        for ns in self.star:
+            names += ns.visible_names()
+        return names
+
+
+def parse_source(text: str, file: str) -> A.Module:
+    """Parse .arch or YAML text, chosen by the file's extension."""
+    if file.endswith((".yaml", ".yml")):
+        from archdsl.syntax.yaml_frontend import parse_yaml
+
+        return parse_yaml(text, file)
+    from archdsl.syntax.parser import parse
+
+    return parse(text, file)
+
+
+def std_path(name: str) -> Path:
+    """Path of a file of the shipped standard library (``std/blocks.arch``)."""
+    root = importlib.resources.files("archdsl.specs").joinpath("std")
+    return Path(str(root)) / name[len(STD_PREFIX):]
+
+
+class Loader:
+    """Loads files once each, resolves imports and refuses cycles."""
+
+    def __init__(self) -> None:
+        self.cache: dict[str, Namespace] = {}
+        self.sources: dict[str, str] = {}
+        self.stack: list[str] = []
+
+    def load_text(self, text: str, file: str = "<string>") -> Namespace:
+        """Load a spec given as text (imports resolve relative to the working directory)."""
+        self.sources[file] = text
+        return self._namespace(parse_source(text, file), file)
+
+    def load_file(self, path: str, span: Span | None = None) -> Namespace:
+        """Load a spec file, reusing an earlier load of the same file."""
+        real = os.path.realpath(path)
+        if real in self.stack:
+            chain = " -> ".join(os.path.basename(p) for p in self.stack[self.stack.index(real):] + [real])
+            raise SpecImportError(Diagnostic(f"import cycle: {chain}", span,
+                                             "move the shared blocks into a third file both import"), self.sources)
+        if real in self.cache:
+            return self.cache[real]
+        if len(self.stack) >= MAX_IMPORT_DEPTH:
+            raise LimitError(Diagnostic(f"imports nest deeper than {MAX_IMPORT_DEPTH} files", span), self.sources)
+        try:
+            with open(real, encoding="utf-8") as f:
+                text = f.read()
+        except (OSError, UnicodeDecodeError) as exc:
+            what = "cannot be read as UTF-8 text" if isinstance(exc, UnicodeDecodeError) else "cannot be read"
+            raise SpecImportError(Diagnostic(f"spec file '{path}' {what}", span), self.sources) from None
+        self.sources[path] = text
+        self.stack.append(real)
+        try:
+            ns = self._namespace(parse_source(text, path), path)
+        finally:
+            self.stack.pop()
+        self.cache[real] = ns
+        return ns
+
+    def _namespace(self, module: A.Module, file: str) -> Namespace:
+        ns = Namespace(module=module, file=file)
+        for item in module.items:
+            if isinstance(item, A.Import):
+                target = self._load_import(item, file)
+                if item.alias:
+                    ns.aliases[item.alias] = target
+                else:
+                    ns.star.append(target)
+            elif isinstance(item, A.BlockDef):
+                self._unique(ns, item.name, item.span)
+                ns.blocks[item.name] = item
+            elif isinstance(item, A.Assign):
+                self._unique(ns, item.targets[0], item.span)
+                ns.lets[item.targets[0]] = item
+        return ns
+
+    def _unique(self, ns: Namespace, name: str, span: Span) -> None:
+        if name in ns.blocks or name in ns.lets:
+            raise SpecImportError(Diagnostic(f"'{name}' is defined twice in this file", span), self.sources)
+
+    def _load_import(self, item: A.Import, importer: str) -> Namespace:
+        if item.path.startswith(STD_PREFIX):
+            path = std_path(item.path)
+        else:
+            base = Path(importer).parent if not importer.startswith("<") else Path.cwd()
+            path = base / item.path
+        if not path.is_file():
+            raise SpecImportError(Diagnostic(f"imported file '{item.path}' not found (looked at {path})",
+                                             item.span, "import paths are relative to the importing file; "
+                                             "the shipped library is 'std/...'"), self.sources)
+        return self.load_file(str(path), item.span)

@@ -1,0 +1,120 @@
+"""Run-time values of elaboration: tensors (graph handles) and unapplied layers."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from typing import Any
+
+from archdsl.ir.types import Span, TensorType
+from archdsl.ops.base import OpDef
+from archdsl.syntax import ast as A
+
+_uids = itertools.count(1)
+
+
+def fresh_uid() -> int:
+    """A new identity for a layer application (used to detect accidental parameter sharing)."""
+    return next(_uids)
+
+
+@dataclass(frozen=True)
+class Tensor:
+    """A value in the graph under construction: its name, type, and where it came from."""
+
+    value: str
+    type: TensorType
+    span: Span | None = None
+
+    def __str__(self) -> str:
+        return f"tensor {self.type}"
+
+
+class Layer:
+    """Base of unapplied layers; applying one to tensors adds nodes to the graph."""
+
+    span: Span | None
+
+
+@dataclass(frozen=True, eq=False)
+class OpLayer(Layer):
+    """An op with its attributes bound, waiting for inputs: ``Conv2d(64, 3)``."""
+
+    op: type[OpDef]
+    args: tuple[Any, ...]
+    kwargs: tuple[tuple[str, Any], ...]
+    span: Span | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class BlockLayer(Layer):
+    """A block with its parameters bound: ``BasicBlock(64, stride=2)``."""
+
+    block: A.BlockDef
+    namespace: Any                      # the module namespace the block was defined in
+    args: tuple[Any, ...]
+    kwargs: tuple[tuple[str, Any], ...]
+    span: Span | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class SeqLayer(Layer):
+    """A sequential container; entries without a key are named by their index."""
+
+    entries: tuple[tuple[str | None, Any], ...]
+    span: Span | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class ReparamLayer(Layer):
+    """Named branches applied to the same input and summed (merged into one op for deployment)."""
+
+    branches: tuple[tuple[str, Any], ...]
+    span: Span | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class Absent(Layer):
+    """A conditional layer whose condition was false: the identity, or a dropped branch."""
+
+    span: Span | None = None
+
+
+@dataclass(eq=False)
+class Named(Layer):
+    """A layer bound to a name in a block: applications put its parameters under that name."""
+
+    name: str
+    layer: Layer
+    span: Span | None = None
+    path: tuple[str, ...] = ()            # full module path where it was bound
+    owner: tuple[int, ...] = ()           # identities of the applications it was bound in, and its own
+    uses: int = 0
+
+
+def describe(value: Any) -> str:
+    """A short phrase for error messages: 'an int', 'a tensor [N, 64]', 'a layer Conv2d'."""
+    if isinstance(value, Tensor):
+        return f"a tensor {value.type}"
+    if isinstance(value, Named):
+        return f"the layer '{value.name}'"
+    if isinstance(value, OpLayer):
+        return f"a layer {value.op.__name__}"
+    if isinstance(value, BlockLayer):
+        return f"a block {value.block.name}"
+    if isinstance(value, (SeqLayer, ReparamLayer)):
+        return "a container of layers"
+    if isinstance(value, Absent):
+        return "an absent layer"
+    if isinstance(value, bool):
+        return "a bool"
+    if value is None:
+        return "none"
+    return f"a {type(value).__name__}"
+
+
+def is_layer(value: Any) -> bool:
+    """True for layers and lists of layers (which act as sequential containers)."""
+    if isinstance(value, Layer):
+        return True
+    return isinstance(value, list) and bool(value) and all(isinstance(v, Layer) for v in value)

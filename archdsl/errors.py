@@ -1,0 +1,126 @@
+"""The one exception family users ever see, and compiler-style diagnostics."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+from archdsl.ir.types import Span
+
+
+@dataclass(frozen=True)
+class Diagnostic:
+    """One problem found in a spec: what, where, and how to fix it."""
+
+    message: str
+    span: Span | None = None
+    hint: str | None = None
+    severity: str = "error"
+    notes: tuple[tuple[str, Span | None], ...] = field(default_factory=tuple)
+
+    def render(self, sources: dict[str, str] | None = None) -> str:
+        """Print like a compiler: ``path:line:col: error: ...``, the source line and a caret."""
+        where = f"{self.span}: " if self.span else ""
+        lines = [f"{where}{self.severity}: {self.message}"]
+        lines += _excerpt(self.span, sources)
+        for text, span in self.notes:
+            lines.append(f"  note: {text}" + (f" (at {span})" if span else ""))
+            lines += _excerpt(span, sources)
+        if self.hint:
+            lines.append(f"  hint: {self.hint}")
+        return "\n".join(lines)
+
+    def to_json(self) -> dict:
+        """A dict for ``--format json``."""
+        span = self.span.model_dump() if self.span else None
+        return {"severity": self.severity, "message": self.message, "span": span, "hint": self.hint,
+                "notes": [{"message": t, "span": s.model_dump() if s else None} for t, s in self.notes]}
+
+
+def _excerpt(span: Span | None, sources: dict[str, str] | None) -> list[str]:
+    if span is None:
+        return []
+    text = (sources or {}).get(span.file)
+    if text is None:
+        text = _read_source(span.file)
+    if text is None:
+        return []
+    lines = text.splitlines()
+    if not 1 <= span.line <= len(lines):
+        return []
+    line = lines[span.line - 1].rstrip("\n").expandtabs(4)
+    width = span.end_column - span.column if span.end_line == span.line else len(line) - span.column + 1
+    caret = " " * (span.column - 1) + "^" + "~" * max(0, min(width, 80) - 1)
+    gutter = f"{span.line:>5} | "
+    return [gutter + line, " " * (len(gutter) - 2) + "| " + caret]
+
+
+def _read_source(path: str) -> str | None:
+    if path.startswith("<"):
+        return None
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read()
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+class ArchError(Exception):
+    """Root of every error archdsl raises on bad input; carries one or more Diagnostics."""
+
+    exit_code = 1
+
+    def __init__(self, diagnostics: Diagnostic | list[Diagnostic] | str, sources: dict[str, str] | None = None):
+        if isinstance(diagnostics, str):
+            diagnostics = Diagnostic(diagnostics)
+        if isinstance(diagnostics, Diagnostic):
+            diagnostics = [diagnostics]
+        self.diagnostics: list[Diagnostic] = list(diagnostics)
+        self.sources = sources or {}
+        super().__init__(self.render())
+
+    def render(self) -> str:
+        """All diagnostics, compiler-style."""
+        return "\n".join(d.render(self.sources) for d in self.diagnostics)
+
+    def to_json(self) -> str:
+        """All diagnostics as a JSON document."""
+        return json.dumps({"diagnostics": [d.to_json() for d in self.diagnostics]}, indent=2)
+
+
+class ParseError(ArchError):
+    """The text is not valid .arch or YAML."""
+
+
+class ElaborationError(ArchError):
+    """A name, argument, parameter or composition problem found while expanding blocks."""
+
+
+class ShapeError(ArchError):
+    """Shapes or dtypes do not fit an op's rule."""
+
+
+class VerifyError(ArchError):
+    """The IR graph is malformed (dangling, unused, cyclic, mistyped)."""
+
+
+class SpecImportError(ArchError):
+    """An import is missing or cyclic."""
+
+
+class LimitError(ArchError):
+    """A spec asks for more than archdsl allows (repeat count, depth, file size)."""
+
+
+class UsageError(ArchError):
+    """The command line or API call itself is wrong."""
+
+    exit_code = 2
+
+
+class OpError(ValueError):
+    """Raised by op shape rules and attribute checks; the elaborator adds the span."""
+
+    def __init__(self, message: str, hint: str | None = None):
+        super().__init__(message)
+        self.hint = hint

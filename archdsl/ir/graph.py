@@ -1,0 +1,142 @@
+"""The typed IR: a Graph of Nodes over named values, with parameter declarations beside it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, field_serializer, field_validator
+
+from archdsl.ir.dims import Dim
+from archdsl.ir.types import DimField, Span, TensorType
+from archdsl.ops.base import OpDef
+
+
+class Param(BaseModel):
+    """A parameter or buffer declaration: full (state_dict) name, shape, dtype and initialiser."""
+
+    model_config = ConfigDict(frozen=True)
+    name: str
+    shape: tuple[DimField, ...]
+    dtype: str = "float32"
+    init: str = "zeros"
+    buffer: bool = False
+    axis: str = "none"
+    fan_in: int | None = None
+
+    def numel(self) -> int:
+        """Number of elements (parameter shapes are always concrete)."""
+        total = 1
+        for d in self.shape:
+            total *= int(d)
+        return total
+
+
+class Node(BaseModel):
+    """One op application: attributes, input and output values, owned params, source span, scope."""
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+    name: str                                # unique node id
+    op: OpDef
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+    types: tuple[TensorType, ...]            # one per output
+    params: dict[str, str] = {}              # local name (weight) -> Graph.params key
+    module: str | None = None                # module path of the layer (layer1.0.conv1); None if inline
+    scope: tuple[str, ...] = ()              # block nesting that produced the node (for clusters)
+    span: Span | None = None
+    tags: tuple[str, ...] = ()               # e.g. "reparam" on the sum of a re-param block
+
+    @field_serializer("op")
+    def _ser_op(self, op: OpDef) -> dict[str, Any]:
+        return {"name": op.name, "attrs": op.attrs()}
+
+    @field_validator("op", mode="before")
+    @classmethod
+    def _val_op(cls, value: Any) -> OpDef:
+        if isinstance(value, OpDef):
+            return value
+        from archdsl.ops.registry import op_class
+
+        return op_class(value["name"]).model_validate(value["attrs"])
+
+
+class Graph(BaseModel):
+    """A verified-or-not network: inputs, nodes in topological order, outputs and parameters."""
+
+    model_config = ConfigDict(frozen=True)
+    name: str
+    inputs: dict[str, TensorType]
+    nodes: tuple[Node, ...]
+    outputs: dict[str, str]                  # output name -> value name
+    params: dict[str, Param]
+    doc: str = ""
+    span: Span | None = None
+    input_spans: dict[str, Span] = {}
+    module_docs: dict[str, str] = {}         # module path -> block doc string
+
+    # -- queries ------------------------------------------------------------------------------
+    def value_types(self) -> dict[str, TensorType]:
+        """Type of every value: inputs and node outputs."""
+        types = dict(self.inputs)
+        for node in self.nodes:
+            types.update(zip(node.outputs, node.types))
+        return types
+
+    def producers(self) -> dict[str, Node]:
+        """Map value name -> the node that produces it."""
+        return {v: n for n in self.nodes for v in n.outputs}
+
+    def output_types(self) -> dict[str, TensorType]:
+        """Type of each named output."""
+        types = self.value_types()
+        return {k: types[v] for k, v in self.outputs.items()}
+
+    def symbols(self) -> list[str]:
+        """Symbolic dims of the inputs, in order of first appearance."""
+        seen: list[str] = []
+        for t in self.inputs.values():
+            for d in t.shape:
+                for s in sorted(getattr(d, "symbols", ())):
+                    if s not in seen:
+                        seen.append(s)
+        return seen
+
+    def num_params(self) -> int:
+        """Number of trainable parameter elements (buffers excluded)."""
+        return sum(p.numel() for p in self.params.values() if not p.buffer)
+
+    def to_networkx(self):  # -> networkx.DiGraph
+        """A DiGraph view: nodes are node names (plus inputs), edges carry the value and its type."""
+        import networkx as nx
+
+        g = nx.DiGraph()
+        producer = {name: name for name in self.inputs}
+        for name in self.inputs:
+            g.add_node(name, kind="input")
+        types = self.value_types()
+        for node in self.nodes:
+            g.add_node(node.name, kind="op", op=node.op.name)
+            for v in node.inputs:
+                if v in producer:
+                    g.add_edge(producer[v], node.name, value=v, type=types.get(v))
+            for v in node.outputs:
+                producer[v] = node.name
+        return g
+
+    def to_json(self) -> str:
+        """Serialise to JSON (round-trips through :meth:`from_json`)."""
+        return self.model_dump_json(indent=1)
+
+    @classmethod
+    def from_json(cls, text: str) -> Graph:
+        """Parse JSON made by :meth:`to_json`."""
+        return cls.model_validate_json(text)
+
+    def replace(self, **changes: Any) -> Graph:
+        """A copy with some fields changed (the IR is immutable)."""
+        return self.model_copy(update=changes)
+
+
+def shape_str(shape: tuple[Dim, ...]) -> str:
+    """``[N, 64, H, W]``."""
+    return "[" + ", ".join(str(d) for d in shape) + "]"

@@ -1,0 +1,72 @@
+"""Tensor types and source spans: the small immutable values every IR node carries."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, PlainSerializer, PlainValidator
+
+from archdsl.ir.dims import Dim, SymDim, parse_dim
+
+
+def _validate_dim(value: Any) -> Dim:
+    if isinstance(value, SymDim):
+        return value.simplify()
+    if isinstance(value, bool):
+        raise ValueError("a dimension is an integer or a symbol")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str):
+        return parse_dim(value)
+    raise ValueError(f"not a dimension: {value!r}")
+
+
+def _serialize_dim(value: Dim) -> int | str:
+    return value if isinstance(value, int) else str(value)
+
+
+DimField = Annotated[Any, PlainValidator(_validate_dim), PlainSerializer(_serialize_dim)]
+
+DTYPES = ("float32", "float64", "float16", "bfloat16", "int64", "int32", "bool")
+
+
+class Span(BaseModel):
+    """Where something came from: file, 1-based line and column, and the end position."""
+
+    model_config = ConfigDict(frozen=True)
+    file: str = "<string>"
+    line: int = 1
+    column: int = 1
+    end_line: int = 1
+    end_column: int = 1
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.column}"
+
+
+class TensorType(BaseModel):
+    """A tensor's shape (ints or symbolic dims) and dtype."""
+
+    model_config = ConfigDict(frozen=True)
+    shape: tuple[DimField, ...]
+    dtype: str = "float32"
+
+    @property
+    def rank(self) -> int:
+        """Number of axes."""
+        return len(self.shape)
+
+    def with_shape(self, shape: tuple[Dim, ...] | list[Dim]) -> TensorType:
+        """The same dtype with another shape."""
+        return TensorType(shape=tuple(shape), dtype=self.dtype)
+
+    def numel(self) -> Dim:
+        """Number of elements (symbolic when the shape is)."""
+        total: Dim = 1
+        for d in self.shape:
+            total = total * d
+        return total
+
+    def __str__(self) -> str:
+        dims = ", ".join(str(d) for d in self.shape)
+        return f"[{dims}]" if self.dtype == "float32" else f"{self.dtype}[{dims}]"

@@ -1,0 +1,104 @@
+"""The op declaration contract: attribute schema, shape rule, parameters, properties, cost.
+
+Every op is one subclass of :class:`OpDef`. Backends and passes refer to the class (and its
+traits), never to a name string in an ``if`` chain.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+from archdsl.errors import OpError
+from archdsl.ir.dims import Dim
+from archdsl.ir.types import TensorType
+
+
+class Trait(enum.Enum):
+    """Properties passes and symmetry checks query."""
+
+    LINEAR = "linear"                    # f(a x + b y) = a f(x) + b f(y) in its tensor inputs (params fixed)
+    AFFINE = "affine"                    # linear plus a constant (a bias)
+    ELEMENTWISE = "elementwise"          # acts on each element independently
+    HOMOGENEOUS = "homogeneous"          # f(a x) = a f(x) for a > 0 (relu-like)
+    ODD = "odd"                          # f(-x) = -f(x) (tanh-like)
+    TRAIN_EVAL = "train_eval"            # behaves differently in train and eval mode
+    SHAPE_ONLY = "shape_only"            # moves or reshapes data, computes nothing
+    STOCHASTIC = "stochastic"            # random in training mode
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """A parameter or buffer an op owns: shape, dtype, initialiser and the axis it varies along."""
+
+    shape: tuple[Dim, ...]
+    init: str                      # e.g. "kaiming_uniform(a=sqrt5)", "zeros", "ones", "normal(std=0.02)"
+    dtype: str = "float32"
+    buffer: bool = False           # running stats and counters are buffers, not parameters
+    axis: str = "none"             # broadcast axis tag: channel, feature, token, spatial, none
+    fan_in: int | None = None      # for fan-based initialisers
+
+
+@dataclass(frozen=True)
+class Cost:
+    """Multiply-accumulates and activation elements of one application."""
+
+    macs: Dim = 0
+    activations: Dim = 0
+
+
+class OpDef(BaseModel):
+    """Base of every op declaration. Fields are the op's attributes (validated by pydantic)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: ClassVar[str]
+    positional: ClassVar[tuple[str, ...]] = ()    # attribute names positional arguments bind to
+    traits: ClassVar[frozenset[Trait]] = frozenset()
+    arity: ClassVar[int | None] = 1                # tensor inputs; None = variadic (a list)
+    num_outputs: ClassVar[int] = 1
+    family: ClassVar[str] = "misc"                 # grouping for docs and stats
+
+    def resolve(self, inputs: list[TensorType]) -> OpDef:
+        """Return the op with input-dependent attributes made explicit ('same' padding, ...)."""
+        return self
+
+    def infer(self, inputs: list[TensorType]) -> list[TensorType]:
+        """Output types for these input types; raise OpError when they do not fit."""
+        raise OpError(f"{self.name} has no shape rule")
+
+    def params(self, inputs: list[TensorType]) -> dict[str, ParamSpec]:
+        """Parameters and buffers this op owns, keyed by their local (torch) name."""
+        return {}
+
+    def cost(self, inputs: list[TensorType], outputs: list[TensorType]) -> Cost:
+        """MACs and activation elements; default: no MACs, outputs' elements."""
+        acts: Dim = 0
+        for t in outputs:
+            acts = acts + t.numel()
+        return Cost(macs=0, activations=acts)
+
+    def has(self, trait: Trait) -> bool:
+        """True when this op carries ``trait``."""
+        return trait in self.traits
+
+    def attrs(self) -> dict:
+        """Attributes as plain data (for printing and JSON)."""
+        return self.model_dump(mode="json")
+
+
+def expect_rank(op: OpDef, t: TensorType, *ranks: int) -> None:
+    """Raise OpError unless ``t`` has one of ``ranks`` axes."""
+    if t.rank not in ranks:
+        want = " or ".join(str(r) for r in ranks)
+        raise OpError(f"{op.name} expects a tensor of rank {want}, got {t}")
+
+
+def norm_axis(op: OpDef, axis: int, rank: int) -> int:
+    """Normalise a possibly negative axis, raising OpError when out of range."""
+    if not -rank <= axis < rank:
+        raise OpError(f"{op.name}: axis {axis} is out of range for rank {rank}")
+    return axis % rank

@@ -1,0 +1,218 @@
+"""Convolutions: Conv1d/2d/3d and ConvTranspose2d, with explicit per-side padding."""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+from pydantic import field_validator
+
+from archdsl.errors import OpError
+from archdsl.ir.dims import Dim
+from archdsl.ir.types import TensorType
+from archdsl.ops.base import Cost, OpDef, ParamSpec, Trait, expect_rank
+
+IntOrTuple = int | tuple[int, ...]
+# padding: int, per-dim ints, per-dim (before, after) pairs, or 'same' / 'valid' before resolution.
+Padding = int | str | tuple[int, ...] | tuple[tuple[int, int], ...]
+
+
+def expand(value: IntOrTuple, n: int, what: str, op: str) -> tuple[int, ...]:
+    """Broadcast an int to ``n`` spatial dims; check a tuple has ``n`` entries."""
+    if isinstance(value, int):
+        return (value,) * n
+    if len(value) != n:
+        raise OpError(f"{op}: {what} needs {n} values, got {len(value)}")
+    return tuple(value)
+
+
+def out_size(size: Dim, k: int, s: int, d: int, before: int, after: int, ceil: bool = False) -> Dim:
+    """Output length of a sliding window: floor((size + pads - d*(k-1) - 1) / s) + 1."""
+    span = size + before + after - d * (k - 1) - 1
+    return (span + (s - 1 if ceil else 0)) // s + 1
+
+
+def resolve_padding(pad: Padding, k: tuple[int, ...], s: tuple[int, ...], d: tuple[int, ...],
+                    sizes: tuple[Dim, ...], op: str) -> tuple[tuple[int, int], ...]:
+    """Explicit (before, after) pads per spatial dim; 'same' follows PyTorch (extra pad after)."""
+    n = len(k)
+    if pad == "valid":
+        return ((0, 0),) * n
+    if pad == "same":
+        pads = []
+        for i in range(n):
+            if s[i] == 1:
+                total = d[i] * (k[i] - 1)
+            elif isinstance(sizes[i], int):
+                out = -(-sizes[i] // s[i])
+                total = max(0, (out - 1) * s[i] + d[i] * (k[i] - 1) + 1 - sizes[i])
+            else:
+                raise OpError(f"{op}: padding='same' with stride {s[i]} needs a known input size, "
+                              f"got {sizes[i]}")
+            pads.append((total // 2, total - total // 2))
+        return tuple(pads)
+    if isinstance(pad, str):
+        raise OpError(f"{op}: padding must be an int, a tuple, 'same' or 'valid', got {pad!r}")
+    if isinstance(pad, int):
+        return ((pad, pad),) * n
+    if all(isinstance(p, int) for p in pad):
+        if len(pad) == n:
+            return tuple((p, p) for p in pad)
+        if len(pad) == 2 * n:   # (before0, after0, before1, after1, ...)
+            return tuple((pad[2 * i], pad[2 * i + 1]) for i in range(n))
+    if len(pad) == n and all(isinstance(p, tuple) and len(p) == 2 for p in pad):
+        return tuple((int(a), int(b)) for a, b in pad)
+    raise OpError(f"{op}: cannot read padding {pad!r} for {n} spatial dims")
+
+
+class ConvNd(OpDef):
+    """Cross-correlation over ``spatial`` trailing dims of ``[N, C, *spatial]``; weight [O, C/g, *k]."""
+
+    spatial: ClassVar[int] = 2
+    positional: ClassVar = ("out_channels", "kernel_size")
+    traits: ClassVar = frozenset({Trait.AFFINE})
+    family: ClassVar = "conv"
+
+    out_channels: int
+    kernel_size: IntOrTuple
+    stride: IntOrTuple = 1
+    padding: Padding = 0
+    dilation: IntOrTuple = 1
+    groups: int = 1
+    bias: bool = True
+    padding_mode: Literal["zeros", "reflect", "replicate", "circular"] = "zeros"
+
+    @field_validator("out_channels", "groups")
+    @classmethod
+    def _positive(cls, v: int) -> int:
+        if v <= 0:
+            raise ValueError("must be positive")
+        return v
+
+    def geometry(self) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
+        """Kernel, stride and dilation, one entry per spatial dim."""
+        n = self.spatial
+        return (expand(self.kernel_size, n, "kernel_size", self.name), expand(self.stride, n, "stride", self.name),
+                expand(self.dilation, n, "dilation", self.name))
+
+    def pads(self) -> tuple[tuple[int, int], ...]:
+        """Explicit (before, after) pads; valid after :meth:`resolve`."""
+        k, s, d = self.geometry()
+        return resolve_padding(self.padding, k, s, d, (0,) * self.spatial, self.name)
+
+    def resolve(self, inputs: list[TensorType]) -> ConvNd:
+        expect_rank(self, inputs[0], self.spatial + 2)
+        k, s, d = self.geometry()
+        pads = resolve_padding(self.padding, k, s, d, tuple(inputs[0].shape[2:]), self.name)
+        return self.model_copy(update={"kernel_size": k, "stride": s, "dilation": d, "padding": pads})
+
+    def in_channels(self, x: TensorType) -> int:
+        """Input channels, checked against groups."""
+        c = x.shape[1]
+        if not isinstance(c, int):
+            raise OpError(f"{self.name} needs a known channel count, got {c}")
+        if c % self.groups or self.out_channels % self.groups:
+            raise OpError(f"{self.name}: in_channels={c} and out_channels={self.out_channels} must both be "
+                          f"divisible by groups={self.groups}")
+        return c
+
+    def infer(self, inputs: list[TensorType]) -> list[TensorType]:
+        x = inputs[0]
+        expect_rank(self, x, self.spatial + 2)
+        self.in_channels(x)
+        k, s, d = self.geometry()
+        sizes = []
+        for i, (before, after) in enumerate(self.pads()):
+            size = out_size(x.shape[2 + i], k[i], s[i], d[i], before, after)
+            if isinstance(size, int) and size <= 0:
+                raise OpError(f"{self.name}: input {x} is too small for kernel {k} with padding {self.pads()}")
+            sizes.append(size)
+        return [x.with_shape((x.shape[0], self.out_channels, *sizes))]
+
+    def params(self, inputs: list[TensorType]) -> dict[str, ParamSpec]:
+        c = self.in_channels(inputs[0])
+        k, _, _ = self.geometry()
+        fan_in = c // self.groups
+        for kk in k:
+            fan_in *= kk
+        out = {"weight": ParamSpec((self.out_channels, c // self.groups, *k), "kaiming_uniform(a=sqrt(5))",
+                                   fan_in=fan_in)}
+        if self.bias:
+            out["bias"] = ParamSpec((self.out_channels,), "uniform(fan_in)", axis="channel", fan_in=fan_in)
+        return out
+
+    def cost(self, inputs: list[TensorType], outputs: list[TensorType]) -> Cost:
+        k, _, _ = self.geometry()
+        per_out = self.in_channels(inputs[0]) // self.groups
+        for kk in k:
+            per_out *= kk
+        return Cost(macs=outputs[0].numel() * per_out, activations=outputs[0].numel())
+
+
+class Conv1d(ConvNd):
+    """1-d convolution over ``[N, C, L]``."""
+
+    name: ClassVar = "conv1d"
+    spatial: ClassVar = 1
+
+
+class Conv2d(ConvNd):
+    """2-d convolution over ``[N, C, H, W]``."""
+
+    name: ClassVar = "conv2d"
+    spatial: ClassVar = 2
+
+
+class Conv3d(ConvNd):
+    """3-d convolution over ``[N, C, D, H, W]``."""
+
+    name: ClassVar = "conv3d"
+    spatial: ClassVar = 3
+
+
+class ConvTranspose2d(ConvNd):
+    """Transposed 2-d convolution; weight layout is (in, out/groups, kh, kw)."""
+
+    name: ClassVar = "conv_transpose2d"
+    output_padding: IntOrTuple = 0
+
+    def resolve(self, inputs: list[TensorType]) -> ConvTranspose2d:
+        if self.padding_mode != "zeros":
+            raise OpError("conv_transpose2d only supports padding_mode='zeros'")
+        if isinstance(self.padding, str):
+            raise OpError("conv_transpose2d needs explicit integer padding")
+        k, s, d = self.geometry()
+        pads = resolve_padding(self.padding, k, s, d, tuple(inputs[0].shape[2:]), self.name)
+        if any(a != b for a, b in pads):
+            raise OpError("conv_transpose2d needs symmetric padding")
+        op = expand(self.output_padding, 2, "output_padding", self.name)
+        return self.model_copy(update={"kernel_size": k, "stride": s, "dilation": d, "padding": pads,
+                                       "output_padding": op})
+
+    def infer(self, inputs: list[TensorType]) -> list[TensorType]:
+        x = inputs[0]
+        expect_rank(self, x, 4)
+        self.in_channels(x)
+        k, s, d = self.geometry()
+        op = expand(self.output_padding, 2, "output_padding", self.name)
+        sizes = [(x.shape[2 + i] - 1) * s[i] - 2 * self.pads()[i][0] + d[i] * (k[i] - 1) + op[i] + 1
+                 for i in range(2)]
+        return [x.with_shape((x.shape[0], self.out_channels, *sizes))]
+
+    def params(self, inputs: list[TensorType]) -> dict[str, ParamSpec]:
+        c = self.in_channels(inputs[0])
+        k, _, _ = self.geometry()
+        # PyTorch computes fan_in from weight.size(1) * receptive field = out/groups * k*k.
+        fan_in = self.out_channels // self.groups * k[0] * k[1]
+        out = {"weight": ParamSpec((c, self.out_channels // self.groups, *k), "kaiming_uniform(a=sqrt(5))",
+                                   fan_in=fan_in)}
+        if self.bias:
+            out["bias"] = ParamSpec((self.out_channels,), "uniform(fan_in)", axis="channel", fan_in=fan_in)
+        return out
+
+    def cost(self, inputs: list[TensorType], outputs: list[TensorType]) -> Cost:
+        k, _, _ = self.geometry()
+        per_in = self.out_channels // self.groups * k[0] * k[1]
+        return Cost(macs=inputs[0].numel() * per_in, activations=outputs[0].numel())
+
+
+OPS = (Conv1d, Conv2d, Conv3d, ConvTranspose2d)

@@ -1,0 +1,251 @@
+"""The one syntax tree both front ends (.arch text and YAML) produce. Every node carries a Span."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Union
+
+from archdsl.ir.types import Span
+
+NO_SPAN = Span()
+
+
+@dataclass(frozen=True)
+class Num:
+    """An int or float literal."""
+
+    value: int | float
+    span: Span = field(default=NO_SPAN, compare=False)
+
+
+@dataclass(frozen=True)
+class Str:
+    """A string literal; ``{expr}`` parts are name templates, filled in at elaboration."""
+
+    value: str
+    span: Span = field(default=NO_SPAN, compare=False)
+
+
+@dataclass(frozen=True)
+class Const:
+    """``true``, ``false`` or ``none``."""
+
+    value: bool | None
+    span: Span = field(default=NO_SPAN, compare=False)
+
+
+@dataclass(frozen=True)
+class Name:
+    """A reference to a parameter, dim, value, layer, block or op."""
+
+    id: str
+    span: Span = field(default=NO_SPAN, compare=False)
+
+
+@dataclass(frozen=True)
+class ListLit:
+    """``[a, b]`` (or ``seq[a, b]`` when ``seq`` is true: an index-named container)."""
+
+    items: tuple[Expr, ...]
+    seq: bool = False
+    span: Span = field(default=NO_SPAN, compare=False)
+
+
+@dataclass(frozen=True)
+class TupleLit:
+    """``(a, b)``."""
+
+    items: tuple[Expr, ...]
+    span: Span = field(default=NO_SPAN, compare=False)
+
+
+@dataclass(frozen=True)
+class CompFor:
+    """``for a, b in iterable`` in a comprehension."""
+
+    targets: tuple[str, ...]
+    iterable: Expr
+    span: Span = field(default=NO_SPAN, compare=False)
+
+
+@dataclass(frozen=True)
+class Comprehension:
+    """``[elt for ... if cond]``; ``key`` set for ``seq{"name{i}": elt for ...}``."""
+
+    elt: Expr
+    clauses: tuple[CompFor, ...]
+    cond: Expr | None = None
+    key: Expr | None = None
+    seq: bool = False
+    span: Span = field(default=NO_SPAN, compare=False)
+
+
+@dataclass(frozen=True)
+class SeqNamed:
+    """``seq{conv0: Conv2d(...), norm0: BatchNorm2d()}``: a container with author-chosen names."""
+
+    entries: tuple[tuple[Expr, Expr], ...]   # (Name or Str key, value)
+    span: Span = field(default=NO_SPAN, compare=False)
+
+
+@dataclass(frozen=True)
+class Reparam:
+    """``reparam { a = ...; b = ... }``: named branches applied to one input and summed."""
+
+    branches: tuple[tuple[str, Expr], ...]
+    span: Span = field(default=NO_SPAN, compare=False)
+
+
+@dataclass(frozen=True)
+class BinOp:
+    """Arithmetic, comparison and boolean operators (``+ - * / // % @ ** == != < <= > >= and or``)."""
+
+    op: str
+    left: Expr
+    right: Expr
+    span: Span = field(default=NO_SPAN, compare=False)
+
+
+@dataclass(frozen=True)
+class UnaryOp:
+    """``-x`` or ``not x``."""
+
+    op: str
+    operand: Expr
+    span: Span = field(default=NO_SPAN, compare=False)
+
+
+@dataclass(frozen=True)
+class IfExpr:
+    """``body if cond else orelse``; without ``else`` the value is absent (an identity layer)."""
+
+    body: Expr
+    cond: Expr
+    orelse: Expr | None
+    span: Span = field(default=NO_SPAN, compare=False)
+
+
+@dataclass(frozen=True)
+class Pipe:
+    """``value |> layer``."""
+
+    value: Expr
+    layer: Expr
+    span: Span = field(default=NO_SPAN, compare=False)
+
+
+@dataclass(frozen=True)
+class Call:
+    """``f(a, b, k=v)``."""
+
+    func: Expr
+    args: tuple[Expr, ...]
+    kwargs: tuple[tuple[str, Expr], ...]
+    span: Span = field(default=NO_SPAN, compare=False)
+
+
+@dataclass(frozen=True)
+class Index:
+    """``obj[i]``."""
+
+    obj: Expr
+    index: Expr
+    span: Span = field(default=NO_SPAN, compare=False)
+
+
+@dataclass(frozen=True)
+class Attr:
+    """``ns.Name``: a block or constant from an imported spec."""
+
+    obj: Expr
+    name: str
+    span: Span = field(default=NO_SPAN, compare=False)
+
+
+Expr = Union[Attr, Num, Str, Const, Name, ListLit, TupleLit, Comprehension, SeqNamed, Reparam, BinOp, UnaryOp,
+             IfExpr, Pipe, Call, Index]
+
+
+@dataclass(frozen=True)
+class TensorTypeExpr:
+    """``[N, C, H, W]`` or ``int64[N, T]``; dims are expressions."""
+
+    dims: tuple[Expr, ...]
+    dtype: str | None = None
+    span: Span = field(default=NO_SPAN, compare=False)
+
+
+@dataclass(frozen=True)
+class InputStmt:
+    """``in x: [N, C, H, W]``."""
+
+    name: str
+    type: TensorTypeExpr
+    span: Span = field(default=NO_SPAN, compare=False)
+
+
+@dataclass(frozen=True)
+class OutputStmt:
+    """``out expr`` or ``out name: [..] = expr``."""
+
+    name: str | None
+    type: TensorTypeExpr | None
+    value: Expr
+    span: Span = field(default=NO_SPAN, compare=False)
+
+
+@dataclass(frozen=True)
+class Assign:
+    """``name = expr`` (a layer, a value or a constant), or ``a, b = expr``."""
+
+    targets: tuple[str, ...]
+    value: Expr
+    let: bool = False
+    span: Span = field(default=NO_SPAN, compare=False)
+
+
+Stmt = Union[InputStmt, OutputStmt, Assign]
+
+
+@dataclass(frozen=True)
+class ParamDecl:
+    """``name: type = default`` in a block header."""
+
+    name: str
+    type: str
+    default: Expr | None = None
+    span: Span = field(default=NO_SPAN, compare=False)
+
+
+@dataclass(frozen=True)
+class BlockDef:
+    """``block Name(params) { ... }`` or ``model Name(...) { ... }``."""
+
+    kind: str
+    name: str
+    params: tuple[ParamDecl, ...]
+    body: tuple[Stmt, ...]
+    doc: str | None = None
+    span: Span = field(default=NO_SPAN, compare=False)
+
+
+@dataclass(frozen=True)
+class Import:
+    """``import "path.arch" as alias``."""
+
+    path: str
+    alias: str | None = None
+    span: Span = field(default=NO_SPAN, compare=False)
+
+
+@dataclass(frozen=True)
+class Module:
+    """One spec file: imports, top-level constants and block/model definitions, in order."""
+
+    items: tuple[Import | Assign | BlockDef, ...]
+    file: str = "<string>"
+
+    @property
+    def blocks(self) -> dict[str, BlockDef]:
+        """Block and model definitions by name."""
+        return {i.name: i for i in self.items if isinstance(i, BlockDef)}

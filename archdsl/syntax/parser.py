@@ -1,0 +1,297 @@
+"""The .arch text front end: lark LALR parse, then a Transformer to the syntax tree in ``ast``."""
+
+from __future__ import annotations
+
+import functools
+import importlib.resources
+import re
+
+import lark
+from lark import Token, Transformer, v_args
+
+from archdsl.errors import Diagnostic, LimitError, ParseError
+from archdsl.ir.types import Span
+from archdsl.syntax import ast as A
+
+MAX_SOURCE_BYTES = 4 * 1024 * 1024
+MAX_NESTING = 200
+
+_TOKEN_NAMES = {
+    "NAME": "a name", "NUMBER": "a number", "STRING": "a string", "LPAR": "'('", "RPAR": "')'",
+    "LSQB": "'['", "RSQB": "']'", "LBRACE": "'{'", "RBRACE": "'}'", "COMMA": "','", "COLON": "':'",
+    "EQUAL": "'='", "SEMICOLON": "';'", "$END": "the end of the file", "MINUS": "'-'",
+}
+
+
+@functools.lru_cache(maxsize=4)
+def _parser(start: str = "start") -> lark.Lark:
+    text = importlib.resources.files("archdsl.grammar").joinpath("arch.lark").read_text(encoding="utf-8")
+    return lark.Lark(text, parser="lalr", propagate_positions=True, maybe_placeholders=True, start=start)
+
+
+def _span(meta_or_tok, file: str) -> Span:
+    if isinstance(meta_or_tok, Token):
+        return Span(file=file, line=meta_or_tok.line or 1, column=meta_or_tok.column or 1,
+                    end_line=meta_or_tok.end_line or 1, end_column=meta_or_tok.end_column or 1)
+    if getattr(meta_or_tok, "empty", True):
+        return Span(file=file)
+    return Span(file=file, line=meta_or_tok.line, column=meta_or_tok.column,
+                end_line=meta_or_tok.end_line, end_column=meta_or_tok.end_column)
+
+
+def unquote(text: str) -> str:
+    """The value of a quoted string literal (only simple escapes; never evaluated as code)."""
+    body = text[1:-1]
+    return re.sub(r"\\(.)", lambda m: {"n": "\n", "t": "\t"}.get(m.group(1), m.group(1)), body)
+
+
+@v_args(meta=True)
+class _ToAst(Transformer):
+    """Turns lark's parse tree into ``ast`` nodes, one method per grammar alias."""
+
+    def __init__(self, file: str):
+        super().__init__()
+        self.file = file
+
+    def s(self, meta) -> Span:
+        return _span(meta, self.file)
+
+    # -- top level ----------------------------------------------------------------------------
+    def start(self, meta, items):
+        return A.Module(items=tuple(items), file=self.file)
+
+    def import_stmt(self, meta, c):
+        return A.Import(path=unquote(c[0]), alias=str(c[1]) if c[1] else None, span=self.s(meta))
+
+    def kind(self, meta, c):
+        return str(c[0])
+
+    def block_def(self, meta, c):
+        kind, name, *rest = c
+        params = tuple(p for p in rest if isinstance(p, A.ParamDecl))
+        doc = next((d for d in rest if isinstance(d, str)), None)
+        body = tuple(x for x in rest if isinstance(x, (A.InputStmt, A.OutputStmt, A.Assign)))
+        return A.BlockDef(kind=kind, name=str(name), params=params, body=body, doc=doc, span=self.s(meta))
+
+    def doc(self, meta, c):
+        return unquote(c[0])
+
+    def param(self, meta, c):
+        return A.ParamDecl(name=str(c[0]), type=c[1], default=c[2], span=_span(c[0], self.file))
+
+    def type_name(self, meta, c):
+        base, *args = [x for x in c if x is not None]
+        return f"{base}[{', '.join(args)}]" if args else str(base)
+
+    # -- statements ---------------------------------------------------------------------------
+    def in_stmt(self, meta, c):
+        return A.InputStmt(name=str(c[0]), type=c[1], span=self.s(meta))
+
+    def out_anon(self, meta, c):
+        return A.OutputStmt(name=None, type=None, value=c[0], span=self.s(meta))
+
+    def out_named(self, meta, c):
+        return A.OutputStmt(name=str(c[0]), type=c[1], value=c[2], span=self.s(meta))
+
+    def assign(self, meta, c):
+        return A.Assign(targets=tuple(str(t) for t in c[:-1]), value=c[-1], span=self.s(meta))
+
+    def let_stmt(self, meta, c):
+        return A.Assign(targets=(str(c[0]),), value=c[1], let=True, span=self.s(meta))
+
+    def tensor_type(self, meta, c):
+        dtype = str(c[0]) if c[0] is not None else None
+        dims = tuple(x for x in c[1:] if x is not None)
+        return A.TensorTypeExpr(dims=dims, dtype=dtype, span=self.s(meta))
+
+    # -- expressions ----------------------------------------------------------------------------
+    def if_else(self, meta, c):
+        return A.IfExpr(body=c[0], cond=c[1], orelse=c[2], span=self.s(meta))
+
+    def if_absent(self, meta, c):
+        return A.IfExpr(body=c[0], cond=c[1], orelse=None, span=self.s(meta))
+
+    def or_op(self, meta, c):
+        return A.BinOp("or", c[0], c[1], span=self.s(meta))
+
+    def and_op(self, meta, c):
+        return A.BinOp("and", c[0], c[1], span=self.s(meta))
+
+    def not_op(self, meta, c):
+        return A.UnaryOp("not", c[0], span=self.s(meta))
+
+    def compare(self, meta, c):
+        return A.BinOp(str(c[1]), c[0], c[2], span=self.s(meta))
+
+    def binop(self, meta, c):
+        return A.BinOp(str(c[1]), c[0], c[2], span=self.s(meta))
+
+    def neg(self, meta, c):
+        return A.UnaryOp("-", c[0], span=self.s(meta))
+
+    def pow(self, meta, c):
+        return A.BinOp("**", c[0], c[2], span=self.s(meta))
+
+    def pipe(self, meta, c):
+        return A.Pipe(c[0], c[1], span=self.s(meta))
+
+    def call(self, meta, c):
+        func, args = c
+        pos = tuple(a for a in (args or []) if not isinstance(a, tuple))
+        kws = tuple(a for a in (args or []) if isinstance(a, tuple))
+        return A.Call(func=func, args=pos, kwargs=kws, span=self.s(meta))
+
+    def index(self, meta, c):
+        return A.Index(c[0], c[1], span=self.s(meta))
+
+    def attr(self, meta, c):
+        return A.Attr(c[0], str(c[1]), span=self.s(meta))
+
+    def arguments(self, meta, c):
+        return list(c)
+
+    def pos_arg(self, meta, c):
+        return c[0]
+
+    def kw_arg(self, meta, c):
+        return (str(c[0]), c[1])
+
+    def number(self, meta, c):
+        text = str(c[0])
+        value = float(text) if any(ch in text for ch in ".eE") else int(text)
+        return A.Num(value, span=self.s(meta))
+
+    def string(self, meta, c):
+        return A.Str(unquote(c[0]), span=self.s(meta))
+
+    def true(self, meta, c):
+        return A.Const(True, span=self.s(meta))
+
+    def false(self, meta, c):
+        return A.Const(False, span=self.s(meta))
+
+    def none(self, meta, c):
+        return A.Const(None, span=self.s(meta))
+
+    def name(self, meta, c):
+        return A.Name(str(c[0]), span=self.s(meta))
+
+    def tuple_lit(self, meta, c):
+        return A.TupleLit(tuple(x for x in c if x is not None), span=self.s(meta))
+
+    def list_lit(self, meta, c):
+        return A.ListLit(tuple(x for x in c if x is not None), span=self.s(meta))
+
+    def seq_list(self, meta, c):
+        return A.ListLit(tuple(x for x in c if x is not None), seq=True, span=self.s(meta))
+
+    def _comp(self, meta, c, seq: bool, key=None):
+        elt, *rest = c
+        clauses = tuple(x for x in rest if isinstance(x, A.CompFor))
+        cond = next((x for x in rest if x is not None and not isinstance(x, A.CompFor)), None)
+        return A.Comprehension(elt=elt, clauses=clauses, cond=cond, key=key, seq=seq, span=self.s(meta))
+
+    def list_comp(self, meta, c):
+        return self._comp(meta, c, seq=False)
+
+    def seq_comp(self, meta, c):
+        return self._comp(meta, c, seq=True)
+
+    def seq_named(self, meta, c):
+        return A.SeqNamed(tuple(x for x in c if x is not None), span=self.s(meta))
+
+    def seq_named_comp(self, meta, c):
+        (key, value), *rest = c
+        return self._comp(meta, [value, *rest], seq=True, key=key)
+
+    def entry(self, meta, c):
+        tok = c[0]
+        key = A.Str(unquote(tok), span=_span(tok, self.file)) if tok.type == "STRING" else \
+            A.Name(str(tok), span=_span(tok, self.file))
+        return (key, c[1])
+
+    def reparam(self, meta, c):
+        return A.Reparam(tuple(c), span=self.s(meta))
+
+    def branch(self, meta, c):
+        return (str(c[0]), c[1])
+
+    def comp_for(self, meta, c):
+        return A.CompFor(targets=c[0], iterable=c[1], span=self.s(meta))
+
+    def comp_if(self, meta, c):
+        return c[0]
+
+    def targets(self, meta, c):
+        return tuple(str(t) for t in c)
+
+
+def _describe(expected: set[str]) -> str:
+    names = sorted({_TOKEN_NAMES.get(e, f"'{e.lower()}'" if e.isupper() and len(e) < 10 else e) for e in expected})
+    if len(names) > 6:
+        names = names[:6] + ["…"]
+    return ", ".join(names)
+
+
+def _parse_error(exc: lark.exceptions.LarkError, text: str, file: str) -> ParseError:
+    line = getattr(exc, "line", 1) or 1
+    column = getattr(exc, "column", 1) or 1
+    if isinstance(exc, lark.exceptions.UnexpectedToken):
+        tok = exc.token
+        found = "end of file" if tok.type == "$END" else f"'{tok}'"
+        msg = f"unexpected {found}; expected {_describe(exc.expected)}"
+        width = max(1, len(str(tok)))
+    elif isinstance(exc, lark.exceptions.UnexpectedCharacters):
+        msg = f"unexpected character {text[exc.pos_in_stream]!r}"
+        width = 1
+    else:
+        msg, width = "the spec ends in the middle of a construct", 1
+    hint = _hint_for(msg)
+    span = Span(file=file, line=line, column=column, end_line=line, end_column=column + width)
+    return ParseError(Diagnostic(msg, span, hint), sources={file: text})
+
+
+def _hint_for(msg: str) -> str | None:
+    if "expected" in msg and "'='" in msg:
+        return "a statement is `name = expr`, `in name: [dims]` or `out expr`"
+    if msg.startswith("unexpected end of file"):
+        return "is a '{' or '(' left unclosed above?"
+    return None
+
+
+def parse(text: str, file: str = "<string>") -> A.Module:
+    """Parse .arch source text into a Module; raises ParseError with a span on bad input."""
+    if len(text.encode("utf-8", errors="replace")) > MAX_SOURCE_BYTES:
+        raise LimitError(Diagnostic(f"spec file is larger than {MAX_SOURCE_BYTES // 1024 // 1024} MiB",
+                                    Span(file=file)))
+    _check_nesting(text, file)
+    try:
+        tree = _parser().parse(text)
+    except lark.exceptions.UnexpectedInput as exc:
+        raise _parse_error(exc, text, file) from None
+    except lark.exceptions.LarkError as exc:  # pragma: no cover - lark internals
+        raise ParseError(Diagnostic(str(exc).splitlines()[0], Span(file=file)), {file: text}) from None
+    return _ToAst(file).transform(tree)
+
+
+def parse_expression(text: str, file: str = "<string>", line: int = 1, column: int = 1) -> A.Expr:
+    """Parse one expression (used by YAML specs and name templates)."""
+    module = parse(f"let __e = {text}", file)
+    assign = module.items[0]
+    assert isinstance(assign, A.Assign)
+    return assign.value
+
+
+def _check_nesting(text: str, file: str) -> None:
+    """Refuse absurdly deep bracket nesting before the parser recurses on it."""
+    depth = 0
+    for lineno, line in enumerate(text.splitlines(), 1):
+        for col, ch in enumerate(line, 1):
+            if ch in "([{":
+                depth += 1
+                if depth > MAX_NESTING:
+                    span = Span(file=file, line=lineno, column=col, end_line=lineno, end_column=col + 1)
+                    raise LimitError(Diagnostic(f"brackets nest deeper than {MAX_NESTING} levels", span),
+                                     {file: text})
+            elif ch in ")]}":
+                depth = max(0, depth - 1)
