@@ -248,7 +248,11 @@ class ApplyMixin(ExpressionMixin):
     def exec_assign(self, stmt: A.Assign, scope: Scope) -> None:
         """``name = expr``: a layer gets the name as its module name; a value is just bound."""
         value = self.eval(stmt.value, scope)
-        if len(stmt.targets) == 1 and is_layer(value) or isinstance(value, (Absent,)):
+        if len(stmt.targets) == 1 and isinstance(value, OpLayer) and value.op.arity == 0:
+            # a source op (a free parameter such as a class token) is applied where it is named
+            path = self.ctx.path + (stmt.targets[0],)
+            value = self.apply(value, [], path, stmt.span)[0]
+        elif len(stmt.targets) == 1 and is_layer(value) or isinstance(value, (Absent,)):
             name = stmt.targets[0]
             layer = self.as_layer(value, stmt.value.span)
             value = Named(name, layer, stmt.span, path=self.ctx.path + (name,),

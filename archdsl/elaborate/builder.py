@@ -64,7 +64,7 @@ class GraphBuilder:
         """Add the op's parameters under ``path``; re-declaring the same shape shares them."""
         mapping = {}
         for local, spec in specs.items():
-            full = f"{path}.{local}" if path else local
+            full = f"{path}.{local}" if path and local else path or local   # "" = the path itself
             param = Param(name=full, shape=spec.shape, dtype=spec.dtype, init=spec.init, buffer=spec.buffer,
                           axis=spec.axis, fan_in=spec.fan_in)
             old = self.params.get(full)

@@ -5,10 +5,13 @@ from __future__ import annotations
 import difflib
 import functools
 
-from archdsl.ops import activation, conv, linear, norm, pool, tensor
+from archdsl.ops import (
+    activation, attention, conv, embed, gating, linear, mixing, norm, pool, regularize, resample, shape, tensor,
+)
 from archdsl.ops.base import OpDef
 
-FAMILIES = (conv, linear, norm, activation, pool, tensor)
+FAMILIES = (conv, linear, norm, activation, pool, tensor, shape, attention, embed, resample, regularize, gating,
+            mixing)
 
 
 @functools.cache

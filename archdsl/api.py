@@ -1,0 +1,59 @@
+"""The Python API: compile a spec to a Graph, build it to a module, save and load built models."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from archdsl.elaborate import elaborate_model, load, model_names
+from archdsl.elaborate.loader import Loader
+from archdsl.ir.graph import Graph
+from archdsl.verify import verify
+
+Source = str | os.PathLike
+
+
+def compile(source: Source, model: str | None = None, **params: Any) -> Graph:  # noqa: A001
+    """Parse, elaborate and verify one model of a spec (path or text); raises ArchError subclasses."""
+    ns, loader = load(_resolve(source))
+    graph = elaborate_model(ns, loader, model, **params)
+    verify(graph, loader.sources)
+    return graph
+
+
+def compile_all(source: Source, **params: Any) -> dict[str, Graph]:
+    """Every model a spec defines, compiled (parameter overrides apply to each model that has them)."""
+    ns, loader = load(_resolve(source), Loader())
+    out = {}
+    for name in model_names(ns):
+        block = ns.blocks[name]
+        own = {k: v for k, v in params.items() if any(p.name == k for p in block.params)}
+        graph = elaborate_model(ns, loader, name, **own)
+        verify(graph, loader.sources)
+        out[name] = graph
+    return out
+
+
+def build(source: Source | Graph, model: str | None = None, seed: int | None = 0, check_inputs: bool = False,
+          **params: Any):
+    """Compile (unless given a Graph) and build an ``nn.Module`` with PyTorch-default init under ``seed``."""
+    from archdsl.backends.torch.build import build_module
+
+    graph = source if isinstance(source, Graph) else compile(source, model, **params)
+    return build_module(graph, seed=seed, check_inputs=check_inputs)
+
+
+def _resolve(source: Source) -> Source:
+    """Zoo model names (``resnet50``) resolve to the shipped spec that defines them."""
+    if isinstance(source, str) and "\n" not in source and not source.endswith((".arch", ".yaml", ".yml")) \
+            and "{" not in source and not Path(source).exists():
+        try:
+            from archdsl.zoo import spec_path
+
+            path = spec_path(source)
+        except ImportError:
+            path = None
+        if path is not None:
+            return path
+    return source

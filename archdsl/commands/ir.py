@@ -1,0 +1,24 @@
+"""``archdsl ir FILE -m NAME``: print the typed IR (text or JSON)."""
+
+from __future__ import annotations
+
+import argparse
+
+from archdsl.api import compile
+from archdsl.cli import parse_params
+from archdsl.commands.common import add_spec_args
+from archdsl.ir.printer import print_graph
+
+
+def add_parser(sub) -> None:
+    """Register the command."""
+    p = sub.add_parser("ir", help="print the typed IR of a model", description=__doc__)
+    add_spec_args(p)
+    p.add_argument("--format", choices=("text", "json"), default="text")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Print the graph."""
+    graph = compile(args.file, args.model, **parse_params(args.param))
+    print(graph.to_json() if args.format == "json" else print_graph(graph))
+    return 0

@@ -1,0 +1,5 @@
+"""Op family 'regularize' (filled in by its owner)."""
+
+from __future__ import annotations
+
+OPS: tuple = ()

@@ -1,0 +1,3 @@
+"""Torch lowerings of the 'mixing' op family."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""Torch lowerings of the 'regularize' op family."""
+
+from __future__ import annotations

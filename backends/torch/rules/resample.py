@@ -1,0 +1,3 @@
+"""Torch lowerings of the 'resample' op family."""
+
+from __future__ import annotations

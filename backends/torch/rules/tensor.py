@@ -1,0 +1,32 @@
+"""Lowerings of arithmetic and tensor plumbing."""
+
+from __future__ import annotations
+
+from archdsl.backends.torch.registry import lowering
+from archdsl.ir.types import TensorType
+from archdsl.ops import tensor as T
+from archdsl.ops.base import OpDef
+
+_INFIX = {T.Add: "+", T.Sub: "-", T.Mul: "*", T.Div: "/", T.MatMul: "@"}
+_SCALAR = {"add": "{x} + {c}", "sub": "{x} - {c}", "rsub": "{c} - {x}", "mul": "{x} * {c}", "div": "{x} / {c}",
+           "rdiv": "{c} / {x}", "pow": "{x} ** {c}", "neg": "-{x}"}
+
+
+@lowering(*_INFIX)
+def _infix(op: OpDef, args: list[str], ref: str | None, ins: list[TensorType]) -> str:
+    return f"{args[0]} {_INFIX[type(op)]} {args[1]}"
+
+
+@lowering(T.AddN)
+def _add_n(op: T.AddN, args: list[str], ref: str | None, ins: list[TensorType]) -> str:
+    return " + ".join(args)
+
+
+@lowering(T.ScalarArith)
+def _scalar(op: T.ScalarArith, args: list[str], ref: str | None, ins: list[TensorType]) -> str:
+    return "(" + _SCALAR[op.fn].format(x=args[0], c=repr(op.value)) + ")"
+
+
+@lowering(T.Flatten)
+def _flatten(op: T.Flatten, args: list[str], ref: str | None, ins: list[TensorType]) -> str:
+    return f"torch.flatten({args[0]}, {op.start_dim}, {op.end_dim})"
