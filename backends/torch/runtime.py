@@ -90,3 +90,12 @@ def check_inputs(spec: tuple, tensors: tuple) -> None:
                 raise InputShapeError(f"input '{name}' (declared at {where}) expects {want}, got {list(t.shape)}: "
                                       f"axis {axis} should be {text}" +
                                       (f" = {env[text]}" if text in env else ""))
+
+
+def __getattr__(name: str):
+    """``rt.functional`` (helpers for generated code) is imported on first use."""
+    if name == "functional":
+        import importlib
+
+        return importlib.import_module("archdsl.backends.torch.functional")
+    raise AttributeError(name)
