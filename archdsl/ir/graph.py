@@ -136,6 +136,16 @@ class Graph(BaseModel):
         """A copy with some fields changed (the IR is immutable)."""
         return self.model_copy(update=changes)
 
+    def _repr_svg_(self) -> str | None:
+        """Jupyter drawing via :func:`archdsl.viz.graph_svg` (None, so text repr is used, without `dot`)."""
+        from archdsl.errors import ArchError
+        from archdsl.viz import graph_svg
+
+        try:
+            return graph_svg(self)
+        except ArchError:
+            return None
+
 
 def shape_str(shape: tuple[Dim, ...]) -> str:
     """``[N, 64, H, W]``."""

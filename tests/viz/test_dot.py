@@ -1,0 +1,143 @@
+"""DOT drawing: labels, shape-labelled edges, clusters, ×n folding, rendering and its errors."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+import archdsl
+from archdsl import viz
+from archdsl.analysis import bind
+from archdsl.errors import UsageError
+
+RESNET = """
+block BasicBlock(planes: int, stride: int = 1) {
+  "Two 3x3 convs with a residual."
+  in x: [N, C, H, W]
+  conv1 = Conv2d(planes, 3, stride=stride, padding=1, bias=false)
+  bn1 = BatchNorm2d()
+  conv2 = Conv2d(planes, 3, padding=1, bias=false)
+  bn2 = BatchNorm2d()
+  downsample = seq[Conv2d(planes, 1, stride=stride, bias=false), BatchNorm2d()] if stride != 1 or C != planes
+  out relu(x |> conv1 |> bn1 |> relu |> conv2 |> bn2  +  x |> downsample)
+}
+model TinyResNet(num_classes: int = 10) {
+  "A small ResNet."
+  in image: [N, 3, H, W]
+  conv1 = Conv2d(8, 3, stride=2, padding=1, bias=false)
+  bn1 = BatchNorm2d()
+  layer1 = [BasicBlock(8) for i in range(3)]
+  layer2 = [BasicBlock(16, stride=2 if i == 0 else 1) for i in range(2)]
+  fc = Linear(num_classes)
+  out image |> conv1 |> bn1 |> relu |> layer1 |> layer2 |> AdaptiveAvgPool2d(1) |> flatten |> fc
+}
+"""
+
+PARALLEL = """
+block Unit() {
+  in x: [N, C]
+  fc = Linear(4)
+  out x |> fc |> relu
+}
+model Parallel() {
+  in x: [N, 4]
+  a = Unit()
+  b = Unit()
+  out x |> a + x |> b
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def resnet() -> archdsl.Graph:
+    return archdsl.compile(RESNET)
+
+
+def test_nodes_show_op_attributes(resnet: archdsl.Graph) -> None:
+    text = viz.to_dot(resnet)
+    assert "conv1\\nconv2d 3x3/2, 8" in text
+    assert "layer2.0.downsample.0\\nconv2d 1x1/2, 16" in text
+    assert "fc\\nlinear, 10" in text
+
+
+def test_op_label_groups_and_dilation() -> None:
+    graph = archdsl.compile("model M() { in x: [N, 8, H, W]\n dw = Conv2d(8, 3, dilation=2, groups=8)\n out x |> dw }")
+    assert viz.op_label(graph.nodes[0].op) == "conv2d 3x3, 8, g=8, d=2"
+
+
+def test_full_graph_has_nested_clusters_and_shape_edges(resnet: archdsl.Graph) -> None:
+    text = viz.to_dot(resnet)
+    for name in ("cluster_layer1", "cluster_layer1.0", "cluster_layer2.0.downsample"):
+        assert f'subgraph "{name}"' in text
+    assert 'label="layer1.0\\nTwo 3x3 convs with a residual."' in text
+    assert '"in:image" -> "n:conv1" [label=" [N, 3, H, W]"]' in text
+    assert "×" not in text
+
+
+def test_concrete_shapes_after_bind(resnet: archdsl.Graph) -> None:
+    text = viz.to_dot(bind(resnet, {"N": 1, "H": 32, "W": 32}))
+    assert '"n:conv1" -> "n:bn1" [label=" [1, 8, 16, 16]"]' in text
+    assert '"n:fc" -> "out:out" [label=" [1, 10]"]' in text
+
+
+def test_depth_two_folds_repeated_blocks(resnet: archdsl.Graph) -> None:
+    text = viz.to_dot(resnet, depth=2)
+    assert "layer1.0 .. 2  ×3" in text
+    assert "layer2.0\\n" in text and "layer2.0 .." not in text   # layer2.0 has a downsample: not identical
+    assert "layer2.1\\n" in text
+    assert 'subgraph "cluster_layer1"' in text and "cluster_layer1.0" not in text
+    assert re.search(r'"b:layer1\.0" -> "b:layer2\.0"', text)
+    assert "layer1.1" not in text
+
+
+def test_depth_one_collapses_containers(resnet: archdsl.Graph) -> None:
+    text = viz.to_dot(resnet, depth=1)
+    assert "cluster_" not in text
+    assert '"b:layer1" -> "b:layer2"' in text
+    assert "14 ops" not in text and "21 ops" in text
+
+
+def test_parallel_identical_siblings_do_not_fold() -> None:
+    text = viz.to_dot(archdsl.compile(PARALLEL), depth=1)
+    assert "×" not in text
+    assert '"b:a"' in text and '"b:b"' in text
+
+
+def test_depth_must_be_positive(resnet: archdsl.Graph) -> None:
+    with pytest.raises(UsageError, match="depth"):
+        viz.to_dot(resnet, depth=0)
+
+
+def test_render_dot_is_atomic_text(resnet: archdsl.Graph, tmp_path) -> None:
+    out = tmp_path / "g.dot"
+    viz.render(resnet, out, depth=2)
+    assert out.read_text() == viz.to_dot(resnet, depth=2)
+    assert [p.name for p in tmp_path.iterdir()] == ["g.dot"]
+
+
+def test_render_svg_and_png(resnet: archdsl.Graph, tmp_path) -> None:
+    viz.render(resnet, tmp_path / "g.svg", depth=2)
+    svg = (tmp_path / "g.svg").read_text()
+    assert svg.startswith("<?xml") and "<svg" in svg and "×3" in svg
+    viz.render(resnet, tmp_path / "g.png", depth=1)
+    assert (tmp_path / "g.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_repr_svg(resnet: archdsl.Graph) -> None:
+    assert "<svg" in resnet._repr_svg_()
+
+
+def test_missing_dot_explains_install(resnet: archdsl.Graph, tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(viz.shutil, "which", lambda name: None)
+    with pytest.raises(UsageError, match="dot") as info:
+        viz.render(resnet, tmp_path / "g.svg")
+    assert "apt-get install graphviz" in info.value.render()
+    assert list(tmp_path.iterdir()) == []
+    assert resnet._repr_svg_() is None
+
+
+@pytest.mark.parametrize("name", ["g.txt", "missing/g.svg"])
+def test_render_bad_path(resnet: archdsl.Graph, tmp_path, name: str) -> None:
+    with pytest.raises(UsageError, match="cannot"):
+        viz.render(resnet, tmp_path / name)
