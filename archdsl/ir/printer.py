@@ -7,7 +7,8 @@ from archdsl.ir.graph import Graph, shape_str
 
 def _attr_text(value: object) -> str:
     if isinstance(value, (list, tuple)):
-        return "(" + ", ".join(_attr_text(v) for v in value) + ")"
+        inner = ", ".join(_attr_text(v) for v in value)
+        return f"({inner},)" if len(value) == 1 else f"({inner})"
     if isinstance(value, str):
         return repr(value)
     if isinstance(value, bool):

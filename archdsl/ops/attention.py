@@ -1,5 +1,107 @@
-"""Op family 'attention' (filled in by its owner)."""
+"""Softmax attention: scaled dot-product attention on [B, H, T, D] and multi-head self-attention on [B, T, D]."""
 
 from __future__ import annotations
 
-OPS: tuple = ()
+from typing import ClassVar
+
+from pydantic import field_validator
+
+from archdsl.errors import OpError
+from archdsl.ir.types import TensorType
+from archdsl.ops.activation import expect_float
+from archdsl.ops.base import Cost, OpDef, ParamSpec, Trait, expect_rank
+from archdsl.ops.linear import last_dim
+from archdsl.ops.shape import product
+
+
+class ScaledDotProductAttention(OpDef):
+    """softmax(q k^T * scale [+ causal mask]) v; q [..., L, E], k [..., S, E], v [..., S, Ev] -> [..., L, Ev]."""
+
+    name: ClassVar = "scaled_dot_product_attention"
+    arity: ClassVar = 3
+    family: ClassVar = "attention"
+    is_causal: bool = False
+    scale: float | None = None           # None: 1 / sqrt(E)
+
+    def infer(self, inputs: list[TensorType]) -> list[TensorType]:
+        q, k, v = inputs
+        for name, t in zip("qkv", inputs, strict=True):
+            if t.rank < 3:
+                raise OpError(f"scaled_dot_product_attention: {name} must be [..., T, D] with batch axes, got {t}")
+            expect_float(self, t)
+        if not q.shape[:-2] == k.shape[:-2] == v.shape[:-2] or not q.dtype == k.dtype == v.dtype:
+            raise OpError(f"scaled_dot_product_attention: q {q}, k {k} and v {v} need the same batch axes "
+                          "and dtype")
+        if q.shape[-1] != k.shape[-1]:
+            raise OpError(f"scaled_dot_product_attention: q and k need the same feature size, got {q} and {k}")
+        if k.shape[-2] != v.shape[-2]:
+            raise OpError(f"scaled_dot_product_attention: k and v need the same length, got {k} and {v}")
+        return [q.with_shape((*q.shape[:-1], v.shape[-1]))]
+
+    def cost(self, inputs: list[TensorType], outputs: list[TensorType]) -> Cost:
+        q, k, v = inputs
+        scores = product(q.shape[:-1]) * k.shape[-2]          # one per (query, key) pair
+        return Cost(macs=scores * (q.shape[-1] + v.shape[-1]), activations=outputs[0].numel())
+
+
+class MultiheadSelfAttention(OpDef):
+    """nn.MultiheadAttention(x, x, x) with batch_first=True on [B, T, D]; D is read from the input."""
+
+    name: ClassVar = "multihead_self_attention"
+    positional: ClassVar = ("num_heads",)
+    family: ClassVar = "attention"
+    num_heads: int
+    bias: bool = True
+    dropout: float = 0.0
+
+    @field_validator("num_heads")
+    @classmethod
+    def _positive(cls, v: int) -> int:
+        if v <= 0:
+            raise ValueError("must be positive")
+        return v
+
+    @field_validator("dropout")
+    @classmethod
+    def _probability(cls, v: float) -> float:
+        if not 0.0 <= v < 1.0:
+            raise ValueError("must be in [0, 1)")
+        return v
+
+    def has(self, trait: Trait) -> bool:
+        """Attention dropout makes the op stochastic and train/eval dependent."""
+        if trait in (Trait.STOCHASTIC, Trait.TRAIN_EVAL):
+            return self.dropout > 0
+        return super().has(trait)
+
+    def embed_dim(self, x: TensorType) -> int:
+        """The model width D, checked against num_heads."""
+        expect_rank(self, x, 3)
+        expect_float(self, x)
+        d = last_dim(self, x)
+        if d % self.num_heads:
+            raise OpError(f"multihead_self_attention: embed_dim {d} is not divisible by num_heads={self.num_heads}")
+        return d
+
+    def infer(self, inputs: list[TensorType]) -> list[TensorType]:
+        self.embed_dim(inputs[0])
+        return [inputs[0]]
+
+    def params(self, inputs: list[TensorType]) -> dict[str, ParamSpec]:
+        d = self.embed_dim(inputs[0])
+        out = {"in_proj_weight": ParamSpec((3 * d, d), "xavier_uniform", fan_in=d)}
+        if self.bias:
+            out["in_proj_bias"] = ParamSpec((3 * d,), "zeros", axis="feature")
+        out["out_proj.weight"] = ParamSpec((d, d), "kaiming_uniform(a=sqrt(5))", fan_in=d)
+        if self.bias:
+            out["out_proj.bias"] = ParamSpec((d,), "zeros", axis="feature")
+        return out
+
+    def cost(self, inputs: list[TensorType], outputs: list[TensorType]) -> Cost:
+        x = inputs[0]
+        d = self.embed_dim(x)
+        tokens = product(x.shape[:-1])
+        return Cost(macs=tokens * 4 * d * d + tokens * x.shape[1] * 2 * d, activations=outputs[0].numel())
+
+
+OPS = (ScaledDotProductAttention, MultiheadSelfAttention)

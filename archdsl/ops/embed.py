@@ -1,5 +1,106 @@
-"""Op family 'embed' (filled in by its owner)."""
+"""Embeddings and free parameters: Embedding lookups and Parameter (class tokens, position embeddings)."""
 
 from __future__ import annotations
 
-OPS: tuple = ()
+import re
+from typing import ClassVar, Literal
+
+from pydantic import field_validator
+
+from archdsl.errors import OpError
+from archdsl.ir.types import TensorType
+from archdsl.ops.base import Cost, OpDef, ParamSpec
+
+INT_DTYPES = ("int64", "int32")
+# initialisers the backends understand, with the keyword arguments each takes
+INITS: dict[str, tuple[str, ...]] = {
+    "zeros": (), "ones": (), "constant": ("value",), "normal": ("mean", "std"),
+    "trunc_normal": ("mean", "std", "a", "b"), "uniform": ("a", "b", "bound"),
+}
+_INIT = re.compile(r"(\w+)(?:\((.*)\))?$")
+
+
+def check_init(text: str) -> str:
+    """Validate an initialiser string such as ``normal(std=0.02)``; ValueError with the accepted forms."""
+    match = _INIT.match(text.strip())
+    if match is None or match.group(1) not in INITS:
+        raise ValueError(f"unknown initialiser {text!r}; use one of: {', '.join(INITS)}, e.g. 'normal(std=0.02)'")
+    kind, args = match.group(1), match.group(2) or ""
+    for part in filter(None, (p.strip() for p in args.split(","))):
+        key, eq, value = part.partition("=")
+        if not eq or key.strip() not in INITS[kind]:
+            raise ValueError(f"{kind} takes keyword arguments {', '.join(INITS[kind]) or '(none)'}, got {part!r}")
+        try:
+            float(value)
+        except ValueError:
+            raise ValueError(f"{kind}: {key.strip()} must be a number, got {value.strip()!r}") from None
+    return text.strip()
+
+
+class Parameter(OpDef):
+    """A free learned tensor named by where it is assigned: ``class_token = Parameter((1, 1, 768))``."""
+
+    name: ClassVar = "parameter"
+    positional: ClassVar = ("shape", "init")
+    arity: ClassVar = 0
+    family: ClassVar = "embed"
+    shape: tuple[int, ...]
+    init: str = "zeros"
+    dtype: Literal["float32", "float64", "float16", "bfloat16"] = "float32"
+
+    @field_validator("shape")
+    @classmethod
+    def _sizes(cls, v: tuple[int, ...]) -> tuple[int, ...]:
+        if any(d <= 0 for d in v):
+            raise ValueError(f"sizes must be positive, got {v}")
+        return v
+
+    @field_validator("init")
+    @classmethod
+    def _init(cls, v: str) -> str:
+        return check_init(v)
+
+    def infer(self, inputs: list[TensorType]) -> list[TensorType]:
+        if inputs:
+            raise OpError(f"parameter takes no tensor inputs, got {len(inputs)}")
+        return [TensorType(shape=self.shape, dtype=self.dtype)]
+
+    def params(self, inputs: list[TensorType]) -> dict[str, ParamSpec]:
+        return {"": ParamSpec(self.shape, self.init, dtype=self.dtype)}
+
+    def cost(self, inputs: list[TensorType], outputs: list[TensorType]) -> Cost:
+        return Cost(macs=0, activations=0)
+
+
+class Embedding(OpDef):
+    """Rows of a learned table picked by integer ids: int[...] -> [..., embedding_dim]; weight [num, dim]."""
+
+    name: ClassVar = "embedding"
+    positional: ClassVar = ("num_embeddings", "embedding_dim")
+    family: ClassVar = "embed"
+    num_embeddings: int
+    embedding_dim: int
+    padding_idx: int | None = None
+
+    @field_validator("num_embeddings", "embedding_dim")
+    @classmethod
+    def _positive(cls, v: int) -> int:
+        if v <= 0:
+            raise ValueError("must be positive")
+        return v
+
+    def infer(self, inputs: list[TensorType]) -> list[TensorType]:
+        x = inputs[0]
+        if x.dtype not in INT_DTYPES:
+            raise OpError(f"embedding expects integer ids (int64 or int32), got {x.dtype} {x}",
+                          hint="declare the input as int64[...]")
+        if self.padding_idx is not None and not -self.num_embeddings <= self.padding_idx < self.num_embeddings:
+            raise OpError(f"embedding: padding_idx {self.padding_idx} is out of range for "
+                          f"{self.num_embeddings} embeddings")
+        return [TensorType(shape=(*x.shape, self.embedding_dim), dtype="float32")]
+
+    def params(self, inputs: list[TensorType]) -> dict[str, ParamSpec]:
+        return {"weight": ParamSpec((self.num_embeddings, self.embedding_dim), "normal(std=1)", axis="feature")}
+
+
+OPS = (Parameter, Embedding)

@@ -1,8 +1,10 @@
-"""Dense layers: Linear over the last axis."""
+"""Dense layers over the last axis: Linear (x W^T + b) and Bilinear (x1^T W x2 + b)."""
 
 from __future__ import annotations
 
 from typing import ClassVar
+
+from pydantic import field_validator
 
 from archdsl.errors import OpError
 from archdsl.ir.types import TensorType
@@ -29,6 +31,13 @@ class Linear(OpDef):
     out_features: int
     bias: bool = True
 
+    @field_validator("out_features")
+    @classmethod
+    def _positive(cls, v: int) -> int:
+        if v <= 0:
+            raise ValueError("must be positive")
+        return v
+
     def infer(self, inputs: list[TensorType]) -> list[TensorType]:
         last_dim(self, inputs[0])
         return [inputs[0].with_shape((*inputs[0].shape[:-1], self.out_features))]
@@ -44,4 +53,48 @@ class Linear(OpDef):
         return Cost(macs=outputs[0].numel() * last_dim(self, inputs[0]), activations=outputs[0].numel())
 
 
-OPS = (Linear,)
+class Bilinear(OpDef):
+    """y_k = x1^T W_k x2 + b_k on two inputs [..., in1], [..., in2] -> [..., out]; weight [out, in1, in2]."""
+
+    name: ClassVar = "bilinear"
+    positional: ClassVar = ("out_features",)
+    arity: ClassVar = 2
+    family: ClassVar = "linear"
+    out_features: int
+    bias: bool = True
+
+    @field_validator("out_features")
+    @classmethod
+    def _positive(cls, v: int) -> int:
+        if v <= 0:
+            raise ValueError("must be positive")
+        return v
+
+    def features(self, inputs: list[TensorType]) -> tuple[int, int]:
+        """(in1, in2), after checking the two inputs' leading axes agree."""
+        a, b = inputs
+        in1, in2 = last_dim(self, a), last_dim(self, b)
+        if a.shape[:-1] != b.shape[:-1] or a.dtype != b.dtype:
+            raise OpError(f"bilinear needs inputs with the same leading axes and dtype, got {a.dtype} {a} and "
+                          f"{b.dtype} {b}")
+        return in1, in2
+
+    def infer(self, inputs: list[TensorType]) -> list[TensorType]:
+        self.features(inputs)
+        return [inputs[0].with_shape((*inputs[0].shape[:-1], self.out_features))]
+
+    def params(self, inputs: list[TensorType]) -> dict[str, ParamSpec]:
+        in1, in2 = self.features(inputs)
+        # nn.Bilinear: every entry ~ U(-1/sqrt(in1), 1/sqrt(in1))
+        init = f"uniform(bound={in1 ** -0.5!r})"
+        out = {"weight": ParamSpec((self.out_features, in1, in2), init, fan_in=in1)}
+        if self.bias:
+            out["bias"] = ParamSpec((self.out_features,), init, axis="feature", fan_in=in1)
+        return out
+
+    def cost(self, inputs: list[TensorType], outputs: list[TensorType]) -> Cost:
+        in1, in2 = self.features(inputs)
+        return Cost(macs=outputs[0].numel() * in1 * in2, activations=outputs[0].numel())
+
+
+OPS = (Linear, Bilinear)

@@ -1,5 +1,432 @@
-"""Op family 'shape' (filled in by its owner)."""
+"""Shape ops: reshape, expand, permute, transpose, squeeze, unsqueeze, concat, split, chunk, slice, select.
+
+They move data and compute nothing, so each is linear in its input. Target sizes may be symbolic
+(``reshape(x, (N, C, H*W))``): a backend computes them at run time from the input's axes, so every
+symbolic size must be recoverable from the input's shape (see :func:`runtime_shape`).
+"""
 
 from __future__ import annotations
 
-OPS: tuple = ()
+from typing import ClassVar
+
+from pydantic import field_validator
+
+from archdsl.errors import OpError
+from archdsl.ir.dims import Dim, SymDim
+from archdsl.ir.types import DimField, TensorType
+from archdsl.ops.base import OpDef, Trait, norm_axis
+
+_MOVE = frozenset({Trait.LINEAR, Trait.SHAPE_ONLY})
+
+
+def product(dims: tuple[Dim, ...] | list[Dim]) -> Dim:
+    """The product of (symbolic) sizes."""
+    out: Dim = 1
+    for d in dims:
+        out = out * d
+    return out
+
+
+def exact_div(a: Dim, b: Dim) -> Dim | None:
+    """``a / b`` when it is provably exact, else None."""
+    if a == b:
+        return 1
+    if not isinstance(b, int) or b == 0:
+        return None
+    q = a // b
+    return q if q * b == a else None
+
+
+def symbol_axes(x: TensorType) -> dict[str, int]:
+    """Symbols that are a whole axis size of ``x`` (``N`` in ``[N, C, H*W]``), mapped to the first such axis."""
+    out: dict[str, int] = {}
+    for i, d in enumerate(x.shape):
+        if isinstance(d, SymDim) and str(d) in d.symbols:
+            out.setdefault(str(d), i)
+    return out
+
+
+def derivable(d: Dim, x: TensorType) -> bool:
+    """Can a backend compute size ``d`` from ``x``'s shape at run time (an axis of x, or its symbols)?"""
+    if isinstance(d, int) or d in x.shape:
+        return True
+    return d.symbols <= symbol_axes(x).keys()
+
+
+def runtime_shape(op: OpDef, target: tuple[Dim, ...], x: TensorType) -> tuple[Dim, ...]:
+    """``target`` as a backend computes it: ints, sizes derivable from ``x``, and at most one -1 (inferred)."""
+    out = tuple(-1 if not derivable(d, x) else d for d in target)
+    if out.count(-1) > 1:
+        unknown = [str(d) for d in target if d == -1 or not derivable(d, x)]
+        raise OpError(f"{op.name}: the sizes {', '.join(unknown)} cannot all be computed from the input {x} at "
+                      "run time", hint="only one size can be inferred (-1); give the others as numbers or as "
+                      "symbols that are whole axes of the input")
+    return out
+
+
+def check_sizes(sizes: tuple[Dim, ...]) -> tuple[Dim, ...]:
+    """Sizes must be non-negative, except -1 ('infer this one')."""
+    for d in sizes:
+        if isinstance(d, int) and d < -1:
+            raise ValueError(f"sizes must be non-negative or -1, got {d}")
+    return sizes
+
+
+class Reshape(OpDef):
+    """View ``x`` with another shape of the same number of elements; one size may be -1 (inferred)."""
+
+    name: ClassVar = "reshape"
+    positional: ClassVar = ("shape",)
+    family: ClassVar = "shape"
+    traits: ClassVar = _MOVE
+    shape: tuple[DimField, ...]
+
+    @field_validator("shape")
+    @classmethod
+    def _sizes(cls, v: tuple[Dim, ...]) -> tuple[Dim, ...]:
+        if sum(1 for d in v if d == -1) > 1:
+            raise ValueError("at most one size may be -1")
+        return check_sizes(v)
+
+    def infer(self, inputs: list[TensorType]) -> list[TensorType]:
+        x = inputs[0]
+        runtime_shape(self, self.shape, x)
+        if -1 not in self.shape:
+            if product(self.shape) != x.numel():
+                raise OpError(f"reshape: cannot view {x} ({x.numel()} elements) as {list(self.shape)} "
+                              f"({product(self.shape)} elements)")
+            return [x.with_shape(self.shape)]
+        known = [d for d in self.shape if d != -1]
+        return [x.with_shape(tuple(self.infer_missing(x, known) if d == -1 else d for d in self.shape))]
+
+    def infer_missing(self, x: TensorType, known: list[Dim]) -> Dim:
+        """The size of the -1 axis: the input's elements over the known sizes, cancelling equal factors."""
+        have = list(x.shape)
+        rest = []
+        for d in known:
+            if d in have:
+                have.remove(d)
+            else:
+                rest.append(d)
+        size = exact_div(product(have), product(rest))
+        if size is None:
+            raise OpError(f"reshape: cannot split {x} into {list(self.shape)}: {product(have)} is not a multiple "
+                          f"of {product(rest)}", hint="give the -1 size explicitly")
+        return size
+
+
+class Expand(OpDef):
+    """Broadcast size-1 axes to ``shape`` (-1 keeps an axis); new leading axes may be added."""
+
+    name: ClassVar = "expand"
+    positional: ClassVar = ("shape",)
+    family: ClassVar = "shape"
+    traits: ClassVar = _MOVE
+    shape: tuple[DimField, ...]
+
+    @field_validator("shape")
+    @classmethod
+    def _sizes(cls, v: tuple[Dim, ...]) -> tuple[Dim, ...]:
+        return check_sizes(v)
+
+    def infer(self, inputs: list[TensorType]) -> list[TensorType]:
+        x = inputs[0]
+        lead = len(self.shape) - x.rank
+        if lead < 0:
+            raise OpError(f"expand: shape {list(self.shape)} has fewer axes than the input {x}")
+        out = list(self.shape[:lead])
+        if -1 in out:
+            raise OpError(f"expand: -1 is not allowed for the new leading axes in {list(self.shape)}")
+        for have, want in zip(x.shape, self.shape[lead:], strict=True):
+            if want != -1 and have != want and have != 1:
+                raise OpError(f"expand: cannot expand {x} to {list(self.shape)} (size {have} is not 1)")
+            out.append(have if want == -1 else want)
+        for d in out:
+            if not derivable(d, x):
+                raise OpError(f"expand: the size {d} cannot be computed from the input {x} at run time",
+                              hint="use expand_as(x, other, dims) to take sizes from another tensor")
+        return [x.with_shape(tuple(out))]
+
+
+class ExpandAs(OpDef):
+    """Broadcast the size-1 axes ``dims`` (None: all) of ``x`` to the sizes of ``other`` (same rank)."""
+
+    name: ClassVar = "expand_as"
+    positional: ClassVar = ("dims",)
+    arity: ClassVar = 2
+    family: ClassVar = "shape"
+    traits: ClassVar = _MOVE
+    dims: int | tuple[int, ...] | None = None
+
+    def axes(self, rank: int) -> tuple[int, ...]:
+        """The expanded axes, normalised."""
+        dims = range(rank) if self.dims is None else (self.dims,) if isinstance(self.dims, int) else self.dims
+        return tuple(sorted({norm_axis(self, d, rank) for d in dims}))
+
+    def infer(self, inputs: list[TensorType]) -> list[TensorType]:
+        x, other = inputs
+        if x.rank != other.rank:
+            raise OpError(f"expand_as: {x} and {other} have different ranks")
+        out = list(x.shape)
+        for i in self.axes(x.rank):
+            if x.shape[i] != 1 and x.shape[i] != other.shape[i]:
+                raise OpError(f"expand_as: axis {i} of {x} has size {x.shape[i]}, not 1, so it cannot take the "
+                              f"size {other.shape[i]} of {other}")
+            out[i] = other.shape[i]
+        return [x.with_shape(tuple(out))]
+
+
+class Permute(OpDef):
+    """Reorder axes: output axis i is input axis dims[i]."""
+
+    name: ClassVar = "permute"
+    positional: ClassVar = ("dims",)
+    family: ClassVar = "shape"
+    traits: ClassVar = _MOVE
+    dims: tuple[int, ...]
+
+    def infer(self, inputs: list[TensorType]) -> list[TensorType]:
+        x = inputs[0]
+        if len(self.dims) != x.rank:
+            raise OpError(f"permute: dims {list(self.dims)} name {len(self.dims)} axes, but the input {x} has "
+                          f"{x.rank}")
+        axes = [norm_axis(self, d, x.rank) for d in self.dims]
+        if sorted(axes) != list(range(x.rank)):
+            raise OpError(f"permute: dims {list(self.dims)} is not a permutation of the axes of {x}")
+        return [x.with_shape(tuple(x.shape[a] for a in axes))]
+
+
+class Transpose(OpDef):
+    """Swap two axes."""
+
+    name: ClassVar = "transpose"
+    positional: ClassVar = ("dim0", "dim1")
+    family: ClassVar = "shape"
+    traits: ClassVar = _MOVE
+    dim0: int
+    dim1: int
+
+    def infer(self, inputs: list[TensorType]) -> list[TensorType]:
+        x = inputs[0]
+        a, b = norm_axis(self, self.dim0, x.rank), norm_axis(self, self.dim1, x.rank)
+        shape = list(x.shape)
+        shape[a], shape[b] = shape[b], shape[a]
+        return [x.with_shape(tuple(shape))]
+
+
+class Squeeze(OpDef):
+    """Drop size-1 axes ``dim`` (None: every axis whose size is known to be 1; symbolic axes stay)."""
+
+    name: ClassVar = "squeeze"
+    positional: ClassVar = ("dim",)
+    family: ClassVar = "shape"
+    traits: ClassVar = _MOVE
+    dim: int | tuple[int, ...] | None = None
+
+    def axes(self, x: TensorType) -> tuple[int, ...]:
+        """The dropped axes, normalised; OpError when one is not known to be 1."""
+        if self.dim is None:
+            return tuple(i for i, d in enumerate(x.shape) if d == 1)
+        dims = (self.dim,) if isinstance(self.dim, int) else self.dim
+        axes = tuple(sorted({norm_axis(self, d, x.rank) for d in dims}))
+        for a in axes:
+            if x.shape[a] != 1:
+                raise OpError(f"squeeze: axis {a} of {x} has size {x.shape[a]}, not 1")
+        return axes
+
+    def resolve(self, inputs: list[TensorType]) -> Squeeze:
+        return self.model_copy(update={"dim": self.axes(inputs[0])})
+
+    def infer(self, inputs: list[TensorType]) -> list[TensorType]:
+        x = inputs[0]
+        axes = self.axes(x)
+        return [x.with_shape(tuple(d for i, d in enumerate(x.shape) if i not in axes))]
+
+
+class Unsqueeze(OpDef):
+    """Insert a size-1 axis at position ``dim`` of the output."""
+
+    name: ClassVar = "unsqueeze"
+    positional: ClassVar = ("dim",)
+    family: ClassVar = "shape"
+    traits: ClassVar = _MOVE
+    dim: int
+
+    def infer(self, inputs: list[TensorType]) -> list[TensorType]:
+        x = inputs[0]
+        a = norm_axis(self, self.dim, x.rank + 1)
+        return [x.with_shape((*x.shape[:a], 1, *x.shape[a:]))]
+
+
+class Concat(OpDef):
+    """Join tensors along axis ``dim`` (default 0, as torch.cat): ``concat([a, b], dim=1)``."""
+
+    name: ClassVar = "concat"
+    positional: ClassVar = ("dim",)
+    arity: ClassVar = None
+    family: ClassVar = "shape"
+    traits: ClassVar = _MOVE
+    dim: int = 0
+
+    def infer(self, inputs: list[TensorType]) -> list[TensorType]:
+        if not inputs:
+            raise OpError("concat needs at least one tensor")
+        first = inputs[0]
+        a = norm_axis(self, self.dim, first.rank)
+        total: Dim = 0
+        for i, t in enumerate(inputs):
+            if t.rank != first.rank or t.dtype != first.dtype:
+                raise OpError(f"concat: tensor {i + 1} is {t} ({t.dtype}, rank {t.rank}), but tensor 1 is {first} "
+                              f"({first.dtype}, rank {first.rank})")
+            for ax, (p, q) in enumerate(zip(first.shape, t.shape, strict=True)):
+                if ax != a and p != q:
+                    raise OpError(f"concat along axis {a}: tensor {i + 1} {t} differs from tensor 1 {first} on "
+                                  f"axis {ax} ({q} vs {p})")
+            total = total + t.shape[a]
+        return [first.with_shape((*first.shape[:a], total, *first.shape[a + 1:]))]
+
+
+def pieces(op: OpDef, x: TensorType, dim: int, sizes: list[Dim]) -> list[TensorType]:
+    """One output type per piece along ``dim``."""
+    a = norm_axis(op, dim, x.rank)
+    return [x.with_shape((*x.shape[:a], s, *x.shape[a + 1:])) for s in sizes]
+
+
+class Split(OpDef):
+    """Cut axis ``dim`` into pieces of ``split_size_or_sections`` (an int: equal pieces, last may be smaller)."""
+
+    name: ClassVar = "split"
+    positional: ClassVar = ("split_size_or_sections", "dim")
+    family: ClassVar = "shape"
+    traits: ClassVar = _MOVE
+    split_size_or_sections: int | tuple[int, ...]
+    dim: int = 0
+
+    @field_validator("split_size_or_sections")
+    @classmethod
+    def _positive(cls, v: int | tuple[int, ...]) -> int | tuple[int, ...]:
+        if (v <= 0) if isinstance(v, int) else (not v or any(s < 0 for s in v)):
+            raise ValueError("sizes must be positive")
+        return v
+
+    def sizes(self, x: TensorType) -> list[Dim]:
+        """The size of each piece."""
+        d = x.shape[norm_axis(self, self.dim, x.rank)]
+        s = self.split_size_or_sections
+        if isinstance(s, int):
+            if isinstance(d, int):
+                return [min(s, d - i) for i in range(0, d, s)] or [0]
+            n = exact_div(d, s)
+            if not isinstance(n, int):
+                raise OpError(f"split: the number of pieces of size {s} of axis {self.dim} of {x} is not known",
+                              hint="split an axis of known size, or use chunk")
+            return [s] * n
+        if sum(s) != d:
+            raise OpError(f"split: sections {list(s)} add up to {sum(s)}, but axis {self.dim} of {x} has size {d}")
+        return list(s)
+
+    def infer(self, inputs: list[TensorType]) -> list[TensorType]:
+        return pieces(self, inputs[0], self.dim, self.sizes(inputs[0]))
+
+
+class Chunk(OpDef):
+    """Cut axis ``dim`` into ``chunks`` pieces as torch.chunk does (ceil-sized; possibly fewer pieces)."""
+
+    name: ClassVar = "chunk"
+    positional: ClassVar = ("chunks", "dim")
+    family: ClassVar = "shape"
+    traits: ClassVar = _MOVE
+    chunks: int
+    dim: int = 0
+
+    @field_validator("chunks")
+    @classmethod
+    def _positive(cls, v: int) -> int:
+        if v <= 0:
+            raise ValueError("must be positive")
+        return v
+
+    def sizes(self, x: TensorType) -> list[Dim]:
+        """The size of each piece."""
+        d = x.shape[norm_axis(self, self.dim, x.rank)]
+        if isinstance(d, int):
+            step = max(1, -(-d // self.chunks))
+            return [min(step, d - i) for i in range(0, d, step)] or [0]
+        size = exact_div(d, self.chunks)
+        if size is None:
+            raise OpError(f"chunk: axis {self.dim} of {x} (size {d}) is not known to split into {self.chunks} "
+                          "equal pieces")
+        return [size] * self.chunks
+
+    def infer(self, inputs: list[TensorType]) -> list[TensorType]:
+        return pieces(self, inputs[0], self.dim, self.sizes(inputs[0]))
+
+
+class Slice(OpDef):
+    """``x[..., start:end:step, ...]`` on axis ``dim`` (Python slice rules; step > 0)."""
+
+    name: ClassVar = "slice"
+    positional: ClassVar = ("dim", "start", "end", "step")
+    family: ClassVar = "shape"
+    traits: ClassVar = _MOVE
+    dim: int
+    start: int | None = None
+    end: int | None = None
+    step: int = 1
+
+    @field_validator("step")
+    @classmethod
+    def _positive(cls, v: int) -> int:
+        if v <= 0:
+            raise ValueError("must be positive")
+        return v
+
+    def length(self, d: Dim) -> Dim:
+        """Elements selected from an axis of size ``d`` (symbolic sizes assume it is long enough)."""
+        if isinstance(d, int):
+            return len(range(d)[self.start:self.end:self.step])
+        start = 0 if self.start is None else self.start if self.start >= 0 else d + self.start
+        end = d if self.end is None else self.end if self.end >= 0 else d + self.end
+        return (end - start + self.step - 1) // self.step
+
+    def infer(self, inputs: list[TensorType]) -> list[TensorType]:
+        x = inputs[0]
+        a = norm_axis(self, self.dim, x.rank)
+        n = self.length(x.shape[a])
+        if isinstance(n, int) and n <= 0:
+            raise OpError(f"slice {self.start}:{self.end}:{self.step} of axis {a} of {x} is empty")
+        return [x.with_shape((*x.shape[:a], n, *x.shape[a + 1:]))]
+
+
+class Select(OpDef):
+    """``x[..., index, ...]`` on axis ``dim``: picks one position and drops the axis (ViT's class token)."""
+
+    name: ClassVar = "select"
+    positional: ClassVar = ("dim", "index")
+    family: ClassVar = "shape"
+    traits: ClassVar = _MOVE
+    dim: int
+    index: int
+
+    def infer(self, inputs: list[TensorType]) -> list[TensorType]:
+        x = inputs[0]
+        a = norm_axis(self, self.dim, x.rank)
+        d = x.shape[a]
+        if isinstance(d, int) and not -d <= self.index < d:
+            raise OpError(f"select: index {self.index} is out of range for axis {a} of {x}")
+        return [x.with_shape((*x.shape[:a], *x.shape[a + 1:]))]
+
+
+class Identity(OpDef):
+    """Returns its input unchanged (an explicit placeholder, like nn.Identity)."""
+
+    name: ClassVar = "identity"
+    family: ClassVar = "shape"
+    traits: ClassVar = _MOVE | {Trait.ELEMENTWISE}
+
+    def infer(self, inputs: list[TensorType]) -> list[TensorType]:
+        return [inputs[0]]
+
+
+OPS = (Reshape, Expand, ExpandAs, Permute, Transpose, Squeeze, Unsqueeze, Concat, Split, Chunk, Slice, Select,
+       Identity)

@@ -1,13 +1,16 @@
-"""Tensor plumbing and arithmetic: add, flatten, n-ary sum."""
+"""Tensor arithmetic and plumbing: binary ops, n-ary sum, tensor-scalar ops, matmul, reductions, flatten."""
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, Literal
+
+from pydantic import field_validator
 
 from archdsl.errors import OpError
 from archdsl.ir.dims import Dim
 from archdsl.ir.types import TensorType
-from archdsl.ops.base import OpDef, Trait, norm_axis
+from archdsl.ops.activation import expect_float
+from archdsl.ops.base import Cost, OpDef, Trait, norm_axis
 
 
 def broadcast(op: OpDef, a: TensorType, b: TensorType) -> TensorType:
@@ -18,7 +21,7 @@ def broadcast(op: OpDef, a: TensorType, b: TensorType) -> TensorType:
     n = max(len(ra), len(rb))
     ra, rb = [1] * (n - len(ra)) + ra, [1] * (n - len(rb)) + rb
     out: list[Dim] = []
-    for x, y in zip(ra, rb):
+    for x, y in zip(ra, rb, strict=True):
         if x == y or y == 1:
             out.append(x)
         elif x == 1:
@@ -86,9 +89,6 @@ class Flatten(OpDef):
         return [x.with_shape((*x.shape[:a], merged, *x.shape[b + 1:]))]
 
 
-OPS = (Add, AddN, Flatten)
-
-
 class Sub(Binary):
     """a - b with broadcasting."""
 
@@ -124,10 +124,11 @@ class MatMul(OpDef):
         batch = broadcast(self, a.with_shape(a.shape[:-2]), b.with_shape(b.shape[:-2]))
         return [a.with_shape((*batch.shape, a.shape[-2], b.shape[-1]))]
 
-    def cost(self, inputs: list[TensorType], outputs: list[TensorType]):
-        from archdsl.ops.base import Cost
-
+    def cost(self, inputs: list[TensorType], outputs: list[TensorType]) -> Cost:
         return Cost(macs=outputs[0].numel() * inputs[0].shape[-1], activations=outputs[0].numel())
+
+
+ScalarFn = Literal["add", "sub", "rsub", "mul", "div", "rdiv", "pow", "neg"]
 
 
 class ScalarArith(OpDef):
@@ -137,13 +138,75 @@ class ScalarArith(OpDef):
     positional: ClassVar = ("fn", "value")
     family: ClassVar = "arith"
     traits: ClassVar = frozenset({Trait.ELEMENTWISE})
-    fn: str
+    fn: ScalarFn
     value: float = 0.0
 
+    def has(self, trait: Trait) -> bool:
+        """x*c, x/c and -x are linear; x+c, x-c and c-x are affine."""
+        if trait is Trait.LINEAR and self.fn in ("mul", "div", "neg"):
+            return True
+        if trait is Trait.AFFINE and self.fn in ("add", "sub", "rsub"):
+            return True
+        return super().has(trait)
+
     def infer(self, inputs: list[TensorType]) -> list[TensorType]:
-        if self.fn not in ("add", "sub", "rsub", "mul", "div", "rdiv", "pow", "neg"):
-            raise OpError(f"scalar: unknown function {self.fn!r}")
         return [inputs[0]]
 
 
-OPS = OPS + (Sub, Mul, Div, MatMul, ScalarArith)
+Axes = int | tuple[int, ...] | None
+
+
+class Reduce(OpDef):
+    """Base of reductions over axes ``dim`` (None: every axis), optionally keeping them as size 1."""
+
+    positional: ClassVar = ("dim", "keepdim")
+    family: ClassVar = "arith"
+    traits: ClassVar = frozenset({Trait.LINEAR})
+    floating: ClassVar[bool] = False            # needs a floating-point input
+    dim: Axes = None
+    keepdim: bool = False
+
+    @field_validator("dim")
+    @classmethod
+    def _nonempty(cls, v: Axes) -> Axes:
+        if v == ():
+            raise ValueError("dim=() is ambiguous (torch reduces every axis); leave dim out to reduce every axis")
+        return v
+
+    def axes(self, rank: int) -> tuple[int, ...]:
+        """The reduced axes, normalised and sorted; OpError on duplicates or out-of-range axes."""
+        dims = tuple(range(rank)) if self.dim is None else (self.dim,) if isinstance(self.dim, int) else self.dim
+        axes = tuple(norm_axis(self, d, rank) for d in dims)
+        if len(set(axes)) != len(axes):
+            raise OpError(f"{self.name}: axis repeated in dim={self.dim}")
+        return tuple(sorted(axes))
+
+    def resolve(self, inputs: list[TensorType]) -> Reduce:
+        return self.model_copy(update={"dim": self.axes(inputs[0].rank) or None})
+
+    def infer(self, inputs: list[TensorType]) -> list[TensorType]:
+        x = inputs[0]
+        if self.floating:
+            expect_float(self, x)
+        axes = self.axes(x.rank)
+        if self.keepdim:
+            shape = tuple(1 if i in axes else d for i, d in enumerate(x.shape))
+        else:
+            shape = tuple(d for i, d in enumerate(x.shape) if i not in axes)
+        return [x.with_shape(shape)]
+
+
+class ReduceMean(Reduce):
+    """Mean over axes ``dim``: ``mean(x, dim=(2, 3))`` is global average pooling."""
+
+    name: ClassVar = "mean"
+    floating: ClassVar = True
+
+
+class ReduceSum(Reduce):
+    """Sum over axes ``dim`` (spelled ``reduce_sum`` or ``ReduceSum``)."""
+
+    name: ClassVar = "reduce_sum"
+
+
+OPS = (Add, Sub, Mul, Div, AddN, ScalarArith, MatMul, ReduceMean, ReduceSum, Flatten)

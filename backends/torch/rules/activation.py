@@ -1,15 +1,55 @@
-"""Lowerings of elementwise activations to torch functions."""
+"""Lowerings of activations to torch functions (PReLU to nn.PReLU, which owns its slope)."""
 
 from __future__ import annotations
 
 from archdsl.backends.torch.registry import lowering
+from archdsl.backends.torch.rules.common import ctor, fn
+
 from archdsl.ir.types import TensorType
-from archdsl.ops.activation import ReLU, Sigmoid, Tanh
+from archdsl.ops import activation as A
 from archdsl.ops.base import OpDef
 
-_FUNCTIONS = {ReLU: "F.relu", Sigmoid: "torch.sigmoid", Tanh: "torch.tanh"}
+# ops whose lowering is a one-argument function
+_FUNCTIONS = {A.ReLU: "F.relu", A.ReLU6: "F.relu6", A.SiLU: "F.silu", A.Mish: "F.mish", A.Sigmoid: "torch.sigmoid",
+              A.Hardsigmoid: "F.hardsigmoid", A.Hardswish: "F.hardswish", A.Tanh: "torch.tanh",
+              A.LogSigmoid: "F.logsigmoid"}
 
 
 @lowering(*_FUNCTIONS)
 def _unary(op: OpDef, args: list[str], ref: str | None, ins: list[TensorType]) -> str:
     return f"{_FUNCTIONS[type(op)]}({args[0]})"
+
+
+@lowering(A.LeakyReLU)
+def _leaky_relu(op: A.LeakyReLU, args: list[str], ref: str | None, ins: list[TensorType]) -> str:
+    return fn("F.leaky_relu", args[0], negative_slope=op.negative_slope)
+
+
+@lowering(A.ELU)
+def _elu(op: A.ELU, args: list[str], ref: str | None, ins: list[TensorType]) -> str:
+    return fn("F.elu", args[0], alpha=op.alpha)
+
+
+@lowering(A.GELU)
+def _gelu(op: A.GELU, args: list[str], ref: str | None, ins: list[TensorType]) -> str:
+    return fn("F.gelu", args[0], approximate=op.approximate)
+
+
+@lowering(A.Softplus)
+def _softplus(op: A.Softplus, args: list[str], ref: str | None, ins: list[TensorType]) -> str:
+    return fn("F.softplus", args[0], beta=op.beta, threshold=op.threshold)
+
+
+@lowering(A.Softmax, A.LogSoftmax)
+def _softmax(op: A.Softmax, args: list[str], ref: str | None, ins: list[TensorType]) -> str:
+    name = "torch.log_softmax" if isinstance(op, A.LogSoftmax) else "torch.softmax"
+    return fn(name, args[0], dim=op.dim)
+
+
+def _prelu_module(op: A.PReLU, ins: list[TensorType]) -> str:
+    return ctor("nn.PReLU", num_parameters=op.num_parameters, init=op.init)
+
+
+@lowering(A.PReLU, module=_prelu_module)
+def _prelu(op: A.PReLU, args: list[str], ref: str | None, ins: list[TensorType]) -> str:
+    return f"{ref}({args[0]})"

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from archdsl.backends.torch.registry import lowering
+from archdsl.backends.torch.rules.common import fn
+
 from archdsl.ir.types import TensorType
 from archdsl.ops import tensor as T
 from archdsl.ops.base import OpDef
@@ -30,3 +32,9 @@ def _scalar(op: T.ScalarArith, args: list[str], ref: str | None, ins: list[Tenso
 @lowering(T.Flatten)
 def _flatten(op: T.Flatten, args: list[str], ref: str | None, ins: list[TensorType]) -> str:
     return f"torch.flatten({args[0]}, {op.start_dim}, {op.end_dim})"
+
+
+@lowering(T.ReduceMean, T.ReduceSum)
+def _reduce(op: T.Reduce, args: list[str], ref: str | None, ins: list[TensorType]) -> str:
+    name = "torch.mean" if isinstance(op, T.ReduceMean) else "torch.sum"
+    return fn(name, args[0], dim=op.axes(ins[0].rank), keepdim=op.keepdim)
