@@ -9,9 +9,19 @@ from typing import Any
 import pydantic
 
 from archdsl.elaborate.builder import GraphBuilder
-from archdsl.elaborate.expressions import ExpressionMixin, Scope
+from archdsl.elaborate.expressions import ExpressionMixin, Scope, layer_like
 from archdsl.elaborate.values import (
-    Absent, BlockLayer, Layer, Named, OpLayer, ReparamLayer, SeqLayer, Tensor, describe, fresh_uid, is_layer,
+    Absent,
+    BlockLayer,
+    Layer,
+    Named,
+    OpLayer,
+    ReparamLayer,
+    SeqLayer,
+    Tensor,
+    describe,
+    fresh_uid,
+    is_layer,
 )
 from archdsl.errors import LimitError, OpError, ShapeError
 from archdsl.ir.dims import SymDim
@@ -41,6 +51,8 @@ class ApplyMixin(ExpressionMixin):
 
     builder: GraphBuilder
     ctx: Ctx
+    where: Span | None          # the latest block application (for errors that have no better place)
+    block_stack: list[str]      # names of the blocks being applied, outermost first
 
     def apply_value(self, layer: Any, inputs: list[Tensor], span: Span) -> Any:
         """Apply ``layer`` to ``inputs`` in the current context; one output or a tuple of outputs."""
@@ -77,7 +89,7 @@ class ApplyMixin(ExpressionMixin):
         if len(layer.args) > len(op.positional):
             raise self.error(f"{op.__name__} takes at most {len(op.positional)} positional arguments "
                              f"({', '.join(op.positional) or 'none'}), got {len(layer.args)}", layer.span)
-        attrs.update(zip(op.positional, layer.args))
+        attrs.update(zip(op.positional, layer.args, strict=False))
         for k, v in layer.kwargs:
             if k in attrs:
                 raise self.error(f"{op.__name__}: argument '{k}' is given twice", layer.span)
@@ -85,21 +97,29 @@ class ApplyMixin(ExpressionMixin):
         try:
             return op(**attrs)
         except pydantic.ValidationError as exc:
-            raise self._validation_error(op, exc, layer.span) from None
+            raise self._validation_error(layer, exc) from None
+        except (TypeError, ValueError, ArithmeticError) as exc:
+            raise self.error(f"{op.__name__}: bad arguments: {exc}", layer.span) from None
 
-    def _validation_error(self, op: type[OpDef], exc: pydantic.ValidationError, span: Span | None):
+    def _validation_error(self, layer: OpLayer, exc: pydantic.ValidationError):
+        """The first pydantic complaint as a spec error pointing at the offending argument."""
+        op, span = layer.op, layer.span
         err = exc.errors()[0]
         field = str(err["loc"][0]) if err["loc"] else "?"
         fields = list(op.model_fields)
         if err["type"] == "extra_forbidden":
             close = difflib.get_close_matches(field, fields, n=1)
-            hint = f"did you mean '{close[0]}'?" if close else f"{op.__name__} takes: {', '.join(fields)}"
+            hint = f"did you mean '{close[0]}'?" if close else f"{op.__name__} takes: {', '.join(fields) or 'nothing'}"
             return self.error(f"{op.__name__} has no argument '{field}'", span, hint)
         if err["type"] == "missing":
             return self.error(f"{op.__name__} needs the argument '{field}'", span,
                               f"{op.__name__}({', '.join(op.positional)}, ...)" if op.positional else None)
-        return self.error(f"{op.__name__}: bad value for '{field}': {err['msg']}", span,
-                          f"got {err.get('input')!r}")
+        where = layer.arg_spans.get(op.positional.index(field) if field in op.positional else -1)
+        where = layer.arg_spans.get(field) or where or span
+        msg = str(err["msg"])
+        msg = msg[len("Value error, "):] if msg.startswith("Value error, ") else msg
+        return self.error(f"{op.__name__}: bad value for '{field}': {msg[:1].lower()}{msg[1:]}", where,
+                          f"got {describe(err.get('input'))} ({err.get('input')!r})")
 
     def apply_op_layer(self, layer: OpLayer, inputs: list[Tensor], at: tuple[str, ...] | None,
                        span: Span) -> list[Tensor]:
@@ -116,10 +136,8 @@ class ApplyMixin(ExpressionMixin):
             op = op.resolve(types)
             outs = op.infer(types)
             params = op.params(types)
-        except OpError as exc:
-            notes = [(f"input {i + 1} is {t.type}", t.span) for i, t in enumerate(inputs)]
-            raise self.error(f"{op.__class__.__name__}: {exc}", span, exc.hint, cls=ShapeError,
-                             notes=notes) from None
+        except (OpError, ArithmeticError, ValueError, TypeError, IndexError, KeyError) as exc:
+            raise self._op_error(op, exc, inputs, span) from None
         module = ".".join(at) if at else None
         if params and module is None:
             raise self.error(f"{op.__class__.__name__} has parameters, so it needs a name", span,
@@ -131,7 +149,20 @@ class ApplyMixin(ExpressionMixin):
             mapping = self.builder.declare_params(module, params, span)
         names = self.builder.add_node(op, [t.value for t in inputs], outs, mapping, module, self.ctx.path, span,
                                       tags)
-        return [Tensor(n, t, span) for n, t in zip(names, outs)]
+        return [Tensor(n, t, span) for n, t in zip(names, outs, strict=False)]
+
+    def _op_error(self, op: OpDef, exc: Exception, inputs: list[Tensor], span: Span | None) -> ShapeError:
+        """A shape-rule failure, naming the op once and pointing at where each input came from."""
+        cls = op.__class__.__name__
+        text = str(exc)
+        for prefix in (f"{op.name}: ", f"{op.name} "):
+            if text.startswith(prefix):
+                text = text[len(prefix):]
+        if not isinstance(exc, OpError):
+            text = f"cannot compute the output shape with these attributes ({text})"
+        notes = [(f"input {i + 1}, {t.type}, comes from here" if len(inputs) > 1 else f"the input {t.type} comes "
+                  "from here", t.span) for i, t in enumerate(inputs)]
+        return self.error(f"{cls}: {text}", span, getattr(exc, "hint", None), cls=ShapeError, notes=notes)
 
     # -- containers ----------------------------------------------------------------------------
     def apply_seq(self, layer: SeqLayer, inputs: list[Tensor], at: tuple[str, ...] | None,
@@ -150,13 +181,23 @@ class ApplyMixin(ExpressionMixin):
 
     def apply_reparam(self, layer: ReparamLayer, inputs: list[Tensor], at: tuple[str, ...] | None,
                       span: Span) -> list[Tensor]:
-        """Branches on the same input, summed by one node tagged 'reparam'."""
+        """Branches on the same input, summed by one node tagged 'reparam'.
+
+        An unnamed reparam block puts its (named) branches directly under the enclosing block, as in
+        RepVGG's ``out relu(reparam { rbr_dense = ...; rbr_1x1 = ... }(x))``.
+        """
         outs: list[Tensor] = []
-        for name, branch in layer.branches:
-            if isinstance(branch, Absent):
-                continue
-            sub = at + (name,) if at is not None else None
-            outs += self._as_list(self.apply(branch, inputs, sub, getattr(branch, "span", None) or span))
+        saved = self.ctx
+        if at is None:
+            at = saved.path
+            self.ctx = Ctx(saved.path, saved.owner + (fresh_uid(),), saved.depth)
+        try:
+            for name, branch in layer.branches:
+                if isinstance(branch, Absent):
+                    continue
+                outs += self._as_list(self.apply(branch, inputs, at + (name,), getattr(branch, "span", None) or span))
+        finally:
+            self.ctx = saved
         if not outs:
             raise self.error("every branch of this reparam block is absent", layer.span)
         if len(outs) == 1:
@@ -175,8 +216,9 @@ class ApplyMixin(ExpressionMixin):
         """Expand a block: bind parameters and inputs, run its statements, collect its outputs."""
         saved = self.ctx
         if saved.depth >= MAX_DEPTH:
-            raise self.error(f"blocks nest deeper than {MAX_DEPTH} levels", span, "is a block applying itself?",
-                             cls=LimitError)
+            raise self._depth_error(layer, span)
+        self.where = span
+        self.block_stack.append(layer.block.name)
         path = at if at is not None else saved.path
         owner = saved.owner if at is not None else saved.owner + (fresh_uid(),)
         self.ctx = Ctx(path, owner, saved.depth + 1)
@@ -188,15 +230,26 @@ class ApplyMixin(ExpressionMixin):
             return self.run_body(layer.block, scope, inputs, span)
         finally:
             self.ctx = saved
+            self.block_stack.pop()
+
+    def _depth_error(self, layer: BlockLayer, span: Span) -> LimitError:
+        """Too deep: name the chain of blocks (usually one block applying itself)."""
+        chain = self.block_stack[-4:] + [layer.block.name]
+        text = " -> ".join(chain) if len(self.block_stack) <= 4 else "… -> " + " -> ".join(chain)
+        name = layer.block.name
+        hint = f"block {name} applies itself; a recursion must stop within {MAX_DEPTH} levels" \
+            if self.block_stack.count(name) > 1 else "are blocks applying each other?"
+        return self.error(f"blocks nest deeper than {MAX_DEPTH} levels ({text})", span, hint, cls=LimitError)
 
     def bind_params(self, layer: BlockLayer, scope: Scope) -> None:
         """Positional then keyword arguments, defaults for the rest, each checked against its type."""
         block = layer.block
-        decls = {p.name: p for p in block.params}
+        decls = self._param_decls(block)
         if len(layer.args) > len(block.params):
-            raise self.error(f"block {block.name} takes {len(block.params)} parameters, got {len(layer.args)}",
-                             layer.span)
-        given = dict(zip([p.name for p in block.params], layer.args))
+            raise self.error(f"block {block.name} takes {len(block.params)} parameter(s), got {len(layer.args)}",
+                             layer.arg_spans.get(len(block.params)) or layer.span,
+                             f"{block.name}({', '.join(decls)})")
+        given = {p.name: (v, layer.arg_spans.get(i)) for i, (p, v) in enumerate(zip(block.params, layer.args, strict=False))}
         for k, v in layer.kwargs:
             if k not in decls:
                 close = difflib.get_close_matches(k, list(decls), n=1)
@@ -204,23 +257,35 @@ class ApplyMixin(ExpressionMixin):
                                  f"did you mean '{close[0]}'?" if close else
                                  f"its parameters are: {', '.join(decls) or 'none'}")
             if k in given:
-                raise self.error(f"parameter '{k}' of {block.name} is given twice", layer.span)
-            given[k] = v
+                raise self.error(f"parameter '{k}' of {block.name} is given twice", layer.arg_spans.get(k) or layer.span)
+            given[k] = (v, layer.arg_spans.get(k))
         for p in block.params:
             if p.name in given:
-                value = given[p.name]
+                value, where = given[p.name]
             elif p.default is not None:
-                value = self.eval(p.default, scope)
+                value, where = self.eval(p.default, scope), p.default.span
             else:
-                raise self.error(f"block {block.name} needs the parameter '{p.name}: {p.type}'", layer.span)
-            scope.names[p.name] = self.check_param_type(block.name, p, value, layer.span)
+                raise self.error(f"block {block.name} needs the parameter '{p.name}: {p.type}'", layer.span,
+                                 notes=[(f"'{p.name}' is declared here", p.span)])
+            scope.names[p.name] = self.check_param_type(block.name, p, value, where or layer.span)
             scope.used.add(p.name)
+
+    def _param_decls(self, block: A.BlockDef) -> dict[str, A.ParamDecl]:
+        """A block's parameter declarations by name; a name declared twice is an error."""
+        decls: dict[str, A.ParamDecl] = {}
+        for p in block.params:
+            if p.name in decls:
+                raise self.error(f"parameter '{p.name}' is declared twice in block {block.name}", p.span,
+                                 notes=[("first declared here", decls[p.name].span)])
+            decls[p.name] = p
+        return decls
 
     def check_param_type(self, block: str, p: A.ParamDecl, value: Any, span: Span | None) -> Any:
         """Check a parameter value against ``int``, ``float``, ``list[int]``, ``tuple[...]`` ..."""
-        if not _matches(p.type, value):
-            raise self.error(f"parameter '{p.name}' of {block} is declared {p.type} but got {describe(value)} "
-                             f"({value!r})", span)
+        if not matches_type(p.type, value):
+            shown = f" ({value!r})" if isinstance(value, (int, float, str, list, tuple)) else ""
+            raise self.error(f"parameter '{p.name}' of {block} is declared {p.type} but got {describe(value)}{shown}",
+                             span, notes=[(f"'{p.name}' is declared here", p.span)])
         return float(value) if p.type == "float" else value
 
     def run_body(self, block: A.BlockDef, scope: Scope, inputs: list[Tensor], span: Span) -> list[Tensor]:
@@ -234,8 +299,11 @@ class ApplyMixin(ExpressionMixin):
             if isinstance(stmt, A.InputStmt):
                 tensor = next(feed)
                 self.unify(stmt.type, tensor, scope, f"input '{stmt.name}' of {block.name}", stmt.span, span)
+                if stmt.name in scope.names:
+                    raise self.error(f"'{stmt.name}' is already defined in this block", stmt.span)
                 scope.names[stmt.name] = tensor
                 scope.assigned[stmt.name] = stmt.span
+                scope.inputs.add(stmt.name)
             elif isinstance(stmt, A.Assign):
                 self.exec_assign(stmt, scope)
             else:
@@ -252,14 +320,16 @@ class ApplyMixin(ExpressionMixin):
             # a source op (a free parameter such as a class token) is applied where it is named
             path = self.ctx.path + (stmt.targets[0],)
             value = self.apply(value, [], path, stmt.span)[0]
-        elif len(stmt.targets) == 1 and is_layer(value) or isinstance(value, (Absent,)):
+        elif len(stmt.targets) == 1 and (is_layer(value) or isinstance(value, list) and layer_like(value)) \
+                or isinstance(value, Absent):
             name = stmt.targets[0]
             layer = self.as_layer(value, stmt.value.span)
             value = Named(name, layer, stmt.span, path=self.ctx.path + (name,),
                           owner=self.ctx.owner + (fresh_uid(),))
         for t in stmt.targets:
-            if t in scope.names:
-                raise self.error(f"'{t}' is already defined in this block", stmt.span)
+            if t in scope.names and t != "_":
+                raise self.error(f"'{t}' is already defined in this block", stmt.span,
+                                 notes=[("first defined here", scope.assigned[t])] if t in scope.assigned else [])
         self.bind_targets(stmt.targets, value, scope, stmt.span)
         for t in stmt.targets:
             scope.assigned[t] = stmt.span
@@ -268,7 +338,8 @@ class ApplyMixin(ExpressionMixin):
         """``out expr``: the value must be a tensor; an annotation is checked."""
         value = self.eval(stmt.value, scope)
         if not isinstance(value, Tensor):
-            raise self.error(f"`out` needs a tensor, got {describe(value)}", stmt.value.span,
+            shown = f" ({value!r})" if isinstance(value, (int, float, str)) else ""
+            raise self.error(f"`out` needs a tensor, got {describe(value)}{shown}", stmt.value.span,
                              "apply the layer to an input: `out x |> layer`" if is_layer(value) else None)
         if stmt.type is not None:
             self.unify(stmt.type, value, scope, f"output '{stmt.name}'", stmt.type.span, stmt.span)
@@ -278,12 +349,12 @@ class ApplyMixin(ExpressionMixin):
         """Every assigned name and input must be used."""
         for name, span in scope.assigned.items():
             value = scope.names.get(name)
-            used = name in scope.used or (isinstance(value, Named) and value.uses > 0)
+            used = name in scope.used or (isinstance(value, Named) and value.uses > 0) or name.startswith("_")
             if not used:
-                what = "layer" if isinstance(value, Named) else "input" if isinstance(value, Tensor) and \
-                    name not in scope.used else "name"
+                what = "input" if name in scope.inputs else "layer" if isinstance(value, Named) else \
+                    "value" if isinstance(value, Tensor) else "name"
                 raise self.error(f"{what} '{name}' is defined but never used", span,
-                                 "remove it, or use it in the dataflow")
+                                 "remove it, use it in the dataflow, or start its name with '_' to keep it")
 
     # -- shapes ----------------------------------------------------------------------------------
     def eval_type(self, texpr: A.TensorTypeExpr, scope: Scope, symbolic: bool) -> TensorType:
@@ -316,33 +387,46 @@ class ApplyMixin(ExpressionMixin):
               call_span: Span | None) -> None:
         """Match a declared type against an actual tensor, binding unbound dim names."""
         actual = tensor.type
-        notes = [(f"the tensor {actual} came from here", tensor.span)] if tensor.span else []
+        notes = [(f"{what} is declared here", where)]
+        notes += [(f"the tensor {actual} comes from here", tensor.span)] if tensor.span else []
         declared = "[" + ", ".join(_dim_text(d) for d in texpr.dims) + "]"
-        if len(texpr.dims) != actual.rank or self.dtype(texpr) != actual.dtype:
-            raise self.error(f"{what} expects {declared} ({self.dtype(texpr)}, rank {len(texpr.dims)}), got "
-                             f"{actual} ({actual.dtype}, rank {actual.rank})", call_span or where, cls=ShapeError,
-                             notes=[(f"{what} is declared here", where)] + notes)
-        for d, got in zip(texpr.dims, actual.shape):
+        dtype = self.dtype(texpr)
+        if len(texpr.dims) != actual.rank:
+            raise self.error(f"{what} expects a rank-{len(texpr.dims)} tensor {declared}, got the rank-{actual.rank} "
+                             f"tensor {actual}", call_span or where, cls=ShapeError, notes=notes)
+        if dtype != actual.dtype:
+            raise self.error(f"{what} expects {dtype} {declared}, got {actual.dtype} {actual}", call_span or where,
+                             cls=ShapeError, notes=notes)
+        for i, (d, got) in enumerate(zip(texpr.dims, actual.shape, strict=False)):
             if isinstance(d, A.Name) and not scope.get_local(d.id)[0]:
                 scope.names[d.id] = got
                 scope.used.add(d.id)
                 continue
             want = self.eval(d, scope)
+            if isinstance(want, bool) or not isinstance(want, (int, SymDim)):
+                raise self.error(f"a dimension must be an int or a symbol, got {describe(want)}", d.span)
             if want != got:
-                raise self.error(f"{what} expects {declared}, but {_dim_text(d)} = {want} and the tensor has {got} "
-                                 f"there (the full shape is {actual})", call_span or where, cls=ShapeError,
-                                 notes=[(f"{what} is declared here", where)] + notes)
+                said = _dim_text(d) if _dim_text(d) == str(want) else f"{_dim_text(d)} = {want}"
+                raise self.error(f"{what} expects {declared}, got {actual}: dim {i} should be {said} but is {got}",
+                                 call_span or where, cls=ShapeError, notes=notes)
 
 
 def _dim_text(d: A.Expr) -> str:
+    """A declared dim as written: names, numbers and arithmetic on them."""
     if isinstance(d, A.Name):
         return d.id
     if isinstance(d, A.Num):
         return str(d.value)
+    if isinstance(d, A.BinOp) and d.op in ("+", "-", "*", "//", "%"):
+        left, right = _dim_text(d.left), _dim_text(d.right)
+        wrap = d.op in ("*", "//", "%")
+        left = f"({left})" if wrap and isinstance(d.left, A.BinOp) and d.left.op in ("+", "-") else left
+        right = f"({right})" if isinstance(d.right, A.BinOp) and (wrap or d.op == "-") else right
+        return f"{left} {d.op} {right}" if not wrap else f"{left}{d.op}{right}"
     return "…"
 
 
-def _matches(type_name: str, value: Any) -> bool:
+def matches_type(type_name: str, value: Any) -> bool:  # noqa: C901 - one case per type form
     """Does ``value`` fit a declared parameter type such as ``list[tuple[int, int]]``?"""
     type_name = type_name.replace(" ", "")
     if value is None:
@@ -353,8 +437,8 @@ def _matches(type_name: str, value: Any) -> bool:
             return False
         parts = _split_top(inner)
         if type_name.startswith("tuple[") and len(parts) > 1:
-            return len(parts) == len(value) and all(_matches(t, v) for t, v in zip(parts, value))
-        return all(_matches(inner, v) for v in value)
+            return len(parts) == len(value) and all(matches_type(t, v) for t, v in zip(parts, value, strict=False))
+        return all(matches_type(inner, v) for v in value)
     if type_name in ("list", "tuple"):
         return isinstance(value, (list, tuple))
     if type_name == "layer":

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Union
 
 from archdsl.ir.types import Span
 
@@ -162,8 +161,8 @@ class Attr:
     span: Span = field(default=NO_SPAN, compare=False)
 
 
-Expr = Union[Attr, Num, Str, Const, Name, ListLit, TupleLit, Comprehension, SeqNamed, Reparam, BinOp, UnaryOp,
-             IfExpr, Pipe, Call, Index]
+Expr = (Attr | Num | Str | Const | Name | ListLit | TupleLit | Comprehension | SeqNamed | Reparam | BinOp | UnaryOp
+        | IfExpr | Pipe | Call | Index)
 
 
 @dataclass(frozen=True)
@@ -204,7 +203,7 @@ class Assign:
     span: Span = field(default=NO_SPAN, compare=False)
 
 
-Stmt = Union[InputStmt, OutputStmt, Assign]
+Stmt = InputStmt | OutputStmt | Assign
 
 
 @dataclass(frozen=True)

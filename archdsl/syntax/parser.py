@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import importlib.resources
 import re
+from typing import Any
 
 import lark
 from lark import Token, Transformer, v_args
 
-from archdsl.errors import Diagnostic, LimitError, ParseError
+from archdsl.errors import ArchError, Diagnostic, LimitError, ParseError
 from archdsl.ir.types import Span
 from archdsl.syntax import ast as A
 
@@ -20,13 +22,18 @@ _TOKEN_NAMES = {
     "NAME": "a name", "NUMBER": "a number", "STRING": "a string", "LPAR": "'('", "RPAR": "')'",
     "LSQB": "'['", "RSQB": "']'", "LBRACE": "'{'", "RBRACE": "'}'", "COMMA": "','", "COLON": "':'",
     "EQUAL": "'='", "SEMICOLON": "';'", "$END": "the end of the file", "MINUS": "'-'",
+    "ADD_OP": "'+' or '-'", "MUL_OP": "'*', '/', '//', '%' or '@'", "COMP_OP": "a comparison",
 }
 
 
-@functools.lru_cache(maxsize=4)
-def _parser(start: str = "start") -> lark.Lark:
+START_RULES = ("start", "expr", "tensor_type", "type_name")
+
+
+@functools.cache
+def _parser() -> lark.Lark:
     text = importlib.resources.files("archdsl.grammar").joinpath("arch.lark").read_text(encoding="utf-8")
-    return lark.Lark(text, parser="lalr", propagate_positions=True, maybe_placeholders=True, start=start)
+    return lark.Lark(text, parser="lalr", propagate_positions=True, maybe_placeholders=True,
+                     start=list(START_RULES))
 
 
 def _span(meta_or_tok, file: str) -> Span:
@@ -226,14 +233,26 @@ class _ToAst(Transformer):
         return tuple(str(t) for t in c)
 
 
+def _terminal_text(name: str) -> str:
+    """How an expected terminal is shown: ``'|>'`` for lark's anonymous ``__ANON_0``, ``a name`` for NAME."""
+    if name in _TOKEN_NAMES:
+        return _TOKEN_NAMES[name]
+    terminal = next((t for t in _parser().terminals if t.name == name), None)
+    if terminal is not None and terminal.pattern.type == "str":
+        return f"'{terminal.pattern.value}'"
+    return f"'{name.lower()}'" if name.isupper() and len(name) < 10 else name
+
+
 def _describe(expected: set[str]) -> str:
-    names = sorted({_TOKEN_NAMES.get(e, f"'{e.lower()}'" if e.isupper() and len(e) < 10 else e) for e in expected})
+    names = sorted({_terminal_text(e) for e in expected})
+    if not names:
+        return "the end of the input"
     if len(names) > 6:
         names = names[:6] + ["…"]
     return ", ".join(names)
 
 
-def _parse_error(exc: lark.exceptions.LarkError, text: str, file: str) -> ParseError:
+def _parse_error(exc: lark.exceptions.LarkError, text: str, file: str, rule: str = "start") -> ParseError:
     line = getattr(exc, "line", 1) or 1
     column = getattr(exc, "column", 1) or 1
     if isinstance(exc, lark.exceptions.UnexpectedToken):
@@ -246,12 +265,28 @@ def _parse_error(exc: lark.exceptions.LarkError, text: str, file: str) -> ParseE
         width = 1
     else:
         msg, width = "the spec ends in the middle of a construct", 1
-    hint = _hint_for(msg)
+    hint = _hint_for(msg) if rule == "start" else None
     span = Span(file=file, line=line, column=column, end_line=line, end_column=column + width)
-    return ParseError(Diagnostic(msg, span, hint), sources={file: text})
+    notes: tuple = ()
+    end = getattr(getattr(exc, "token", None), "start_pos", None)
+    opened = _open_brackets(text if msg.startswith("unexpected end of file") else text[:end or 0])
+    if opened and (msg.startswith("unexpected end of file") or (
+            str(exc.token) in ")]}" and str(exc.token) != _CLOSING[text[opened[-1]]])):
+        where, opener = _offset_span(text, opened[-1], file), text[opened[-1]]
+        hint, notes = f"add the matching '{_CLOSING[opener]}'", ((f"the '{opener}' is opened here", where),)
+        if msg.startswith("unexpected end of file"):
+            msg = f"unexpected end of file: the '{opener}' at line {where.line}, column {where.column} is never closed"
+        else:
+            hint = f"'{exc.token}' cannot close the '{opener}' at line {where.line}, column {where.column}"
+    return ParseError(Diagnostic(msg, span, hint, notes=notes), sources={file: text})
+
+
+_CLOSING = {"(": ")", "[": "]", "{": "}"}
 
 
 def _hint_for(msg: str) -> str | None:
+    if msg.startswith("unexpected character") and msg[-2] in "\"'":
+        return "a string ends with the same quote on the same line"
     if "expected" in msg and "'='" in msg:
         return "a statement is `name = expr`, `in name: [dims]` or `out expr`"
     if msg.startswith("unexpected end of file"):
@@ -261,37 +296,109 @@ def _hint_for(msg: str) -> str | None:
 
 def parse(text: str, file: str = "<string>") -> A.Module:
     """Parse .arch source text into a Module; raises ParseError with a span on bad input."""
+    return _parse_rule(text, file, "start")
+
+
+def _parse_rule(text: str, file: str, rule: str) -> Any:
+    """Parse ``text`` from grammar rule ``rule`` and transform it; every failure is an ArchError."""
     if len(text.encode("utf-8", errors="replace")) > MAX_SOURCE_BYTES:
         raise LimitError(Diagnostic(f"spec file is larger than {MAX_SOURCE_BYTES // 1024 // 1024} MiB",
                                     Span(file=file)))
     _check_nesting(text, file)
     try:
-        tree = _parser().parse(text)
+        tree = _parser().parse(text, start=rule)
     except lark.exceptions.UnexpectedInput as exc:
-        raise _parse_error(exc, text, file) from None
+        raise _parse_error(exc, text, file, rule) from None
     except lark.exceptions.LarkError as exc:  # pragma: no cover - lark internals
         raise ParseError(Diagnostic(str(exc).splitlines()[0], Span(file=file)), {file: text}) from None
-    return _ToAst(file).transform(tree)
+    try:
+        return _ToAst(file).transform(tree)
+    except (RecursionError, lark.exceptions.VisitError) as exc:
+        if isinstance(exc, lark.exceptions.VisitError) and not isinstance(exc.orig_exc, RecursionError):
+            raise
+        raise LimitError(Diagnostic("expressions nest too deeply", Span(file=file),
+                                    "split the expression into named values"), {file: text}) from None
 
 
 def parse_expression(text: str, file: str = "<string>", line: int = 1, column: int = 1) -> A.Expr:
-    """Parse one expression (used by YAML specs and name templates)."""
-    module = parse(f"let __e = {text}", file)
-    assign = module.items[0]
-    assert isinstance(assign, A.Assign)
-    return assign.value
+    """Parse one expression whose first character sits at ``line:column`` of ``file`` (YAML, templates)."""
+    return _parse_fragment(text, file, "expr", line, column)
+
+
+def parse_tensor_type(text: str, file: str = "<string>", line: int = 1, column: int = 1) -> A.TensorTypeExpr:
+    """Parse a tensor type such as ``[N, C, H, W]`` or ``int64[B, T]`` (YAML ``in:`` entries)."""
+    return _parse_fragment(text, file, "tensor_type", line, column)
+
+
+def parse_type_name(text: str, file: str = "<string>", line: int = 1, column: int = 1) -> str:
+    """Parse a parameter type such as ``int`` or ``list[int]``, returned in canonical spelling."""
+    return _parse_fragment(text, file, "type_name", line, column)
+
+
+def _parse_fragment(text: str, file: str, rule: str, line: int, column: int) -> Any:
+    """Parse a fragment placed at ``line:column``: spans in the result and in errors are shifted there."""
+    if (line, column) == (1, 1):
+        return _parse_rule(text, file, rule)
+    try:
+        return _shifted(_parse_rule(text, file, rule), line, column)
+    except RecursionError:
+        raise LimitError(Diagnostic("expressions nest too deeply", Span(file=file, line=line, column=column),
+                                    "split the expression into named values")) from None
+    except ArchError as exc:
+        diags = [dataclasses.replace(d, span=_shift_span(d.span, line, column) if d.span else None)
+                 for d in exc.diagnostics]
+        raise type(exc)(diags) from None
+
+
+def _shift_span(span: Span, line: int, column: int) -> Span:
+    """``span`` (relative to a fragment) moved to a fragment that starts at ``line:column``."""
+    col = column - 1 if span.line == 1 else 0
+    end_col = column - 1 if span.end_line == 1 else 0
+    return span.model_copy(update={"line": span.line + line - 1, "column": span.column + col,
+                                   "end_line": span.end_line + line - 1, "end_column": span.end_column + end_col})
+
+
+def _shifted(node: Any, line: int, column: int) -> Any:
+    """A copy of a syntax (sub)tree with every span shifted by ``_shift_span``."""
+    if isinstance(node, Span):
+        return _shift_span(node, line, column)
+    if isinstance(node, tuple):
+        return tuple(_shifted(x, line, column) for x in node)
+    if dataclasses.is_dataclass(node) and not isinstance(node, type):
+        changes = {f.name: _shifted(getattr(node, f.name), line, column) for f in dataclasses.fields(node)}
+        return dataclasses.replace(node, **changes)
+    return node
+
+
+# Brackets outside string literals and comments (those are matched first and skipped).
+_BRACKETS = re.compile(r""""(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*'|#[^\n]*|[()\[\]{}]""")
+
+
+def _open_brackets(text: str, stop_at: int | None = None) -> list[int]:
+    """Offsets of the brackets still open at the end of ``text``; stops early once more than ``stop_at`` are."""
+    stack: list[int] = []
+    for m in _BRACKETS.finditer(text):
+        ch = m.group()
+        if ch in "([{":
+            stack.append(m.start())
+            if stop_at is not None and len(stack) > stop_at:
+                break
+        elif ch in ")]}" and stack:
+            stack.pop()
+    return stack
+
+
+def _offset_span(text: str, pos: int, file: str) -> Span:
+    """The one-character span at offset ``pos`` of ``text``."""
+    line = text.count("\n", 0, pos) + 1
+    col = pos - text.rfind("\n", 0, pos)
+    return Span(file=file, line=line, column=col, end_line=line, end_column=col + 1)
 
 
 def _check_nesting(text: str, file: str) -> None:
     """Refuse absurdly deep bracket nesting before the parser recurses on it."""
-    depth = 0
-    for lineno, line in enumerate(text.splitlines(), 1):
-        for col, ch in enumerate(line, 1):
-            if ch in "([{":
-                depth += 1
-                if depth > MAX_NESTING:
-                    span = Span(file=file, line=lineno, column=col, end_line=lineno, end_column=col + 1)
-                    raise LimitError(Diagnostic(f"brackets nest deeper than {MAX_NESTING} levels", span),
-                                     {file: text})
-            elif ch in ")]}":
-                depth = max(0, depth - 1)
+    stack = _open_brackets(text, stop_at=MAX_NESTING)
+    if len(stack) > MAX_NESTING:
+        raise LimitError(Diagnostic(f"brackets nest deeper than {MAX_NESTING} levels",
+                                    _offset_span(text, stack[-1], file), "split the expression into named values"),
+                         {file: text})

@@ -1,0 +1,239 @@
+"""The canonical printer: parse(format(m)) == m, formatting is idempotent, and YAML round-trips too."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from archdsl.errors import ArchError
+from archdsl.syntax import ast as A
+from archdsl.syntax.parser import _parser, parse, parse_expression
+from archdsl.syntax.printer import KEYWORDS, LINE_WIDTH, format_expr, format_module
+from archdsl.syntax.yaml_frontend import EXPRESSION_WORDS, STATEMENT_WORDS, parse_yaml
+from archdsl.syntax.yaml_printer import format_yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+SPEC_FILES = sorted(p for d in ("specs", "examples") for ext in ("arch", "yaml", "yml")
+                    for p in (ROOT / d).rglob(f"*.{ext}"))
+
+EVERY_CONSTRUCT = r'''
+import "std/blocks.arch"
+import "lib.arch" as lib
+let settings = [(1, 16, 1, 1), (6, 24, 2, 2)]
+let eps = 1e-5
+block Basic(planes: int, stride: int = 1, ks: list[int] = [3, 3], name: str = "b\"\\") {
+  "A doc string with \"quotes\"."
+  in x: [N, C, H, W]
+  in ids: int64[N, T,]
+  conv1 = Conv2d(planes, 3, stride=stride, padding=1, bias=false)
+  down = seq[Conv2d(planes, 1, stride=stride), BatchNorm2d()] if stride != 1 or C != planes
+  act = relu if stride == 1 else none
+  a, b = split(x, 2); let k = -(planes + 1) // 2 * 3 ** -2 % 5 @ w
+  flag = not (a > b) and true or C <= 3
+  out relu(x |> conv1 |> lib.Norm(eps=eps) + x |> down)
+  out y: [N, k] = x[0].shape[(1, 2)] - (a - b) - (1).real
+}
+model Net(num_classes: int = 1000) {
+  in image: [N, 3, H, W]
+  layers = [Basic(c, stride=2 if i == 0 else 1) for i, c in enumerate(widths) if c > 1]
+  stages = [Basic(c) for (t, c, n, s) in settings for j in range(n)]
+  blocks = seq[Basic(64) for i in range(2)]
+  dense = seq{"denselayer{i + 1}": Basic(32) for i in range(3)}
+  named = seq{conv0: Conv2d(3, 3), "norm0": BatchNorm2d()}
+  rep = reparam {
+    dense = seq[Conv2d(64, 3, padding=1), BatchNorm2d()]; one = Conv2d(64, 1)
+    identity = BatchNorm2d() if C == 64
+  }
+  empty = (seq[], seq{}, reparam {}, (), [], (image,))
+  out image |> layers |> blocks |> dense |> rep |> AdaptiveAvgPool2d(1) |> flatten |> Linear(num_classes) |> relu |> dropout
+}
+'''
+
+SMALL_SPECS = {
+    "empty": "",
+    "only-imports": 'import "a.arch"\nimport "b.arch" as b\n',
+    "interleaved": "block A() {\n}\nmodel M() { in x: [N]\n out x |> A() }\nlet z = 1\nblock B() { out 1 }\n",
+}
+
+
+def roundtrip(module: A.Module) -> str:
+    """Format, reparse and reformat; returns the canonical text after checking both properties."""
+    text = format_module(module)
+    again = parse(text, module.file)
+    assert again == module, text
+    assert format_module(again) == text
+    return text
+
+
+@pytest.mark.parametrize("text", [EVERY_CONSTRUCT, *SMALL_SPECS.values()], ids=["every", *SMALL_SPECS])
+def test_inline_specs_roundtrip(text: str) -> None:
+    """Every construct survives format -> parse, .arch -> YAML -> .arch, and formatting is idempotent."""
+    module = parse(text, "inline.arch")
+    roundtrip(module)
+    assert parse_yaml(format_yaml(module), "inline.arch") == module
+
+
+@pytest.mark.parametrize("path", SPEC_FILES, ids=[p.name for p in SPEC_FILES])
+def test_spec_files_roundtrip(path: Path) -> None:
+    """Shipped specs and examples format idempotently and convert to the other syntax losslessly."""
+    text = path.read_text(encoding="utf-8")
+    module = parse_yaml(text, str(path)) if path.suffix in (".yaml", ".yml") else parse(text, str(path))
+    roundtrip(module)
+    assert parse_yaml(format_yaml(module), str(path)) == module
+
+
+def test_golden_format() -> None:
+    """Messy input comes out in the canonical layout (comments are dropped)."""
+    messy = ('import "x.arch" as x  # a comment\nlet  a=(1+2)*3\nblock  B( c:int,d : list[ int ]=[1,2] ){'
+             "'doc'\n in x:[N,c] ; y = ((x))|>f ; out y if (c>1) else (x)}")
+    assert format_module(parse(messy)) == (
+        'import "x.arch" as x\n'
+        "\n"
+        "let a = (1 + 2) * 3\n"
+        "\n"
+        "block B(c: int, d: list[int] = [1, 2]) {\n"
+        '  "doc"\n'
+        "  in x: [N, c]\n"
+        "  y = x |> f\n"
+        "  out y if c > 1 else x\n"
+        "}\n")
+
+
+def test_long_pipelines_break_before_pipes() -> None:
+    """A pipeline over the line width continues on lines that start with ``|>``."""
+    text = roundtrip(parse(EVERY_CONSTRUCT))
+    lines = text.splitlines()
+    continued = [line for line in lines if line.lstrip().startswith("|>")]
+    assert continued and all(line.startswith("      |> ") for line in continued)
+    assert all(len(line) <= LINE_WIDTH for line in lines if "|>" in line)
+
+
+def test_reparam_prints_one_branch_per_line() -> None:
+    """Re-param branches sit on their own lines, indented one step past the statement."""
+    text = format_module(parse(EVERY_CONSTRUCT))
+    assert "  rep = reparam {\n    dense = seq[" in text and "\n    one = Conv2d(64, 1)\n    identity = BatchNorm2d() if C == 64\n  }\n" in text
+
+
+@pytest.mark.parametrize(("text", "canonical"), [
+    ("(a + b) * c", "(a + b) * c"), ("a + (b * c)", "a + b * c"), ("a - (b - c)", "a - (b - c)"),
+    ("(a ** b) ** c", "(a ** b) ** c"), ("a ** (b ** c)", "a ** b ** c"), ("(-a) ** b", "(-a) ** b"),
+    ("(a |> f) ** 2", "a |> f ** 2"), ("x |> (f |> g)", "x |> (f |> g)"), ("(a if b) if c", "(a if b) if c"),
+    ("a if b else (c if d)", "a if b else c if d"), ("not (not a)", "not not a"), ("-(-a)", "--a"),
+    ("(a < b) < c", "(a < b) < c"), ("[x for i in (a if b else c)]", "[x for i in (a if b else c)]"),
+    ("(1).x", "(1).x"), ("1e999", "1e999"), ("f(a)(b)[c].d", "f(a)(b)[c].d"),
+])
+def test_minimal_parentheses(text: str, canonical: str) -> None:
+    """Parentheses appear exactly where the grammar's precedence needs them."""
+    expr = parse_expression(text)
+    assert format_expr(expr) == canonical
+    assert parse_expression(canonical) == expr
+
+
+def test_keywords_match_the_grammar() -> None:
+    """The printer's keyword list is exactly the grammar's keywords."""
+    words = {t.pattern.value for t in _parser().terminals
+             if t.pattern.type == "str" and t.pattern.value.isidentifier()}
+    assert words == KEYWORDS
+
+
+@pytest.mark.parametrize("word", sorted(KEYWORDS))
+def test_reserved_words_by_position(word: str) -> None:
+    """Keywords are contextual: which ones the YAML reader refuses as targets and output names."""
+    def parses(text: str) -> bool:
+        try:
+            parse(text)
+        except ArchError:
+            return False
+        return True
+
+    assert parses(f"block A() {{ {word} = 1 }}") == (word not in STATEMENT_WORDS)
+    assert parses(f"block A() {{ out {word} = 1 }}") == (word not in EXPRESSION_WORDS)
+    assert parses(f"block {word}({word}: {word}) {{ in {word}: {word}[N]; let {word} = 1 }}")
+
+
+def test_keyword_named_layers_get_a_separator() -> None:
+    """``block = ...`` after an expression needs a `;`, or `block` would read as the keyword."""
+    text = "block A() { x = 1; block = f; if = 2\n y = reparam { a = 1; for = 2 } }"
+    module = parse(text)
+    text = roundtrip(module)
+    assert "  x = 1;\n  block = f;\n  if = 2\n" in text and "    a = 1;\n    for = 2\n  }" in text
+
+
+# -- random trees --------------------------------------------------------------------------------
+
+NAMES = st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,5}", fullmatch=True).filter(lambda s: s not in KEYWORDS)
+ANY_NAMES = NAMES | st.sampled_from(sorted(KEYWORDS))        # where the grammar takes keywords as names
+REF_NAMES = NAMES | st.sampled_from(sorted(KEYWORDS - EXPRESSION_WORDS))
+TEXT = st.text(st.characters(blacklist_categories=("Cs",)), max_size=6)
+BINOPS = ("or", "and", "==", "!=", "<", "<=", ">", ">=", "+", "-", "*", "/", "//", "%", "@", "**")
+LEAVES = st.one_of(
+    st.builds(A.Num, st.integers(0, 10**20) | st.floats(min_value=0.0, allow_nan=False)),
+    st.builds(A.Str, TEXT), st.builds(A.Const, st.sampled_from([True, False, None])), st.builds(A.Name, REF_NAMES),
+)
+KEYS = st.builds(A.Name, ANY_NAMES) | st.builds(A.Str, TEXT)
+
+
+def tuples(elements: st.SearchStrategy, max_size: int = 3, min_size: int = 0) -> st.SearchStrategy:
+    """Tuples of ``elements``."""
+    return st.lists(elements, min_size=min_size, max_size=max_size).map(tuple)
+
+
+@st.composite
+def comprehensions(draw: st.DrawFn, e: st.SearchStrategy) -> A.Comprehension:
+    """``[..]``, ``seq[..]`` and ``seq{key: ..}`` comprehensions (a key only with ``seq``)."""
+    seq = draw(st.booleans())
+    clause = st.builds(A.CompFor, tuples(ANY_NAMES, 2, 1), e)
+    return A.Comprehension(elt=draw(e), clauses=draw(tuples(clause, 2, 1)), cond=draw(st.none() | e),
+                           key=draw(st.none() | KEYS) if seq else None, seq=seq)
+
+
+def compound(e: st.SearchStrategy) -> st.SearchStrategy:
+    """Every non-leaf expression node over sub-expressions ``e``."""
+    return st.one_of(
+        st.builds(A.BinOp, st.sampled_from(BINOPS), e, e), st.builds(A.UnaryOp, st.sampled_from(["-", "not"]), e),
+        st.builds(A.IfExpr, e, e, st.none() | e), st.builds(A.Pipe, e, e),
+        st.builds(A.Call, e, tuples(e), tuples(st.tuples(REF_NAMES, e), 2)), st.builds(A.Index, e, e),
+        st.builds(A.Attr, e, ANY_NAMES), st.builds(A.ListLit, tuples(e), st.booleans()),
+        st.builds(A.TupleLit, tuples(e)), st.builds(A.SeqNamed, tuples(st.tuples(KEYS, e))),
+        st.builds(A.Reparam, tuples(st.tuples(ANY_NAMES, e))),
+        comprehensions(e),
+    )
+
+
+EXPRS = st.recursive(LEAVES, compound, max_leaves=10)
+TYPE_NAMES = st.recursive(ANY_NAMES, lambda t: st.builds(lambda n, a: f"{n}[{', '.join(a)}]", ANY_NAMES,
+                                                         st.lists(t, min_size=1, max_size=2)), max_leaves=3)
+TENSOR_TYPES = st.builds(A.TensorTypeExpr, tuples(EXPRS, 4), st.none() | ANY_NAMES)
+TARGETS = ANY_NAMES.filter(lambda n: n not in STATEMENT_WORDS)
+STMTS = st.one_of(
+    st.builds(A.InputStmt, ANY_NAMES, TENSOR_TYPES),
+    st.builds(A.OutputStmt, st.none(), st.none(), EXPRS),
+    st.builds(A.OutputStmt, ANY_NAMES.filter(lambda n: n not in EXPRESSION_WORDS), st.none() | TENSOR_TYPES, EXPRS),
+    st.builds(A.Assign, tuples(TARGETS, 3, 1), EXPRS),
+    st.builds(A.Assign, ANY_NAMES.map(lambda n: (n,)), EXPRS, st.just(True)),
+)
+PARAMS = st.lists(st.builds(A.ParamDecl, ANY_NAMES, TYPE_NAMES, st.none() | EXPRS), max_size=3,
+                  unique_by=lambda p: p.name).map(tuple)
+BLOCKS = st.builds(A.BlockDef, st.sampled_from(["block", "model"]), ANY_NAMES, PARAMS, tuples(STMTS, 4),
+                   st.none() | TEXT)
+ITEMS = st.one_of(st.builds(A.Import, TEXT, st.none() | ANY_NAMES),
+                  st.builds(A.Assign, ANY_NAMES.map(lambda n: (n,)), EXPRS, st.just(True)), BLOCKS)
+MODULES = st.builds(A.Module, tuples(ITEMS, 4))
+
+
+@given(EXPRS)
+def test_random_expressions_roundtrip(expr: A.Expr) -> None:
+    """Any expression tree prints to text that parses back to the same tree."""
+    text = format_expr(expr)
+    assert parse_expression(text) == expr, text
+
+
+@given(MODULES)
+def test_random_modules_roundtrip(module: A.Module) -> None:
+    """Any module survives .arch printing (idempotently) and YAML printing."""
+    roundtrip(module)
+    text = format_yaml(module)
+    assert parse_yaml(text) == module, text
