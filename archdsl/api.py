@@ -16,7 +16,10 @@ Source = str | os.PathLike
 
 def compile(source: Source, model: str | None = None, **params: Any) -> Graph:  # noqa: A001
     """Parse, elaborate and verify one model of a spec (path or text); raises ArchError subclasses."""
-    ns, loader = load(_resolve(source))
+    resolved = _resolve(source)
+    if resolved is not source and model is None:
+        model = str(source)           # a zoo name names its model
+    ns, loader = load(resolved)
     graph = elaborate_model(ns, loader, model, **params)
     verify(graph, loader.sources)
     return graph

@@ -9,7 +9,7 @@ from typing import Any
 import pydantic
 
 from archdsl.elaborate.builder import GraphBuilder
-from archdsl.elaborate.expressions import ExpressionMixin, Scope, layer_like
+from archdsl.elaborate.expressions import BlockRef, ExpressionMixin, OpRef, Scope, layer_like
 from archdsl.elaborate.values import (
     Absent,
     BlockLayer,
@@ -167,16 +167,26 @@ class ApplyMixin(ExpressionMixin):
     # -- containers ----------------------------------------------------------------------------
     def apply_seq(self, layer: SeqLayer, inputs: list[Tensor], at: tuple[str, ...] | None,
                   span: Span) -> list[Tensor]:
-        """Entries in order; unnamed entries are named by their index among present entries."""
+        """Entries in order; unnamed entries are named by their index among present entries.
+
+        An unnamed container names its entries under the enclosing block (``features.0.0`` for a
+        ``seq[Conv2d(...), BatchNorm2d()]`` returned by a block applied at ``features.0``).
+        """
         values = inputs
         index = 0
-        for key, entry in layer.entries:
-            if isinstance(entry, Absent):
-                continue
-            name = key if key is not None else str(index)
-            index += 1
-            sub = at + (name,) if at is not None else None
-            values = self._as_list(self.apply(entry, values, sub, getattr(entry, "span", None) or span))
+        saved = self.ctx
+        if at is None:
+            at = saved.path
+            self.ctx = Ctx(saved.path, saved.owner + (fresh_uid(),), saved.depth)
+        try:
+            for key, entry in layer.entries:
+                if isinstance(entry, Absent):
+                    continue
+                name = key if key is not None else str(index)
+                index += 1
+                values = self._as_list(self.apply(entry, values, at + (name,), getattr(entry, "span", None) or span))
+        finally:
+            self.ctx = saved
         return values
 
     def apply_reparam(self, layer: ReparamLayer, inputs: list[Tensor], at: tuple[str, ...] | None,
@@ -286,6 +296,8 @@ class ApplyMixin(ExpressionMixin):
             shown = f" ({value!r})" if isinstance(value, (int, float, str, list, tuple)) else ""
             raise self.error(f"parameter '{p.name}' of {block} is declared {p.type} but got {describe(value)}{shown}",
                              span, notes=[(f"'{p.name}' is declared here", p.span)])
+        if p.type.replace(" ", "") == "layer" and value is not None:
+            return self.as_layer(value, span)
         return float(value) if p.type == "float" else value
 
     def run_body(self, block: A.BlockDef, scope: Scope, inputs: list[Tensor], span: Span) -> list[Tensor]:
@@ -442,7 +454,7 @@ def matches_type(type_name: str, value: Any) -> bool:  # noqa: C901 - one case p
     if type_name in ("list", "tuple"):
         return isinstance(value, (list, tuple))
     if type_name == "layer":
-        return isinstance(value, Layer) or is_layer(value)
+        return isinstance(value, (Layer, OpRef, BlockRef)) or is_layer(value)
     allowed = _PARAM_TYPES.get(type_name)
     if allowed is None:
         return False

@@ -12,8 +12,11 @@ from archdsl.ops.base import OpDef
 MAX_NODES = 500_000
 
 
+_NOT_IDENT = re.compile(r"[^A-Za-z0-9_]")
+
+
 def _ident(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_]", "_", text)
+    return _NOT_IDENT.sub("_", text)
 
 
 class GraphBuilder:
@@ -28,15 +31,19 @@ class GraphBuilder:
         self.params: dict[str, Param] = {}
         self.owners: dict[str, tuple[tuple[int, ...], Span | None]] = {}
         self.value_names: set[str] = set()
+        self.suffixes: dict[str, int] = {}
         self.module_docs: dict[str, str] = {}
 
     def fresh_value(self, hint: str) -> str:
-        """A unique value name derived from ``hint`` (a module path or an op name)."""
+        """A unique value name derived from ``hint`` (a module path or an op name): ``relu``, ``relu_2``, ..."""
         base = _ident(hint) or "v"
-        name, k = base, 1
+        name, k = base, self.suffixes.get(base, 1)
+        if k > 1:
+            name = f"{base}_{k}"
         while name in self.value_names:
             k += 1
             name = f"{base}_{k}"
+        self.suffixes[base] = k        # names are never released, so the next free suffix is at least k
         self.value_names.add(name)
         return name
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from archdsl.errors import OpError
 
@@ -41,8 +42,20 @@ def _len(x: Any) -> int:
     return len(x)
 
 
+def _int(x: Any) -> int:
+    if not isinstance(x, (int, float)):
+        raise OpError(f"int needs a number, got {type(x).__name__}")
+    return int(x)
+
+
+def _float(x: Any) -> float:
+    if not isinstance(x, (int, float)):
+        raise OpError(f"float needs a number, got {type(x).__name__}")
+    return float(x)
+
+
 def _zip(*lists: Any) -> list[tuple]:
-    return list(zip(*lists))
+    return list(zip(*lists, strict=False))
 
 
 def _enumerate(items: Any, start: int = 0) -> list[tuple]:
@@ -62,8 +75,8 @@ BUILTINS: dict[str, Callable[..., Any]] = {
     "min": min,
     "max": max,
     "abs": abs,
-    "int": int,
-    "float": float,
+    "int": _int,
+    "float": _float,
     "round": _round,
     "ceil": math.ceil,
     "floor": math.floor,

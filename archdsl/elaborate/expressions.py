@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import itertools
+import math
 import operator
 import re
 from dataclasses import dataclass, field
@@ -12,7 +13,16 @@ from typing import Any
 from archdsl.elaborate.builtins import BUILTINS, MAX_REPEAT
 from archdsl.elaborate.loader import Namespace
 from archdsl.elaborate.values import (
-    Absent, BlockLayer, Layer, Named, OpLayer, ReparamLayer, SeqLayer, Tensor, describe, is_layer,
+    Absent,
+    BlockLayer,
+    Layer,
+    Named,
+    OpLayer,
+    ReparamLayer,
+    SeqLayer,
+    Tensor,
+    describe,
+    is_layer,
 )
 from archdsl.errors import Diagnostic, ElaborationError, LimitError, OpError
 from archdsl.ir.dims import SymDim
@@ -23,6 +33,8 @@ from archdsl.ops.registry import lookup, spellings
 from archdsl.syntax import ast as A
 
 MAX_INT_BITS = 64
+MAX_SYMBOLIC_TEXT = 2_000     # printed length of a symbolic size before arithmetic on it is refused
+MAX_STEPS = 500_000          # comprehension items and built-in list elements, per elaboration
 
 
 @dataclass(frozen=True)
@@ -32,6 +44,10 @@ class BlockRef:
     block: A.BlockDef
     namespace: Namespace
 
+    def describe(self) -> str:
+        """For error messages."""
+        return f"the block {self.block.name}"
+
 
 @dataclass(frozen=True)
 class OpRef:
@@ -39,12 +55,20 @@ class OpRef:
 
     op: type[OpDef]
 
+    def describe(self) -> str:
+        """For error messages."""
+        return f"the op {self.op.__name__}"
+
 
 @dataclass(frozen=True)
 class NamespaceRef:
     """An import alias (``std`` in ``std.ConvBNAct``)."""
 
     namespace: Namespace
+
+    def describe(self) -> str:
+        """For error messages."""
+        return f"the import alias of '{self.namespace.file}'"
 
 
 @dataclass
@@ -56,6 +80,7 @@ class Scope:
     assigned: dict[str, Span] = field(default_factory=dict)
     used: set[str] = field(default_factory=set)
     parent: Scope | None = None
+    inputs: set[str] = field(default_factory=set)     # names bound by `in` statements
 
     def child(self) -> Scope:
         """A nested scope for comprehension variables."""
@@ -99,10 +124,19 @@ class ExpressionMixin:
     """Evaluates expressions; the application of layers lives in :class:`ApplyMixin`."""
 
     sources: dict[str, str]
+    let_stack: list[tuple[str, A.Assign]]     # constants being evaluated, for cycle messages
+    steps: int                                # work done so far, bounded by MAX_STEPS
 
     # -- errors -----------------------------------------------------------------------------
     def error(self, message: str, span: Span | None, hint: str | None = None, cls=ElaborationError, notes=()):
         return cls(Diagnostic(message, span, hint, notes=tuple(notes)), self.sources)
+
+    def spend(self, n: int, span: Span | None) -> None:
+        """Count ``n`` units of evaluation work; a spec may not make more than MAX_STEPS items in all."""
+        self.steps += n
+        if self.steps > MAX_STEPS:
+            raise self.error(f"the spec makes more than {MAX_STEPS:,} list items in all while elaborating", span,
+                             "are repeat counts or nested comprehensions much larger than intended?", cls=LimitError)
 
     # -- entry -------------------------------------------------------------------------------
     def eval(self, expr: A.Expr, scope: Scope) -> Any:
@@ -111,6 +145,10 @@ class ExpressionMixin:
         return method(expr, scope)
 
     def _eval_Num(self, e: A.Num, scope: Scope) -> Any:
+        if isinstance(e.value, int) and e.value.bit_length() > MAX_INT_BITS:
+            raise self.error(f"the number {e.value} is larger than 64 bits", e.span, cls=LimitError)
+        if isinstance(e.value, float) and not math.isfinite(e.value):
+            raise self.error(f"the number {e.value} is not finite", e.span)
         return e.value
 
     def _eval_Const(self, e: A.Const, scope: Scope) -> Any:
@@ -126,15 +164,16 @@ class ExpressionMixin:
         from archdsl.syntax.parser import parse_expression
 
         def fill(m: re.Match) -> str:
-            value = self.eval(parse_expression(m.group(1), span.file), scope)
+            # the literal's opening quote sits at span.column; braces inside it are one line long
+            at = span.column + 1 + m.start(1) if span.line == span.end_line else span.column
+            value = self.eval(parse_expression(m.group(1), span.file, span.line, at), scope)
+            if not isinstance(value, (str, int)) or isinstance(value, bool):
+                raise self.error(f"a name template part must be an int or a string, got {describe(value)}", span)
             return str(value)
 
-        try:
-            return _TEMPLATE.sub(fill, text)
-        except ElaborationError:
-            raise
-        except Exception as exc:  # a parse error inside the braces
-            raise self.error(f"cannot fill in the name template {text!r}: {exc}", span) from None
+        if "{" in _TEMPLATE.sub("", text) or "}" in _TEMPLATE.sub("", text):
+            raise self.error(f"unbalanced braces in the name template {text!r}", span)
+        return _TEMPLATE.sub(fill, text)
 
     def _eval_Name(self, e: A.Name, scope: Scope) -> Any:
         found, value = scope.get_local(e.id)
@@ -142,8 +181,8 @@ class ExpressionMixin:
             return value
         return self.lookup_global(e.id, scope, e.span)
 
-    def lookup_global(self, name: str, scope: Scope, span: Span) -> Any:
-        """Constants, blocks, import aliases, built-ins and ops, in that order."""
+    def lookup_global(self, name: str, scope: Scope, span: Span, what: str = "name") -> Any:
+        """Constants, blocks, import aliases, built-ins and ops, in that order (``what`` names the role in errors)."""
         ns = scope.namespace
         let = ns.find_let(name)
         if let is not None:
@@ -160,18 +199,42 @@ class ExpressionMixin:
             return OpRef(op)
         candidates = scope.local_names() + ns.visible_names() + list(BUILTINS) + spellings()
         close = difflib.get_close_matches(name, candidates, n=1)
-        raise self.error(f"unknown name '{name}'", span, f"did you mean '{close[0]}'?" if close else
+        raise self.error(f"unknown {what} '{name}'", span, f"did you mean '{close[0]}'?" if close else
                          "define it as a block parameter, a layer (`name = ...`) or a top-level `let`")
+
+    def eval_callee(self, expr: A.Expr, scope: Scope, what: str) -> Any:
+        """Evaluate the function of a call or the layer of a pipe; an unknown bare name is reported as ``what``."""
+        if isinstance(expr, A.Name):
+            found, value = scope.get_local(expr.id)
+            return value if found else self.lookup_global(expr.id, scope, expr.span, what)
+        return self.eval(expr, scope)
 
     def let_value(self, name: str, item: A.Assign, ns: Namespace) -> Any:
         """Evaluate a top-level constant once (lazily, so definition order does not matter)."""
+        stack = self.let_stack
+        if ns.let_values.get(name) is _EVALUATING:
+            raise self._let_cycle(name, stack)
         if name not in ns.let_values:
             ns.let_values[name] = _EVALUATING
-            ns.let_values[name] = self.eval(item.value, Scope(ns))
-        value = ns.let_values[name]
-        if value is _EVALUATING:
-            raise self.error(f"constant '{name}' is defined in terms of itself", item.span)
-        return value
+            stack.append((name, item))
+            try:
+                ns.let_values[name] = self.eval(item.value, Scope(ns))
+            finally:
+                stack.pop()
+                if ns.let_values[name] is _EVALUATING:
+                    del ns.let_values[name]
+        return ns.let_values[name]
+
+    def _let_cycle(self, name: str, stack: list[tuple[str, A.Assign]]) -> ElaborationError:
+        """The error for constants defined in terms of each other, naming the whole chain."""
+        start = next((i for i, (n, _) in enumerate(stack) if n == name), 0)
+        cycle = stack[start:]
+        if len(cycle) <= 1:
+            return self.error(f"constant '{name}' is defined in terms of itself", cycle[0][1].span if cycle else None)
+        chain = " -> ".join(f"'{n}'" for n, _ in cycle + [cycle[0]])
+        notes = [(f"'{n}' is defined here", item.span) for n, item in cycle[1:]]
+        return self.error(f"constants are defined in terms of each other: {chain}", cycle[0][1].span,
+                          "give one of them a value that does not refer back", notes=notes)
 
     def _eval_Attr(self, e: A.Attr, scope: Scope) -> Any:
         obj = self.eval(e.obj, scope)
@@ -183,7 +246,7 @@ class ExpressionMixin:
     def _eval_ListLit(self, e: A.ListLit, scope: Scope) -> Any:
         items = [self.eval(x, scope) for x in e.items]
         if e.seq:
-            return SeqLayer(tuple((None, self.as_layer(v, x.span)) for v, x in zip(items, e.items)), e.span)
+            return SeqLayer(tuple((None, self.as_layer(v, x.span)) for v, x in zip(items, e.items, strict=False)), e.span)
         return items
 
     def _eval_TupleLit(self, e: A.TupleLit, scope: Scope) -> tuple:
@@ -222,6 +285,7 @@ class ExpressionMixin:
         for combo in self._iterate_rec(clauses, scope):
             if next(count) > MAX_REPEAT:
                 raise self.error(f"comprehension makes more than {MAX_REPEAT:,} items", span, cls=LimitError)
+            self.spend(1, span)
             yield combo
 
     def _iterate_rec(self, clauses: tuple[A.CompFor, ...], scope: Scope):
@@ -246,13 +310,13 @@ class ExpressionMixin:
             n = len(value) if isinstance(value, (list, tuple)) else 1
             raise self.error(f"cannot unpack {describe(value)} of {n} items into {len(targets)} names "
                              f"({', '.join(targets)})", span)
-        for t, v in zip(targets, value):
+        for t, v in zip(targets, value, strict=False):
             scope.names[t] = v
 
     def check_name(self, name: Any, span: Span) -> str:
         """A container entry name must be a non-empty identifier-like string."""
-        if not isinstance(name, (str, int)) or not re.fullmatch(r"[A-Za-z0-9_]+", str(name)):
-            raise self.error(f"layer name {name!r} must be letters, digits and '_'", span)
+        if not isinstance(name, (str, int)) or not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_-]*", str(name)):
+            raise self.error(f"layer name {name!r} must be letters, digits, '_' and '-'", span)
         return str(name)
 
     def check_unique(self, names: list[str | None], span: Span) -> None:
@@ -269,8 +333,8 @@ class ExpressionMixin:
             return OpLayer(value.op, (), (), span)
         if isinstance(value, BlockRef):
             return BlockLayer(value.block, value.namespace, (), (), span)
-        if isinstance(value, list) and is_layer(value):
-            return SeqLayer(tuple((None, v) for v in value), span)
+        if isinstance(value, list) and layer_like(value):
+            return SeqLayer(tuple((None, self.as_layer(v, span)) for v in value), span)
         if isinstance(value, (Layer, Named)):
             return value
         raise self.error(f"expected a layer here, got {describe(value)}", span)
@@ -329,13 +393,20 @@ class ExpressionMixin:
                 raise self.error(f"'**' needs numbers, got {describe(a)} and {describe(b)}", e.span)
             if abs(b) > MAX_INT_BITS:
                 raise self.error(f"exponent {b} is too large", e.span, cls=LimitError)
-            return a ** b
+            try:
+                result = a ** b
+            except (ArithmeticError, ValueError) as exc:
+                raise self.error(f"'**' fails on {a!r} and {b!r}: {exc}", e.span) from None
+            if isinstance(result, complex) or (isinstance(result, float) and not math.isfinite(result)):
+                raise self.error(f"'**' on {a!r} and {b!r} gives no finite real number", e.span)
+            return self.check_builtin_result(result, e.span)
         if e.op in ("==", "!=") and not (isinstance(a, SymDim) or isinstance(b, SymDim)):
             return _SCALAR_OPS[e.op](a, b)
         fn = _SCALAR_OPS.get(e.op)
         if fn is None:
             raise self.error(f"operator '{e.op}' does not apply to {describe(a)} and {describe(b)}", e.span)
         if e.op == "+" and isinstance(a, (str, list, tuple)) and type(a) is type(b):
+            self.spend(len(a) + len(b), e.span)
             return fn(a, b)
         if not (isinstance(a, numeric) and isinstance(b, numeric)):
             raise self.error(f"operator '{e.op}' does not apply to {describe(a)} and {describe(b)}", e.span)
@@ -347,6 +418,8 @@ class ExpressionMixin:
             raise self.error("division by zero", e.span) from None
         if isinstance(result, int) and result.bit_length() > MAX_INT_BITS:
             raise self.error("integer result is too large", e.span, cls=LimitError)
+        if isinstance(result, float) and not math.isfinite(result):
+            raise self.error(f"'{e.op}' gives {result} (not a finite number)", e.span)
         return result
 
     def symbolic_binop(self, e: A.BinOp, a: Any, b: Any, fn) -> Any:
@@ -357,6 +430,9 @@ class ExpressionMixin:
         if e.op in ("<", "<=", ">", ">=", "/"):
             raise self.error(f"cannot apply '{e.op}' to the symbolic size {a if isinstance(a, SymDim) else b}",
                              e.span, "use '//' for sizes, or give the input a concrete size")
+        if max(len(str(a)), len(str(b))) > MAX_SYMBOLIC_TEXT:
+            raise self.error(f"the symbolic size expression is too large to compute with ({e.op})", e.span,
+                             cls=LimitError)
         try:
             return fn(a, b)
         except ZeroDivisionError as exc:
@@ -372,7 +448,7 @@ class ExpressionMixin:
 
     # -- calls and pipes -----------------------------------------------------------------------
     def _eval_Call(self, e: A.Call, scope: Scope) -> Any:
-        func = self.eval(e.func, scope)
+        func = self.eval_callee(e.func, scope, "op, block or function")
         args = [self.eval(a, scope) for a in e.args]
         kwargs = {}
         for k, v in e.kwargs:
@@ -390,22 +466,34 @@ class ExpressionMixin:
                 raise self.error(f"block {func.block.name} takes parameters, not tensors", e.span,
                                  f"create it first and then apply it: `x |> {func.block.name}(...)` or "
                                  f"`{func.block.name}(...)(x)`")
-            return BlockLayer(func.block, func.namespace, tuple(args), tuple(kwargs.items()), e.span)
+            return BlockLayer(func.block, func.namespace, tuple(args), tuple(kwargs.items()), e.span,
+                              arg_spans=_arg_spans(e))
         if isinstance(func, (Layer, list)) and (isinstance(func, Layer) or is_layer(func)):
             if kwargs or not all(isinstance(a, Tensor) for a in args) or not args:
                 raise self.error(f"{describe(func)} is applied to tensors only", e.span)
             return self.apply_value(func, args, e.span)
-        if callable(func) and not isinstance(func, type):
+        if callable(func) and not isinstance(func, Layer):
             if any(isinstance(a, (Tensor, Layer)) for a in args):
                 raise self.error("built-in functions work on numbers and lists, not tensors", e.span)
             try:
-                return func(*args, **kwargs)
+                return self.check_builtin_result(func(*args, **kwargs), e.span)
             except OpError as exc:
                 raise self.error(str(exc), e.span, exc.hint, cls=LimitError if "limit" in str(exc) else
                                  ElaborationError) from None
-            except (TypeError, ValueError, OverflowError) as exc:
-                raise self.error(f"bad arguments to built-in: {exc}", e.span) from None
+            except (TypeError, ValueError, ArithmeticError, RecursionError) as exc:
+                name = getattr(func, "__name__", "").lstrip("_") or "function"
+                raise self.error(f"bad arguments to the built-in {name}: {exc}", e.span) from None
         raise self.error(f"{describe(func)} cannot be called", e.span)
+
+    def check_builtin_result(self, value: Any, span: Span) -> Any:
+        """Built-in results obey the same bounds as arithmetic: 64-bit ints, finite floats."""
+        if isinstance(value, int) and value.bit_length() > MAX_INT_BITS:
+            raise self.error("integer result is too large", span, cls=LimitError)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise self.error(f"the result {value} is not a finite number", span)
+        if isinstance(value, list):
+            self.spend(len(value), span)
+        return value
 
     def call_op(self, op: type[OpDef], args: list[Any], kwargs: dict[str, Any], e: A.Call) -> Any:
         """``relu(x)`` applies at once; ``Conv2d(64, 3)`` makes a layer for later application."""
@@ -419,14 +507,18 @@ class ExpressionMixin:
                 inputs.append(rest.pop(0))
         if any(isinstance(a, Tensor) for a in rest) or any(isinstance(v, Tensor) for v in kwargs.values()):
             raise self.error(f"{op.__name__}: tensors must come before the other arguments", e.span)
-        layer = OpLayer(op, tuple(rest), tuple(kwargs.items()), e.span)
+        spans = _arg_spans(e)
+        skip = len(args) - len(rest)      # positions taken by the tensor inputs
+        spans = {(k - skip if isinstance(k, int) else k): v for k, v in spans.items()
+                 if not isinstance(k, int) or k >= skip}
+        layer = OpLayer(op, tuple(rest), tuple(kwargs.items()), e.span, arg_spans=spans)
         if not inputs:
             return layer
         return self.apply_value(layer, inputs, e.span)
 
     def _eval_Pipe(self, e: A.Pipe, scope: Scope) -> Any:
         value = self.eval(e.value, scope)
-        layer = self.as_layer(self.eval(e.layer, scope), e.layer.span)
+        layer = self.as_layer(self.eval_callee(e.layer, scope, "layer, op or block"), e.layer.span)
         inputs = list(value) if isinstance(value, tuple) else [value]
         if not all(isinstance(v, Tensor) for v in inputs):
             raise self.error(f"'|>' needs a tensor on the left, got {describe(value)}", e.value.span)
@@ -434,3 +526,17 @@ class ExpressionMixin:
 
 
 _EVALUATING = object()
+
+
+def layer_like(value: Any) -> bool:
+    """Layers, op and block names, and non-empty lists of those (a list acts as a sequential container)."""
+    if isinstance(value, list):
+        return bool(value) and all(layer_like(v) for v in value)
+    return isinstance(value, (Layer, OpRef, BlockRef))
+
+
+def _arg_spans(e: A.Call) -> dict[str | int, Span]:
+    """Where each argument of a call was written: position index or keyword name -> span."""
+    spans: dict[str | int, Span] = {i: a.span for i, a in enumerate(e.args)}
+    spans.update({k: v.span for k, v in e.kwargs})
+    return spans

@@ -80,9 +80,11 @@ class Loader:
         self.cache: dict[str, Namespace] = {}
         self.sources: dict[str, str] = {}
         self.stack: list[str] = []
+        self.import_spans: list[Span | None] = []     # the import statement that opened each file on the stack
 
     def load_text(self, text: str, file: str = "<string>") -> Namespace:
         """Load a spec given as text (imports resolve relative to the working directory)."""
+        text = text.removeprefix("\ufeff")
         self.sources[file] = text
         return self._namespace(parse_source(text, file), file)
 
@@ -90,27 +92,47 @@ class Loader:
         """Load a spec file, reusing an earlier load of the same file."""
         real = os.path.realpath(path)
         if real in self.stack:
-            chain = " -> ".join(os.path.basename(p) for p in self.stack[self.stack.index(real):] + [real])
-            raise SpecImportError(Diagnostic(f"import cycle: {chain}", span,
-                                             "move the shared blocks into a third file both import"), self.sources)
+            raise self._cycle_error(real, span)
         if real in self.cache:
             return self.cache[real]
         if len(self.stack) >= MAX_IMPORT_DEPTH:
             raise LimitError(Diagnostic(f"imports nest deeper than {MAX_IMPORT_DEPTH} files", span), self.sources)
+        text = self._read(path, real, span)
+        self.sources[path] = text
+        self.stack.append(real)
+        self.import_spans.append(span)
         try:
+            ns = self._namespace(parse_source(text, path), path)
+        finally:
+            self.stack.pop()
+            self.import_spans.pop()
+        self.cache[real] = ns
+        return ns
+
+    def _read(self, path: str, real: str, span: Span | None) -> str:
+        """The text of a spec file, refusing oversized and unreadable files before parsing."""
+        from archdsl.syntax.parser import MAX_SOURCE_BYTES
+
+        try:
+            if os.path.getsize(real) > MAX_SOURCE_BYTES:
+                raise LimitError(Diagnostic(f"spec file '{path}' is larger than {MAX_SOURCE_BYTES // 2**20} MiB",
+                                            span or Span(file=path)), self.sources)
             with open(real, encoding="utf-8") as f:
                 text = f.read()
         except (OSError, UnicodeDecodeError) as exc:
             what = "cannot be read as UTF-8 text" if isinstance(exc, UnicodeDecodeError) else "cannot be read"
             raise SpecImportError(Diagnostic(f"spec file '{path}' {what}", span), self.sources) from None
-        self.sources[path] = text
-        self.stack.append(real)
-        try:
-            ns = self._namespace(parse_source(text, path), path)
-        finally:
-            self.stack.pop()
-        self.cache[real] = ns
-        return ns
+        return text.removeprefix("\ufeff")     # a UTF-8 byte order mark is not part of the spec
+
+    def _cycle_error(self, real: str, span: Span | None) -> SpecImportError:
+        """An import cycle, naming the chain of files and pointing at each import on it."""
+        start = self.stack.index(real)
+        chain = " -> ".join(os.path.basename(p) for p in self.stack[start:] + [real])
+        notes = tuple((f"{os.path.basename(self.stack[i - 1])} imports {os.path.basename(self.stack[i])} here",
+                       self.import_spans[i]) for i in range(start + 1, len(self.stack)))
+        return SpecImportError(Diagnostic(f"import cycle: {chain}", span,
+                                          "move the shared blocks into a third file both import", notes=notes),
+                               self.sources)
 
     def _namespace(self, module: A.Module, file: str) -> Namespace:
         ns = Namespace(module=module, file=file)

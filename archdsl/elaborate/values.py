@@ -6,6 +6,7 @@ import itertools
 from dataclasses import dataclass, field
 from typing import Any
 
+from archdsl.ir.dims import SymDim
 from archdsl.ir.types import Span, TensorType
 from archdsl.ops.base import OpDef
 from archdsl.syntax import ast as A
@@ -44,6 +45,7 @@ class OpLayer(Layer):
     args: tuple[Any, ...]
     kwargs: tuple[tuple[str, Any], ...]
     span: Span | None = None
+    arg_spans: dict[str | int, Span] = field(default_factory=dict)   # argument (index or name) -> its span
 
 
 @dataclass(frozen=True, eq=False)
@@ -55,6 +57,7 @@ class BlockLayer(Layer):
     args: tuple[Any, ...]
     kwargs: tuple[tuple[str, Any], ...]
     span: Span | None = None
+    arg_spans: dict[str | int, Span] = field(default_factory=dict)   # argument (index or name) -> its span
 
 
 @dataclass(frozen=True, eq=False)
@@ -106,11 +109,22 @@ def describe(value: Any) -> str:
         return "a container of layers"
     if isinstance(value, Absent):
         return "an absent layer"
-    if isinstance(value, bool):
-        return "a bool"
+    if hasattr(value, "describe"):
+        return value.describe()
+    if isinstance(value, SymDim):
+        return f"the symbolic size {value}"
     if value is None:
         return "none"
-    return f"a {type(value).__name__}"
+    if callable(value):
+        return "a built-in function"
+    return _article(_TYPE_WORDS.get(type(value), type(value).__name__))
+
+
+_TYPE_WORDS = {bool: "bool", int: "int", float: "float", str: "string", list: "list", tuple: "tuple"}
+
+
+def _article(word: str) -> str:
+    return f"an {word}" if word[:1].lower() in "aeiou" else f"a {word}"
 
 
 def is_layer(value: Any) -> bool:
