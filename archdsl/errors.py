@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 
 from archdsl.ir.types import Span
@@ -37,7 +38,12 @@ class Diagnostic:
                 "notes": [{"message": t, "span": s.model_dump() if s else None} for t, s in self.notes]}
 
 
+MAX_EXCERPT_SOURCE = 4 * 2**20   # files larger than this (the spec size limit) are not read back for excerpts
+EXCERPT_WIDTH = 100     # longest source excerpt printed under a diagnostic; longer lines are cut around the caret
+
+
 def _excerpt(span: Span | None, sources: dict[str, str] | None) -> list[str]:
+    """The source line of ``span`` with a caret line under it (cut to EXCERPT_WIDTH around the caret)."""
     if span is None:
         return []
     text = (sources or {}).get(span.file)
@@ -48,17 +54,28 @@ def _excerpt(span: Span | None, sources: dict[str, str] | None) -> list[str]:
     lines = text.splitlines()
     if not 1 <= span.line <= len(lines):
         return []
-    line = lines[span.line - 1].rstrip("\n").expandtabs(4)
-    width = span.end_column - span.column if span.end_line == span.line else len(line) - span.column + 1
-    caret = " " * (span.column - 1) + "^" + "~" * max(0, min(width, 80) - 1)
+    line = lines[span.line - 1].replace("\t", " ")     # one column per character, as spans count them
+    col = max(0, span.column - 1)
+    width = span.end_column - span.column if span.end_line == span.line else len(line) - col
+    start = 0
+    if len(line) > EXCERPT_WIDTH:
+        start = max(0, min(col - EXCERPT_WIDTH // 4, len(line) - EXCERPT_WIDTH))
+        head, tail = ("…" if start else ""), ("…" if start + EXCERPT_WIDTH < len(line) else "")
+        line = head + line[start:start + EXCERPT_WIDTH] + tail
+        col += len(head) - start
+    width = max(1, min(width, len(line) - col))
+    caret = " " * col + "^" + "~" * (width - 1)
     gutter = f"{span.line:>5} | "
-    return [gutter + line, " " * (len(gutter) - 2) + "| " + caret]
+    return [gutter + line.rstrip(), " " * (len(gutter) - 2) + "| " + caret]
 
 
 def _read_source(path: str) -> str | None:
+    """A spec's text for an excerpt, read from disk; None for pseudo-files and files too large to be specs."""
     if path.startswith("<"):
         return None
     try:
+        if os.path.getsize(path) > MAX_EXCERPT_SOURCE:
+            return None
         with open(path, encoding="utf-8") as f:
             return f.read()
     except (OSError, UnicodeDecodeError):

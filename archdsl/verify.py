@@ -1,68 +1,166 @@
-"""Well-formedness and type checking of a finished Graph, with Diagnostics that point at the spec."""
+"""Well-formedness and type checking of a finished Graph, with Diagnostics that point at the spec.
+
+The elaborator only builds well-formed graphs; these checks matter for graphs built by hand, loaded from
+JSON, or rewritten by passes. Every check is linear in the size of the graph.
+"""
 
 from __future__ import annotations
 
 from archdsl.errors import Diagnostic, OpError, VerifyError
-from archdsl.ir.graph import Graph
-from archdsl.ops.base import Trait
+from archdsl.ir.graph import Graph, Node
+from archdsl.ir.types import DTYPES, TensorType
+from archdsl.ops.base import OpDef, Trait
+
+# What an op's shape or parameter rule may raise on inputs it was not written for.
+_RULE_ERRORS = (OpError, ArithmeticError, ValueError, TypeError, IndexError, KeyError)
+_NO_PARAMS = OpDef.params          # ops that do not override it own no parameters
 
 
 def diagnostics(graph: Graph) -> list[Diagnostic]:
     """Every problem in ``graph``: undefined or redefined values, cycles, type drift, unused results."""
-    found: list[Diagnostic] = []
-    defined: dict[str, object] = dict(graph.inputs)
+    found = _structure(graph)
+    types: dict[str, TensorType] = dict(graph.inputs)
     used: set[str] = set()
+    late: list[tuple[Node, str]] = []
     for node in graph.nodes:
-        for v in node.inputs:
-            if v not in defined:
-                found.append(Diagnostic(f"{node.op.name} node '{node.name}' reads '{v}', which is not defined "
-                                        "before it (a dangling value or a cycle)", node.span))
-            used.add(v)
+        missing = [v for v in node.inputs if v not in types]
+        late += [(node, v) for v in missing]
+        used.update(node.inputs)
         for v in node.outputs:
-            if v in defined:
-                found.append(Diagnostic(f"value '{v}' is defined twice", node.span))
-            defined[v] = node
-        for local, full in node.params.items():
-            if full not in graph.params:
-                found.append(Diagnostic(f"{node.op.name} node '{node.name}' uses parameter '{full}', which is "
-                                        "not declared", node.span))
-        found += _retype(graph, node)
+            if v in types:
+                found.append(Diagnostic(f"value '{v}' is defined twice (again by {_what(node)})", node.span))
+        found += _params(graph, node)
+        if not missing:
+            found += _retype(graph, node, [types[v] for v in node.inputs])
+        types.update(zip(node.outputs, node.types, strict=False))
+    if late:
+        found += _ordering(graph, late)
     for name, v in graph.outputs.items():
-        if v not in defined:
+        if v not in types:
             found.append(Diagnostic(f"output '{name}' refers to undefined value '{v}'", graph.span))
         used.add(v)
     for name in graph.inputs:
         if name not in used:
-            found.append(Diagnostic(f"input '{name}' is never used", graph.input_spans.get(name), severity="error"))
-    found += _dead_results(graph, used)
+            found.append(Diagnostic(f"input '{name}' is never used", graph.input_spans.get(name)))
+    return found + _unused_params(graph) + _dead_results(graph, used)
+
+
+def _what(node: Node) -> str:
+    return f"{node.op.name} node '{node.name}'"
+
+
+def _structure(graph: Graph) -> list[Diagnostic]:
+    """Node names unique, one type per output, known dtypes, the op's tensor arity, some output."""
+    found: list[Diagnostic] = []
+    if not graph.outputs:
+        found.append(Diagnostic(f"graph '{graph.name}' has no outputs", graph.span))
+    for name, t in graph.inputs.items():
+        found += _dtype(t.dtype, f"input '{name}'", graph.input_spans.get(name))
+    seen: set[str] = set()
+    for node in graph.nodes:
+        if node.name in seen:
+            found.append(Diagnostic(f"two nodes are named '{node.name}'", node.span))
+        seen.add(node.name)
+        if len(node.types) != len(node.outputs):
+            found.append(Diagnostic(f"{_what(node)} has {len(node.outputs)} output(s) but {len(node.types)} "
+                                    "type(s)", node.span))
+        if node.op.arity is not None and len(node.inputs) != node.op.arity:
+            found.append(Diagnostic(f"{_what(node)} takes {node.op.arity} input(s), got {len(node.inputs)}",
+                                    node.span))
+        for t in node.types:
+            found += _dtype(t.dtype, _what(node), node.span)
+    for p in graph.params.values():
+        found += _dtype(p.dtype, f"parameter '{p.name}'", graph.span)
     return found
 
 
-def _retype(graph: Graph, node) -> list[Diagnostic]:
-    """Re-run the op's shape rule; a mismatch means the graph was edited inconsistently."""
-    types = graph.value_types()
-    try:
-        ins = [types[v] for v in node.inputs]
-    except KeyError:
+def _dtype(dtype: str, where: str, span) -> list[Diagnostic]:
+    if dtype in DTYPES:
         return []
+    return [Diagnostic(f"{where} has unknown dtype '{dtype}'", span, f"dtypes are: {', '.join(DTYPES)}")]
+
+
+def _ordering(graph: Graph, late: list[tuple[Node, str]]) -> list[Diagnostic]:
+    """Reads of values not defined before the reader: a cycle, nodes out of order, or a dangling value."""
+    import networkx as nx
+
+    producers = graph.producers()
+    flow = nx.DiGraph()
+    flow.add_nodes_from(n.name for n in graph.nodes)
+    flow.add_edges_from((producers[v].name, n.name) for n in graph.nodes for v in n.inputs if v in producers)
+    found = []
+    try:
+        cycle = [a for a, _ in nx.find_cycle(flow)]
+    except nx.NetworkXNoCycle:
+        cycle = []
+    if cycle:
+        chain = " -> ".join(f"'{n}'" for n in cycle + cycle[:1])
+        found.append(Diagnostic(f"the graph has a cycle: {chain}", _node(graph, cycle[0]).span,
+                                "a value cannot depend on itself"))
+    for node, v in late:
+        if v not in producers:
+            found.append(Diagnostic(f"{_what(node)} reads '{v}', which is not defined (a dangling value)",
+                                    node.span))
+        elif not cycle:
+            found.append(Diagnostic(f"{_what(node)} reads '{v}' before {_what(producers[v])} defines it",
+                                    node.span, "nodes must be in topological order"))
+    return found
+
+
+def _node(graph: Graph, name: str) -> Node:
+    return next(n for n in graph.nodes if n.name == name)
+
+
+def _params(graph: Graph, node: Node) -> list[Diagnostic]:
+    """Every parameter a node names is declared."""
+    return [Diagnostic(f"{_what(node)} uses parameter '{full}', which is not declared", node.span)
+            for full in node.params.values() if full not in graph.params]
+
+
+def _retype(graph: Graph, node: Node, ins: list[TensorType]) -> list[Diagnostic]:
+    """Re-run the op's shape and parameter rules; a mismatch means the graph was edited inconsistently."""
     try:
         outs = node.op.infer(ins)
-    except OpError as exc:
-        return [Diagnostic(f"{node.op.name}: {exc}", node.span, exc.hint)]
+        specs = node.op.params(ins) if node.params or type(node.op).params is not _NO_PARAMS else {}
+    except _RULE_ERRORS as exc:
+        return [Diagnostic(f"{_what(node)}: {exc}", node.span, getattr(exc, "hint", None))]
     if tuple(outs) != tuple(node.types):
         got = ", ".join(str(t) for t in node.types)
         want = ", ".join(str(t) for t in outs)
-        return [Diagnostic(f"{node.op.name} node '{node.name}' is typed {got} but its inputs give {want}", node.span)]
-    return []
+        return [Diagnostic(f"{_what(node)} is typed {got} but its inputs give {want}", node.span)]
+    found = [Diagnostic(f"{_what(node)} needs its parameter '{local or '(the layer itself)'}', which it is not "
+                        "given", node.span) for local in specs if local not in node.params]
+    for local, full in node.params.items():
+        declared = graph.params.get(full)
+        if local not in specs:
+            found.append(Diagnostic(f"{_what(node)} has no parameter '{local}' (given '{full}')", node.span))
+        elif declared is not None and tuple(declared.shape) != tuple(specs[local].shape):
+            found.append(Diagnostic(f"parameter '{full}' is declared {list(declared.shape)} but {_what(node)} "
+                                    f"needs {list(specs[local].shape)}", node.span))
+    return found
+
+
+def _unused_params(graph: Graph) -> list[Diagnostic]:
+    """A declared parameter no node uses is dead weight (warning)."""
+    owned = {full for node in graph.nodes for full in node.params.values()}
+    return [Diagnostic(f"parameter '{name}' is declared but no node uses it", graph.span,
+                       "remove it from the parameter table", severity="warning")
+            for name in graph.params if name not in owned]
 
 
 def _dead_results(graph: Graph, used: set[str]) -> list[Diagnostic]:
-    """A computing node none of whose outputs is used is dead code (warning; ``dce`` removes it)."""
+    """Results nobody reads are dead code (warnings; ``dce`` removes them)."""
     out = []
     for node in graph.nodes:
-        if not any(v in used for v in node.outputs) and not node.op.has(Trait.STOCHASTIC):
-            out.append(Diagnostic(f"the result of {node.op.name} ('{node.outputs[0]}') is never used", node.span,
-                                  "remove the computation or use its result", severity="warning"))
+        unused = [v for v in node.outputs if v not in used]
+        if len(unused) == len(node.outputs):
+            if not node.op.has(Trait.STOCHASTIC):
+                out.append(Diagnostic(f"the result of {node.op.name} ('{node.outputs[0]}') is never used",
+                                      node.span, "remove the computation or use its result", severity="warning"))
+        elif unused:
+            out.append(Diagnostic(f"output{'s' if len(unused) > 1 else ''} {', '.join(repr(v) for v in unused)} "
+                                  f"of {_what(node)} {'are' if len(unused) > 1 else 'is'} never used", node.span,
+                                  severity="warning"))
     return out
 
 

@@ -1,42 +1,107 @@
-"""``archdsl check FILE...``: parse, elaborate and verify; print diagnostics like a compiler."""
+"""``archdsl check FILE...``: parse, elaborate and verify; print diagnostics like a compiler.
+
+Exit status: 0 when every model checks (warnings allowed), 1 when a spec has errors, 2 for usage errors
+(a missing file, an unknown ``-m`` model, a bad ``--param``).
+"""
 
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import sys
+from dataclasses import dataclass, field
+from pathlib import Path
 
 from archdsl.api import compile, compile_all
 from archdsl.cli import parse_params
 from archdsl.commands.common import add_spec_args
-from archdsl.errors import ArchError
+from archdsl.errors import ArchError, Diagnostic, UsageError
+from archdsl.ir.graph import Graph
+from archdsl.verify import diagnostics
+from archdsl.zoo import names, spec_path
+
+
+@dataclass
+class FileReport:
+    """What checking one file found: the models that passed, and every diagnostic."""
+
+    file: str
+    models: list[dict] = field(default_factory=list)
+    found: list[Diagnostic] = field(default_factory=list)
+    error: ArchError | None = None
+
+    @property
+    def exit_code(self) -> int:
+        """0 ok, 1 spec errors, 2 usage errors."""
+        return self.error.exit_code if self.error else 0
+
+    def to_json(self) -> dict:
+        """The file's entry in ``--format json``."""
+        return {"file": self.file, "ok": self.error is None, "models": self.models,
+                "diagnostics": [{"file": self.file, **d.to_json()} for d in self.found]}
 
 
 def add_parser(sub) -> None:
     """Register the command."""
-    p = sub.add_parser("check", help="check specs for errors", description=__doc__)
+    p = sub.add_parser("check", help="check specs for errors", description=__doc__.splitlines()[0])
     add_spec_args(p, many=True)
     p.add_argument("--format", choices=("text", "json"), default="text", help="diagnostics format")
 
 
+def check_file(path: str, model: str | None, params: dict) -> FileReport:
+    """Compile one file's models (or the one named) and collect errors and warnings."""
+    report = FileReport(path)
+    try:
+        graphs = _compile(path, model, params)
+    except ArchError as exc:
+        report.error = exc
+        report.found += exc.diagnostics
+        return report
+    for name, graph in graphs.items():
+        warnings = [d for d in diagnostics(graph) if d.severity != "error"]
+        report.found += warnings
+        report.models.append(_summary(name, graph, len(warnings)))
+    return report
+
+
+def _compile(path: str, model: str | None, params: dict) -> dict[str, Graph]:
+    """The named model, a zoo model by its name, or every model of a spec file."""
+    if model:
+        return {model: compile(path, model, **params)}
+    if Path(path).is_file() or not path.isidentifier():
+        return compile_all(path, **params)
+    if spec_path(path) is None:
+        close = difflib.get_close_matches(path, names(), n=1)
+        raise UsageError(Diagnostic(f"no such spec file or zoo model: {path}",
+                                    hint=f"did you mean '{close[0]}'?" if close else "see `archdsl.zoo.names()`"))
+    return {path: compile(path, **params)}
+
+
+def _summary(name: str, graph: Graph, warnings: int) -> dict:
+    return {"model": name, "nodes": len(graph.nodes), "params": graph.num_params(), "warnings": warnings}
+
+
+def _print_text(report: FileReport) -> None:
+    """Compiler-style: diagnostics (with source excerpts) on stderr, one ok line per model on stdout."""
+    sources = report.error.sources if report.error else {}
+    for d in report.found:
+        print(d.render(sources), file=sys.stderr)
+    for m in report.models:
+        extra = f", {m['warnings']} warning{'s' if m['warnings'] != 1 else ''}" if m["warnings"] else ""
+        print(f"{report.file}: {m['model']}: ok ({m['nodes']} nodes, {m['params']:,} parameters{extra})")
+
+
 def run(args: argparse.Namespace) -> int:
-    """Check each file; exit 1 if any has errors."""
+    """Check each file; the exit status is the worst over all files (2 usage > 1 spec errors > 0)."""
     params = parse_params(args.param)
-    failed = False
-    report = []
-    for path in args.files:
-        try:
-            graphs = {args.model: compile(path, args.model, **params)} if args.model else compile_all(path, **params)
-            for name, g in graphs.items():
-                report.append({"file": path, "model": name, "ok": True, "nodes": len(g.nodes),
-                               "params": g.num_params()})
-                if args.format == "text":
-                    print(f"{path}: {name}: ok ({len(g.nodes)} nodes, {g.num_params():,} parameters)")
-        except ArchError as exc:
-            failed = True
-            report.append({"file": path, "ok": False, "diagnostics": json.loads(exc.to_json())["diagnostics"]})
-            if args.format == "text":
-                print(exc.render(), file=sys.stderr)
+    reports = [check_file(path, args.model, params) for path in args.files]
+    code = max(r.exit_code for r in reports)
     if args.format == "json":
-        print(json.dumps(report, indent=2))
-    return 1 if failed else 0
+        doc = {"ok": code == 0, "files": [r.to_json() for r in reports],
+               "diagnostics": [d for r in reports for d in r.to_json()["diagnostics"]]}
+        print(json.dumps(doc, indent=2))
+    else:
+        for r in reports:
+            _print_text(r)
+    return code

@@ -24,7 +24,7 @@ from archdsl.elaborate.values import (
     describe,
     is_layer,
 )
-from archdsl.errors import Diagnostic, ElaborationError, LimitError, OpError
+from archdsl.errors import ArchError, Diagnostic, ElaborationError, LimitError, OpError
 from archdsl.ir.dims import SymDim
 from archdsl.ir.types import Span
 from archdsl.ops import tensor as T
@@ -166,7 +166,11 @@ class ExpressionMixin:
         def fill(m: re.Match) -> str:
             # the literal's opening quote sits at span.column; braces inside it are one line long
             at = span.column + 1 + m.start(1) if span.line == span.end_line else span.column
-            value = self.eval(parse_expression(m.group(1), span.file, span.line, at), scope)
+            try:
+                expr = parse_expression(m.group(1), span.file, span.line, at)
+            except ArchError as exc:     # re-raised with the sources, for the excerpt
+                raise type(exc)(exc.diagnostics, self.sources) from None
+            value = self.eval(expr, scope)
             if not isinstance(value, (str, int)) or isinstance(value, bool):
                 raise self.error(f"a name template part must be an int or a string, got {describe(value)}", span)
             return str(value)
