@@ -8,7 +8,6 @@ polynomial so that structural equality is semantic equality for the cases shape 
 from __future__ import annotations
 
 import ast
-from typing import Union
 
 # A monomial is a sorted tuple of atom keys; an atom is a symbol name or a floor-division term.
 Monomial = tuple[str, ...]
@@ -162,7 +161,7 @@ class SymDim:
         return f"Dim({self})"
 
 
-Dim = Union[int, SymDim]
+Dim = int | SymDim
 
 
 def dim_str(d: Dim) -> str:

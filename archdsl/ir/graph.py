@@ -79,7 +79,7 @@ class Graph(BaseModel):
         """Type of every value: inputs and node outputs."""
         types = dict(self.inputs)
         for node in self.nodes:
-            types.update(zip(node.outputs, node.types))
+            types.update(zip(node.outputs, node.types, strict=True))
         return types
 
     def producers(self) -> dict[str, Node]:
@@ -113,14 +113,14 @@ class Graph(BaseModel):
         producer = {name: name for name in self.inputs}
         for name in self.inputs:
             g.add_node(name, kind="input")
+        for node in self.nodes:          # every producer first, so out-of-order edges and cycles show
+            g.add_node(node.name, kind="op", op=node.op.name)
+            producer.update(dict.fromkeys(node.outputs, node.name))
         types = self.value_types()
         for node in self.nodes:
-            g.add_node(node.name, kind="op", op=node.op.name)
             for v in node.inputs:
                 if v in producer:
                     g.add_edge(producer[v], node.name, value=v, type=types.get(v))
-            for v in node.outputs:
-                producer[v] = node.name
         return g
 
     def to_json(self) -> str:

@@ -21,7 +21,7 @@ def print_graph(graph: Graph) -> str:
     ins = ", ".join(f"%{k}: {t}" for k, t in graph.inputs.items())
     lines = [f"graph {graph.name}({ins}) {{"]
     for node in graph.nodes:
-        outs = ", ".join(f"%{v}: {t}" for v, t in zip(node.outputs, node.types))
+        outs = ", ".join(f"%{v}: {t}" for v, t in zip(node.outputs, node.types, strict=True))
         args = ", ".join(f"%{v}" for v in node.inputs)
         attrs = node.op.attrs()
         attr_text = ", ".join(f"{k}={_attr_text(v)}" for k, v in attrs.items())

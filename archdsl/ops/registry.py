@@ -6,7 +6,19 @@ import difflib
 import functools
 
 from archdsl.ops import (
-    activation, attention, conv, embed, gating, linear, mixing, norm, pool, regularize, resample, shape, tensor,
+    activation,
+    attention,
+    conv,
+    embed,
+    gating,
+    linear,
+    mixing,
+    norm,
+    pool,
+    regularize,
+    resample,
+    shape,
+    tensor,
 )
 from archdsl.ops.base import OpDef
 

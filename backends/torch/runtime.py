@@ -71,14 +71,14 @@ def check_inputs(spec: tuple, tensors: tuple) -> None:
     from archdsl.ir.dims import SymDim, parse_dim
 
     env: dict[str, int] = {}
-    for (name, dims, dtype, where), t in zip(spec, tensors):
+    for (name, dims, dtype, where), t in zip(spec, tensors, strict=True):
         want = "[" + ", ".join(dims) + "]"
         if not isinstance(t, torch.Tensor):
             raise InputShapeError(f"input '{name}' (declared at {where}) must be a tensor {want}, got {type(t).__name__}")
         if t.dim() != len(dims) or str(t.dtype).removeprefix("torch.") != dtype:
             raise InputShapeError(f"input '{name}' (declared at {where}) expects {dtype}{want}, "
                                   f"got {str(t.dtype).removeprefix('torch.')}{list(t.shape)}")
-        for axis, (text, size) in enumerate(zip(dims, t.shape)):
+        for axis, (text, size) in enumerate(zip(dims, t.shape, strict=True)):
             d = parse_dim(text)
             if isinstance(d, int):
                 ok = d == size
