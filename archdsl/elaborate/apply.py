@@ -95,7 +95,7 @@ class ApplyMixin(ExpressionMixin):
                 raise self.error(f"{op.__name__}: argument '{k}' is given twice", layer.span)
             attrs[k] = v
         try:
-            return op(**attrs)
+            return op(**{k: _tuples(v) for k, v in attrs.items()})
         except pydantic.ValidationError as exc:
             raise self._validation_error(layer, exc) from None
         except (TypeError, ValueError, ArithmeticError) as exc:
@@ -436,6 +436,13 @@ def _dim_text(d: A.Expr) -> str:
         right = f"({right})" if isinstance(d.right, A.BinOp) and (wrap or d.op == "-") else right
         return f"{left} {d.op} {right}" if not wrap else f"{left}{d.op}{right}"
     return "…"
+
+
+def _tuples(value: Any) -> Any:
+    """Spec lists become tuples: op attributes are strict (no '8' for 8, no true for 1) and hashable."""
+    if isinstance(value, (list, tuple)):
+        return tuple(_tuples(v) for v in value)
+    return value
 
 
 def matches_type(type_name: str, value: Any) -> bool:  # noqa: C901 - one case per type form

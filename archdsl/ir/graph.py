@@ -57,7 +57,7 @@ class Node(BaseModel):
             return value
         from archdsl.ops.registry import op_class
 
-        return op_class(value["name"]).model_validate(value["attrs"])
+        return op_class(value["name"]).model_validate(value["attrs"], strict=False)
 
 
 class Graph(BaseModel):

@@ -53,7 +53,7 @@ class Cost:
 class OpDef(BaseModel):
     """Base of every op declaration. Fields are the op's attributes (validated by pydantic)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
 
     name: ClassVar[str]
     positional: ClassVar[tuple[str, ...]] = ()    # attribute names positional arguments bind to
