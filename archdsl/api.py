@@ -8,6 +8,7 @@ from typing import Any
 
 from archdsl.elaborate import elaborate_model, load, model_names
 from archdsl.elaborate.loader import Loader
+from archdsl.errors import Diagnostic, UsageError
 from archdsl.ir.graph import Graph
 from archdsl.verify import verify
 
@@ -28,6 +29,11 @@ def compile(source: Source, model: str | None = None, **params: Any) -> Graph:  
 def compile_all(source: Source, **params: Any) -> dict[str, Graph]:
     """Every model a spec defines, compiled (parameter overrides apply to each model that has them)."""
     ns, loader = load(_resolve(source), Loader())
+    declared = {p.name for name in model_names(ns) for p in ns.blocks[name].params}
+    unknown = sorted(set(params) - declared)
+    if unknown:
+        raise UsageError(Diagnostic(f"no model in {ns.file} has the parameter(s) {', '.join(unknown)}",
+                                    hint=f"parameters here: {', '.join(sorted(declared)) or 'none'}"))
     out = {}
     for name in model_names(ns):
         block = ns.blocks[name]

@@ -39,3 +39,8 @@ def test_fmt_in_place_refuses_a_form_change(tmp_path: Path, capsys) -> None:
     spec = tmp_path / "a.arch"
     spec.write_text(EXAMPLE.read_text())
     assert main(["fmt", str(spec), "--to", "yaml", "--in-place"]) == 2
+
+
+def test_check_rejects_a_parameter_no_model_declares(capsys) -> None:
+    assert main(["check", str(EXAMPLE), "--param", "num_clases=3"]) == 2
+    assert "num_clases" in capsys.readouterr().err
