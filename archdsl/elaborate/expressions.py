@@ -171,9 +171,9 @@ class ExpressionMixin:
             except ArchError as exc:     # re-raised with the sources, for the excerpt
                 raise type(exc)(exc.diagnostics, self.sources) from None
             value = self.eval(expr, scope)
-            if not isinstance(value, (str, int)) or isinstance(value, bool):
-                raise self.error(f"a name template part must be an int or a string, got {describe(value)}", span)
-            return str(value)
+            if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+                raise self.error(f"a template part must be an int, a float or a string, got {describe(value)}", span)
+            return repr(value) if isinstance(value, float) else str(value)
 
         if "{" in _TEMPLATE.sub("", text) or "}" in _TEMPLATE.sub("", text):
             raise self.error(f"unbalanced braces in the name template {text!r}", span)

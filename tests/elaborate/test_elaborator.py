@@ -56,8 +56,8 @@ def test_template_errors_point_inside_the_string() -> None:
 
 
 def test_template_values_must_be_names() -> None:
-    """A template part that is a tensor or a float is refused; unbalanced braces too."""
-    assert "must be an int or a string" in error_of(model('  s = seq{"a{x}": relu}\n  out x |> s')).render()
+    """A template part that is a tensor is refused; unbalanced braces too."""
+    assert "must be an int, a float or a string" in error_of(model('  s = seq{"a{x}": relu}\n  out x |> s')).render()
     assert "unbalanced braces" in error_of(model('  s = seq{"a{": relu}\n  out x |> s')).render()
 
 
