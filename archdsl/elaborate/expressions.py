@@ -269,6 +269,12 @@ class ExpressionMixin:
         self.check_unique([k for k, _ in branches], e.span)
         return ReparamLayer(branches, e.span)
 
+    def _eval_ReparamList(self, e: A.ReparamList, scope: Scope) -> ReparamLayer:
+        """Branches named by their index among the present ones (timm's ``conv_kxk.0`` ...)."""
+        items = self.eval(e.items, scope)
+        present = [self.as_layer(v, e.span) for v in items if not isinstance(v, Absent)]
+        return ReparamLayer(tuple((str(i), layer) for i, layer in enumerate(present)), e.span)
+
     def _eval_Comprehension(self, e: A.Comprehension, scope: Scope) -> Any:
         results: list[tuple[Any, Any]] = []
         for inner in self._iterate(e.clauses, scope, e.span):

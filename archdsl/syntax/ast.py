@@ -96,6 +96,14 @@ class Reparam:
 
 
 @dataclass(frozen=True)
+class ReparamList:
+    """``reparam[a, b]`` or ``reparam[f(i) for i in range(n)]``: index-named branches, summed."""
+
+    items: ListLit | Comprehension
+    span: Span = field(default=NO_SPAN, compare=False)
+
+
+@dataclass(frozen=True)
 class BinOp:
     """Arithmetic, comparison and boolean operators (``+ - * / // % @ ** == != < <= > >= and or``)."""
 
@@ -161,7 +169,7 @@ class Attr:
     span: Span = field(default=NO_SPAN, compare=False)
 
 
-Expr = (Attr | Num | Str | Const | Name | ListLit | TupleLit | Comprehension | SeqNamed | Reparam | BinOp | UnaryOp
+Expr = (Attr | Num | Str | Const | Name | ListLit | TupleLit | Comprehension | SeqNamed | Reparam | ReparamList | BinOp | UnaryOp
         | IfExpr | Pipe | Call | Index)
 
 

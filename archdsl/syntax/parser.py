@@ -220,6 +220,13 @@ class _ToAst(Transformer):
     def reparam(self, meta, c):
         return A.Reparam(tuple(c), span=self.s(meta))
 
+    def reparam_list(self, meta, c):
+        items = A.ListLit(tuple(x for x in c if x is not None), span=self.s(meta))
+        return A.ReparamList(items, span=self.s(meta))
+
+    def reparam_comp(self, meta, c):
+        return A.ReparamList(self._comp(meta, c, seq=False), span=self.s(meta))
+
     def branch(self, meta, c):
         return (str(c[0]), c[1])
 

@@ -114,6 +114,9 @@ class ExprPrinter:
         names = [name for name, _ in e.branches]
         return "reparam {\n" + _join_lines(lines, names[1:] + [""]) + f"\n{self.indent}}}", ATOM
 
+    def _ReparamList(self, e: A.ReparamList) -> tuple[str, int]:
+        return "reparam" + self.expr(e.items), ATOM
+
     def _BinOp(self, e: A.BinOp) -> tuple[str, int]:
         level = _BINOP_LEVEL[e.op]
         left, right = _OPERANDS[level]
