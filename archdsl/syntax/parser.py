@@ -71,7 +71,11 @@ class _ToAst(Transformer):
         return A.Import(path=unquote(c[0]), alias=str(c[1]) if c[1] else None, span=self.s(meta))
 
     def kind(self, meta, c):
-        return str(c[0])
+        word = str(c[0])
+        if word not in ("block", "model"):
+            raise ParseError(Diagnostic(f"unexpected '{word}'; expected 'block', 'model', 'import' or 'let'",
+                                        _span(c[0], self.file), "a spec file holds imports, lets, blocks and models"))
+        return word
 
     def block_def(self, meta, c):
         kind, name, *rest = c
@@ -321,6 +325,8 @@ def _parse_rule(text: str, file: str, rule: str) -> Any:
     try:
         return _ToAst(file).transform(tree)
     except (RecursionError, lark.exceptions.VisitError) as exc:
+        if isinstance(exc, lark.exceptions.VisitError) and isinstance(exc.orig_exc, ParseError):
+            raise ParseError(exc.orig_exc.diagnostics, {file: text}) from None
         if isinstance(exc, lark.exceptions.VisitError) and not isinstance(exc.orig_exc, RecursionError):
             raise
         raise LimitError(Diagnostic("expressions nest too deeply", Span(file=file),

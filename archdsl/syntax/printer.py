@@ -14,9 +14,9 @@ from archdsl.syntax import ast as A
 LINE_WIDTH = 100
 INDENT = "  "
 CONTINUATION = "    "
-# The grammar's keywords. Most are only contextual (`block = seq[...]` is a fine layer name), but after
-# an expression `block`, `if`, `for`, ... would continue it, so such a statement is preceded by `;`.
-KEYWORDS = frozenset({"import", "as", "block", "model", "in", "out", "let", "if", "else", "or", "and", "not",
+# The grammar's keywords. Most are only contextual (`seq = ...` may still parse), but after
+# an expression `if`, `for`, `import` ... would continue it, so such a statement is preceded by `;`.
+KEYWORDS = frozenset({"import", "as", "in", "out", "let", "if", "else", "or", "and", "not",
                       "true", "false", "none", "seq", "reparam", "for"})
 
 # Binding strength, loosest first (mirrors the `?test ... ?postfix ?atom` chain in grammar/arch.lark).

@@ -155,11 +155,11 @@ def test_reserved_words_by_position(word: str) -> None:
 
 
 def test_keyword_named_layers_get_a_separator() -> None:
-    """``block = ...`` after an expression needs a `;`, or `block` would read as the keyword."""
+    """``if = ...`` after an expression needs a `;`, or `if` would read as the keyword; `block` is no keyword."""
     text = "block A() { x = 1; block = f; if = 2\n y = reparam { a = 1; for = 2 } }"
     module = parse(text)
     text = roundtrip(module)
-    assert "  x = 1;\n  block = f;\n  if = 2\n" in text and "    a = 1;\n    for = 2\n  }" in text
+    assert "  x = 1\n  block = f;\n  if = 2\n" in text and "    a = 1;\n    for = 2\n  }" in text
 
 
 # -- random trees --------------------------------------------------------------------------------
