@@ -64,6 +64,17 @@ def resolve_padding(pad: Padding, k: tuple[int, ...], s: tuple[int, ...], d: tup
     raise OpError(f"{op}: cannot read padding {pad!r} for {n} spatial dims")
 
 
+def check_mode_pads(op: str, mode: str, sizes: tuple[Dim, ...], pads: tuple[tuple[int, int], ...]) -> None:
+    """PyTorch's limits on non-zero padding modes: reflect pads < size, circular pads <= size (static sizes)."""
+    for size, (before, after) in zip(sizes, pads, strict=True):
+        if not isinstance(size, int):
+            continue
+        if mode == "reflect" and max(before, after) >= size:
+            raise OpError(f"{op}: reflect padding {(before, after)} must be smaller than the input size {size}")
+        if mode == "circular" and max(before, after) > size:
+            raise OpError(f"{op}: circular padding {(before, after)} must not exceed the input size {size}")
+
+
 class ConvNd(OpDef):
     """Cross-correlation over ``spatial`` trailing dims of ``[N, C, *spatial]``; weight [O, C/g, *k]."""
 
@@ -86,6 +97,24 @@ class ConvNd(OpDef):
     def _positive(cls, v: int) -> int:
         if v <= 0:
             raise ValueError("must be positive")
+        return v
+
+    @field_validator("kernel_size", "stride", "dilation")
+    @classmethod
+    def _positive_sizes(cls, v: IntOrTuple) -> IntOrTuple:
+        if any(x <= 0 for x in ((v,) if isinstance(v, int) else v)):
+            raise ValueError(f"must be positive, got {v}")
+        return v
+
+    @field_validator("padding")
+    @classmethod
+    def _padding(cls, v: Padding) -> Padding:
+        if isinstance(v, str) and v not in ("same", "valid"):
+            raise ValueError(f"must be an int, a tuple, 'same' or 'valid', got {v!r}")
+        flat = () if isinstance(v, str) else (v,) if isinstance(v, int) else \
+            tuple(x for p in v for x in (p if isinstance(p, tuple) else (p,)))
+        if any(x < 0 for x in flat):
+            raise ValueError(f"must not be negative, got {v}")
         return v
 
     def geometry(self) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
@@ -120,6 +149,7 @@ class ConvNd(OpDef):
         expect_rank(self, x, self.spatial + 2)
         self.in_channels(x)
         k, s, d = self.geometry()
+        check_mode_pads(self.name, self.padding_mode, tuple(x.shape[2:]), self.pads())
         sizes = []
         for i, (before, after) in enumerate(self.pads()):
             size = out_size(x.shape[2 + i], k[i], s[i], d[i], before, after)
@@ -194,8 +224,12 @@ class ConvTranspose2d(ConvNd):
         self.in_channels(x)
         k, s, d = self.geometry()
         op = expand(self.output_padding, 2, "output_padding", self.name)
+        if any(o < 0 or o >= max(si, di) for o, si, di in zip(op, s, d, strict=True)):
+            raise OpError(f"{self.name}: output_padding {op} must be smaller than either stride {s} or dilation {d}")
         sizes = [(x.shape[2 + i] - 1) * s[i] - 2 * self.pads()[i][0] + d[i] * (k[i] - 1) + op[i] + 1
                  for i in range(2)]
+        if any(isinstance(v, int) and v <= 0 for v in sizes):
+            raise OpError(f"{self.name}: padding {self.pads()} leaves no output for input {x}")
         return [x.with_shape((x.shape[0], self.out_channels, *sizes))]
 
     def params(self, inputs: list[TensorType]) -> dict[str, ParamSpec]:

@@ -1,8 +1,10 @@
-"""Normalisation layers: BatchNorm."""
+"""Normalisation layers: batch, layer (channels-last and channels-first), group, RMS, instance, LRN."""
 
 from __future__ import annotations
 
 from typing import ClassVar
+
+from pydantic import field_validator
 
 from archdsl.errors import OpError
 from archdsl.ir.types import TensorType
@@ -17,12 +19,41 @@ def channels(op: OpDef, x: TensorType) -> int:
     return c
 
 
-class BatchNormNd(OpDef):
+def affine_params(shape: tuple[int, ...], axis: str, weight: bool = True, bias: bool = True) -> dict[str, ParamSpec]:
+    """The usual ``weight`` (ones) and ``bias`` (zeros) of a normalisation layer."""
+    out: dict[str, ParamSpec] = {}
+    if weight:
+        out["weight"] = ParamSpec(shape, "ones", axis=axis)
+    if bias:
+        out["bias"] = ParamSpec(shape, "zeros", axis=axis)
+    return out
+
+
+def running_stats(c: int) -> dict[str, ParamSpec]:
+    """BatchNorm-style buffers: running mean and variance and the batch counter."""
+    return {"running_mean": ParamSpec((c,), "zeros", buffer=True, axis="channel"),
+            "running_var": ParamSpec((c,), "ones", buffer=True, axis="channel"),
+            "num_batches_tracked": ParamSpec((), "zeros", dtype="int64", buffer=True)}
+
+
+class Norm(OpDef):
+    """Base of normalisation layers: shape preserving, positive eps."""
+
+    family: ClassVar = "norm"
+
+    @field_validator("eps", check_fields=False)
+    @classmethod
+    def _eps(cls, v: float | None) -> float | None:
+        if v is not None and v < 0:
+            raise ValueError(f"eps must not be negative, got {v}")
+        return v
+
+
+class BatchNormNd(Norm):
     """Per-channel (axis 1) batch normalisation; affine per channel in eval mode."""
 
     ranks: ClassVar[tuple[int, ...]] = (4,)
     traits: ClassVar = frozenset({Trait.TRAIN_EVAL})
-    family: ClassVar = "norm"
     eps: float = 1e-5
     momentum: float | None = 0.1
     affine: bool = True
@@ -35,14 +66,9 @@ class BatchNormNd(OpDef):
 
     def params(self, inputs: list[TensorType]) -> dict[str, ParamSpec]:
         c = channels(self, inputs[0])
-        out: dict[str, ParamSpec] = {}
-        if self.affine:
-            out["weight"] = ParamSpec((c,), "ones", axis="channel")
-            out["bias"] = ParamSpec((c,), "zeros", axis="channel")
+        out = affine_params((c,), "channel") if self.affine else {}
         if self.track_running_stats:
-            out["running_mean"] = ParamSpec((c,), "zeros", buffer=True, axis="channel")
-            out["running_var"] = ParamSpec((c,), "ones", buffer=True, axis="channel")
-            out["num_batches_tracked"] = ParamSpec((), "zeros", dtype="int64", buffer=True)
+            out.update(running_stats(c))
         return out
 
 
@@ -60,4 +86,170 @@ class BatchNorm2d(BatchNormNd):
     ranks: ClassVar = (4,)
 
 
-OPS = (BatchNorm1d, BatchNorm2d)
+class BatchNorm3d(BatchNormNd):
+    """BatchNorm over [N, C, D, H, W]."""
+
+    name: ClassVar = "batch_norm3d"
+    ranks: ClassVar = (5,)
+
+
+class LastDimsNorm(Norm):
+    """Base of norms over the trailing ``normalized_shape`` axes; the shape defaults to the last axis."""
+
+    positional: ClassVar = ("normalized_shape",)
+    normalized_shape: int | tuple[int, ...] | None = None
+    elementwise_affine: bool = True
+
+    @field_validator("normalized_shape")
+    @classmethod
+    def _shape(cls, v: int | tuple[int, ...] | None) -> int | tuple[int, ...] | None:
+        dims = () if v is None else (v,) if isinstance(v, int) else v
+        if any(d <= 0 for d in dims) or v == ():
+            raise ValueError(f"must be a positive size or a non-empty tuple of them, got {v}")
+        return v
+
+    def shape(self, x: TensorType) -> tuple[int, ...]:
+        """The normalised trailing shape, checked against ``x``."""
+        want = (self.normalized_shape,) if isinstance(self.normalized_shape, int) else self.normalized_shape
+        if want is None:
+            if x.rank == 0 or not isinstance(x.shape[-1], int):
+                raise OpError(f"{self.name} needs a known last axis to normalise over, got {x}",
+                              hint="give normalized_shape explicitly")
+            return (x.shape[-1],)
+        if x.rank < len(want) or tuple(x.shape[x.rank - len(want):]) != tuple(want):
+            raise OpError(f"{self.name}: input {x} does not end with normalized_shape {list(want)}")
+        return tuple(want)
+
+    def resolve(self, inputs: list[TensorType]) -> LastDimsNorm:
+        return self.model_copy(update={"normalized_shape": self.shape(inputs[0])})
+
+    def infer(self, inputs: list[TensorType]) -> list[TensorType]:
+        self.shape(inputs[0])
+        return [inputs[0]]
+
+
+class LayerNorm(LastDimsNorm):
+    """(x - mean) / sqrt(var + eps) * weight + bias over the trailing ``normalized_shape`` axes."""
+
+    name: ClassVar = "layer_norm"
+    eps: float = 1e-5
+    bias: bool = True
+
+    def params(self, inputs: list[TensorType]) -> dict[str, ParamSpec]:
+        if not self.elementwise_affine:
+            return {}
+        return affine_params(self.shape(inputs[0]), "feature", bias=self.bias)
+
+
+class RMSNorm(LastDimsNorm):
+    """x / sqrt(mean(x**2) + eps) * weight over the trailing axes; eps None = finfo(dtype).eps (PyTorch)."""
+
+    name: ClassVar = "rms_norm"
+    eps: float | None = None
+
+    def params(self, inputs: list[TensorType]) -> dict[str, ParamSpec]:
+        if not self.elementwise_affine:
+            return {}
+        return affine_params(self.shape(inputs[0]), "feature", bias=False)
+
+
+class LayerNorm2d(Norm):
+    """LayerNorm over the channel axis of a channels-first [N, C, *spatial] tensor (timm, ConvNeXt)."""
+
+    name: ClassVar = "layer_norm2d"
+    eps: float = 1e-6
+    elementwise_affine: bool = True
+    bias: bool = True
+
+    def infer(self, inputs: list[TensorType]) -> list[TensorType]:
+        if inputs[0].rank < 3:
+            raise OpError(f"{self.name} expects a channels-first tensor [N, C, ...] of rank 3 or more, got {inputs[0]}",
+                          hint="use LayerNorm for channels-last tensors")
+        channels(self, inputs[0])
+        return [inputs[0]]
+
+    def params(self, inputs: list[TensorType]) -> dict[str, ParamSpec]:
+        if not self.elementwise_affine:
+            return {}
+        return affine_params((channels(self, inputs[0]),), "channel", bias=self.bias)
+
+
+class GroupNorm(Norm):
+    """Normalise each of ``num_groups`` channel groups of [N, C, ...]; per-channel affine."""
+
+    name: ClassVar = "group_norm"
+    positional: ClassVar = ("num_groups",)
+    num_groups: int
+    eps: float = 1e-5
+    affine: bool = True
+
+    @field_validator("num_groups")
+    @classmethod
+    def _groups(cls, v: int) -> int:
+        if v <= 0:
+            raise ValueError(f"must be positive, got {v}")
+        return v
+
+    def infer(self, inputs: list[TensorType]) -> list[TensorType]:
+        if inputs[0].rank < 2:
+            raise OpError(f"{self.name} expects [N, C, ...], got {inputs[0]}")
+        c = channels(self, inputs[0])
+        if c % self.num_groups:
+            raise OpError(f"{self.name}: {c} channels are not divisible by num_groups={self.num_groups}")
+        return [inputs[0]]
+
+    def params(self, inputs: list[TensorType]) -> dict[str, ParamSpec]:
+        return affine_params((channels(self, inputs[0]),), "channel") if self.affine else {}
+
+
+class InstanceNorm2d(Norm):
+    """Per-sample, per-channel normalisation of [N, C, H, W]; no affine and no running stats by default.
+
+    Train/eval dependent only with ``track_running_stats`` (the trait is declared for the class).
+    """
+
+    name: ClassVar = "instance_norm2d"
+    traits: ClassVar = frozenset({Trait.TRAIN_EVAL})
+    eps: float = 1e-5
+    momentum: float | None = 0.1
+    affine: bool = False
+    track_running_stats: bool = False
+
+    def infer(self, inputs: list[TensorType]) -> list[TensorType]:
+        expect_rank(self, inputs[0], 4)
+        channels(self, inputs[0])
+        return [inputs[0]]
+
+    def params(self, inputs: list[TensorType]) -> dict[str, ParamSpec]:
+        c = channels(self, inputs[0])
+        out = affine_params((c,), "channel") if self.affine else {}
+        if self.track_running_stats:
+            out.update(running_stats(c))
+        return out
+
+
+class LocalResponseNorm(Norm):
+    """x / (k + alpha/size * sum of x**2 over ``size`` neighbouring channels) ** beta (AlexNet)."""
+
+    name: ClassVar = "local_response_norm"
+    positional: ClassVar = ("size",)
+    size: int
+    alpha: float = 1e-4
+    beta: float = 0.75
+    k: float = 1.0
+
+    @field_validator("size")
+    @classmethod
+    def _size(cls, v: int) -> int:
+        if v <= 0:
+            raise ValueError(f"must be positive, got {v}")
+        return v
+
+    def infer(self, inputs: list[TensorType]) -> list[TensorType]:
+        if inputs[0].rank < 3:
+            raise OpError(f"{self.name} expects [N, C, ...] of rank 3 or more, got {inputs[0]}")
+        return [inputs[0]]
+
+
+OPS = (BatchNorm1d, BatchNorm2d, BatchNorm3d, LayerNorm, LayerNorm2d, GroupNorm, RMSNorm, InstanceNorm2d,
+       LocalResponseNorm)

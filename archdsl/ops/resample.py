@@ -1,5 +1,230 @@
-"""Op family 'resample' (filled in by its owner)."""
+"""Resampling and data movement over spatial and channel axes: interpolate, pixel (un)shuffle, channel
+shuffle, explicit padding."""
 
 from __future__ import annotations
 
-OPS: tuple = ()
+import math
+from fractions import Fraction
+from typing import ClassVar, Literal
+
+from pydantic import field_validator, model_validator
+
+from archdsl.errors import OpError
+from archdsl.ir.dims import Dim
+from archdsl.ir.types import TensorType
+from archdsl.ops.base import OpDef, Trait
+from archdsl.ops.conv import check_mode_pads
+
+_RANKS = {"nearest": (3, 4, 5), "nearest-exact": (3, 4, 5), "area": (3, 4, 5), "linear": (3,), "bilinear": (4,),
+          "bicubic": (4,), "trilinear": (5,)}
+_ALIGNABLE = ("linear", "bilinear", "bicubic", "trilinear")
+MAX_SYMBOLIC_DENOMINATOR = 1024   # floor(H * s) is exact for symbolic H when s = a/b with a small b
+
+
+def divisible(d: Dim, k: int) -> bool | None:
+    """True / False when ``d`` is provably (not) a multiple of ``k``; None when it depends on a symbol."""
+    r = d % k
+    if isinstance(r, int):
+        return r == 0
+    return None
+
+
+def require_divisible(op: str, d: Dim, k: int, what: str, by: str) -> None:
+    """Raise OpError unless ``d`` is provably a multiple of ``k`` (``by`` names ``k`` in the message)."""
+    ok = divisible(d, k)
+    if ok is None:
+        raise OpError(f"{op}: {what} {d} must be known to be divisible by {by}", hint="declare the size as a number")
+    if not ok:
+        raise OpError(f"{op}: {what} {d} is not divisible by {by}")
+
+
+def scaled(op: str, size: Dim, scale: float) -> Dim:
+    """PyTorch's output length ``floor(size * scale)`` (in double precision), symbolic when exact."""
+    if isinstance(size, int):
+        return math.floor(float(size) * scale)
+    frac = Fraction(scale)
+    if frac.denominator > MAX_SYMBOLIC_DENOMINATOR:
+        raise OpError(f"{op}: scale_factor {scale} on the symbolic size {size} has no exact integer form",
+                      hint="use a scale such as 2, 0.5 or 1.5, give size=..., or declare the input size")
+    return size * frac.numerator // frac.denominator
+
+
+def spatial_of(op: OpDef, x: TensorType, least: int = 3) -> int:
+    """Number of spatial axes of [N, C, *spatial], checking the rank."""
+    if x.rank < least:
+        raise OpError(f"{op.name} expects [N, C, ...] of rank {least} or more, got {x}")
+    return x.rank - 2
+
+
+class Upsample(OpDef):
+    """Resize the spatial axes of [N, C, *spatial] to ``size`` or by ``scale_factor`` (F.interpolate)."""
+
+    name: ClassVar = "interpolate"
+    positional: ClassVar = ("size", "scale_factor", "mode")
+    traits: ClassVar = frozenset({Trait.LINEAR})
+    family: ClassVar = "resample"
+    size: int | tuple[int, ...] | None = None
+    scale_factor: float | tuple[float, ...] | None = None
+    mode: Literal["nearest", "nearest-exact", "linear", "bilinear", "bicubic", "trilinear", "area"] = "nearest"
+    align_corners: bool | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> Upsample:
+        if (self.size is None) == (self.scale_factor is None):
+            raise ValueError("give exactly one of size and scale_factor")
+        values = self.size if self.size is not None else self.scale_factor
+        if any(v <= 0 for v in ((values,) if isinstance(values, int | float) else values)):
+            raise ValueError(f"size and scale_factor must be positive, got {values}")
+        if self.align_corners is not None and self.mode not in _ALIGNABLE:
+            raise ValueError(f"align_corners only applies to modes {', '.join(_ALIGNABLE)}, not {self.mode!r}")
+        return self
+
+    def per_axis(self, value: int | float | tuple, n: int) -> tuple:
+        """Broadcast a size or scale to ``n`` spatial axes."""
+        if isinstance(value, int | float):
+            return (value,) * n
+        if len(value) != n:
+            raise OpError(f"{self.name}: {len(value)} values for {n} spatial axes: {value}")
+        return tuple(value)
+
+    def infer(self, inputs: list[TensorType]) -> list[TensorType]:
+        x = inputs[0]
+        if x.rank not in _RANKS[self.mode]:
+            want = " or ".join(str(r) for r in _RANKS[self.mode])
+            raise OpError(f"{self.name}: mode {self.mode!r} needs a tensor of rank {want}, got {x}")
+        n = x.rank - 2
+        if self.size is not None:
+            sizes = self.per_axis(self.size, n)
+        else:
+            sizes = tuple(scaled(self.name, d, s) for d, s in zip(x.shape[2:], self.per_axis(self.scale_factor, n),
+                                                                 strict=True))
+        if any(isinstance(s, int) and s <= 0 for s in sizes):
+            raise OpError(f"{self.name}: scale_factor {self.scale_factor} leaves no output for {x}")
+        return [x.with_shape((*x.shape[:2], *sizes))]
+
+
+class PixelShuffle(OpDef):
+    """[*, C*r*r, H, W] -> [*, C, H*r, W*r] (sub-pixel convolution, ESPCN)."""
+
+    name: ClassVar = "pixel_shuffle"
+    positional: ClassVar = ("upscale_factor",)
+    traits: ClassVar = frozenset({Trait.LINEAR, Trait.SHAPE_ONLY})
+    family: ClassVar = "resample"
+    upscale_factor: int
+
+    @field_validator("upscale_factor")
+    @classmethod
+    def _positive(cls, v: int) -> int:
+        if v <= 0:
+            raise ValueError(f"must be positive, got {v}")
+        return v
+
+    def infer(self, inputs: list[TensorType]) -> list[TensorType]:
+        x, r = inputs[0], self.upscale_factor
+        spatial_of(self, x)
+        *lead, c, h, w = x.shape
+        require_divisible(self.name, c, r * r, "channel count", f"upscale_factor**2 = {r * r}")
+        return [x.with_shape((*lead, c // (r * r), h * r, w * r))]
+
+
+class PixelUnshuffle(OpDef):
+    """[*, C, H*r, W*r] -> [*, C*r*r, H, W]; symbolic H and W must be multiples of r at run time."""
+
+    name: ClassVar = "pixel_unshuffle"
+    positional: ClassVar = ("downscale_factor",)
+    traits: ClassVar = frozenset({Trait.LINEAR, Trait.SHAPE_ONLY})
+    family: ClassVar = "resample"
+    downscale_factor: int
+
+    @field_validator("downscale_factor")
+    @classmethod
+    def _positive(cls, v: int) -> int:
+        if v <= 0:
+            raise ValueError(f"must be positive, got {v}")
+        return v
+
+    def infer(self, inputs: list[TensorType]) -> list[TensorType]:
+        x, r = inputs[0], self.downscale_factor
+        spatial_of(self, x)
+        *lead, c, h, w = x.shape
+        if divisible(h, r) is False or divisible(w, r) is False:
+            raise OpError(f"{self.name}: height {h} and width {w} must be divisible by downscale_factor={r}")
+        return [x.with_shape((*lead, c * r * r, h // r, w // r))]
+
+
+class ChannelShuffle(OpDef):
+    """Interleave ``groups`` channel groups of [N, C, ...]: channel g*(C/groups)+i moves to i*groups+g."""
+
+    name: ClassVar = "channel_shuffle"
+    positional: ClassVar = ("groups",)
+    traits: ClassVar = frozenset({Trait.LINEAR, Trait.SHAPE_ONLY})
+    family: ClassVar = "resample"
+    groups: int
+
+    @field_validator("groups")
+    @classmethod
+    def _positive(cls, v: int) -> int:
+        if v <= 0:
+            raise ValueError(f"must be positive, got {v}")
+        return v
+
+    def infer(self, inputs: list[TensorType]) -> list[TensorType]:
+        x = inputs[0]
+        spatial_of(self, x, least=2)
+        require_divisible(self.name, x.shape[1], self.groups, "channel count", f"groups={self.groups}")
+        return [x]
+
+
+class Pad(OpDef):
+    """Explicit padding. ``pads`` is in F.pad order, last axis first: (left, right, top, bottom, ...);
+    an int pads every axis after the channel axis by that much on both sides."""
+
+    name: ClassVar = "pad"
+    positional: ClassVar = ("pads", "mode", "value")
+    traits: ClassVar = frozenset({Trait.AFFINE})
+    family: ClassVar = "resample"
+    pads: int | tuple[int, ...]
+    mode: Literal["constant", "reflect", "replicate", "circular"] = "constant"
+    value: float = 0.0
+
+    @model_validator(mode="after")
+    def _check(self) -> Pad:
+        if isinstance(self.pads, tuple) and (not self.pads or len(self.pads) % 2):
+            raise ValueError(f"pads needs (before, after) pairs, last axis first; got {self.pads}")
+        flat = (self.pads,) if isinstance(self.pads, int) else self.pads
+        if self.mode != "constant" and any(p < 0 for p in flat):
+            raise ValueError(f"negative pads (cropping) need mode 'constant', not {self.mode!r}")
+        if self.mode != "constant" and self.value != 0:
+            raise ValueError(f"mode {self.mode!r} takes no fill value")
+        return self
+
+    def flat(self, x: TensorType) -> tuple[int, ...]:
+        """Pads in F.pad order for ``x``."""
+        if isinstance(self.pads, int):
+            return (self.pads,) * 2 * spatial_of(self, x)
+        if len(self.pads) > 2 * x.rank:
+            raise OpError(f"{self.name}: {len(self.pads)} pads for a tensor of rank {x.rank} ({x})")
+        return self.pads
+
+    def per_axis(self, x: TensorType) -> tuple[tuple[int, int], ...]:
+        """(before, after) for each padded axis, in axis order (the padded axes are the last ones)."""
+        flat = self.flat(x)
+        return tuple((flat[2 * i], flat[2 * i + 1]) for i in reversed(range(len(flat) // 2)))
+
+    def infer(self, inputs: list[TensorType]) -> list[TensorType]:
+        x = inputs[0]
+        pairs = self.per_axis(x)
+        k = len(pairs)
+        if self.mode != "constant" and (k > 3 or x.rank not in (k + 1, k + 2)):
+            raise OpError(f"{self.name}: mode {self.mode!r} must pad every spatial axis of [N, C, *spatial] or "
+                          f"[C, *spatial] (1 to 3 axes); got {k} padded axes for {x}",
+                          hint="give (before, after) pads for each spatial axis, or use mode 'constant'")
+        sizes = x.shape[x.rank - k:]
+        check_mode_pads(self.name, self.mode, tuple(sizes), pairs)
+        out = tuple(d + a + b for d, (a, b) in zip(sizes, pairs, strict=True))
+        if any(isinstance(d, int) and d <= 0 for d in out):
+            raise OpError(f"{self.name}: pads {self.flat(x)} leave nothing of {x}")
+        return [x.with_shape((*x.shape[:x.rank - k], *out))]
+
+
+OPS = (Upsample, PixelShuffle, PixelUnshuffle, ChannelShuffle, Pad)

@@ -6,9 +6,9 @@ import re
 
 import pydantic
 import pytest
+
 from archdsl.backends.torch import rules
 from archdsl.backends.torch.registry import RULES
-
 from archdsl.elaborate.builtins import BUILTINS
 from archdsl.ir.types import TensorType
 from archdsl.ops.base import OpDef

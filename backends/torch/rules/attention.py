@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from archdsl.backends.torch.registry import lowering
 from archdsl.backends.torch.rules.common import ctor, fn
-
 from archdsl.ir.types import TensorType
 from archdsl.ops.attention import MultiheadSelfAttention, ScaledDotProductAttention
 

@@ -1,3 +1,33 @@
-"""Torch lowerings of the 'regularize' op family."""
+"""Lowerings of regularisers; every train-only op reads ``self.training`` so ``model.eval()`` disables it."""
 
 from __future__ import annotations
+
+from archdsl.backends.torch.registry import lowering
+from archdsl.backends.torch.rules.common import fn
+from archdsl.ir.types import TensorType
+from archdsl.ops.regularize import Dropout, Dropout2d, LayerScale, StochasticDepth
+
+_DROPOUT = {Dropout: "F.dropout", Dropout2d: "F.dropout2d"}
+
+
+@lowering(*_DROPOUT)
+def _dropout(op: Dropout, args: list[str], ref: str | None, ins: list[TensorType]) -> str:
+    return fn(_DROPOUT[type(op)], args[0], repr(op.p), "self.training")
+
+
+@lowering(StochasticDepth)
+def _stochastic_depth(op: StochasticDepth, args: list[str], ref: str | None, ins: list[TensorType]) -> str:
+    return fn("rt.functional.stochastic_depth", args[0], repr(op.p), repr(op.mode), "self.training")
+
+
+def _layer_scale_module(op: LayerScale, ins: list[TensorType]) -> str:
+    c = op.channels(ins[0])
+    return f"nn.ParameterDict({{'gamma': nn.Parameter(torch.full(({c},), {op.init_value!r}))}})"
+
+
+@lowering(LayerScale, module=_layer_scale_module)
+def _layer_scale(op: LayerScale, args: list[str], ref: str | None, ins: list[TensorType]) -> str:
+    if op.dim == -1:
+        return f"{args[0]} * {ref}.gamma"
+    view = ", ".join(["-1"] + ["1"] * (ins[0].rank - 2))
+    return f"{args[0]} * {ref}.gamma.view({view})"

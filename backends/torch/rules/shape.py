@@ -6,7 +6,6 @@ import ast
 
 from archdsl.backends.torch.registry import lowering
 from archdsl.backends.torch.rules.common import fn
-
 from archdsl.ir.dims import Dim
 from archdsl.ir.types import TensorType
 from archdsl.ops import shape as S
