@@ -1,0 +1,1 @@
+"""Hand-written PyTorch baselines the benchmarks compare archdsl-built modules against."""
