@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib.resources
 import os
 from dataclasses import dataclass, field
@@ -57,7 +58,16 @@ class Namespace:
 
 
 def parse_source(text: str, file: str) -> A.Module:
-    """Parse .arch or YAML text, chosen by the file's extension."""
+    """Parse .arch or YAML text, chosen by the file's extension.
+
+    Syntax trees are immutable, so a file parsed once is reused while its text is unchanged
+    (compiling the seven ResNets of one spec, or checking a file again, parses it once).
+    """
+    return _parse_cached(text, file)
+
+
+@functools.lru_cache(maxsize=128)
+def _parse_cached(text: str, file: str) -> A.Module:
     if file.endswith((".yaml", ".yml")):
         from archdsl.syntax.yaml_frontend import parse_yaml
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import ClassVar, Literal
 
 from pydantic import field_validator
@@ -25,8 +26,12 @@ def expand(value: IntOrTuple, n: int, what: str, op: str) -> tuple[int, ...]:
     return tuple(value)
 
 
+@functools.lru_cache(maxsize=4096)
 def out_size(size: Dim, k: int, s: int, d: int, before: int, after: int, ceil: bool = False) -> Dim:
-    """Output length of a sliding window: floor((size + pads - d*(k-1) - 1) / s) + 1."""
+    """Output length of a sliding window: floor((size + pads - d*(k-1) - 1) / s) + 1.
+
+    Cached: deep CNNs apply the same window to the same symbolic size hundreds of times.
+    """
     span = size + before + after - d * (k - 1) - 1
     return (span + (s - 1 if ceil else 0)) // s + 1
 

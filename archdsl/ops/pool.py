@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import ClassVar
 
 from pydantic import field_validator
@@ -13,6 +14,7 @@ from archdsl.ops.base import OpDef, Trait, expect_rank
 from archdsl.ops.conv import IntOrTuple, expand, out_size
 
 
+@functools.lru_cache(maxsize=4096)
 def pool_out_size(size: Dim, k: int, s: int, d: int, p: int, ceil: bool) -> Dim:
     """PyTorch's pooled length; exact for symbolic sizes in ceil mode too.
 
