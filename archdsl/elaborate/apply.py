@@ -273,7 +273,7 @@ class ApplyMixin(ExpressionMixin):
             if p.name in given:
                 value, where = given[p.name]
             elif p.default is not None:
-                value, where = self.eval(p.default, scope), p.default.span
+                value, where = self.evaluate(p.default, scope), p.default.span
             else:
                 raise self.error(f"block {block.name} needs the parameter '{p.name}: {p.type}'", layer.span,
                                  notes=[(f"'{p.name}' is declared here", p.span)])
@@ -327,7 +327,7 @@ class ApplyMixin(ExpressionMixin):
 
     def exec_assign(self, stmt: A.Assign, scope: Scope) -> None:
         """``name = expr``: a layer gets the name as its module name; a value is just bound."""
-        value = self.eval(stmt.value, scope)
+        value = self.evaluate(stmt.value, scope)
         if len(stmt.targets) == 1 and isinstance(value, OpLayer) and value.op.arity == 0:
             # a source op (a free parameter such as a class token) is applied where it is named
             path = self.ctx.path + (stmt.targets[0],)
@@ -348,7 +348,7 @@ class ApplyMixin(ExpressionMixin):
 
     def exec_output(self, stmt: A.OutputStmt, scope: Scope) -> Tensor:
         """``out expr``: the value must be a tensor; an annotation is checked."""
-        value = self.eval(stmt.value, scope)
+        value = self.evaluate(stmt.value, scope)
         if not isinstance(value, Tensor):
             shown = f" ({value!r})" if isinstance(value, (int, float, str)) else ""
             raise self.error(f"`out` needs a tensor, got {describe(value)}{shown}", stmt.value.span,
@@ -379,7 +379,7 @@ class ApplyMixin(ExpressionMixin):
                 scope.used.add(d.id)
                 dims.append(sym)
                 continue
-            value = self.eval(d, scope)
+            value = self.evaluate(d, scope)
             if isinstance(value, bool) or not isinstance(value, (int, SymDim)):
                 raise self.error(f"a dimension must be an int or a symbol, got {describe(value)}", d.span)
             if isinstance(value, int) and value < 0:
@@ -414,7 +414,7 @@ class ApplyMixin(ExpressionMixin):
                 scope.names[d.id] = got
                 scope.used.add(d.id)
                 continue
-            want = self.eval(d, scope)
+            want = self.evaluate(d, scope)
             if isinstance(want, bool) or not isinstance(want, (int, SymDim)):
                 raise self.error(f"a dimension must be an int or a symbol, got {describe(want)}", d.span)
             if want != got:

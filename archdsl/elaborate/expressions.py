@@ -139,7 +139,7 @@ class ExpressionMixin:
                              "are repeat counts or nested comprehensions much larger than intended?", cls=LimitError)
 
     # -- entry -------------------------------------------------------------------------------
-    def eval(self, expr: A.Expr, scope: Scope) -> Any:
+    def evaluate(self, expr: A.Expr, scope: Scope) -> Any:
         """Evaluate one expression in ``scope``."""
         method = getattr(self, f"_eval_{type(expr).__name__}")
         return method(expr, scope)
@@ -170,7 +170,7 @@ class ExpressionMixin:
                 expr = parse_expression(m.group(1), span.file, span.line, at)
             except ArchError as exc:     # re-raised with the sources, for the excerpt
                 raise type(exc)(exc.diagnostics, self.sources) from None
-            value = self.eval(expr, scope)
+            value = self.evaluate(expr, scope)
             if not isinstance(value, (str, int, float)) or isinstance(value, bool):
                 raise self.error(f"a template part must be an int, a float or a string, got {describe(value)}", span)
             return repr(value) if isinstance(value, float) else str(value)
@@ -211,7 +211,7 @@ class ExpressionMixin:
         if isinstance(expr, A.Name):
             found, value = scope.get_local(expr.id)
             return value if found else self.lookup_global(expr.id, scope, expr.span, what)
-        return self.eval(expr, scope)
+        return self.evaluate(expr, scope)
 
     def let_value(self, name: str, item: A.Assign, ns: Namespace) -> Any:
         """Evaluate a top-level constant once (lazily, so definition order does not matter)."""
@@ -222,7 +222,7 @@ class ExpressionMixin:
             ns.let_values[name] = _EVALUATING
             stack.append((name, item))
             try:
-                ns.let_values[name] = self.eval(item.value, Scope(ns))
+                ns.let_values[name] = self.evaluate(item.value, Scope(ns))
             finally:
                 stack.pop()
                 if ns.let_values[name] is _EVALUATING:
@@ -241,47 +241,47 @@ class ExpressionMixin:
                           "give one of them a value that does not refer back", notes=notes)
 
     def _eval_Attr(self, e: A.Attr, scope: Scope) -> Any:
-        obj = self.eval(e.obj, scope)
+        obj = self.evaluate(e.obj, scope)
         if not isinstance(obj, NamespaceRef):
             raise self.error(f"'.{e.name}' needs an import alias on the left, got {describe(obj)}", e.span)
         return self.lookup_global(e.name, Scope(obj.namespace), e.span)
 
     # -- containers --------------------------------------------------------------------------
     def _eval_ListLit(self, e: A.ListLit, scope: Scope) -> Any:
-        items = [self.eval(x, scope) for x in e.items]
+        items = [self.evaluate(x, scope) for x in e.items]
         if e.seq:
             return SeqLayer(tuple((None, self.as_layer(v, x.span)) for v, x in zip(items, e.items, strict=False)), e.span)
         return items
 
     def _eval_TupleLit(self, e: A.TupleLit, scope: Scope) -> tuple:
-        return tuple(self.eval(x, scope) for x in e.items)
+        return tuple(self.evaluate(x, scope) for x in e.items)
 
     def _eval_SeqNamed(self, e: A.SeqNamed, scope: Scope) -> SeqLayer:
         entries = []
         for key, value in e.entries:
-            name = key.id if isinstance(key, A.Name) else self.eval(key, scope)
-            entries.append((self.check_name(name, key.span), self.as_layer(self.eval(value, scope), value.span)))
+            name = key.id if isinstance(key, A.Name) else self.evaluate(key, scope)
+            entries.append((self.check_name(name, key.span), self.as_layer(self.evaluate(value, scope), value.span)))
         self.check_unique([k for k, _ in entries], e.span)
         return SeqLayer(tuple(entries), e.span)
 
     def _eval_Reparam(self, e: A.Reparam, scope: Scope) -> ReparamLayer:
-        branches = tuple((name, self.as_layer(self.eval(x, scope), x.span)) for name, x in e.branches)
+        branches = tuple((name, self.as_layer(self.evaluate(x, scope), x.span)) for name, x in e.branches)
         self.check_unique([k for k, _ in branches], e.span)
         return ReparamLayer(branches, e.span)
 
     def _eval_ReparamList(self, e: A.ReparamList, scope: Scope) -> ReparamLayer:
         """Branches named by their index among the present ones (timm's ``conv_kxk.0`` ...)."""
-        items = self.eval(e.items, scope)
+        items = self.evaluate(e.items, scope)
         present = [self.as_layer(v, e.span) for v in items if not isinstance(v, Absent)]
         return ReparamLayer(tuple((str(i), layer) for i, layer in enumerate(present)), e.span)
 
     def _eval_Comprehension(self, e: A.Comprehension, scope: Scope) -> Any:
         results: list[tuple[Any, Any]] = []
         for inner in self._iterate(e.clauses, scope, e.span):
-            if e.cond is not None and not self.truth(self.eval(e.cond, inner), e.cond.span):
+            if e.cond is not None and not self.truth(self.evaluate(e.cond, inner), e.cond.span):
                 continue
-            key = self.eval(e.key, inner) if e.key is not None else None
-            results.append((key, self.eval(e.elt, inner)))
+            key = self.evaluate(e.key, inner) if e.key is not None else None
+            results.append((key, self.evaluate(e.elt, inner)))
         if not e.seq:
             return [v for _, v in results]
         entries = tuple((self.check_name(k, e.span) if k is not None else None, self.as_layer(v, e.elt.span))
@@ -303,7 +303,7 @@ class ExpressionMixin:
             yield scope
             return
         first, rest = clauses[0], clauses[1:]
-        items = self.eval(first.iterable, scope)
+        items = self.evaluate(first.iterable, scope)
         if not isinstance(items, (list, tuple)):
             raise self.error(f"cannot loop over {describe(items)}", first.iterable.span)
         for item in items:
@@ -357,14 +357,14 @@ class ExpressionMixin:
         raise self.error(f"a condition must be a bool, got {describe(value)}", span)
 
     def _eval_IfExpr(self, e: A.IfExpr, scope: Scope) -> Any:
-        if self.truth(self.eval(e.cond, scope), e.cond.span):
-            return self.eval(e.body, scope)
+        if self.truth(self.evaluate(e.cond, scope), e.cond.span):
+            return self.evaluate(e.body, scope)
         if e.orelse is None:
             return Absent(e.span)
-        return self.eval(e.orelse, scope)
+        return self.evaluate(e.orelse, scope)
 
     def _eval_UnaryOp(self, e: A.UnaryOp, scope: Scope) -> Any:
-        value = self.eval(e.operand, scope)
+        value = self.evaluate(e.operand, scope)
         if e.op == "not":
             return not self.truth(value, e.operand.span)
         if isinstance(value, Tensor):
@@ -375,11 +375,11 @@ class ExpressionMixin:
 
     def _eval_BinOp(self, e: A.BinOp, scope: Scope) -> Any:
         if e.op in ("and", "or"):
-            left = self.truth(self.eval(e.left, scope), e.left.span)
+            left = self.truth(self.evaluate(e.left, scope), e.left.span)
             if (e.op == "and" and not left) or (e.op == "or" and left):
                 return left
-            return self.truth(self.eval(e.right, scope), e.right.span)
-        a, b = self.eval(e.left, scope), self.eval(e.right, scope)
+            return self.truth(self.evaluate(e.right, scope), e.right.span)
+        a, b = self.evaluate(e.left, scope), self.evaluate(e.right, scope)
         if isinstance(a, Tensor) or isinstance(b, Tensor):
             return self.tensor_binop(e, a, b)
         return self.scalar_binop(e, a, b)
@@ -449,7 +449,7 @@ class ExpressionMixin:
             raise self.error(str(exc), e.span) from None
 
     def _eval_Index(self, e: A.Index, scope: Scope) -> Any:
-        obj, idx = self.eval(e.obj, scope), self.eval(e.index, scope)
+        obj, idx = self.evaluate(e.obj, scope), self.evaluate(e.index, scope)
         if isinstance(obj, (list, tuple)) and isinstance(idx, int) and not isinstance(idx, bool):
             if not -len(obj) <= idx < len(obj):
                 raise self.error(f"index {idx} is out of range for {len(obj)} items", e.index.span)
@@ -459,12 +459,12 @@ class ExpressionMixin:
     # -- calls and pipes -----------------------------------------------------------------------
     def _eval_Call(self, e: A.Call, scope: Scope) -> Any:
         func = self.eval_callee(e.func, scope, "op, block or function")
-        args = [self.eval(a, scope) for a in e.args]
+        args = [self.evaluate(a, scope) for a in e.args]
         kwargs = {}
         for k, v in e.kwargs:
             if k in kwargs:
                 raise self.error(f"argument '{k}' is given twice", v.span)
-            kwargs[k] = self.eval(v, scope)
+            kwargs[k] = self.evaluate(v, scope)
         return self.call(func, args, kwargs, e)
 
     def call(self, func: Any, args: list[Any], kwargs: dict[str, Any], e: A.Call) -> Any:
@@ -527,7 +527,7 @@ class ExpressionMixin:
         return self.apply_value(layer, inputs, e.span)
 
     def _eval_Pipe(self, e: A.Pipe, scope: Scope) -> Any:
-        value = self.eval(e.value, scope)
+        value = self.evaluate(e.value, scope)
         layer = self.as_layer(self.eval_callee(e.layer, scope, "layer, op or block"), e.layer.span)
         inputs = list(value) if isinstance(value, tuple) else [value]
         if not all(isinstance(v, Tensor) for v in inputs):
