@@ -119,10 +119,24 @@ class SymDim:
         r = SymDim(remainder, self._atoms).simplify()
         if isinstance(r, int):
             return q + r // k
+        nested = r._nested_floordiv()
+        if nested is not None:   # floor((floor(p/m) + c) / k) == floor((p + c*m) / (m*k))
+            inner_poly, m, c = nested
+            return q + (inner_poly + c * m) // (m * k)
         inner = f"({r})" if len(r._terms) > 1 else str(r)
         key = f"({inner}//{k})"
         atom = SymDim({(key,): 1}, {**self._atoms, key: (r, k)})
         return q + atom
+
+    def _nested_floordiv(self) -> tuple[SymDim, int, int] | None:
+        """(p, m, c) when this is exactly ``p//m + c`` for a floor-division atom, else None."""
+        variable = [mono for mono in self._terms if mono]
+        if len(variable) != 1 or len(variable[0]) != 1 or self._terms[variable[0]] != 1:
+            return None
+        atom = self._atoms.get(variable[0][0])
+        if atom is None:
+            return None
+        return atom[0], atom[1], self._terms.get((), 0)
 
     def __rfloordiv__(self, other: Dim) -> Dim:
         raise ZeroDivisionError("a dimension can only be divided by a non-zero integer")

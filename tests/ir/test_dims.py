@@ -73,3 +73,13 @@ def test_known_identities() -> None:
     assert h % 1 == 0
     assert str((h + 1) // 2) == "((H + 1)//2)"
     assert parse_dim("2*H + 1") == 2 * h + 1
+
+
+def test_nested_floor_divisions_collapse() -> None:
+    """floor((floor(p/m) + c)/k) == floor((p + c*m)/(m*k)): two stride-2 convs equal one stride-4 window."""
+    from archdsl.ir.dims import SymDim
+
+    h = SymDim.symbol("H")
+    assert ((h + 1) // 2 + 1) // 2 == (h + 3) // 4
+    assert ((h - 1) // 2) // 2 == (h - 1) // 4
+    assert str(((h + 1) // 2 + 1) // 2) == "((H + 3)//4)"
