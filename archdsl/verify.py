@@ -9,7 +9,7 @@ from __future__ import annotations
 from archdsl.errors import Diagnostic, OpError, VerifyError
 from archdsl.ir.graph import Graph, Node
 from archdsl.ir.types import DTYPES, TensorType
-from archdsl.ops.base import OpDef, Trait
+from archdsl.ops.base import OpDef, Trait, apply_rules
 
 # What an op's shape or parameter rule may raise on inputs it was not written for.
 _RULE_ERRORS = (OpError, ArithmeticError, ValueError, TypeError, IndexError, KeyError)
@@ -120,8 +120,7 @@ def _params(graph: Graph, node: Node) -> list[Diagnostic]:
 def _retype(graph: Graph, node: Node, ins: list[TensorType]) -> list[Diagnostic]:
     """Re-run the op's shape and parameter rules; a mismatch means the graph was edited inconsistently."""
     try:
-        outs = node.op.infer(ins)
-        specs = node.op.params(ins) if node.params or type(node.op).params is not _NO_PARAMS else {}
+        _, outs, specs = apply_rules(node.op, ins)
     except _RULE_ERRORS as exc:
         return [Diagnostic(f"{_what(node)}: {exc}", node.span, getattr(exc, "hint", None))]
     if tuple(outs) != tuple(node.types):

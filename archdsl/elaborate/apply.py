@@ -26,7 +26,7 @@ from archdsl.elaborate.values import (
 from archdsl.errors import LimitError, OpError, ShapeError
 from archdsl.ir.dims import SymDim
 from archdsl.ir.types import DTYPES, Span, TensorType
-from archdsl.ops.base import OpDef
+from archdsl.ops.base import OpDef, apply_rules
 from archdsl.ops.tensor import AddN
 from archdsl.syntax import ast as A
 
@@ -133,9 +133,7 @@ class ApplyMixin(ExpressionMixin):
             raise self.error(f"{op.__class__.__name__} takes {op.arity} tensor input(s), got {len(inputs)}", span)
         types = [t.type for t in inputs]
         try:
-            op = op.resolve(types)
-            outs = op.infer(types)
-            params = op.params(types)
+            op, outs, params = apply_rules(op, types)
         except (OpError, ArithmeticError, ValueError, TypeError, IndexError, KeyError) as exc:
             raise self._op_error(op, exc, inputs, span) from None
         module = ".".join(at) if at else None

@@ -7,6 +7,7 @@ traits), never to a name string in an ``if`` chain.
 from __future__ import annotations
 
 import enum
+import functools
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -88,6 +89,29 @@ class OpDef(BaseModel):
     def attrs(self) -> dict:
         """Attributes as plain data (for printing and JSON)."""
         return self.model_dump(mode="json")
+
+
+@functools.lru_cache(maxsize=16384)
+def _rules(op: OpDef, types: tuple[TensorType, ...]) -> tuple[OpDef, tuple[TensorType, ...], tuple]:
+    ins = list(types)
+    resolved = op.resolve(ins)
+    return resolved, tuple(resolved.infer(ins)), tuple(resolved.params(ins).items())
+
+
+def apply_rules(op: OpDef, types: list[TensorType]) -> tuple[OpDef, list[TensorType], dict[str, ParamSpec]]:
+    """``resolve``, ``infer`` and ``params`` of ``op`` on ``types``, memoised.
+
+    The rules are pure functions of the (immutable) op and input types, and deep networks apply the
+    same op to the same types many times (ResNet-152's 36 identical blocks in one stage).
+    """
+    key = tuple(types)
+    try:
+        hash((op, key))
+        rules = _rules
+    except TypeError:                 # an attribute value that cannot be hashed: compute directly
+        rules = _rules.__wrapped__
+    resolved, outs, params = rules(op, key)
+    return resolved, list(outs), dict(params)
 
 
 def expect_rank(op: OpDef, t: TensorType, *ranks: int) -> None:
