@@ -30,6 +30,7 @@ class Elaborator(ApplyMixin):
         self.sources = loader.sources
         self.builder = GraphBuilder(name, loader.sources)
         self.ctx = Ctx()
+        self.expansions = {}
         self.let_stack = []
         self.where = None
         self.steps = 0

@@ -10,6 +10,7 @@ import pydantic
 
 from archdsl.elaborate.builder import GraphBuilder
 from archdsl.elaborate.expressions import BlockRef, ExpressionMixin, OpRef, Scope, layer_like
+from archdsl.elaborate.replay import Expansion, plain_key, replay
 from archdsl.elaborate.values import (
     Absent,
     BlockLayer,
@@ -42,7 +43,7 @@ class Ctx:
     """Where an application happens: module path, owner identities, block depth."""
 
     path: tuple[str, ...] = ()
-    owner: tuple[int, ...] = ()
+    owner: tuple[int | str, ...] = ()
     depth: int = 0
 
 
@@ -53,6 +54,7 @@ class ApplyMixin(ExpressionMixin):
     ctx: Ctx
     where: Span | None          # the latest block application (for errors that have no better place)
     block_stack: list[str]      # names of the blocks being applied, outermost first
+    expansions: dict[tuple, Expansion]   # named block applications, for replay
 
     def apply_value(self, layer: Any, inputs: list[Tensor], span: Span) -> Any:
         """Apply ``layer`` to ``inputs`` in the current context; one output or a tuple of outputs."""
@@ -229,16 +231,32 @@ class ApplyMixin(ExpressionMixin):
         self.block_stack.append(layer.block.name)
         path = at if at is not None else saved.path
         owner = saved.owner if at is not None else saved.owner + (fresh_uid(),)
+        key = self._expansion_key(layer, inputs) if at else None
+        if key in self.expansions:
+            return replay(self.builder, self.expansions[key], at, inputs, owner + (fresh_uid(),))
+        first_node, known_docs = len(self.builder.nodes), set(self.builder.module_docs)
         self.ctx = Ctx(path, owner, saved.depth + 1)
         try:
             scope = Scope(layer.namespace)
             self.bind_params(layer, scope)
             if layer.block.doc and path:
                 self.builder.module_docs.setdefault(".".join(path), layer.block.doc)
-            return self.run_body(layer.block, scope, inputs, span)
+            outputs = self.run_body(layer.block, scope, inputs, span)
         finally:
             self.ctx = saved
             self.block_stack.pop()
+        if key is not None:
+            docs = tuple((k, v) for k, v in self.builder.module_docs.items() if k not in known_docs)
+            self.expansions[key] = Expansion(at, tuple(t.value for t in inputs), tuple(self.builder.nodes[first_node:]),
+                                             tuple(outputs), docs)
+        return outputs
+
+    def _expansion_key(self, layer: BlockLayer, inputs: list[Tensor]) -> tuple | None:
+        """Identity of a block application, when its arguments are plain data (see ``replay``)."""
+        args = plain_key((tuple(layer.args), tuple(layer.kwargs)))
+        if args is None or len({t.value for t in inputs}) != len(inputs):
+            return None
+        return (id(layer.block), id(layer.namespace), args, tuple(t.type for t in inputs), self.ctx.depth)
 
     def _depth_error(self, layer: BlockLayer, span: Span) -> LimitError:
         """Too deep: name the chain of blocks (usually one block applying itself)."""
@@ -335,7 +353,7 @@ class ApplyMixin(ExpressionMixin):
             name = stmt.targets[0]
             layer = self.as_layer(value, stmt.value.span)
             value = Named(name, layer, stmt.span, path=self.ctx.path + (name,),
-                          owner=self.ctx.owner + (fresh_uid(),))
+                          owner=self.ctx.owner + (name,))   # stable: re-applying the enclosing layer shares
         for t in stmt.targets:
             if t in scope.names and t != "_":
                 raise self.error(f"'{t}' is already defined in this block", stmt.span,

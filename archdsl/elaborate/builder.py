@@ -55,7 +55,7 @@ class GraphBuilder:
             self.input_spans[name] = span
         return name
 
-    def claim_module(self, path: str, owner: tuple[int, ...], span: Span | None) -> None:
+    def claim_module(self, path: str, owner: tuple[int | str, ...], span: Span | None) -> None:
         """Record who owns the parameters at ``path``; two different layers may not share a name."""
         prev = self.owners.get(path)
         if prev is None:

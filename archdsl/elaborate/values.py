@@ -91,7 +91,7 @@ class Named(Layer):
     layer: Layer
     span: Span | None = None
     path: tuple[str, ...] = ()            # full module path where it was bound
-    owner: tuple[int, ...] = ()           # identities of the applications it was bound in, and its own
+    owner: tuple[int | str, ...] = ()     # identities of the applications it was bound in, and its name
     uses: int = 0
 
 

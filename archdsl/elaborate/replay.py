@@ -1,0 +1,79 @@
+"""Re-use of block expansions: a named block applied again with the same arguments and input types
+produces the same nodes under another path, so the recorded nodes are cloned instead of re-evaluated.
+
+ResNet-152 applies one Bottleneck 35 times in a row with equal arguments and shapes; cloning is several
+times cheaper than evaluating the block body again, and gives exactly the graph evaluation would give.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from archdsl.elaborate.builder import GraphBuilder
+from archdsl.elaborate.values import Tensor
+from archdsl.ir.dims import SymDim
+from archdsl.ir.graph import Node
+
+_PLAIN = (bool, int, float, str, SymDim, type(None))
+
+
+def plain_key(value: Any) -> Any:
+    """A hashable, type-exact key for a parameter value, or None when the value is not plain data."""
+    if isinstance(value, (list, tuple)):
+        items = [plain_key(v) for v in value]
+        return None if any(i is None for i in items) else (type(value).__name__, tuple(items))
+    if isinstance(value, _PLAIN):
+        return (type(value).__name__, value)
+    return None            # layers and other objects: expand normally, never guess their identity
+
+
+@dataclass(frozen=True)
+class Expansion:
+    """What one named block application added to the graph."""
+
+    path: tuple[str, ...]
+    inputs: tuple[str, ...]
+    nodes: tuple[Node, ...]
+    outputs: tuple[Tensor, ...]
+    docs: tuple[tuple[str, str], ...]
+
+
+def _moved(name: str | None, old: str, new: str) -> str | None:
+    """``name`` with the module prefix ``old`` replaced by ``new`` (names outside ``old`` are kept)."""
+    if name is None or not old:
+        return name
+    if name == old:
+        return new
+    if name.startswith(old + "."):
+        return new + name[len(old):]
+    return name
+
+
+def replay(builder: GraphBuilder, exp: Expansion, at: tuple[str, ...], inputs: list[Tensor],
+           owner: tuple[int | str, ...]) -> list[Tensor]:
+    """Clone a recorded expansion under module path ``at`` on new ``inputs``.
+
+    Re-applying the same layer (``at`` equal to the recorded path) shares its parameters, whose
+    ownership the first expansion already established; a new path claims its modules for ``owner``.
+    """
+    old, new = ".".join(exp.path), ".".join(at)
+    rename = dict(zip(exp.inputs, (t.value for t in inputs), strict=True))
+    for key, doc in exp.docs:
+        builder.module_docs.setdefault(_moved(key, old, new) or key, doc)
+    for node in exp.nodes:
+        module = _moved(node.module, old, new)
+        params = {}
+        for local, full in node.params.items():
+            moved = _moved(full, old, new) or full
+            if moved not in builder.params:
+                builder.params[moved] = builder.params[full].model_copy(update={"name": moved})
+            params[local] = moved
+        if params and module is not None and old != new:
+            builder.claim_module(module, owner, node.span)
+        scope = tuple(new.split(".")) + node.scope[len(exp.path):] \
+            if new and node.scope[:len(exp.path)] == exp.path else node.scope
+        outs = builder.add_node(node.op, [rename.get(v, v) for v in node.inputs], list(node.types), params,
+                                module, scope, node.span, node.tags)
+        rename.update(zip(node.outputs, outs, strict=True))
+    return [Tensor(rename.get(t.value, t.value), t.type, t.span) for t in exp.outputs]
