@@ -8,7 +8,7 @@ from pydantic import field_validator
 
 from archdsl.errors import OpError
 from archdsl.ir.types import TensorType
-from archdsl.ops.base import OpDef, ParamSpec, Trait, norm_axis
+from archdsl.ops.base import OpDef, ParamSpec, PositiveInt, Trait, norm_axis
 
 _EW = frozenset({Trait.ELEMENTWISE})
 FLOAT_DTYPES = ("float32", "float64", "float16", "bfloat16")
@@ -60,15 +60,8 @@ class PReLU(Elementwise):
     name: ClassVar = "prelu"
     positional: ClassVar = ("num_parameters",)
     traits: ClassVar = _EW | {Trait.HOMOGENEOUS}
-    num_parameters: int = 1
+    num_parameters: PositiveInt = 1
     init: float = 0.25
-
-    @field_validator("num_parameters")
-    @classmethod
-    def _positive(cls, v: int) -> int:
-        if v <= 0:
-            raise ValueError("must be positive")
-        return v
 
     def infer(self, inputs: list[TensorType]) -> list[TensorType]:
         x = inputs[0]

@@ -9,7 +9,7 @@ from pydantic import field_validator
 from archdsl.errors import OpError
 from archdsl.ir.types import TensorType
 from archdsl.ops.activation import expect_float
-from archdsl.ops.base import Cost, OpDef, ParamSpec, Trait, expect_rank
+from archdsl.ops.base import Cost, OpDef, ParamSpec, PositiveInt, Trait, expect_rank
 from archdsl.ops.linear import last_dim
 from archdsl.ops.shape import product
 
@@ -50,16 +50,9 @@ class MultiheadSelfAttention(OpDef):
     name: ClassVar = "multihead_self_attention"
     positional: ClassVar = ("num_heads",)
     family: ClassVar = "attention"
-    num_heads: int
+    num_heads: PositiveInt
     bias: bool = True
     dropout: float = 0.0
-
-    @field_validator("num_heads")
-    @classmethod
-    def _positive(cls, v: int) -> int:
-        if v <= 0:
-            raise ValueError("must be positive")
-        return v
 
     @field_validator("dropout")
     @classmethod

@@ -9,13 +9,22 @@ from __future__ import annotations
 import enum
 import functools
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Annotated, ClassVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, ConfigDict
 
 from archdsl.errors import OpError
 from archdsl.ir.dims import Dim
 from archdsl.ir.types import TensorType
+
+
+def _require_positive(v: int) -> int:
+    if v <= 0:
+        raise ValueError(f"must be positive, got {v}")
+    return v
+
+
+PositiveInt = Annotated[int, AfterValidator(_require_positive)]   # channels, groups, factors, heads ...
 
 
 class Trait(enum.Enum):

@@ -10,7 +10,7 @@ from pydantic import field_validator
 from archdsl.errors import OpError
 from archdsl.ir.dims import Dim
 from archdsl.ir.types import TensorType
-from archdsl.ops.base import Cost, OpDef, ParamSpec, Trait, expect_rank
+from archdsl.ops.base import Cost, OpDef, ParamSpec, PositiveInt, Trait, expect_rank
 
 IntOrTuple = int | tuple[int, ...]
 # padding: int, per-dim ints, per-dim (before, after) pairs, or 'same' / 'valid' before resolution.
@@ -88,21 +88,14 @@ class ConvNd(OpDef):
     traits: ClassVar = frozenset({Trait.AFFINE})
     family: ClassVar = "conv"
 
-    out_channels: int
+    out_channels: PositiveInt
     kernel_size: IntOrTuple
     stride: IntOrTuple = 1
     padding: Padding = 0
     dilation: IntOrTuple = 1
-    groups: int = 1
+    groups: PositiveInt = 1
     bias: bool = True
     padding_mode: Literal["zeros", "reflect", "replicate", "circular"] = "zeros"
-
-    @field_validator("out_channels", "groups")
-    @classmethod
-    def _positive(cls, v: int) -> int:
-        if v <= 0:
-            raise ValueError("must be positive")
-        return v
 
     @field_validator("kernel_size", "stride", "dilation")
     @classmethod

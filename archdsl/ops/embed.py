@@ -9,7 +9,7 @@ from pydantic import field_validator
 
 from archdsl.errors import OpError
 from archdsl.ir.types import TensorType
-from archdsl.ops.base import Cost, OpDef, ParamSpec
+from archdsl.ops.base import Cost, OpDef, ParamSpec, PositiveInt
 
 INT_DTYPES = ("int64", "int32")
 # initialisers the backends understand, with the keyword arguments each takes
@@ -78,16 +78,9 @@ class Embedding(OpDef):
     name: ClassVar = "embedding"
     positional: ClassVar = ("num_embeddings", "embedding_dim")
     family: ClassVar = "embed"
-    num_embeddings: int
-    embedding_dim: int
+    num_embeddings: PositiveInt
+    embedding_dim: PositiveInt
     padding_idx: int | None = None
-
-    @field_validator("num_embeddings", "embedding_dim")
-    @classmethod
-    def _positive(cls, v: int) -> int:
-        if v <= 0:
-            raise ValueError("must be positive")
-        return v
 
     def infer(self, inputs: list[TensorType]) -> list[TensorType]:
         x = inputs[0]

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from pydantic import field_validator
-
 from archdsl.errors import OpError
 from archdsl.ir.types import TensorType
-from archdsl.ops.base import Cost, OpDef, ParamSpec, Trait
+from archdsl.ops.base import Cost, OpDef, ParamSpec, PositiveInt, Trait
 
 
 def last_dim(op: OpDef, x: TensorType) -> int:
@@ -28,15 +26,8 @@ class Linear(OpDef):
     positional: ClassVar = ("out_features",)
     traits: ClassVar = frozenset({Trait.AFFINE})
     family: ClassVar = "linear"
-    out_features: int
+    out_features: PositiveInt
     bias: bool = True
-
-    @field_validator("out_features")
-    @classmethod
-    def _positive(cls, v: int) -> int:
-        if v <= 0:
-            raise ValueError("must be positive")
-        return v
 
     def infer(self, inputs: list[TensorType]) -> list[TensorType]:
         last_dim(self, inputs[0])
@@ -60,15 +51,8 @@ class Bilinear(OpDef):
     positional: ClassVar = ("out_features",)
     arity: ClassVar = 2
     family: ClassVar = "linear"
-    out_features: int
+    out_features: PositiveInt
     bias: bool = True
-
-    @field_validator("out_features")
-    @classmethod
-    def _positive(cls, v: int) -> int:
-        if v <= 0:
-            raise ValueError("must be positive")
-        return v
 
     def features(self, inputs: list[TensorType]) -> tuple[int, int]:
         """(in1, in2), after checking the two inputs' leading axes agree."""

@@ -13,7 +13,7 @@ from pydantic import field_validator
 from archdsl.errors import OpError
 from archdsl.ir.types import TensorType
 from archdsl.ops.activation import expect_float
-from archdsl.ops.base import Cost, OpDef, ParamSpec, Trait, norm_axis
+from archdsl.ops.base import Cost, OpDef, ParamSpec, PositiveInt, Trait, norm_axis
 
 
 class AttentionBias(OpDef):
@@ -30,16 +30,9 @@ class AttentionBias(OpDef):
     positional: ClassVar = ("num_heads", "resolution", "stride")
     arity: ClassVar = 0
     family: ClassVar = "mixing"
-    num_heads: int
+    num_heads: PositiveInt
     resolution: int | tuple[int, int]
-    stride: int = 1
-
-    @field_validator("num_heads", "stride")
-    @classmethod
-    def _positive(cls, v: int) -> int:
-        if v <= 0:
-            raise ValueError("must be positive")
-        return v
+    stride: PositiveInt = 1
 
     @field_validator("resolution")
     @classmethod

@@ -8,7 +8,7 @@ from pydantic import field_validator
 
 from archdsl.errors import OpError
 from archdsl.ir.types import TensorType
-from archdsl.ops.base import OpDef, ParamSpec, Trait, expect_rank
+from archdsl.ops.base import OpDef, ParamSpec, PositiveInt, Trait, expect_rank
 
 
 def channels(op: OpDef, x: TensorType) -> int:
@@ -49,15 +49,11 @@ class Norm(OpDef):
         return v
 
 
-class BatchNormNd(Norm):
-    """Per-channel (axis 1) batch normalisation; affine per channel in eval mode."""
+class ChannelStatsNorm(Norm):
+    """Base of norms over per-channel (axis 1) statistics, with optional affine and running stats."""
 
     ranks: ClassVar[tuple[int, ...]] = (4,)
     traits: ClassVar = frozenset({Trait.TRAIN_EVAL})
-    eps: float = 1e-5
-    momentum: float | None = 0.1
-    affine: bool = True
-    track_running_stats: bool = True
 
     def infer(self, inputs: list[TensorType]) -> list[TensorType]:
         expect_rank(self, inputs[0], *self.ranks)
@@ -70,6 +66,15 @@ class BatchNormNd(Norm):
         if self.track_running_stats:
             out.update(running_stats(c))
         return out
+
+
+class BatchNormNd(ChannelStatsNorm):
+    """Per-channel (axis 1) batch normalisation; affine per channel in eval mode."""
+
+    eps: float = 1e-5
+    momentum: float | None = 0.1
+    affine: bool = True
+    track_running_stats: bool = True
 
 
 class BatchNorm1d(BatchNormNd):
@@ -179,16 +184,9 @@ class GroupNorm(Norm):
 
     name: ClassVar = "group_norm"
     positional: ClassVar = ("num_groups",)
-    num_groups: int
+    num_groups: PositiveInt
     eps: float = 1e-5
     affine: bool = True
-
-    @field_validator("num_groups")
-    @classmethod
-    def _groups(cls, v: int) -> int:
-        if v <= 0:
-            raise ValueError(f"must be positive, got {v}")
-        return v
 
     def infer(self, inputs: list[TensorType]) -> list[TensorType]:
         if inputs[0].rank < 2:
@@ -202,30 +200,17 @@ class GroupNorm(Norm):
         return affine_params((channels(self, inputs[0]),), "channel") if self.affine else {}
 
 
-class InstanceNorm2d(Norm):
+class InstanceNorm2d(ChannelStatsNorm):
     """Per-sample, per-channel normalisation of [N, C, H, W]; no affine and no running stats by default.
 
     Train/eval dependent only with ``track_running_stats`` (the trait is declared for the class).
     """
 
     name: ClassVar = "instance_norm2d"
-    traits: ClassVar = frozenset({Trait.TRAIN_EVAL})
     eps: float = 1e-5
     momentum: float | None = 0.1
     affine: bool = False
     track_running_stats: bool = False
-
-    def infer(self, inputs: list[TensorType]) -> list[TensorType]:
-        expect_rank(self, inputs[0], 4)
-        channels(self, inputs[0])
-        return [inputs[0]]
-
-    def params(self, inputs: list[TensorType]) -> dict[str, ParamSpec]:
-        c = channels(self, inputs[0])
-        out = affine_params((c,), "channel") if self.affine else {}
-        if self.track_running_stats:
-            out.update(running_stats(c))
-        return out
 
 
 class LocalResponseNorm(Norm):
@@ -233,17 +218,10 @@ class LocalResponseNorm(Norm):
 
     name: ClassVar = "local_response_norm"
     positional: ClassVar = ("size",)
-    size: int
+    size: PositiveInt
     alpha: float = 1e-4
     beta: float = 0.75
     k: float = 1.0
-
-    @field_validator("size")
-    @classmethod
-    def _size(cls, v: int) -> int:
-        if v <= 0:
-            raise ValueError(f"must be positive, got {v}")
-        return v
 
     def infer(self, inputs: list[TensorType]) -> list[TensorType]:
         if inputs[0].rank < 3:

@@ -7,12 +7,12 @@ import math
 from fractions import Fraction
 from typing import ClassVar, Literal
 
-from pydantic import field_validator, model_validator
+from pydantic import model_validator
 
 from archdsl.errors import OpError
 from archdsl.ir.dims import Dim
 from archdsl.ir.types import TensorType
-from archdsl.ops.base import OpDef, Trait
+from archdsl.ops.base import OpDef, PositiveInt, Trait
 from archdsl.ops.conv import check_mode_pads
 
 _RANKS = {"nearest": (3, 4, 5), "nearest-exact": (3, 4, 5), "area": (3, 4, 5), "linear": (3,), "bilinear": (4,),
@@ -110,14 +110,7 @@ class PixelShuffle(OpDef):
     positional: ClassVar = ("upscale_factor",)
     traits: ClassVar = frozenset({Trait.LINEAR, Trait.SHAPE_ONLY})
     family: ClassVar = "resample"
-    upscale_factor: int
-
-    @field_validator("upscale_factor")
-    @classmethod
-    def _positive(cls, v: int) -> int:
-        if v <= 0:
-            raise ValueError(f"must be positive, got {v}")
-        return v
+    upscale_factor: PositiveInt
 
     def infer(self, inputs: list[TensorType]) -> list[TensorType]:
         x, r = inputs[0], self.upscale_factor
@@ -134,14 +127,7 @@ class PixelUnshuffle(OpDef):
     positional: ClassVar = ("downscale_factor",)
     traits: ClassVar = frozenset({Trait.LINEAR, Trait.SHAPE_ONLY})
     family: ClassVar = "resample"
-    downscale_factor: int
-
-    @field_validator("downscale_factor")
-    @classmethod
-    def _positive(cls, v: int) -> int:
-        if v <= 0:
-            raise ValueError(f"must be positive, got {v}")
-        return v
+    downscale_factor: PositiveInt
 
     def infer(self, inputs: list[TensorType]) -> list[TensorType]:
         x, r = inputs[0], self.downscale_factor
@@ -159,14 +145,7 @@ class ChannelShuffle(OpDef):
     positional: ClassVar = ("groups",)
     traits: ClassVar = frozenset({Trait.LINEAR, Trait.SHAPE_ONLY})
     family: ClassVar = "resample"
-    groups: int
-
-    @field_validator("groups")
-    @classmethod
-    def _positive(cls, v: int) -> int:
-        if v <= 0:
-            raise ValueError(f"must be positive, got {v}")
-        return v
+    groups: PositiveInt
 
     def infer(self, inputs: list[TensorType]) -> list[TensorType]:
         x = inputs[0]

@@ -14,7 +14,7 @@ from pydantic import field_validator
 from archdsl.errors import OpError
 from archdsl.ir.dims import Dim, SymDim
 from archdsl.ir.types import DimField, TensorType
-from archdsl.ops.base import OpDef, Trait, norm_axis
+from archdsl.ops.base import OpDef, PositiveInt, Trait, norm_axis
 
 _MOVE = frozenset({Trait.LINEAR, Trait.SHAPE_ONLY})
 
@@ -336,15 +336,8 @@ class Chunk(OpDef):
     positional: ClassVar = ("chunks", "dim")
     family: ClassVar = "shape"
     traits: ClassVar = _MOVE
-    chunks: int
+    chunks: PositiveInt
     dim: int = 0
-
-    @field_validator("chunks")
-    @classmethod
-    def _positive(cls, v: int) -> int:
-        if v <= 0:
-            raise ValueError("must be positive")
-        return v
 
     def sizes(self, x: TensorType) -> list[Dim]:
         """The size of each piece."""
@@ -372,14 +365,7 @@ class Slice(OpDef):
     dim: int
     start: int | None = None
     end: int | None = None
-    step: int = 1
-
-    @field_validator("step")
-    @classmethod
-    def _positive(cls, v: int) -> int:
-        if v <= 0:
-            raise ValueError("must be positive")
-        return v
+    step: PositiveInt = 1
 
     def length(self, d: Dim) -> Dim:
         """Elements selected from an axis of size ``d`` (symbolic sizes assume it is long enough)."""
