@@ -49,12 +49,21 @@ def build(source: Source | Graph, model: str | None = None, seed: int | None = 0
     """Compile (unless given a Graph) and build an ``nn.Module`` with PyTorch-default init under ``seed``."""
     from archdsl.backends.torch.build import build_module
 
+    if isinstance(source, Graph) and (model is not None or params):
+        given = ", ".join([*(["model"] if model is not None else []), *params])
+        raise UsageError(Diagnostic(f"build(graph, ...) cannot apply {given} to an already compiled Graph",
+                                    hint="compile the spec with them: archdsl.build(spec, model, **params)"))
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or not -(2**63) <= seed < 2**64):
+        raise UsageError(Diagnostic(f"seed must be None or an int that fits in 64 bits, got {type(seed).__name__}"))
     graph = source if isinstance(source, Graph) else compile(source, model, **params)
     return build_module(graph, seed=seed, check_inputs=check_inputs)
 
 
 def _resolve(source: Source) -> Source:
     """Zoo model names (``resnet50``) resolve to the shipped spec that defines them."""
+    if not isinstance(source, (str, os.PathLike)):
+        raise UsageError(Diagnostic(f"a spec is a path or spec text, got {type(source).__name__}",
+                                    hint="pass a str (file name, zoo name or .arch text) or a pathlib.Path"))
     if isinstance(source, str) and "\n" not in source and not source.endswith((".arch", ".yaml", ".yml")) \
             and "{" not in source and not Path(source).exists():
         try:

@@ -9,7 +9,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from archdsl.errors import ArchError, Diagnostic, UsageError
+from archdsl.errors import ArchError, Diagnostic, LimitError, UsageError
 
 # One module per command under archdsl/commands/, each with `add_parser(subparsers)` and `run(args) -> int`.
 COMMANDS = ("check", "ir", "fmt", "build", "stats", "viz")
@@ -36,6 +36,8 @@ def _literal(key: str, text: str) -> Any:
             value = cast(text)
         except ValueError:
             continue
+        if cast is int and not -(2**63) <= value < 2**63:
+            raise UsageError(Diagnostic(f"--param {key}: {text.strip()[:40]} does not fit in 64 bits"))
         if math.isfinite(value):
             return value
     if text.strip().startswith(("[", "(")):
@@ -84,15 +86,51 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return modules[args.command].run(args)
+        code = modules[args.command].run(args)
+        sys.stdout.flush()      # a full disk or closed pipe on stdout is reported here, not at exit
+        return code
     except ArchError as exc:
-        fmt = getattr(args, "format", "text")
-        print(exc.to_json() if fmt == "json" else exc.render(), file=sys.stderr)
-        return exc.exit_code
+        return _report(exc, getattr(args, "format", "text"))
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
+        _silence_stdout()
         return 0
+    except OSError as exc:      # the file system said no (ENAMETOOLONG, ENOSPC, EACCES, ...): a usage error
+        from archdsl.output import output_error
+
+        if exc.filename is None:
+            _silence_stdout()
+        return _report(output_error(exc.filename or "standard output", exc), getattr(args, "format", "text"))
+    except RecursionError:
+        return _report(LimitError(Diagnostic("the input nests too deeply to process",
+                                             hint="split deep expressions into named values")), "text")
+    except MemoryError:
+        return _report(LimitError(Diagnostic("out of memory", hint="the model or input is too large for this "
+                                             "machine; `archdsl stats` shows its size")), "text")
+
+
+def _report(exc: ArchError, fmt: str) -> int:
+    """Print an error like a compiler (or as JSON) on stderr; its exit code."""
+    try:
+        print(exc.to_json() if fmt == "json" else exc.render(), file=sys.stderr)
+    except OSError:
+        pass
+    return exc.exit_code
+
+
+def _silence_stdout() -> None:
+    """After stdout failed, point it at /dev/null so the interpreter's final flush cannot fail again."""
+    import os
+
+    if sys.stdout is not sys.__stdout__ or sys.stdout is None:
+        return
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
 
 
 if __name__ == "__main__":

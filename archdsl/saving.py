@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from archdsl.errors import Diagnostic, UsageError
+from archdsl.errors import ArchError, Diagnostic, UsageError
 from archdsl.ir.graph import Graph
+from archdsl.output import write_output_dir
 
 if TYPE_CHECKING:   # torch is imported only when a model is saved or loaded (keeps `import archdsl` light)
     import torch
@@ -26,84 +25,126 @@ def save_built(graph: Graph, module: torch.nn.Module, outdir: str | os.PathLike,
                source: str | None = None) -> dict[str, Path]:
     """Write model.py, weights.safetensors and graph.json into ``outdir`` atomically; return the paths.
 
-    The files are written into a temporary folder beside ``outdir`` and renamed into place, so readers
-    never see a half-written model. An existing ``outdir`` is replaced only with ``force=True``, and only
-    when it holds nothing but files this function writes.
+    Written with :func:`archdsl.output.write_output_dir`: readers never see a half-written model, two
+    concurrent saves to one folder never both succeed, and an existing ``outdir`` is replaced (atomically)
+    only with ``force=True`` and only when it holds nothing but files this function writes.
     """
     from archdsl.backends.torch.codegen import generate_source
 
-    out = Path(outdir).absolute()
-    _check_target(out, force)
-    out.parent.mkdir(parents=True, exist_ok=True)
     code = generate_source(graph, check_inputs=hasattr(module, "_input_spec"),
                            source=source or (graph.span.file if graph.span else "a spec"))
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
-    try:
-        (tmp / MODEL_FILE).write_text(code, encoding="utf-8")
-        (tmp / GRAPH_FILE).write_text(graph.to_json(), encoding="utf-8")
-        _save_weights(module.state_dict(), tmp / WEIGHTS_FILE)
-        _move_into_place(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return {name: out / name for name in FILES}
+    state = module.state_dict()
+    files = {MODEL_FILE: code, GRAPH_FILE: graph.to_json(), WEIGHTS_FILE: lambda path: _save_weights(state, path)}
+    return write_output_dir(outdir, files, force=force)
+
+
+MAX_GRAPH_BYTES = 256 * 2**20    # a graph.json larger than this is refused before it is read
 
 
 def load_built(outdir: str | os.PathLike, check_inputs: bool = False) -> torch.nn.Module:
     """Rebuild the module saved in ``outdir`` from graph.json and load its weights (strict, no pickle).
 
-    model.py is never imported: the module is regenerated from the graph, which is verified first.
+    model.py is never imported: the module is regenerated from the graph, which is verified first. Both
+    files are untrusted input: every declared parameter is checked against the weights file's header (name,
+    shape, dtype, size) before anything is allocated, and every problem is a UsageError naming the file.
     """
     from archdsl.backends.torch.build import build_module
-    from archdsl.verify import verify
 
     folder = Path(outdir)
     missing = [name for name in (GRAPH_FILE, WEIGHTS_FILE) if not (folder / name).is_file()]
     if missing:
         raise UsageError(Diagnostic(f"{folder} is not a built model: missing {', '.join(missing)}",
                                     hint="create one with `archdsl build FILE -o OUTDIR`"))
+    graph = _read_graph(folder / GRAPH_FILE)
+    header = _check_weights(graph, folder / WEIGHTS_FILE)
     try:
-        graph = Graph.from_json((folder / GRAPH_FILE).read_text(encoding="utf-8"))
-    except (ValueError, KeyError, TypeError) as exc:   # pydantic's ValidationError is a ValueError
-        raise UsageError(Diagnostic(f"{folder / GRAPH_FILE} is not a valid archdsl graph: {exc}")) from exc
-    verify(graph)
-    module = build_module(graph, seed=None, check_inputs=check_inputs)
+        module = build_module(graph, seed=None, check_inputs=check_inputs)
+    except ArchError:
+        raise
+    except Exception as exc:   # graph.json is untrusted: whatever it does to the code generator is its fault
+        raise UsageError(Diagnostic(f"{folder / GRAPH_FILE} cannot be built: {type(exc).__name__}: {exc}"[:500])) from None
     from safetensors import SafetensorError
 
     try:
-        module.load_state_dict(_load_weights(folder / WEIGHTS_FILE), strict=True)
+        module.load_state_dict(_load_weights(folder / WEIGHTS_FILE, header), strict=True)
     except (SafetensorError, RuntimeError, OSError, ValueError, KeyError) as exc:
         raise UsageError(Diagnostic(f"{folder / WEIGHTS_FILE} does not fit {folder / GRAPH_FILE}: {exc}")) from exc
     return module
 
 
-def _check_target(out: Path, force: bool) -> None:
-    """Refuse to clobber ``out`` unless forced, and never replace a folder holding other files."""
-    if not out.exists() and not out.is_symlink():
-        return
-    if not force:
-        raise UsageError(Diagnostic(f"{out} already exists", hint="pass --force (force=True) to replace it"))
-    if out.is_symlink() or not out.is_dir():
-        raise UsageError(Diagnostic(f"{out} exists and is not a folder; refusing to replace it"))
-    foreign = sorted(p.name for p in out.iterdir() if p.name not in FILES)
-    if foreign:
-        raise UsageError(Diagnostic(f"refusing to replace {out}: it holds files archdsl did not write "
-                                    f"({', '.join(foreign[:3])})", hint="choose another output folder"))
+def _read_graph(path: Path) -> Graph:
+    """graph.json, parsed and verified; any failure is a UsageError naming the file."""
+    from archdsl.verify import verify
 
-
-def _move_into_place(tmp: Path, out: Path) -> None:
-    """Rename ``tmp`` to ``out``; an existing ``out`` is swapped out first and removed afterwards."""
-    if not out.exists():
-        os.rename(tmp, out)
-        return
-    old = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=out.parent))
-    os.replace(out, old)   # replaces the empty placeholder folder
     try:
-        os.rename(tmp, out)
-    except OSError:
-        os.replace(old, out)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
+        if path.stat().st_size > MAX_GRAPH_BYTES:
+            raise UsageError(Diagnostic(f"{path} is larger than {MAX_GRAPH_BYTES // 2**20} MiB"))
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(Diagnostic(f"cannot read {path}: {exc}")) from None
+    try:
+        graph = Graph.from_json(text)
+        verify(graph)
+        for p in graph.params.values():
+            if not all(isinstance(d, int) for d in p.shape):
+                raise ValueError(f"parameter '{p.name}' has a symbolic shape {list(map(str, p.shape))}")
+    except ArchError as exc:
+        raise UsageError(Diagnostic(f"{path} is not a valid archdsl graph: {exc.diagnostics[0].message}")) from None
+    except (ValueError, KeyError, TypeError, AttributeError, OverflowError, RecursionError, IndexError) as exc:
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__   # pydantic's ValidationError is a ValueError
+        raise UsageError(Diagnostic(f"{path} is not a valid archdsl graph: {message[:300]}")) from None
+    return graph
+
+
+def _check_weights(graph: Graph, path: Path) -> dict[str, tuple[str, tuple[int, ...]]]:
+    """The weights file's header ({name: (dtype, shape)}), checked against the graph before allocating."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            header = {name: (str(f.get_slice(name).get_dtype()), tuple(f.get_slice(name).get_shape()))
+                      for name in f.keys()}
+            metadata = f.metadata() or {}
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise UsageError(Diagnostic(f"{path} is not a valid safetensors file: {exc}")) from None
+    aliases = _aliases(metadata, header, path)
+    problems = []
+    for p in graph.params.values():
+        stored = p.name if p.name in header else aliases.get(p.name)
+        if stored is None:
+            problems.append(f"'{p.name}' is missing")
+            continue
+        dtype, shape = header[stored]
+        want = _SAFETENSORS_DTYPES.get(p.dtype, p.dtype)
+        if shape != tuple(p.shape) or dtype != want:
+            problems.append(f"'{p.name}' is {dtype}{list(shape)}, the graph declares {want}{list(p.shape)}")
+    extra = sorted(set(header) - set(graph.params))
+    if extra:
+        problems.append(f"unexpected tensors {', '.join(extra[:3])}")
+    if problems:
+        raise UsageError(Diagnostic(f"{path} does not fit {path.parent / GRAPH_FILE}: {'; '.join(problems[:3])}"
+                                    + (f" (and {len(problems) - 3} more)" if len(problems) > 3 else "")))
+    return header
+
+
+_SAFETENSORS_DTYPES = {"float32": "F32", "float64": "F64", "float16": "F16", "bfloat16": "BF16", "int64": "I64",
+                       "int32": "I32", "int16": "I16", "int8": "I8", "uint8": "U8", "bool": "BOOL"}
+
+
+def _aliases(metadata: dict, header: dict, path: Path) -> dict[str, str]:
+    """The alias map from the weights' metadata: {tied name: stored name}, validated."""
+    text = metadata.get(_ALIASES_KEY)
+    if text is None:
+        return {}
+    try:
+        aliases = json.loads(text)
+    except (ValueError, RecursionError):
+        aliases = None
+    if not isinstance(aliases, dict) or not all(isinstance(k, str) and isinstance(v, str) and v in header
+                                                for k, v in aliases.items()):
+        raise UsageError(Diagnostic(f"{path} has malformed '{_ALIASES_KEY}' metadata",
+                                    hint="expected a JSON object mapping tied names to stored tensor names"))
+    return aliases
 
 
 def _save_weights(state: dict[str, torch.Tensor], path: Path) -> None:
@@ -128,13 +169,13 @@ def _save_weights(state: dict[str, torch.Tensor], path: Path) -> None:
     save_file(tensors, str(path), metadata={_ALIASES_KEY: json.dumps(aliases)} if aliases else None)
 
 
-def _load_weights(path: Path) -> dict[str, torch.Tensor]:
-    """The state dict saved by :func:`_save_weights`, aliases restored."""
+def _load_weights(path: Path, header: dict) -> dict[str, torch.Tensor]:
+    """The state dict saved by :func:`_save_weights`, aliases restored (``header`` checked by _check_weights)."""
     from safetensors import safe_open
 
     with safe_open(str(path), framework="pt") as f:
-        state = {name: f.get_tensor(name) for name in f.keys()}
-        aliases = json.loads((f.metadata() or {}).get(_ALIASES_KEY, "{}"))
+        state = {name: f.get_tensor(name) for name in header}
+        aliases = _aliases(f.metadata() or {}, header, path)
     for name, target in aliases.items():
         state[name] = state[target]
     return state

@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -241,8 +240,11 @@ def _dot_binary() -> str:
 
 def run_dot(dot_text: str, fmt: str) -> bytes:
     """Lay out DOT text with ``dot -T<fmt>``."""
-    proc = subprocess.run([_dot_binary(), f"-T{fmt}"], input=dot_text.encode(), capture_output=True,
-                          timeout=120, check=False)
+    try:
+        proc = subprocess.run([_dot_binary(), f"-T{fmt}"], input=dot_text.encode(), capture_output=True,
+                              timeout=120, check=False)
+    except subprocess.TimeoutExpired:
+        raise ArchError(Diagnostic(f"`dot -T{fmt}` took longer than 120 s", hint="draw with --depth K")) from None
     if proc.returncode != 0:
         raise ArchError(Diagnostic(f"`dot -T{fmt}` failed: {proc.stderr.decode(errors='replace').strip()}"))
     return proc.stdout
@@ -254,26 +256,10 @@ def graph_svg(graph: Graph, depth: int | None = None) -> str:
 
 
 def write_atomic(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to a temporary file beside ``path``, then rename it into place."""
-    target = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, _file_mode(target))
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write ``data`` to ``path`` safely (atomic for regular files; see :func:`archdsl.output.write_file`)."""
+    from archdsl.output import write_file
 
-
-def _file_mode(target: Path) -> int:
-    """Keep an existing file's permissions; a new file gets the usual 0o666 minus the umask."""
-    if target.exists():
-        return target.stat().st_mode & 0o777
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
+    write_file(path, data)
 
 
 def render(graph: Graph, path: str | os.PathLike, depth: int | None = None) -> None:

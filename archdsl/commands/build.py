@@ -6,7 +6,7 @@ import argparse
 
 from archdsl.api import compile
 from archdsl.cli import parse_params
-from archdsl.commands.common import add_spec_args
+from archdsl.commands.common import add_spec_args, check_seed, spec_source
 
 
 def add_parser(sub) -> None:
@@ -25,7 +25,8 @@ def run(args: argparse.Namespace) -> int:
     from archdsl.backends.torch.build import build_module
     from archdsl.saving import save_built
 
-    graph = compile(args.file, args.model, **parse_params(args.param))
+    check_seed(args.seed)
+    graph = compile(spec_source(args.file), args.model, **parse_params(args.param))
     module = build_module(graph, seed=args.seed, check_inputs=args.check_inputs)
     paths = save_built(graph, module, args.output, force=args.force, source=args.file)
     params = sum(p.numel() for p in module.parameters())

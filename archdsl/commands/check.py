@@ -7,19 +7,16 @@ Exit status: 0 when every model checks (warnings allowed), 1 when a spec has err
 from __future__ import annotations
 
 import argparse
-import difflib
 import json
 import sys
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from archdsl.api import compile, compile_all
 from archdsl.cli import parse_params
-from archdsl.commands.common import add_spec_args
-from archdsl.errors import ArchError, Diagnostic, UsageError
+from archdsl.commands.common import add_spec_args, spec_source
+from archdsl.errors import ArchError, Diagnostic
 from archdsl.ir.graph import Graph
 from archdsl.verify import diagnostics
-from archdsl.zoo import names, spec_path
 
 
 @dataclass
@@ -67,15 +64,10 @@ def check_file(path: str, model: str | None, params: dict) -> FileReport:
 
 def _compile(path: str, model: str | None, params: dict) -> dict[str, Graph]:
     """The named model, a zoo model by its name, or every model of a spec file."""
-    if model:
-        return {model: compile(path, model, **params)}
-    if Path(path).is_file() or not path.isidentifier():
-        return compile_all(path, **params)
-    if spec_path(path) is None:
-        close = difflib.get_close_matches(path, names(), n=1)
-        raise UsageError(Diagnostic(f"no such spec file or zoo model: {path}",
-                                    hint=f"did you mean '{close[0]}'?" if close else "see `archdsl.zoo.names()`"))
-    return {path: compile(path, **params)}
+    source = spec_source(path)
+    if model or isinstance(source, str):
+        return {model or path: compile(source, model, **params)}
+    return compile_all(source, **params)
 
 
 def _summary(name: str, graph: Graph, warnings: int) -> dict:

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
 from pathlib import Path
 
+from archdsl.commands.common import spec_source
 from archdsl.elaborate.loader import parse_source
-from archdsl.errors import Diagnostic, UsageError
+from archdsl.errors import Diagnostic, LimitError, UsageError
+from archdsl.ir.types import Span
+from archdsl.output import write_file
+from archdsl.zoo import spec_path
 
 
 def add_parser(sub) -> None:
@@ -22,9 +24,14 @@ def add_parser(sub) -> None:
     p.add_argument("--check", action="store_true", help="exit 1 if FILE is not already formatted")
 
 
-def _read(path: str) -> str:
+def _read(path: Path) -> str:
+    from archdsl.syntax.parser import MAX_SOURCE_BYTES
+
     try:
-        return Path(path).read_text(encoding="utf-8")
+        if path.stat().st_size > MAX_SOURCE_BYTES:
+            raise LimitError(Diagnostic(f"spec file '{path}' is larger than {MAX_SOURCE_BYTES // 2**20} MiB",
+                                        Span(file=str(path))))
+        return path.read_text(encoding="utf-8").removeprefix("\ufeff")
     except (OSError, UnicodeDecodeError):
         raise UsageError(Diagnostic(f"cannot read spec file: {path}")) from None
 
@@ -35,23 +42,21 @@ def format_text(text: str, file: str, to: str) -> str:
     from archdsl.syntax.yaml_printer import format_yaml
 
     module = parse_source(text, file)
-    return format_yaml(module) if to == "yaml" else format_module(module)
-
-
-def _write_atomic(path: str, text: str) -> None:
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".archdsl-fmt-")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    try:
+        return format_yaml(module) if to == "yaml" else format_module(module)
+    except RecursionError:
+        raise LimitError(Diagnostic("the spec nests too deeply to format", Span(file=file),
+                                    "split deep expressions into named values")) from None
 
 
 def run(args: argparse.Namespace) -> int:
     """Format or convert one file."""
-    own = "yaml" if args.file.endswith((".yaml", ".yml")) else "arch"
+    source = spec_source(args.file)
+    path = source if isinstance(source, Path) else spec_path(source)
+    own = "yaml" if path.suffix in (".yaml", ".yml") else "arch"
     to = args.to or own
-    text = _read(args.file)
-    result = format_text(text, args.file, to)
+    text = _read(path)
+    result = format_text(text, str(path), to)
     if args.check:
         if result != text:
             print(f"{args.file}: would be reformatted", file=sys.stderr)
@@ -60,9 +65,11 @@ def run(args: argparse.Namespace) -> int:
     if args.in_place:
         if to != own:
             raise UsageError(Diagnostic("--in-place cannot change the form; use -o NEW_FILE with --to"))
-        _write_atomic(args.file, result)
+        if not isinstance(source, Path):
+            raise UsageError(Diagnostic(f"--in-place needs a spec file; {args.file} names a zoo model"))
+        write_file(path, result)
     elif args.output:
-        _write_atomic(args.output, result)
+        write_file(args.output, result)
     else:
         sys.stdout.write(result)
     return 0

@@ -6,7 +6,7 @@ import argparse
 
 from archdsl.api import compile
 from archdsl.cli import parse_params
-from archdsl.commands.common import add_spec_args
+from archdsl.commands.common import add_spec_args, spec_source
 from archdsl.ir.printer import print_graph
 
 
@@ -19,6 +19,6 @@ def add_parser(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Print the graph."""
-    graph = compile(args.file, args.model, **parse_params(args.param))
+    graph = compile(spec_source(args.file), args.model, **parse_params(args.param))
     print(graph.to_json() if args.format == "json" else print_graph(graph))
     return 0

@@ -12,7 +12,7 @@ import argparse
 from archdsl.analysis import FORMATS, bind, parse_sizes, stats
 from archdsl.api import compile
 from archdsl.cli import parse_params
-from archdsl.commands.common import add_spec_args
+from archdsl.commands.common import add_spec_args, spec_source
 from archdsl.errors import Diagnostic, UsageError
 
 EPILOG = """examples:
@@ -48,6 +48,6 @@ def run(args: argparse.Namespace) -> int:
     """Compile, bind sizes, count, print."""
     check_depth(args.depth)
     sizes = parse_sizes(args.input)
-    graph = bind(compile(args.file, args.model, **parse_params(args.param)), sizes)
+    graph = bind(compile(spec_source(args.file), args.model, **parse_params(args.param)), sizes)
     print(FORMATS[args.format](stats(graph, args.depth)))
     return 0

@@ -14,7 +14,7 @@ import argparse
 from archdsl.analysis import bind, parse_sizes
 from archdsl.api import compile
 from archdsl.cli import parse_params
-from archdsl.commands.common import add_spec_args
+from archdsl.commands.common import add_spec_args, spec_source
 from archdsl.commands.stats import add_size_args, check_depth
 from archdsl.viz import render, to_dot
 
@@ -37,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     """Compile, bind sizes, draw."""
     check_depth(args.depth)
     sizes = parse_sizes(args.input)
-    graph = bind(compile(args.file, args.model, **parse_params(args.param)), sizes)
+    graph = bind(compile(spec_source(args.file), args.model, **parse_params(args.param)), sizes)
     if args.output is None:
         print(to_dot(graph, args.depth), end="")
     else:
