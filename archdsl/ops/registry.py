@@ -12,6 +12,7 @@ from archdsl.ops import (
     embed,
     gating,
     linear,
+    linear_attention,
     mixing,
     norm,
     pool,
@@ -23,7 +24,7 @@ from archdsl.ops import (
 from archdsl.ops.base import OpDef
 
 FAMILIES = (conv, linear, norm, activation, pool, tensor, shape, attention, embed, resample, regularize, gating,
-            mixing)
+            mixing, linear_attention)
 
 
 @functools.cache

@@ -93,9 +93,9 @@ def check_inputs(spec: tuple, tensors: tuple) -> None:
 
 
 def __getattr__(name: str):
-    """``rt.functional`` (helpers for generated code) is imported on first use."""
-    if name == "functional":
+    """``rt.functional`` (helpers for generated code) and ``rt.kernels`` are imported on first use."""
+    if name in ("functional", "kernels"):
         import importlib
 
-        return importlib.import_module("archdsl.backends.torch.functional")
+        return importlib.import_module(f"archdsl.backends.torch.{name}")
     raise AttributeError(name)

@@ -1,0 +1,66 @@
+"""The (gated) delta rule, chunked PyTorch in the WY / UT form (the CPU form; autograd gives the backward).
+
+Inside a chunk with start state S0 and cumulative log-decay b (zero without a gate), the beta-scaled
+corrections U[j] = beta[j] u[j] solve one unit lower-triangular system
+
+    (I + diag(beta) (tril_strict(K K^T) * exp(b[i] - b[j]))) U = diag(beta) (V - diag(exp(b)) K S0)
+
+so U = Uv - W S0 with Uv, W computed for all chunks at once (``solve_triangular``); then
+
+    O      = scale * (diag(exp(b)) Q S0 + tril(Q K^T * exp(b[i] - b[j])) U)
+    S_next = exp(b[C-1]) S0 + (K * exp(b[C-1] - b))^T U
+
+and only the three small products that involve S0 run chunk after chunk. Every exponent is <= 0.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from archdsl.backends.torch.kernels.common import default_scale
+from archdsl.backends.torch.kernels.simple_gla.chunk import _blocks
+
+CHUNK = 64
+
+
+def chunk_delta_rule(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, beta: torch.Tensor,
+                     g: torch.Tensor | None = None, scale: float | None = None,
+                     initial_state: torch.Tensor | None = None, output_final_state: bool = False,
+                     chunk_size: int = CHUNK) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """q, k [B, T, H, K], v [B, T, H, V], beta (and g) [B, T, H] -> (o [B, T, H, V], state [B, H, K, V])."""
+    b, t, h, kd = q.shape
+    vd = v.shape[-1]
+    scale = default_scale(kd, scale)
+    c = min(chunk_size, max(t, 1))
+    pad = (-t) % c
+    if g is None:
+        g = beta.new_zeros(beta.shape)
+    if pad:
+        q, k, v = (F.pad(x, (0, 0, 0, 0, 0, pad)) for x in (q, k, v))
+        beta, g = F.pad(beta, (0, 0, 0, pad)), F.pad(g, (0, 0, 0, pad))
+    n = (t + pad) // c
+    qc, kc, vc = _blocks(q * scale, n, c), _blocks(k, n, c), _blocks(v, n, c)
+    bc, cum = _blocks(beta, n, c), _blocks(g, n, c).cumsum(-1)                        # [B, H, N, C]
+    ones = torch.ones(c, c, dtype=torch.bool, device=q.device)
+    diff = cum.unsqueeze(-1) - cum.unsqueeze(-2)
+    strict = torch.where(ones.tril(-1), diff, float("-inf")).exp()
+    causal = torch.where(ones.tril(), diff, float("-inf")).exp()
+    eye = torch.eye(c, dtype=q.dtype, device=q.device)
+    system = eye + bc.unsqueeze(-1) * (kc @ kc.transpose(-1, -2)) * strict
+    uv = torch.linalg.solve_triangular(system, bc.unsqueeze(-1) * vc, upper=False, unitriangular=True)
+    w = torch.linalg.solve_triangular(system, (bc * cum.exp()).unsqueeze(-1) * kc, upper=False,
+                                      unitriangular=True)
+    scores = (qc @ kc.transpose(-1, -2)) * causal
+    qg = qc * cum.exp().unsqueeze(-1)
+    last = cum[..., -1:]
+    kd_ = kc * (last - cum).exp().unsqueeze(-1)
+    carry = last.squeeze(-1).exp()
+    state = q.new_zeros(b, h, kd, vd) if initial_state is None else initial_state.to(q.dtype)
+    outs = []
+    for i in range(n):
+        u = uv[:, :, i] - w[:, :, i] @ state
+        outs.append(qg[:, :, i] @ state + scores[:, :, i] @ u)
+        state = carry[:, :, i, None, None] * state + kd_[:, :, i].transpose(-1, -2) @ u
+    o = torch.stack(outs, 2).movedim(1, 3).reshape(b, n * c, h, vd)[:, :t]
+    return o, (state if output_final_state else None)
