@@ -10,11 +10,24 @@ NO_SPAN = Span()
 
 
 @dataclass(frozen=True)
+class Trivia:
+    """Comments and blank lines around a statement: kept for ``archdsl fmt``, never compared or elaborated."""
+
+    before: tuple[str, ...] = ()          # own-line comments ("# ...") and blank lines ("") above it, in order
+    trailing: str | None = None           # the comment that ends its last line
+
+
+NO_TRIVIA = Trivia()
+
+
+@dataclass(frozen=True)
 class Num:
     """An int or float literal."""
 
     value: int | float
     span: Span = field(default=NO_SPAN, compare=False)
+    parens: bool = field(default=False, compare=False, repr=False)   # the author wrote ( )
+    text: str | None = field(default=None, compare=False, repr=False)  # as the author spelled it (1e-6)
 
 
 @dataclass(frozen=True)
@@ -23,6 +36,7 @@ class Str:
 
     value: str
     span: Span = field(default=NO_SPAN, compare=False)
+    parens: bool = field(default=False, compare=False, repr=False)   # the author wrote ( )
 
 
 @dataclass(frozen=True)
@@ -31,6 +45,7 @@ class Const:
 
     value: bool | None
     span: Span = field(default=NO_SPAN, compare=False)
+    parens: bool = field(default=False, compare=False, repr=False)   # the author wrote ( )
 
 
 @dataclass(frozen=True)
@@ -39,6 +54,7 @@ class Name:
 
     id: str
     span: Span = field(default=NO_SPAN, compare=False)
+    parens: bool = field(default=False, compare=False, repr=False)   # the author wrote ( )
 
 
 @dataclass(frozen=True)
@@ -48,6 +64,7 @@ class ListLit:
     items: tuple[Expr, ...]
     seq: bool = False
     span: Span = field(default=NO_SPAN, compare=False)
+    parens: bool = field(default=False, compare=False, repr=False)   # the author wrote ( )
 
 
 @dataclass(frozen=True)
@@ -56,6 +73,7 @@ class TupleLit:
 
     items: tuple[Expr, ...]
     span: Span = field(default=NO_SPAN, compare=False)
+    parens: bool = field(default=False, compare=False, repr=False)   # the author wrote ( )
 
 
 @dataclass(frozen=True)
@@ -65,6 +83,7 @@ class CompFor:
     targets: tuple[str, ...]
     iterable: Expr
     span: Span = field(default=NO_SPAN, compare=False)
+    parens: bool = field(default=False, compare=False, repr=False)   # `for (a, b) in ...`
 
 
 @dataclass(frozen=True)
@@ -77,6 +96,7 @@ class Comprehension:
     key: Expr | None = None
     seq: bool = False
     span: Span = field(default=NO_SPAN, compare=False)
+    parens: bool = field(default=False, compare=False, repr=False)   # the author wrote ( )
 
 
 @dataclass(frozen=True)
@@ -85,6 +105,7 @@ class SeqNamed:
 
     entries: tuple[tuple[Expr, Expr], ...]   # (Name or Str key, value)
     span: Span = field(default=NO_SPAN, compare=False)
+    parens: bool = field(default=False, compare=False, repr=False)   # the author wrote ( )
 
 
 @dataclass(frozen=True)
@@ -93,6 +114,7 @@ class Reparam:
 
     branches: tuple[tuple[str, Expr], ...]
     span: Span = field(default=NO_SPAN, compare=False)
+    parens: bool = field(default=False, compare=False, repr=False)   # the author wrote ( )
 
 
 @dataclass(frozen=True)
@@ -101,6 +123,7 @@ class ReparamList:
 
     items: ListLit | Comprehension
     span: Span = field(default=NO_SPAN, compare=False)
+    parens: bool = field(default=False, compare=False, repr=False)   # the author wrote ( )
 
 
 @dataclass(frozen=True)
@@ -111,6 +134,7 @@ class BinOp:
     left: Expr
     right: Expr
     span: Span = field(default=NO_SPAN, compare=False)
+    parens: bool = field(default=False, compare=False, repr=False)   # the author wrote ( )
 
 
 @dataclass(frozen=True)
@@ -120,6 +144,7 @@ class UnaryOp:
     op: str
     operand: Expr
     span: Span = field(default=NO_SPAN, compare=False)
+    parens: bool = field(default=False, compare=False, repr=False)   # the author wrote ( )
 
 
 @dataclass(frozen=True)
@@ -130,6 +155,7 @@ class IfExpr:
     cond: Expr
     orelse: Expr | None
     span: Span = field(default=NO_SPAN, compare=False)
+    parens: bool = field(default=False, compare=False, repr=False)   # the author wrote ( )
 
 
 @dataclass(frozen=True)
@@ -139,6 +165,7 @@ class Pipe:
     value: Expr
     layer: Expr
     span: Span = field(default=NO_SPAN, compare=False)
+    parens: bool = field(default=False, compare=False, repr=False)   # the author wrote ( )
 
 
 @dataclass(frozen=True)
@@ -149,6 +176,7 @@ class Call:
     args: tuple[Expr, ...]
     kwargs: tuple[tuple[str, Expr], ...]
     span: Span = field(default=NO_SPAN, compare=False)
+    parens: bool = field(default=False, compare=False, repr=False)   # the author wrote ( )
 
 
 @dataclass(frozen=True)
@@ -158,6 +186,7 @@ class Index:
     obj: Expr
     index: Expr
     span: Span = field(default=NO_SPAN, compare=False)
+    parens: bool = field(default=False, compare=False, repr=False)   # the author wrote ( )
 
 
 @dataclass(frozen=True)
@@ -167,6 +196,7 @@ class Attr:
     obj: Expr
     name: str
     span: Span = field(default=NO_SPAN, compare=False)
+    parens: bool = field(default=False, compare=False, repr=False)   # the author wrote ( )
 
 
 Expr = (Attr | Num | Str | Const | Name | ListLit | TupleLit | Comprehension | SeqNamed | Reparam | ReparamList | BinOp | UnaryOp
@@ -189,6 +219,7 @@ class InputStmt:
     name: str
     type: TensorTypeExpr
     span: Span = field(default=NO_SPAN, compare=False)
+    trivia: Trivia = field(default=NO_TRIVIA, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -199,6 +230,7 @@ class OutputStmt:
     type: TensorTypeExpr | None
     value: Expr
     span: Span = field(default=NO_SPAN, compare=False)
+    trivia: Trivia = field(default=NO_TRIVIA, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -209,6 +241,7 @@ class Assign:
     value: Expr
     let: bool = False
     span: Span = field(default=NO_SPAN, compare=False)
+    trivia: Trivia = field(default=NO_TRIVIA, compare=False, repr=False)
 
 
 Stmt = InputStmt | OutputStmt | Assign
@@ -234,6 +267,10 @@ class BlockDef:
     body: tuple[Stmt, ...]
     doc: str | None = None
     span: Span = field(default=NO_SPAN, compare=False)
+    trivia: Trivia = field(default=NO_TRIVIA, compare=False, repr=False)       # above it; after its `}`
+    header: Trivia = field(default=NO_TRIVIA, compare=False, repr=False)       # inside its header; after `{`
+    doc_trivia: Trivia = field(default=NO_TRIVIA, compare=False, repr=False)
+    end: tuple[str, ...] = field(default=(), compare=False, repr=False)        # comments before its `}`
 
 
 @dataclass(frozen=True)
@@ -243,6 +280,7 @@ class Import:
     path: str
     alias: str | None = None
     span: Span = field(default=NO_SPAN, compare=False)
+    trivia: Trivia = field(default=NO_TRIVIA, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -251,6 +289,7 @@ class Module:
 
     items: tuple[Import | Assign | BlockDef, ...]
     file: str = "<string>"
+    end: tuple[str, ...] = field(default=(), compare=False, repr=False)        # comments after the last item
 
     @property
     def blocks(self) -> dict[str, BlockDef]:

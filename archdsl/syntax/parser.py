@@ -6,6 +6,7 @@ import dataclasses
 import functools
 import importlib.resources
 import re
+import threading
 from typing import Any
 
 import lark
@@ -14,6 +15,7 @@ from lark import Token, Transformer, v_args
 from archdsl.errors import ArchError, Diagnostic, LimitError, ParseError
 from archdsl.ir.types import Span
 from archdsl.syntax import ast as A
+from archdsl.syntax.trivia import Comment, arch_layout, attach
 
 MAX_SOURCE_BYTES = 4 * 1024 * 1024
 MAX_NESTING = 200
@@ -28,12 +30,22 @@ _TOKEN_NAMES = {
 
 START_RULES = ("start", "expr", "tensor_type", "type_name")
 
+# The grammar ignores comments; the lexer still reports each one here, for `archdsl fmt`.
+_seen = threading.local()
+
+
+def _comment(token: Token) -> Token:
+    found = getattr(_seen, "comments", None)
+    if found is not None:
+        found.append(Comment(token.line or 1, token.column or 1, str(token).rstrip()))
+    return token
+
 
 @functools.cache
 def _parser() -> lark.Lark:
     text = importlib.resources.files("archdsl.grammar").joinpath("arch.lark").read_text(encoding="utf-8")
     return lark.Lark(text, parser="lalr", propagate_positions=True, maybe_placeholders=True,
-                     start=list(START_RULES))
+                     start=list(START_RULES), lexer_callbacks={"COMMENT": _comment})
 
 
 def _span(meta_or_tok, file: str) -> Span:
@@ -59,6 +71,7 @@ class _ToAst(Transformer):
     def __init__(self, file: str):
         super().__init__()
         self.file = file
+        self.doc_spans: dict[int, Span] = {}      # id(BlockDef) -> span of its doc string
 
     def s(self, meta) -> Span:
         return _span(meta, self.file)
@@ -80,12 +93,16 @@ class _ToAst(Transformer):
     def block_def(self, meta, c):
         kind, name, *rest = c
         params = tuple(p for p in rest if isinstance(p, A.ParamDecl))
-        doc = next((d for d in rest if isinstance(d, str)), None)
+        doc = next((d for d in rest if isinstance(d, A.Str)), None)
         body = tuple(x for x in rest if isinstance(x, (A.InputStmt, A.OutputStmt, A.Assign)))
-        return A.BlockDef(kind=kind, name=str(name), params=params, body=body, doc=doc, span=self.s(meta))
+        block = A.BlockDef(kind=kind, name=str(name), params=params, body=body,
+                           doc=doc.value if doc else None, span=self.s(meta))
+        if doc is not None:
+            self.doc_spans[id(block)] = doc.span
+        return block
 
     def doc(self, meta, c):
-        return unquote(c[0])
+        return A.Str(unquote(c[0]), span=self.s(meta))
 
     def param(self, meta, c):
         return A.ParamDecl(name=str(c[0]), type=c[1], default=c[2], span=_span(c[0], self.file))
@@ -170,7 +187,7 @@ class _ToAst(Transformer):
     def number(self, meta, c):
         text = str(c[0])
         value = float(text) if any(ch in text for ch in ".eE") else int(text)
-        return A.Num(value, span=self.s(meta))
+        return A.Num(value, span=self.s(meta), text=text)
 
     def string(self, meta, c):
         return A.Str(unquote(c[0]), span=self.s(meta))
@@ -186,6 +203,9 @@ class _ToAst(Transformer):
 
     def name(self, meta, c):
         return A.Name(str(c[0]), span=self.s(meta))
+
+    def paren(self, meta, c):
+        return dataclasses.replace(c[0], parens=True)
 
     def tuple_lit(self, meta, c):
         return A.TupleLit(tuple(x for x in c if x is not None), span=self.s(meta))
@@ -235,13 +255,17 @@ class _ToAst(Transformer):
         return (str(c[0]), c[1])
 
     def comp_for(self, meta, c):
-        return A.CompFor(targets=c[0], iterable=c[1], span=self.s(meta))
+        targets, parens = c[0] if isinstance(c[0], list) else (c[0], False)
+        return A.CompFor(targets=targets, iterable=c[1], span=self.s(meta), parens=parens)
 
     def comp_if(self, meta, c):
         return c[0]
 
     def targets(self, meta, c):
         return tuple(str(t) for t in c)
+
+    def paren_targets(self, meta, c):
+        return [tuple(str(t) for t in c), True]
 
 
 def _terminal_text(name: str) -> str:
@@ -316,14 +340,21 @@ def _parse_rule(text: str, file: str, rule: str) -> Any:
         raise LimitError(Diagnostic(f"spec file is larger than {MAX_SOURCE_BYTES // 1024 // 1024} MiB",
                                     Span(file=file)))
     _check_nesting(text, file)
+    _seen.comments = comments = []
     try:
         tree = _parser().parse(text, start=rule)
     except lark.exceptions.UnexpectedInput as exc:
         raise _parse_error(exc, text, file, rule) from None
     except lark.exceptions.LarkError as exc:  # pragma: no cover - lark internals
         raise ParseError(Diagnostic(str(exc).splitlines()[0], Span(file=file)), {file: text}) from None
+    finally:
+        _seen.comments = None
     try:
-        return _ToAst(file).transform(tree)
+        transformer = _ToAst(file)
+        result = transformer.transform(tree)
+        if rule == "start":
+            result = attach(result, comments, text.split("\n"), arch_layout(text, transformer.doc_spans))
+        return result
     except (RecursionError, lark.exceptions.VisitError) as exc:
         if isinstance(exc, lark.exceptions.VisitError) and isinstance(exc.orig_exc, ParseError):
             raise ParseError(exc.orig_exc.diagnostics, {file: text}) from None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -86,19 +87,19 @@ def test_spec_files_roundtrip(path: Path) -> None:
 
 
 def test_golden_format() -> None:
-    """Messy input comes out in the canonical layout (comments are dropped)."""
+    """Messy input comes out in the canonical layout, with its comments and the author's parentheses."""
     messy = ('import "x.arch" as x  # a comment\nlet  a=(1+2)*3\nblock  B( c:int,d : list[ int ]=[1,2] ){'
              "'doc'\n in x:[N,c] ; y = ((x))|>f ; out y if (c>1) else (x)}")
     assert format_module(parse(messy)) == (
-        'import "x.arch" as x\n'
+        'import "x.arch" as x  # a comment\n'
         "\n"
         "let a = (1 + 2) * 3\n"
         "\n"
         "block B(c: int, d: list[int] = [1, 2]) {\n"
         '  "doc"\n'
         "  in x: [N, c]\n"
-        "  y = x |> f\n"
-        "  out y if c > 1 else x\n"
+        "  y = (x) |> f\n"
+        "  out y if (c > 1) else (x)\n"
         "}\n")
 
 
@@ -126,10 +127,31 @@ def test_reparam_prints_one_branch_per_line() -> None:
     ("(1).x", "(1).x"), ("1e999", "1e999"), ("f(a)(b)[c].d", "f(a)(b)[c].d"),
 ])
 def test_minimal_parentheses(text: str, canonical: str) -> None:
-    """Parentheses appear exactly where the grammar's precedence needs them."""
-    expr = parse_expression(text)
+    """A tree built without the author's parentheses gets exactly those the grammar's precedence needs."""
+    expr = _without_parens(parse_expression(text))
     assert format_expr(expr) == canonical
     assert parse_expression(canonical) == expr
+
+
+def _without_parens(node):
+    """A copy of a syntax tree with the author's parentheses forgotten."""
+    if isinstance(node, tuple):
+        return tuple(_without_parens(x) for x in node)
+    if dataclasses.is_dataclass(node) and not isinstance(node, type):
+        changes = {f.name: _without_parens(getattr(node, f.name)) for f in dataclasses.fields(node)}
+        if "parens" in changes:
+            changes["parens"] = False
+        return dataclasses.replace(node, **changes)
+    return node
+
+
+@pytest.mark.parametrize("text", ["a + (b * c)", "((x)) |> f", "(a |> f) ** 2", "x |> (f |> g)", "-(1)",
+                                  "[x for (i, j) in y]", "(a if b else c)"])
+def test_author_parentheses_are_kept(text: str) -> None:
+    """Parentheses the author wrote for clarity survive formatting (doubled ones collapse to one pair)."""
+    out = format_expr(parse_expression(text))
+    assert out == text.replace("((x))", "(x)")
+    assert format_expr(parse_expression(out)) == out
 
 
 def test_keywords_match_the_grammar() -> None:

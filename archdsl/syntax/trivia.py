@@ -1,0 +1,167 @@
+"""Comments and blank lines: each front end finds them, and ``attach`` hangs them on the statements they belong to.
+
+A comment on its own line belongs to the statement below it (``Trivia.before``, with the blank lines
+around it); a comment that ends a statement's last line is that statement's ``trailing`` comment; a
+comment inside a statement that spans several lines moves above it (the printer re-wraps the
+statement). Comments after a block's last statement stay before its ``}`` (``BlockDef.end``), and
+comments after the last item stay at the end of the file (``Module.end``). Text and order are kept.
+"""
+
+from __future__ import annotations
+
+import bisect
+import dataclasses
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from archdsl.ir.types import Span
+from archdsl.syntax import ast as A
+
+Pos = tuple[int, int]                       # 1-based line and column
+Extent = tuple[Pos, Pos]                    # first character, and just past the last one
+
+
+@dataclass(frozen=True, order=True)
+class Comment:
+    """A ``# ...`` comment found in the source, at 1-based ``line``:``column``."""
+
+    line: int
+    column: int
+    text: str
+
+
+def blank_lines(lines: list[str]) -> set[int]:
+    """1-based numbers of the lines holding only whitespace."""
+    return {i + 1 for i, line in enumerate(lines) if not line.strip()}
+
+
+def _collapse(entries: list[tuple[int, str]]) -> tuple[str, ...]:
+    """Entries sorted by line, at most one blank line in a row."""
+    out: list[str] = []
+    for _, text in sorted(entries):
+        if text or not out or out[-1] != "":
+            out.append(text)
+    return tuple(out)
+
+
+def distribute(slots: list[Extent], comments: list[Comment], blanks: set[int], region: tuple[int, int],
+               ) -> tuple[list[A.Trivia], tuple[str, ...]]:
+    """Trivia for each slot (sorted, non-overlapping extents) and the comments after the last one.
+
+    ``region`` is the first and last line whose blank lines count (the slots' enclosing block or file).
+    """
+    before: list[list[tuple[int, str]]] = [[] for _ in slots]
+    trailing: list[str | None] = [None] * len(slots)
+    end: list[tuple[int, str]] = []
+    starts = [s for s, _ in slots]
+    for c in sorted(comments):
+        i = bisect.bisect_right(starts, (c.line, c.column)) - 1
+        if i >= 0 and (c.line, c.column) < slots[i][1]:
+            before[i].append((c.line, c.text))                   # inside a multi-line statement: above it
+        elif i >= 0 and c.line == slots[i][1][0] and trailing[i] is None:
+            trailing[i] = c.text
+        elif i + 1 < len(slots):
+            before[i + 1].append((c.line, c.text))
+        else:
+            end.append((c.line, c.text))
+    previous = region[0] - 1
+    for i, (start, stop) in enumerate(slots):
+        before[i] += [(line, "") for line in range(previous + 1, start[0]) if line in blanks]
+        previous = max(previous, stop[0])
+    end += [(line, "") for line in range(previous + 1, region[1] + 1) if line in blanks]
+    trivia = [A.Trivia(_collapse(b), t) for b, t in zip(before, trailing, strict=True)]
+    return trivia, _collapse(end)
+
+
+def _strip(entries: tuple[str, ...], leading: bool = False, trailing: bool = False) -> tuple[str, ...]:
+    items = list(entries)
+    while leading and items and items[0] == "":
+        items.pop(0)
+    while trailing and items and items[-1] == "":
+        items.pop()
+    return tuple(items)
+
+
+def _inside(c: Comment, extent: Extent) -> bool:
+    return extent[0] <= (c.line, c.column) < extent[1]
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where each statement lies in the source, as a front end measured it."""
+
+    extent: Callable[[object], Extent]                       # any item or body statement
+    header: Callable[[A.BlockDef], Extent]                  # a block's header, up to its `{`
+    doc: Callable[[A.BlockDef], Extent | None]              # a block's doc string
+
+
+def attach(module: A.Module, comments: list[Comment], lines: list[str], layout: Layout) -> A.Module:
+    """``module`` with every comment and blank line of its source attached (see the module docstring)."""
+    if not comments and not any(not line.strip() for line in lines):
+        return module
+    blanks = blank_lines(lines)
+    extents = [layout.extent(item) for item in module.items]
+    outer = [c for c in comments if not any(isinstance(item, A.BlockDef) and _inside(c, ext)
+                                            for item, ext in zip(module.items, extents, strict=True))]
+    trivia, end = distribute(extents, outer, blanks, (1, len(lines)))
+    items = []
+    for index, (item, ext, t) in enumerate(zip(module.items, extents, trivia, strict=True)):
+        t = dataclasses.replace(t, before=_strip(t.before, leading=index == 0))
+        if isinstance(item, A.BlockDef):
+            item = _attach_block(item, [c for c in comments if _inside(c, ext)], blanks, ext, layout)
+        items.append(dataclasses.replace(item, trivia=t))
+    return dataclasses.replace(module, items=tuple(items), end=_strip(end, trailing=True))
+
+
+def _attach_block(block: A.BlockDef, comments: list[Comment], blanks: set[int], ext: Extent,
+                  layout: Layout) -> A.BlockDef:
+    doc = layout.doc(block)
+    slots = [layout.header(block), *([doc] if doc else []), *(layout.extent(s) for s in block.body)]
+    trivia, end = distribute(slots, comments, blanks, (ext[0][0], ext[1][0]))
+    if len(trivia) > 1:
+        trivia[1] = dataclasses.replace(trivia[1], before=_strip(trivia[1].before, leading=True))
+    header, rest = trivia[0], trivia[1:]
+    doc_trivia = rest.pop(0) if doc else A.NO_TRIVIA
+    body = tuple(dataclasses.replace(s, trivia=t) for s, t in zip(block.body, rest, strict=True))
+    return dataclasses.replace(block, body=body, header=header, doc_trivia=doc_trivia,
+                               end=_strip(end, leading=not block.body and doc is None, trailing=True))
+
+
+# -- .arch text -----------------------------------------------------------------------------------
+
+_SKIP = re.compile(r""""(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*'|#[^\n]*|[()\[\]{}]""")
+
+
+def arch_layout(text: str, doc_spans: dict[int, Span]) -> Layout:
+    """Statement extents of parsed .arch ``text``: spans, a header up to its ``{``, doc spans by block id."""
+    offsets = [0]
+    for line in text.split("\n"):
+        offsets.append(offsets[-1] + len(line) + 1)
+
+    def pos(offset: int) -> Pos:
+        line = bisect.bisect_right(offsets, offset) - 1
+        return line + 1, offset - offsets[line] + 1
+
+    def extent(node) -> Extent:
+        s = node.span
+        return (s.line, s.column), (s.end_line, s.end_column)
+
+    def header(block: A.BlockDef) -> Extent:
+        start = offsets[block.span.line - 1] + block.span.column - 1
+        depth = 0
+        for m in _SKIP.finditer(text, start):
+            ch = m.group()
+            if ch in "([":
+                depth += 1
+            elif ch in ")]":
+                depth -= 1
+            elif ch == "{" and depth == 0:
+                return extent(block)[0], pos(m.end())
+        return extent(block)                                         # pragma: no cover - the parser saw a `{`
+
+    def doc(block: A.BlockDef) -> Extent | None:
+        span = doc_spans.get(id(block))
+        return None if span is None else ((span.line, span.column), (span.end_line, span.end_column))
+
+    return Layout(extent, header, doc)
