@@ -1,0 +1,139 @@
+"""Properties of the linear-attention forms: causality, split-and-resume, varlen, bidirectional quadratic form,
+the field's known numerical bugs (as regressions), and clear errors."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import given
+from hypothesis import strategies as st
+from la_helpers import CASE_IDS, CASES, loss_and_grads, rel
+
+from archdsl import kernels
+
+CAUSAL_CASES = [c for c in CASES if "cosformer" not in c.name]   # cosFormer's weights depend on the length
+
+
+@given(case=st.sampled_from(CASES), t=st.integers(2, 80), data=st.data())
+def test_causality(case, t, data):
+    """Perturbing token s changes no output before s."""
+    s = data.draw(st.integers(0, t - 1))
+    x = case.inputs(1, t, 2, 4, torch.float64)
+    o, _ = case.run(x, "chunk", state=False)
+    y = {k: v.detach().clone() for k, v in x.items()}
+    for name in ("q", "k", "v"):
+        y[name][:, s] += 1.0
+    o2, _ = case.run(y, "chunk", state=False)
+    assert torch.equal(o[:, :s], o2[:, :s])
+    assert not torch.equal(o[:, s:], o2[:, s:])
+
+
+@given(case=st.sampled_from(CAUSAL_CASES), t=st.integers(2, 150), data=st.data())
+def test_split_and_resume(case, t, data):
+    """Running T in two pieces with the state passed on equals one run (outputs and final state)."""
+    cut = data.draw(st.integers(1, t - 1))
+    x = case.inputs(2, t, 2, 4, torch.float64)
+    o, s = case.run(x, "chunk")
+    first = {k: (v[:, :cut] if v.ndim >= 3 and k != "initial_state" else v) for k, v in x.items()}
+    second = {k: (v[:, cut:] if v.ndim >= 3 and k != "initial_state" else v) for k, v in x.items()}
+    o1, s1 = case.run(first, "chunk")
+    second["initial_state"] = s1
+    o2, s2 = case.run(second, "chunk")
+    assert rel(torch.cat([o1, o2], 1), o) < 1e-12
+    assert rel(s2, s) < 1e-12
+
+
+@pytest.mark.parametrize("mode", ["chunk", "naive", "recurrent"])
+@pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
+def test_varlen_equals_separate_sequences(case, mode):
+    lengths = [5, 70, 1, 33]
+    cu = torch.tensor([0, *torch.tensor(lengths).cumsum(0).tolist()])
+    x = case.inputs(1, sum(lengths), 2, 4, torch.float64)
+    h0 = case.inputs(len(lengths), 1, 2, 4, torch.float64)["initial_state"]
+    packed = dict(x, initial_state=h0)
+    o, s = case.run(packed, mode, cu_seqlens=cu)
+    for i, (a, b) in enumerate(zip(cu[:-1].tolist(), cu[1:].tolist(), strict=True)):
+        one = {k: (v[:, a:b] if k != "initial_state" else h0[i:i + 1]) for k, v in x.items()}
+        oi, si = case.run(one, mode)
+        assert rel(o[:, a:b], oi) < 1e-12, i
+        assert rel(s[i:i + 1], si) < 1e-12, i
+    grads = loss_and_grads(packed, o, s)
+    assert all(torch.isfinite(g).all() for g in grads.values())
+
+
+@pytest.mark.parametrize("gated", ["none", "scalar", "vector"])
+def test_bidirectional_is_the_masked_quadratic_form(gated):
+    """o[t] = scale * sum_s exp(G(t, s)) (q[t] . k[s]) v[s], G the gates strictly after min(s,t) up to max(s,t)."""
+    torch.manual_seed(0)
+    b, t, h, d = 2, 50, 2, 8
+    q, k, v = (torch.randn(b, t, h, d, dtype=torch.float64) for _ in range(3))
+    shape = {"none": (b, t, h), "scalar": (b, t, h), "vector": (b, t, h, d)}[gated]
+    g = F.logsigmoid(torch.randn(shape, dtype=torch.float64)) * (gated != "none")
+    cum = g.cumsum(1)                                                        # [B, T, H(, K)]
+    diff = cum[:, :, None] - cum[:, None, :]                                 # [B, T, S, H(, K)]
+    decay = torch.where(diff <= 0, diff, -diff).exp()                        # exp(-|c_t - c_s|): g <= 0
+    if gated == "vector":
+        scores = torch.einsum("bthk,bshk,btshk->bhts", q, k, decay)
+    else:
+        scores = torch.einsum("bthk,bshk->bhts", q, k) * decay.permute(0, 3, 1, 2)
+    want = torch.einsum("bhts,bshv->bthv", scores, v) * d ** -0.5
+    for mode in ("chunk", "naive"):
+        if gated == "vector":
+            o, _ = kernels.gla(q, k, v, g, causal=False, mode=mode)
+        else:
+            o, _ = kernels.simple_gla(q, k, v, g if gated == "scalar" else None, causal=False, mode=mode)
+        assert rel(o, want) < 1e-12, mode
+
+
+def test_no_nan_final_state_for_strong_decay_and_ragged_length():
+    """fla's chunk_simple_gla returns a NaN final state when T % 64 != 0 and the decay exceeds ~1.6 nats/step."""
+    torch.manual_seed(0)
+    b, t, h, d = 1, 100, 2, 16
+    q, k, v = (torch.randn(b, t, h, d) for _ in range(3))
+    for nats in (1.7, 5.0, 30.0, 200.0):
+        g = torch.full((b, t, h), -nats, requires_grad=True)
+        o, s = kernels.simple_gla(q, k, v, g, output_final_state=True, mode="chunk")
+        o_ref, s_ref = kernels.simple_gla(q.double(), k.double(), v.double(), g.double(), output_final_state=True,
+                                          mode="naive")
+        assert torch.isfinite(o).all() and torch.isfinite(s).all(), nats
+        assert rel(o, o_ref) < 1e-5 and rel(s, s_ref) < 1e-5, nats
+        (dg,) = torch.autograd.grad(o.sum() + s.sum(), g)
+        assert torch.isfinite(dg).all(), nats
+
+
+def test_fp16_normaliser_keeps_dq():
+    """fla's chunk_linear_attn(normalize=True) in fp16 loses ~91% of dq: the key sum overflows half precision."""
+    torch.manual_seed(0)
+    b, t, h, d = 1, 8192, 1, 16
+    q, k = (torch.rand(b, t, h, d, dtype=torch.float64) + 1 for _ in range(2))
+    v = torch.randn(b, t, h, d, dtype=torch.float64)
+    assert ((q[:, -1] * d ** -0.5 * k.sum(1)).sum() > 65504).item()      # the denominator overflows fp16
+    grads = {}
+    for dtype in (torch.float64, torch.float16):
+        qq = q.to(dtype).requires_grad_()
+        o, _ = kernels.linear_attn(qq, k.to(dtype), v.to(dtype), normalize=True, mode="chunk")
+        assert o.dtype == dtype and torch.isfinite(o).all()
+        (grads[dtype],) = torch.autograd.grad(o.double().square().sum(), qq)
+    assert rel(grads[torch.float16], grads[torch.float64]) < 2e-2
+
+
+@pytest.mark.parametrize(("call", "message"), [
+    (lambda q, k, v: kernels.gla(q, k, v, q[..., 0]), "g must have shape"),
+    (lambda q, k, v: kernels.simple_gla(q, k[:, :3], v), "q and k must have one shape"),
+    (lambda q, k, v: kernels.simple_gla(q[0], k[0], v[0]), "must be [B, T, H, D]"),
+    (lambda q, k, v: kernels.retention(q, k, v, initial_state=torch.zeros(2, 2, 3, 4)), "initial_state must be"),
+    (lambda q, k, v: kernels.retention(q, k, v, causal=False, output_final_state=True), "no recurrent state"),
+    (lambda q, k, v: kernels.retention(q, k, v, mode="fast"), "unknown mode"),
+    (lambda q, k, v: kernels.retention(q, k, v, causal=False, mode="recurrent"), "causal only"),
+    (lambda q, k, v: kernels.linear_attn(q, k, v, feature_map="cos"), "unknown feature map"),
+    (lambda q, k, v: kernels.lightning_attn(q, k, v, 4, 4), "layer_idx must be in"),
+    (lambda q, k, v: kernels.gla(q, k, v, q, mode="triton"), "has no triton form"),
+    (lambda q, k, v: kernels.simple_gla(q, k, v, cu_seqlens=torch.tensor([0, 3, 2])), "cu_seqlens must rise"),
+    (lambda q, k, v: kernels.simple_gla(q, k, v, cu_seqlens=torch.tensor([0, 6])), "batch size must be 1"),
+])
+def test_bad_arguments_are_clear_value_errors(call, message):
+    q, k, v = (torch.randn(2, 6, 2, 4) for _ in range(3))
+    with pytest.raises(ValueError) as info:
+        call(q, k, v)
+    assert message in str(info.value)
