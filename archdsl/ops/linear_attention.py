@@ -22,6 +22,11 @@ from archdsl.ops.activation import FLOAT_DTYPES
 from archdsl.ops.base import Cost, OpDef, PositiveInt
 from archdsl.ops.shape import product
 
+
+def _dims(shape) -> str:
+    return "[" + ", ".join(str(d) for d in shape) + "]"
+
+
 FeatureMap = Literal["identity", "elu1", "relu", "cosformer", "focused"]
 
 
@@ -101,7 +106,7 @@ class LinearAttentionOp(OpDef):
             t = byname[name]
             if t.shape != tuple(want) or t.dtype not in FLOAT_DTYPES:
                 layout = "[B, T, H]" if kind == "head" else "[B, T, H, K]"
-                raise OpError(f"{self.name}: {name} must be a float {layout} = {list(want)}, got {t}")
+                raise OpError(f"{self.name}: {name} must be a float {layout} = {_dims(want)}, got {t}")
         count: Dim = batch
         if self.varlen:
             cu = byname["cu_seqlens"]
@@ -116,7 +121,7 @@ class LinearAttentionOp(OpDef):
         if self.has_initial_state:
             h0 = byname["initial_state"]
             if h0.shape != state_type.shape or h0.dtype not in FLOAT_DTYPES:
-                raise OpError(f"{self.name}: initial_state must be [N, H, K, V] = {list(state_type.shape)}, "
+                raise OpError(f"{self.name}: initial_state must be [N, H, K, V] = {_dims(state_type.shape)}, "
                               f"got {h0}")
         out = [v]
         if self.output_final_state:
@@ -239,4 +244,28 @@ class GatedDeltaRule(DeltaRule):
     gates: ClassVar = (("g", "head"), ("beta", "head"))
 
 
-OPS = (LinearAttention, Retention, LightningAttention, SimpleGLA, GLA, DeltaRule, GatedDeltaRule)
+class Mamba2Decay(OpDef):
+    """Mamba-2's (and Gated DeltaNet's) log-decay: -exp(A_log) * softplus(a + dt_bias); a [..., H], A_log, dt_bias [H].
+
+    The result is <= 0 everywhere: a forgetting gate for simple_gla / gated_delta_rule.
+    """
+
+    name: ClassVar = "mamba2_decay"
+    arity: ClassVar = 3
+    family: ClassVar = "linear_attention"
+
+    def infer(self, inputs: list[TensorType]) -> list[TensorType]:
+        a, a_log, dt_bias = inputs
+        for name, t in zip(("a", "A_log", "dt_bias"), inputs, strict=True):
+            if t.dtype not in FLOAT_DTYPES:
+                raise OpError(f"mamba2_decay: {name} must be floating point, got {t}")
+        if a.rank < 1 or a_log.shape != (a.shape[-1],) or dt_bias.shape != (a.shape[-1],):
+            raise OpError(f"mamba2_decay: A_log and dt_bias must be [H] with H the last axis of a, got a {a}, "
+                          f"A_log {a_log}, dt_bias {dt_bias}")
+        return [a]
+
+    def cost(self, inputs: list[TensorType], outputs: list[TensorType]) -> Cost:
+        return Cost(macs=outputs[0].numel(), activations=outputs[0].numel())
+
+
+OPS = (LinearAttention, Retention, LightningAttention, SimpleGLA, GLA, DeltaRule, GatedDeltaRule, Mamba2Decay)

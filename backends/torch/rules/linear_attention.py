@@ -8,7 +8,13 @@ from archdsl.ir.types import TensorType
 from archdsl.ops import linear_attention as LA
 
 
-@lowering(*LA.OPS)
+@lowering(LA.Mamba2Decay)
+def _mamba2_decay(op: LA.Mamba2Decay, args: list[str], ref: str | None, ins: list[TensorType]) -> str:
+    a, a_log, dt_bias = args
+    return f"-{a_log}.exp() * F.softplus({a} + {dt_bias})"
+
+
+@lowering(*(op for op in LA.OPS if issubclass(op, LA.LinearAttentionOp)))
 def _linear_attention(op: LA.LinearAttentionOp, args: list[str], ref: str | None, ins: list[TensorType]) -> str:
     names = op.input_names()
     positional = [a for a, name in zip(args, names, strict=True) if name not in ("initial_state", "cu_seqlens")]
