@@ -212,7 +212,7 @@ class ApplyMixin(ExpressionMixin):
             raise self.error("every branch of this reparam block is absent", layer.span)
         if len(outs) == 1:
             return outs
-        return self.apply_op(AddN(), outs, layer.span, at=None, tags=("reparam",))
+        return self.apply_op(AddN(), outs, layer.span, at=at, tags=("reparam",))   # at: the block's path (passes)
 
     @staticmethod
     def _as_list(value: Any) -> list[Tensor]:

@@ -73,7 +73,7 @@ class GraphBuilder:
         for local, spec in specs.items():
             full = f"{path}.{local}" if path and local else path or local   # "" = the path itself
             param = Param(name=full, shape=spec.shape, dtype=spec.dtype, init=spec.init, buffer=spec.buffer,
-                          axis=spec.axis, fan_in=spec.fan_in)
+                          axis=spec.axis, fan_in=spec.fan_in, layout=spec.layout, groups=spec.groups)
             old = self.params.get(full)
             if old is not None and old != param:
                 raise ShapeError(Diagnostic(

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, field_serializer, field_validator
 
 from archdsl.ir.dims import Dim
+from archdsl.ir.frozen import Frozen, FrozenDict
 from archdsl.ir.types import DimField, Span, TensorType
 from archdsl.ops.base import OpDef
 
@@ -22,6 +23,14 @@ class Param(BaseModel):
     buffer: bool = False
     axis: str = "none"
     fan_in: int | None = None
+    layout: tuple[str, ...] = ()             # axis roles ("out", "in", "spatial", "channel"); see ParamSpec
+    groups: int = 1
+
+    def axis_of(self, role: str) -> int:
+        """The axis with ``role`` in this parameter's layout; ValueError when it has none."""
+        if role not in self.layout:
+            raise ValueError(f"parameter {self.name} has no '{role}' axis (layout {self.layout or 'untagged'})")
+        return self.layout.index(role)
 
     def numel(self) -> int:
         """Number of elements (parameter shapes are always concrete)."""
@@ -40,7 +49,7 @@ class Node(BaseModel):
     inputs: tuple[str, ...]
     outputs: tuple[str, ...]
     types: tuple[TensorType, ...]            # one per output
-    params: dict[str, str] = {}              # local name (weight) -> Graph.params key
+    params: Annotated[dict[str, str], Frozen] = FrozenDict()   # local name (weight) -> Graph.params key
     module: str | None = None                # module path of the layer (layer1.0.conv1); None if inline
     scope: tuple[str, ...] = ()              # block nesting that produced the node (for clusters)
     span: Span | None = None
@@ -65,14 +74,15 @@ class Graph(BaseModel):
 
     model_config = ConfigDict(frozen=True)
     name: str
-    inputs: dict[str, TensorType]
+    inputs: Annotated[dict[str, TensorType], Frozen]
     nodes: tuple[Node, ...]
-    outputs: dict[str, str]                  # output name -> value name
-    params: dict[str, Param]
+    outputs: Annotated[dict[str, str], Frozen]            # output name -> value name
+    params: Annotated[dict[str, Param], Frozen]
     doc: str = ""
     span: Span | None = None
-    input_spans: dict[str, Span] = {}
-    module_docs: dict[str, str] = {}         # module path -> block doc string
+    input_spans: Annotated[dict[str, Span], Frozen] = FrozenDict()
+    module_docs: Annotated[dict[str, str], Frozen] = FrozenDict()   # module path -> block doc string
+    mode: Literal["train", "eval"] = "train"              # eval: a deploy form (BN folded, dropout gone)
 
     # -- queries ------------------------------------------------------------------------------
     def value_types(self) -> dict[str, TensorType]:
@@ -133,8 +143,8 @@ class Graph(BaseModel):
         return cls.model_validate_json(text)
 
     def replace(self, **changes: Any) -> Graph:
-        """A copy with some fields changed (the IR is immutable)."""
-        return self.model_copy(update=changes)
+        """A validated copy with some fields changed (the IR is immutable; mappings are frozen again)."""
+        return type(self).model_validate({**{k: getattr(self, k) for k in type(self).model_fields}, **changes})
 
     def _repr_svg_(self) -> str | None:
         """Jupyter drawing via :func:`archdsl.viz.graph_svg` (None, so text repr is used, without `dot`)."""

@@ -38,6 +38,8 @@ class Trait(enum.Enum):
     TRAIN_EVAL = "train_eval"            # behaves differently in train and eval mode
     SHAPE_ONLY = "shape_only"            # moves or reshapes data, computes nothing
     STOCHASTIC = "stochastic"            # random in training mode
+    CHANNEL_AFFINE = "channel_affine"    # in eval mode y = x * scale[c] + shift[c] on one axis: see ``eval_affine``
+    EVAL_IDENTITY = "eval_identity"      # the identity in eval mode (dropout, stochastic depth)
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,39 @@ class ParamSpec:
     buffer: bool = False           # running stats and counters are buffers, not parameters
     axis: str = "none"             # broadcast axis tag: channel, feature, token, spatial, none
     fan_in: int | None = None      # for fan-based initialisers
+    layout: tuple[str, ...] = ()   # role of each axis: "out", "in", "spatial", "channel" (() = untagged)
+    groups: int = 1                # for "out"/"in" layouts: channel groups of a grouped convolution
+
+
+# Axis roles of weight layouts; passes find the axis to scale by role, never by position.
+OUT, IN, SPATIAL, CHANNEL = "out", "in", "spatial", "channel"
+
+
+@dataclass(frozen=True)
+class ConvForm:
+    """How an op acts, in eval mode, as a convolution of a channels-first input [N, C, *spatial].
+
+    Passes merge and fold ops through this description, never through the op's class. ``weight`` names the
+    op's kernel parameter ([out, in/groups, *kernel]); without one every kernel entry of a channel's own
+    input is ``constant`` (average pooling: 1/window; groups == channels).
+    """
+
+    kernel: tuple[int, ...]
+    stride: tuple[int, ...]
+    dilation: tuple[int, ...]
+    pads: tuple[tuple[int, int], ...]
+    groups: int
+    in_channels: int
+    out_channels: int
+    mode: str = "zeros"
+    weight: str | None = "weight"
+    bias: str | None = None
+    constant: float = 1.0
+
+    @property
+    def spatial(self) -> int:
+        """Number of spatial dims."""
+        return len(self.kernel)
 
 
 @dataclass(frozen=True)
@@ -90,6 +125,38 @@ class OpDef(BaseModel):
         for t in outputs:
             acts = acts + t.numel()
         return Cost(macs=0, activations=acts)
+
+    def conv_form(self, x: TensorType) -> ConvForm | None:
+        """This op as a convolution of a channels-first ``x`` in eval mode, or None (most ops)."""
+        return None
+
+    def output_channel_axis(self, x: TensorType) -> int | None:
+        """Axis of the output that the "out" axis of this op's weight produces (conv: 1, linear: last), or None."""
+        return None
+
+    def input_channel_axis(self, x: TensorType) -> int | None:
+        """Axis of the input that the "in" axis of this op's weight reads (conv: 1, linear: last), or None."""
+        return None
+
+    def with_bias(self) -> OpDef | None:
+        """The same op with a bias parameter (what a fold needs to absorb a shift), or None when it cannot have one."""
+        return None
+
+    def sum_coefficients(self, n: int) -> tuple[float, ...] | None:
+        """For ops that are weighted sums of ``n`` same-typed inputs (add, add_n, sub): the weights; else None."""
+        return None
+
+    def eval_affine_axis(self, x: TensorType) -> int | None:
+        """For CHANNEL_AFFINE ops: the axis the eval-mode scale and shift vary along, or None when not affine here."""
+        return None
+
+    def eval_affine(self, params: dict, x: TensorType) -> tuple[int, object, object]:
+        """For CHANNEL_AFFINE ops: (axis, scale, shift) of the eval-mode map from its parameter tensors.
+
+        ``params`` maps the op's local parameter names to tensors; scale and shift are 1-d tensors over
+        the axis (or None for 1 and 0).
+        """
+        raise OpError(f"{self.name} is not a per-channel affine op")
 
     def has(self, trait: Trait) -> bool:
         """True when this op carries ``trait``."""

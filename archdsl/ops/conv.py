@@ -10,7 +10,8 @@ from pydantic import field_validator
 from archdsl.errors import OpError
 from archdsl.ir.dims import Dim
 from archdsl.ir.types import TensorType
-from archdsl.ops.base import Cost, OpDef, ParamSpec, PositiveInt, Trait, expect_rank
+from archdsl.ops.base import IN, OUT, SPATIAL, ConvForm, Cost, OpDef, ParamSpec, PositiveInt, Trait, expect_rank
+from archdsl.symmetry.contract import Dense
 
 IntOrTuple = int | tuple[int, ...]
 # padding: int, per-dim ints, per-dim (before, after) pairs, or 'same' / 'valid' before resolution.
@@ -87,6 +88,7 @@ class ConvNd(OpDef):
     positional: ClassVar = ("out_channels", "kernel_size")
     traits: ClassVar = frozenset({Trait.AFFINE})
     family: ClassVar = "conv"
+    symmetry: ClassVar = Dense(in_axis=1, out_axis=1, spatial=True)   # groups: block-structured
 
     out_channels: PositiveInt
     kernel_size: IntOrTuple
@@ -163,10 +165,29 @@ class ConvNd(OpDef):
         for kk in k:
             fan_in *= kk
         out = {"weight": ParamSpec((self.out_channels, c // self.groups, *k), "kaiming_uniform(a=sqrt(5))",
-                                   fan_in=fan_in)}
+                                   fan_in=fan_in, layout=(OUT, IN, *(SPATIAL,) * len(k)), groups=self.groups)}
         if self.bias:
-            out["bias"] = ParamSpec((self.out_channels,), "uniform(fan_in)", axis="channel", fan_in=fan_in)
+            out["bias"] = ParamSpec((self.out_channels,), "uniform(fan_in)", axis="channel", fan_in=fan_in,
+                                    layout=(OUT,))
         return out
+
+    def conv_form(self, x: TensorType) -> ConvForm | None:
+        """Itself (valid after :meth:`resolve`)."""
+        k, s, d = self.geometry()
+        return ConvForm(k, s, d, self.pads(), self.groups, self.in_channels(x), self.out_channels, self.padding_mode,
+                        "weight", "bias" if self.bias else None)
+
+    def output_channel_axis(self, x: TensorType) -> int | None:
+        """Axis 1 of [N, C, *spatial]."""
+        return 1
+
+    def input_channel_axis(self, x: TensorType) -> int | None:
+        """Axis 1 of [N, C, *spatial]."""
+        return 1
+
+    def with_bias(self) -> ConvNd:
+        """The same convolution with a bias."""
+        return self.model_copy(update={"bias": True})
 
     def cost(self, inputs: list[TensorType], outputs: list[TensorType]) -> Cost:
         k, _, _ = self.geometry()
@@ -201,6 +222,7 @@ class ConvTranspose2d(ConvNd):
     """Transposed 2-d convolution; weight layout is (in, out/groups, kh, kw)."""
 
     name: ClassVar = "conv_transpose2d"
+    symmetry: ClassVar = Dense(in_axis=1, out_axis=1, transposed=True, spatial=True)
     output_padding: IntOrTuple = 0
 
     def resolve(self, inputs: list[TensorType]) -> ConvTranspose2d:
@@ -236,10 +258,19 @@ class ConvTranspose2d(ConvNd):
         # PyTorch computes fan_in from weight.size(1) * receptive field = out/groups * k*k.
         fan_in = self.out_channels // self.groups * k[0] * k[1]
         out = {"weight": ParamSpec((c, self.out_channels // self.groups, *k), "kaiming_uniform(a=sqrt(5))",
-                                   fan_in=fan_in)}
+                                   fan_in=fan_in, layout=(IN, OUT, SPATIAL, SPATIAL), groups=self.groups)}
         if self.bias:
-            out["bias"] = ParamSpec((self.out_channels,), "uniform(fan_in)", axis="channel", fan_in=fan_in)
+            out["bias"] = ParamSpec((self.out_channels,), "uniform(fan_in)", axis="channel", fan_in=fan_in,
+                                    layout=(OUT,))
         return out
+
+    def conv_form(self, x: TensorType) -> ConvForm | None:
+        """None: a transposed convolution is not a (strided) convolution of its input."""
+        return None
+
+    def input_channel_axis(self, x: TensorType) -> int | None:
+        """None: a constant input shift does not become a per-channel bias (border and stride patterns)."""
+        return None
 
     def cost(self, inputs: list[TensorType], outputs: list[TensorType]) -> Cost:
         k, _, _ = self.geometry()

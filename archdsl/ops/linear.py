@@ -6,7 +6,8 @@ from typing import ClassVar
 
 from archdsl.errors import OpError
 from archdsl.ir.types import TensorType
-from archdsl.ops.base import Cost, OpDef, ParamSpec, PositiveInt, Trait
+from archdsl.ops.base import IN, OUT, Cost, OpDef, ParamSpec, PositiveInt, Trait
+from archdsl.symmetry.contract import Dense, Pinned
 
 
 def last_dim(op: OpDef, x: TensorType) -> int:
@@ -23,6 +24,7 @@ class Linear(OpDef):
     """y = x W^T + b over the last axis; x: [..., in] -> [..., out]; weight [out, in]."""
 
     name: ClassVar = "linear"
+    symmetry: ClassVar = Dense()
     positional: ClassVar = ("out_features",)
     traits: ClassVar = frozenset({Trait.AFFINE})
     family: ClassVar = "linear"
@@ -35,10 +37,24 @@ class Linear(OpDef):
 
     def params(self, inputs: list[TensorType]) -> dict[str, ParamSpec]:
         fan_in = last_dim(self, inputs[0])
-        out = {"weight": ParamSpec((self.out_features, fan_in), "kaiming_uniform(a=sqrt(5))", fan_in=fan_in)}
+        out = {"weight": ParamSpec((self.out_features, fan_in), "kaiming_uniform(a=sqrt(5))", fan_in=fan_in,
+                                   layout=(OUT, IN))}
         if self.bias:
-            out["bias"] = ParamSpec((self.out_features,), "uniform(fan_in)", axis="feature", fan_in=fan_in)
+            out["bias"] = ParamSpec((self.out_features,), "uniform(fan_in)", axis="feature", fan_in=fan_in,
+                                    layout=(OUT,))
         return out
+
+    def output_channel_axis(self, x: TensorType) -> int | None:
+        """The last axis."""
+        return x.rank - 1
+
+    def input_channel_axis(self, x: TensorType) -> int | None:
+        """The last axis."""
+        return x.rank - 1
+
+    def with_bias(self) -> Linear:
+        """The same layer with a bias."""
+        return self.model_copy(update={"bias": True})
 
     def cost(self, inputs: list[TensorType], outputs: list[TensorType]) -> Cost:
         return Cost(macs=outputs[0].numel() * last_dim(self, inputs[0]), activations=outputs[0].numel())
@@ -48,6 +64,7 @@ class Bilinear(OpDef):
     """y_k = x1^T W_k x2 + b_k on two inputs [..., in1], [..., in2] -> [..., out]; weight [out, in1, in2]."""
 
     name: ClassVar = "bilinear"
+    symmetry: ClassVar = Pinned("bilinear: the symmetry of a form in two inputs is not derived")
     positional: ClassVar = ("out_features",)
     arity: ClassVar = 2
     family: ClassVar = "linear"

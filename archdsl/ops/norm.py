@@ -8,7 +8,8 @@ from pydantic import field_validator
 
 from archdsl.errors import OpError
 from archdsl.ir.types import TensorType
-from archdsl.ops.base import OpDef, ParamSpec, PositiveInt, Trait, expect_rank
+from archdsl.ops.base import CHANNEL, OpDef, ParamSpec, PositiveInt, Trait, expect_rank
+from archdsl.symmetry.contract import ChannelStats, FeatureNorm, Pinned
 
 
 def channels(op: OpDef, x: TensorType) -> int:
@@ -22,17 +23,18 @@ def channels(op: OpDef, x: TensorType) -> int:
 def affine_params(shape: tuple[int, ...], axis: str, weight: bool = True, bias: bool = True) -> dict[str, ParamSpec]:
     """The usual ``weight`` (ones) and ``bias`` (zeros) of a normalisation layer."""
     out: dict[str, ParamSpec] = {}
+    layout = (CHANNEL,) * len(shape) if axis == "channel" else ()
     if weight:
-        out["weight"] = ParamSpec(shape, "ones", axis=axis)
+        out["weight"] = ParamSpec(shape, "ones", axis=axis, layout=layout)
     if bias:
-        out["bias"] = ParamSpec(shape, "zeros", axis=axis)
+        out["bias"] = ParamSpec(shape, "zeros", axis=axis, layout=layout)
     return out
 
 
 def running_stats(c: int) -> dict[str, ParamSpec]:
     """BatchNorm-style buffers: running mean and variance and the batch counter."""
-    return {"running_mean": ParamSpec((c,), "zeros", buffer=True, axis="channel"),
-            "running_var": ParamSpec((c,), "ones", buffer=True, axis="channel"),
+    return {"running_mean": ParamSpec((c,), "zeros", buffer=True, axis="channel", layout=(CHANNEL,)),
+            "running_var": ParamSpec((c,), "ones", buffer=True, axis="channel", layout=(CHANNEL,)),
             "num_batches_tracked": ParamSpec((), "zeros", dtype="int64", buffer=True)}
 
 
@@ -53,7 +55,8 @@ class ChannelStatsNorm(Norm):
     """Base of norms over per-channel (axis 1) statistics, with optional affine and running stats."""
 
     ranks: ClassVar[tuple[int, ...]] = (4,)
-    traits: ClassVar = frozenset({Trait.TRAIN_EVAL})
+    symmetry: ClassVar = ChannelStats()        # eval mode: running statistics absorb a per-channel scale
+    traits: ClassVar = frozenset({Trait.TRAIN_EVAL, Trait.CHANNEL_AFFINE})
 
     def infer(self, inputs: list[TensorType]) -> list[TensorType]:
         expect_rank(self, inputs[0], *self.ranks)
@@ -66,6 +69,22 @@ class ChannelStatsNorm(Norm):
         if self.track_running_stats:
             out.update(running_stats(c))
         return out
+
+    def eval_affine_axis(self, x: TensorType) -> int | None:
+        """Axis 1 when eval mode normalises with running statistics (a per-channel affine map), else None."""
+        return 1 if self.track_running_stats else None
+
+    def eval_affine(self, params: dict, x: TensorType) -> tuple[int, object, object]:
+        """scale = weight / sqrt(running_var + eps), shift = bias - running_mean * scale."""
+        if self.eval_affine_axis(x) is None:
+            raise OpError(f"{self.name} without running statistics normalises by batch statistics in eval mode")
+        scale = (params["running_var"] + self.eps).rsqrt()
+        if "weight" in params:
+            scale = scale * params["weight"]
+        shift = -params["running_mean"] * scale
+        if "bias" in params:
+            shift = shift + params["bias"]
+        return 1, scale, shift
 
 
 class BatchNormNd(ChannelStatsNorm):
@@ -102,6 +121,7 @@ class LastDimsNorm(Norm):
     """Base of norms over the trailing ``normalized_shape`` axes; the shape defaults to the last axis."""
 
     positional: ClassVar = ("normalized_shape",)
+    symmetry: ClassVar = FeatureNorm()
     normalized_shape: int | tuple[int, ...] | None = None
     elementwise_affine: bool = True
 
@@ -162,6 +182,7 @@ class LayerNorm2d(Norm):
     """LayerNorm over the channel axis of a channels-first [N, C, *spatial] tensor (timm, ConvNeXt)."""
 
     name: ClassVar = "layer_norm2d"
+    symmetry: ClassVar = FeatureNorm(axis=1)
     eps: float = 1e-6
     elementwise_affine: bool = True
     bias: bool = True
@@ -183,6 +204,7 @@ class GroupNorm(Norm):
     """Normalise each of ``num_groups`` channel groups of [N, C, ...]; per-channel affine."""
 
     name: ClassVar = "group_norm"
+    symmetry: ClassVar = FeatureNorm(axis=1, groups="num_groups")
     positional: ClassVar = ("num_groups",)
     num_groups: PositiveInt
     eps: float = 1e-5
@@ -217,6 +239,7 @@ class LocalResponseNorm(Norm):
     """x / (k + alpha/size * sum of x**2 over ``size`` neighbouring channels) ** beta (AlexNet)."""
 
     name: ClassVar = "local_response_norm"
+    symmetry: ClassVar = Pinned("local response norm mixes neighbouring channels")
     positional: ClassVar = ("size",)
     size: PositiveInt
     alpha: float = 1e-4

@@ -10,8 +10,9 @@ from pydantic import field_validator
 from archdsl.errors import OpError
 from archdsl.ir.dims import Dim
 from archdsl.ir.types import TensorType
-from archdsl.ops.base import OpDef, Trait, expect_rank
+from archdsl.ops.base import ConvForm, OpDef, Trait, expect_rank
 from archdsl.ops.conv import IntOrTuple, expand, out_size
+from archdsl.symmetry.contract import Reduction, Window
 
 
 @functools.lru_cache(maxsize=4096)
@@ -38,6 +39,7 @@ class PoolNd(OpDef):
 
     spatial: ClassVar[int] = 2
     positional: ClassVar = ("kernel_size", "stride", "padding")
+    symmetry: ClassVar = Window()
     family: ClassVar = "pool"
     kernel_size: IntOrTuple
     stride: IntOrTuple | None = None
@@ -112,6 +114,23 @@ class AvgPoolNd(PoolNd):
     traits: ClassVar = frozenset({Trait.LINEAR})
     count_include_pad: bool = True
 
+    def conv_form(self, x: TensorType) -> ConvForm | None:
+        """A depthwise convolution with a constant 1/window kernel, when every window has the full divisor.
+
+        Exact only with ``count_include_pad`` (or no padding) and without ``ceil_mode`` (whose last
+        window may be partial); a [C, *spatial] input without a batch axis is not channels-first.
+        """
+        k, s, p, d = self.window()
+        if x.rank != self.spatial + 2 or self.ceil_mode or (any(p) and not self.count_include_pad):
+            return None
+        c = x.shape[1]
+        if not isinstance(c, int):
+            return None
+        window = 1
+        for kk in k:
+            window *= kk
+        return ConvForm(k, s, d, tuple((pp, pp) for pp in p), c, c, c, "zeros", None, None, 1.0 / window)
+
 
 class AvgPool1d(AvgPoolNd):
     """Mean over length-k windows of [N, C, L]."""
@@ -132,6 +151,7 @@ class AdaptivePoolNd(OpDef):
 
     spatial: ClassVar[int] = 2
     positional: ClassVar = ("output_size",)
+    symmetry: ClassVar = Window()
     family: ClassVar = "pool"
     output_size: int | tuple[int | None, ...]
 
@@ -186,6 +206,7 @@ class AdaptiveMaxPool2d(AdaptivePoolNd):
 class GlobalPool(OpDef):
     """Reduce every axis after the channel axis of [N, C, ...]: [N, C] (or [N, C, 1, ...] with keepdim)."""
 
+    symmetry: ClassVar = Reduction(axes=lambda op, t: op.axes(t))
     family: ClassVar = "pool"
     keepdim: bool = False
 

@@ -9,8 +9,9 @@ from pydantic import field_validator
 from archdsl.errors import OpError
 from archdsl.ir.types import TensorType
 from archdsl.ops.base import OpDef, ParamSpec, Trait, expect_rank
+from archdsl.symmetry.contract import Pointwise
 
-_RANDOM = frozenset({Trait.TRAIN_EVAL, Trait.STOCHASTIC})
+_RANDOM = frozenset({Trait.TRAIN_EVAL, Trait.STOCHASTIC, Trait.EVAL_IDENTITY, Trait.CHANNEL_AFFINE})
 
 
 class Dropping(OpDef):
@@ -18,6 +19,7 @@ class Dropping(OpDef):
 
     positional: ClassVar = ("p",)
     traits: ClassVar = _RANDOM
+    symmetry: ClassVar = Pointwise(kind="any")  # the identity in eval mode
     family: ClassVar = "regularize"
     p: float = 0.5
 
@@ -27,6 +29,14 @@ class Dropping(OpDef):
         if not 0.0 <= v <= 1.0:
             raise ValueError(f"a drop probability must be between 0 and 1, got {v}")
         return v
+
+    def eval_affine_axis(self, x: TensorType) -> int | None:
+        """The identity in eval mode: a uniform affine map (scale 1, shift 0)."""
+        return min(1, max(x.rank - 1, 0))
+
+    def eval_affine(self, params: dict, x: TensorType) -> tuple[int, object, object]:
+        """(axis, None, None): scale 1, shift 0."""
+        return self.eval_affine_axis(x), None, None
 
     def infer(self, inputs: list[TensorType]) -> list[TensorType]:
         return [inputs[0]]
@@ -73,8 +83,9 @@ class LayerScale(OpDef):
     """
 
     name: ClassVar = "layer_scale"
+    symmetry: ClassVar = Pointwise(params=(("gamma", "dim"),))
     positional: ClassVar = ("init_value",)
-    traits: ClassVar = frozenset({Trait.LINEAR})
+    traits: ClassVar = frozenset({Trait.LINEAR, Trait.CHANNEL_AFFINE})
     family: ClassVar = "regularize"
     init_value: float = 1e-5
     dim: Literal[-1, 1] = -1
@@ -94,7 +105,16 @@ class LayerScale(OpDef):
 
     def params(self, inputs: list[TensorType]) -> dict[str, ParamSpec]:
         axis = "channel" if self.dim == 1 else "feature"
-        return {"gamma": ParamSpec((self.channels(inputs[0]),), f"constant(value={self.init_value!r})", axis=axis)}
+        return {"gamma": ParamSpec((self.channels(inputs[0]),), f"constant(value={self.init_value!r})", axis=axis,
+                                   layout=("channel",))}
+
+    def eval_affine_axis(self, x: TensorType) -> int | None:
+        """The scaled axis (always a per-channel scale)."""
+        return self.dim % x.rank
+
+    def eval_affine(self, params: dict, x: TensorType) -> tuple[int, object, object]:
+        """scale = gamma, no shift."""
+        return self.dim % x.rank, params["gamma"], None
 
 
 OPS = (Dropout, Dropout2d, StochasticDepth, LayerScale)

@@ -15,6 +15,7 @@ from archdsl.errors import OpError
 from archdsl.ir.dims import Dim, SymDim
 from archdsl.ir.types import DimField, TensorType
 from archdsl.ops.base import OpDef, PositiveInt, Trait, norm_axis
+from archdsl.symmetry.contract import Broadcast, Cut, Joined, Moved, Pointwise, Reshaped
 
 _MOVE = frozenset({Trait.LINEAR, Trait.SHAPE_ONLY})
 
@@ -76,6 +77,7 @@ class Reshape(OpDef):
     """View ``x`` with another shape of the same number of elements; one size may be -1 (inferred)."""
 
     name: ClassVar = "reshape"
+    symmetry: ClassVar = Reshaped()
     positional: ClassVar = ("shape",)
     family: ClassVar = "shape"
     traits: ClassVar = _MOVE
@@ -119,6 +121,7 @@ class Expand(OpDef):
     """Broadcast size-1 axes to ``shape`` (-1 keeps an axis); new leading axes may be added."""
 
     name: ClassVar = "expand"
+    symmetry: ClassVar = Broadcast()
     positional: ClassVar = ("shape",)
     family: ClassVar = "shape"
     traits: ClassVar = _MOVE
@@ -152,6 +155,7 @@ class ExpandAs(OpDef):
     """Broadcast the size-1 axes ``dims`` (None: all) of ``x`` to the sizes of ``other`` (same rank)."""
 
     name: ClassVar = "expand_as"
+    symmetry: ClassVar = Broadcast()           # `other` gives sizes only
     positional: ClassVar = ("dims",)
     arity: ClassVar = 2
     family: ClassVar = "shape"
@@ -180,6 +184,7 @@ class Permute(OpDef):
     """Reorder axes: output axis i is input axis dims[i]."""
 
     name: ClassVar = "permute"
+    symmetry: ClassVar = Moved(order=lambda op, rank: [d % rank for d in op.dims])
     positional: ClassVar = ("dims",)
     family: ClassVar = "shape"
     traits: ClassVar = _MOVE
@@ -200,6 +205,7 @@ class Transpose(OpDef):
     """Swap two axes."""
 
     name: ClassVar = "transpose"
+    symmetry: ClassVar = Moved(order=lambda op, rank: swapped(rank, op.dim0 % rank, op.dim1 % rank))
     positional: ClassVar = ("dim0", "dim1")
     family: ClassVar = "shape"
     traits: ClassVar = _MOVE
@@ -218,6 +224,7 @@ class Squeeze(OpDef):
     """Drop size-1 axes ``dim`` (None: every axis whose size is known to be 1; symbolic axes stay)."""
 
     name: ClassVar = "squeeze"
+    symmetry: ClassVar = Reshaped()
     positional: ClassVar = ("dim",)
     family: ClassVar = "shape"
     traits: ClassVar = _MOVE
@@ -247,6 +254,7 @@ class Unsqueeze(OpDef):
     """Insert a size-1 axis at position ``dim`` of the output."""
 
     name: ClassVar = "unsqueeze"
+    symmetry: ClassVar = Reshaped()
     positional: ClassVar = ("dim",)
     family: ClassVar = "shape"
     traits: ClassVar = _MOVE
@@ -262,6 +270,7 @@ class Concat(OpDef):
     """Join tensors along axis ``dim`` (default 0, as torch.cat): ``concat([a, b], dim=1)``."""
 
     name: ClassVar = "concat"
+    symmetry: ClassVar = Joined()
     positional: ClassVar = ("dim",)
     arity: ClassVar = None
     family: ClassVar = "shape"
@@ -296,6 +305,7 @@ class Split(OpDef):
     """Cut axis ``dim`` into pieces of ``split_size_or_sections`` (an int: equal pieces, last may be smaller)."""
 
     name: ClassVar = "split"
+    symmetry: ClassVar = Cut()
     positional: ClassVar = ("split_size_or_sections", "dim")
     family: ClassVar = "shape"
     traits: ClassVar = _MOVE
@@ -333,6 +343,7 @@ class Chunk(OpDef):
     """Cut axis ``dim`` into ``chunks`` pieces as torch.chunk does (ceil-sized; possibly fewer pieces)."""
 
     name: ClassVar = "chunk"
+    symmetry: ClassVar = Cut()
     positional: ClassVar = ("chunks", "dim")
     family: ClassVar = "shape"
     traits: ClassVar = _MOVE
@@ -359,6 +370,7 @@ class Slice(OpDef):
     """``x[..., start:end:step, ...]`` on axis ``dim`` (Python slice rules; step > 0)."""
 
     name: ClassVar = "slice"
+    symmetry: ClassVar = Cut()
     positional: ClassVar = ("dim", "start", "end", "step")
     family: ClassVar = "shape"
     traits: ClassVar = _MOVE
@@ -388,6 +400,7 @@ class Select(OpDef):
     """``x[..., index, ...]`` on axis ``dim``: picks one position and drops the axis (ViT's class token)."""
 
     name: ClassVar = "select"
+    symmetry: ClassVar = Cut()
     positional: ClassVar = ("dim", "index")
     family: ClassVar = "shape"
     traits: ClassVar = _MOVE
@@ -407,8 +420,17 @@ class Identity(OpDef):
     """Returns its input unchanged (an explicit placeholder, like nn.Identity)."""
 
     name: ClassVar = "identity"
+    symmetry: ClassVar = Pointwise()
     family: ClassVar = "shape"
-    traits: ClassVar = _MOVE | {Trait.ELEMENTWISE}
+    traits: ClassVar = _MOVE | {Trait.ELEMENTWISE, Trait.EVAL_IDENTITY, Trait.CHANNEL_AFFINE}
+
+    def eval_affine_axis(self, x: TensorType) -> int | None:
+        """The identity in eval mode: a uniform affine map (scale 1, shift 0)."""
+        return min(1, max(x.rank - 1, 0))
+
+    def eval_affine(self, params: dict, x: TensorType) -> tuple[int, object, object]:
+        """(axis, None, None): scale 1, shift 0."""
+        return self.eval_affine_axis(x), None, None
 
     def infer(self, inputs: list[TensorType]) -> list[TensorType]:
         return [inputs[0]]

@@ -11,6 +11,7 @@ from archdsl.ir.dims import Dim
 from archdsl.ir.types import TensorType
 from archdsl.ops.activation import expect_float
 from archdsl.ops.base import Cost, OpDef, Trait, norm_axis
+from archdsl.symmetry.contract import Contraction, Pointwise, Reduction, Reshaped
 
 
 def broadcast(op: OpDef, a: TensorType, b: TensorType) -> TensorType:
@@ -37,6 +38,7 @@ class Binary(OpDef):
     arity: ClassVar = 2
     family: ClassVar = "arith"
     traits: ClassVar = frozenset({Trait.ELEMENTWISE})
+    symmetry: ClassVar = Pointwise()           # add/sub pass any scaling, mul/div none
 
     def infer(self, inputs: list[TensorType]) -> list[TensorType]:
         return [broadcast(self, inputs[0], inputs[1])]
@@ -48,14 +50,23 @@ class Add(Binary):
     name: ClassVar = "add"
     traits: ClassVar = frozenset({Trait.ELEMENTWISE, Trait.LINEAR})
 
+    def sum_coefficients(self, n: int) -> tuple[float, ...] | None:
+        """a + b."""
+        return (1.0, 1.0)
+
 
 class AddN(OpDef):
     """Sum of several same-shaped tensors (the merge point of parallel branches)."""
 
     name: ClassVar = "add_n"
+    symmetry: ClassVar = Pointwise()
     arity: ClassVar = None
     family: ClassVar = "arith"
     traits: ClassVar = frozenset({Trait.ELEMENTWISE, Trait.LINEAR})
+
+    def sum_coefficients(self, n: int) -> tuple[float, ...] | None:
+        """a + b + ..."""
+        return (1.0,) * n
 
     def infer(self, inputs: list[TensorType]) -> list[TensorType]:
         if not inputs:
@@ -70,6 +81,7 @@ class Flatten(OpDef):
     """Merge axes start_dim..end_dim into one (default: all but the batch axis)."""
 
     name: ClassVar = "flatten"
+    symmetry: ClassVar = Reshaped()
     positional: ClassVar = ("start_dim", "end_dim")
     family: ClassVar = "shape"
     traits: ClassVar = frozenset({Trait.LINEAR, Trait.SHAPE_ONLY})
@@ -95,6 +107,10 @@ class Sub(Binary):
     name: ClassVar = "sub"
     traits: ClassVar = frozenset({Trait.ELEMENTWISE, Trait.LINEAR})
 
+    def sum_coefficients(self, n: int) -> tuple[float, ...] | None:
+        """a - b."""
+        return (1.0, -1.0)
+
 
 class Mul(Binary):
     """a * b with broadcasting (bilinear: linear in each input)."""
@@ -112,6 +128,7 @@ class MatMul(OpDef):
     """a @ b with batch broadcasting: [..., n, k] @ [..., k, m] -> [..., n, m]."""
 
     name: ClassVar = "matmul"
+    symmetry: ClassVar = Contraction()
     arity: ClassVar = 2
     family: ClassVar = "arith"
 
@@ -131,10 +148,16 @@ class MatMul(OpDef):
 ScalarFn = Literal["add", "sub", "rsub", "mul", "div", "rdiv", "pow", "neg"]
 
 
+# fn -> (scale, shift) of the affine map x -> scale * x + shift (None: 1 or 0)
+_AFFINE_SCALAR = {"add": lambda c: (None, c), "sub": lambda c: (None, -c), "rsub": lambda c: (-1.0, c),
+                  "mul": lambda c: (c, None), "div": lambda c: (1.0 / c, None), "neg": lambda c: (-1.0, None)}
+
+
 class ScalarArith(OpDef):
     """Tensor-scalar arithmetic: x+c, x-c, c-x, x*c, x/c, c/x, x**c, -x."""
 
     name: ClassVar = "scalar"
+    symmetry: ClassVar = Pointwise()           # x*c, x/c, -x pass any scaling; x+c none
     positional: ClassVar = ("fn", "value")
     family: ClassVar = "arith"
     traits: ClassVar = frozenset({Trait.ELEMENTWISE})
@@ -142,12 +165,27 @@ class ScalarArith(OpDef):
     value: float = 0.0
 
     def has(self, trait: Trait) -> bool:
-        """x*c, x/c and -x are linear; x+c, x-c and c-x are affine."""
+        """x*c, x/c and -x are linear; x+c, x-c and c-x are affine; all of these are uniform channel-affine maps."""
         if trait is Trait.LINEAR and self.fn in ("mul", "div", "neg"):
             return True
         if trait is Trait.AFFINE and self.fn in ("add", "sub", "rsub"):
             return True
+        if trait is Trait.CHANNEL_AFFINE and self.fn in _AFFINE_SCALAR and (self.fn, self.value) != ("div", 0):
+            return True
         return super().has(trait)
+
+    def eval_affine_axis(self, x: TensorType) -> int | None:
+        """Any axis (the scale and shift are uniform): 1 for channels-first tensors; None for pow/rdiv."""
+        if self.fn not in _AFFINE_SCALAR or (self.fn == "div" and self.value == 0):
+            return None
+        return min(1, max(x.rank - 1, 0))
+
+    def eval_affine(self, params: dict, x: TensorType) -> tuple[int, object, object]:
+        """(axis, scale, shift) as floats (None for 1 and 0)."""
+        if self.eval_affine_axis(x) is None:
+            raise OpError(f"scalar {self.fn} {self.value} is not affine")
+        scale, shift = _AFFINE_SCALAR[self.fn](self.value)
+        return self.eval_affine_axis(x), scale, shift
 
     def infer(self, inputs: list[TensorType]) -> list[TensorType]:
         return [inputs[0]]
@@ -160,6 +198,7 @@ class Reduce(OpDef):
     """Base of reductions over axes ``dim`` (None: every axis), optionally keeping them as size 1."""
 
     positional: ClassVar = ("dim", "keepdim")
+    symmetry: ClassVar = Reduction(axes=lambda op, t: op.axes(t.rank))
     family: ClassVar = "arith"
     traits: ClassVar = frozenset({Trait.LINEAR})
     floating: ClassVar[bool] = False            # needs a floating-point input
