@@ -70,18 +70,20 @@ _FORMS = {
 }
 
 
-def _form(family: str, mode: str, device: torch.device):
+def _form(family: str, mode: str, device: torch.device, dtype: torch.dtype) -> tuple[str, object]:
+    """(form name, function) for ``mode``; ``auto`` is Triton on CUDA (fp32/fp16/bf16) when installed, else chunk."""
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}; one of {', '.join(MODES)}")
     forms = _FORMS[family]
     if mode == "auto":
-        mode = "triton" if device.type == "cuda" and "triton" in forms and triton_available() else "chunk"
+        fast = device.type == "cuda" and dtype != torch.float64 and "triton" in forms and triton_available()
+        mode = "triton" if fast else "chunk"
     mode = "recurrent" if mode == "fused_recurrent" else mode
     if mode not in forms:
         raise ValueError(f"{family} has no {mode} form; one of {', '.join(forms)}")
     if mode == "triton" and not triton_available():
         raise ValueError("mode='triton' needs the triton package: pip install 'archdsl[kernels]'")
-    return forms[mode]
+    return mode, forms[mode]
 
 
 def _run(family: str, q, k, v, gates: dict, *, scale, initial_state, output_final_state, cu_seqlens, mode,
@@ -96,8 +98,10 @@ def _run(family: str, q, k, v, gates: dict, *, scale, initial_state, output_fina
         raise ValueError("bidirectional (causal=False) attention has no recurrent state: pass no initial_state "
                          "and output_final_state=False")
     out_dtype = v.dtype
+    form, fn = _form(family, mode, q.device, q.dtype)
     dt = compute_dtype(q, k, v)
-    q, k, v = upcast(q, dt), upcast(k, dt), upcast(v, dt)
+    if form != "triton":        # the Triton kernels load half precision and compute in float32 themselves
+        q, k, v = upcast(q, dt), upcast(k, dt), upcast(v, dt)
     gates = {name: upcast(x, dt) for name, x in gates.items()}
     pack = None
     if cu_seqlens is not None:
@@ -108,7 +112,6 @@ def _run(family: str, q, k, v, gates: dict, *, scale, initial_state, output_fina
         q, k, v = prepare(q, k, v, pack)
     n = pack.count if pack is not None else b
     check_state(initial_state, n, h, q.shape[-1], v.shape[-1])
-    fn = _form(family, mode, q.device)
     o, state = fn(q, k, v, *gates.values(), scale=scale, initial_state=upcast(initial_state, dt),
                   output_final_state=output_final_state, **({} if family == "delta_rule" else {"causal": causal}))
     if finish is not None:
@@ -183,6 +186,8 @@ def linear_attn(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float 
         if cosformer_len is not None:
             length = torch.full((q_.shape[0],), cosformer_len, device=q_.device)
         kw = {"focus_power": focus_power, "positions": positions, "length": length}
+        if q_.dtype in (torch.float16, torch.bfloat16):    # (the Triton form): maps and key sums in float32
+            q_, k_, v_ = q_.float(), k_.float(), v_.float()
         q_, k_ = apply_feature_map(q_, feature_map, **kw), apply_feature_map(k_, feature_map, **kw)
         if normalize:
             v_ = torch.cat([v_, torch.ones_like(v_[..., :1])], -1)
