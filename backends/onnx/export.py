@@ -1,0 +1,114 @@
+"""The ONNX export API: a spec (or Graph) and its weights -> a checked ModelProto, or files written atomically."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import onnx
+import onnx_ir as ir
+
+from archdsl.backends.onnx.lower import DEFAULT_OPSET, ExportError, check_opset, lower
+from archdsl.backends.onnx.weights import Weights, resolve
+from archdsl.errors import Diagnostic, UsageError
+from archdsl.ir.graph import Graph
+
+PROTO_LIMIT = 2**31 - 1                  # protobuf's 2 GB limit: larger models need external data
+EXTERNAL_THRESHOLD = 1024                # tensors of at least this many bytes go to the data file
+
+
+def graph_of(source: Any, model: str | None = None, **params: Any) -> Graph:
+    """``source`` itself when it is a Graph, else the compiled model (path, spec text or zoo name)."""
+    if isinstance(source, Graph):
+        return source
+    from archdsl.api import compile as compile_spec
+
+    return compile_spec(source, model, **params)
+
+
+def export_model(graph: Graph, weights: Weights = None, opset: int = DEFAULT_OPSET, seed: int = 0,
+                 functions: bool = False) -> ir.Model:
+    """The onnx_ir model of ``graph`` with checked weights (``None``: the seeded PyTorch init)."""
+    check_opset(opset)
+    model = lower(graph, resolve(graph, weights, seed), opset)
+    if functions:
+        from archdsl.backends.onnx.functions import outline_blocks
+
+        outline_blocks(model, graph)
+    return model
+
+
+def check(proto: onnx.ModelProto | str | os.PathLike) -> None:
+    """onnx.checker with the full check (strict shape inference); a failure is archdsl's bug, said plainly."""
+    try:
+        onnx.checker.check_model(proto if isinstance(proto, onnx.ModelProto) else str(proto), full_check=True)
+    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
+        raise ExportError(Diagnostic(f"the exported model fails onnx.checker: {exc}",
+                                     hint="this is a bug in archdsl's ONNX backend; please report it")) from None
+
+
+def to_onnx(source: Any, model: str | None = None, *, weights: Weights = None, opset: int = DEFAULT_OPSET,
+            seed: int = 0, functions: bool = False, validate: bool = True, **params: Any) -> onnx.ModelProto:
+    """A spec (path, text, zoo name or Graph) as a checked ``onnx.ModelProto`` (eval-mode semantics).
+
+    ``weights``: None (PyTorch-default init under ``seed``, as ``archdsl build``), a safetensors file or built
+    folder, or a state_dict. Symbolic input dims stay dynamic (dim_params); names are the spec's.
+    """
+    m = export_model(graph_of(source, model, **params), weights, opset, seed, functions)
+    proto = ir.to_proto(m)
+    if proto.ByteSize() > PROTO_LIMIT:
+        raise UsageError(Diagnostic("the model is larger than 2 GB, protobuf's limit for one ModelProto",
+                                    hint="save it with external data: archdsl export ... --external-data"))
+    if validate:
+        check(proto)
+    return proto
+
+
+@dataclass(frozen=True)
+class Written:
+    """What :func:`save` wrote: the model file, the external data file (or None) and their sizes."""
+
+    model: Path
+    data: Path | None
+
+    def files(self) -> list[Path]:
+        """The files, model first."""
+        return [self.model] + ([self.data] if self.data else [])
+
+
+def save(model: ir.Model, path: str | os.PathLike, *, external_data: bool | None = None, force: bool = False,
+         validate: bool = True) -> Written:
+    """Write ``model`` to ``path`` (and ``path``.data when external) atomically, checked before it appears.
+
+    ``external_data`` None chooses it when the weights exceed what one protobuf may hold.
+    """
+    out = Path(path).absolute()
+    if out.is_dir():
+        raise UsageError(Diagnostic(f"{out} is a folder; give the .onnx file to write"))
+    if out.exists() and not force:
+        raise UsageError(Diagnostic(f"{out} already exists", hint="pass --force (force=True) to replace it"))
+    if external_data is None:
+        external_data = sum(v.const_value.nbytes for v in model.graph.initializers.values()
+                            if v.const_value is not None) > PROTO_LIMIT // 2
+    data_name = f"{out.name}.data" if external_data else None
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    except OSError as exc:
+        raise UsageError(Diagnostic(f"cannot write {out}: {exc.strerror or exc}")) from None
+    try:
+        ir.save(model, tmp / out.name, external_data=data_name, size_threshold_bytes=EXTERNAL_THRESHOLD)
+        if validate:
+            check(tmp / out.name)
+        if data_name:
+            os.replace(tmp / data_name, out.parent / data_name)
+        os.replace(tmp / out.name, out)
+    except OSError as exc:
+        raise UsageError(Diagnostic(f"cannot write {out}: {exc.strerror or exc}")) from None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return Written(out, out.parent / data_name if data_name else None)
