@@ -5,7 +5,8 @@ from __future__ import annotations
 import importlib
 
 MODULES = ("conv", "linear", "norm", "activation", "pool", "tensor", "shape", "attention", "embed", "resample",
-           "regularize", "mixing")
+           "regularize", "mixing",
+           "linear_attention")
 
 
 def load() -> None:

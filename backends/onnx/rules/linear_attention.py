@@ -1,0 +1,166 @@
+"""The linear-attention family as an ONNX ``Scan`` over time: the recurrences of the kernels' naive.py, exact.
+
+    S[t] = decay[t] * S[t-1] + k[t] v[t]^T            (linear attention, retention, lightning, simple GLA, GLA)
+    S[t] = exp(g[t]) S[t-1];  S[t] += beta[t] k[t] (v[t] - S[t]^T k[t])^T           (delta rule, gated)
+    o[t] = scale * q[t]^T S[t]
+
+Inputs are [B, T, H, D]; the scan runs time-major with state [B, H, K, V] (the initial state, or zeros), and
+its final state is the op's second output. The bidirectional form adds a reversed scan with the shifted gate
+and subtracts the diagonal counted twice (as the kernels' ``bidirectional``). Computation is in float32
+(float64 for float64 inputs); the output has v's dtype.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import onnx_ir as ir
+
+from archdsl.backends.onnx.emitter import DTYPES, INT64_MAX, Emitter, NodeEmitter
+from archdsl.backends.onnx.registry import lowering
+from archdsl.ops import linear_attention as LA
+
+
+class _Body(Emitter):
+    """A Scan body: its own node list; constants and names shared with the outer graph (outer-scope values)."""
+
+    def __init__(self, outer: Emitter) -> None:
+        super().__init__(outer.opset)
+        self.initializers, self._consts, self._names = outer.initializers, outer._consts, outer._names
+
+
+def _cast(e: NodeEmitter, x: ir.Value, have: str, want: str) -> ir.Value:
+    return x if have == want else e.op("Cast", x, to=DTYPES[want])
+
+
+def _feature_map(e: NodeEmitter, op: LA.LinearAttention, x: ir.Value, dt: str) -> ir.Value:
+    """phi(x) on [B, T, H, K] (backends/torch/kernels/feature_maps.py)."""
+    fm = op.feature_map
+    if fm == "identity":
+        return x
+    if fm == "elu1":
+        return e.op("Add", e.op("Elu", x, alpha=1.0), e.scalar(1.0, dt))
+    if fm == "relu":
+        return e.op("Relu", x)
+    r = e.op("Relu", x)
+    if fm == "focused":
+        r = e.op("Add", r, e.scalar(1e-6, dt))
+        rp = e.op("Pow", r, e.scalar(op.focus_power, dt))
+        last = e.i64([-1])
+        ratio = e.op("Div", e.op("ReduceL2", r, last, keepdims=1), e.op("ReduceL2", rp, last, keepdims=1))
+        return e.op("Mul", rp, ratio)
+    # cosformer: [relu(x) cos(pi/2 i/M), relu(x) sin(pi/2 i/M)] for positions i = 1..T, M = cosformer_len or T
+    steps = e.op("Squeeze", e.axis_size(x, 1), e.i64([0]))
+    positions = e.op("Cast", e.op("Range", e.i64(1), e.op("Add", steps, e.i64(1)), e.i64(1)), to=DTYPES[dt])
+    length = e.scalar(max(op.cosformer_len, 1), dt) if op.cosformer_len else \
+        e.op("Max", e.op("Cast", steps, to=DTYPES[dt]), e.scalar(1.0, dt))
+    angle = e.op("Mul", e.op("Div", positions, length), e.scalar(math.pi / 2, dt))
+    angle = e.op("Unsqueeze", angle, e.i64([1, 2]))                       # [T, 1, 1] against [B, T, H, K]
+    return e.op("Concat", e.op("Mul", r, e.op("Cos", angle)), e.op("Mul", r, e.op("Sin", angle)), axis=-1)
+
+
+def _fixed_gate(e: NodeEmitter, op: LA.LinearAttentionOp, q: ir.Value, heads: int, dt: str) -> ir.Value | None:
+    """Retention's and Lightning's per-head log-decays broadcast to [B, T, H] (None for other ops)."""
+    if isinstance(op, LA.Retention):
+        decay = np.log1p(-(2.0 ** (-5.0 - np.arange(heads, dtype=np.float64)))).astype(np.float32)
+    elif isinstance(op, LA.LightningAttention):
+        coef = np.float32(-(8 / heads * (1 - op.layer_idx / op.num_layers)))
+        decay = coef * np.arange(heads, dtype=np.float32)
+    else:
+        return None
+    table = e.emitter.const(decay.astype(np.float64 if dt == "float64" else np.float32))
+    return e.op("Expand", table, e.op("Shape", q, start=0, end=3))
+
+
+def _step(body: NodeEmitter, op: LA.LinearAttentionOp, state: ir.Value, xs: dict[str, ir.Value],
+          scale: ir.Value) -> tuple[ir.Value, ir.Value]:
+    """One token: the new state and the output [B, H, V]."""
+    q, k, v = xs["q"], xs["k"], xs["v"]
+    if "g" in xs:
+        decay = body.op("Exp", xs["g"])
+        axes = [3] if isinstance(op, LA.GLA) else [2, 3]
+        state = body.op("Mul", state, body.op("Unsqueeze", decay, body.i64(axes)))
+    if isinstance(op, LA.DeltaRule):
+        read = body.op("Squeeze", body.op("MatMul", body.op("Unsqueeze", k, body.i64([2])), state), body.i64([2]))
+        v = body.op("Sub", v, read)                                         # u = v - S^T k
+        k = body.op("Mul", k, body.op("Unsqueeze", xs["beta"], body.i64([2])))
+    outer = body.op("Mul", body.op("Unsqueeze", k, body.i64([3])), body.op("Unsqueeze", v, body.i64([2])))
+    state = body.op("Add", state, outer)
+    read = body.op("MatMul", body.op("Unsqueeze", body.op("Mul", q, scale), body.i64([2])), state)
+    return state, body.op("Squeeze", read, body.i64([2]))
+
+
+def _scan(e: NodeEmitter, op: LA.LinearAttentionOp, state: ir.Value, seqs: dict[str, ir.Value], scale: ir.Value,
+          dt: str, reverse: bool) -> tuple[ir.Value, ir.Value]:
+    """Scan the recurrence over time-major ``seqs``; returns (final state, outputs [T, B, H, V])."""
+    sub = _Body(e.emitter)
+    body = NodeEmitter(sub, f"{e.prefix}/step", [], [])
+    elem = ir.TensorType(DTYPES[dt])
+    s_in = ir.Value(name=sub.unique(f"{e.prefix}/S"), type=elem)
+    xs = {name: ir.Value(name=sub.unique(f"{e.prefix}/{name}_t"), type=elem) for name in seqs}
+    s_out, o_t = _step(body, op, s_in, xs, scale)
+    graph = ir.Graph([s_in, *xs.values()], [s_out, o_t], nodes=sub.nodes, name=f"{e.prefix}/step")
+    n = len(seqs)
+    return e.op("Scan", state, *seqs.values(), outputs=2, body=graph, num_scan_inputs=n,
+                scan_input_directions=[int(reverse)] * n, scan_output_directions=[int(reverse)])
+
+
+@lowering(LA.Mamba2Decay)
+def _mamba2_decay(e: NodeEmitter, op: LA.Mamba2Decay, xs: list[ir.Value], params: dict[str, ir.Value]) -> ir.Value:
+    # -exp(A_log) * softplus(a + dt_bias), softplus as torch's (linear above 20)
+    a, a_log, dt_bias = xs
+    dt = e.ins[0].dtype
+    s = e.op("Add", a, dt_bias)
+    soft = e.op("Where", e.op("Greater", s, e.scalar(20.0, dt)), s, e.op("Softplus", s))
+    return e.op("Mul", e.op("Neg", e.op("Exp", a_log)), soft)
+
+
+@lowering(*(op for op in LA.OPS if issubclass(op, LA.LinearAttentionOp)))
+def _linear_attention(e: NodeEmitter, op: LA.LinearAttentionOp, xs: list[ir.Value],
+                      params: dict[str, ir.Value]) -> ir.Value | tuple[ir.Value, ...]:
+    names = op.input_names()
+    if op.varlen:
+        raise ValueError("packed sequences (varlen=true with cu_seqlens) have no ONNX lowering; export the padded "
+                         "batch form (varlen=false)")
+    by, types = dict(zip(names, xs, strict=True)), dict(zip(names, e.ins, strict=True))
+    qt, vt = types["q"], types["v"]
+    dt = "float64" if qt.dtype == "float64" else "float32"
+    width = qt.shape[3]
+    if not isinstance(width, int) and op.scale is None:
+        raise ValueError(f"the default scale 1/sqrt(K) needs a known key size, got {qt}")
+    scale = e.scalar(op.scale if op.scale is not None else width ** -0.5, dt)
+    q, k, v = (_cast(e, by[n], types[n].dtype, dt) for n in ("q", "k", "v"))
+    gates = {n: _cast(e, by[n], types[n].dtype, dt) for n, _ in op.gates}
+    fixed = _fixed_gate(e, op, q, int(qt.shape[2]), dt)
+    if fixed is not None:
+        gates["g"] = fixed
+    if isinstance(op, LA.LinearAttention):
+        q, k = _feature_map(e, op, q, dt), _feature_map(e, op, k, dt)
+        if op.normalize:          # a ones column: the last output column is the normaliser q . sum(k)
+            v = e.op("Pad", v, e.i64([0, 1]), e.scalar(1.0, dt), e.i64([3]))
+    seqs = {"q": q, "k": k, "v": v, **gates}
+    ranks = {n: 3 if n == "beta" or (n == "g" and not isinstance(op, LA.GLA)) else 4 for n in seqs}
+    major = {n: e.op("Transpose", x, perm=[1, 0, *range(2, ranks[n])]) for n, x in seqs.items()}
+    zeros_shape = e.op("Concat", e.axis_size(q, 0), e.op("Shape", q, start=2, end=4), e.axis_size(v, 3), axis=0)
+    zeros = e.op("ConstantOfShape", zeros_shape, value=ir.tensor(np.zeros(1, dtype=np.dtype(dt))))
+    initial = _cast(e, by["initial_state"], types["initial_state"].dtype, dt) if op.has_initial_state else zeros
+    state, out = _scan(e, op, initial, major, scale, dt, reverse=False)
+    if not op.causal:
+        back = dict(major)
+        if "g" in back:           # the anti-causal pass decays by the next token's gate (the last token's is 0)
+            rank = ranks["g"]
+            pads = [0] * rank + [1] + [0] * (rank - 1)
+            back["g"] = e.op("Pad", e.op("Slice", major["g"], e.i64([1]), e.i64([INT64_MAX]), e.i64([0])),
+                             e.i64(pads))
+        _, out_back = _scan(e, op, zeros, back, scale, dt, reverse=True)
+        diag = e.op("Mul", e.op("Mul", e.op("ReduceSum", e.op("Mul", major["q"], major["k"]), e.i64([-1]), keepdims=1),
+                                major["v"]), scale)
+        out = e.op("Sub", e.op("Add", out, out_back), diag)
+    o = e.op("Transpose", out, perm=[1, 0, 2, 3])
+    if isinstance(op, LA.LinearAttention) and op.normalize:
+        body = e.op("Slice", o, e.i64([0]), e.i64([-1]), e.i64([3]))
+        norm = e.op("Slice", o, e.i64([-1]), e.i64([INT64_MAX]), e.i64([3]))
+        o = e.op("Div", body, e.op("Add", norm, e.scalar(op.eps, dt)))
+    o = _cast(e, o, dt, vt.dtype)
+    return (o, state) if op.output_final_state else o
