@@ -10,6 +10,7 @@ from pydantic import field_validator
 from archdsl.errors import OpError
 from archdsl.ir.types import TensorType
 from archdsl.ops.base import Cost, OpDef, ParamSpec, PositiveInt
+from archdsl.symmetry.contract import Free, Lookup
 
 INT_DTYPES = ("int64", "int32")
 # initialisers the backends understand, with the keyword arguments each takes
@@ -41,6 +42,7 @@ class Parameter(OpDef):
     """A free learned tensor named by where it is assigned: ``class_token = Parameter((1, 1, 768))``."""
 
     name: ClassVar = "parameter"
+    symmetry: ClassVar = Free()
     positional: ClassVar = ("shape", "init")
     arity: ClassVar = 0
     family: ClassVar = "embed"
@@ -76,6 +78,7 @@ class Embedding(OpDef):
     """Rows of a learned table picked by integer ids: int[...] -> [..., embedding_dim]; weight [num, dim]."""
 
     name: ClassVar = "embedding"
+    symmetry: ClassVar = Lookup()
     positional: ClassVar = ("num_embeddings", "embedding_dim")
     family: ClassVar = "embed"
     num_embeddings: PositiveInt
