@@ -4,8 +4,9 @@ Needs the ``onnx`` extra (``pip install 'archdsl[onnx]'``).
 """
 
 from archdsl.backends.onnx.export import export_model, save, to_onnx
-from archdsl.backends.onnx.lower import DEFAULT_OPSET, OPSETS, ExportError, lower, lowering_problems
+from archdsl.backends.onnx.lower import DEFAULT_OPSET, OPSETS, ExportError, check_opset, lower, lowering_problems
+from archdsl.backends.onnx.parity import ParityReport, onnx_parity
 from archdsl.backends.onnx.registry import RULES, lowering, missing
 
-__all__ = ["DEFAULT_OPSET", "OPSETS", "RULES", "ExportError", "export_model", "lower", "lowering",
-           "lowering_problems", "missing", "save", "to_onnx"]
+__all__ = ["DEFAULT_OPSET", "OPSETS", "RULES", "ExportError", "ParityReport", "check_opset", "export_model", "lower",
+           "lowering", "lowering_problems", "missing", "onnx_parity", "save", "to_onnx"]

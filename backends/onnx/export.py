@@ -31,15 +31,34 @@ def graph_of(source: Any, model: str | None = None, **params: Any) -> Graph:
 
 
 def export_model(graph: Graph, weights: Weights = None, opset: int = DEFAULT_OPSET, seed: int = 0,
-                 functions: bool = False) -> ir.Model:
-    """The onnx_ir model of ``graph`` with checked weights (``None``: the seeded PyTorch init)."""
-    check_opset(opset)
-    model = lower(graph, resolve(graph, weights, seed), opset)
-    if functions:
-        from archdsl.backends.onnx.functions import outline_blocks
+                 passes: str | None = None) -> ir.Model:
+    """The onnx_ir model of ``graph`` with checked weights (``None``: the seeded PyTorch init).
 
-        outline_blocks(model, graph)
-    return model
+    ``passes`` (a pipeline such as ``"deploy"`` or pass names) runs archdsl.passes on the graph and its
+    weights first, so the deploy form (BatchNorms folded, re-param branches merged) is what gets exported.
+    """
+    check_opset(opset)
+    if passes:
+        graph, weights = deploy(graph, weights, seed, passes)
+    return lower(graph, resolve(graph, weights, seed), opset, metadata={"archdsl.passes": passes} if passes else None)
+
+
+def deploy(graph: Graph, weights: Weights, seed: int, passes: str) -> tuple[Graph, dict]:
+    """``graph`` and its weights after the pass pipeline ``passes``."""
+    import torch
+
+    from archdsl.backends.onnx.weights import read_safetensors, seeded
+    from archdsl.ir.weights import Weights as TensorMap
+    from archdsl.passes import run_pipeline
+
+    if weights is None:
+        state = seeded(graph, seed)
+    elif isinstance(weights, (str, os.PathLike)):
+        state = read_safetensors(weights)
+    else:
+        state = {k: v if isinstance(v, torch.Tensor) else torch.as_tensor(v) for k, v in weights.items()}
+    result = run_pipeline(graph, TensorMap(state), passes)
+    return result.graph, dict(result.weights.only(result.graph))
 
 
 def check(proto: onnx.ModelProto | str | os.PathLike) -> None:
@@ -52,13 +71,14 @@ def check(proto: onnx.ModelProto | str | os.PathLike) -> None:
 
 
 def to_onnx(source: Any, model: str | None = None, *, weights: Weights = None, opset: int = DEFAULT_OPSET,
-            seed: int = 0, functions: bool = False, validate: bool = True, **params: Any) -> onnx.ModelProto:
+            seed: int = 0, passes: str | None = None, validate: bool = True, **params: Any) -> onnx.ModelProto:
     """A spec (path, text, zoo name or Graph) as a checked ``onnx.ModelProto`` (eval-mode semantics).
 
     ``weights``: None (PyTorch-default init under ``seed``, as ``archdsl build``), a safetensors file or built
-    folder, or a state_dict. Symbolic input dims stay dynamic (dim_params); names are the spec's.
+    folder, or a state_dict. Symbolic input dims stay dynamic (dim_params); names are the spec's. ``passes``
+    (``"deploy"``) exports the simplified deploy form.
     """
-    m = export_model(graph_of(source, model, **params), weights, opset, seed, functions)
+    m = export_model(graph_of(source, model, **params), weights, opset, seed, passes)
     proto = ir.to_proto(m)
     if proto.ByteSize() > PROTO_LIMIT:
         raise UsageError(Diagnostic("the model is larger than 2 GB, protobuf's limit for one ModelProto",

@@ -112,8 +112,12 @@ def session(model_bytes: bytes):
 
 def onnx_parity(source: Any, model: str | None = None, *, weights: Weights = None,
                 inputs: Mapping[str, Any] | None = None, opset: int = DEFAULT_OPSET, seed: int = 0,
-                sizes: Mapping[str, int] | None = None, **params: Any) -> ParityReport:
-    """Run the ONNX export under onnxruntime and the PyTorch backend on the same weights and inputs."""
+                sizes: Mapping[str, int] | None = None, passes: str | None = None, **params: Any) -> ParityReport:
+    """Run the ONNX export under onnxruntime and the PyTorch backend on the same weights and inputs.
+
+    With ``passes`` (``"deploy"``) the exported model is the simplified one, compared against the PyTorch
+    module of the spec as written (in eval mode): the deploy form must compute the same function.
+    """
     import onnx_ir as ir
     import torch
 
@@ -122,7 +126,7 @@ def onnx_parity(source: Any, model: str | None = None, *, weights: Weights = Non
     env = dict(sizes) if sizes is not None else ({} if inputs is not None else small_sizes(graph))
     feeds = {k: np.asarray(v.detach().cpu().numpy() if isinstance(v, torch.Tensor) else v)
              for k, v in (inputs if inputs is not None else example_inputs(graph, env, seed)).items()}
-    proto = ir.to_proto(export_model(graph, state, opset))
+    proto = ir.to_proto(export_model(graph, state, opset, passes=passes))
     got = session(proto.SerializeToString()).run(None, feeds)
     with torch.no_grad():
         ref = module(*(torch.from_numpy(np.ascontiguousarray(feeds[k])) for k in graph.inputs))
