@@ -6,10 +6,14 @@ JSON, or rewritten by passes. Every check is linear in the size of the graph.
 
 from __future__ import annotations
 
+import math
+
 from archdsl.errors import Diagnostic, OpError, VerifyError
 from archdsl.ir.graph import Graph, Node
 from archdsl.ir.types import DTYPES, TensorType
 from archdsl.ops.base import OpDef, Trait, apply_rules
+from archdsl.ops.embed import check_init
+from archdsl.reserved import reserved_component
 
 # What an op's shape or parameter rule may raise on inputs it was not written for.
 _RULE_ERRORS = (OpError, ArithmeticError, ValueError, TypeError, IndexError, KeyError)
@@ -29,7 +33,7 @@ def diagnostics(graph: Graph) -> list[Diagnostic]:
         for v in node.outputs:
             if v in types:
                 found.append(Diagnostic(f"value '{v}' is defined twice (again by {_what(node)})", node.span))
-        found += _params(graph, node)
+        found += _params(graph, node) + _finite_attrs(node)
         if not missing:
             found += _retype(graph, node, [types[v] for v in node.inputs])
         types.update(zip(node.outputs, node.types, strict=False))
@@ -42,7 +46,44 @@ def diagnostics(graph: Graph) -> list[Diagnostic]:
     for name in graph.inputs:
         if name not in used:
             found.append(Diagnostic(f"input '{name}' is never used", graph.input_spans.get(name)))
-    return found + _unused_params(graph) + _dead_results(graph, used)
+    return found + _names(graph) + _unused_params(graph) + _dead_results(graph, used)
+
+
+def _names(graph: Graph) -> list[Diagnostic]:
+    """Layer and parameter names must be valid nn.Module attribute paths (``training`` or ``a..b`` are not)."""
+    found: list[Diagnostic] = []
+    seen: set[str] = set()
+    for node in graph.nodes:
+        free = graph.params.get(node.params.get("", ""))
+        if free is not None:     # a free parameter is initialised from its IR initialiser string
+            try:
+                check_init(free.init)
+            except ValueError as exc:
+                found.append(Diagnostic(f"parameter '{free.name}': {exc}", node.span))
+        paths = [node.module] if node.module is not None and node.params else []
+        paths += [graph.params[k].name for k in node.params.values() if k in graph.params]
+        for path in paths:
+            if path in seen:
+                continue
+            seen.add(path)
+            bad = reserved_component(path)
+            if bad == "":
+                found.append(Diagnostic(f"module path {path!r} of {_what(node)} has an empty component", node.span))
+            elif bad is not None:
+                found.append(Diagnostic(f"layer name '{bad}' (in '{path}') clashes with an attribute of "
+                                        "torch.nn.Module", node.span, "rename the layer"))
+    return found
+
+
+def _finite_attrs(node: Node) -> list[Diagnostic]:
+    """Float attributes must be finite numbers: inf and nan have no place in generated source or ONNX."""
+    for field in type(node.op).model_fields:
+        value = getattr(node.op, field)
+        items = value if isinstance(value, (tuple, list)) else (value,)
+        if any(isinstance(v, float) and not math.isfinite(v) for v in items):
+            return [Diagnostic(f"attribute '{field}' of {_what(node)} is {value!r}; attributes must be finite",
+                               node.span)]
+    return []
 
 
 def _what(node: Node) -> str:

@@ -19,6 +19,7 @@ from archdsl.syntax.trivia import Comment, arch_layout, attach
 
 MAX_SOURCE_BYTES = 4 * 1024 * 1024
 MAX_NESTING = 200
+MAX_CHAIN = 450     # estimated expression tree depth; the parser's own recursion gives out near 490
 
 _TOKEN_NAMES = {
     "NAME": "a name", "NUMBER": "a number", "STRING": "a string", "LPAR": "'('", "RPAR": "')'",
@@ -439,6 +440,52 @@ def _offset_span(text: str, pos: int, file: str) -> Span:
     return Span(file=file, line=line, column=col, end_line=line, end_column=col + 1)
 
 
+# Tokens that deepen an expression tree; strings, comments and numbers are matched first and skipped.
+_CHAIN = re.compile(r""""(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*'|#[^\n]*|\d+(?:\.\d*)?(?:[eE][-+]?\d+)?|[A-Za-z_]\w*|\|>|\*\*|//|[=!<>]=|[-+*/%@<>.]|[()\[\]{},\n]""")
+_WORD_OPS = {"and", "or", "not", "if", "else"}
+
+
+def _chain_depth(text: str, limit: int) -> int | None:
+    """Offset of the operator at which an expression's estimated tree depth first exceeds ``limit`` (else None).
+
+    Counts operators, calls and indexing along each chain, adding up across open brackets and restarting at
+    commas and statement ends; a cheap upper bound of the depth the parser and evaluators will recurse to.
+    """
+    stack = [["{", 0]]
+    total = 0
+    for m in _CHAIN.finditer(text):
+        tok = m.group()
+        c = tok[0]
+        if c in "\"'#" or c.isdigit():
+            continue
+        if c.isalpha() or c == "_":
+            if tok not in _WORD_OPS:
+                continue
+        elif c in "([{":
+            weight = 3 if c == "(" else 2     # a call is three levels of the parse tree
+            stack[-1][1] += weight
+            total += weight
+            stack.append([c, 0])
+            if total > limit:
+                return m.start()
+            continue
+        elif c in ")]}":
+            if len(stack) > 1:
+                total -= stack.pop()[1]
+            continue
+        elif c == "," or (c == "\n" and stack[-1][0] == "{"):
+            total -= stack[-1][1]
+            stack[-1][1] = 0
+            continue
+        elif c == "\n":
+            continue
+        stack[-1][1] += 1
+        total += 1
+        if total > limit:
+            return m.start()
+    return None
+
+
 def _check_nesting(text: str, file: str) -> None:
     """Refuse absurdly deep bracket nesting before the parser recurses on it."""
     stack = _open_brackets(text, stop_at=MAX_NESTING)
@@ -446,3 +493,8 @@ def _check_nesting(text: str, file: str) -> None:
         raise LimitError(Diagnostic(f"brackets nest deeper than {MAX_NESTING} levels",
                                     _offset_span(text, stack[-1], file), "split the expression into named values"),
                          {file: text})
+    at = _chain_depth(text, MAX_CHAIN)
+    if at is not None:
+        raise LimitError(Diagnostic(f"expressions nest too deeply (more than {MAX_CHAIN} operators, calls and "
+                                    "brackets in one chain)", _offset_span(text, at, file),
+                                    "split the expression into named values"), {file: text})

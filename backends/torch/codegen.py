@@ -16,6 +16,7 @@ from archdsl.ops.conv import Conv1d, Conv2d, Conv3d, ConvTranspose2d
 from archdsl.ops.linear import Linear
 from archdsl.ops.norm import BatchNorm1d, BatchNorm2d
 from archdsl.ops.tensor import Add
+from archdsl.reserved import reserved_component
 
 _RESERVED = {"self", "torch", "nn", "F", "rt", "math"} | set(keyword.kwlist) | set(dir(builtins))
 # Ops whose result is a new tensor that their own backward never reads. When such a result has one use, that use
@@ -43,7 +44,9 @@ def class_name(graph: Graph) -> str:
 def local(name: str) -> str:
     """A safe Python local variable name for an IR value."""
     name = re.sub(r"[^A-Za-z0-9_]", "_", name)
-    if not name or name[0].isdigit() or name in _RESERVED:
+    if not name or name[0].isdigit():
+        return f"v{name}"        # values of a top-level seq[...] are named 0, 1, ...
+    if name in _RESERVED:
         return f"{name}_"
     return name
 
@@ -51,8 +54,8 @@ def local(name: str) -> str:
 def attr_ref(path: str) -> str:
     """Source that reaches the submodule at ``path`` from ``self`` (``self.layer1[0].conv1``)."""
     out = "self"
-    for part in path.split("."):
-        if part.isascii() and part.isdigit() and str(int(part)) == part:
+    for i, part in enumerate(path.split(".")):
+        if i and part.isascii() and part.isdigit() and str(int(part)) == part:   # containers index; self does not
             out += f"[{part}]"
         elif part.isascii() and part.isidentifier() and not keyword.iskeyword(part):
             out += f".{part}"
@@ -108,7 +111,7 @@ class _Emitter:
         """Emit the line that adds a submodule at ``path``."""
         parent, _, leaf = path.rpartition(".")
         owner = attr_ref(parent) if parent else "self"
-        if leaf in _MODULE_ATTRS:
+        if leaf in _MODULE_ATTRS or reserved_component(leaf) is not None:
             raise UsageError(Diagnostic(f"layer name '{leaf}' (in '{path}') clashes with an nn.Module attribute",
                                         hint="rename the layer"))
         self.init.append(f"        {owner}.add_module({leaf!r}, {source})")

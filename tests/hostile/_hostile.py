@@ -49,11 +49,12 @@ def one_paragraph(err: str) -> None:
 
 
 def run_limited(argv: list[str], cwd: Path, timeout: float = 60, memory: int = MEMORY_CAP,
-                **kwargs) -> subprocess.CompletedProcess:
-    """``python -m archdsl.cli ARGV`` in a subprocess with an address-space cap and a hard timeout."""
+                python_args: bool = False, **kwargs) -> subprocess.CompletedProcess:
+    """``python -m archdsl.cli ARGV`` (or ``python ARGV``) in a subprocess with a memory cap and a hard timeout."""
     def limit() -> None:
         resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
 
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
-    return subprocess.run([sys.executable, "-m", "archdsl.cli", *argv], cwd=cwd, capture_output=True, text=True,
+    command = [sys.executable, *argv] if python_args else [sys.executable, "-m", "archdsl.cli", *argv]
+    return subprocess.run(command, cwd=cwd, capture_output=True, text=True,
                           timeout=timeout, preexec_fn=limit, env=env, check=False, **kwargs)
