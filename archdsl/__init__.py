@@ -14,11 +14,14 @@ from archdsl.errors import (
 )
 from archdsl.ir.graph import Graph, Node, Param
 from archdsl.ir.types import Span, TensorType
+from archdsl.ir.weights import Weights
+from archdsl.passes import PassError
 from archdsl.saving import load_built, save_built
+from archdsl.simplify import Simplified, simplify
 
 __all__ = [
-    "ArchError", "Diagnostic", "ElaborationError", "Graph", "LimitError", "Node", "Param", "ParseError",
-    "ShapeError", "Span", "SpecImportError", "TensorType", "UsageError", "VerifyError", "build", "compile",
-    "compile_all", "load_built", "save_built",
+    "ArchError", "Diagnostic", "ElaborationError", "Graph", "LimitError", "Node", "Param", "ParseError", "PassError",
+    "ShapeError", "Simplified", "Span", "SpecImportError", "TensorType", "UsageError", "VerifyError", "Weights",
+    "build", "compile", "compile_all", "load_built", "save_built", "simplify",
 ]
 __version__ = "0.1.0"

@@ -96,7 +96,16 @@ def _read_graph(path: Path) -> Graph:
     return graph
 
 
-def _check_weights(graph: Graph, path: Path) -> dict[str, tuple[str, tuple[int, ...]]]:
+def load_weights(graph: Graph, path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """A safetensors weights file for ``graph``, checked against its declarations before anything is loaded."""
+    path = Path(path)
+    if not path.is_file():
+        raise UsageError(Diagnostic(f"no such weights file: {path}", hint="give a .safetensors file"))
+    header = _check_weights(graph, path, f"model {graph.name}")
+    return _load_weights(path, header)
+
+
+def _check_weights(graph: Graph, path: Path, against: str | None = None) -> dict[str, tuple[str, tuple[int, ...]]]:
     """The weights file's header ({name: (dtype, shape)}), checked against the graph before allocating."""
     from safetensors import SafetensorError, safe_open
 
@@ -122,7 +131,8 @@ def _check_weights(graph: Graph, path: Path) -> dict[str, tuple[str, tuple[int, 
     if extra:
         problems.append(f"unexpected tensors {', '.join(extra[:3])}")
     if problems:
-        raise UsageError(Diagnostic(f"{path} does not fit {path.parent / GRAPH_FILE}: {'; '.join(problems[:3])}"
+        raise UsageError(Diagnostic(f"{path} does not fit {against or path.parent / GRAPH_FILE}: "
+                                    f"{'; '.join(problems[:3])}"
                                     + (f" (and {len(problems) - 3} more)" if len(problems) > 3 else "")))
     return header
 

@@ -142,6 +142,10 @@ class OpDef(BaseModel):
         """The same op with a bias parameter (what a fold needs to absorb a shift), or None when it cannot have one."""
         return None
 
+    def scale_operands(self) -> tuple[tuple[int, int], ...]:
+        """(input position, exponent) of operands that, when constant, scale the other input (a*b; a/b: b**-1)."""
+        return ()
+
     def sum_coefficients(self, n: int) -> tuple[float, ...] | None:
         """For ops that are weighted sums of ``n`` same-typed inputs (add, add_n, sub): the weights; else None."""
         return None

@@ -12,7 +12,6 @@ from archdsl.ir.types import TensorType
 from archdsl.ops.activation import expect_float
 from archdsl.ops.base import Cost, OpDef, Trait, norm_axis
 from archdsl.symmetry.contract import Contraction, Pointwise, Reduction, Reshaped
-from archdsl.symmetry.contract import Contraction, Pointwise, Reduction, Reshaped
 
 
 def broadcast(op: OpDef, a: TensorType, b: TensorType) -> TensorType:
@@ -40,7 +39,6 @@ class Binary(OpDef):
     family: ClassVar = "arith"
     traits: ClassVar = frozenset({Trait.ELEMENTWISE})
     symmetry: ClassVar = Pointwise()           # add/sub pass any scaling, mul/div none
-    symmetry: ClassVar = Pointwise()           # add/sub pass any scaling, mul/div none
 
     def infer(self, inputs: list[TensorType]) -> list[TensorType]:
         return [broadcast(self, inputs[0], inputs[1])]
@@ -61,7 +59,6 @@ class AddN(OpDef):
     """Sum of several same-shaped tensors (the merge point of parallel branches)."""
 
     name: ClassVar = "add_n"
-    symmetry: ClassVar = Pointwise()
     symmetry: ClassVar = Pointwise()
     arity: ClassVar = None
     family: ClassVar = "arith"
@@ -84,7 +81,6 @@ class Flatten(OpDef):
     """Merge axes start_dim..end_dim into one (default: all but the batch axis)."""
 
     name: ClassVar = "flatten"
-    symmetry: ClassVar = Reshaped()
     symmetry: ClassVar = Reshaped()
     positional: ClassVar = ("start_dim", "end_dim")
     family: ClassVar = "shape"
@@ -121,18 +117,25 @@ class Mul(Binary):
 
     name: ClassVar = "mul"
 
+    def scale_operands(self) -> tuple[tuple[int, int], ...]:
+        """Either factor."""
+        return ((0, 1), (1, 1))
+
 
 class Div(Binary):
     """a / b with broadcasting."""
 
     name: ClassVar = "div"
 
+    def scale_operands(self) -> tuple[tuple[int, int], ...]:
+        """The divisor (x / c = x * c**-1)."""
+        return ((1, -1),)
+
 
 class MatMul(OpDef):
     """a @ b with batch broadcasting: [..., n, k] @ [..., k, m] -> [..., n, m]."""
 
     name: ClassVar = "matmul"
-    symmetry: ClassVar = Contraction()
     symmetry: ClassVar = Contraction()
     arity: ClassVar = 2
     family: ClassVar = "arith"
@@ -162,7 +165,6 @@ class ScalarArith(OpDef):
     """Tensor-scalar arithmetic: x+c, x-c, c-x, x*c, x/c, c/x, x**c, -x."""
 
     name: ClassVar = "scalar"
-    symmetry: ClassVar = Pointwise()           # x*c, x/c, -x pass any scaling; x+c none
     symmetry: ClassVar = Pointwise()           # x*c, x/c, -x pass any scaling; x+c none
     positional: ClassVar = ("fn", "value")
     family: ClassVar = "arith"
@@ -204,7 +206,6 @@ class Reduce(OpDef):
     """Base of reductions over axes ``dim`` (None: every axis), optionally keeping them as size 1."""
 
     positional: ClassVar = ("dim", "keepdim")
-    symmetry: ClassVar = Reduction(axes=lambda op, t: op.axes(t.rank))
     symmetry: ClassVar = Reduction(axes=lambda op, t: op.axes(t.rank))
     family: ClassVar = "arith"
     traits: ClassVar = frozenset({Trait.LINEAR})

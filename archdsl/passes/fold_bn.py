@@ -81,14 +81,19 @@ def _before(edit: GraphEditor, bn: Node) -> Fold | None:
 
 
 def _folded_name(edit: GraphEditor, fold: Fold) -> str:
-    """The container's name when it holds exactly the two layers (timm ConvNorm), else the layer's own name."""
+    """The container's name when it holds exactly the two layers and nothing else (timm's ConvNorm), else the
+    layer's own name."""
     own = fold.layer.module or ""
     parent, _, _ = own.rpartition(".")
     bn_parent = (fold.affine.module or "").rpartition(".")[0]
     if not parent or parent != bn_parent:
         return own
-    mine = set(fold.layer.params.values()) | set(fold.affine.params.values())
-    return parent if edit.module_params(parent) == mine else own
+    inside = [n for n in edit.nodes if _under(n.module or ".".join(n.scope), parent)]
+    return parent if {n.name for n in inside} == {fold.layer.name, fold.affine.name} else own
+
+
+def _under(path: str, prefix: str) -> bool:
+    return path == prefix or path.startswith(prefix + ".")
 
 
 @dataclass(frozen=True)

@@ -15,13 +15,29 @@ MAX_ROUNDS = 8            # a pipeline normally settles in two rounds; more mean
 
 
 @dataclass(frozen=True)
-class PipelineResult:
-    """The final graph and weights, and every change in the order it happened."""
+class Step:
+    """One pass application that changed something: the pass, its round, and the graph it returned."""
 
+    pass_name: str
+    round: int
+    graph: Graph
+    changes: tuple[Change, ...]
+
+
+@dataclass(frozen=True)
+class PipelineResult:
+    """The input and final graphs, the final weights, and every step in the order it happened."""
+
+    source: Graph
     graph: Graph
     weights: Weights | None
-    changes: tuple[Change, ...]
+    steps: tuple[Step, ...]
     rounds: int
+
+    @property
+    def changes(self) -> tuple[Change, ...]:
+        """Every change, in order."""
+        return tuple(c for s in self.steps for c in s.changes)
 
 
 def resolve(passes: str | list[str] | tuple[str, ...] | list[Pass]) -> list[Pass]:
@@ -52,11 +68,12 @@ def run_pipeline(graph: Graph, weights: Weights | None = None, passes: str | lis
     deploy form computes what the training form computes under ``model.eval()``).
     """
     pipeline = resolve(passes)
+    source = graph
     if graph.mode != "eval" and any(p.requires_eval for p in pipeline):
         graph = graph.replace(mode="eval")
     if weights is not None:
         weights.check(graph)
-    changes: list[Change] = []
+    steps: list[Step] = []
     for rounds in range(1, max_rounds + 1):
         changed = False
         for p in pipeline:
@@ -66,10 +83,12 @@ def run_pipeline(graph: Graph, weights: Weights | None = None, passes: str | lis
             if verify_each:
                 _verify_after(p, result.graph, result.weights)
             graph, weights = result.graph, result.weights
-            changes += result.report
+            steps.append(Step(p.name, rounds, graph, result.report))
             changed = True
         if not changed:
-            return PipelineResult(graph, weights, tuple(changes), rounds)
+            if steps and not verify_each:
+                _verify_after(pipeline[-1], graph, weights)      # the result is verified in any case
+            return PipelineResult(source, graph, weights, tuple(steps), rounds)
     raise PassError(Diagnostic(f"the pipeline {', '.join(p.name for p in pipeline)} did not settle after "
                                f"{max_rounds} rounds", graph.span, "two passes keep undoing each other"))
 

@@ -45,13 +45,39 @@ class Branch:
         return "identity" if not self.chain else self.chain[0].name
 
 
-def _affine_step(node: Node, x: TensorType) -> bool:
-    """True when ``node`` is a one-input eval-affine map of a channels-first ``x`` that a ConvMap can express."""
-    if len(node.inputs) != 1 or len(node.outputs) != 1 or x.rank < 3:
-        return False
-    if node.op.conv_form(x) is not None:
-        return True
-    return node.op.has(Trait.CHANNEL_AFFINE) and node.op.eval_affine_axis(x) == 1
+def _constant_scale(edit: GraphEditor, node: Node) -> tuple[int, int] | None:
+    """For x * p or x / p with p a free parameter varying only along x's channel axis: p's position, exponent."""
+    if len(node.inputs) != 2 or len(node.outputs) != 1:
+        return None
+    for i, exponent in node.op.scale_operands():
+        p, x = node.inputs[i], node.inputs[1 - i]
+        source = edit.producer(p)
+        if source is None or source.inputs or set(source.params) != {""}:
+            continue
+        pt, xt = edit.types[p], edit.types[x]
+        shape = (1,) * (xt.rank - pt.rank) + tuple(pt.shape)
+        if xt.rank >= 3 and len(shape) == xt.rank and node.types[0] == xt and \
+                all(d == 1 for j, d in enumerate(shape) if j != 1) and shape[1] in (1, xt.shape[1]):
+            return i, exponent
+    return None
+
+
+def _chain_input(edit: GraphEditor, node: Node) -> str | None:
+    """The tensor input through which ``node`` is an eval-affine map of a channels-first tensor, or None."""
+    if len(node.outputs) != 1:
+        return None
+    if len(node.inputs) == 2:
+        found = _constant_scale(edit, node)
+        return None if found is None else node.inputs[1 - found[0]]
+    if len(node.inputs) != 1:
+        return None
+    x = edit.types[node.inputs[0]]
+    if x.rank < 3:
+        return None
+    if node.op.conv_form(x) is not None or \
+            (node.op.has(Trait.CHANNEL_AFFINE) and node.op.eval_affine_axis(x) == 1):
+        return node.inputs[0]
+    return None
 
 
 def _trace(edit: GraphEditor, value: str) -> Branch:
@@ -60,10 +86,11 @@ def _trace(edit: GraphEditor, value: str) -> Branch:
     v = value
     while True:
         node = edit.producer(v)
-        if node is None or edit.num_uses(v) != 1 or not _affine_step(node, edit.types[node.inputs[0]]):
+        source = None if node is None or edit.num_uses(v) != 1 else _chain_input(edit, node)
+        if source is None:
             break
         branch.chain.insert(0, node)
-        v = node.inputs[0]
+        v = source
     branch.root = v
     return branch
 
@@ -89,12 +116,19 @@ def _common_root(edit: GraphEditor, branches: list[Branch]) -> str | None:
 
 def _map_of(edit: GraphEditor, node: Node, weights: Weights | None) -> cm.ConvMap:
     """The ConvMap of one chain op (weight mode when ``weights`` is given)."""
-    x = edit.types[node.inputs[0]]
+    source = _chain_input(edit, node)
+    x = edit.types[source]
+    channels, spatial = int(x.shape[1]), x.rank - 2
+    if len(node.inputs) == 2:                                      # x * p or x / p
+        if weights is None:
+            return cm.channel_affine(channels, spatial, None, None, False, False)
+        i, exponent = _constant_scale(edit, node)
+        factor = weights[edit.producer(node.inputs[i]).params[""]].detach().double().reshape(-1)
+        return cm.channel_affine(channels, spatial, factor ** exponent, None, False, True)
     params = {local: weights[full] for local, full in node.params.items()} if weights is not None else None
     form = node.op.conv_form(x)
     if form is not None:
         return cm.from_form(form, params)
-    channels, spatial = int(x.shape[1]), x.rank - 2
     if params is None:
         import torch
 

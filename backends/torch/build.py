@@ -44,4 +44,7 @@ def build_module(graph: Graph, seed: int | None = 0, check_inputs: bool = False)
             torch.manual_seed(seed)
             module = cls()
     module.archdsl_source = source
+    module.archdsl_graph = graph
+    if graph.mode == "eval":            # a deploy form: BatchNorm folded, dropout gone; eval semantics only
+        module.eval()
     return module

@@ -191,11 +191,14 @@ class _Emitter:
         lines += self.init
         if self.check_inputs:
             lines.append(f"        self._input_spec = {_input_spec(g)!r}")
+        lines += ["", "    def reparameterize(self):",
+                  '        """The deploy form (archdsl simplify): re-param branches merged, BatchNorm folded; eval mode."""',
+                  "        return rt.reparameterize(self)"]
         lines += ["", f"    def forward(self, {args}):"] + self.forward
         return "\n".join(lines) + "\n"
 
 
-_MODULE_ATTRS = {a for a in dir(__import__("torch").nn.Module) if not a.startswith("__")}
+_MODULE_ATTRS = {a for a in dir(__import__("torch").nn.Module) if not a.startswith("__")} | {"reparameterize"}
 
 
 def _input_spec(graph: Graph) -> tuple:

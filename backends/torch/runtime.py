@@ -92,6 +92,18 @@ def check_inputs(spec: tuple, tensors: tuple) -> None:
                                       (f" = {env[text]}" if text in env else ""))
 
 
+def reparameterize(module: nn.Module) -> nn.Module:
+    """The deploy form of a module built by archdsl, with weights computed from its current ones (eval mode)."""
+    from archdsl.errors import Diagnostic, UsageError
+    from archdsl.simplify import simplify
+
+    graph = getattr(module, "archdsl_graph", None)
+    if graph is None:
+        raise UsageError(Diagnostic("this module was not built by archdsl.build (it carries no graph)",
+                                    hint="build it with archdsl.build(...) or load it with archdsl.load_built(...)"))
+    return simplify(graph, weights=module).module()
+
+
 def __getattr__(name: str):
     """``rt.functional`` (helpers for generated code) and ``rt.kernels`` are imported on first use."""
     if name in ("functional", "kernels"):

@@ -1,0 +1,75 @@
+"""``archdsl simplify FILE -o OUTDIR``: the deploy form of a model (re-param branches merged, BatchNorm folded).
+
+Writes graph.json, model.py, weights.safetensors, the deploy spec deploy.arch (which `archdsl check` accepts)
+and report.txt (or report.json with --format json). With --weights the deploy weights are computed from the
+given training-form weights, so the deploy model computes what the training model computes in eval mode;
+without it the rewrite is structural and weights.safetensors holds the deploy graph's seeded init.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from archdsl.api import compile
+from archdsl.cli import parse_params
+from archdsl.commands.common import add_spec_args, check_seed, spec_source
+
+EPILOG = """examples:
+  archdsl simplify repvgg_a0 -o out/repvgg_deploy
+  archdsl simplify specs/mobileone.arch -m mobileone_s0 --weights train.safetensors -o out/mobileone
+  archdsl simplify my.arch --passes fold-bn,dce -o out/folded --format json
+pipelines: deploy (default), cleanup; passes: drop-eval-identities, merge-branches, fold-bn, cse, dce"""
+
+REPORTS = {"text": "report.txt", "json": "report.json"}
+
+
+def add_parser(sub) -> None:
+    """Register the command."""
+    p = sub.add_parser("simplify", help="rewrite a model into its deploy form (merge re-param branches, fold BN)",
+                       description=__doc__, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_spec_args(p)
+    p.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="folder to write (must not exist)")
+    p.add_argument("--weights", metavar="IN.safetensors", help="training-form weights (weight mode)")
+    p.add_argument("--passes", default="deploy", metavar="PIPELINE|P1,P2",
+                   help="a pipeline name or comma-separated pass names (default: deploy)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the deploy init without --weights (default 0)")
+    p.add_argument("--force", action="store_true", help="replace OUTDIR if it holds an earlier output")
+    p.add_argument("--verify", action="store_true", help="verify the graph after every pass (always on in tests)")
+    p.add_argument("--format", choices=tuple(REPORTS), default="text", help="report format (default: text)")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Compile, simplify, write the deploy form, print the report."""
+    from archdsl.backends.torch.build import build_module
+    from archdsl.backends.torch.codegen import generate_source
+    from archdsl.ir.to_spec import graph_to_spec
+    from archdsl.output import write_output_dir
+    from archdsl.saving import GRAPH_FILE, MODEL_FILE, WEIGHTS_FILE, _save_weights, load_weights
+    from archdsl.simplify import simplify
+
+    check_seed(args.seed)
+    graph = compile(spec_source(args.file), args.model, **parse_params(args.param))
+    weights = load_weights(graph, args.weights) if args.weights else None
+    result = simplify(graph, weights=weights, passes=args.passes, verify_each=args.verify)
+    deploy = result.graph
+    if result.weights is not None:
+        state = result.weights.state_dict()
+    else:
+        state = build_module(deploy, seed=args.seed).state_dict()
+    report = result.report
+    rendered = report.to_json() if args.format == "json" else report.text()
+    files = {
+        GRAPH_FILE: deploy.to_json(),
+        MODEL_FILE: generate_source(deploy, source=f"{args.file} (deploy form)"),
+        WEIGHTS_FILE: lambda path: _save_weights(state, path),
+        "deploy.arch": graph_to_spec(deploy, source=str(args.file)),
+        REPORTS[args.format]: rendered,
+    }
+    paths = write_output_dir(args.output, files, force=args.force, known=REPORTS.values())
+    if args.format == "json":
+        print(rendered)
+        return 0
+    print(report.summary(), end="")
+    for path in paths.values():
+        print(f"  wrote {path}")
+    return 0
