@@ -54,6 +54,12 @@ def _triton_simple_gla(*args, **kwargs):
     return triton_simple_gla(*args, **kwargs)
 
 
+def _triton_delta_rule(*args, **kwargs):
+    from archdsl.backends.torch.kernels.delta_rule.triton import triton_delta_rule
+
+    return triton_delta_rule(*args, **kwargs)
+
+
 def _causal_only(fn):
     def run(*args, causal: bool = True, **kwargs):
         if not causal:
@@ -66,7 +72,8 @@ _FORMS = {
     "simple_gla": {"naive": naive_simple_gla, "chunk": chunk_simple_gla,
                    "recurrent": _causal_only(fused_recurrent_simple_gla), "triton": _triton_simple_gla},
     "gla": {"naive": naive_gla, "chunk": chunk_gla, "recurrent": _causal_only(fused_recurrent_gla)},
-    "delta_rule": {"naive": naive_delta_rule, "chunk": chunk_delta_rule, "recurrent": fused_recurrent_delta_rule},
+    "delta_rule": {"naive": naive_delta_rule, "chunk": chunk_delta_rule, "recurrent": fused_recurrent_delta_rule,
+                   "triton": _triton_delta_rule},
 }
 
 
@@ -215,7 +222,11 @@ def gla(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, g: torch.Tensor, scal
 
 def _l2norm(prepare: bool):
     def run(q, k, v, pack):
-        return (F.normalize(q, dim=-1, eps=1e-6), F.normalize(k, dim=-1, eps=1e-6), v) if prepare else (q, k, v)
+        if not prepare:
+            return q, k, v
+        if q.dtype in (torch.float16, torch.bfloat16):       # (the Triton form): normalise in float32
+            q, k = q.float(), k.float()
+        return F.normalize(q, dim=-1, eps=1e-6), F.normalize(k, dim=-1, eps=1e-6), v
     return run
 
 

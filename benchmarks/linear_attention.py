@@ -1,0 +1,162 @@
+"""Linear attention on CPU: archdsl's chunked PyTorch forms against baselines measured in this process.
+
+Run from the repository root: ``python -m benchmarks.linear_attention`` (``--quick`` for T in {1k, 2k},
+``--lengths 1024 4096``, ``--repeat``, ``--threads``). Shapes B1 H4 D64, fp32. Every ratio is ours / baseline,
+the contenders interleaved (ABAB, then BABA) and the median of per-round ratios reported.
+
+Baselines: ``plain`` is the textbook chunked linear attention (chunk 64, q k^T masked by multiplication, one
+cumsum of the chunk states; what fla's ``naive_chunk_linear_attn`` computes); ``sdpa`` is causal softmax
+attention (F.scaled_dot_product_attention); ``loop`` is the token-by-token recurrence (archdsl's naive form);
+``fla`` is fla's own torch reference when fla-core is importable. Ours: ``linear_attn`` (identity map),
+``simple_gla`` (data-dependent decay), ``elu1+norm`` (Katharopoulos feature map and normaliser), and for the
+record ``gla`` and ``delta_rule``. Also printed: forward+backward / forward, and the bytes autograd saves for the
+backward per token (memory linear in T: constant per token). No assertions: it prints.
+
+Targets: chunk forward <= 1.0x plain (with gates and normaliser); forward+backward <= 3x forward.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+
+from archdsl import kernels
+
+
+def plain_chunk(q, k, v, chunk=64):
+    """The plain chunked form on [B, T, H, D] (T a multiple of ``chunk``): fla's naive_chunk_linear_attn."""
+    b, t, h, d = q.shape
+    n = t // chunk
+    q, k, v = (x.reshape(b, n, chunk, h, d).permute(0, 3, 1, 2, 4) for x in (q * d ** -0.5, k, v))
+    kv = (k.transpose(-1, -2) @ v).cumsum(2)
+    kv = torch.cat([torch.zeros_like(kv[:, :, :1]), kv[:, :, :-1]], 2)
+    mask = torch.triu(torch.ones(chunk, chunk, dtype=torch.bool), 1)
+    o = q @ kv + (q @ k.transpose(-1, -2)).masked_fill(mask, 0) @ v
+    return o.permute(0, 2, 3, 1, 4).reshape(b, t, h, d)
+
+
+def fla_reference() -> Callable | None:
+    """fla's naive_chunk_linear_attn when fla-core is installed (CPU-capable torch code), else None."""
+    try:
+        from fla.ops.linear_attn.naive import naive_chunk_linear_attn
+    except Exception:       # fla missing, or its import needs a GPU driver
+        return None
+    return lambda q, k, v: naive_chunk_linear_attn(q, k, v)
+
+
+def interleaved(ours: Callable, theirs: Callable, repeat: int) -> tuple[float, float, float]:
+    """(median ratio, median ours ms, median theirs ms) over ``repeat`` alternating rounds."""
+    rounds = []
+    for i in range(repeat):
+        times = {}
+        for name in (("a", "b") if i % 2 == 0 else ("b", "a")):
+            fn = ours if name == "a" else theirs
+            start = time.perf_counter()
+            fn()
+            times[name] = time.perf_counter() - start
+        rounds.append((times["a"], times["b"]))
+    return (statistics.median(a / b for a, b in rounds), statistics.median(a for a, _ in rounds) * 1e3,
+            statistics.median(b for _, b in rounds) * 1e3)
+
+
+def saved_bytes(fn: Callable) -> int:
+    """Bytes of the tensors autograd saves for the backward of ``fn()``."""
+    total = 0
+
+    def pack(t):
+        nonlocal total
+        total += t.numel() * t.element_size()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        fn()
+    return total
+
+
+def inputs(t: int, requires_grad: bool = False):
+    gen = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(1, t, 4, 64, generator=gen) for _ in range(3))
+    g = F.logsigmoid(torch.randn(1, t, 4, generator=gen) + 3)
+    gk = F.logsigmoid(torch.randn(1, t, 4, 64, generator=gen) + 3) / 16
+    beta = torch.rand(1, t, 4, generator=gen)
+    k_unit = F.normalize(k, dim=-1)
+    out = {"q": q, "k": k, "v": v, "g": g, "gk": gk, "beta": beta, "k_unit": k_unit}
+    return {n: x.requires_grad_(requires_grad) for n, x in out.items()}
+
+
+def ours(x) -> dict[str, Callable]:
+    q, k, v = x["q"], x["k"], x["v"]
+    return {
+        "linear_attn": lambda: kernels.linear_attn(q, k, v, normalize=False, mode="chunk")[0],
+        "simple_gla": lambda: kernels.simple_gla(q, k, v, x["g"], mode="chunk")[0],
+        "elu1+norm": lambda: kernels.linear_attn(q, k, v, feature_map="elu1", normalize=True, mode="chunk")[0],
+        "gla": lambda: kernels.gla(q, k, v, x["gk"], mode="chunk")[0],
+        "delta_rule": lambda: kernels.delta_rule(q, x["k_unit"], v, x["beta"], mode="chunk")[0],
+    }
+
+
+def forward_ratios(t: int, args: argparse.Namespace, fla: Callable | None) -> None:
+    """Forward of each of ours against each baseline (no autograd)."""
+    x = inputs(t)
+    q, k, v = x["q"], x["k"], x["v"]
+    baselines = {"plain": lambda: plain_chunk(q, k, v),
+                 "sdpa": lambda: F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2),
+                                                                v.transpose(1, 2), is_causal=True)}
+    if fla is not None:
+        baselines["fla"] = lambda: fla(q, k, v)
+    with torch.no_grad():
+        for name, fn in ours(x).items():
+            parts = []
+            for base, ref in baselines.items():
+                ratio, mine, theirs = interleaved(fn, ref, args.repeat)
+                parts.append(f"{ratio:5.2f}x {base} ({theirs:7.1f} ms)")
+            print(f"T={t:>5} fwd {name:>11} {mine:7.1f} ms: " + ", ".join(parts))
+        if t <= args.loop_max:
+            ratio, mine, theirs = interleaved(ours(x)["simple_gla"],
+                                              lambda: kernels.simple_gla(q, k, v, x["g"], mode="naive"),
+                                              max(1, args.repeat // 3))
+            print(f"T={t:>5} fwd  simple_gla vs token loop: {ratio:.4f}x ({mine:.1f} ms vs {theirs:.1f} ms)")
+
+
+def backward_ratios(t: int, args: argparse.Namespace) -> None:
+    """Forward+backward against forward, and the bytes saved for the backward per token."""
+    for name, fn in ours(inputs(t, requires_grad=True)).items():
+        def both(fn=fn):
+            out = fn()
+            out.backward(torch.ones_like(out))
+
+        def fwd(fn=fn):
+            with torch.no_grad():
+                fn()
+
+        ratio, mine, _ = interleaved(both, fwd, max(1, args.repeat // 2))
+        per_token = saved_bytes(fn) / t
+        print(f"T={t:>5} fwd+bwd {name:>11} {mine:7.1f} ms = {ratio:4.2f}x forward; saved for backward "
+              f"{per_token / 1024:6.1f} KiB/token")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--lengths", type=int, nargs="+", default=[1024, 2048, 4096, 8192, 16384])
+    parser.add_argument("--quick", action="store_true", help="T in {1024, 2048}, 3 rounds")
+    parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--loop-max", type=int, default=4096, help="longest T for the token-loop baseline")
+    args = parser.parse_args()
+    if args.quick:
+        args.lengths, args.repeat = [1024, 2048], 3
+    torch.set_num_threads(args.threads)
+    fla = fla_reference()
+    print(f"B1 H4 D64 fp32, {args.threads} threads, median of {args.repeat} interleaved rounds; ratio = ours / "
+          f"baseline; fla torch reference: {'yes' if fla else 'not importable'}")
+    for t in args.lengths:
+        forward_ratios(t, args, fla)
+        backward_ratios(t, args)
+
+if __name__ == "__main__":
+    main()
