@@ -33,6 +33,8 @@ def add_parser(sub) -> None:
     p.add_argument("--input", action="append", metavar="N=1,H=224,...",
                    help="bind symbolic input sizes (the others stay dynamic)")
     p.add_argument("--passes", metavar="PIPELINE", help="run archdsl.passes first (e.g. deploy) and export the result")
+    p.add_argument("--functions", action="store_true",
+                   help="make each documented block instance an ONNX model-local function (Netron shows the blocks)")
     p.add_argument("--external-data", action="store_true",
                    help="store the weights in FILE.onnx.data (automatic above protobuf's 2 GB)")
     p.add_argument("--force", action="store_true", help="replace FILE.onnx if it exists")
@@ -71,11 +73,12 @@ def run(args: argparse.Namespace) -> int:
             raise backend.ExportError(list(problems))
         print(f"{args.file}: {graph.name}: every op lowers to ONNX opset {args.opset} ({len(graph.nodes)} nodes)")
         return 0
-    model = backend.export_model(graph, args.weights, args.opset, args.seed, args.passes)
+    model = backend.export_model(graph, args.weights, args.opset, args.seed, args.passes, args.functions)
     written = backend.save(model, args.output, external_data=args.external_data or None, force=args.force)
     nodes = len(model.graph)
     params = sum(v.const_value.size for v in model.graph.initializers.values() if v.const_value is not None)
     print(f"exported {graph.name} from {args.file}: opset {args.opset}, {nodes} nodes, {params:,} weight elements"
+          + (f", {len(model.functions)} block functions" if args.functions else "")
           + (f", passes {args.passes}" if args.passes else ""))
     for path in written.files():
         print(f"  wrote {path} ({path.stat().st_size:,} bytes)")

@@ -31,16 +31,22 @@ def graph_of(source: Any, model: str | None = None, **params: Any) -> Graph:
 
 
 def export_model(graph: Graph, weights: Weights = None, opset: int = DEFAULT_OPSET, seed: int = 0,
-                 passes: str | None = None) -> ir.Model:
+                 passes: str | None = None, functions: bool = False) -> ir.Model:
     """The onnx_ir model of ``graph`` with checked weights (``None``: the seeded PyTorch init).
 
     ``passes`` (a pipeline such as ``"deploy"`` or pass names) runs archdsl.passes on the graph and its
     weights first, so the deploy form (BatchNorms folded, re-param branches merged) is what gets exported.
+    ``functions`` makes each documented block instance a model-local function (see functions.py).
     """
     check_opset(opset)
     if passes:
         graph, weights = deploy(graph, weights, seed, passes)
-    return lower(graph, resolve(graph, weights, seed), opset, metadata={"archdsl.passes": passes} if passes else None)
+    model = lower(graph, resolve(graph, weights, seed), opset, metadata={"archdsl.passes": passes} if passes else None)
+    if functions:
+        from archdsl.backends.onnx.functions import outline_blocks
+
+        outline_blocks(model, graph)
+    return model
 
 
 def deploy(graph: Graph, weights: Weights, seed: int, passes: str) -> tuple[Graph, dict]:
@@ -71,14 +77,15 @@ def check(proto: onnx.ModelProto | str | os.PathLike) -> None:
 
 
 def to_onnx(source: Any, model: str | None = None, *, weights: Weights = None, opset: int = DEFAULT_OPSET,
-            seed: int = 0, passes: str | None = None, validate: bool = True, **params: Any) -> onnx.ModelProto:
+            seed: int = 0, passes: str | None = None, functions: bool = False, validate: bool = True,
+            **params: Any) -> onnx.ModelProto:
     """A spec (path, text, zoo name or Graph) as a checked ``onnx.ModelProto`` (eval-mode semantics).
 
     ``weights``: None (PyTorch-default init under ``seed``, as ``archdsl build``), a safetensors file or built
     folder, or a state_dict. Symbolic input dims stay dynamic (dim_params); names are the spec's. ``passes``
     (``"deploy"``) exports the simplified deploy form.
     """
-    m = export_model(graph_of(source, model, **params), weights, opset, seed, passes)
+    m = export_model(graph_of(source, model, **params), weights, opset, seed, passes, functions)
     proto = ir.to_proto(m)
     if proto.ByteSize() > PROTO_LIMIT:
         raise UsageError(Diagnostic("the model is larger than 2 GB, protobuf's limit for one ModelProto",

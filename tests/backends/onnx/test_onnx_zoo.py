@@ -75,6 +75,17 @@ def test_resnet18_author_names_and_no_unused_buffers():
     assert sum(n.op_type == "Identity" for n in proto.graph.node) == 0
 
 
+@pytest.mark.parametrize("name", ["resnet18", "mobilenet_v3_small"])
+def test_blocks_as_model_local_functions(name):
+    graph, _, flat, sess = exported(name)
+    proto = to_onnx(graph, functions=True)
+    names = {f.name for f in proto.functions}
+    assert names == set(graph.module_docs) and all(f.domain == "archdsl.blocks" for f in proto.functions)
+    assert len(proto.graph.node) < len(flat.graph.node)
+    feeds = example_inputs(graph, small_sizes(graph))
+    assert np.array_equal(session(proto.SerializeToString()).run(None, feeds)[0], sess.run(None, feeds)[0])
+
+
 def test_deploy_form_exports_the_same_function():
     report = onnx_parity("resnet18", passes="deploy")
     assert report.ok, str(report)
