@@ -94,11 +94,11 @@ def _form(family: str, mode: str, device: torch.device, dtype: torch.dtype) -> t
 
 
 def _run(family: str, q, k, v, gates: dict, *, scale, initial_state, output_final_state, cu_seqlens, mode,
-         causal=True, prepare=None, finish=None):
+         causal=True, prepare=None, wrap=None, extra_v=0):
     """Checks, upcast, packing, the chosen form, unpacking.
 
-    ``prepare(q, k, v, pack)`` maps the (upcast, padded) inputs first; ``finish(o)`` maps the output before it
-    is cast back to v's dtype.
+    ``prepare(q, k, v, pack)`` maps the (upcast, padded) inputs first; ``wrap(form, fn)`` wraps the form's
+    function (its state has ``extra_v`` more value columns).
     """
     b, t, h, kd, vd = check_qkv(q, k, v)
     if not causal and (initial_state is not None or output_final_state):
@@ -118,11 +118,11 @@ def _run(family: str, q, k, v, gates: dict, *, scale, initial_state, output_fina
     if prepare is not None:
         q, k, v = prepare(q, k, v, pack)
     n = pack.count if pack is not None else b
-    check_state(initial_state, n, h, q.shape[-1], v.shape[-1])
+    check_state(initial_state, n, h, q.shape[-1], v.shape[-1] + extra_v)
+    if wrap is not None:
+        fn = wrap(form, fn)
     o, state = fn(q, k, v, *gates.values(), scale=scale, initial_state=upcast(initial_state, dt),
                   output_final_state=output_final_state, **({} if family == "delta_rule" else {"causal": causal}))
-    if finish is not None:
-        o = finish(o)
     if pack is not None:
         o = pack.unpad(o)
     return o.to(out_dtype), state
@@ -179,8 +179,9 @@ def linear_attn(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float 
                 cosformer_len: int | None = None, eps: float = 1e-10) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Linear attention: phi(q), phi(k) by ``feature_map``; ``normalize`` divides by phi(q) . sum phi(k) + eps.
 
-    The normaliser rides along as an extra value column of ones, so with ``normalize`` the state is
-    [N, H, K, V + 1] (its last column the key sum) and splitting a sequence and resuming is exact.
+    With ``normalize`` the state is [N, H, K, V + 1], its last column the key sum, so splitting a sequence and
+    resuming is exact. The chunked and Triton forms take the key sum by a cumulative sum; the naive and recurrent
+    forms carry it as an extra value column of ones (two derivations, checked against each other).
     """
     if feature_map not in FEATURE_MAPS:
         raise ValueError(f"unknown feature map {feature_map!r}; one of {', '.join(FEATURE_MAPS)}")
@@ -196,18 +197,46 @@ def linear_attn(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float 
         if q_.dtype in (torch.float16, torch.bfloat16):    # (the Triton form): maps and key sums in float32
             q_, k_, v_ = q_.float(), k_.float(), v_.float()
         q_, k_ = apply_feature_map(q_, feature_map, **kw), apply_feature_map(k_, feature_map, **kw)
-        if normalize:
-            v_ = torch.cat([v_, torch.ones_like(v_[..., :1])], -1)
-            if pack is not None:
-                v_ = torch.where(pack.valid[:, :, None, None], v_, 0.0)
+        if pack is not None:        # phi(0) may be non-zero: padding keys must add nothing to the key sum
+            k_ = torch.where(pack.valid[:, :, None, None], k_, 0.0)
         return q_, k_, v_
 
-    def finish(o):      # in the compute dtype: a half-precision key sum would overflow
-        return o[..., :-1] / (o[..., -1:] + eps) if normalize else o
+    def wrap(form, fn):
+        if not normalize:
+            return fn
+        return (_normalised_by_key_sum if form in ("chunk", "triton") else _normalised_by_ones_column)(fn, eps)
 
     return _run("simple_gla", q, k, v, {"g": None}, scale=scale, initial_state=initial_state,
                 output_final_state=output_final_state, cu_seqlens=cu_seqlens, mode=mode, causal=causal,
-                prepare=prepare, finish=finish)
+                prepare=prepare, wrap=wrap, extra_v=int(normalize))
+
+
+def _normalised_by_ones_column(fn, eps: float):
+    """``fn`` with the normaliser as an extra value column of ones (its state column is the key sum)."""
+    def run(q, k, v, g, *, scale, initial_state, output_final_state, causal=True):
+        o, state = fn(q, k, torch.cat([v, torch.ones_like(v[..., :1])], -1), g, scale=scale,
+                      initial_state=initial_state, output_final_state=output_final_state, causal=causal)
+        return o[..., :-1] / (o[..., -1:] + eps), state
+    return run
+
+
+def _normalised_by_key_sum(fn, eps: float):
+    """``fn`` with the normaliser scale * q . (cumulative key sum + z0); z0 and the final sum in the state's last
+    value column. Computed in float32 or float64 (a half-precision key sum overflows: fla's fp16 bug)."""
+    def run(q, k, v, g, *, scale, initial_state, output_final_state, causal=True):
+        s0 = z0 = None
+        if initial_state is not None:
+            s0, z0 = initial_state[..., :-1], initial_state[..., -1]
+        o, state = fn(q, k, v, g, scale=scale, initial_state=s0, output_final_state=output_final_state,
+                      causal=causal)
+        z = k.cumsum(1) if causal else k.sum(1, keepdim=True)
+        if z0 is not None:
+            z = z + z0.to(z.dtype).unsqueeze(1)
+        den = scale * (q * z).sum(-1, keepdim=True)
+        if state is not None:
+            state = torch.cat([state, z[:, -1].unsqueeze(-1).to(state.dtype)], -1)
+        return o.to(den.dtype) / (den + eps), state
+    return run
 
 
 def gla(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, g: torch.Tensor, scale: float | None = None,
