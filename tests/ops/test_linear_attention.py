@@ -174,7 +174,8 @@ model HandGLA() {
 """
 MIXERS = ["GatedLinearAttention(4)", "DeltaNet(4)", "GatedDeltaNet(2, 8)", "MultiScaleRetention(4)",
           "LinearAttentionLayer(4)", "LinearAttentionLayer(4, feature_map=\"focused\", normalize=false)",
-          "LinearAttentionLayer(4, feature_map=\"cosformer\", causal=false)"]
+          "LinearAttentionLayer(4, feature_map=\"cosformer\", causal=false)",
+          "LinearAttentionLayer(4, feature_map=\"relu\", phi=[Linear(8), softmax(-1)])"]
 
 
 @pytest.mark.parametrize("mixer", MIXERS)
@@ -190,6 +191,12 @@ def test_std_blocks_run_forward_and_backward(mixer):
         x2 = x.detach().clone()
         x2[:, 6:] += 1.0
         torch.testing.assert_close(module(x2)[:, :6], y.detach()[:, :6])
+
+
+def test_learnable_feature_map_is_one_layer_for_q_and_k():
+    module = archdsl.build(STD.format(mixer="LinearAttentionLayer(4, phi=[Linear(8), softmax(-1)])"), seed=0)
+    feature = {k for k in module.state_dict() if ".feature." in k}
+    assert feature == {"attn.feature.0.weight", "attn.feature.0.bias"}
 
 
 def test_hand_written_gla_block():
