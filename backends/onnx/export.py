@@ -95,6 +95,51 @@ def to_onnx(source: Any, model: str | None = None, *, weights: Weights = None, o
     return proto
 
 
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while n >= 0x80:
+        out.append(n & 0x7F | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def write_model(model: ir.Model, path: str | os.PathLike) -> None:
+    """Write ``model`` as one .onnx file, streaming each weight's bytes instead of building one big protobuf.
+
+    The model is serialised without its initialisers, then a second ``graph`` field holding only the
+    initialisers (TensorProto headers with the raw bytes) is appended. Protobuf parsers merge repeated
+    occurrences of a message field, so readers see one graph; the file parses as ``ir.save`` would write it.
+    """
+    graph = model.graph
+    held = list(graph.initializers.values())
+    graph.initializers.clear()
+    try:
+        proto = ir.to_proto(model)
+    finally:
+        for value in held:
+            graph.initializers.add(value)
+    names = {v.name for v in held}
+    kept = [v for v in proto.graph.value_info if v.name not in names]   # initialisers carry their own types
+    del proto.graph.value_info[:]
+    proto.graph.value_info.extend(kept)
+    head = proto.SerializeToString()
+    pieces: list[tuple[bytes, bytes]] = []
+    for value in held:
+        tensor = value.const_value
+        meta = onnx.TensorProto(name=value.name, dims=[int(d) for d in tensor.shape],
+                                data_type=tensor.dtype.value).SerializeToString()
+        data = tensor.tobytes()
+        raw = b"\x4a" + _varint(len(data))                       # TensorProto.raw_data (field 9)
+        pieces.append((b"\x2a" + _varint(len(meta) + len(raw) + len(data)) + meta + raw, data))   # initializer (5)
+    with open(path, "wb") as f:
+        f.write(head)
+        f.write(b"\x3a" + _varint(sum(len(a) + len(b) for a, b in pieces)))                      # ModelProto.graph (7)
+        for entry, data in pieces:
+            f.write(entry)
+            f.write(data)
+
+
 @dataclass(frozen=True)
 class Written:
     """What :func:`save` wrote: the model file, the external data file (or None) and their sizes."""
@@ -128,7 +173,10 @@ def save(model: ir.Model, path: str | os.PathLike, *, external_data: bool | None
     except OSError as exc:
         raise UsageError(Diagnostic(f"cannot write {out}: {exc.strerror or exc}")) from None
     try:
-        ir.save(model, tmp / out.name, external_data=data_name, size_threshold_bytes=EXTERNAL_THRESHOLD)
+        if data_name:
+            ir.save(model, tmp / out.name, external_data=data_name, size_threshold_bytes=EXTERNAL_THRESHOLD)
+        else:
+            write_model(model, tmp / out.name)
         if validate:
             check(tmp / out.name)
         if data_name:

@@ -55,6 +55,16 @@ def adaptive_pool(e: NodeEmitter, x: ir.Value, t: TensorType, want: list[int | N
     todo = [(lead + i, o) for i, (o, size) in enumerate(zip(want, sizes, strict=True)) if o is not None and o != size]
     if not todo:
         return x
+    ones = [axis for axis, n in todo if n == 1]
+    if len(ones) == len(want) and t.rank == len(want) + 2:     # every spatial axis to 1: a global pool
+        return e.op(f"Global{kind}Pool", x)
+    if ones:                       # axes pooled to 1 are a reduction over the whole axis, for any size
+        x = e.op("ReduceMean" if kind == "Average" else "ReduceMax", x, e.i64(ones), keepdims=1)
+        todo = [(axis, n) for axis, n in todo if n != 1]
+        if not todo:
+            return x
+        want = [None if lead + i in ones else o for i, o in enumerate(want)]
+        sizes = tuple(1 if lead + i in ones else size for i, size in enumerate(sizes))
     if all(isinstance(size, int) and (o is None or size % o == 0) for o, size in zip(want, sizes, strict=True)):
         k = [size // (o or size) for o, size in zip(want, sizes, strict=True)]
         return batched(e, x, len(want), lambda v: e.op(f"{kind}Pool", v, kernel_shape=k, strides=k))
