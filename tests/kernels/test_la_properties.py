@@ -118,6 +118,13 @@ def test_fp16_normaliser_keeps_dq():
     assert rel(grads[torch.float16], grads[torch.float64]) < 2e-2
 
 
+@pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
+def test_no_tokens(case):
+    x = case.inputs(2, 0, 2, 4, torch.float64)
+    o, s = case.run(x, "chunk")
+    assert o.shape == (2, 0, 2, 4) and torch.equal(s, x["initial_state"])
+
+
 @pytest.mark.parametrize(("call", "message"), [
     (lambda q, k, v: kernels.gla(q, k, v, q[..., 0]), "g must have shape"),
     (lambda q, k, v: kernels.simple_gla(q, k[:, :3], v), "q and k must have one shape"),

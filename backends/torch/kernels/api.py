@@ -121,6 +121,13 @@ def _run(family: str, q, k, v, gates: dict, *, scale, initial_state, output_fina
     check_state(initial_state, n, h, q.shape[-1], v.shape[-1] + extra_v)
     if wrap is not None:
         fn = wrap(form, fn)
+    if q.shape[1] == 0:         # no tokens: nothing to attend; the state passes through
+        state = None
+        if output_final_state:
+            state = (q.new_zeros(n, h, q.shape[-1], v.shape[-1] + extra_v, dtype=dt) if initial_state is None
+                     else initial_state.to(dt))
+        o = v.new_zeros(*v.shape[:3], vd)
+        return (pack.unpad(o) if pack is not None else o).to(out_dtype), state
     o, state = fn(q, k, v, *gates.values(), scale=scale, initial_state=upcast(initial_state, dt),
                   output_final_state=output_final_state, **({} if family == "delta_rule" else {"causal": causal}))
     if pack is not None:
