@@ -12,6 +12,7 @@ from archdsl.errors import (
     UsageError,
     VerifyError,
 )
+from archdsl.exporting import onnx_parity, to_onnx
 from archdsl.ir.graph import Graph, Node, Param
 from archdsl.ir.types import Span, TensorType
 from archdsl.ir.weights import Weights
@@ -22,6 +23,6 @@ from archdsl.simplify import Simplified, simplify
 __all__ = [
     "ArchError", "Diagnostic", "ElaborationError", "Graph", "LimitError", "Node", "Param", "ParseError", "PassError",
     "ShapeError", "Simplified", "Span", "SpecImportError", "TensorType", "UsageError", "VerifyError", "Weights",
-    "build", "compile", "compile_all", "load_built", "save_built", "simplify",
+    "build", "compile", "compile_all", "load_built", "onnx_parity", "save_built", "simplify", "to_onnx",
 ]
 __version__ = "0.1.0"

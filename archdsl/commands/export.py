@@ -13,6 +13,7 @@ import argparse
 from archdsl.cli import parse_params
 from archdsl.commands.common import add_spec_args, spec_source
 from archdsl.errors import Diagnostic, UsageError
+from archdsl.exporting import onnx_backend
 
 EPILOG = """examples:
   archdsl export resnet50 -o resnet50.onnx
@@ -44,22 +45,12 @@ def add_parser(sub) -> None:
                    help="also run onnxruntime against the PyTorch backend on random inputs and report the error")
 
 
-def _backend():
-    """The ONNX backend module; a UsageError naming the extra when onnx is not installed."""
-    try:
-        import archdsl.backends.onnx as backend
-    except ModuleNotFoundError as exc:
-        raise UsageError(Diagnostic(f"the ONNX backend needs the package {exc.name!r}",
-                                    hint="pip install 'archdsl[onnx]'")) from None
-    return backend
-
-
 def run(args: argparse.Namespace) -> int:
     """Compile, (simplify,) lower, check, write; print what was written."""
     from archdsl.analysis import bind, parse_sizes
     from archdsl.api import compile
 
-    backend = _backend()
+    backend = onnx_backend()
     backend.check_opset(args.opset)
     if not args.check and not args.output:
         raise UsageError(Diagnostic("give the model file to write with -o FILE.onnx (or --check to only check)"))

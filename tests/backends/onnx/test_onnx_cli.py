@@ -141,3 +141,16 @@ def test_unlowerable_node_is_located():
     with pytest.raises(ExportError) as info:
         to_onnx(g)
     assert "linear_attention" in str(info.value) and "<string>:6:" in str(info.value)
+
+
+def test_public_api(spec):
+    proto = archdsl.to_onnx(spec, opset=19)
+    assert proto.opset_import[0].version == 19 and proto.graph.name == "Tiny"
+    report = archdsl.onnx_parity(spec, sizes={"N": 3, "H": 9, "W": 7})
+    assert report.ok and report.outputs[0].shape == (3, 5), str(report)
+
+
+def test_without_the_onnx_extra_the_command_names_it(spec, tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(__import__("sys").modules, "archdsl.backends.onnx", None)
+    code, _, err = run(capsys, "export", spec, "-o", tmp_path / "x.onnx")
+    assert code == 2 and "archdsl[onnx]" in err
