@@ -13,6 +13,7 @@ from archdsl.ir.types import TensorType
 from archdsl.ops.base import IN, OUT, SPATIAL, ConvForm, Cost, OpDef, ParamSpec, PositiveInt, Trait, expect_rank
 from archdsl.symmetry.contract import Dense
 from archdsl.symmetry.contract import Dense
+from archdsl.symmetry.contract import Dense
 
 IntOrTuple = int | tuple[int, ...]
 # padding: int, per-dim ints, per-dim (before, after) pairs, or 'same' / 'valid' before resolution.
@@ -89,6 +90,7 @@ class ConvNd(OpDef):
     positional: ClassVar = ("out_channels", "kernel_size")
     traits: ClassVar = frozenset({Trait.AFFINE})
     family: ClassVar = "conv"
+    symmetry: ClassVar = Dense(in_axis=1, out_axis=1, spatial=True)   # groups: block-structured
     symmetry: ClassVar = Dense(in_axis=1, out_axis=1, spatial=True)   # groups: block-structured
     symmetry: ClassVar = Dense(in_axis=1, out_axis=1, spatial=True)   # groups: block-structured
 
@@ -224,6 +226,7 @@ class ConvTranspose2d(ConvNd):
     """Transposed 2-d convolution; weight layout is (in, out/groups, kh, kw)."""
 
     name: ClassVar = "conv_transpose2d"
+    symmetry: ClassVar = Dense(in_axis=1, out_axis=1, transposed=True, spatial=True)
     symmetry: ClassVar = Dense(in_axis=1, out_axis=1, transposed=True, spatial=True)
     symmetry: ClassVar = Dense(in_axis=1, out_axis=1, transposed=True, spatial=True)
     output_padding: IntOrTuple = 0

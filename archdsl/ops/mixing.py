@@ -15,6 +15,7 @@ from archdsl.ir.types import TensorType
 from archdsl.ops.activation import expect_float
 from archdsl.ops.base import Cost, OpDef, ParamSpec, PositiveInt, Trait, norm_axis
 from archdsl.symmetry.contract import Pinned, Pointwise
+from archdsl.symmetry.contract import Pinned, Pointwise
 
 
 class AttentionBias(OpDef):
@@ -28,6 +29,7 @@ class AttentionBias(OpDef):
     """
 
     name: ClassVar = "attention_bias"
+    symmetry: ClassVar = Pinned("a table gathered at fixed relative positions")
     symmetry: ClassVar = Pinned("a table gathered at fixed relative positions")
     positional: ClassVar = ("num_heads", "resolution", "stride")
     arity: ClassVar = 0
@@ -82,6 +84,7 @@ class Normalize(OpDef):
     """
 
     name: ClassVar = "normalize"
+    symmetry: ClassVar = Pointwise()           # odd: signs pass
     symmetry: ClassVar = Pointwise()           # odd: signs pass
     positional: ClassVar = ("dim",)
     traits: ClassVar = frozenset({Trait.ODD})

@@ -16,6 +16,7 @@ from archdsl.ir.dims import Dim, SymDim
 from archdsl.ir.types import DimField, TensorType
 from archdsl.ops.base import OpDef, PositiveInt, Trait, norm_axis
 from archdsl.symmetry.contract import Broadcast, Cut, Joined, Moved, Pointwise, Reshaped, swapped
+from archdsl.symmetry.contract import Broadcast, Cut, Joined, Moved, Pointwise, Reshaped, swapped
 from archdsl.symmetry.contract import Broadcast, Cut, Joined, Moved, Pointwise, Reshaped
 
 _MOVE = frozenset({Trait.LINEAR, Trait.SHAPE_ONLY})
@@ -80,6 +81,7 @@ class Reshape(OpDef):
     name: ClassVar = "reshape"
     symmetry: ClassVar = Reshaped()
     symmetry: ClassVar = Reshaped()
+    symmetry: ClassVar = Reshaped()
     positional: ClassVar = ("shape",)
     family: ClassVar = "shape"
     traits: ClassVar = _MOVE
@@ -125,6 +127,7 @@ class Expand(OpDef):
     name: ClassVar = "expand"
     symmetry: ClassVar = Broadcast()
     symmetry: ClassVar = Broadcast()
+    symmetry: ClassVar = Broadcast()
     positional: ClassVar = ("shape",)
     family: ClassVar = "shape"
     traits: ClassVar = _MOVE
@@ -160,6 +163,7 @@ class ExpandAs(OpDef):
     name: ClassVar = "expand_as"
     symmetry: ClassVar = Broadcast()           # `other` gives sizes only
     symmetry: ClassVar = Broadcast()           # `other` gives sizes only
+    symmetry: ClassVar = Broadcast()           # `other` gives sizes only
     positional: ClassVar = ("dims",)
     arity: ClassVar = 2
     family: ClassVar = "shape"
@@ -190,6 +194,7 @@ class Permute(OpDef):
     name: ClassVar = "permute"
     symmetry: ClassVar = Moved(order=lambda op, rank: [d % rank for d in op.dims])
     symmetry: ClassVar = Moved(order=lambda op, rank: [d % rank for d in op.dims])
+    symmetry: ClassVar = Moved(order=lambda op, rank: [d % rank for d in op.dims])
     positional: ClassVar = ("dims",)
     family: ClassVar = "shape"
     traits: ClassVar = _MOVE
@@ -212,6 +217,7 @@ class Transpose(OpDef):
     name: ClassVar = "transpose"
     symmetry: ClassVar = Moved(order=lambda op, rank: swapped(rank, op.dim0 % rank, op.dim1 % rank))
     symmetry: ClassVar = Moved(order=lambda op, rank: swapped(rank, op.dim0 % rank, op.dim1 % rank))
+    symmetry: ClassVar = Moved(order=lambda op, rank: swapped(rank, op.dim0 % rank, op.dim1 % rank))
     positional: ClassVar = ("dim0", "dim1")
     family: ClassVar = "shape"
     traits: ClassVar = _MOVE
@@ -230,6 +236,7 @@ class Squeeze(OpDef):
     """Drop size-1 axes ``dim`` (None: every axis whose size is known to be 1; symbolic axes stay)."""
 
     name: ClassVar = "squeeze"
+    symmetry: ClassVar = Reshaped()
     symmetry: ClassVar = Reshaped()
     symmetry: ClassVar = Reshaped()
     positional: ClassVar = ("dim",)
@@ -263,6 +270,7 @@ class Unsqueeze(OpDef):
     name: ClassVar = "unsqueeze"
     symmetry: ClassVar = Reshaped()
     symmetry: ClassVar = Reshaped()
+    symmetry: ClassVar = Reshaped()
     positional: ClassVar = ("dim",)
     family: ClassVar = "shape"
     traits: ClassVar = _MOVE
@@ -278,6 +286,7 @@ class Concat(OpDef):
     """Join tensors along axis ``dim`` (default 0, as torch.cat): ``concat([a, b], dim=1)``."""
 
     name: ClassVar = "concat"
+    symmetry: ClassVar = Joined()
     symmetry: ClassVar = Joined()
     symmetry: ClassVar = Joined()
     positional: ClassVar = ("dim",)
@@ -314,6 +323,7 @@ class Split(OpDef):
     """Cut axis ``dim`` into pieces of ``split_size_or_sections`` (an int: equal pieces, last may be smaller)."""
 
     name: ClassVar = "split"
+    symmetry: ClassVar = Cut()
     symmetry: ClassVar = Cut()
     symmetry: ClassVar = Cut()
     positional: ClassVar = ("split_size_or_sections", "dim")
@@ -355,6 +365,7 @@ class Chunk(OpDef):
     name: ClassVar = "chunk"
     symmetry: ClassVar = Cut()
     symmetry: ClassVar = Cut()
+    symmetry: ClassVar = Cut()
     positional: ClassVar = ("chunks", "dim")
     family: ClassVar = "shape"
     traits: ClassVar = _MOVE
@@ -381,6 +392,7 @@ class Slice(OpDef):
     """``x[..., start:end:step, ...]`` on axis ``dim`` (Python slice rules; step > 0)."""
 
     name: ClassVar = "slice"
+    symmetry: ClassVar = Cut()
     symmetry: ClassVar = Cut()
     symmetry: ClassVar = Cut()
     positional: ClassVar = ("dim", "start", "end", "step")
@@ -414,6 +426,7 @@ class Select(OpDef):
     name: ClassVar = "select"
     symmetry: ClassVar = Cut()
     symmetry: ClassVar = Cut()
+    symmetry: ClassVar = Cut()
     positional: ClassVar = ("dim", "index")
     family: ClassVar = "shape"
     traits: ClassVar = _MOVE
@@ -433,6 +446,7 @@ class Identity(OpDef):
     """Returns its input unchanged (an explicit placeholder, like nn.Identity)."""
 
     name: ClassVar = "identity"
+    symmetry: ClassVar = Pointwise()
     symmetry: ClassVar = Pointwise()
     symmetry: ClassVar = Pointwise()
     family: ClassVar = "shape"

@@ -56,13 +56,16 @@ def _permute(t, entries: list[Entry], g: GroupElement, tau: dict[int, int]):
     for (axis, rows_axis), group in indexed.items():
         group = sorted({e.index[1]: e for e in group}.values(), key=lambda e: e.index[1])
         rows = srcs.get(rows_axis, np.arange(t.shape[rows_axis]))
-        slabs = []
+        out = t.clone()
         for new in group:
             start, stop = new.index[1], new.index[2]
-            old = next(e for e in group if e.index[1] <= rows[start] < e.index[2])
+            old = next((e for e in group if e.index[1] <= rows[start] < e.index[2]), None)
+            if old is None:                       # left out by ``keep``: the slab's columns stay
+                continue
             cols = src_index(old.segs, new.segs, g, tau, t.shape[axis])
-            slabs.append(t.narrow(rows_axis, start, stop - start).index_select(axis, torch.from_numpy(cols)))
-        t = torch.cat(slabs, dim=rows_axis)
+            out.narrow(rows_axis, start, stop - start).copy_(
+                t.narrow(rows_axis, start, stop - start).index_select(axis, torch.from_numpy(cols)))
+        t = out
     return t
 
 

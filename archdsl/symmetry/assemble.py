@@ -25,7 +25,9 @@ def assemble(d: Derivation) -> SymmetrySpec:
             if s.leaf is not None:
                 order.setdefault(s.leaf, len(order))
     blocks, dropped = _blocks(d, raw)
-    entries = [Entry(e.param, e.axis, tuple(_unpin(d, s) for s in e.segs), e.exponent, e.index, e.role) for e in raw]
+    # a parameter shared by several nodes is acted on once
+    entries = list(dict.fromkeys(Entry(e.param, e.axis, tuple(_unpin(d, s) for s in e.segs), e.exponent, e.index,
+                                       e.role) for e in raw))
     ids: dict[int, str] = {}
     classes, pinned = [], []
     members: dict[int, list[Member]] = defaultdict(list)
@@ -34,8 +36,9 @@ def assemble(d: Derivation) -> SymmetrySpec:
         for s in e.segs:
             if s.leaf is None:
                 continue
-            members[s.leaf].append(Member(e.param, e.axis, s.start, s.start + s.length * s.rep, s.rep, e.exponent,
-                                          e.index))
+            member = Member(e.param, e.axis, s.start, s.start + s.length * s.rep, s.rep, e.exponent, e.index)
+            if member not in members[s.leaf]:
+                members[s.leaf].append(member)
             if s.token is not None and f.tkind.get(s.token, "none") != "none":
                 kinds[s.leaf].add(f.tkind[s.token])
     for leaf in sorted(order, key=order.get):
@@ -58,8 +61,8 @@ def assemble(d: Derivation) -> SymmetrySpec:
                 by_id[ids[leaf]].block = bc.id
     links = {s.token: f.tkind[s.token] for e in entries for s in e.segs if s.token is not None}
     shapes = {k: tuple(int(x) for x in p.shape) for k, p in d.graph.params.items()}
-    spec = SymmetrySpec(d.graph.name, classes, block_classes, pinned, _uncovered(d, raw, shapes) + dropped,
-                        entries, links, {cid: leaf for leaf, cid in ids.items()}, shapes)
+    spec = SymmetrySpec(d.graph.name, classes, block_classes, pinned, _uncovered(d, raw, shapes),
+                        entries, links, {cid: leaf for leaf, cid in ids.items()}, shapes, dropped)
     return spec
 
 
@@ -81,7 +84,7 @@ def _unpin(d: Derivation, s: Seg) -> Seg:
     return Seg(s.start, s.length, s.rep, None, None, d.forest.pinned[s.leaf])
 
 
-def _blocks(d: Derivation, entries: list[Entry]) -> tuple[list[tuple[list[list[int]], list[Why]]], list]:
+def _blocks(d: Derivation, entries: list[Entry]) -> tuple[list[tuple[list[list[int]], list[Why]]], list[str]]:
     """Valid block classes (merged where they share classes) and the reasons others were dropped."""
     import networkx as nx
 
@@ -91,7 +94,7 @@ def _blocks(d: Derivation, entries: list[Entry]) -> tuple[list[tuple[list[list[i
         leaves = [[p.leaf for lay in blk for p in f.expand(lay)] for blk in blocks]
         bad = _profile_problem(d, leaves)
         if bad:
-            dropped.append(("", -1, f"{why}: block permutations dropped ({bad})"))
+            dropped.append(f"{why}: block permutations dropped ({bad})")
         else:
             found.append((leaves, why))
     g = nx.Graph()
@@ -111,13 +114,13 @@ def _blocks(d: Derivation, entries: list[Entry]) -> tuple[list[tuple[list[list[i
         why = [w for ci in sorted(cis) for w in [found[ci][1]]]
         sizes = {len(found[ci][0]) for ci in cis}
         if len(sizes) != 1 or len(groups) != sizes.pop() or any(len(n) != len(cis) for n in groups):
-            dropped.append(("", -1, f"{why[0]}: block permutations dropped (blocks overlap other blocks)"))
+            dropped.append(f"{why[0]}: block permutations dropped (blocks overlap other blocks)")
             continue
         leaves = [list(dict.fromkeys(leaf for ci, b in sorted(nodes) for leaf in found[ci][0][b]))
                   for nodes in sorted(groups, key=lambda n: min(b for _, b in n))]
         bad = _profile_problem(d, leaves) or _closure_problem(entries, counts, leaves)
         if bad:
-            dropped.append(("", -1, f"{why[0]}: block permutations dropped ({bad})"))
+            dropped.append(f"{why[0]}: block permutations dropped ({bad})")
         else:
             out.append((leaves, why))
     return out, dropped
@@ -142,6 +145,12 @@ def _closure_problem(entries: list[Entry], counts: list[dict[int, tuple]], leave
         for k in {position[leaf] for leaf in c if leaf in position}:
             if len({c.get(blk[k], ()) for blk in leaves}) > 1:
                 return f"{e.param} axis {e.axis} holds only some of the blocks"
+        tokens = defaultdict(set)
+        for s in e.segs:
+            if s.leaf in position:
+                tokens[position[s.leaf]].add(s.token)
+        if any(len(t) > 1 for t in tokens.values()):
+            return f"{e.param} axis {e.axis} scales the blocks along different links"
     return ""
 
 

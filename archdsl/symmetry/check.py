@@ -13,10 +13,11 @@ from archdsl.errors import ArchError
 from archdsl.ir.graph import Graph
 from archdsl.symmetry.spec import ALL_KINDS, GroupElement, SymmetrySpec
 
+HE_GAIN = 6 ** 0.5     # kaiming_uniform(a=sqrt(5)) has std 1/sqrt(3 fan_in); this makes it sqrt(2 / fan_in)
 SIDES = (8, 16, 32, 64, 96, 128, 160, 224, 299)
 
 
-def example_sizes(graph: Graph, batch: int = 2) -> dict[str, int]:
+def example_sizes(graph: Graph, batch: int = 4) -> dict[str, int]:
     """Sizes for the symbolic input dims: ``batch`` for leading dims, the smallest side that fits for others."""
     from archdsl.analysis import bind
 
@@ -32,8 +33,9 @@ def example_sizes(graph: Graph, batch: int = 2) -> dict[str, int]:
 
 
 def random_state(module, seed: int = 0) -> dict:
-    """The module's float64 state with constant-initialised tensors made random (running variances
-    positive)."""
+    """The module's float64 state with every 1-d tensor (biases, norm affines, running statistics) drawn at
+    random, so that a misplaced bias or statistic shows (running variances stay positive), and the other
+    weights rescaled to keep activations from shrinking with depth."""
     import torch
 
     gen = torch.Generator().manual_seed(seed)
@@ -42,10 +44,11 @@ def random_state(module, seed: int = 0) -> dict:
         t = t.detach().clone()
         if t.is_floating_point():
             t = t.double()
-            if t.numel() > 1 and bool((t == t.flatten()[0]).all()):
+            if t.dim() <= 1 or bool((t == t.flatten()[0]).all()):
                 noise = torch.rand(t.shape, generator=gen, dtype=torch.float64)
-                t = 0.5 + 1.5 * noise if name.endswith("running_var") or bool((t == 1).all()) else \
-                    0.2 * (noise - 0.5)
+                t = 0.5 + 1.5 * noise if name.endswith("running_var") or bool((t == 1).all()) else noise - 0.5
+            else:
+                t = t * HE_GAIN            # PyTorch's default init shrinks activations layer by layer
         out[name] = t
     return out
 
@@ -81,6 +84,7 @@ class Harness:
     module: object
     state: dict
     inputs: list
+    reference: tuple | None = None
 
     @classmethod
     def build(cls, graph: Graph, seed: int = 0, sizes: dict[str, int] | None = None) -> Harness:
@@ -101,7 +105,9 @@ class Harness:
 
     def error(self, spec: SymmetrySpec, g: GroupElement, keep=None) -> float:
         """Relative change of the outputs when ``g`` acts on the weights."""
-        return relative_error(self.run(self.state), self.run(spec.apply(self.state, g, keep)))
+        if self.reference is None:
+            self.reference = self.run(self.state)
+        return relative_error(self.reference, self.run(spec.apply(self.state, g, keep)))
 
 
 def check(graph: Graph, spec: SymmetrySpec, seeds=(0, 1), kinds=ALL_KINDS, sizes=None) -> list[float]:

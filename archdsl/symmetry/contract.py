@@ -117,7 +117,8 @@ class Dense(Contract):
         if g > 1 and g == n_in == n_out and not self.transposed:
             return [self._per_channel(ctx, x, o, ia, oa)]
         ins = ctx.cut(x[ia], [n_in // g] * g)
-        outs = [ctx.fresh(n_out // g, "output channels") for _ in range(g)]
+        token = ctx.token("any", "output channels")
+        outs = [ctx.fresh(n_out // g, "output channels", token=token) for _ in range(g)]
         out_layout = concat(outs)
         if "weight" in ctx.params:
             rows, cols, exps, step = (ins, outs, (-1, 1), n_in // g) if self.transposed else \
@@ -385,8 +386,9 @@ class SelfAttention(Contract):
     def derive(self, op: OpDef, ctx: Ctx) -> Outputs:
         x, t = ctx.inputs[0], ctx.in_types[0]
         d, h = int(t.shape[-1]), op.num_heads
-        heads_qk = [ctx.fresh(d // h, "query-key units of a head", kind="none") for _ in range(h)]
-        heads_v = [ctx.fresh(d // h, "value units of a head") for _ in range(h)]
+        qk, v = ctx.token("none", "query-key units"), ctx.token("any", "value units")
+        heads_qk = [ctx.fresh(d // h, "query-key units of a head", token=qk) for _ in range(h)]
+        heads_v = [ctx.fresh(d // h, "value units of a head", token=v) for _ in range(h)]
         rows = concat(heads_qk) + concat(heads_qk) + concat(heads_v)
         out = ctx.fresh(d, "attention output channels")
         ctx.member("in_proj_weight", 0, rows, exponent=1)

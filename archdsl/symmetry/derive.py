@@ -59,10 +59,15 @@ class Context:
         """A provenance entry naming this node."""
         return Why(verb, self.node.module or self.node.name, self.node.op.name, detail, self.node.span)
 
-    def fresh(self, n: int, detail: str, kind: str = "any") -> Layout:
-        """A new class of ``n`` units on a new scaling link."""
+    def fresh(self, n: int, detail: str, kind: str = "any", token: int | None = None) -> Layout:
+        """A new class of ``n`` units on a new scaling link (or on ``token``: the blocks of one block class
+        share their links, so that permuting blocks maps links onto themselves)."""
         why = self.why("created", detail)
-        return (Piece(self.forest.leaf(n, why), n, 1, self.forest.token(kind, why)),)
+        return (Piece(self.forest.leaf(n, why), n, 1, self.forest.token(kind, why) if token is None else token),)
+
+    def token(self, kind: str, detail: str) -> int:
+        """A new scaling link."""
+        return self.forest.token(kind, self.why("created", detail))
 
     @staticmethod
     def pinned(size: Dim, note: str = "") -> Layout:

@@ -115,6 +115,7 @@ class SymmetrySpec:
     links: dict[int, str]                        # scaling link -> kind
     leaf_of: dict[str, int]                      # class id -> leaf
     shapes: dict[str, tuple[int, ...]]
+    notes: list[str] = field(default_factory=list)   # block structures dropped, and why
 
     # -- lookup -----------------------------------------------------------------------------------
     def find(self, cid: str) -> SymClass | BlockClass:
@@ -218,3 +219,23 @@ class SymmetrySpec:
         from archdsl.symmetry.act import act
 
         return act(self, state, g, keep)
+
+    def canonicalize(self, state: dict) -> dict:
+        """The canonical representative of ``state``'s orbit (see :mod:`archdsl.symmetry.canon`)."""
+        from archdsl.symmetry.canon import canonicalize
+
+        return canonicalize(self, state)
+
+    def equivalent(self, a: dict, b: dict, rtol: float = 1e-7, atol: float = 1e-9) -> bool:
+        """Whether two checkpoints are the same function up to this group (equal canonical forms)."""
+        import torch
+
+        ca, cb = self.canonicalize(a), self.canonicalize(b)
+        return all(torch.allclose(torch.as_tensor(ca[k]).double(), torch.as_tensor(cb[k]).double(), rtol, atol)
+                   for k in ca)
+
+    def align(self, a: dict, b: dict, seed: int = 0, max_iter: int = 100) -> tuple[GroupElement, dict]:
+        """Weight matching: the permutation of ``b`` that best matches ``a``, and ``b`` permuted by it."""
+        from archdsl.symmetry.canon import align
+
+        return align(self, a, b, seed, max_iter)
