@@ -34,8 +34,9 @@ def _cast(e: NodeEmitter, x: ir.Value, have: str, want: str) -> ir.Value:
     return x if have == want else e.op("Cast", x, to=DTYPES[want])
 
 
-def _feature_map(e: NodeEmitter, op: LA.LinearAttention, x: ir.Value, dt: str) -> ir.Value:
-    """phi(x) on [B, T, H, K] (backends/torch/kernels/feature_maps.py)."""
+def _feature_map(e: NodeEmitter, op: LA.LinearAttention, x: ir.Value, dt: str,
+                 lengths: ir.Value | None = None) -> ir.Value:
+    """phi(x) on [B, T, H, K] (backends/torch/kernels/feature_maps.py); ``lengths`` [B]: cosFormer's M per sequence."""
     fm = op.feature_map
     if fm == "identity":
         return x
@@ -53,11 +54,47 @@ def _feature_map(e: NodeEmitter, op: LA.LinearAttention, x: ir.Value, dt: str) -
     # cosformer: [relu(x) cos(pi/2 i/M), relu(x) sin(pi/2 i/M)] for positions i = 1..T, M = cosformer_len or T
     steps = e.op("Squeeze", e.axis_size(x, 1), e.i64([0]))
     positions = e.op("Cast", e.op("Range", e.i64(1), e.op("Add", steps, e.i64(1)), e.i64(1)), to=DTYPES[dt])
-    length = e.scalar(max(op.cosformer_len, 1), dt) if op.cosformer_len else \
-        e.op("Max", e.op("Cast", steps, to=DTYPES[dt]), e.scalar(1.0, dt))
+    if op.cosformer_len:
+        length = e.scalar(max(op.cosformer_len, 1), dt)
+    elif lengths is not None:       # packed sequences: each its own length, [B, 1]
+        length = e.op("Unsqueeze", e.op("Max", e.op("Cast", lengths, to=DTYPES[dt]), e.scalar(1.0, dt)), e.i64([1]))
+    else:
+        length = e.op("Max", e.op("Cast", steps, to=DTYPES[dt]), e.scalar(1.0, dt))
     angle = e.op("Mul", e.op("Div", positions, length), e.scalar(math.pi / 2, dt))
-    angle = e.op("Unsqueeze", angle, e.i64([1, 2]))                       # [T, 1, 1] against [B, T, H, K]
+    angle = e.op("Unsqueeze", angle, e.i64([-1, -2]))           # [(B,) T, 1, 1] against [B, T, H, K]
     return e.op("Concat", e.op("Mul", r, e.op("Cos", angle)), e.op("Mul", r, e.op("Sin", angle)), axis=-1)
+
+
+class _Packing:
+    """Packed sequences [1, total, ...] <-> a padded batch [N, Tmax, ...] (zeros past each end), as the kernels'
+    ``Packing``: zero keys, values and gates leave a state unchanged, so the padding changes nothing."""
+
+    def __init__(self, e: NodeEmitter, cu: ir.Value, x: ir.Value, dt: str) -> None:
+        self.e, self.zero = e, e.scalar(0.0, dt)
+        cu = e.op("Cast", cu, to=ir.DataType.INT64)
+        starts = e.op("Slice", cu, e.i64([0]), e.i64([-1]), e.i64([0]))
+        self.lengths = e.op("Sub", e.op("Slice", cu, e.i64([1]), e.i64([INT64_MAX]), e.i64([0])), starts)   # [N]
+        longest = e.op("Max", e.op("ReduceMax", self.lengths, e.i64([0]), keepdims=0), e.i64(1))
+        pos = e.op("Range", e.i64(0), longest, e.i64(1))                                                 # [Tmax]
+        last = e.op("Sub", e.op("Squeeze", e.axis_size(x, 1), e.i64([0])), e.i64(1))
+        index = e.op("Add", e.op("Unsqueeze", starts, e.i64([1])), e.op("Unsqueeze", pos, e.i64([0])))
+        self.index = e.op("Max", e.op("Min", index, last), e.i64(0))                                     # [N, Tmax]
+        self.valid = e.op("Less", e.op("Unsqueeze", pos, e.i64([0])), e.op("Unsqueeze", self.lengths, e.i64([1])))
+
+    def mask(self, x: ir.Value, rank: int) -> ir.Value:
+        """Zeros past each sequence's end of a padded [N, Tmax, ...] tensor."""
+        valid = self.e.op("Unsqueeze", self.valid, self.e.i64(list(range(2, rank)))) if rank > 2 else self.valid
+        return self.e.op("Where", valid, x, self.zero)
+
+    def pad(self, x: ir.Value, rank: int) -> ir.Value:
+        """[1, total, ...] -> [N, Tmax, ...]."""
+        rows = self.e.op("Gather", self.e.op("Squeeze", x, self.e.i64([0])), self.index, axis=0)
+        return self.mask(rows, rank)
+
+    def unpad(self, x: ir.Value) -> ir.Value:
+        """[N, Tmax, ...] -> [1, total, ...] (the valid positions in order)."""
+        where = self.e.op("Transpose", self.e.op("NonZero", self.valid), perm=[1, 0])
+        return self.e.op("Unsqueeze", self.e.op("GatherND", x, where), self.e.i64([0]))
 
 
 def _fixed_gate(e: NodeEmitter, op: LA.LinearAttentionOp, q: ir.Value, heads: int, dt: str) -> ir.Value | None:
@@ -120,9 +157,6 @@ def _mamba2_decay(e: NodeEmitter, op: LA.Mamba2Decay, xs: list[ir.Value], params
 def _linear_attention(e: NodeEmitter, op: LA.LinearAttentionOp, xs: list[ir.Value],
                       params: dict[str, ir.Value]) -> ir.Value | tuple[ir.Value, ...]:
     names = op.input_names()
-    if op.varlen:
-        raise ValueError("packed sequences (varlen=true with cu_seqlens) have no ONNX lowering; export the padded "
-                         "batch form (varlen=false)")
     by, types = dict(zip(names, xs, strict=True)), dict(zip(names, e.ins, strict=True))
     qt, vt = types["q"], types["v"]
     dt = "float64" if qt.dtype == "float64" else "float32"
@@ -135,10 +169,16 @@ def _linear_attention(e: NodeEmitter, op: LA.LinearAttentionOp, xs: list[ir.Valu
     fixed = _fixed_gate(e, op, q, int(qt.shape[2]), dt)
     if fixed is not None:
         gates["g"] = fixed
+    pack = _Packing(e, by["cu_seqlens"], q, dt) if op.varlen else None
+    if pack is not None:
+        q, k, v = pack.pad(q, 4), pack.pad(k, 4), pack.pad(v, 4)
+        gates = {n: pack.pad(x, 4 if n == "g" and isinstance(op, LA.GLA) else 3) for n, x in gates.items()}
     if isinstance(op, LA.LinearAttention):
-        q, k = _feature_map(e, op, q, dt), _feature_map(e, op, k, dt)
+        lengths = pack.lengths if pack is not None else None
+        q, k = _feature_map(e, op, q, dt, lengths), _feature_map(e, op, k, dt, lengths)
         if op.normalize:          # a ones column: the last output column is the normaliser q . sum(k)
             v = e.op("Pad", v, e.i64([0, 1]), e.scalar(1.0, dt), e.i64([3]))
+            v = pack.mask(v, 4) if pack is not None else v
     seqs = {"q": q, "k": k, "v": v, **gates}
     ranks = {n: 3 if n == "beta" or (n == "g" and not isinstance(op, LA.GLA)) else 4 for n in seqs}
     major = {n: e.op("Transpose", x, perm=[1, 0, *range(2, ranks[n])]) for n, x in seqs.items()}
@@ -162,5 +202,7 @@ def _linear_attention(e: NodeEmitter, op: LA.LinearAttentionOp, xs: list[ir.Valu
         body = e.op("Slice", o, e.i64([0]), e.i64([-1]), e.i64([3]))
         norm = e.op("Slice", o, e.i64([-1]), e.i64([INT64_MAX]), e.i64([3]))
         o = e.op("Div", body, e.op("Add", norm, e.scalar(op.eps, dt)))
+    if pack is not None:
+        o = pack.unpad(o)
     o = _cast(e, o, dt, vt.dtype)
     return (o, state) if op.output_final_state else o

@@ -135,12 +135,17 @@ def test_bad_weights(spec, tmp_path, capsys):
     assert not (tmp_path / "a.onnx").exists()
 
 
-def test_unlowerable_node_is_located():
-    g = archdsl.compile("model M() {\n in q: [1, T, 2, 4]\n in k: [1, T, 2, 4]\n in v: [1, T, 2, 3]\n"
-                        " in cu: int64[S]\n out (q, k, v, cu) |> linear_attention(varlen=true)\n}\n")
+def test_an_op_without_a_rule_is_located(spec, capsys, monkeypatch):
+    from archdsl.backends.onnx.registry import RULES, rules
+    from archdsl.ops.activation import ReLU
+
+    rules()
+    monkeypatch.delitem(RULES, ReLU)
     with pytest.raises(ExportError) as info:
-        to_onnx(g)
-    assert "linear_attention" in str(info.value) and "<string>:6:" in str(info.value)
+        to_onnx(spec)
+    assert "op relu (node relu) has no ONNX lowering" in str(info.value) and "tiny.arch:7:" in str(info.value)
+    code, _, err = run(capsys, "export", spec, "--check")
+    assert code == 1 and "tiny.arch:7:" in err and "has no ONNX lowering" in err
 
 
 def test_public_api(spec):

@@ -3,12 +3,12 @@ onnxruntime: every op, causal and bidirectional, feature maps, normaliser, initi
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 pytest.importorskip("onnxruntime")
 
 import archdsl  # noqa: E402
-from archdsl.backends.onnx import ExportError, to_onnx  # noqa: E402
 from archdsl.backends.onnx.parity import onnx_parity  # noqa: E402
 from archdsl.ops import linear_attention as LA  # noqa: E402
 
@@ -62,10 +62,26 @@ def test_float64_is_tight():
     assert report.ok and report.outputs[0].tolerance == 1e-10, str(report)
 
 
-def test_packed_sequences_are_refused_with_the_location():
-    g = archdsl.compile("model M() {\n in q: [1, T, 2, 4]\n in k: [1, T, 2, 4]\n in v: [1, T, 2, 3]\n"
-                        " in cu: int64[S]\n out (q, k, v, cu) |> retention(varlen=true)\n}\n")
-    with pytest.raises(ExportError) as info:
-        to_onnx(g)
-    text = str(info.value)
-    assert "retention" in text and "varlen" in text and "<string>:6" in text
+PACKED = "in q: [1, T, 2, 4]\n in k: [1, T, 2, 4]\n in v: [1, T, 2, 3]\n in cu: int64[3]"
+PACKED_CASES = [
+    (PACKED + "\n in h: [2, 2, 4, 3]", "o, s = (q, k, v, h, cu) |> retention(varlen=true, has_initial_state=true, "
+     "output_final_state=true)\n out o\n out s"),
+    (PACKED, "out (q, k, v, cu) |> linear_attention(varlen=true, feature_map=\"cosformer\", normalize=true)"),
+    (PACKED, "out (q, k, v, cu) |> linear_attention(varlen=true, causal=false, normalize=true)"),
+    (PACKED + "\n in g: [1, T, 2, 4]", "o, s = (q, k, v, logsigmoid(g), cu) |> gla(varlen=true, "
+     "output_final_state=true)\n out o\n out s"),
+    (PACKED + "\n in b: [1, T, 2]", "o, s = (normalize(q, -1), normalize(k, -1), v, sigmoid(b), cu) |> "
+     "delta_rule(varlen=true, output_final_state=true)\n out o\n out s"),
+]
+
+
+@pytest.mark.parametrize(("inputs", "body"), PACKED_CASES, ids=[b.split("|> ")[-1][:30] for _, b in PACKED_CASES])
+@pytest.mark.parametrize("cu", [[0, 3, 7], [0, 0, 7], [0, 7, 7]], ids=["3+4", "0+7", "7+0"])
+def test_packed_sequences(inputs, body, cu):
+    graph = _graph(inputs, body)
+    rng = np.random.default_rng(len(cu))
+    feeds = {name: np.asarray(cu, np.int64) if name == "cu" else
+             rng.standard_normal([d if isinstance(d, int) else 7 for d in t.shape]).astype(np.float32)
+             for name, t in graph.inputs.items()}
+    report = onnx_parity(graph, inputs=feeds)
+    assert report.ok, str(report)
