@@ -56,6 +56,11 @@ def build(source: Source | Graph, model: str | None = None, seed: int | None = 0
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or not -(2**63) <= seed < 2**64):
         raise UsageError(Diagnostic(f"seed must be None or an int that fits in 64 bits, got {type(seed).__name__}"))
     graph = source if isinstance(source, Graph) else compile(source, model, **params)
+    from archdsl.elaborate import builder
+
+    total = builder.param_bytes(graph.params.values())     # a hand-made Graph was never counted by the elaborator
+    if total > builder.MAX_PARAM_BYTES:
+        raise builder.budget_error(total, graph.span)
     return build_module(graph, seed=seed, check_inputs=check_inputs)
 
 

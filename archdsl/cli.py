@@ -12,7 +12,7 @@ from typing import Any
 from archdsl.errors import ArchError, Diagnostic, LimitError, UsageError
 
 # One module per command under archdsl/commands/, each with `add_parser(subparsers)` and `run(args) -> int`.
-COMMANDS = ("check", "ir", "fmt", "build", "simplify", "export", "stats", "viz")
+COMMANDS = ("check", "ir", "fmt", "build", "simplify", "export", "stats", "viz", "symmetry", "align")
 
 
 def parse_params(pairs: list[str] | None) -> dict:
@@ -86,7 +86,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        code = modules[args.command].run(args)
+        from archdsl.elaborate.loader import extra_import_path
+
+        with extra_import_path(getattr(args, "import_path", None) or []):
+            code = modules[args.command].run(args)
         sys.stdout.flush()      # a full disk or closed pipe on stdout is reported here, not at exit
         return code
     except ArchError as exc:

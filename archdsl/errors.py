@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass, field
 
 from archdsl.ir.types import Span
@@ -51,10 +52,10 @@ def _excerpt(span: Span | None, sources: dict[str, str] | None) -> list[str]:
         text = _read_source(span.file)
     if text is None:
         return []
-    lines = text.splitlines()
+    lines = text.split("\n")      # the lexer counts lines at \n only (not at form feeds or U+2028)
     if not 1 <= span.line <= len(lines):
         return []
-    line = lines[span.line - 1].replace("\t", " ")     # one column per character, as spans count them
+    line = _UNPRINTABLE.sub(" ", lines[span.line - 1].removesuffix("\r"))   # one column per character
     col = max(0, span.column - 1)
     width = span.end_column - span.column if span.end_line == span.line else len(line) - col
     start = 0
@@ -67,6 +68,9 @@ def _excerpt(span: Span | None, sources: dict[str, str] | None) -> list[str]:
     caret = " " * col + "^" + "~" * (width - 1)
     gutter = f"{span.line:>5} | "
     return [gutter + line.rstrip(), " " * (len(gutter) - 2) + "| " + caret]
+
+
+_UNPRINTABLE = re.compile(r"[^\S ]|[\x00-\x1f\x7f-\x9f\u2028\u2029]")   # tabs, form feeds, controls -> one space
 
 
 def _read_source(path: str) -> str | None:

@@ -19,6 +19,9 @@ def add_spec_args(p: argparse.ArgumentParser, many: bool = False) -> None:
         p.add_argument("file", metavar="FILE", help=".arch or .yaml spec file, or a zoo model name")
     p.add_argument("-m", "--model", help="model to use (default: the only model in the file)")
     p.add_argument("--param", action="append", metavar="K=V", help="override a model parameter (repeatable)")
+    p.add_argument("-I", "--import-path", action="append", metavar="DIR", default=[],
+                   help="also allow imports from DIR (repeatable); by default imports stay inside the spec's "
+                   "folder and the shipped std/ library")
 
 
 def spec_source(file: str) -> Path | str:

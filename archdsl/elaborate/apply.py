@@ -8,6 +8,7 @@ from typing import Any
 
 import pydantic
 
+from archdsl.elaborate import builder as graph_builder
 from archdsl.elaborate.builder import GraphBuilder
 from archdsl.elaborate.expressions import BlockRef, ExpressionMixin, OpRef, Scope, layer_like
 from archdsl.elaborate.replay import Expansion, plain_key, replay
@@ -24,7 +25,7 @@ from archdsl.elaborate.values import (
     fresh_uid,
     is_layer,
 )
-from archdsl.errors import LimitError, OpError, ShapeError
+from archdsl.errors import Diagnostic, LimitError, OpError, ShapeError
 from archdsl.ir.dims import SymDim
 from archdsl.ir.types import DTYPES, Span, TensorType
 from archdsl.ops.base import OpDef, apply_rules
@@ -211,8 +212,16 @@ class ApplyMixin(ExpressionMixin):
         if not outs:
             raise self.error("every branch of this reparam block is absent", layer.span)
         if len(outs) == 1:
+            self._claim_nested_sum(outs[0], at)
             return outs
         return self.apply_op(AddN(), outs, layer.span, at=at, tags=("reparam",))   # at: the block's path (passes)
+
+    def _claim_nested_sum(self, out: Tensor, at: tuple[str, ...]) -> None:
+        """A reparam block whose only branch is another reparam block is that block: its sum moves to ``at``
+        (MobileOne's pointwise blocks merge into ``stages.1.1.reparam_conv``, as timm names them)."""
+        nodes = self.builder.nodes
+        if nodes and "reparam" in nodes[-1].tags and nodes[-1].outputs == (out.value,):
+            nodes[-1] = nodes[-1].model_copy(update={"module": ".".join(at) or None})
 
     @staticmethod
     def _as_list(value: Any) -> list[Tensor]:
@@ -228,12 +237,13 @@ class ApplyMixin(ExpressionMixin):
         if saved.depth >= MAX_DEPTH:
             raise self._depth_error(layer, span)
         self.where = span
-        self.block_stack.append(layer.block.name)
         path = at if at is not None else saved.path
         owner = saved.owner if at is not None else saved.owner + (fresh_uid(),)
         key = self._expansion_key(layer, inputs) if at else None
         if key in self.expansions:
+            self._budget(layer, len(self.expansions[key].nodes), span)     # before cloning, not after
             return replay(self.builder, self.expansions[key], at, inputs, owner + (fresh_uid(),))
+        self.block_stack.append(layer.block.name)
         first_node, known_docs = len(self.builder.nodes), set(self.builder.module_docs)
         self.ctx = Ctx(path, owner, saved.depth + 1)
         try:
@@ -250,6 +260,15 @@ class ApplyMixin(ExpressionMixin):
             self.expansions[key] = Expansion(at, tuple(t.value for t in inputs), tuple(self.builder.nodes[first_node:]),
                                              tuple(outputs), docs)
         return outputs
+
+    def _budget(self, layer: BlockLayer, adding: int, span: Span) -> None:
+        """Refuse an expansion that would take the graph past the node limit, before making its nodes."""
+        have, limit = len(self.builder.nodes), graph_builder.MAX_NODES
+        if have + adding > limit:
+            raise LimitError(Diagnostic(
+                f"the model has more than {limit:,} nodes: this {layer.block.name} adds {adding:,} to {have:,}", span,
+                "a block that applies another block twice at every level grows exponentially; "
+                "check repeat counts and recursion"), self.sources)
 
     def _expansion_key(self, layer: BlockLayer, inputs: list[Tensor]) -> tuple | None:
         """Identity of a block application, when its arguments are plain data (see ``replay``)."""

@@ -10,6 +10,31 @@ from archdsl.ir.types import Span, TensorType
 from archdsl.ops.base import OpDef
 
 MAX_NODES = 500_000
+MAX_PARAM_BYTES = 64 * 2**30     # parameters and buffers of one model; checked as they are declared, before any build
+DTYPE_BYTES = {"float32": 4, "float64": 8, "float16": 2, "bfloat16": 2, "int64": 8, "int32": 4, "bool": 1}
+
+
+def param_bytes(params) -> int:
+    """Bytes that parameters (``Param`` declarations with concrete shapes) need."""
+    total = 0
+    for p in params:
+        total += p.numel() * DTYPE_BYTES.get(p.dtype, 8)
+    return total
+
+
+def budget_error(total: int, span: Span | None, sources: dict[str, str] | None = None) -> LimitError:
+    """The LimitError for a model whose parameters need ``total`` bytes, more than MAX_PARAM_BYTES."""
+    return LimitError(Diagnostic(f"the model's parameters need {_size(total)}, more than the limit of "
+                                 f"{_size(MAX_PARAM_BYTES)}", span,
+                                 "check the layer sizes (archdsl.elaborate.builder.MAX_PARAM_BYTES is the limit)"),
+                      sources)
+
+
+def _size(n: int) -> str:
+    for unit, scale in (("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20)):
+        if n >= scale:
+            return f"{n / scale:,.1f} {unit}"
+    return f"{n:,} bytes"
 
 
 _NOT_IDENT = re.compile(r"[^A-Za-z0-9_]")
@@ -33,6 +58,7 @@ class GraphBuilder:
         self.value_names: set[str] = set()
         self.suffixes: dict[str, int] = {}
         self.module_docs: dict[str, str] = {}
+        self.param_bytes = 0
 
     def fresh_value(self, hint: str) -> str:
         """A unique value name derived from ``hint`` (a module path or an op name): ``relu``, ``relu_2``, ..."""
@@ -79,9 +105,17 @@ class GraphBuilder:
                 raise ShapeError(Diagnostic(
                     f"shared layer '{path}' is applied to inputs that need {local} of shape "
                     f"{list(param.shape)}, but its first use made it {list(old.shape)}", span), self.sources)
+            if old is None:
+                self.count_param(param, span)
             self.params[full] = param
             mapping[local] = full
         return mapping
+
+    def count_param(self, param: Param, span: Span | None) -> None:
+        """Add a new parameter's bytes to the model's total; LimitError past MAX_PARAM_BYTES."""
+        self.param_bytes += param_bytes([param])
+        if self.param_bytes > MAX_PARAM_BYTES:
+            raise budget_error(self.param_bytes, span, self.sources)
 
     def add_node(self, op: OpDef, inputs: list[str], types: list[TensorType], params: dict[str, str],
                  module: str | None, scope: tuple[str, ...], span: Span | None, tags: tuple[str, ...] = ()) -> list[str]:

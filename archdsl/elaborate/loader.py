@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
 import importlib.resources
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,6 +18,19 @@ from archdsl.syntax import ast as A
 
 MAX_IMPORT_DEPTH = 32
 STD_PREFIX = "std/"
+IMPORT_PATH_ENV = "ARCHDSL_IMPORT_PATH"     # extra folders imports may reach (os.pathsep-separated)
+# Extra import roots set by the CLI's -I (a context variable, so that threads and nested calls do not leak them).
+import_path: contextvars.ContextVar[tuple[str, ...]] = contextvars.ContextVar("archdsl_import_path", default=())
+
+
+@contextlib.contextmanager
+def extra_import_path(folders: list[str] | tuple[str, ...]) -> Iterator[None]:
+    """Allow imports from ``folders`` (and below) while the block runs (``archdsl -I DIR``)."""
+    token = import_path.set(import_path.get() + tuple(folders))
+    try:
+        yield
+    finally:
+        import_path.reset(token)
 
 
 @dataclass(eq=False)
@@ -87,6 +103,7 @@ class Loader:
     """Loads files once each, resolves imports and refuses cycles."""
 
     def __init__(self) -> None:
+        self.roots: list[str] = []       # imports may reach these folders only (set by the first file loaded)
         self.cache: dict[str, Namespace] = {}
         self.sources: dict[str, str] = {}
         self.stack: list[str] = []
@@ -96,11 +113,14 @@ class Loader:
         """Load a spec given as text (imports resolve relative to the working directory)."""
         text = text.removeprefix("\ufeff")
         self.sources[file] = text
+        self._set_roots(os.getcwd())
         return self._namespace(parse_source(text, file), file)
 
     def load_file(self, path: str, span: Span | None = None) -> Namespace:
         """Load a spec file, reusing an earlier load of the same file."""
         real = os.path.realpath(path)
+        if not self.roots:
+            self._set_roots(os.path.dirname(real))
         if real in self.stack:
             raise self._cycle_error(real, span)
         if real in self.cache:
@@ -165,12 +185,26 @@ class Loader:
         if name in ns.blocks or name in ns.lets:
             raise SpecImportError(Diagnostic(f"'{name}' is defined twice in this file", span), self.sources)
 
+    def _set_roots(self, folder: str) -> None:
+        """Imports may reach the first spec's folder, the shipped library and the extra import path."""
+        extra = [p for p in os.environ.get(IMPORT_PATH_ENV, "").split(os.pathsep) if p] + list(import_path.get())
+        self.roots = [os.path.realpath(p) for p in (folder, str(std_path(STD_PREFIX)), *extra)]
+
     def _load_import(self, item: A.Import, importer: str) -> Namespace:
         if item.path.startswith(STD_PREFIX):
             path = std_path(item.path)
         else:
             base = Path(importer).parent if not importer.startswith("<") else Path.cwd()
             path = base / item.path
+        try:
+            real = os.path.realpath(path)
+        except (OSError, ValueError):
+            real = ""
+        if not any(real == root or real.startswith(root.rstrip(os.sep) + os.sep) for root in self.roots):
+            raise SpecImportError(Diagnostic(
+                f"import '{item.path}' reaches outside the spec's folder and the shipped library", item.span,
+                f"imports may reach {self.roots[0]} and below; pass -I FOLDER (or set {IMPORT_PATH_ENV}) "
+                "to allow another folder"), self.sources)
         if not path.is_file():
             raise SpecImportError(Diagnostic(f"imported file '{item.path}' not found (looked at {path})",
                                              item.span, "import paths are relative to the importing file; "

@@ -68,6 +68,7 @@ def replay(builder: GraphBuilder, exp: Expansion, at: tuple[str, ...], inputs: l
             moved = _moved(full, old, new) or full
             if moved not in builder.params:
                 builder.params[moved] = builder.params[full].model_copy(update={"name": moved})
+                builder.count_param(builder.params[moved], node.span)
             params[local] = moved
         if params and module is not None and old != new:
             builder.claim_module(module, owner, node.span)

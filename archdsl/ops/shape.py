@@ -313,6 +313,16 @@ class Concat(OpDef):
         return [first.with_shape((*first.shape[:a], total, *first.shape[a + 1:]))]
 
 
+MAX_PIECES = 10_000     # outputs of one split or chunk (each is a graph value); checked before listing them
+
+
+def _few(n: Dim, what: str) -> None:
+    """OpError when a cut would make more than MAX_PIECES pieces (before the list of them is built)."""
+    if isinstance(n, int) and n > MAX_PIECES:
+        raise OpError(f"{what} would make {n:,} pieces, more than the limit of {MAX_PIECES:,}",
+                      hint="cut into fewer, larger pieces")
+
+
 def pieces(op: OpDef, x: TensorType, dim: int, sizes: list[Dim]) -> list[TensorType]:
     """One output type per piece along ``dim``."""
     a = norm_axis(op, dim, x.rank)
@@ -345,8 +355,10 @@ class Split(OpDef):
         s = self.split_size_or_sections
         if isinstance(s, int):
             if isinstance(d, int):
+                _few(-(-d // s), "split")
                 return [min(s, d - i) for i in range(0, d, s)] or [0]
             n = exact_div(d, s)
+            _few(n, "split")
             if not isinstance(n, int):
                 raise OpError(f"split: the number of pieces of size {s} of axis {self.dim} of {x} is not known",
                               hint="split an axis of known size, or use chunk")
@@ -377,7 +389,9 @@ class Chunk(OpDef):
         d = x.shape[norm_axis(self, self.dim, x.rank)]
         if isinstance(d, int):
             step = max(1, -(-d // self.chunks))
+            _few(-(-d // step), "chunk")
             return [min(step, d - i) for i in range(0, d, step)] or [0]
+        _few(self.chunks, "chunk")
         size = exact_div(d, self.chunks)
         if size is None:
             raise OpError(f"chunk: axis {self.dim} of {x} (size {d}) is not known to split into {self.chunks} "
