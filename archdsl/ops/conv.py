@@ -14,6 +14,7 @@ from archdsl.ops.base import IN, OUT, SPATIAL, ConvForm, Cost, OpDef, ParamSpec,
 from archdsl.symmetry.contract import Dense
 from archdsl.symmetry.contract import Dense
 from archdsl.symmetry.contract import Dense
+from archdsl.symmetry.contract import Dense
 
 IntOrTuple = int | tuple[int, ...]
 # padding: int, per-dim ints, per-dim (before, after) pairs, or 'same' / 'valid' before resolution.
@@ -90,6 +91,7 @@ class ConvNd(OpDef):
     positional: ClassVar = ("out_channels", "kernel_size")
     traits: ClassVar = frozenset({Trait.AFFINE})
     family: ClassVar = "conv"
+    symmetry: ClassVar = Dense(in_axis=1, out_axis=1, spatial=True)   # groups: block-structured
     symmetry: ClassVar = Dense(in_axis=1, out_axis=1, spatial=True)   # groups: block-structured
     symmetry: ClassVar = Dense(in_axis=1, out_axis=1, spatial=True)   # groups: block-structured
     symmetry: ClassVar = Dense(in_axis=1, out_axis=1, spatial=True)   # groups: block-structured
@@ -226,6 +228,7 @@ class ConvTranspose2d(ConvNd):
     """Transposed 2-d convolution; weight layout is (in, out/groups, kh, kw)."""
 
     name: ClassVar = "conv_transpose2d"
+    symmetry: ClassVar = Dense(in_axis=1, out_axis=1, transposed=True, spatial=True)
     symmetry: ClassVar = Dense(in_axis=1, out_axis=1, transposed=True, spatial=True)
     symmetry: ClassVar = Dense(in_axis=1, out_axis=1, transposed=True, spatial=True)
     symmetry: ClassVar = Dense(in_axis=1, out_axis=1, transposed=True, spatial=True)

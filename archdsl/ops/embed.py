@@ -12,6 +12,7 @@ from archdsl.ir.types import TensorType
 from archdsl.ops.base import Cost, OpDef, ParamSpec, PositiveInt
 from archdsl.symmetry.contract import Free, Lookup
 from archdsl.symmetry.contract import Free, Lookup
+from archdsl.symmetry.contract import Free, Lookup
 
 INT_DTYPES = ("int64", "int32")
 # initialisers the backends understand, with the keyword arguments each takes
@@ -73,6 +74,7 @@ class Parameter(OpDef):
     name: ClassVar = "parameter"
     symmetry: ClassVar = Free()
     symmetry: ClassVar = Free()
+    symmetry: ClassVar = Free()
     positional: ClassVar = ("shape", "init")
     arity: ClassVar = 0
     family: ClassVar = "embed"
@@ -108,6 +110,7 @@ class Embedding(OpDef):
     """Rows of a learned table picked by integer ids: int[...] -> [..., embedding_dim]; weight [num, dim]."""
 
     name: ClassVar = "embedding"
+    symmetry: ClassVar = Lookup()
     symmetry: ClassVar = Lookup()
     symmetry: ClassVar = Lookup()
     positional: ClassVar = ("num_embeddings", "embedding_dim")

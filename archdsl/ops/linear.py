@@ -10,6 +10,7 @@ from archdsl.ops.base import IN, OUT, Cost, OpDef, ParamSpec, PositiveInt, Trait
 from archdsl.symmetry.contract import Dense, Pinned
 from archdsl.symmetry.contract import Dense, Pinned
 from archdsl.symmetry.contract import Dense, Pinned
+from archdsl.symmetry.contract import Dense, Pinned
 
 
 def last_dim(op: OpDef, x: TensorType) -> int:
@@ -26,6 +27,7 @@ class Linear(OpDef):
     """y = x W^T + b over the last axis; x: [..., in] -> [..., out]; weight [out, in]."""
 
     name: ClassVar = "linear"
+    symmetry: ClassVar = Dense()
     symmetry: ClassVar = Dense()
     symmetry: ClassVar = Dense()
     symmetry: ClassVar = Dense()
@@ -68,6 +70,7 @@ class Bilinear(OpDef):
     """y_k = x1^T W_k x2 + b_k on two inputs [..., in1], [..., in2] -> [..., out]; weight [out, in1, in2]."""
 
     name: ClassVar = "bilinear"
+    symmetry: ClassVar = Pinned("bilinear: the symmetry of a form in two inputs is not derived")
     symmetry: ClassVar = Pinned("bilinear: the symmetry of a form in two inputs is not derived")
     symmetry: ClassVar = Pinned("bilinear: the symmetry of a form in two inputs is not derived")
     symmetry: ClassVar = Pinned("bilinear: the symmetry of a form in two inputs is not derived")

@@ -16,6 +16,7 @@ from archdsl.ops.activation import expect_float
 from archdsl.ops.base import Cost, OpDef, ParamSpec, PositiveInt, Trait, norm_axis
 from archdsl.symmetry.contract import Pinned, Pointwise
 from archdsl.symmetry.contract import Pinned, Pointwise
+from archdsl.symmetry.contract import Pinned, Pointwise
 
 
 class AttentionBias(OpDef):
@@ -29,6 +30,7 @@ class AttentionBias(OpDef):
     """
 
     name: ClassVar = "attention_bias"
+    symmetry: ClassVar = Pinned("a table gathered at fixed relative positions")
     symmetry: ClassVar = Pinned("a table gathered at fixed relative positions")
     symmetry: ClassVar = Pinned("a table gathered at fixed relative positions")
     positional: ClassVar = ("num_heads", "resolution", "stride")
@@ -84,6 +86,7 @@ class Normalize(OpDef):
     """
 
     name: ClassVar = "normalize"
+    symmetry: ClassVar = Pointwise()           # odd: signs pass
     symmetry: ClassVar = Pointwise()           # odd: signs pass
     symmetry: ClassVar = Pointwise()           # odd: signs pass
     positional: ClassVar = ("dim",)

@@ -12,6 +12,7 @@ from archdsl.ops.base import CHANNEL, OpDef, ParamSpec, PositiveInt, Trait, expe
 from archdsl.symmetry.contract import ChannelStats, FeatureNorm, Pinned
 from archdsl.symmetry.contract import ChannelStats, FeatureNorm, Pinned
 from archdsl.symmetry.contract import ChannelStats, FeatureNorm, Pinned
+from archdsl.symmetry.contract import ChannelStats, FeatureNorm, Pinned
 
 
 def channels(op: OpDef, x: TensorType) -> int:
@@ -57,6 +58,7 @@ class ChannelStatsNorm(Norm):
     """Base of norms over per-channel (axis 1) statistics, with optional affine and running stats."""
 
     ranks: ClassVar[tuple[int, ...]] = (4,)
+    symmetry: ClassVar = ChannelStats()        # eval mode: running statistics absorb a per-channel scale
     symmetry: ClassVar = ChannelStats()        # eval mode: running statistics absorb a per-channel scale
     symmetry: ClassVar = ChannelStats()        # eval mode: running statistics absorb a per-channel scale
     symmetry: ClassVar = ChannelStats()        # eval mode: running statistics absorb a per-channel scale
@@ -128,6 +130,7 @@ class LastDimsNorm(Norm):
     symmetry: ClassVar = FeatureNorm()
     symmetry: ClassVar = FeatureNorm()
     symmetry: ClassVar = FeatureNorm()
+    symmetry: ClassVar = FeatureNorm()
     normalized_shape: int | tuple[int, ...] | None = None
     elementwise_affine: bool = True
 
@@ -191,6 +194,7 @@ class LayerNorm2d(Norm):
     symmetry: ClassVar = FeatureNorm(axis=1)
     symmetry: ClassVar = FeatureNorm(axis=1)
     symmetry: ClassVar = FeatureNorm(axis=1)
+    symmetry: ClassVar = FeatureNorm(axis=1)
     eps: float = 1e-6
     elementwise_affine: bool = True
     bias: bool = True
@@ -212,6 +216,7 @@ class GroupNorm(Norm):
     """Normalise each of ``num_groups`` channel groups of [N, C, ...]; per-channel affine."""
 
     name: ClassVar = "group_norm"
+    symmetry: ClassVar = FeatureNorm(axis=1, groups="num_groups")
     symmetry: ClassVar = FeatureNorm(axis=1, groups="num_groups")
     symmetry: ClassVar = FeatureNorm(axis=1, groups="num_groups")
     symmetry: ClassVar = FeatureNorm(axis=1, groups="num_groups")
@@ -249,6 +254,7 @@ class LocalResponseNorm(Norm):
     """x / (k + alpha/size * sum of x**2 over ``size`` neighbouring channels) ** beta (AlexNet)."""
 
     name: ClassVar = "local_response_norm"
+    symmetry: ClassVar = Pinned("local response norm mixes neighbouring channels")
     symmetry: ClassVar = Pinned("local response norm mixes neighbouring channels")
     symmetry: ClassVar = Pinned("local response norm mixes neighbouring channels")
     symmetry: ClassVar = Pinned("local response norm mixes neighbouring channels")

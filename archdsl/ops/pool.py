@@ -15,6 +15,7 @@ from archdsl.ops.conv import IntOrTuple, expand, out_size
 from archdsl.symmetry.contract import Reduction, Window
 from archdsl.symmetry.contract import Reduction, Window
 from archdsl.symmetry.contract import Reduction, Window
+from archdsl.symmetry.contract import Reduction, Window
 
 
 @functools.lru_cache(maxsize=4096)
@@ -41,6 +42,7 @@ class PoolNd(OpDef):
 
     spatial: ClassVar[int] = 2
     positional: ClassVar = ("kernel_size", "stride", "padding")
+    symmetry: ClassVar = Window()
     symmetry: ClassVar = Window()
     symmetry: ClassVar = Window()
     symmetry: ClassVar = Window()
@@ -158,6 +160,7 @@ class AdaptivePoolNd(OpDef):
     symmetry: ClassVar = Window()
     symmetry: ClassVar = Window()
     symmetry: ClassVar = Window()
+    symmetry: ClassVar = Window()
     family: ClassVar = "pool"
     output_size: int | tuple[int | None, ...]
 
@@ -212,6 +215,7 @@ class AdaptiveMaxPool2d(AdaptivePoolNd):
 class GlobalPool(OpDef):
     """Reduce every axis after the channel axis of [N, C, ...]: [N, C] (or [N, C, 1, ...] with keepdim)."""
 
+    symmetry: ClassVar = Reduction(axes=lambda op, t: op.axes(t))
     symmetry: ClassVar = Reduction(axes=lambda op, t: op.axes(t))
     symmetry: ClassVar = Reduction(axes=lambda op, t: op.axes(t))
     symmetry: ClassVar = Reduction(axes=lambda op, t: op.axes(t))

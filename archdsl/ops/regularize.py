@@ -12,6 +12,7 @@ from archdsl.ops.base import OpDef, ParamSpec, Trait, expect_rank
 from archdsl.symmetry.contract import Pointwise
 from archdsl.symmetry.contract import Pointwise
 from archdsl.symmetry.contract import Pointwise
+from archdsl.symmetry.contract import Pointwise
 
 _RANDOM = frozenset({Trait.TRAIN_EVAL, Trait.STOCHASTIC, Trait.EVAL_IDENTITY, Trait.CHANNEL_AFFINE})
 
@@ -21,6 +22,7 @@ class Dropping(OpDef):
 
     positional: ClassVar = ("p",)
     traits: ClassVar = _RANDOM
+    symmetry: ClassVar = Pointwise(kind="any")  # the identity in eval mode
     symmetry: ClassVar = Pointwise(kind="any")  # the identity in eval mode
     symmetry: ClassVar = Pointwise(kind="any")  # the identity in eval mode
     symmetry: ClassVar = Pointwise(kind="any")  # the identity in eval mode
@@ -87,6 +89,7 @@ class LayerScale(OpDef):
     """
 
     name: ClassVar = "layer_scale"
+    symmetry: ClassVar = Pointwise(params=(("gamma", "dim"),))
     symmetry: ClassVar = Pointwise(params=(("gamma", "dim"),))
     symmetry: ClassVar = Pointwise(params=(("gamma", "dim"),))
     symmetry: ClassVar = Pointwise(params=(("gamma", "dim"),))

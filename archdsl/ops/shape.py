@@ -17,6 +17,7 @@ from archdsl.ir.types import DimField, TensorType
 from archdsl.ops.base import OpDef, PositiveInt, Trait, norm_axis
 from archdsl.symmetry.contract import Broadcast, Cut, Joined, Moved, Pointwise, Reshaped, swapped
 from archdsl.symmetry.contract import Broadcast, Cut, Joined, Moved, Pointwise, Reshaped, swapped
+from archdsl.symmetry.contract import Broadcast, Cut, Joined, Moved, Pointwise, Reshaped, swapped
 from archdsl.symmetry.contract import Broadcast, Cut, Joined, Moved, Pointwise, Reshaped
 
 _MOVE = frozenset({Trait.LINEAR, Trait.SHAPE_ONLY})
@@ -82,6 +83,7 @@ class Reshape(OpDef):
     symmetry: ClassVar = Reshaped()
     symmetry: ClassVar = Reshaped()
     symmetry: ClassVar = Reshaped()
+    symmetry: ClassVar = Reshaped()
     positional: ClassVar = ("shape",)
     family: ClassVar = "shape"
     traits: ClassVar = _MOVE
@@ -128,6 +130,7 @@ class Expand(OpDef):
     symmetry: ClassVar = Broadcast()
     symmetry: ClassVar = Broadcast()
     symmetry: ClassVar = Broadcast()
+    symmetry: ClassVar = Broadcast()
     positional: ClassVar = ("shape",)
     family: ClassVar = "shape"
     traits: ClassVar = _MOVE
@@ -164,6 +167,7 @@ class ExpandAs(OpDef):
     symmetry: ClassVar = Broadcast()           # `other` gives sizes only
     symmetry: ClassVar = Broadcast()           # `other` gives sizes only
     symmetry: ClassVar = Broadcast()           # `other` gives sizes only
+    symmetry: ClassVar = Broadcast()           # `other` gives sizes only
     positional: ClassVar = ("dims",)
     arity: ClassVar = 2
     family: ClassVar = "shape"
@@ -195,6 +199,7 @@ class Permute(OpDef):
     symmetry: ClassVar = Moved(order=lambda op, rank: [d % rank for d in op.dims])
     symmetry: ClassVar = Moved(order=lambda op, rank: [d % rank for d in op.dims])
     symmetry: ClassVar = Moved(order=lambda op, rank: [d % rank for d in op.dims])
+    symmetry: ClassVar = Moved(order=lambda op, rank: [d % rank for d in op.dims])
     positional: ClassVar = ("dims",)
     family: ClassVar = "shape"
     traits: ClassVar = _MOVE
@@ -218,6 +223,7 @@ class Transpose(OpDef):
     symmetry: ClassVar = Moved(order=lambda op, rank: swapped(rank, op.dim0 % rank, op.dim1 % rank))
     symmetry: ClassVar = Moved(order=lambda op, rank: swapped(rank, op.dim0 % rank, op.dim1 % rank))
     symmetry: ClassVar = Moved(order=lambda op, rank: swapped(rank, op.dim0 % rank, op.dim1 % rank))
+    symmetry: ClassVar = Moved(order=lambda op, rank: swapped(rank, op.dim0 % rank, op.dim1 % rank))
     positional: ClassVar = ("dim0", "dim1")
     family: ClassVar = "shape"
     traits: ClassVar = _MOVE
@@ -236,6 +242,7 @@ class Squeeze(OpDef):
     """Drop size-1 axes ``dim`` (None: every axis whose size is known to be 1; symbolic axes stay)."""
 
     name: ClassVar = "squeeze"
+    symmetry: ClassVar = Reshaped()
     symmetry: ClassVar = Reshaped()
     symmetry: ClassVar = Reshaped()
     symmetry: ClassVar = Reshaped()
@@ -271,6 +278,7 @@ class Unsqueeze(OpDef):
     symmetry: ClassVar = Reshaped()
     symmetry: ClassVar = Reshaped()
     symmetry: ClassVar = Reshaped()
+    symmetry: ClassVar = Reshaped()
     positional: ClassVar = ("dim",)
     family: ClassVar = "shape"
     traits: ClassVar = _MOVE
@@ -286,6 +294,7 @@ class Concat(OpDef):
     """Join tensors along axis ``dim`` (default 0, as torch.cat): ``concat([a, b], dim=1)``."""
 
     name: ClassVar = "concat"
+    symmetry: ClassVar = Joined()
     symmetry: ClassVar = Joined()
     symmetry: ClassVar = Joined()
     symmetry: ClassVar = Joined()
@@ -336,6 +345,7 @@ class Split(OpDef):
     symmetry: ClassVar = Cut()
     symmetry: ClassVar = Cut()
     symmetry: ClassVar = Cut()
+    symmetry: ClassVar = Cut()
     positional: ClassVar = ("split_size_or_sections", "dim")
     family: ClassVar = "shape"
     traits: ClassVar = _MOVE
@@ -378,6 +388,7 @@ class Chunk(OpDef):
     symmetry: ClassVar = Cut()
     symmetry: ClassVar = Cut()
     symmetry: ClassVar = Cut()
+    symmetry: ClassVar = Cut()
     positional: ClassVar = ("chunks", "dim")
     family: ClassVar = "shape"
     traits: ClassVar = _MOVE
@@ -406,6 +417,7 @@ class Slice(OpDef):
     """``x[..., start:end:step, ...]`` on axis ``dim`` (Python slice rules; step > 0)."""
 
     name: ClassVar = "slice"
+    symmetry: ClassVar = Cut()
     symmetry: ClassVar = Cut()
     symmetry: ClassVar = Cut()
     symmetry: ClassVar = Cut()
@@ -441,6 +453,7 @@ class Select(OpDef):
     symmetry: ClassVar = Cut()
     symmetry: ClassVar = Cut()
     symmetry: ClassVar = Cut()
+    symmetry: ClassVar = Cut()
     positional: ClassVar = ("dim", "index")
     family: ClassVar = "shape"
     traits: ClassVar = _MOVE
@@ -460,6 +473,7 @@ class Identity(OpDef):
     """Returns its input unchanged (an explicit placeholder, like nn.Identity)."""
 
     name: ClassVar = "identity"
+    symmetry: ClassVar = Pointwise()
     symmetry: ClassVar = Pointwise()
     symmetry: ClassVar = Pointwise()
     symmetry: ClassVar = Pointwise()

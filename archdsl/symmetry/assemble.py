@@ -62,7 +62,8 @@ def assemble(d: Derivation) -> SymmetrySpec:
     links = {s.token: f.tkind[s.token] for e in entries for s in e.segs if s.token is not None}
     shapes = {k: tuple(int(x) for x in p.shape) for k, p in d.graph.params.items()}
     spec = SymmetrySpec(d.graph.name, classes, block_classes, pinned, _uncovered(d, raw, shapes),
-                        entries, links, {cid: leaf for leaf, cid in ids.items()}, shapes, dropped)
+                        entries, links, {cid: leaf for leaf, cid in ids.items()}, shapes, dropped,
+                        {t: f.twhy[t] for t in links})
     return spec
 
 

@@ -118,7 +118,11 @@ def explain(spec: SymmetrySpec, cid: str, sources: dict[str, str] | None = None)
         head = f"{c.id}: {c.size} units, " + (f"pinned: {c.reason}" if c.kind == "pinned" else
                                               f"permutations, scaling: {', '.join(c.scalings) or 'none'}")
         head += "\nmembers:\n" + "\n".join(f"  {m}  (scaled ^{m.exponent})" for m in c.members)
-        chain = c.provenance
+        chain = list(c.provenance)
+        leaf = spec.leaf_of.get(c.id)
+        tokens = sorted({s.token for e in spec.entries for s in e.segs if s.leaf == leaf and s.token is not None})
+        for t in tokens:
+            chain += [w for w in spec.link_provenance.get(t, []) if w.verb == "constrained"]
     body = [Diagnostic(f"{w.verb} by {w.op} '{w.node}'" + (f": {w.detail}" if w.detail else ""), w.span,
                        severity="note").render(sources) for w in _dedup(chain)]
     return head + "\nwhy:\n" + "\n".join(body)

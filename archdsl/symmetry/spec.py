@@ -116,6 +116,7 @@ class SymmetrySpec:
     leaf_of: dict[str, int]                      # class id -> leaf
     shapes: dict[str, tuple[int, ...]]
     notes: list[str] = field(default_factory=list)   # block structures dropped, and why
+    link_provenance: dict[int, list[Why]] = field(default_factory=dict)   # which ops made each link's kind
 
     # -- lookup -----------------------------------------------------------------------------------
     def find(self, cid: str) -> SymClass | BlockClass:
