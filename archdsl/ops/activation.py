@@ -10,8 +10,6 @@ from archdsl.errors import OpError
 from archdsl.ir.types import TensorType
 from archdsl.ops.base import OpDef, ParamSpec, PositiveInt, Trait, norm_axis
 from archdsl.symmetry.contract import Pointwise
-from archdsl.symmetry.contract import Pointwise
-from archdsl.symmetry.contract import Pointwise
 
 _EW = frozenset({Trait.ELEMENTWISE})
 FLOAT_DTYPES = ("float32", "float64", "float16", "bfloat16")
@@ -29,8 +27,6 @@ class Elementwise(OpDef):
 
     family: ClassVar = "activation"
     traits: ClassVar = _EW
-    symmetry: ClassVar = Pointwise()           # scaling as the traits allow: ReLU positive, tanh signs
-    symmetry: ClassVar = Pointwise()           # scaling as the traits allow: ReLU positive, tanh signs
     symmetry: ClassVar = Pointwise()           # scaling as the traits allow: ReLU positive, tanh signs
 
     def infer(self, inputs: list[TensorType]) -> list[TensorType]:
@@ -64,8 +60,6 @@ class PReLU(Elementwise):
     """LeakyReLU with a learned slope ``weight``: one shared (num_parameters=1) or one per channel (axis 1)."""
 
     name: ClassVar = "prelu"
-    symmetry: ClassVar = Pointwise(params=(("weight", 1),))   # per-channel slopes move with the channels
-    symmetry: ClassVar = Pointwise(params=(("weight", 1),))   # per-channel slopes move with the channels
     symmetry: ClassVar = Pointwise(params=(("weight", 1),))   # per-channel slopes move with the channels
     positional: ClassVar = ("num_parameters",)
     traits: ClassVar = _EW | {Trait.HOMOGENEOUS}
@@ -166,8 +160,6 @@ class Softmax(OpDef):
     """exp(x) / sum(exp(x)) along axis ``dim`` (required: PyTorch's implicit axis is deprecated)."""
 
     name: ClassVar = "softmax"
-    symmetry: ClassVar = Pointwise()           # permutation-equivariant on every axis; no scaling
-    symmetry: ClassVar = Pointwise()           # permutation-equivariant on every axis; no scaling
     symmetry: ClassVar = Pointwise()           # permutation-equivariant on every axis; no scaling
     positional: ClassVar = ("dim",)
     family: ClassVar = "activation"

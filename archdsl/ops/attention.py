@@ -13,16 +13,12 @@ from archdsl.ops.base import Cost, OpDef, ParamSpec, PositiveInt, Trait, expect_
 from archdsl.ops.linear import last_dim
 from archdsl.ops.shape import product
 from archdsl.symmetry.contract import AttentionCore, SelfAttention
-from archdsl.symmetry.contract import AttentionCore, SelfAttention
-from archdsl.symmetry.contract import AttentionCore, SelfAttention
 
 
 class ScaledDotProductAttention(OpDef):
     """softmax(q k^T * scale [+ causal mask]) v; q [..., L, E], k [..., S, E], v [..., S, Ev] -> [..., L, Ev]."""
 
     name: ClassVar = "scaled_dot_product_attention"
-    symmetry: ClassVar = AttentionCore()
-    symmetry: ClassVar = AttentionCore()
     symmetry: ClassVar = AttentionCore()
     arity: ClassVar = 3
     family: ClassVar = "attention"
@@ -54,8 +50,6 @@ class MultiheadSelfAttention(OpDef):
     """nn.MultiheadAttention(x, x, x) with batch_first=True on [B, T, D]; D is read from the input."""
 
     name: ClassVar = "multihead_self_attention"
-    symmetry: ClassVar = SelfAttention()
-    symmetry: ClassVar = SelfAttention()
     symmetry: ClassVar = SelfAttention()
     positional: ClassVar = ("num_heads",)
     family: ClassVar = "attention"

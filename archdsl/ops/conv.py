@@ -12,9 +12,6 @@ from archdsl.ir.dims import Dim
 from archdsl.ir.types import TensorType
 from archdsl.ops.base import IN, OUT, SPATIAL, ConvForm, Cost, OpDef, ParamSpec, PositiveInt, Trait, expect_rank
 from archdsl.symmetry.contract import Dense
-from archdsl.symmetry.contract import Dense
-from archdsl.symmetry.contract import Dense
-from archdsl.symmetry.contract import Dense
 
 IntOrTuple = int | tuple[int, ...]
 # padding: int, per-dim ints, per-dim (before, after) pairs, or 'same' / 'valid' before resolution.
@@ -91,9 +88,6 @@ class ConvNd(OpDef):
     positional: ClassVar = ("out_channels", "kernel_size")
     traits: ClassVar = frozenset({Trait.AFFINE})
     family: ClassVar = "conv"
-    symmetry: ClassVar = Dense(in_axis=1, out_axis=1, spatial=True)   # groups: block-structured
-    symmetry: ClassVar = Dense(in_axis=1, out_axis=1, spatial=True)   # groups: block-structured
-    symmetry: ClassVar = Dense(in_axis=1, out_axis=1, spatial=True)   # groups: block-structured
     symmetry: ClassVar = Dense(in_axis=1, out_axis=1, spatial=True)   # groups: block-structured
 
     out_channels: PositiveInt
@@ -228,9 +222,6 @@ class ConvTranspose2d(ConvNd):
     """Transposed 2-d convolution; weight layout is (in, out/groups, kh, kw)."""
 
     name: ClassVar = "conv_transpose2d"
-    symmetry: ClassVar = Dense(in_axis=1, out_axis=1, transposed=True, spatial=True)
-    symmetry: ClassVar = Dense(in_axis=1, out_axis=1, transposed=True, spatial=True)
-    symmetry: ClassVar = Dense(in_axis=1, out_axis=1, transposed=True, spatial=True)
     symmetry: ClassVar = Dense(in_axis=1, out_axis=1, transposed=True, spatial=True)
     output_padding: IntOrTuple = 0
 

@@ -11,8 +11,6 @@ from archdsl.errors import OpError
 from archdsl.ir.types import TensorType
 from archdsl.ops.base import Cost, OpDef, ParamSpec, PositiveInt
 from archdsl.symmetry.contract import Free, Lookup
-from archdsl.symmetry.contract import Free, Lookup
-from archdsl.symmetry.contract import Free, Lookup
 
 INT_DTYPES = ("int64", "int32")
 # initialisers the backends understand, with the keyword arguments each takes
@@ -73,8 +71,6 @@ class Parameter(OpDef):
 
     name: ClassVar = "parameter"
     symmetry: ClassVar = Free()
-    symmetry: ClassVar = Free()
-    symmetry: ClassVar = Free()
     positional: ClassVar = ("shape", "init")
     arity: ClassVar = 0
     family: ClassVar = "embed"
@@ -110,8 +106,6 @@ class Embedding(OpDef):
     """Rows of a learned table picked by integer ids: int[...] -> [..., embedding_dim]; weight [num, dim]."""
 
     name: ClassVar = "embedding"
-    symmetry: ClassVar = Lookup()
-    symmetry: ClassVar = Lookup()
     symmetry: ClassVar = Lookup()
     positional: ClassVar = ("num_embeddings", "embedding_dim")
     family: ClassVar = "embed"

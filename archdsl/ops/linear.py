@@ -8,9 +8,6 @@ from archdsl.errors import OpError
 from archdsl.ir.types import TensorType
 from archdsl.ops.base import IN, OUT, Cost, OpDef, ParamSpec, PositiveInt, Trait
 from archdsl.symmetry.contract import Dense, Pinned
-from archdsl.symmetry.contract import Dense, Pinned
-from archdsl.symmetry.contract import Dense, Pinned
-from archdsl.symmetry.contract import Dense, Pinned
 
 
 def last_dim(op: OpDef, x: TensorType) -> int:
@@ -27,9 +24,6 @@ class Linear(OpDef):
     """y = x W^T + b over the last axis; x: [..., in] -> [..., out]; weight [out, in]."""
 
     name: ClassVar = "linear"
-    symmetry: ClassVar = Dense()
-    symmetry: ClassVar = Dense()
-    symmetry: ClassVar = Dense()
     symmetry: ClassVar = Dense()
     positional: ClassVar = ("out_features",)
     traits: ClassVar = frozenset({Trait.AFFINE})
@@ -70,9 +64,6 @@ class Bilinear(OpDef):
     """y_k = x1^T W_k x2 + b_k on two inputs [..., in1], [..., in2] -> [..., out]; weight [out, in1, in2]."""
 
     name: ClassVar = "bilinear"
-    symmetry: ClassVar = Pinned("bilinear: the symmetry of a form in two inputs is not derived")
-    symmetry: ClassVar = Pinned("bilinear: the symmetry of a form in two inputs is not derived")
-    symmetry: ClassVar = Pinned("bilinear: the symmetry of a form in two inputs is not derived")
     symmetry: ClassVar = Pinned("bilinear: the symmetry of a form in two inputs is not derived")
     positional: ClassVar = ("out_features",)
     arity: ClassVar = 2

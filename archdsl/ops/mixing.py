@@ -15,8 +15,6 @@ from archdsl.ir.types import TensorType
 from archdsl.ops.activation import expect_float
 from archdsl.ops.base import Cost, OpDef, ParamSpec, PositiveInt, Trait, norm_axis
 from archdsl.symmetry.contract import Pinned, Pointwise
-from archdsl.symmetry.contract import Pinned, Pointwise
-from archdsl.symmetry.contract import Pinned, Pointwise
 
 
 class AttentionBias(OpDef):
@@ -30,8 +28,6 @@ class AttentionBias(OpDef):
     """
 
     name: ClassVar = "attention_bias"
-    symmetry: ClassVar = Pinned("a table gathered at fixed relative positions")
-    symmetry: ClassVar = Pinned("a table gathered at fixed relative positions")
     symmetry: ClassVar = Pinned("a table gathered at fixed relative positions")
     positional: ClassVar = ("num_heads", "resolution", "stride")
     arity: ClassVar = 0
@@ -86,8 +82,6 @@ class Normalize(OpDef):
     """
 
     name: ClassVar = "normalize"
-    symmetry: ClassVar = Pointwise()           # odd: signs pass
-    symmetry: ClassVar = Pointwise()           # odd: signs pass
     symmetry: ClassVar = Pointwise()           # odd: signs pass
     positional: ClassVar = ("dim",)
     traits: ClassVar = frozenset({Trait.ODD})

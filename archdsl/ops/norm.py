@@ -10,9 +10,6 @@ from archdsl.errors import OpError
 from archdsl.ir.types import TensorType
 from archdsl.ops.base import CHANNEL, OpDef, ParamSpec, PositiveInt, Trait, expect_rank
 from archdsl.symmetry.contract import ChannelStats, FeatureNorm, Pinned
-from archdsl.symmetry.contract import ChannelStats, FeatureNorm, Pinned
-from archdsl.symmetry.contract import ChannelStats, FeatureNorm, Pinned
-from archdsl.symmetry.contract import ChannelStats, FeatureNorm, Pinned
 
 
 def channels(op: OpDef, x: TensorType) -> int:
@@ -58,9 +55,6 @@ class ChannelStatsNorm(Norm):
     """Base of norms over per-channel (axis 1) statistics, with optional affine and running stats."""
 
     ranks: ClassVar[tuple[int, ...]] = (4,)
-    symmetry: ClassVar = ChannelStats()        # eval mode: running statistics absorb a per-channel scale
-    symmetry: ClassVar = ChannelStats()        # eval mode: running statistics absorb a per-channel scale
-    symmetry: ClassVar = ChannelStats()        # eval mode: running statistics absorb a per-channel scale
     symmetry: ClassVar = ChannelStats()        # eval mode: running statistics absorb a per-channel scale
     traits: ClassVar = frozenset({Trait.TRAIN_EVAL, Trait.CHANNEL_AFFINE})
 
@@ -128,9 +122,6 @@ class LastDimsNorm(Norm):
 
     positional: ClassVar = ("normalized_shape",)
     symmetry: ClassVar = FeatureNorm()
-    symmetry: ClassVar = FeatureNorm()
-    symmetry: ClassVar = FeatureNorm()
-    symmetry: ClassVar = FeatureNorm()
     normalized_shape: int | tuple[int, ...] | None = None
     elementwise_affine: bool = True
 
@@ -192,9 +183,6 @@ class LayerNorm2d(Norm):
 
     name: ClassVar = "layer_norm2d"
     symmetry: ClassVar = FeatureNorm(axis=1)
-    symmetry: ClassVar = FeatureNorm(axis=1)
-    symmetry: ClassVar = FeatureNorm(axis=1)
-    symmetry: ClassVar = FeatureNorm(axis=1)
     eps: float = 1e-6
     elementwise_affine: bool = True
     bias: bool = True
@@ -216,9 +204,6 @@ class GroupNorm(Norm):
     """Normalise each of ``num_groups`` channel groups of [N, C, ...]; per-channel affine."""
 
     name: ClassVar = "group_norm"
-    symmetry: ClassVar = FeatureNorm(axis=1, groups="num_groups")
-    symmetry: ClassVar = FeatureNorm(axis=1, groups="num_groups")
-    symmetry: ClassVar = FeatureNorm(axis=1, groups="num_groups")
     symmetry: ClassVar = FeatureNorm(axis=1, groups="num_groups")
     positional: ClassVar = ("num_groups",)
     num_groups: PositiveInt
@@ -254,9 +239,6 @@ class LocalResponseNorm(Norm):
     """x / (k + alpha/size * sum of x**2 over ``size`` neighbouring channels) ** beta (AlexNet)."""
 
     name: ClassVar = "local_response_norm"
-    symmetry: ClassVar = Pinned("local response norm mixes neighbouring channels")
-    symmetry: ClassVar = Pinned("local response norm mixes neighbouring channels")
-    symmetry: ClassVar = Pinned("local response norm mixes neighbouring channels")
     symmetry: ClassVar = Pinned("local response norm mixes neighbouring channels")
     positional: ClassVar = ("size",)
     size: PositiveInt

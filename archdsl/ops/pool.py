@@ -13,9 +13,6 @@ from archdsl.ir.types import TensorType
 from archdsl.ops.base import ConvForm, OpDef, Trait, expect_rank
 from archdsl.ops.conv import IntOrTuple, expand, out_size
 from archdsl.symmetry.contract import Reduction, Window
-from archdsl.symmetry.contract import Reduction, Window
-from archdsl.symmetry.contract import Reduction, Window
-from archdsl.symmetry.contract import Reduction, Window
 
 
 @functools.lru_cache(maxsize=4096)
@@ -42,9 +39,6 @@ class PoolNd(OpDef):
 
     spatial: ClassVar[int] = 2
     positional: ClassVar = ("kernel_size", "stride", "padding")
-    symmetry: ClassVar = Window()
-    symmetry: ClassVar = Window()
-    symmetry: ClassVar = Window()
     symmetry: ClassVar = Window()
     family: ClassVar = "pool"
     kernel_size: IntOrTuple
@@ -158,9 +152,6 @@ class AdaptivePoolNd(OpDef):
     spatial: ClassVar[int] = 2
     positional: ClassVar = ("output_size",)
     symmetry: ClassVar = Window()
-    symmetry: ClassVar = Window()
-    symmetry: ClassVar = Window()
-    symmetry: ClassVar = Window()
     family: ClassVar = "pool"
     output_size: int | tuple[int | None, ...]
 
@@ -215,9 +206,6 @@ class AdaptiveMaxPool2d(AdaptivePoolNd):
 class GlobalPool(OpDef):
     """Reduce every axis after the channel axis of [N, C, ...]: [N, C] (or [N, C, 1, ...] with keepdim)."""
 
-    symmetry: ClassVar = Reduction(axes=lambda op, t: op.axes(t))
-    symmetry: ClassVar = Reduction(axes=lambda op, t: op.axes(t))
-    symmetry: ClassVar = Reduction(axes=lambda op, t: op.axes(t))
     symmetry: ClassVar = Reduction(axes=lambda op, t: op.axes(t))
     family: ClassVar = "pool"
     keepdim: bool = False

@@ -10,9 +10,6 @@ from archdsl.errors import OpError
 from archdsl.ir.types import TensorType
 from archdsl.ops.base import OpDef, ParamSpec, Trait, expect_rank
 from archdsl.symmetry.contract import Pointwise
-from archdsl.symmetry.contract import Pointwise
-from archdsl.symmetry.contract import Pointwise
-from archdsl.symmetry.contract import Pointwise
 
 _RANDOM = frozenset({Trait.TRAIN_EVAL, Trait.STOCHASTIC, Trait.EVAL_IDENTITY, Trait.CHANNEL_AFFINE})
 
@@ -22,9 +19,6 @@ class Dropping(OpDef):
 
     positional: ClassVar = ("p",)
     traits: ClassVar = _RANDOM
-    symmetry: ClassVar = Pointwise(kind="any")  # the identity in eval mode
-    symmetry: ClassVar = Pointwise(kind="any")  # the identity in eval mode
-    symmetry: ClassVar = Pointwise(kind="any")  # the identity in eval mode
     symmetry: ClassVar = Pointwise(kind="any")  # the identity in eval mode
     family: ClassVar = "regularize"
     p: float = 0.5
@@ -89,9 +83,6 @@ class LayerScale(OpDef):
     """
 
     name: ClassVar = "layer_scale"
-    symmetry: ClassVar = Pointwise(params=(("gamma", "dim"),))
-    symmetry: ClassVar = Pointwise(params=(("gamma", "dim"),))
-    symmetry: ClassVar = Pointwise(params=(("gamma", "dim"),))
     symmetry: ClassVar = Pointwise(params=(("gamma", "dim"),))
     positional: ClassVar = ("init_value",)
     traits: ClassVar = frozenset({Trait.LINEAR, Trait.CHANNEL_AFFINE})

@@ -15,8 +15,6 @@ from archdsl.ir.types import TensorType
 from archdsl.ops.base import OpDef, PositiveInt, Trait
 from archdsl.ops.conv import check_mode_pads
 from archdsl.symmetry.contract import Pinned, Window
-from archdsl.symmetry.contract import Pinned, Window
-from archdsl.symmetry.contract import Pinned, Window
 
 _RANKS = {"nearest": (3, 4, 5), "nearest-exact": (3, 4, 5), "area": (3, 4, 5), "linear": (3,), "bilinear": (4,),
           "bicubic": (4,), "trilinear": (5,)}
@@ -63,8 +61,6 @@ class Upsample(OpDef):
     """Resize the spatial axes of [N, C, *spatial] to ``size`` or by ``scale_factor`` (F.interpolate)."""
 
     name: ClassVar = "interpolate"
-    symmetry: ClassVar = Window()
-    symmetry: ClassVar = Window()
     symmetry: ClassVar = Window()
     positional: ClassVar = ("size", "scale_factor", "mode")
     traits: ClassVar = frozenset({Trait.LINEAR})
@@ -114,8 +110,6 @@ class PixelShuffle(OpDef):
 
     name: ClassVar = "pixel_shuffle"
     symmetry: ClassVar = Pinned("pixel shuffle moves channels into space")
-    symmetry: ClassVar = Pinned("pixel shuffle moves channels into space")
-    symmetry: ClassVar = Pinned("pixel shuffle moves channels into space")
     positional: ClassVar = ("upscale_factor",)
     traits: ClassVar = frozenset({Trait.LINEAR, Trait.SHAPE_ONLY})
     family: ClassVar = "resample"
@@ -133,8 +127,6 @@ class PixelUnshuffle(OpDef):
     """[*, C, H*r, W*r] -> [*, C*r*r, H, W]; symbolic H and W must be multiples of r at run time."""
 
     name: ClassVar = "pixel_unshuffle"
-    symmetry: ClassVar = Pinned("pixel unshuffle moves space into channels")
-    symmetry: ClassVar = Pinned("pixel unshuffle moves space into channels")
     symmetry: ClassVar = Pinned("pixel unshuffle moves space into channels")
     positional: ClassVar = ("downscale_factor",)
     traits: ClassVar = frozenset({Trait.LINEAR, Trait.SHAPE_ONLY})
@@ -155,8 +147,6 @@ class ChannelShuffle(OpDef):
 
     name: ClassVar = "channel_shuffle"
     symmetry: ClassVar = Pinned("channel shuffle interleaves channel groups (a fixed permutation)")
-    symmetry: ClassVar = Pinned("channel shuffle interleaves channel groups (a fixed permutation)")
-    symmetry: ClassVar = Pinned("channel shuffle interleaves channel groups (a fixed permutation)")
     positional: ClassVar = ("groups",)
     traits: ClassVar = frozenset({Trait.LINEAR, Trait.SHAPE_ONLY})
     family: ClassVar = "resample"
@@ -174,8 +164,6 @@ class Pad(OpDef):
     an int pads every axis after the channel axis by that much on both sides."""
 
     name: ClassVar = "pad"
-    symmetry: ClassVar = Window(count=lambda op, t: len(op.per_axis(t)))
-    symmetry: ClassVar = Window(count=lambda op, t: len(op.per_axis(t)))
     symmetry: ClassVar = Window(count=lambda op, t: len(op.per_axis(t)))
     positional: ClassVar = ("pads", "mode", "value")
     traits: ClassVar = frozenset({Trait.AFFINE})

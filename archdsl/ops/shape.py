@@ -16,9 +16,6 @@ from archdsl.ir.dims import Dim, SymDim
 from archdsl.ir.types import DimField, TensorType
 from archdsl.ops.base import OpDef, PositiveInt, Trait, norm_axis
 from archdsl.symmetry.contract import Broadcast, Cut, Joined, Moved, Pointwise, Reshaped, swapped
-from archdsl.symmetry.contract import Broadcast, Cut, Joined, Moved, Pointwise, Reshaped, swapped
-from archdsl.symmetry.contract import Broadcast, Cut, Joined, Moved, Pointwise, Reshaped, swapped
-from archdsl.symmetry.contract import Broadcast, Cut, Joined, Moved, Pointwise, Reshaped
 
 _MOVE = frozenset({Trait.LINEAR, Trait.SHAPE_ONLY})
 
@@ -81,9 +78,6 @@ class Reshape(OpDef):
 
     name: ClassVar = "reshape"
     symmetry: ClassVar = Reshaped()
-    symmetry: ClassVar = Reshaped()
-    symmetry: ClassVar = Reshaped()
-    symmetry: ClassVar = Reshaped()
     positional: ClassVar = ("shape",)
     family: ClassVar = "shape"
     traits: ClassVar = _MOVE
@@ -128,9 +122,6 @@ class Expand(OpDef):
 
     name: ClassVar = "expand"
     symmetry: ClassVar = Broadcast()
-    symmetry: ClassVar = Broadcast()
-    symmetry: ClassVar = Broadcast()
-    symmetry: ClassVar = Broadcast()
     positional: ClassVar = ("shape",)
     family: ClassVar = "shape"
     traits: ClassVar = _MOVE
@@ -165,9 +156,6 @@ class ExpandAs(OpDef):
 
     name: ClassVar = "expand_as"
     symmetry: ClassVar = Broadcast()           # `other` gives sizes only
-    symmetry: ClassVar = Broadcast()           # `other` gives sizes only
-    symmetry: ClassVar = Broadcast()           # `other` gives sizes only
-    symmetry: ClassVar = Broadcast()           # `other` gives sizes only
     positional: ClassVar = ("dims",)
     arity: ClassVar = 2
     family: ClassVar = "shape"
@@ -197,9 +185,6 @@ class Permute(OpDef):
 
     name: ClassVar = "permute"
     symmetry: ClassVar = Moved(order=lambda op, rank: [d % rank for d in op.dims])
-    symmetry: ClassVar = Moved(order=lambda op, rank: [d % rank for d in op.dims])
-    symmetry: ClassVar = Moved(order=lambda op, rank: [d % rank for d in op.dims])
-    symmetry: ClassVar = Moved(order=lambda op, rank: [d % rank for d in op.dims])
     positional: ClassVar = ("dims",)
     family: ClassVar = "shape"
     traits: ClassVar = _MOVE
@@ -221,9 +206,6 @@ class Transpose(OpDef):
 
     name: ClassVar = "transpose"
     symmetry: ClassVar = Moved(order=lambda op, rank: swapped(rank, op.dim0 % rank, op.dim1 % rank))
-    symmetry: ClassVar = Moved(order=lambda op, rank: swapped(rank, op.dim0 % rank, op.dim1 % rank))
-    symmetry: ClassVar = Moved(order=lambda op, rank: swapped(rank, op.dim0 % rank, op.dim1 % rank))
-    symmetry: ClassVar = Moved(order=lambda op, rank: swapped(rank, op.dim0 % rank, op.dim1 % rank))
     positional: ClassVar = ("dim0", "dim1")
     family: ClassVar = "shape"
     traits: ClassVar = _MOVE
@@ -242,9 +224,6 @@ class Squeeze(OpDef):
     """Drop size-1 axes ``dim`` (None: every axis whose size is known to be 1; symbolic axes stay)."""
 
     name: ClassVar = "squeeze"
-    symmetry: ClassVar = Reshaped()
-    symmetry: ClassVar = Reshaped()
-    symmetry: ClassVar = Reshaped()
     symmetry: ClassVar = Reshaped()
     positional: ClassVar = ("dim",)
     family: ClassVar = "shape"
@@ -276,9 +255,6 @@ class Unsqueeze(OpDef):
 
     name: ClassVar = "unsqueeze"
     symmetry: ClassVar = Reshaped()
-    symmetry: ClassVar = Reshaped()
-    symmetry: ClassVar = Reshaped()
-    symmetry: ClassVar = Reshaped()
     positional: ClassVar = ("dim",)
     family: ClassVar = "shape"
     traits: ClassVar = _MOVE
@@ -294,9 +270,6 @@ class Concat(OpDef):
     """Join tensors along axis ``dim`` (default 0, as torch.cat): ``concat([a, b], dim=1)``."""
 
     name: ClassVar = "concat"
-    symmetry: ClassVar = Joined()
-    symmetry: ClassVar = Joined()
-    symmetry: ClassVar = Joined()
     symmetry: ClassVar = Joined()
     positional: ClassVar = ("dim",)
     arity: ClassVar = None
@@ -343,9 +316,6 @@ class Split(OpDef):
 
     name: ClassVar = "split"
     symmetry: ClassVar = Cut()
-    symmetry: ClassVar = Cut()
-    symmetry: ClassVar = Cut()
-    symmetry: ClassVar = Cut()
     positional: ClassVar = ("split_size_or_sections", "dim")
     family: ClassVar = "shape"
     traits: ClassVar = _MOVE
@@ -386,9 +356,6 @@ class Chunk(OpDef):
 
     name: ClassVar = "chunk"
     symmetry: ClassVar = Cut()
-    symmetry: ClassVar = Cut()
-    symmetry: ClassVar = Cut()
-    symmetry: ClassVar = Cut()
     positional: ClassVar = ("chunks", "dim")
     family: ClassVar = "shape"
     traits: ClassVar = _MOVE
@@ -417,9 +384,6 @@ class Slice(OpDef):
     """``x[..., start:end:step, ...]`` on axis ``dim`` (Python slice rules; step > 0)."""
 
     name: ClassVar = "slice"
-    symmetry: ClassVar = Cut()
-    symmetry: ClassVar = Cut()
-    symmetry: ClassVar = Cut()
     symmetry: ClassVar = Cut()
     positional: ClassVar = ("dim", "start", "end", "step")
     family: ClassVar = "shape"
@@ -451,9 +415,6 @@ class Select(OpDef):
 
     name: ClassVar = "select"
     symmetry: ClassVar = Cut()
-    symmetry: ClassVar = Cut()
-    symmetry: ClassVar = Cut()
-    symmetry: ClassVar = Cut()
     positional: ClassVar = ("dim", "index")
     family: ClassVar = "shape"
     traits: ClassVar = _MOVE
@@ -473,9 +434,6 @@ class Identity(OpDef):
     """Returns its input unchanged (an explicit placeholder, like nn.Identity)."""
 
     name: ClassVar = "identity"
-    symmetry: ClassVar = Pointwise()
-    symmetry: ClassVar = Pointwise()
-    symmetry: ClassVar = Pointwise()
     symmetry: ClassVar = Pointwise()
     family: ClassVar = "shape"
     traits: ClassVar = _MOVE | {Trait.ELEMENTWISE, Trait.EVAL_IDENTITY, Trait.CHANNEL_AFFINE}

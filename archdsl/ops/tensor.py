@@ -12,8 +12,6 @@ from archdsl.ir.types import TensorType
 from archdsl.ops.activation import expect_float
 from archdsl.ops.base import Cost, OpDef, Trait, norm_axis
 from archdsl.symmetry.contract import Contraction, Pointwise, Reduction, Reshaped
-from archdsl.symmetry.contract import Contraction, Pointwise, Reduction, Reshaped
-from archdsl.symmetry.contract import Contraction, Pointwise, Reduction, Reshaped
 
 
 def broadcast(op: OpDef, a: TensorType, b: TensorType) -> TensorType:
@@ -41,8 +39,6 @@ class Binary(OpDef):
     family: ClassVar = "arith"
     traits: ClassVar = frozenset({Trait.ELEMENTWISE})
     symmetry: ClassVar = Pointwise()           # add/sub pass any scaling, mul/div none
-    symmetry: ClassVar = Pointwise()           # add/sub pass any scaling, mul/div none
-    symmetry: ClassVar = Pointwise()           # add/sub pass any scaling, mul/div none
 
     def infer(self, inputs: list[TensorType]) -> list[TensorType]:
         return [broadcast(self, inputs[0], inputs[1])]
@@ -63,8 +59,6 @@ class AddN(OpDef):
     """Sum of several same-shaped tensors (the merge point of parallel branches)."""
 
     name: ClassVar = "add_n"
-    symmetry: ClassVar = Pointwise()
-    symmetry: ClassVar = Pointwise()
     symmetry: ClassVar = Pointwise()
     arity: ClassVar = None
     family: ClassVar = "arith"
@@ -87,8 +81,6 @@ class Flatten(OpDef):
     """Merge axes start_dim..end_dim into one (default: all but the batch axis)."""
 
     name: ClassVar = "flatten"
-    symmetry: ClassVar = Reshaped()
-    symmetry: ClassVar = Reshaped()
     symmetry: ClassVar = Reshaped()
     positional: ClassVar = ("start_dim", "end_dim")
     family: ClassVar = "shape"
@@ -145,8 +137,6 @@ class MatMul(OpDef):
 
     name: ClassVar = "matmul"
     symmetry: ClassVar = Contraction()
-    symmetry: ClassVar = Contraction()
-    symmetry: ClassVar = Contraction()
     arity: ClassVar = 2
     family: ClassVar = "arith"
 
@@ -175,8 +165,6 @@ class ScalarArith(OpDef):
     """Tensor-scalar arithmetic: x+c, x-c, c-x, x*c, x/c, c/x, x**c, -x."""
 
     name: ClassVar = "scalar"
-    symmetry: ClassVar = Pointwise()           # x*c, x/c, -x pass any scaling; x+c none
-    symmetry: ClassVar = Pointwise()           # x*c, x/c, -x pass any scaling; x+c none
     symmetry: ClassVar = Pointwise()           # x*c, x/c, -x pass any scaling; x+c none
     positional: ClassVar = ("fn", "value")
     family: ClassVar = "arith"
@@ -218,8 +206,6 @@ class Reduce(OpDef):
     """Base of reductions over axes ``dim`` (None: every axis), optionally keeping them as size 1."""
 
     positional: ClassVar = ("dim", "keepdim")
-    symmetry: ClassVar = Reduction(axes=lambda op, t: op.axes(t.rank))
-    symmetry: ClassVar = Reduction(axes=lambda op, t: op.axes(t.rank))
     symmetry: ClassVar = Reduction(axes=lambda op, t: op.axes(t.rank))
     family: ClassVar = "arith"
     traits: ClassVar = frozenset({Trait.LINEAR})
