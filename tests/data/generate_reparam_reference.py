@@ -15,8 +15,8 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-LISTED = ("fastvit_t8", "repvit_m0_9")                    # training-form listings kept in tests/data
-DEPLOY = ("fastvit_t8", "repvit_m0_9", "repvgg_a0", "mobileone_s0")
+LISTED = ("fastvit_t8", "fastvit_sa12", "repvit_m0_9")                    # training-form listings kept in tests/data
+DEPLOY = ("fastvit_t8", "fastvit_sa12", "repvit_m0_9", "repvgg_a0", "mobileone_s0")
 
 
 def entries(module) -> dict[str, list]:

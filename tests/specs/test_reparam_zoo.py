@@ -1,4 +1,4 @@
-"""The re-parameterisable zoo models (FastViT-T8, RepViT-M0.9, RepVGG-A0, MobileOne-S0) against timm's facts.
+"""The re-parameterisable zoo models (FastViT-T8/SA12, RepViT-M0.9, RepVGG-A0, MobileOne-S0) against timm's facts.
 
 Without timm: the training forms have exactly timm's state_dict (``tests/data/state_dicts``); every conv that
 timm's ``reparameterize_model`` creates (``tests/data/deploy_keys``) is one outermost ``reparam`` block of the
@@ -23,12 +23,13 @@ import archdsl
 from archdsl import zoo
 
 DATA = Path(__file__).resolve().parents[1] / "data"
-TRAIN_LISTED = ("fastvit_t8", "repvit_m0_9")
-DEPLOY = ("fastvit_t8", "repvit_m0_9", "repvgg_a0", "mobileone_s0")
+TRAIN_LISTED = ("fastvit_t8", "fastvit_sa12", "repvit_m0_9")
+DEPLOY = ("fastvit_t8", "fastvit_sa12", "repvit_m0_9", "repvgg_a0", "mobileone_s0")
 # Where timm puts the conv it merges a re-param block into: MobileOne-style blocks get a `reparam_conv` child;
 # RepViT's RepVggDw is replaced by the fused conv itself (its conv-BN containers and head are fused too, but
 # those are BatchNorm folds, not re-param blocks).
-MERGED_CONV = {"fastvit_t8": r"(.*)\.reparam_conv\.weight", "repvgg_a0": r"(.*)\.reparam_conv\.weight",
+MERGED_CONV = {"fastvit_t8": r"(.*)\.reparam_conv\.weight", "fastvit_sa12": r"(.*)\.reparam_conv\.weight",
+               "repvgg_a0": r"(.*)\.reparam_conv\.weight",
                "mobileone_s0": r"(.*)\.reparam_conv\.weight", "repvit_m0_9": r"(.*\.token_mixer)\.weight"}
 
 
@@ -104,6 +105,7 @@ BLOCKS = {
     "MobileOneBlock": (FASTVIT, "MobileOneBlock(6, 3, groups=6, act=none)", 6),
     "MobileOneBlock_stride2": (FASTVIT, "MobileOneBlock(6, 3, stride=2, groups=6, act=none)", 6),
     "ReparamLargeKernelConv": (FASTVIT, "ReparamLargeKernelConv(12, 7, 2, 6, 3)", 6),
+    "RepConditionalPosEnc": (FASTVIT, "RepConditionalPosEnc()", 6),
     "RepVggDw": (REPVIT, "RepVggDw(3)", 6),
 }
 
@@ -148,6 +150,8 @@ def timm_forward(key: str, sd: dict, x: torch.Tensor) -> torch.Tensor:
         out = conv_bn(sd, "b.conv_kxk.0", x, stride=stride, groups=6) \
             + conv_bn(sd, "b.conv_scale", x, stride=stride, groups=6)
         return out + bn(sd, "b.identity", x) if stride == 1 else out
+    if key == "RepConditionalPosEnc":   # pos_enc(x) + x
+        return nn.functional.conv2d(x, sd["b.pos_enc.weight"], sd["b.pos_enc.bias"], padding=3, groups=6) + x
     if key == "ReparamLargeKernelConv":
         return conv_bn(sd, "b.large_conv", x, stride=2, groups=6) + conv_bn(sd, "b.small_conv", x, stride=2, groups=6)
     assert key == "RepVggDw"    # bn(conv(x) + conv1(x) + x)
@@ -200,14 +204,14 @@ def randomise(module: nn.Module, seed: int = 0) -> None:
 
 @pytest.mark.reference
 @pytest.mark.parametrize("name", TRAIN_LISTED)
-@pytest.mark.parametrize("side", [64, 96])
-def test_timm_weights_load_strictly_and_outputs_match(name: str, side: int) -> None:
+@pytest.mark.parametrize("size", [(64, 64), (64, 96)])
+def test_timm_weights_load_strictly_and_outputs_match(name: str, size: tuple[int, int]) -> None:
     timm = pytest.importorskip("timm")
     ref = timm.create_model(name, pretrained=False).eval()
     randomise(ref)
     ours = archdsl.build(compiled(name), seed=1).eval()
     ours.load_state_dict(ref.state_dict(), strict=True)
-    x = torch.randn(2, 3, side, side, generator=torch.Generator().manual_seed(side))
+    x = torch.randn(2, 3, *size, generator=torch.Generator().manual_seed(size[1]))
     with torch.no_grad():
         want, got = ref(x), ours(x)
         want64, got64 = ref.double()(x.double()), ours.double()(x.double())
