@@ -45,6 +45,9 @@ class Simplified:
 
         module = build_module(self.graph, seed=seed if self.weights is None else None)
         if self.weights is not None:
+            dtypes = {t.dtype for t in self.weights.values() if t.is_floating_point()}
+            if len(dtypes) == 1:                   # float64 weights give a float64 module (exact comparisons)
+                module = module.to(dtypes.pop())
             module.load_state_dict(self.weights.state_dict(), strict=True)
         return module.eval()
 

@@ -46,11 +46,17 @@ class GraphEditor:
     def _reindex(self) -> None:
         if self._index_dirty:
             self._producer = {v: n for n in self.nodes for v in n.outputs}
+            self._by_name = {n.name: n for n in self.nodes}
             self._users: dict[str, list[Node]] = {}
             for n in self.nodes:
                 for v in dict.fromkeys(n.inputs):
                     self._users.setdefault(v, []).append(n)
             self._index_dirty = False
+
+    def node(self, name: str) -> Node | None:
+        """The current version of the node called ``name`` (None once removed): edits replace node objects."""
+        self._reindex()
+        return self._by_name.get(name)
 
     def producer(self, value: str) -> Node | None:
         """The node that computes ``value`` (None for graph inputs)."""

@@ -6,7 +6,7 @@ from typing import ClassVar
 
 from archdsl.errors import OpError
 from archdsl.ir.types import TensorType
-from archdsl.ops.base import IN, OUT, Cost, OpDef, ParamSpec, PositiveInt, Trait
+from archdsl.ops.base import IN, OUT, ConvForm, Cost, OpDef, ParamSpec, PositiveInt, Trait
 from archdsl.symmetry.contract import Dense, Pinned
 
 
@@ -47,6 +47,13 @@ class Linear(OpDef):
     def output_channel_axis(self, x: TensorType) -> int | None:
         """The last axis."""
         return x.rank - 1
+
+    def conv_form(self, x: TensorType) -> ConvForm | None:
+        """On [N, C] a linear layer is a convolution with no spatial dims (on [N, T, C] it is not channels-first)."""
+        if x.rank != 2 or not isinstance(x.shape[1], int):
+            return None
+        return ConvForm((), (), (), (), 1, x.shape[1], self.out_features, "zeros", "weight",
+                        "bias" if self.bias else None)
 
     def input_channel_axis(self, x: TensorType) -> int | None:
         """The last axis."""

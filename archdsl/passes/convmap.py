@@ -136,17 +136,18 @@ def compose(a: ConvMap, b: ConvMap) -> ConvMap:
         kernel[(slice(None), slice(None), slice(None), *at)] += torch.einsum("gom,gmc...->goc...", bv[(..., *j)], av)
     bias = b.bias
     if a.bias is not None:                                # a's bias reaches every tap of b
-        taps = bv.sum(dim=tuple(range(3, 3 + b.spatial)))                      # [g, O/g, M/g]
+        taps = bv.sum(dim=tuple(range(3, 3 + b.spatial))) if b.spatial else bv   # [g, O/g, M/g]; sum(()) is all
         carried = torch.einsum("gom,gm->go", taps, a.bias.reshape(g, -1)).reshape(-1)
         bias = carried if bias is None else bias + carried
     return replace(out, kernel=kernel.reshape(b.out_channels, a.in_channels // g, *size), bias=bias)
 
 
-def combine(maps: list[ConvMap], coefficients: tuple[float, ...]) -> ConvMap:
+def combine(maps: list[ConvMap], coefficients: tuple[float, ...], sizes: tuple | None = None) -> ConvMap:
     """``sum_i c_i * map_i(x)``: kernels zero-padded to one window and aligned on their anchors.
 
-    Exact when the maps share stride and channels, their output grids coincide for every input size, and
-    those that pad share the padding mode.
+    Exact when the maps share stride and channels, those that pad share the padding mode, and their output
+    grids coincide: for every input size, or -- where ``sizes`` gives a spatial axis's (input, output)
+    sizes as ints -- at that size ('same' padding with stride 2 pads by the input's parity).
     """
     first = maps[0]
     n = first.spatial
@@ -161,7 +162,15 @@ def combine(maps: list[ConvMap], coefficients: tuple[float, ...]) -> ConvMap:
     hi = tuple(max(-m.pads[i][0] + m.size[i] - 1 for m in maps) for i in range(n))
     size = tuple(h - low + 1 for h, low in zip(hi, lo, strict=True))
     after = []
-    for i in range(n):                    # the merged output size equals each branch's for every input size
+    for i in range(n):                    # the merged output size equals each branch's
+        known = sizes[i] if sizes is not None else (None, None)
+        if all(isinstance(v, int) for v in known):      # one size: pad after just enough for the last window
+            h, o = known
+            pad = max(0, (o - 1) * first.stride[i] + lo[i] + size[i] - h)
+            if (h - lo[i] + pad - size[i]) // first.stride[i] + 1 != o:
+                raise NotExact(f"the branches' output grids differ on spatial axis {i} at input size {h}")
+            after.append(pad)
+            continue
         wanted = {m.pads[i][0] + m.pads[i][1] - m.size[i] for m in maps}
         if len(wanted) > 1:
             raise NotExact(f"the branches' output grids differ on spatial axis {i} (anchors do not line up: "
@@ -185,6 +194,12 @@ def combine(maps: list[ConvMap], coefficients: tuple[float, ...]) -> ConvMap:
         if m.bias is not None:
             bias = c * m.bias if bias is None else bias + c * m.bias
     return replace(out, kernel=kernel, bias=bias)
+
+
+def regrouped(m: ConvMap, groups: int) -> ConvMap:
+    """The same map with its kernel laid out in ``groups`` groups (a divisor of its own)."""
+    kernel = None if m.kernel is None else regroup(m.kernel, m.groups, groups)
+    return replace(m, groups=groups, kernel=kernel)
 
 
 def scaled(m: ConvMap, c: float) -> ConvMap:

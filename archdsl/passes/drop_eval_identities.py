@@ -23,7 +23,8 @@ class DropEvalIdentities(Pass):
         self.check_mode(graph)
         edit = GraphEditor(graph)
         report = []
-        for node in graph.nodes:
+        for original in graph.nodes:
+            node = edit.node(original.name)
             if not node.op.has(Trait.EVAL_IDENTITY) or node.params or len(node.inputs) != 1 \
                     or len(node.outputs) != 1 or edit.types[node.inputs[0]] != node.types[0]:
                 continue

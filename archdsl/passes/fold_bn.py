@@ -1,4 +1,4 @@
-"""``fold-bn``: an eval-mode per-channel affine op (BatchNorm, LayerScale) folded into the adjacent weighted op.
+"""``fold-bn``: an eval-mode per-channel affine op (BatchNorm, LayerScale, x * c) folded into the adjacent weighted op.
 
 Rows (each checked by :func:`_after` / :func:`_before`):
     # bn(conv(x))   -> conv'(x)   W' = W * s along the weight's "out" axis (group- and layout-aware), b' = b*s + t
@@ -109,8 +109,8 @@ class FoldBatchNorm(Pass):
         report: list[Change] = []
         new_weights = dict(weights) if weights is not None else None
         for node in graph.nodes:
-            current = next((n for n in edit.nodes if n.name == node.name), None)
-            if current is None or not current.op.has(Trait.CHANNEL_AFFINE) or not current.params:
+            current = edit.node(node.name)
+            if current is None or not current.op.has(Trait.CHANNEL_AFFINE) or current.op.has(Trait.EVAL_IDENTITY):
                 continue
             fold = _after(edit, current) or _before(edit, current)
             if fold is not None:

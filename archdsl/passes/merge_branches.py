@@ -20,12 +20,26 @@ from archdsl.ir.graph import Graph, Node
 from archdsl.ir.rewrite import GraphEditor, join_path
 from archdsl.ir.types import TensorType
 from archdsl.ir.weights import Weights
-from archdsl.ops.base import Trait
-from archdsl.ops.conv import Conv1d, Conv2d, Conv3d
+from archdsl.ops.base import OpDef, Trait
+from archdsl.ops.conv import Conv1d, Conv2d, Conv3d, ConvNd
+from archdsl.ops.linear import Linear
 from archdsl.passes import convmap as cm
 from archdsl.passes.base import Change, Pass, PassError, PassResult
 
-CONV_FOR_SPATIAL = {1: Conv1d, 2: Conv2d, 3: Conv3d}     # the op a merged map of n spatial dims becomes
+
+def _linear(m: cm.ConvMap) -> OpDef:
+    return Linear(out_features=m.out_channels, bias=m.has_bias)
+
+
+def _conv(cls: type[ConvNd]):
+    def make(m: cm.ConvMap) -> OpDef:
+        return cls(out_channels=m.out_channels, kernel_size=m.size, stride=m.stride, padding=cm.conv_padding(m),
+                   groups=m.groups, bias=m.has_bias, padding_mode=m.mode)
+    return make
+
+
+# the op a merged map with n spatial dims becomes, and the channel groups that op can have (None: any)
+MERGED_OP = {0: (_linear, 1), 1: (_conv(Conv1d), None), 2: (_conv(Conv2d), None), 3: (_conv(Conv3d), None)}
 _PROBE = 32                                              # size given to symbolic dims when comparing MACs
 
 
@@ -56,7 +70,7 @@ def _constant_scale(edit: GraphEditor, node: Node) -> tuple[int, int] | None:
             continue
         pt, xt = edit.types[p], edit.types[x]
         shape = (1,) * (xt.rank - pt.rank) + tuple(pt.shape)
-        if xt.rank >= 3 and len(shape) == xt.rank and node.types[0] == xt and \
+        if xt.rank >= 2 and len(shape) == xt.rank and node.types[0] == xt and \
                 all(d == 1 for j, d in enumerate(shape) if j != 1) and shape[1] in (1, xt.shape[1]):
             return i, exponent
     return None
@@ -72,7 +86,7 @@ def _chain_input(edit: GraphEditor, node: Node) -> str | None:
     if len(node.inputs) != 1:
         return None
     x = edit.types[node.inputs[0]]
-    if x.rank < 3:
+    if x.rank < 2:
         return None
     if node.op.conv_form(x) is not None or \
             (node.op.has(Trait.CHANNEL_AFFINE) and node.op.eval_affine_axis(x) == 1):
@@ -149,6 +163,10 @@ def _branch_map(edit: GraphEditor, branch: Branch, x: TensorType, weights: Weigh
     return m
 
 
+def _under(path: str, prefix: str) -> bool:
+    return path == prefix or path.startswith(prefix + ".")
+
+
 def _concrete(d) -> int:
     return d if isinstance(d, int) else SymDim.evaluate(d, dict.fromkeys(d.symbols, _PROBE))
 
@@ -174,7 +192,7 @@ class MergeBranches(Pass):
         new_weights = dict(weights) if weights is not None else None
         report = []
         for node in graph.nodes:
-            current = next((n for n in edit.nodes if n.name == node.name), None)
+            current = edit.node(node.name)
             if current is None or current.op.sum_coefficients(len(current.inputs)) is None:
                 continue
             change = self._merge(edit, current, weights if new_weights is None else Weights(new_weights),
@@ -191,7 +209,7 @@ class MergeBranches(Pass):
         claimed = "reparam" in total.tags
         coefficients = total.op.sum_coefficients(len(total.inputs))
         types = [edit.types[v] for v in total.inputs]
-        if any(t != total.types[0] for t in types) or total.types[0].rank < 3:
+        if any(t != total.types[0] for t in types) or total.types[0].rank < 2:
             if claimed:
                 self._refuse(total, "its branches do not all have the result's type "
                              f"({', '.join(str(t) for t in types)} -> {total.types[0]})")
@@ -205,17 +223,18 @@ class MergeBranches(Pass):
         x = edit.types[root]
         try:
             maps = [_branch_map(edit, b, x, weights) for b in branches]
-            merged = cm.combine(maps, coefficients)
+            sizes = tuple(zip(x.shape[2:], total.types[0].shape[2:], strict=True))
+            merged = cm.combine(maps, coefficients, sizes)
         except cm.NotExact as exc:
             if claimed:
                 self._refuse(total, str(exc))
             return None
         chain = [n for b in branches for n in b.chain]
-        module = edit.fresh_module(join_path(total.module or ".".join(total.scope), self.conv_name))
-        op = CONV_FOR_SPATIAL[merged.spatial](out_channels=merged.out_channels, kernel_size=merged.size,
-                                              stride=merged.stride, padding=cm.conv_padding(merged),
-                                              groups=merged.groups, bias=merged.has_bias, padding_mode=merged.mode)
-        new = edit.add_node(op, [root], before=total, module=module, scope=total.scope, span=total.span)
+        make, groups = MERGED_OP[merged.spatial]
+        if groups is not None and merged.groups != groups:
+            merged = cm.regrouped(merged, groups)
+        module = self._name(edit, total, chain, claimed)
+        new = edit.add_node(make(merged), [root], before=total, module=module, scope=total.scope, span=total.span)
         if not claimed and _macs(edit, [new]) > _macs(edit, chain):
             edit.remove(new)                     # exact, but dearer than the branches: leave them
             return None
@@ -228,6 +247,16 @@ class MergeBranches(Pass):
         merged_names = tuple(dict.fromkeys(b.name() for b in branches))
         return Change(self.name, total.module or ".".join(total.scope), merged_names, module,
                       f"{len(branches)} branches -> {merged.size} conv, groups {merged.groups}", total.span)
+
+    def _name(self, edit: GraphEditor, total: Node, chain: list[Node], claimed: bool) -> str:
+        """``{block}.reparam_conv`` for a reparam block; for another sum, the block's own name when no other
+        layer with parameters remains in it (timm's fused RepViT head), else ``{block}.reparam_conv``."""
+        scope = total.module or ".".join(total.scope)
+        if not claimed and scope:
+            gone = {total.name, *(n.name for n in chain)}
+            if not any(_under(p, scope) for n in edit.nodes if n.name not in gone for p in n.params.values()):
+                return scope
+        return edit.fresh_module(join_path(scope, self.conv_name))
 
     @staticmethod
     def _store(out: dict, node: Node, merged: cm.ConvMap, dtype) -> None:
