@@ -142,6 +142,14 @@ def _profile_problem(d: Derivation, leaves: list[list[int | None]]) -> str:
 def _closure_problem(entries: list[Entry], counts: list[dict[int, tuple]], leaves: list[list[int]]) -> str:
     """Every member must hold all blocks' k-th classes alike, or none of them."""
     position = {leaf: k for blk in leaves for k, leaf in enumerate(blk)}
+    plain = {(e.param, e.axis): e.segs for e in entries if e.index is None}
+    for e in entries:
+        if e.index is None:
+            continue
+        axis, start, stop = e.index
+        rows = [s.leaf for s in plain.get((e.param, axis), ()) if start <= s.start < stop]
+        if any(r in position for r in rows) and any(s.leaf not in position for s in e.segs):
+            return f"the slabs of {e.param} read units that do not move with the blocks"
     for e, c in zip(entries, counts, strict=True):
         for k in {position[leaf] for leaf in c if leaf in position}:
             if len({c.get(blk[k], ()) for blk in leaves}) > 1:
