@@ -79,4 +79,8 @@ def _resolve(source: Source) -> Source:
             path = None
         if path is not None:
             return path
+        if source.strip().isidentifier():      # one bare word is never spec text: a misspelt zoo name
+            from archdsl.commands.common import spec_source
+
+            spec_source(source.strip())       # raises the did-you-mean UsageError
     return source

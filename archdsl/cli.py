@@ -104,7 +104,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         if exc.filename is None:
             _silence_stdout()
-        return _report(output_error(exc.filename or "standard output", exc), getattr(args, "format", "text"))
+        where = exc.filename if exc.filename is not None else "standard output"
+        return _report(output_error(where, exc, "access" if exc.filename is not None else "write"),
+                       getattr(args, "format", "text"))
     except RecursionError:
         return _report(LimitError(Diagnostic("the input nests too deeply to process",
                                              hint="split deep expressions into named values")), "text")

@@ -29,7 +29,7 @@ TORCH_MODULE_ATTRIBUTES = frozenset({
     'set_extra_state', 'set_submodule', 'share_memory', 'state_dict', 'to', 'to_empty', 'train', 'training',
     'type', 'xpu', 'zero_grad'
 })
-GENERATED_ATTRIBUTES = frozenset({"archdsl_source", "_input_spec", "reparameterize"})   # on generated modules
+GENERATED_ATTRIBUTES = frozenset({"archdsl_source", "archdsl_graph", "_input_spec", "reparameterize"})   # set by archdsl
 
 
 def reserved_component(path: str) -> str | None:
