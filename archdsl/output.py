@@ -24,8 +24,20 @@ anything else.
 
 Output files (:func:`write_file`): a regular file is replaced atomically, keeping its permission bits (and
 owner, when allowed); a symlink is followed and its target replaced; a FIFO, a character device or another
-special file is written into, never replaced; a folder is refused. Every ``OSError`` becomes a
-:class:`~archdsl.errors.UsageError` that names the path.
+special file is written into, never replaced; a folder is refused. ``exclusive=True`` creates the file only
+if it does not exist (of two concurrent writers exactly one wins).
+
+Groups of sibling files (:func:`write_files`, e.g. ``model.onnx`` with its external ``model.onnx.data``):
+written and flushed in a private temporary folder, then each renamed into place; without ``force`` every
+name is claimed exclusively (all or none), with ``force`` only regular files are replaced.
+
+Every ``OSError`` becomes a :class:`~archdsl.errors.UsageError` that names the path.
+
+Typical use by a command::
+
+    from archdsl.output import write_output_dir
+    paths = write_output_dir(args.output, {"graph.json": text, "weights.safetensors": lambda p: save(p)},
+                             force=args.force, known={"report.json"})
 """
 
 from __future__ import annotations
@@ -42,7 +54,7 @@ from pathlib import Path
 
 from archdsl.errors import Diagnostic, UsageError
 
-__all__ = ["write_output_dir", "write_file", "output_error", "Content"]
+__all__ = ["write_output_dir", "write_file", "write_files", "output_error", "Content"]
 
 Content = bytes | str | Callable[[Path], None]   # bytes, UTF-8 text, or a function that writes the given path
 _MARK = ".archdsl-"                             # temporary folders are named f".{OUTDIR name}{_MARK}XXXX.tmp|.old"
@@ -302,9 +314,17 @@ def _umask() -> int:
     return mask
 
 
-def write_file(path: str | os.PathLike, data: bytes | str) -> None:
-    """Write ``data`` to the file ``path`` safely (see the module docstring); UsageError on any failure."""
+def write_file(path: str | os.PathLike, data: bytes | str, exclusive: bool = False) -> None:
+    """Write ``data`` to the file ``path`` safely (see the module docstring); UsageError on any failure.
+
+    With ``exclusive`` the file must not exist yet (like ``open(path, "x")``, but the complete file appears at
+    once): of two concurrent writers exactly one succeeds; the other gets "already exists".
+    """
     data = data.encode("utf-8") if isinstance(data, str) else data
+    if exclusive:
+        folder, name = os.path.split(os.path.abspath(os.fspath(path)))
+        write_files(folder, {name: data}, force=False, _display=os.fspath(path))
+        return
     target = os.path.realpath(os.fspath(path))      # a symlink's target is what gets written
     try:
         st = os.stat(target)
@@ -321,6 +341,104 @@ def write_file(path: str | os.PathLike, data: bytes | str) -> None:
             _replace(target, data, st)
     except OSError as exc:
         raise output_error(path, exc) from None
+
+
+def write_files(folder: str | os.PathLike, files: Mapping[str, Content], force: bool = False,
+                _display: str | None = None) -> dict[str, Path]:
+    """Write several sibling files into ``folder`` (created if missing), e.g. ``model.onnx`` and its ``.data``.
+
+    Every file is written and flushed in a private temporary folder inside ``folder`` first, so a failure or a
+    kill never leaves a half-written file under a final name (temporary folders of dead writers are removed by
+    the next call for the same first file name). Without ``force`` no target may exist: each is committed with
+    an exclusive rename (``RENAME_NOREPLACE``, or ``link`` + ``unlink``), and if another process wins any of
+    the names, the files this call already committed are removed again and it fails with "already exists".
+    With ``force`` an existing target must be a regular file (never a folder, symlink, FIFO or device); it is
+    replaced atomically, keeping its permission bits. Returns ``{name: final path}``.
+    """
+    out = Path(os.path.abspath(os.fspath(folder)))
+    for name in files:
+        if not name or name in (".", "..") or "/" in name or "\0" in name or name.startswith("."):
+            raise ValueError(f"output file names must be plain visible names, got {name!r}")
+    if not files:
+        return {}
+    first = next(iter(files))
+    shown = _display or os.fspath(out / first)
+    if len(first.encode()) > 255 - 24:
+        raise output_error(shown, OSError(errno.ENAMETOOLONG, os.strerror(errno.ENAMETOOLONG)), "create")
+    _make_parent(out)
+    if not out.is_dir():
+        raise output_error(shown, OSError(errno.ENOTDIR, os.strerror(errno.ENOTDIR)), "create")
+    with _locked(out):
+        _recover(out / first)
+        _check_files(out, files, force)
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=f".{first}{_MARK}", suffix=".tmp", dir=out))
+    except OSError as exc:
+        raise output_error(shown, exc, "create") from None
+    fd = os.open(tmp, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        _fill(tmp, out, files)
+        with _locked(out):
+            _check_files(out, files, force)
+            _commit_files(tmp, out, files, force)
+    except BaseException:
+        _remove_ours(tmp)
+        raise
+    finally:
+        os.close(fd)
+    _remove_ours(tmp)
+    return {name: out / name for name in files}
+
+
+def _check_files(out: Path, files: Mapping[str, Content], force: bool) -> None:
+    for name in files:
+        target = out / name
+        if not os.path.lexists(target):
+            continue
+        if not force:
+            raise UsageError(Diagnostic(f"{target} already exists", hint="pass --force (force=True) to replace it"))
+        if not stat.S_ISREG(os.lstat(target).st_mode):
+            raise UsageError(Diagnostic(f"refusing to replace {target}: it is not a regular file",
+                                        hint="choose another output name"))
+
+
+def _commit_files(tmp: Path, out: Path, files: Mapping[str, Content], force: bool) -> None:
+    """Move each file from ``tmp`` into ``out`` (parent lock held); undo new files if a name was taken."""
+    created: list[Path] = []
+    for name in files:
+        src, dst = tmp / name, out / name
+        try:
+            if force and os.path.lexists(dst):
+                os.chmod(src, stat.S_IMODE(os.lstat(dst).st_mode))
+                os.replace(src, dst)
+                continue
+            err = _rename2(src, dst, _RENAME_NOREPLACE)
+            if err in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP):
+                try:
+                    os.link(src, dst)          # atomic and exclusive where renameat2 is missing
+                    err = None
+                except FileExistsError:
+                    err = errno.EEXIST
+            if err == errno.EEXIST:
+                raise UsageError(Diagnostic(f"{dst} already exists (another process created it meanwhile)",
+                                            hint="pass --force (force=True) to replace it"))
+            if err is not None:
+                raise OSError(err, os.strerror(err), str(dst))
+            created.append(dst)
+        except OSError as exc:
+            _unlink_all(created)
+            raise output_error(dst, exc) from None
+        except UsageError:
+            _unlink_all(created)
+            raise
+    _fsync(out)
+
+
+def _unlink_all(paths: list[Path]) -> None:
+    for path in paths:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
 
 
 def _write_into(target: str, data: bytes) -> None:

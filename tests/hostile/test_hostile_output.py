@@ -343,3 +343,59 @@ def test_new_files_get_the_umask_mode(tmp_path: Path) -> None:
     write_file(tmp_path / "n.txt", "x")
     assert stat.S_IMODE((tmp_path / "n.txt").stat().st_mode) == 0o666 & ~_umask()
     time.sleep(0)
+
+
+# -- groups of sibling files and exclusive single files --------------------------------------------------------
+
+def test_write_files_all_or_nothing(tmp_path: Path) -> None:
+    from archdsl.output import write_files
+
+    (tmp_path / "m.onnx.data").write_text("the user's own data")
+    with pytest.raises(UsageError, match="already exists"):
+        write_files(tmp_path, {"m.onnx": b"model", "m.onnx.data": b"weights"})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx.data"]
+    assert (tmp_path / "m.onnx.data").read_text() == "the user's own data"
+    (tmp_path / "m.onnx.data").chmod(0o640)
+    paths = write_files(tmp_path, {"m.onnx": b"model", "m.onnx.data": b"weights"}, force=True)
+    assert paths["m.onnx"].read_bytes() == b"model" and stat.S_IMODE(paths["m.onnx.data"].stat().st_mode) == 0o640
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx", "m.onnx.data"]
+
+
+@pytest.mark.parametrize("kind", ["symlink", "fifo", "folder"])
+def test_write_files_never_replaces_special_files(tmp_path: Path, kind: str) -> None:
+    from archdsl.output import write_files
+
+    target = tmp_path / "m.onnx"
+    if kind == "symlink":
+        (tmp_path / "real").write_text("mine")
+        target.symlink_to(tmp_path / "real")
+    elif kind == "fifo":
+        os.mkfifo(target)
+    else:
+        target.mkdir()
+    with pytest.raises(UsageError, match="not a regular file"):
+        write_files(tmp_path, {"m.onnx": b"model"}, force=True)
+    assert os.path.lexists(target) and not (target.is_file() and not target.is_symlink())
+
+
+def test_exclusive_write_file_races(tmp_path: Path) -> None:
+    """Of many concurrent exclusive writers of one file exactly one wins, and its bytes are complete."""
+    results: list[object] = []
+    barrier = threading.Barrier(4)
+
+    def writer(i: int) -> None:
+        barrier.wait(10)
+        try:
+            write_file(tmp_path / "x.onnx", bytes([i]) * 100_000, exclusive=True)
+            results.append(i)
+        except UsageError as exc:
+            results.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    winners = [r for r in results if isinstance(r, int)]
+    assert len(winners) == 1 and (tmp_path / "x.onnx").read_bytes() == bytes(winners) * 100_000
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.onnx"]
