@@ -34,33 +34,39 @@ def chunk_delta_rule(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, beta: to
     scale = default_scale(kd, scale)
     c = min(chunk_size, max(t, 1))
     pad = (-t) % c
-    if g is None:
-        g = beta.new_zeros(beta.shape)
     if pad:
         q, k, v = (F.pad(x, (0, 0, 0, 0, 0, pad)) for x in (q, k, v))
-        beta, g = F.pad(beta, (0, 0, 0, pad)), F.pad(g, (0, 0, 0, pad))
+        beta = F.pad(beta, (0, 0, 0, pad))
+        g = None if g is None else F.pad(g, (0, 0, 0, pad))
     n = (t + pad) // c
     qc, kc, vc = _blocks(q * scale, n, c), _blocks(k, n, c), _blocks(v, n, c)
-    bc, cum = _blocks(beta, n, c), _blocks(g, n, c).cumsum(-1)                        # [B, H, N, C]
+    bc = _blocks(beta, n, c)                                                          # [B, H, N, C]
     ones = torch.ones(c, c, dtype=torch.bool, device=q.device)
-    diff = cum.unsqueeze(-1) - cum.unsqueeze(-2)
-    strict = torch.where(ones.tril(-1), diff, float("-inf")).exp()
-    causal = torch.where(ones.tril(), diff, float("-inf")).exp()
     eye = torch.eye(c, dtype=q.dtype, device=q.device)
-    system = eye + bc.unsqueeze(-1) * (kc @ kc.transpose(-1, -2)) * strict
-    uv = torch.linalg.solve_triangular(system, bc.unsqueeze(-1) * vc, upper=False, unitriangular=True)
-    w = torch.linalg.solve_triangular(system, (bc * cum.exp()).unsqueeze(-1) * kc, upper=False,
-                                      unitriangular=True)
-    scores = (qc @ kc.transpose(-1, -2)) * causal
-    qg = qc * cum.exp().unsqueeze(-1)
-    last = cum[..., -1:]
-    kd_ = kc * (last - cum).exp().unsqueeze(-1)
-    carry = last.squeeze(-1).exp()
+    kk = kc @ kc.transpose(-1, -2)
+    scores = qc @ kc.transpose(-1, -2)
+    if g is None:               # no decay: every exp(b[i] - b[j]) is 1
+        system = eye + torch.where(ones.tril(-1), bc.unsqueeze(-1) * kk, 0.0)
+        rhs_k = bc.unsqueeze(-1) * kc
+        scores = torch.where(ones.tril(), scores, 0.0)
+        qg, kd_, carry = qc, kc, None
+    else:
+        cum = _blocks(g, n, c).cumsum(-1)
+        diff = cum.unsqueeze(-1) - cum.unsqueeze(-2)
+        system = eye + bc.unsqueeze(-1) * kk * torch.where(ones.tril(-1), diff, float("-inf")).exp()
+        rhs_k = (bc * cum.exp()).unsqueeze(-1) * kc
+        scores = scores * torch.where(ones.tril(), diff, float("-inf")).exp()
+        last = cum[..., -1:]
+        qg, kd_, carry = qc * cum.exp().unsqueeze(-1), kc * (last - cum).exp().unsqueeze(-1), last.exp()
+    # one triangular solve for both right-hand sides: [Uv | W] = M^-1 [diag(beta) V | diag(beta exp(b)) K]
+    both = torch.linalg.solve_triangular(system, torch.cat([bc.unsqueeze(-1) * vc, rhs_k], -1), upper=False,
+                                         unitriangular=True)
+    uv, w = both[..., :vd], both[..., vd:]
     state = q.new_zeros(b, h, kd, vd) if initial_state is None else initial_state.to(q.dtype)
     outs = []
     for i in range(n):
         u = uv[:, :, i] - w[:, :, i] @ state
         outs.append(qg[:, :, i] @ state + scores[:, :, i] @ u)
-        state = carry[:, :, i, None, None] * state + kd_[:, :, i].transpose(-1, -2) @ u
+        state = kd_[:, :, i].transpose(-1, -2) @ u + (state if carry is None else carry[:, :, i, :, None] * state)
     o = torch.stack(outs, 2).movedim(1, 3).reshape(b, n * c, h, vd)[:, :t]
     return o, (state if output_final_state else None)
