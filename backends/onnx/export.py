@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
+import stat
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -156,22 +158,37 @@ def save(model: ir.Model, path: str | os.PathLike, *, external_data: bool | None
          validate: bool = True) -> Written:
     """Write ``model`` to ``path`` (and ``path``.data when external) atomically, checked before it appears.
 
-    ``external_data`` None chooses it when the weights exceed what one protobuf may hold.
+    ``external_data`` None chooses it when the weights exceed what one protobuf may hold. An existing file is
+    replaced only with ``force`` (a symlink's target is replaced; a FIFO or device is written into); every
+    file-system failure is a UsageError naming the path, and nothing half-written is left behind.
     """
-    out = Path(path).absolute()
-    if out.is_dir():
-        raise UsageError(Diagnostic(f"{out} is a folder; give the .onnx file to write"))
-    if out.exists() and not force:
-        raise UsageError(Diagnostic(f"{out} already exists", hint="pass --force (force=True) to replace it"))
+    from archdsl.output import output_error, write_file
+
+    out = Path(os.path.realpath(os.fspath(path)))
+    try:
+        st = os.stat(out)
+    except FileNotFoundError:
+        st = None
+    except OSError as exc:
+        raise output_error(path, exc) from None
+    if st is not None and stat.S_ISDIR(st.st_mode):
+        raise UsageError(Diagnostic(f"{os.fspath(path)} is a folder; give the .onnx file to write"))
+    if st is not None and not force:
+        raise UsageError(Diagnostic(f"{os.fspath(path)} already exists", hint="pass --force (force=True) to replace it"))
+    if len(out.name.encode()) > 200:
+        raise output_error(path, OSError(errno.ENAMETOOLONG, os.strerror(errno.ENAMETOOLONG)))
     if external_data is None:
         external_data = sum(v.const_value.nbytes for v in model.graph.initializers.values()
                             if v.const_value is not None) > PROTO_LIMIT // 2
+    special = st is not None and not stat.S_ISREG(st.st_mode)
+    if special and external_data:
+        raise UsageError(Diagnostic(f"cannot write {os.fspath(path)} with external data: it is not a regular file"))
     data_name = f"{out.name}.data" if external_data else None
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
     except OSError as exc:
-        raise UsageError(Diagnostic(f"cannot write {out}: {exc.strerror or exc}")) from None
+        raise output_error(path, exc, "create") from None
     try:
         if data_name:
             ir.save(model, tmp / out.name, external_data=data_name, size_threshold_bytes=EXTERNAL_THRESHOLD)
@@ -179,11 +196,14 @@ def save(model: ir.Model, path: str | os.PathLike, *, external_data: bool | None
             write_model(model, tmp / out.name)
         if validate:
             check(tmp / out.name)
-        if data_name:
-            os.replace(tmp / data_name, out.parent / data_name)
-        os.replace(tmp / out.name, out)
+        if special:                       # a FIFO or device: written into, never replaced
+            write_file(out, (tmp / out.name).read_bytes())
+        else:
+            if data_name:
+                os.replace(tmp / data_name, out.parent / data_name)
+            os.replace(tmp / out.name, out)
     except OSError as exc:
-        raise UsageError(Diagnostic(f"cannot write {out}: {exc.strerror or exc}")) from None
+        raise output_error(path, exc) from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return Written(out, out.parent / data_name if data_name else None)

@@ -159,3 +159,18 @@ def test_without_the_onnx_extra_the_command_names_it(spec, tmp_path, capsys, mon
     monkeypatch.setitem(__import__("sys").modules, "archdsl.backends.onnx", None)
     code, _, err = run(capsys, "export", spec, "-o", tmp_path / "x.onnx")
     assert code == 2 and "archdsl[onnx]" in err
+
+
+def test_long_names_and_special_files(spec, tmp_path, capsys):
+    code, _, err = run(capsys, "export", spec, "-o", tmp_path / ("y" * 300 + ".onnx"))
+    assert code == 2 and "File name too long" in err
+    code, _, err = run(capsys, "export", spec, "-o", "/".join(["z" * 200] * 30) + "/m.onnx")
+    assert code == 2 and "cannot" in err
+    link = tmp_path / "link.onnx"
+    link.symlink_to(tmp_path / "target.onnx")
+    code, _, _ = run(capsys, "export", spec, "-o", link)
+    assert code == 0 and link.is_symlink() and onnx.load(str(tmp_path / "target.onnx")).graph.name == "Tiny"
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    code, _, err = run(capsys, "export", spec, "-o", fifo)
+    assert code == 2 and "already exists" in err and fifo.exists()
