@@ -6,12 +6,12 @@ from __future__ import annotations
 import os
 
 import numpy as np
-import onnx
 import pytest
 import torch
 from safetensors.torch import save_file
 
 pytest.importorskip("onnxruntime")
+onnx = pytest.importorskip("onnx")
 
 import archdsl  # noqa: E402
 from archdsl.backends.onnx import ExportError, onnx_parity, to_onnx  # noqa: E402
