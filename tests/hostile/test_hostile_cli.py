@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from _hostile import SPEC, cli, one_paragraph
 
-COMMANDS = [["check"], ["ir"], ["stats"], ["viz"], ["build", "-o", "OUT"], ["fmt"]]
+COMMANDS = [["check"], ["ir"], ["stats"], ["viz"], ["build", "-o", "OUT"], ["fmt"], ["simplify", "-o", "OUT"],
+            ["export", "-o", "OUT"], ["symmetries"]]
 NOT_SPECS = [
     ("spec.txt", "no such spec file or zoo model: spec.txt"),
     ("-", "no such spec file or zoo model: -"),
@@ -35,6 +36,22 @@ def test_file_arguments_that_are_not_specs(here: Path, capsys, command: list[str
         assert code == 2 and message in err, err
     one_paragraph(err)
     assert not (here / "OUT").exists()
+
+
+def test_every_command_that_takes_a_file_is_covered() -> None:
+    """A new command that reads FILE must join COMMANDS above (the hostile suite grows with the CLI)."""
+    from archdsl.cli import COMMANDS as ALL
+
+    covered = {c[0] for c in COMMANDS} | {"align", "symmetry"}   # align: --spec FILE; symmetry = symmetries
+    assert set(ALL) <= covered, sorted(set(ALL) - covered)
+
+
+def test_align_spec_argument(here: Path, capsys) -> None:
+    for spec, message in (("resnet5", "did you mean 'resnet50'?"), ("-", "no such spec file or zoo model")):
+        code, _, err = cli(capsys, "align", "a.safetensors", "b.safetensors", "--spec", spec, "-o", "OUT.st")
+        assert code == 2 and message in err, err
+        one_paragraph(err)
+    assert not (here / "OUT.st").exists()
 
 
 def test_check_of_several_files_reports_each(here: Path, capsys) -> None:
