@@ -86,6 +86,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
+        if isinstance(getattr(args, "seed", None), int):     # every command's --seed goes to torch.manual_seed
+            from archdsl.commands.common import check_seed
+
+            check_seed(args.seed)
         from archdsl.elaborate.loader import extra_import_path
 
         with extra_import_path(getattr(args, "import_path", None) or []):

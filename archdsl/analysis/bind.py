@@ -26,9 +26,13 @@ def parse_sizes(texts: list[str] | str | None) -> dict[str, int]:
     for text in texts or []:
         for part in filter(None, (p.strip() for p in text.split(","))):
             key, sep, value = (s.strip() for s in part.partition("="))
+            if len(value) > 19 and value.isascii() and value.isdigit():
+                raise UsageError(Diagnostic(f"--input {key}: {value[:30]}... does not fit in 64 bits"))
             if not sep or not key.isidentifier() or not (value.isascii() and value.isdigit()) or int(value) <= 0:
-                raise UsageError(Diagnostic(f"--input expects NAME=SIZE pairs with positive sizes, got {part!r}",
+                raise UsageError(Diagnostic(f"--input expects NAME=SIZE pairs with positive sizes, got {part[:60]!r}",
                                             hint="for example --input N=1,H=224,W=224"))
+            if int(value) >= 2**63:
+                raise UsageError(Diagnostic(f"--input {key}: {value[:30]} does not fit in 64 bits"))
             sizes[key] = int(value)
     return sizes
 

@@ -127,3 +127,19 @@ def test_spec_on_the_command_line_is_still_a_file(here: Path, capsys) -> None:
     weird.write_text(SPEC)
     code, out, _ = cli(capsys, "check", str(weird))
     assert code == 0 and "Small: ok" in out
+
+
+@pytest.mark.parametrize("argv", [
+    ["export", "small.arch", "-o", "m.onnx", "--seed", "99999999999999999999999"],
+    ["simplify", "small.arch", "-o", "OUT", "--seed", "-99999999999999999999999"],
+    ["align", "a.st", "b.st", "--spec", "small.arch", "-o", "o.st", "--seed", str(2**64)],
+    ["stats", "small.arch", "--input", "N=" + "9" * 5000],
+    ["stats", "small.arch", "--input", "N=9223372036854775808"],
+    ["viz", "small.arch", "--input", "H=" + "1" * 25],
+    ["check", "small.arch", "--param", "classes=" + "9" * 5000],
+])
+def test_numbers_beyond_64_bits_on_every_command(here: Path, capsys, argv: list[str]) -> None:
+    code, _, err = cli(capsys, *argv)
+    assert code == 2 and ("64 bits" in err or "classes" in err), err
+    one_paragraph(err)
+    assert sorted(p.name for p in here.iterdir()) == ["small.arch"]
