@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 from _hostile import cli, one_paragraph
 
 from archdsl.errors import UsageError
@@ -399,3 +400,36 @@ def test_exclusive_write_file_races(tmp_path: Path) -> None:
     winners = [r for r in results if isinstance(r, int)]
     assert len(winners) == 1 and (tmp_path / "x.onnx").read_bytes() == bytes(winners) * 100_000
     assert sorted(p.name for p in tmp_path.iterdir()) == ["x.onnx"]
+
+
+BIG = "model Big() {\n  in x: [N, 1024]\n  fc = Linear(4096)\n  out x |> fc\n}\n"     # 16 MB of weights
+
+
+@pytest.mark.parametrize("moment", ["temp-folder", "swapped"])
+def test_kill_9_of_a_real_build(here: Path, capsys, moment: str) -> None:
+    """`archdsl build --force` killed mid-write or mid-swap: OUT stays a complete build, the next run cleans up."""
+    from archdsl.saving import load_built
+
+    (here / "big.arch").write_text(BIG)
+    assert cli(capsys, "build", "big.arch", "-o", "OUT")[0] == 0
+    inode = os.stat(here / "OUT").st_ino
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    proc = subprocess.Popen([sys.executable, "-m", "archdsl.cli", "build", "big.arch", "-o", "OUT", "--force",
+                             "--seed", "1"], cwd=here, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    try:
+        while time.monotonic() < deadline and proc.poll() is None:
+            temps = [p for p in here.iterdir() if p.name.startswith(".OUT.archdsl-")]
+            if moment == "temp-folder" and temps:
+                break
+            if moment == "swapped" and os.stat(here / "OUT").st_ino != inode:    # the new folder is in place
+                break
+            time.sleep(0.002)
+    finally:
+        proc.kill()
+        proc.wait(30)
+    litter = [p for p in here.iterdir() if p.name.startswith(".OUT.")]
+    assert litter or proc.returncode != -9 or moment == "swapped"     # killed mid-write: its temp folder stays
+    assert isinstance(load_built(here / "OUT"), torch.nn.Module)          # complete, old or new
+    assert cli(capsys, "build", "big.arch", "-o", "OUT", "--force")[0] == 0
+    assert sorted(p.name for p in here.iterdir()) == ["OUT", "big.arch", "small.arch"]
