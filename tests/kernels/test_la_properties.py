@@ -149,7 +149,6 @@ def test_no_tokens(case):
     (lambda q, k, v: kernels.retention(q, k, v, causal=False, mode="recurrent"), "causal only"),
     (lambda q, k, v: kernels.linear_attn(q, k, v, feature_map="cos"), "unknown feature map"),
     (lambda q, k, v: kernels.lightning_attn(q, k, v, 4, 4), "layer_idx must be in"),
-    (lambda q, k, v: kernels.gla(q, k, v, q, mode="triton"), "has no triton form"),
     (lambda q, k, v: kernels.gla(q, k, v, q, causal=False, mode="recurrent"), "causal only"),
     (lambda q, k, v: kernels.simple_gla(q, k, v, cu_seqlens=torch.tensor([0, 3, 2])), "cu_seqlens must rise"),
     (lambda q, k, v: kernels.simple_gla(q, k, v, cu_seqlens=torch.tensor([0, 6])), "batch size must be 1"),

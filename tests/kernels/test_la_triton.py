@@ -23,6 +23,7 @@ if importlib.util.find_spec("triton") is None:
 
 SCALAR = [c for c in CASES if c.fn in ("linear_attn", "retention", "lightning_attn", "simple_gla")]
 DELTA = [c for c in CASES if "delta" in c.fn]
+GLA = next(c for c in CASES if c.fn == "gla")
 # output and gradient tolerance per dtype: fp32 to a float64 reference, half precision by its rounding
 TOL = {torch.float32: 1e-5, torch.float16: 3e-3, torch.bfloat16: 2e-2}
 
@@ -50,26 +51,30 @@ def test_triton_fp32_matches_naive(case):
     compare(case, (2, 70, 2, 16), torch.float32)
 
 
+def test_triton_gla_fp32_matches_naive():
+    compare(GLA, (2, 40, 2, 16), torch.float32)
+
+
 @pytest.mark.parametrize("case", DELTA, ids=[c.name for c in DELTA])
 def test_triton_delta_rule_fp32_matches_naive(case):
     compare(case, (2, 70, 2, 16), torch.float32)
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["fp16", "bf16"])
-@pytest.mark.parametrize("fn", ["simple_gla", "gated_delta_rule"])
+@pytest.mark.parametrize("fn", ["simple_gla", "gla", "gated_delta_rule"])
 def test_triton_half_matches_naive(fn, dtype):
-    compare(next(c for c in SCALAR + DELTA if c.fn == fn), (1, 40, 2, 16), dtype)
+    compare(next(c for c in [*SCALAR, GLA, *DELTA] if c.fn == fn), (1, 40, 2, 16), dtype)
 
 
-@pytest.mark.parametrize("case", [c for c in SCALAR if c.fn in ("simple_gla", "linear_attn")][:2],
+@pytest.mark.parametrize("case", [*[c for c in SCALAR if c.fn in ("simple_gla", "linear_attn")][:2], GLA],
                          ids=lambda c: c.name)
 def test_triton_bidirectional_matches_naive(case):
     compare(case, (1, 50, 2, 8), torch.float32, causal=False)
 
 
-@pytest.mark.parametrize("fn", ["simple_gla", "gated_delta_rule"])
+@pytest.mark.parametrize("fn", ["simple_gla", "gla", "gated_delta_rule"])
 def test_triton_varlen_matches_naive(fn):
-    compare(next(c for c in SCALAR + DELTA if c.fn == fn), (1, 45, 2, 8), torch.float32,
+    compare(next(c for c in [*SCALAR, GLA, *DELTA] if c.fn == fn), (1, 45, 2, 8), torch.float32,
             cu_seqlens=torch.tensor([0, 7, 30, 45]))
 
 
@@ -91,3 +96,5 @@ def test_triton_rejects_float64():
         kernels.simple_gla(q, q, q, mode="triton")
     with pytest.raises(ValueError, match="float32, float16 or bfloat16"):
         kernels.delta_rule(q, q, q, q[..., 0], mode="triton")
+    with pytest.raises(ValueError, match="float32, float16 or bfloat16"):
+        kernels.gla(q, q, q, q, mode="triton")

@@ -54,6 +54,12 @@ def _triton_simple_gla(*args, **kwargs):
     return triton_simple_gla(*args, **kwargs)
 
 
+def _triton_gla(*args, **kwargs):
+    from archdsl.backends.torch.kernels.gla.triton import triton_gla
+
+    return triton_gla(*args, **kwargs)
+
+
 def _triton_delta_rule(*args, **kwargs):
     from archdsl.backends.torch.kernels.delta_rule.triton import triton_delta_rule
 
@@ -71,7 +77,8 @@ def _causal_only(fn):
 _FORMS = {
     "simple_gla": {"naive": naive_simple_gla, "chunk": chunk_simple_gla,
                    "recurrent": _causal_only(fused_recurrent_simple_gla), "triton": _triton_simple_gla},
-    "gla": {"naive": naive_gla, "chunk": chunk_gla, "recurrent": _causal_only(fused_recurrent_gla)},
+    "gla": {"naive": naive_gla, "chunk": chunk_gla, "recurrent": _causal_only(fused_recurrent_gla),
+            "triton": _triton_gla},
     "delta_rule": {"naive": naive_delta_rule, "chunk": chunk_delta_rule, "recurrent": fused_recurrent_delta_rule,
                    "triton": _triton_delta_rule},
 }
@@ -83,11 +90,8 @@ def _form(family: str, mode: str, device: torch.device, dtype: torch.dtype) -> t
         raise ValueError(f"unknown mode {mode!r}; one of {', '.join(MODES)}")
     forms = _FORMS[family]
     if mode == "auto":
-        fast = device.type == "cuda" and dtype != torch.float64 and "triton" in forms and triton_available()
-        mode = "triton" if fast else "chunk"
+        mode = "triton" if device.type == "cuda" and dtype != torch.float64 and triton_available() else "chunk"
     mode = "recurrent" if mode == "fused_recurrent" else mode
-    if mode not in forms:
-        raise ValueError(f"{family} has no {mode} form; one of {', '.join(forms)}")
     if mode == "triton" and not triton_available():
         raise ValueError("mode='triton' needs the triton package: pip install 'archdsl[kernels]'")
     return mode, forms[mode]
