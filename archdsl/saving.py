@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -34,8 +35,13 @@ def save_built(graph: Graph, module: torch.nn.Module, outdir: str | os.PathLike,
     code = generate_source(graph, check_inputs=hasattr(module, "_input_spec"),
                            source=source or (graph.span.file if graph.span else "a spec"))
     state = module.state_dict()
-    files = {MODEL_FILE: code, GRAPH_FILE: graph.to_json(), WEIGHTS_FILE: lambda path: _save_weights(state, path)}
+    files = {MODEL_FILE: code, GRAPH_FILE: graph.to_json(), WEIGHTS_FILE: weights_content(state)}
     return write_output_dir(outdir, files, force=force)
+
+
+def weights_content(state: dict[str, torch.Tensor]) -> Callable[[Path], None]:
+    """Content for :func:`archdsl.output.write_output_dir`: ``state`` as a safetensors file (shared tensors once)."""
+    return lambda path: _save_weights(state, path)
 
 
 MAX_GRAPH_BYTES = 256 * 2**20    # a graph.json larger than this is refused before it is read
