@@ -1,4 +1,9 @@
-"""``archdsl fmt FILE [--to arch|yaml]``: canonical formatting, and conversion between .arch and YAML."""
+"""``archdsl fmt FILE... [--to arch|yaml]``: canonical formatting, and conversion between .arch and YAML.
+
+Comments, blank-line groups and the author's parentheses are kept; long statements wrap at 100
+columns; formatting twice changes nothing. With --check or --in-place, FILE may be several files and
+folders (their .arch, .yaml and .yml files, recursively), as in `archdsl fmt --check specs/ examples/`.
+"""
 
 from __future__ import annotations
 
@@ -17,7 +22,8 @@ from archdsl.zoo import spec_path
 def add_parser(sub) -> None:
     """Register the command."""
     p = sub.add_parser("fmt", help="format a spec, or convert it between .arch and YAML", description=__doc__)
-    p.add_argument("file", metavar="FILE", help=".arch or .yaml spec file")
+    p.add_argument("files", nargs="+", metavar="FILE",
+                   help=".arch or .yaml spec file (several, or folders, with --check or --in-place)")
     p.add_argument("--to", choices=("arch", "yaml"), help="output form (default: the input's own)")
     p.add_argument("-o", "--output", help="write here instead of standard output")
     p.add_argument("--in-place", action="store_true", help="rewrite FILE (same form only)")
@@ -49,7 +55,41 @@ def format_text(text: str, file: str, to: str) -> str:
                                     "split deep expressions into named values")) from None
 
 
+SUFFIXES = (".arch", ".yaml", ".yml")
+
+
+def _expand(files: list[str]) -> list[str]:
+    """Files as given, folders replaced by the spec files under them (sorted)."""
+    out: list[str] = []
+    for file in files:
+        folder = Path(file)
+        try:
+            is_dir = bool(file) and folder.is_dir()     # Path("") is the working directory: not a folder argument
+        except (OSError, ValueError):                  # a name too long, a NUL byte: spec_source says why
+            is_dir = False
+        if is_dir:
+            found = sorted(str(p) for p in folder.rglob("*") if p.suffix in SUFFIXES and p.is_file())
+            if not found:
+                raise UsageError(Diagnostic(f"folder {file} holds no .arch, .yaml or .yml files"))
+            out += found
+        else:
+            out.append(file)
+    return out
+
+
 def run(args: argparse.Namespace) -> int:
+    """Format or convert each file (several only with --check or --in-place)."""
+    files = _expand(args.files)
+    if len(files) != 1 and not (args.check or args.in_place):
+        raise UsageError(Diagnostic(f"{len(files)} files given: several files need --check or --in-place"))
+    status = 0
+    for file in files:
+        args.file = file
+        status = max(status, _run_one(args))
+    return status
+
+
+def _run_one(args: argparse.Namespace) -> int:
     """Format or convert one file."""
     source = spec_source(args.file)
     path = source if isinstance(source, Path) else spec_path(source)

@@ -60,11 +60,11 @@ def _join(items: list[Doc], sep: Doc) -> list[Doc]:
 
 
 def bracket(open_: str, items: list[Doc], close: str, nest: int = len(INDENT), comma: str = "") -> Doc:
-    """``open_ a, b close`` on one line, or one item per line with a trailing comma when it does not fit."""
+    """``open_ a, b close`` on one line; else the items on one line of their own; else one per line, with a trailing comma."""
     if not items:
         return open_ + close
     trailing = IfBreak(",", comma) if not comma else comma
-    return Group([open_, Nest(nest, [SOFT, *_join(items, [",", LINE]), trailing]), SOFT, close])
+    return Group([open_, Nest(nest, [SOFT, Group([*_join(items, [",", LINE]), trailing])]), SOFT, close])
 
 
 class ExprPrinter:

@@ -19,7 +19,9 @@ from archdsl.ir.types import Span
 from archdsl.syntax import ast as A
 
 Pos = tuple[int, int]                       # 1-based line and column
-Extent = tuple[Pos, Pos]                    # first character, and just past the last one
+# First character and just past the last one (where a trailing comment may follow); optionally the last
+# line the statement's text reaches when that is further down (a YAML block scalar below its key).
+Extent = tuple[Pos, Pos] | tuple[Pos, Pos, int]
 
 
 @dataclass(frozen=True, order=True)
@@ -54,7 +56,7 @@ def distribute(slots: list[Extent], comments: list[Comment], blanks: set[int], r
     before: list[list[tuple[int, str]]] = [[] for _ in slots]
     trailing: list[str | None] = [None] * len(slots)
     end: list[tuple[int, str]] = []
-    starts = [s for s, _ in slots]
+    starts = [s[0] for s in slots]
     for c in sorted(comments):
         i = bisect.bisect_right(starts, (c.line, c.column)) - 1
         if i >= 0 and (c.line, c.column) < slots[i][1]:
@@ -66,9 +68,9 @@ def distribute(slots: list[Extent], comments: list[Comment], blanks: set[int], r
         else:
             end.append((c.line, c.text))
     previous = region[0] - 1
-    for i, (start, stop) in enumerate(slots):
+    for i, (start, stop, *last) in enumerate(slots):
         before[i] += [(line, "") for line in range(previous + 1, start[0]) if line in blanks]
-        previous = max(previous, stop[0])
+        previous = max(previous, stop[0], *last)
     end += [(line, "") for line in range(previous + 1, region[1] + 1) if line in blanks]
     trivia = [A.Trivia(_collapse(b), t) for b, t in zip(before, trailing, strict=True)]
     return trivia, _collapse(end)
@@ -85,6 +87,36 @@ def _strip(entries: tuple[str, ...], leading: bool = False, trailing: bool = Fal
 
 def _inside(c: Comment, extent: Extent) -> bool:
     return extent[0] <= (c.line, c.column) < extent[1]
+
+
+def yaml_comments(text: str, scalars: list[tuple[int, int, bool]]) -> list[Comment]:
+    """The comments of YAML ``text``, given each scalar token's (start, end, block style) offsets.
+
+    A ``#`` starts a comment outside scalars, at the start of a line or after whitespace; a block
+    scalar (``|``, ``>``) covers the lines below its indicator, not the rest of the indicator's line.
+    """
+    covered = []
+    for start, end, block in scalars:
+        if block:
+            newline = text.find("\n", start)
+            start = end if newline < 0 else min(newline + 1, end)
+        covered.append((start, end))
+    covered.sort()
+    starts = [a for a, _ in covered]
+    found = []
+    index = text.find("#")
+    line, counted = 1, 0
+    while index >= 0:
+        i = bisect.bisect_right(starts, index) - 1
+        inside = i >= 0 and index < covered[i][1]
+        if not inside and (index == 0 or text[index - 1] in " \t\n"):
+            stop = text.find("\n", index)
+            stop = len(text) if stop < 0 else stop
+            line, counted = line + text.count("\n", counted, index), index
+            found.append(Comment(line, index - (text.rfind("\n", 0, index) + 1) + 1, text[index:stop].rstrip()))
+            index = stop
+        index = text.find("#", index + 1)
+    return found
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,7 @@ from archdsl.errors import ArchError, Diagnostic, LimitError, ParseError
 from archdsl.ir.types import Span
 from archdsl.syntax import ast as A
 from archdsl.syntax.parser import MAX_SOURCE_BYTES, parse_expression, parse_tensor_type, parse_type_name
+from archdsl.syntax.trivia import Extent, Layout, Pos, attach, yaml_comments
 
 MAX_EXPANDED = MAX_SOURCE_BYTES  # nodes + scalar characters visited, aliases counted at every use
 STATEMENT_WORDS = frozenset({"in", "out", "let"})         # never assignment targets
@@ -56,7 +57,10 @@ def parse_yaml(text: str, file: str = "<string>") -> A.Module:
     reader = _Reader(text, file)
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
-        return A.Module(items=tuple(reader.document(root)), file=file)
+        module = A.Module(items=tuple(reader.document(root)), file=file)
+        scalars = [(t.start_mark.index, t.end_mark.index, t.style in ("|", ">"))
+                   for t in yaml.scan(text, Loader=yaml.SafeLoader) if isinstance(t, yaml.ScalarToken)]
+        return attach(module, yaml_comments(text, scalars), reader.lines, reader.layout())
     except yaml.YAMLError as exc:
         raise reader.yaml_error(exc) from None
     except RecursionError:
@@ -72,6 +76,54 @@ class _Reader:
         self.lines = text.split("\n")
         self.budget = MAX_EXPANDED
         self.parsed: dict[tuple, object] = {}
+        self.extents: dict[int, Extent] = {}     # id(item or statement) -> where it lies, for comments
+        self.headers: dict[int, Extent] = {}     # id(block) -> its key
+        self.docs: dict[int, Extent] = {}        # id(block) -> its doc entry
+
+    # -- where statements lie (comments attach to them) ---------------------------------------
+    def layout(self) -> Layout:
+        """Extents of the items and statements read, for ``trivia.attach``."""
+        return Layout(lambda node: self.extents[id(node)], lambda b: self.headers[id(b)],
+                      lambda b: self.docs.get(id(b)))
+
+    def _pos(self, mark) -> Pos:
+        return mark.line + 1, mark.column + 1
+
+    def end_of(self, node: Node) -> Pos:
+        """Just past the last character of ``node``'s text (a block scalar's last non-blank line)."""
+        if isinstance(node, ScalarNode) and node.style in ("|", ">"):
+            line = node.end_mark.line - (node.end_mark.column == 0)
+            while line > node.start_mark.line and not self.lines[line].strip():
+                line -= 1
+            return line + 1, len(self.lines[line].rstrip()) + 1
+        if isinstance(node, ScalarNode) or node.flow_style or not node.value:
+            return self._pos(node.end_mark)
+        last = node.value[-1]
+        return max(self.end_of(last[0]), self.end_of(last[1])) if isinstance(last, tuple) else self.end_of(last)
+
+    def comments_below(self, last: int, key_node: ScalarNode) -> int:
+        """``last``, moved down over the comment lines below it indented past ``key_node`` (they are inside it)."""
+        line = last
+        while line < len(self.lines):
+            text = self.lines[line]
+            if text.strip() and not (text.lstrip().startswith("#")
+                                     and len(text) - len(text.lstrip()) > key_node.start_mark.column):
+                break
+            line += 1
+        while line > last and not self.lines[line - 1].strip():
+            line -= 1
+        return line
+
+    def entry_extent(self, start: Node, key_node: ScalarNode, value: Node | None) -> Extent:
+        """From ``start`` to the end of ``value``; a value on the lines below its key ends, for comments, at the key."""
+        if value is None or self.is_null(value):
+            return self._pos(start.start_mark), self._pos(key_node.end_mark)
+        below = (isinstance(value, ScalarNode) and value.style in ("|", ">")) or \
+            (not isinstance(value, ScalarNode) and not value.flow_style and bool(value.value))
+        if below:
+            line, column = self._pos(key_node.end_mark)
+            return self._pos(start.start_mark), (line, column + 1), self.end_of(value)[0]
+        return self._pos(start.start_mark), self.end_of(value)
 
     # -- errors and positions -----------------------------------------------------------------
     def span(self, node: Node) -> Span:
@@ -239,7 +291,7 @@ class _Reader:
         if key == "imports":
             return [self.import_(item) for item in self.sequence(node, "imports")]
         if key == "let":
-            return [self.assign(k, kn, v, let=True) for k, kn, v in self.mapping(node, "let")]
+            return [self.assign(k, kn, v, let=True, start=kn) for k, kn, v in self.mapping(node, "let")]
         if key in ("blocks", "models"):
             return [self.block(key[:-1], k, kn, v) for k, kn, v in self.mapping(node, key)]
         raise self.error(key_node, f"unknown section '{key}'", f"the sections are {', '.join(SECTIONS)}")
@@ -247,12 +299,15 @@ class _Reader:
     def import_(self, node: Node) -> A.Import:
         """``path`` or ``{path: path, as: alias}``."""
         if isinstance(node, ScalarNode):
-            return A.Import(path=self.scalar(node, "an import"), span=self.span(node))
-        found = self.fields(node, "an import", ("path", "as"), required=("path",))
-        alias = found.get("as")
-        return A.Import(path=self.scalar(found["path"], "an import path"),
-                        alias=self.name(alias, self.scalar(alias, "an import alias"), "alias") if alias else None,
-                        span=self.span(node))
+            item = A.Import(path=self.scalar(node, "an import"), span=self.span(node))
+        else:
+            found = self.fields(node, "an import", ("path", "as"), required=("path",))
+            alias = found.get("as")
+            item = A.Import(path=self.scalar(found["path"], "an import path"),
+                            alias=self.name(alias, self.scalar(alias, "an import alias"), "alias") if alias else None,
+                            span=self.span(node))
+        self.extents[id(item)] = self._pos(node.start_mark), self.end_of(node)
+        return item
 
     def block(self, kind: str, name: str, key_node: ScalarNode, node: Node) -> A.BlockDef:
         """``Name: {doc, params, body}``."""
@@ -261,7 +316,17 @@ class _Reader:
         doc = None if self.is_null(found.get("doc")) else self.scalar(found["doc"], "a doc string")
         params = tuple(self.param(*entry) for entry in self.mapping(found.get("params"), f"the params of {what}"))
         body = tuple(s for item in self.sequence(found.get("body"), f"the body of {what}") for s in self.stmt(item))
-        return A.BlockDef(kind=kind, name=name, params=params, body=body, doc=doc, span=self.span(key_node))
+        block = A.BlockDef(kind=kind, name=name, params=params, body=body, doc=doc, span=self.span(key_node))
+        self.headers[id(block)] = self._pos(key_node.start_mark), self._pos(key_node.end_mark)
+        keys = {k.value: (k, v) for k, v in node.value} if found else {}
+        if doc is not None:
+            doc_key, doc_node = keys["doc"]
+            self.docs[id(block)] = self.entry_extent(doc_key, doc_key, doc_node)
+        ends = [self.end_of(key_node), *(self.end_of(v) for _, v in keys.values()),
+                *(self.extents[id(s)][-1] for s in body)]
+        last = self.comments_below(max(e if isinstance(e, tuple) else (e, 0) for e in ends)[0], key_node)
+        self.extents[id(block)] = self._pos(key_node.start_mark), (last, 1 << 30)
+        return block
 
     # -- statements -----------------------------------------------------------------------------
     def stmt(self, node: Node) -> list[A.InputStmt | A.OutputStmt | A.Assign]:
@@ -272,21 +337,29 @@ class _Reader:
                              "write `- name: expr`, `- in: {x: '[N, C]'}`, `- let: {k: expr}` or `- out: expr`")
         key, key_node, value = entries[0]
         if key == "in":
-            return [A.InputStmt(name=self.name(kn, k, "input"), type=self.tensor_type(v), span=self.span(kn))
-                    for k, kn, v in self.mapping(value, "in")]
-        if key == "let":
-            return [self.assign(k, kn, v, let=True) for k, kn, v in self.mapping(value, "let")]
-        if key == "out":
-            return [self.output(value, key_node)]
-        return [self.assign(key, key_node, value)]
+            stmts = [A.InputStmt(name=self.name(kn, k, "input"), type=self.tensor_type(v), span=self.span(kn))
+                     for k, kn, v in self.mapping(value, "in")]
+        elif key == "let":
+            stmts = [self.assign(k, kn, v, let=True) for k, kn, v in self.mapping(value, "let")]
+        elif key == "out":
+            stmts = [self.output(value, key_node)]
+        else:
+            stmts = [self.assign(key, key_node, value)]
+        for s in stmts:
+            self.extents[id(s)] = self.entry_extent(node, key_node, value)
+        return stmts
 
-    def assign(self, key: str, key_node: ScalarNode, node: Node, let: bool = False) -> A.Assign:
-        """``name: expr`` or ``"a, b": expr``."""
+    def assign(self, key: str, key_node: ScalarNode, node: Node, let: bool = False,
+               start: Node | None = None) -> A.Assign:
+        """``name: expr`` or ``"a, b": expr`` (``start``: a top-level ``let`` entry, whose extent is recorded)."""
         reserved = frozenset() if let else STATEMENT_WORDS
         targets = tuple(self.name(key_node, t.strip(), "target", reserved) for t in key.split(","))
         if let and len(targets) != 1:
             raise self.error(key_node, "`let` binds one name")
-        return A.Assign(targets=targets, value=self.expr(node), let=let, span=self.span(key_node))
+        item = A.Assign(targets=targets, value=self.expr(node), let=let, span=self.span(key_node))
+        if start is not None:
+            self.extents[id(item)] = self.entry_extent(start, key_node, node)
+        return item
 
     def output(self, node: Node, key_node: ScalarNode) -> A.OutputStmt:
         """``out: expr`` or ``out: {name: y, type: "[N, C]", value: expr}``."""

@@ -1,16 +1,25 @@
-"""A Module as a YAML spec (the form ``yaml_frontend`` reads); ``parse_yaml(format_yaml(m)) == m``."""
+"""A Module as a YAML spec (the form ``yaml_frontend`` reads); ``parse_yaml(format_yaml(m)) == m``.
+
+Written line by line so that comments and blank lines (``ast.Trivia``) sit where they sat in the
+source: above a statement at its indentation, or at the end of its first line. PyYAML only quotes
+scalars. A value longer than the line width becomes a literal block (``|-``) holding the same
+layout ``archdsl fmt`` gives the .arch form; long parameter lists and named outputs become block
+mappings.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import yaml
 
 from archdsl.errors import Diagnostic, ParseError
 from archdsl.syntax import ast as A
-from archdsl.syntax.printer import format_expr, format_param, format_tensor_type
+from archdsl.syntax.printer import LINE_WIDTH, format_expr, format_param, format_tensor_type, format_value
 
 _LINE_BREAKS = "\r\x85\u2028\u2029\ufeff"
+STEP = "  "
 
 
 class _Flow(dict):
@@ -40,21 +49,68 @@ _Dumper.add_representer(_Flow, _represent_flow)
 _Dumper.add_representer(str, _represent_str)
 
 
-def _stmt(stmt: A.InputStmt | A.OutputStmt | A.Assign) -> dict[str, Any]:
+def _dump(data: Any, indent: str) -> list[str]:
+    """``data`` as YAML lines, each prefixed with ``indent``."""
+    text = yaml.dump(data, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=1 << 30)
+    return [indent + line if line else line for line in text.rstrip("\n").split("\n")]
+
+
+def _literal(e: A.Expr, indent: str) -> list[str] | None:
+    """``e`` laid out as .arch text in a literal block below a key, or None when it fits on one line."""
+    text = format_value(e, "", max(40, LINE_WIDTH - len(indent)))
+    if "\n" not in text or any(not (ch.isprintable() or ch == "\n") for ch in text):
+        return None
+    return ["|-", *(indent + line if line else line for line in text.split("\n"))]
+
+
+def _with_trailing(lines: list[str], comment: str | None) -> list[str]:
+    """A trailing comment at the end of the first line (after a key, or a block scalar's indicator)."""
+    if comment:
+        lines = [f"{lines[0]}  {comment}", *lines[1:]]
+    return lines
+
+
+def _before(out: list[str], before: tuple[str, ...], indent: str) -> None:
+    for entry in before:
+        if entry or (out and out[-1]):
+            out.append(indent + entry if entry else "")
+
+
+def _entry(key: str, value: A.Expr, indent: str, first: str = "") -> list[str]:
+    """``key: value`` at ``indent`` (after ``first``, such as "- "), long values as literal blocks."""
+    lines = _dump({key: format_expr(value)}, indent + first)
+    if len(lines) == 1 and len(lines[0]) <= LINE_WIDTH:
+        return lines
+    block = _literal(value, indent + len(first) * " " + STEP)
+    if block is None:
+        return lines
+    head = _dump({key: None}, indent + first)[0].removesuffix("null").rstrip()
+    return [f"{head} {block[0]}", *block[1:]]
+
+
+def _stmt(stmt: A.InputStmt | A.OutputStmt | A.Assign, indent: str) -> list[str]:
     """One body item."""
     if isinstance(stmt, A.InputStmt):
-        return {"in": _Flow({stmt.name: format_tensor_type(stmt.type)})}
+        return _dump([{"in": _Flow({stmt.name: format_tensor_type(stmt.type)})}], indent)
     if isinstance(stmt, A.OutputStmt):
         if stmt.name is None:
-            return {"out": format_expr(stmt.value)}
+            return _entry("out", stmt.value, indent, "- ")
         named = _Flow(name=stmt.name)
         if stmt.type is not None:
             named["type"] = format_tensor_type(stmt.type)
         named["value"] = format_expr(stmt.value)
-        return {"out": named}
+        lines = _dump([{"out": named}], indent)
+        if len(lines) == 1 and len(lines[0]) <= LINE_WIDTH:
+            return lines
+        inner = indent + 3 * STEP
+        fields = [line for k in ("name", "type") if k in named for line in _dump({k: named[k]}, inner)]
+        return [f"{indent}- out:", *fields, *_entry("value", stmt.value, inner)]
     if stmt.let:
-        return {"let": _Flow({stmt.targets[0]: format_expr(stmt.value)})}
-    return {", ".join(stmt.targets): format_expr(stmt.value)}
+        lines = _dump([{"let": _Flow({stmt.targets[0]: format_expr(stmt.value)})}], indent)
+        if len(lines) == 1 and len(lines[0]) <= LINE_WIDTH:
+            return lines
+        return [f"{indent}- let:", *_entry(stmt.targets[0], stmt.value, indent + 2 * STEP)]
+    return _entry(", ".join(stmt.targets), stmt.value, indent, "- ")
 
 
 def _params(block: A.BlockDef) -> dict[str, str]:
@@ -67,46 +123,114 @@ def _params(block: A.BlockDef) -> dict[str, str]:
     return params
 
 
-def _block(block: A.BlockDef) -> dict[str, Any]:
-    """``{doc, params, body}``, leaving out what is empty."""
-    out: dict[str, Any] = {}
+def _block(block: A.BlockDef, indent: str) -> list[str]:
+    """``Name:`` then ``doc``, ``params`` and ``body`` (what is empty left out), with their comments."""
+    out: list[str] = []
+    _before(out, block.header.before, indent)
+    key = _dump({block.name: None}, indent)[0].removesuffix("null").rstrip()
+    if block.doc is None and not block.params and not block.body:
+        out += _with_trailing([f"{key} {{}}"], block.header.trailing)
+        _before(out, block.end, indent + STEP)
+        return out
+    out += _with_trailing([key], block.header.trailing)
+    inner = indent + STEP
     if block.doc is not None:
-        out["doc"] = block.doc
+        _before(out, block.doc_trivia.before, inner)
+        out += _with_trailing(_dump({"doc": block.doc}, inner), block.doc_trivia.trailing)
     if block.params:
-        out["params"] = _Flow(_params(block))
+        params = _params(block)
+        lines = _dump({"params": _Flow(params)}, inner)
+        out += lines if len(lines[0]) <= LINE_WIDTH else [f"{inner}params:", *_dump(params, inner + STEP)]
     if block.body:
-        out["body"] = [_stmt(s) for s in block.body]
+        out.append(f"{inner}body:")
+        for stmt in block.body:
+            _before(out, stmt.trivia.before, inner + STEP)
+            out += _with_trailing(_stmt(stmt, inner + STEP), stmt.trivia.trailing)
+    _before(out, block.end, inner + STEP)
     return out
 
 
-def _entry(item: A.Import | A.Assign | A.BlockDef) -> tuple[str, str | None, Any]:
-    """``(section, key, value)`` for one top-level item (imports have no key)."""
+def _item(item: A.Import | A.Assign | A.BlockDef, indent: str) -> list[str]:
     if isinstance(item, A.Import):
-        return "imports", None, item.path if item.alias is None else _Flow(path=item.path, **{"as": item.alias})
+        return _dump([item.path if item.alias is None else _Flow(path=item.path, **{"as": item.alias})], indent)
     if isinstance(item, A.Assign):
-        return "let", item.targets[0], format_expr(item.value)
-    return f"{item.kind}s", item.name, _block(item)
+        return _entry(item.targets[0], item.value, indent)
+    return _block(item, indent)
 
 
-def _sections(module: A.Module) -> list[tuple[str, Any]]:
+def _section(item: A.Import | A.Assign | A.BlockDef) -> tuple[str, str | None]:
+    if isinstance(item, A.Import):
+        return "imports", None
+    if isinstance(item, A.Assign):
+        return "let", item.targets[0]
+    return f"{item.kind}s", item.name
+
+
+def _sections(module: A.Module) -> list[tuple[str, list]]:
     """Runs of items as sections; a new run starts when the kind changes or a key repeats."""
-    sections: list[tuple[str, Any]] = []
+    sections: list[tuple[str, list]] = []
+    keys: set[str] = set()
     for item in module.items:
-        section, key, value = _entry(item)
-        current = sections[-1] if sections else None
-        if current is None or current[0] != section or (key is not None and key in current[1]):
-            current = (section, [] if key is None else {})
-            sections.append(current)
-        if key is None:
-            current[1].append(value)
-        else:
-            current[1][key] = value
+        section, key = _section(item)
+        if not sections or sections[-1][0] != section or key in keys:
+            sections.append((section, []))
+            keys = set()
+        if key is not None:
+            keys.add(key)
+        sections[-1][1].append(item)
     return sections
+
+
+def _closing_comments_below(module: A.Module) -> A.Module:
+    """YAML has no ``}``: a comment after a block's ``}`` becomes a comment above what follows it
+    (and comments from inside a block's header go above the block, with those already there)."""
+    items = [dataclasses.replace(i, trivia=dataclasses.replace(i.trivia, before=i.trivia.before + i.header.before),
+                                 header=dataclasses.replace(i.header, before=()))
+             if isinstance(i, A.BlockDef) and i.header.before else i for i in module.items]
+    end = module.end
+    for i, item in enumerate(items):
+        if isinstance(item, A.BlockDef) and item.trivia.trailing:
+            items[i] = dataclasses.replace(item, trivia=dataclasses.replace(item.trivia, trailing=None))
+            moved = ("", item.trivia.trailing)
+            if i + 1 < len(items):
+                after = items[i + 1].trivia
+                items[i + 1] = dataclasses.replace(items[i + 1], trivia=dataclasses.replace(
+                    after, before=moved + after.before))
+            else:
+                end = moved + end
+    return dataclasses.replace(module, items=tuple(items), end=end)
 
 
 def format_yaml(module: A.Module) -> str:
     """The YAML spec for ``module``: one mapping of sections, or a list of them when a section repeats."""
+    module = _closing_comments_below(module)
     sections = _sections(module)
     names = [name for name, _ in sections]
-    document: Any = dict(sections) if len(set(names)) == len(names) else [{n: v} for n, v in sections]
-    return yaml.dump(document, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=1 << 30)
+    listed = len(set(names)) != len(names)
+    out: list[str] = []
+    for number, (name, items) in enumerate(sections):
+        if listed:
+            head, indent = f"- {name}:", 2 * STEP
+        else:
+            head, indent = f"{name}:", STEP
+        for index, item in enumerate(items):
+            before = item.trivia.before
+            if index == 0:                       # comments above a section's first item go above its key
+                if number and not (before and before[0] == ""):
+                    out.append("")
+                _before(out, before, "")
+                before = ()
+                out.append(head)
+            elif before and before[0] == "" or isinstance(item, A.BlockDef):
+                out.append("")
+            _before(out, before, indent)
+            out += _with_trailing(_item(item, indent), item.trivia.trailing)
+    if not out and not module.end:
+        return "{}\n"
+    if module.end and out:
+        out.append("")
+    _before(out, module.end, "")
+    while out and not out[-1]:
+        out.pop()
+    return "\n".join(out) + "\n"
+

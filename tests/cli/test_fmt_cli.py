@@ -17,7 +17,26 @@ def test_fmt_is_idempotent(tmp_path: Path, capsys) -> None:
     first = tmp_path / "once.arch"
     first.write_text(once)
     assert main(["fmt", str(first), "--check"]) == 0
-    assert main(["fmt", str(EXAMPLE), "--check"]) == 1   # the hand-written file has comments
+    assert main(["fmt", str(EXAMPLE), "--check"]) == 0   # shipped files are formatted, comments and all
+    assert once == EXAMPLE.read_text() and "# Writing your own block" in once
+
+
+def test_fmt_check_takes_folders_and_names_each_unformatted_file(tmp_path: Path, capsys) -> None:
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "a.arch").write_text(EXAMPLE.read_text())
+    (tmp_path / "sub" / "b.arch").write_text("model  M() { in x: [N]\n out x }  # b\n")
+    (tmp_path / "notes.txt").write_text("not a spec")
+    assert main(["fmt", "--check", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert "b.arch: would be reformatted" in err and "a.arch" not in err
+    assert main(["fmt", "--in-place", str(tmp_path)]) == 0
+    assert (tmp_path / "sub" / "b.arch").read_text() == "model M() {\n  in x: [N]\n  out x\n}  # b\n"
+    assert main(["fmt", "--check", str(tmp_path / "a.arch"), str(tmp_path / "sub")]) == 0
+
+
+def test_fmt_several_files_to_stdout_is_a_usage_error(tmp_path: Path, capsys) -> None:
+    assert main(["fmt", str(EXAMPLE), str(EXAMPLE)]) == 2
+    assert "--check or --in-place" in capsys.readouterr().err
 
 
 def test_fmt_to_yaml_and_back_gives_the_same_ir(tmp_path: Path) -> None:

@@ -1,8 +1,12 @@
-"""The canonical printer: parse(format(m)) == m, formatting is idempotent, and YAML round-trips too."""
+"""The canonical printer: parse(format(m)) == m, formatting is idempotent, and YAML round-trips too.
+
+Comments (own-line and trailing) and blank-line groups survive .arch formatting and both YAML conversions,
+in order, idempotently."""
 
 from __future__ import annotations
 
 import dataclasses
+import re
 from pathlib import Path
 
 import pytest
@@ -13,6 +17,7 @@ from archdsl.errors import ArchError
 from archdsl.syntax import ast as A
 from archdsl.syntax.parser import _parser, parse, parse_expression
 from archdsl.syntax.printer import KEYWORDS, LINE_WIDTH, format_expr, format_module
+from archdsl.syntax.trivia import yaml_comments
 from archdsl.syntax.yaml_frontend import EXPRESSION_WORDS, STATEMENT_WORDS, parse_yaml
 from archdsl.syntax.yaml_printer import format_yaml
 
@@ -259,3 +264,137 @@ def test_random_modules_roundtrip(module: A.Module) -> None:
     roundtrip(module)
     text = format_yaml(module)
     assert parse_yaml(text) == module, text
+
+
+# -- comments ------------------------------------------------------------------------------------
+
+# Strings, comments and anything else in .arch text: comments are the `#...` matches.
+_TOKENS = re.compile(r""""(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*'|#[^\n]*""")
+
+
+def arch_comments(text: str) -> list[str]:
+    """The comments of .arch text, in order (trailing whitespace is not kept)."""
+    return [m.group().rstrip() for m in _TOKENS.finditer(text) if m.group().startswith("#")]
+
+
+def yaml_text_comments(text: str) -> list[str]:
+    """The comments of YAML text, in order (found through PyYAML's scanner)."""
+    import yaml
+
+    scalars = [(t.start_mark.index, t.end_mark.index, t.style in ("|", ">"))
+               for t in yaml.scan(text, Loader=yaml.SafeLoader) if isinstance(t, yaml.ScalarToken)]
+    return [c.text for c in yaml_comments(text, scalars)]
+
+
+SPEC = '''# File header: what this spec is.
+# Second line of the header.
+
+import "std/blocks.arch"  # the library
+
+let widths = [16, 32]  # per stage
+let depth = 2
+
+# A residual unit.
+block Unit(c: int) {  # after the brace
+  "Doc string."  # on the doc
+  in x: [N, C, H, W]
+  # the main path
+  conv = Conv2d(c, 3, padding=1)  # 3x3
+  bn = BatchNorm2d()
+
+  # the shortcut group
+  out x |> conv |> bn   # inside
+      |> relu + x
+  # before the closing brace
+}  # after the block
+
+model Net() {
+  in image: [N, 3, H, W]
+  rep = reparam {
+    a = Conv2d(16, 3, padding=1)  # a branch
+    b = Conv2d(16, 1)
+  }
+  out image |> rep |> Unit(16)
+}
+# The end.
+'''
+
+
+def test_comments_and_groups_survive_fmt() -> None:
+    text = format_module(parse(SPEC))
+    assert arch_comments(text) == arch_comments(SPEC)
+    assert text.startswith("# File header: what this spec is.\n# Second line of the header.\n\nimport")
+    assert 'import "std/blocks.arch"  # the library\n\nlet widths = [16, 32]  # per stage\nlet depth = 2\n' in text
+    assert "\n\n# A residual unit.\nblock Unit(c: int) {  # after the brace\n  \"Doc string.\"  # on the doc\n" in text
+    assert "  bn = BatchNorm2d()\n\n  # the shortcut group\n  # inside\n  out x |> conv |> bn |> relu + x\n" in text
+    assert "  # before the closing brace\n}  # after the block\n" in text
+    assert text.endswith("}\n\n# The end.\n")
+    assert format_module(parse(text)) == text
+
+
+@pytest.mark.parametrize("first", ["arch", "yaml"])
+def test_comments_survive_conversion_both_ways(first: str) -> None:
+    module = parse(SPEC)
+    if first == "yaml":
+        module = parse_yaml(format_yaml(module))
+    as_yaml = format_yaml(module)
+    assert yaml_text_comments(as_yaml) == arch_comments(SPEC)
+    back = format_module(parse_yaml(as_yaml))
+    assert arch_comments(back) == arch_comments(SPEC)
+    assert format_yaml(parse_yaml(as_yaml)) == as_yaml                  # YAML formatting is idempotent too
+    assert format_module(parse(back)) == back
+
+
+def test_long_yaml_values_wrap_as_literal_blocks() -> None:
+    """A reparam block or a long pipeline is a `|-` block laid out like .arch, not a 250-column line."""
+    spec = ("block B(c: int) {\n  in x: [N, C, H, W]\n  out x |> reparam {\n"
+            "    dense = seq[Conv2d(c, 3, padding=1, bias=false), BatchNorm2d(), relu, Conv2d(c, 3, padding=1)]\n"
+            "    one = seq[Conv2d(c, 1, bias=false), BatchNorm2d()]  # 1x1\n  }\n}\n")
+    text = format_yaml(parse(spec))
+    assert all(len(line) <= LINE_WIDTH for line in text.splitlines())
+    assert "      - out: |-\n          x |> reparam {\n" in text
+    assert parse_yaml(text) == parse(spec)
+    assert yaml_text_comments(text) == ["# 1x1"]
+
+
+COMMENT_TEXT = st.text(st.characters(whitelist_categories=("L", "N", "P", "S"), blacklist_characters="\x85"),
+                       max_size=12).map(lambda s: "# " + s)
+
+
+@given(MODULES, st.lists(st.tuples(st.integers(0, 10**6), st.booleans(), COMMENT_TEXT), max_size=6))
+def test_random_comments_keep_text_and_order(module, placements) -> None:
+    """Comments put anywhere between or after lines of any module keep their text and order through
+    fmt, .arch -> YAML -> .arch, and formatting is idempotent in both forms."""
+    lines = format_module(module).split("\n")
+    for position, trailing, comment in placements:
+        i = position % len(lines)
+        if trailing and lines[i].strip():
+            lines[i] += "  " + comment
+        else:
+            lines.insert(i, comment)
+    text = "\n".join(lines)
+    expected = arch_comments(text)
+    parsed = parse(text)
+    formatted = format_module(parsed)
+    assert arch_comments(formatted) == expected
+    assert format_module(parse(formatted)) == formatted
+    as_yaml = format_yaml(parsed)
+    assert yaml_text_comments(as_yaml) == expected
+    assert format_yaml(parse_yaml(as_yaml)) == as_yaml
+    assert arch_comments(format_module(parse_yaml(as_yaml))) == expected
+
+
+@pytest.mark.parametrize("path", SPEC_FILES, ids=[p.name for p in SPEC_FILES])
+def test_shipped_specs_are_formatted_and_convert_with_their_comments(path: Path) -> None:
+    """`archdsl fmt --check specs/ examples/` passes, and each file's comments survive YAML and back."""
+    text = path.read_text(encoding="utf-8")
+    if path.suffix == ".arch":
+        module = parse(text, str(path))
+        assert format_module(module) == text, f"run: archdsl fmt --in-place {path}"
+        comments = arch_comments(text)
+    else:
+        module = parse_yaml(text, str(path))
+        assert format_yaml(module) == text, f"run: archdsl fmt --in-place {path}"
+        comments = yaml_text_comments(text)
+    assert yaml_text_comments(format_yaml(module)) == comments
+    assert arch_comments(format_module(module)) == comments
