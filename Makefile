@@ -25,6 +25,7 @@ demo: setup
 
 test: setup
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/archdsl fmt --check specs examples
 	CI=$${CI:-1} $(PY) -m pytest -m "not slow and not reference" -p no:cacheprovider
 
 clean:
