@@ -63,15 +63,20 @@ def _names(graph: Graph) -> list[Diagnostic]:
         paths = [node.module] if node.module is not None and node.params else []
         paths += [graph.params[k].name for k in node.params.values() if k in graph.params]
         for path in paths:
-            if path in seen:
-                continue
-            seen.add(path)
             bad = reserved_component(path)
+            if bad is None:
+                continue
+            parts = path.split(".")
+            where = ".".join(parts[:parts.index(bad) + 1])     # report each bad prefix once (layer, not its weights)
+            if where in seen:
+                break
+            seen.add(where)
             if bad == "":
                 found.append(Diagnostic(f"module path {path!r} of {_what(node)} has an empty component", node.span))
-            elif bad is not None:
-                found.append(Diagnostic(f"layer name '{bad}' (in '{path}') clashes with an attribute of "
+            else:
+                found.append(Diagnostic(f"layer name '{bad}' (in '{where}') clashes with an attribute of "
                                         "torch.nn.Module", node.span, "rename the layer"))
+            break
     return found
 
 
