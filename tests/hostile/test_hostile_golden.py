@@ -52,9 +52,10 @@ split.arch:3:12: error: Split: would make 20,000 pieces, more than the limit of 
   hint: cut into fewer, larger pieces
 """),
     (["check", "init.arch"], 1, """\
-init.arch:3:7: error: Parameter: bad value for 'init': uniform: a=1 is greater than b=0
+init.arch:3:23: error: Parameter: bad value for 'init': uniform: a=1 is greater than b=0
     3 |   p = Parameter((3,), "uniform(a=1, b=0)")
-      |       ^~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+      |                       ^~~~~~~~~~~~~~~~~~~
+  hint: got a string ('uniform(a=1, b=0)')
 """),
     (["fmt", "clash.arch", "-o", "/dev/full"], 2, """\
 error: cannot write /dev/full: No space left on device
