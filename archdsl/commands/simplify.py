@@ -9,10 +9,12 @@ without it the rewrite is structural and weights.safetensors holds the deploy gr
 from __future__ import annotations
 
 import argparse
+import sys
 
 from archdsl.api import compile
 from archdsl.cli import parse_params
 from archdsl.commands.common import add_spec_args, check_seed, spec_source
+from archdsl.errors import ArchError
 
 EPILOG = """examples:
   archdsl simplify repvgg_a0 -o out/repvgg_deploy
@@ -21,6 +23,7 @@ EPILOG = """examples:
 pipelines: deploy (default), cleanup; passes: drop-eval-identities, merge-branches, fold-bn, cse, dce"""
 
 REPORTS = {"text": "report.txt", "json": "report.json"}
+SPEC_FILE = "deploy.arch"
 
 
 def add_parser(sub) -> None:
@@ -62,10 +65,13 @@ def run(args: argparse.Namespace) -> int:
         GRAPH_FILE: deploy.to_json(),
         MODEL_FILE: generate_source(deploy, source=f"{args.file} (deploy form)"),
         WEIGHTS_FILE: lambda path: _save_weights(state, path),
-        "deploy.arch": graph_to_spec(deploy, source=str(args.file)),
         REPORTS[args.format]: rendered,
     }
-    paths = write_output_dir(args.output, files, force=args.force, known=REPORTS.values())
+    try:
+        files[SPEC_FILE] = graph_to_spec(deploy, source=str(args.file))
+    except ArchError as exc:           # a structure the language cannot spell: the rest is still the deploy form
+        print(f"note: {SPEC_FILE} not written: {exc.diagnostics[0].message}", file=sys.stderr)
+    paths = write_output_dir(args.output, files, force=args.force, known=(*REPORTS.values(), SPEC_FILE))
     if args.format == "json":
         print(rendered)
         return 0

@@ -214,14 +214,18 @@ class ApplyMixin(ExpressionMixin):
         if len(outs) == 1:
             self._claim_nested_sum(outs[0], at)
             return outs
-        return self.apply_op(AddN(), outs, layer.span, at=at, tags=("reparam",))   # at: the block's path (passes)
+        self.ctx = Ctx(at, saved.owner, saved.depth)        # the sum's scope is the reparam block's path (passes)
+        try:
+            return self.apply_op(AddN(), outs, layer.span, at=None, tags=("reparam",))
+        finally:
+            self.ctx = saved
 
     def _claim_nested_sum(self, out: Tensor, at: tuple[str, ...]) -> None:
         """A reparam block whose only branch is another reparam block is that block: its sum moves to ``at``
         (MobileOne's pointwise blocks merge into ``stages.1.1.reparam_conv``, as timm names them)."""
         nodes = self.builder.nodes
         if nodes and "reparam" in nodes[-1].tags and nodes[-1].outputs == (out.value,):
-            nodes[-1] = nodes[-1].model_copy(update={"module": ".".join(at) or None})
+            nodes[-1] = nodes[-1].model_copy(update={"scope": at})
 
     @staticmethod
     def _as_list(value: Any) -> list[Tensor]:

@@ -126,6 +126,12 @@ def compose(a: ConvMap, b: ConvMap) -> ConvMap:
         return out
     import torch
 
+    if _diagonal(b) and not b.padded:            # a per-channel scale after a (conv -> BatchNorm): scale a's rows
+        scale = b.kernel.reshape(-1)
+        bias = None if a.bias is None else a.bias * scale
+        bias = b.bias if bias is None else bias if b.bias is None else bias + b.bias
+        kernel = a.kernel * scale.reshape(-1, *(1,) * (a.kernel.dim() - 1))
+        return replace(out, kernel=kernel, bias=bias, groups=a.groups)
     g = out.groups
     ak, bk = regroup(a.kernel, a.groups, g), regroup(b.kernel, b.groups, g)
     av = ak.reshape(g, a.out_channels // g, a.in_channels // g, *a.size)         # [g, M/g, C/g, *ka]
@@ -140,6 +146,12 @@ def compose(a: ConvMap, b: ConvMap) -> ConvMap:
         carried = torch.einsum("gom,gm->go", taps, a.bias.reshape(g, -1)).reshape(-1)
         bias = carried if bias is None else bias + carried
     return replace(out, kernel=kernel.reshape(b.out_channels, a.in_channels // g, *size), bias=bias)
+
+
+def _diagonal(m: ConvMap) -> bool:
+    """A per-channel scale: 1x1, stride 1, one channel per group."""
+    return m.groups == m.in_channels == m.out_channels and all(k == 1 for k in m.size) and \
+        all(st == 1 for st in m.stride)
 
 
 def combine(maps: list[ConvMap], coefficients: tuple[float, ...], sizes: tuple | None = None) -> ConvMap:

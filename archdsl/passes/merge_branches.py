@@ -11,6 +11,7 @@ exact and the merged convolution costs no more MACs than the branches.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -52,11 +53,12 @@ class Branch:
     chain: list[Node] = field(default_factory=list)
 
     def name(self) -> str:
-        """The branch's module path (its first layer's), for messages and reports."""
-        for node in self.chain:
-            if node.module:
-                return node.module
-        return "identity" if not self.chain else self.chain[0].name
+        """The branch's module path (the common prefix of its layers' paths), for messages and reports."""
+        paths = [n.module.split(".") for n in self.chain if n.module]
+        if not paths:
+            return "identity" if not self.chain else self.chain[0].name
+        common = os.path.commonprefix(paths)               # element-wise on lists of path parts
+        return ".".join(common) or ".".join(paths[0])
 
 
 def _constant_scale(edit: GraphEditor, node: Node) -> tuple[int, int] | None:
@@ -245,13 +247,13 @@ class MergeBranches(Pass):
                           if weights[f].is_floating_point()), None)
             self._store(out, new, merged, dtype)
         merged_names = tuple(dict.fromkeys(b.name() for b in branches))
-        return Change(self.name, total.module or ".".join(total.scope), merged_names, module,
+        return Change(self.name, ".".join(total.scope), merged_names, module,
                       f"{len(branches)} branches -> {merged.size} conv, groups {merged.groups}", total.span)
 
     def _name(self, edit: GraphEditor, total: Node, chain: list[Node], claimed: bool) -> str:
         """``{block}.reparam_conv`` for a reparam block; for another sum, the block's own name when no other
         layer with parameters remains in it (timm's fused RepViT head), else ``{block}.reparam_conv``."""
-        scope = total.module or ".".join(total.scope)
+        scope = ".".join(total.scope)
         if not claimed and scope:
             gone = {total.name, *(n.name for n in chain)}
             if not any(_under(p, scope) for n in edit.nodes if n.name not in gone for p in n.params.values()):
@@ -269,7 +271,7 @@ class MergeBranches(Pass):
             out[node.params["bias"]] = bias.to(dtype)
 
     def _refuse(self, total: Node, reason: str) -> None:
-        where = total.module or ".".join(total.scope) or "the model"
+        where = ".".join(total.scope) or "the model"
         raise PassError(Diagnostic(f"the reparam block at {where} cannot be merged into one convolution exactly: "
                                    f"{reason}", total.span,
                                    "a reparam block claims its branches sum to one convolution; move the offending "
@@ -277,8 +279,8 @@ class MergeBranches(Pass):
 
     def _not_affine(self, edit: GraphEditor, total: Node, branches: list[Branch]) -> None:
         """Name the op where a branch stops being affine."""
-        roots = [b.root for b in branches]
-        common = max(set(roots), key=roots.count)
+        order = {v: i for i, n in enumerate(edit.nodes) for v in n.outputs}
+        common = min((b.root for b in branches), key=lambda v: order.get(v, -1))    # the most upstream start
         for b in branches:
             stop = edit.producer(b.root)
             if b.root != common and stop is not None:

@@ -91,5 +91,5 @@ def test_report_counts_per_pass_and_block() -> None:
     (before, after) = report.total
     assert (before.params, after.params) == (9_108_968, 8_309_384)
     assert [p[0] for p in report.passes] == ["merge-branches"] and report.passes[0][1] == 22
-    assert "stem.conv_kxk.conv + stem.conv_1x1.conv -> stem.reparam_conv" in report.text()
+    assert "stem.conv_kxk + stem.conv_1x1 -> stem.reparam_conv" in report.text()
     assert json.loads(report.to_json())["after"] == {"nodes": 47, "params": 8_309_384, "macs": after.macs}
