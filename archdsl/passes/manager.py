@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from archdsl.errors import ArchError, Diagnostic, UsageError
@@ -61,11 +62,13 @@ def resolve(passes: str | list[str] | tuple[str, ...] | list[Pass]) -> list[Pass
 
 
 def run_pipeline(graph: Graph, weights: Weights | None = None, passes: str | list = "deploy", *,
-                 verify_each: bool = True, max_rounds: int = MAX_ROUNDS) -> PipelineResult:
+                 verify_each: bool = True, max_rounds: int = MAX_ROUNDS,
+                 on_step: Callable[[Step, Weights | None], None] | None = None) -> PipelineResult:
     """Apply ``passes`` in order, round after round, until a round changes nothing.
 
     A graph in train mode is switched to eval mode first when any pass is exact only in eval mode (the
-    deploy form computes what the training form computes under ``model.eval()``).
+    deploy form computes what the training form computes under ``model.eval()``). ``on_step`` sees every
+    step that changed something, with the weights after it (``archdsl test`` checks each one).
     """
     pipeline = resolve(passes)
     source = graph
@@ -84,6 +87,8 @@ def run_pipeline(graph: Graph, weights: Weights | None = None, passes: str | lis
                 _verify_after(p, result.graph, result.weights)
             graph, weights = result.graph, result.weights
             steps.append(Step(p.name, rounds, graph, result.report))
+            if on_step is not None:
+                on_step(steps[-1], weights)
             changed = True
         if not changed:
             if steps and not verify_each:

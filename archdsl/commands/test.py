@@ -1,0 +1,121 @@
+"""``archdsl test FILE``: property-test the simplify passes on your own spec, on numbers.
+
+For each trial: random weights (BatchNorm statistics far from (0, 1), signed scales, non-zero biases), then
+every pass of the pipeline one step at a time; after each step that changes the graph, the rewritten model
+must compute what the original computes in eval mode, in float64, on random inputs at two sizes (odd and
+even, so border pixels and stride parity are covered). Exits 1 naming the first pass that changed the
+function, with a command that reproduces it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from archdsl.api import compile
+from archdsl.cli import parse_params
+from archdsl.commands.common import add_spec_args, check_seed, spec_source
+from archdsl.errors import ArchError, Diagnostic, UsageError
+
+EPILOG = """examples:
+  archdsl test specs/repvgg.arch -m repvgg_a0 --input N=1,H=32,W=32
+  archdsl test my_block.arch --trials 20 --passes fold-bn
+  archdsl test mobileone_s0 --seed 7 --trials 1          # reproduce one failing trial"""
+
+DEFAULT_SIZES = (32, 33)          # every symbolic spatial size, once even and once odd
+
+
+def add_parser(sub) -> None:
+    """Register the command."""
+    p = sub.add_parser("test", help="property-test the simplify passes on a spec (outputs equal in float64)",
+                       description=__doc__, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_spec_args(p)
+    p.add_argument("--passes", default="deploy", metavar="PIPELINE|P1,P2", help="what to test (default: deploy)")
+    p.add_argument("--trials", type=int, default=3, help="random weight draws (default 3)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the first trial (trial i uses seed + i)")
+    p.add_argument("--input", action="append", metavar="N=1,H=32,...",
+                   help="input sizes to test at (repeatable: one set per flag); default N=2 and every other "
+                        "size 32, then 33")
+    p.add_argument("--tolerance", type=float, default=1e-10, help="relative error allowed (default 1e-10)")
+
+
+def _size_sets(graph, given: list[str] | None) -> list[dict[str, int]]:
+    from archdsl.analysis import parse_sizes
+
+    if given:
+        return [parse_sizes(text) for text in given]
+    symbols = graph.symbols()
+    return [{s: (2 if s in ("N", "B") else n) for s in symbols} for n in DEFAULT_SIZES]
+
+
+def _progress(done: int, total: int) -> None:
+    if sys.stderr.isatty():
+        filled = 30 * done // max(total, 1)
+        print(f"\r  [{'#' * filled}{'.' * (30 - filled)}] {done}/{total} trials", end="", file=sys.stderr,
+              flush=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the trials; 0 when every step of every trial kept the function, 1 at the first that did not."""
+    import torch
+
+    from archdsl.backends.torch.build import build_module
+    from archdsl.ir.weights import Weights
+    from archdsl.passes import resolve, run_pipeline
+    from archdsl.testing import check_equivalent, randomize
+
+    check_seed(args.seed)
+    if not 1 <= args.trials <= 10_000:
+        raise UsageError(Diagnostic(f"--trials must be between 1 and 10000, got {args.trials}"))
+    graph = compile(spec_source(args.file), args.model, **parse_params(args.param))
+    resolve(args.passes)
+    sizes = _size_sets(graph, args.input)
+    checked = 0
+    steps_seen: set[str] = set()
+    for trial in range(args.trials):
+        seed = args.seed + trial
+        model = randomize(build_module(graph, seed=seed).double(), seed=seed).eval()
+
+        def check(step, weights, model=model, seed=seed) -> None:
+            nonlocal checked
+            rewritten = build_module(step.graph, seed=None).double()
+            rewritten.load_state_dict(weights.state_dict(), strict=True)
+            try:
+                bad = check_equivalent(model, rewritten.eval(), graph, sizes, torch.float64, seed, args.tolerance)
+            except (RuntimeError, ValueError) as exc:
+                raise UsageError(Diagnostic(f"the model does not run at {sizes}: {str(exc)[:200]}",
+                                            hint="give sizes it accepts with --input N=1,H=64,W=64")) from None
+            checked += 1
+            steps_seen.add(step.pass_name)
+            if bad:
+                print(file=sys.stderr)
+                raise _Failure(step, bad[0], seed)
+
+        try:
+            run_pipeline(graph, Weights.of(model.state_dict(), graph), args.passes, on_step=check)
+        except _Failure as failure:
+            print(failure.explain(args), file=sys.stderr)
+            return 1
+        _progress(trial + 1, args.trials)
+    if sys.stderr.isatty():
+        print(file=sys.stderr)
+    at = "; ".join(", ".join(f"{k}={v}" for k, v in s.items()) for s in sizes)
+    print(f"ok: {args.trials} trial(s) x {len(steps_seen)} pass(es) that changed {graph.name} "
+          f"({', '.join(sorted(steps_seen)) or 'none'}), {checked} step(s) checked at {at}; "
+          f"outputs equal in float64 within {args.tolerance:g}")
+    return 0
+
+
+class _Failure(ArchError):
+    """A step that changed the function (internal: rendered by ``run``)."""
+
+    def __init__(self, step, mismatch, seed: int):
+        super().__init__(Diagnostic(f"pass {step.pass_name} changed the function: {mismatch}"))
+        self.step, self.mismatch, self.seed = step, mismatch, seed
+
+    def explain(self, args: argparse.Namespace) -> str:
+        changes = "\n".join(f"  {c.describe()}" for c in self.step.changes[:5])
+        extra = f" -m {args.model}" if args.model else ""
+        return (f"FAIL: pass {self.step.pass_name} (round {self.step.round}) changed the function: {self.mismatch}\n"
+                f"{changes}\nreproduce: archdsl test {args.file}{extra} --passes {args.passes} "
+                f"--seed {self.seed} --trials 1")
