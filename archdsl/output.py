@@ -181,6 +181,8 @@ def _commit(tmp: Path, out: Path, force: bool, allowed: frozenset[str]) -> None:
     problem = _foreign(out, allowed)
     if problem:
         raise UsageError(Diagnostic(f"refusing to replace {out}: {problem}", hint="choose another output folder"))
+    with contextlib.suppress(OSError):
+        os.chmod(tmp, stat.S_IMODE(os.lstat(out).st_mode))     # the replaced folder's permissions carry over
     err = _rename2(tmp, out, _RENAME_EXCHANGE)
     if err in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP):
         return _commit_two_step(tmp, out, force, allowed)

@@ -100,6 +100,14 @@ def test_force_replaces_an_earlier_output(tmp_path: Path) -> None:
     assert stat.S_IMODE(out.stat().st_mode) == 0o777 & ~_umask()
 
 
+def test_force_keeps_the_folder_mode(tmp_path: Path) -> None:
+    out = tmp_path / "OUT"
+    write_output_dir(out, FILES)
+    out.chmod(0o750)
+    write_output_dir(out, FILES, force=True)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o750
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
