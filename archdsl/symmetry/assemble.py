@@ -6,7 +6,7 @@ from collections import defaultdict
 
 from archdsl.ir.graph import Graph
 from archdsl.symmetry.derive import Derivation, walk
-from archdsl.symmetry.layout import Layout, Why
+from archdsl.symmetry.layout import Layout, Why, layout_size
 from archdsl.symmetry.spec import BlockClass, Entry, Member, Seg, SymClass, SymmetrySpec
 
 
@@ -63,8 +63,19 @@ def assemble(d: Derivation) -> SymmetrySpec:
     shapes = {k: tuple(int(x) for x in p.shape) for k, p in d.graph.params.items()}
     spec = SymmetrySpec(d.graph.name, classes, block_classes, pinned, _uncovered(d, raw, shapes),
                         entries, links, {cid: leaf for leaf, cid in ids.items()}, shapes, dropped,
-                        {t: f.twhy[t] for t in links})
+                        {t: f.twhy[t] for t in links}, _on_values(d, ids))
     return spec
+
+
+def _on_values(d: Derivation, ids: dict[int, str]) -> dict[str, list[tuple[str, int, int, int]]]:
+    """Class id -> the (value, axis, start, stop) ranges it occupies (how rewrites are related to classes)."""
+    out: dict[str, list[tuple[str, int, int, int]]] = defaultdict(list)
+    for value, layouts in d.values.items():
+        for axis, layout in enumerate(layouts):
+            for s in _segs(d, layout) if isinstance(layout_size(layout), int) else ():
+                if s.leaf in ids:
+                    out[ids[s.leaf]].append((value, axis, s.start, s.start + s.length * s.rep))
+    return dict(out)
 
 
 def _segs(d: Derivation, layout: Layout) -> tuple[Seg, ...]:

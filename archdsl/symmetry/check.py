@@ -46,7 +46,10 @@ def random_state(module, seed: int = 0) -> dict:
             t = t.double()
             if t.dim() <= 1 or bool((t == t.flatten()[0]).all()):
                 noise = torch.rand(t.shape, generator=gen, dtype=torch.float64)
-                t = 0.5 + 1.5 * noise if name.endswith("running_var") or bool((t == 1).all()) else noise - 0.5
+                if name.endswith("running_var"):
+                    t = 0.1 + 2.9 * noise
+                else:
+                    t = 0.5 + noise if bool((t == 1).all()) else noise - 0.5
             else:
                 t = t * HE_GAIN            # PyTorch's default init shrinks activations layer by layer
         out[name] = t

@@ -43,6 +43,7 @@ class Derivation:
     fixed: dict[tuple[str, int], str] = field(default_factory=dict)
     blocks: list[tuple[list[list[Layout]], Why]] = field(default_factory=list)
     shared: dict[tuple[str, int, tuple | None], tuple[str, Layout]] = field(default_factory=dict)
+    values: dict[str, list[Layout]] = field(default_factory=dict)     # every value's axis layouts
 
 
 class Context:
@@ -227,6 +228,7 @@ def walk(graph: Graph) -> Derivation:
         if isinstance(contract, Pinned):
             for local in node.params:
                 ctx.fixed(local, range(len(params[local].shape)), contract.reason)
+    d.values = layouts
     for name, v in graph.outputs.items():
         why = Why("pinned", name, "output", f"graph output '{name}'", graph.span)
         for lay in layouts[v]:

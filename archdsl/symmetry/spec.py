@@ -117,6 +117,7 @@ class SymmetrySpec:
     shapes: dict[str, tuple[int, ...]]
     notes: list[str] = field(default_factory=list)   # block structures dropped, and why
     link_provenance: dict[int, list[Why]] = field(default_factory=dict)   # which ops made each link's kind
+    on_values: dict[str, list[tuple[str, int, int, int]]] = field(default_factory=dict)   # class -> value ranges
 
     # -- lookup -----------------------------------------------------------------------------------
     def find(self, cid: str) -> SymClass | BlockClass:
