@@ -1,7 +1,10 @@
 """Draw a Graph as graphviz DOT: ops with key attributes, shape-labelled edges, blocks as clusters.
 
 At ``depth=K`` every block deeper than K components collapses into one box, and runs of identical
-sibling blocks that feed one another (``layer1.0 .. layer1.2``) fold into one box with a ``×n`` badge.
+sibling blocks that feed one another (``layer1.0 .. layer1.2``) fold into one box with a ``×n`` badge;
+a run of blocks drawn open shows one representative (``encoder_layer_0 .. 11 ×12``). A node inside a
+cluster is named relative to it; a block's doc string shows once (wrapped), on its first occurrence.
+``to_dot`` is the composable entry point; ``side_by_side`` draws several graphs in one picture.
 """
 
 from __future__ import annotations
@@ -9,13 +12,14 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from archdsl.analysis.cost import node_path
 from archdsl.analysis.report import human
 from archdsl.errors import ArchError, Diagnostic, UsageError
-from archdsl.ir.graph import Graph, Node, shape_str
+from archdsl.ir.graph import Graph, Node
 from archdsl.ops.base import OpDef
 
 FILL = {"conv": "#cfe2ff", "linear": "#d1e7dd", "norm": "#fff3cd", "activation": "#f8d7da", "pool": "#e2d9f3",
@@ -42,9 +46,14 @@ class Item:
         return self.key[:-1]
 
 
+HEADLINE = ("kernel_size", "stride", "out_channels", "out_features", "groups", "dilation")
+
+
 def op_label(op: OpDef) -> str:
-    """``conv2d 3x3/2, 64``: the op name with its headline attributes (kernel, stride, width, groups)."""
+    """``conv2d 3x3/2, 64``: the op name with its headline attributes, else its non-default attributes."""
     attrs = op.attrs()
+    if not any(attrs.get(k) is not None for k in ("kernel_size", "out_channels", "out_features")):
+        return _attr_label(op, attrs)
     text = op.name
     if attrs.get("kernel_size") is not None:
         text += " " + "x".join(str(k) for k in _ints(attrs["kernel_size"]))
@@ -60,6 +69,49 @@ def op_label(op: OpDef) -> str:
     return text
 
 
+def _attr_label(op: OpDef, attrs: dict) -> str:
+    """``select dim=1, index=0``, ``dropout p=0.1``, ``multihead_self_attention heads=12``: non-default attributes."""
+    defaults = {k: f.default for k, f in type(op).model_fields.items() if not f.is_required()}
+    shown = []
+    for key, value in attrs.items():
+        if key in defaults and _plain(defaults[key]) == value:
+            continue
+        name = "heads" if key == "num_heads" else key
+        shown.append(f"{name}={_value(value)}")
+    text = ", ".join(shown)
+    if len(text) > 40:
+        text = text[:39] + "…"
+    return f"{op.name} {text}" if text else op.name
+
+
+def _plain(value: object) -> object:
+    return list(_plain(v) for v in value) if isinstance(value, (tuple, list)) else value
+
+
+def _value(value: object) -> str:
+    if isinstance(value, list):
+        return "(" + ", ".join(_value(v) for v in value) + ")"
+    return {True: "true", False: "false", None: "none"}.get(value, str(value)) if not isinstance(value, (int, float)) \
+        or isinstance(value, bool) else str(value)
+
+
+def _dim(text: str) -> str:
+    """A dim's text without one pair of parentheses around all of it: ``(H + 3)//4`` for ``((H + 3)//4)``."""
+    if text.startswith("(") and text.endswith(")"):
+        depth = 0
+        for i, ch in enumerate(text):
+            depth += {"(": 1, ")": -1}.get(ch, 0)
+            if depth == 0 and i < len(text) - 1:
+                return text
+        return text[1:-1]
+    return text
+
+
+def shape_label(shape: tuple) -> str:
+    """``[N, 64, (H + 3)//4, W]``: a shape for a drawing."""
+    return "[" + ", ".join(_dim(str(d)) for d in shape) + "]"
+
+
 def _ints(value: object) -> list:
     return list(value) if isinstance(value, (list, tuple)) else [value]
 
@@ -70,20 +122,79 @@ def _short(value: object) -> str:
     return str(values[0]) if len(set(values)) == 1 else "x".join(str(v) for v in values)
 
 
-def _items(graph: Graph, depth: int | None) -> tuple[list[Item], dict[str, str]]:
+@dataclass
+class Drawing:
+    """What one drawing shows: its boxes, which nodes a representative stands for, and what was said once."""
+
+    graph: Graph
+    prefix: str = ""                                   # id prefix (several graphs in one picture)
+    dropped: set[str] = field(default_factory=set)     # nodes of copies a representative stands for
+    alias: dict[str, str] = field(default_factory=dict)   # dropped node -> its representative's node
+    badges: dict[tuple[str, ...], tuple[str, int]] = field(default_factory=dict)   # block -> (last, count)
+    docs_shown: set[str] = field(default_factory=set)
+
+
+def _items(d: Drawing, depth: int | None) -> tuple[list[Item], dict[str, str]]:
     """Boxes in order of first appearance, and node name -> box id."""
     items: dict[tuple[str, ...], Item] = {}
     owner: dict[str, str] = {}
-    for node in graph.nodes:
+    for node in d.graph.nodes:
+        if node.name in d.dropped:
+            continue
         path = node_path(node)
         if depth is None or len(path) <= depth:
-            item = items.setdefault((*path, "#" + node.name), Item(f"n:{node.name}", path))
+            item = items.setdefault((*path, "#" + node.name), Item(f"{d.prefix}n:{node.name}", path))
         else:
             key = path[:depth]
-            item = items.setdefault(key, Item("b:" + ".".join(key), key))
+            item = items.setdefault(key, Item(f"{d.prefix}b:" + ".".join(key), key))
         item.nodes.append(node)
         owner[node.name] = item.id
     return list(items.values()), owner
+
+
+def _blocks(graph: Graph, dropped: set[str]) -> dict[tuple[str, ...], list[Node]]:
+    """Every block path (a proper prefix of some node's path) with its nodes, in order of appearance."""
+    blocks: dict[tuple[str, ...], list[Node]] = {}
+    for node in graph.nodes:
+        if node.name not in dropped:
+            path = node_path(node)
+            for k in range(1, len(path)):
+                blocks.setdefault(path[:k], []).append(node)
+    return blocks
+
+
+def _representatives(d: Drawing, depth: int) -> None:
+    """Runs of identical sibling blocks drawn open (shallower than ``depth``): keep the first, badge it ×n."""
+    for level in range(1, depth):
+        blocks = _blocks(d.graph, d.dropped)
+        siblings: dict[tuple[str, ...], list[tuple[str, ...]]] = {}
+        for path in blocks:
+            if len(path) == level:
+                siblings.setdefault(path[:-1], []).append(path)
+        for paths in siblings.values():
+            run: list[tuple[str, ...]] = []
+            for path in [*paths, None]:
+                if run and path is not None and _same_block(d.graph, blocks, run, path):
+                    run.append(path)
+                    continue
+                if len(run) > 1:
+                    _keep_first(d, blocks, run)
+                run = [path] if path is not None else []
+
+
+def _same_block(graph: Graph, blocks: dict, run: list[tuple[str, ...]], path: tuple[str, ...]) -> bool:
+    first, last = Item("", run[0], blocks[run[0]]), Item("", run[-1], blocks[run[-1]])
+    item = Item("", path, blocks[path])
+    return _signature(graph, first) == _signature(graph, item) and _feeds_only(graph, last, item)
+
+
+def _keep_first(d: Drawing, blocks: dict, run: list[tuple[str, ...]]) -> None:
+    representative = blocks[run[0]]
+    for path in run[1:]:
+        for mine, node in zip(representative, blocks[path], strict=True):
+            d.dropped.add(node.name)
+            d.alias[node.name] = mine.name
+    d.badges[run[0]] = (run[-1][-1], len(run))
 
 
 def _signature(graph: Graph, item: Item) -> tuple:
@@ -135,18 +246,26 @@ def _tail(item: Item, sig: tuple) -> Item:
     return Item(item.id, item.key, item.nodes[-len(sig):])
 
 
-def _item_label(graph: Graph, item: Item) -> str:
-    """Text of a box: a node's name and op, or a block's path, doc, size and ×n badge."""
-    if item.id.startswith("n:"):
+def _doc_lines(d: Drawing, path: str) -> list[str]:
+    """A block's doc string, wrapped, the first time that text is drawn; nothing after."""
+    doc = d.graph.module_docs.get(path, "").strip()
+    if not doc or doc in d.docs_shown:
+        return []
+    d.docs_shown.add(doc)
+    return textwrap.wrap(doc, 48, max_lines=4, placeholder=" …")
+
+
+def _item_label(d: Drawing, item: Item) -> str:
+    """Text of a box: a node's name (relative to its cluster) and op, or a block's path, doc, size and ×n badge."""
+    graph = d.graph
+    if "n:" in item.id[len(d.prefix):len(d.prefix) + 2]:
         node = item.nodes[0]
-        return f"{node.module}\n{op_label(node.op)}" if node.module else op_label(node.op)
-    name = ".".join(item.key)
+        name = ".".join(node.module.split(".")[len(item.cluster):]) if node.module else ""
+        return f"{name}\n{op_label(node.op)}" if name else op_label(node.op)
+    name = ".".join(item.key[len(item.cluster):])
     if item.count > 1:
         name = f"{name} .. {item.last[-1]}  ×{item.count}"
-    lines = [name]
-    doc = graph.module_docs.get(".".join(item.key), "").strip().splitlines()
-    if doc:
-        lines.append(doc[0])
+    lines = [name, *_doc_lines(d, ".".join(item.key))]
     params = sum(graph.params[p].numel() for p in {f for n in item.nodes for f in n.params.values()}
                  if p in graph.params and not graph.params[p].buffer)
     per = len(item.nodes) // item.count
@@ -159,15 +278,15 @@ def _q(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
 
 
-def _node_line(graph: Graph, item: Item, indent: str) -> str:
-    family = "block" if item.id.startswith("b:") else item.nodes[0].op.family
-    attrs = [f"label={_q(_item_label(graph, item))}", f"fillcolor={_q(FILL.get(family, '#ffffff'))}"]
+def _node_line(d: Drawing, item: Item, indent: str) -> str:
+    family = "block" if item.id.startswith(d.prefix + "b:") else item.nodes[0].op.family
+    attrs = [f"label={_q(_item_label(d, item))}", f"fillcolor={_q(FILL.get(family, '#ffffff'))}"]
     if item.count > 1:
         attrs.append("shape=box3d")
     return f"{indent}{_q(item.id)} [{', '.join(attrs)}];"
 
 
-def _clusters(graph: Graph, items: list[Item]) -> list[str]:
+def _clusters(d: Drawing, items: list[Item], indent: str = "  ") -> list[str]:
     """Nested ``subgraph cluster_*`` blocks holding the boxes, one per block path."""
     tree: dict = {}
     for item in items:
@@ -175,59 +294,86 @@ def _clusters(graph: Graph, items: list[Item]) -> list[str]:
         for i in range(len(item.cluster)):
             level = level.setdefault(item.cluster[: i + 1], {})
         level.setdefault(None, []).append(item)
-    return _emit(graph, tree, "  ")
+    return _emit(d, tree, indent)
 
 
-def _emit(graph: Graph, level: dict, indent: str) -> list[str]:
-    lines = [_node_line(graph, item, indent) for item in level.get(None, [])]
+def _emit(d: Drawing, level: dict, indent: str) -> list[str]:
+    lines = [_node_line(d, item, indent) for item in level.get(None, [])]
     for path, sub in level.items():
         if path is None:
             continue
         name = ".".join(path)
-        doc = graph.module_docs.get(name, "").strip().splitlines()
-        label = name + (f"\n{doc[0]}" if doc else "")
-        lines.append(f"{indent}subgraph {_q('cluster_' + name)} {{")
-        lines.append(f'{indent}  label={_q(label)}; style="rounded,dashed"; color="#888888";')
-        lines += _emit(graph, sub, indent + "  ")
+        title = path[-1] if len(path) > 1 else name        # inside its parent's frame: its own name
+        if path in d.badges:
+            last, count = d.badges[path]
+            title = f"{title} .. {last}  ×{count}"
+        label = "\n".join([title, *_doc_lines(d, name)])
+        style = "rounded,dashed" if path not in d.badges else "rounded,bold"
+        lines.append(f"{indent}subgraph {_q('cluster_' + d.prefix + name)} {{")
+        lines.append(f'{indent}  label={_q(label)}; style="{style}"; color="#888888";')
+        lines += _emit(d, sub, indent + "  ")
         lines.append(f"{indent}}}")
     return lines
 
 
-def _edges(graph: Graph, owner: dict[str, str]) -> list[str]:
+def _edges(d: Drawing, owner: dict[str, str], indent: str = "  ") -> list[str]:
     """One edge per (source box, target box, value), labelled with the value's shape."""
+    graph, p = d.graph, d.prefix
     types = graph.value_types()
-    producer = {v: owner[n.name] for n in graph.nodes for v in n.outputs}
-    producer.update({name: f"in:{name}" for name in graph.inputs})
+    producer = {v: owner[d.alias.get(n.name, n.name)] for n in graph.nodes for v in n.outputs}
+    producer.update({name: f"{p}in:{name}" for name in graph.inputs})
     seen: set[tuple[str, str, str]] = set()
     lines = []
-    targets = [(owner[n.name], v) for n in graph.nodes for v in n.inputs]
-    targets += [(f"out:{name}", v) for name, v in graph.outputs.items()]
+    targets = [(owner[n.name], v) for n in graph.nodes if n.name not in d.dropped for v in n.inputs]
+    targets += [(f"{p}out:{name}", v) for name, v in graph.outputs.items()]
     for dst, v in targets:
         src = producer[v]
         if src == dst or (src, dst, v) in seen:
             continue
         seen.add((src, dst, v))
-        lines.append(f"  {_q(src)} -> {_q(dst)} [label={_q(' ' + shape_str(types[v].shape))}];")
+        lines.append(f"{indent}{_q(src)} -> {_q(dst)} [label={_q(' ' + shape_label(types[v].shape))}];")
     return lines
+
+
+def _body(graph: Graph, depth: int | None, prefix: str, indent: str) -> list[str]:
+    """Inputs, clusters, outputs and edges of one graph (ids start with ``prefix``)."""
+    if depth is not None and depth < 1:
+        raise UsageError(Diagnostic(f"depth must be at least 1, got {depth}"))
+    d = Drawing(graph, prefix)
+    if depth is not None:
+        _representatives(d, depth)
+    items, owner = _items(d, depth)
+    if depth is not None:
+        items, owner = _fold(graph, items, owner)
+    lines = [f'{indent}{_q(prefix + "in:" + name)} [label={_q(name + chr(10) + shape_label(t.shape))}, '
+             f'shape=ellipse, fillcolor="#ffffff"];' for name, t in graph.inputs.items()]
+    lines += _clusters(d, items, indent)
+    lines += [f'{indent}{_q(prefix + "out:" + name)} [label={_q(name)}, shape=ellipse, fillcolor="#ffffff"];'
+              for name in graph.outputs]
+    return lines + _edges(d, owner, indent)
+
+
+def _title(graph: Graph) -> str:
+    doc = graph.doc.strip().splitlines()
+    return "\n".join([graph.name, *textwrap.wrap(doc[0], 90, max_lines=2, placeholder=" …")]) if doc else graph.name
 
 
 def to_dot(graph: Graph, depth: int | None = None) -> str:
     """DOT text for ``graph``; ``depth`` collapses blocks below that many path components and folds repeats."""
-    if depth is not None and depth < 1:
-        raise UsageError(Diagnostic(f"depth must be at least 1, got {depth}"))
-    items, owner = _items(graph, depth)
-    if depth is not None:
-        items, owner = _fold(graph, items, owner)
-    title = graph.name + (f"\n{graph.doc.strip().splitlines()[0]}" if graph.doc.strip() else "")
-    lines = [f"digraph {_q(graph.name)} {{", HEADER.rstrip("\n"), f"  label={_q(title)}; labelloc=t;"]
-    for name, t in graph.inputs.items():
-        lines.append(f'  {_q("in:" + name)} [label={_q(name + chr(10) + str(t))}, shape=ellipse, fillcolor="#ffffff"];')
-    lines += _clusters(graph, items)
-    for name in graph.outputs:
-        lines.append(f'  {_q("out:" + name)} [label={_q(name)}, shape=ellipse, fillcolor="#ffffff"];')
-    lines += _edges(graph, owner)
-    lines.append("}")
-    return "\n".join(lines) + "\n"
+    lines = [f"digraph {_q(graph.name)} {{", HEADER.rstrip("\n"), f"  label={_q(_title(graph))}; labelloc=t;"]
+    lines += _body(graph, depth, "", "  ")
+    return "\n".join([*lines, "}"]) + "\n"
+
+
+def side_by_side(graphs: dict[str, Graph], depth: int | None = None, title: str = "") -> str:
+    """One DOT picture with each graph in its own labelled frame, left to right (training vs deploy form)."""
+    lines = [f"digraph {_q(title or 'graphs')} {{", HEADER.rstrip("\n"), f"  label={_q(title)}; labelloc=t;"]
+    for i, (label, graph) in enumerate(graphs.items()):
+        lines.append(f"  subgraph {_q(f'cluster_g{i}')} {{")
+        lines.append(f'    label={_q(label)}; style="rounded"; color="#444444";')
+        lines += _body(graph, depth, f"g{i}/", "    ")
+        lines.append("  }")
+    return "\n".join([*lines, "}"]) + "\n"
 
 
 def _dot_binary() -> str:

@@ -33,7 +33,7 @@ def test_dot_to_stdout(spec: str, capsys) -> None:
     assert main(["viz", spec, "--depth", "2", "--input", "N=5"]) == 0
     out = capsys.readouterr().out
     assert out.startswith('digraph "Net"') and 'subgraph "cluster_blocks"' in out
-    assert "blocks.0 .. 2  ×3" in out and "[5, 8]" in out
+    assert "\"b:blocks.0\" [label=\"0 .. 2  ×3" in out and "[5, 8]" in out
 
 
 @pytest.mark.parametrize("suffix", ["svg", "dot"])
