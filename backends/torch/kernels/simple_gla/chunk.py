@@ -43,9 +43,9 @@ def _causal(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, g: torch.Tensor |
     h0 = q.new_zeros(b, h, kd, vd) if initial_state is None else initial_state.to(q.dtype)
     scores = qc @ kc.transpose(-1, -2)
     if g is None:
-        scores = torch.where(mask, scores, 0.0)
+        scores = scores.masked_fill_(~mask, 0.0)          # in place: the product's backward never reads it
         kv = kc.transpose(-1, -2) @ vc                                              # [B, H, N, K, V]
-        states = kv.cumsum(2) + h0.unsqueeze(2)
+        states = kv.cumsum(2) if initial_state is None else kv.cumsum(2) + h0.unsqueeze(2)
         prev = torch.cat([h0.unsqueeze(2), states[:, :, :-1]], 2)
         o = scores @ vc + qc @ prev
         final = states[:, :, -1]
