@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import errno
+import contextlib
+import io
 import os
-import shutil
 import stat
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -106,7 +105,7 @@ def _varint(n: int) -> bytes:
     return bytes(out)
 
 
-def write_model(model: ir.Model, path: str | os.PathLike) -> None:
+def write_model(model: ir.Model, path: str | os.PathLike | io.BufferedIOBase) -> None:
     """Write ``model`` as one .onnx file, streaming each weight's bytes instead of building one big protobuf.
 
     The model is serialised without its initialisers, then a second ``graph`` field holding only the
@@ -134,7 +133,7 @@ def write_model(model: ir.Model, path: str | os.PathLike) -> None:
         data = tensor.tobytes()
         raw = b"\x4a" + _varint(len(data))                       # TensorProto.raw_data (field 9)
         pieces.append((b"\x2a" + _varint(len(meta) + len(raw) + len(data)) + meta + raw, data))   # initializer (5)
-    with open(path, "wb") as f:
+    with open(path, "wb") if not isinstance(path, io.IOBase) else contextlib.nullcontext(path) as f:
         f.write(head)
         f.write(b"\x3a" + _varint(sum(len(a) + len(b) for a, b in pieces)))                      # ModelProto.graph (7)
         for entry, data in pieces:
@@ -156,13 +155,15 @@ class Written:
 
 def save(model: ir.Model, path: str | os.PathLike, *, external_data: bool | None = None, force: bool = False,
          validate: bool = True) -> Written:
-    """Write ``model`` to ``path`` (and ``path``.data when external) atomically, checked before it appears.
+    """Write ``model`` to ``path`` (and ``path``.data when external), checked before any file appears.
 
-    ``external_data`` None chooses it when the weights exceed what one protobuf may hold. An existing file is
-    replaced only with ``force`` (a symlink's target is replaced; a FIFO or device is written into); every
-    file-system failure is a UsageError naming the path, and nothing half-written is left behind.
+    ``external_data`` None chooses it when the weights exceed what one protobuf may hold. The files are
+    committed with ``archdsl.output.write_files``: without ``force`` no target may exist (of two concurrent
+    exports exactly one wins), with it regular files are replaced atomically; a symlink's target is replaced
+    and a FIFO or device is written into. Every failure is a UsageError naming the path; nothing
+    half-written is left behind.
     """
-    from archdsl.output import output_error, write_file
+    from archdsl.output import output_error, write_file, write_files
 
     out = Path(os.path.realpath(os.fspath(path)))
     try:
@@ -175,35 +176,33 @@ def save(model: ir.Model, path: str | os.PathLike, *, external_data: bool | None
         raise UsageError(Diagnostic(f"{os.fspath(path)} is a folder; give the .onnx file to write"))
     if st is not None and not force:
         raise UsageError(Diagnostic(f"{os.fspath(path)} already exists", hint="pass --force (force=True) to replace it"))
-    if len(out.name.encode()) > 200:
-        raise output_error(path, OSError(errno.ENAMETOOLONG, os.strerror(errno.ENAMETOOLONG)))
     if external_data is None:
         external_data = sum(v.const_value.nbytes for v in model.graph.initializers.values()
                             if v.const_value is not None) > PROTO_LIMIT // 2
-    special = st is not None and not stat.S_ISREG(st.st_mode)
-    if special and external_data:
-        raise UsageError(Diagnostic(f"cannot write {os.fspath(path)} with external data: it is not a regular file"))
     data_name = f"{out.name}.data" if external_data else None
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
-    except OSError as exc:
-        raise output_error(path, exc, "create") from None
-    try:
+    if st is not None and not stat.S_ISREG(st.st_mode):       # a FIFO or device: written into, never replaced
         if data_name:
-            ir.save(model, tmp / out.name, external_data=data_name, size_threshold_bytes=EXTERNAL_THRESHOLD)
-        else:
-            write_model(model, tmp / out.name)
+            raise UsageError(Diagnostic(f"cannot write {os.fspath(path)} with external data: not a regular file"))
+        buffer = io.BytesIO()
+        write_model(model, buffer)
         if validate:
-            check(tmp / out.name)
-        if special:                       # a FIFO or device: written into, never replaced
-            write_file(out, (tmp / out.name).read_bytes())
+            check(onnx.load_from_string(buffer.getvalue()))
+        write_file(out, buffer.getvalue())
+        return Written(out, None)
+
+    def whole(p: Path) -> None:        # the model (and, with external data, the .data file beside it)
+        if data_name:
+            ir.save(model, p.with_name(out.name), external_data=data_name, size_threshold_bytes=EXTERNAL_THRESHOLD)
         else:
-            if data_name:
-                os.replace(tmp / data_name, out.parent / data_name)
-            os.replace(tmp / out.name, out)
-    except OSError as exc:
-        raise output_error(path, exc) from None
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+            write_model(model, p)
+
+    def checked(p: Path) -> None:
+        if not data_name:
+            whole(p)
+        if validate:
+            check(p)
+
+    # the data file first: it is written (with the model) and committed before the model that refers to it
+    files = {data_name: whole, out.name: checked} if data_name else {out.name: checked}
+    write_files(out.parent, files, force=force, _display=os.fspath(path))
     return Written(out, out.parent / data_name if data_name else None)

@@ -143,8 +143,6 @@ def test_export_output_errors(rep: Path, capsys, target: str) -> None:
     assert sorted(p.name for p in rep.iterdir()) == ["DIR", "rep.arch", "small.arch"]
 
 
-@pytest.mark.xfail(strict=True, reason="export replaces an existing FILE.onnx.data without --force "
-                   "(backends/onnx/export.py save: use archdsl.output.write_files)")
 def test_export_keeps_a_users_data_file(rep: Path, capsys) -> None:
     (rep / "m.onnx.data").write_text("the user's own file")
     code, _, _ = cli(capsys, "export", "rep.arch", "-o", "m.onnx", "--external-data")
@@ -158,8 +156,6 @@ def test_export_force_through_a_symlink_keeps_it(rep: Path, capsys) -> None:
     assert (rep / "m.onnx").is_symlink() and onnx.load(str(rep / "real.onnx")).graph.node
 
 
-@pytest.mark.xfail(strict=True, reason="two concurrent exports without --force can both succeed "
-                   "(check-then-replace; backends/onnx/export.py save: use archdsl.output.write_files)")
 def test_concurrent_exports_one_wins(rep: Path, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
     from archdsl.backends.onnx import export as onnx_export
 
