@@ -10,7 +10,7 @@ import pytest
 from _hostile import SPEC, cli, one_paragraph
 
 COMMANDS = [["check"], ["ir"], ["stats"], ["viz"], ["build", "-o", "OUT"], ["fmt"], ["simplify", "-o", "OUT"],
-            ["export", "-o", "OUT"], ["symmetries"]]
+            ["export", "-o", "OUT"], ["symmetries"], ["test"]]
 NOT_SPECS = [
     ("spec.txt", "no such spec file or zoo model: spec.txt"),
     ("-", "no such spec file or zoo model: -"),
@@ -42,7 +42,7 @@ def test_every_command_that_takes_a_file_is_covered() -> None:
     """A new command that reads FILE must join COMMANDS above (the hostile suite grows with the CLI)."""
     from archdsl.cli import COMMANDS as ALL
 
-    covered = {c[0] for c in COMMANDS} | {"align", "symmetry"}   # align: --spec FILE; symmetry = symmetries
+    covered = {c[0] for c in COMMANDS} | {"align", "symmetry", "ops"}   # align: --spec FILE; ops: no FILE
     assert set(ALL) <= covered, sorted(set(ALL) - covered)
 
 
@@ -52,6 +52,14 @@ def test_align_spec_argument(here: Path, capsys) -> None:
         assert code == 2 and message in err, err
         one_paragraph(err)
     assert not (here / "OUT.st").exists()
+
+
+@pytest.mark.parametrize("name", ["", "x" * 5000, "Conv2d(", "\0", "../../etc/passwd", "resnet50"])
+def test_ops_with_odd_names(capsys, name: str) -> None:
+    code, out, err = cli(capsys, "ops", name)
+    assert code in (0, 2)
+    if code:
+        one_paragraph(err)
 
 
 def test_check_of_several_files_reports_each(here: Path, capsys) -> None:
