@@ -31,6 +31,8 @@ def add_parser(sub) -> None:
     add_spec_args(p)
     p.add_argument("-o", "--output", metavar="PATH", help="output file: .svg, .png, .pdf or .dot (default: DOT to stdout)")
     add_size_args(p)
+    p.add_argument("--html", metavar="PATH",
+                   help="write an interactive, self-contained HTML page (expand blocks, hover, search)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -38,6 +40,12 @@ def run(args: argparse.Namespace) -> int:
     check_depth(args.depth)
     sizes = parse_sizes(args.input)
     graph = bind(compile(spec_source(args.file), args.model, **parse_params(args.param)), sizes)
+    if args.html:
+        from archdsl.viewer import write_html
+
+        write_html(graph, args.html, args.depth or 2)
+        if args.output is None:
+            return 0
     if args.output is None:
         print(to_dot(graph, args.depth), end="")
     else:
