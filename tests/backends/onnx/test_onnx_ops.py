@@ -203,3 +203,13 @@ def test_adaptive_bins_on_dynamic_sizes(size, h, w, kind):
     g = archdsl.compile(spec(X4, f"p = Adaptive{kind}Pool2d({size})\n out x |> p"))
     report = onnx_parity(g, sizes={"N": 2, "H": h, "W": w})
     assert report.ok, str(report)
+
+
+@given(pads=st.lists(st.integers(0, 3), min_size=4, max_size=4),
+       mode=st.sampled_from(["constant", "reflect", "replicate", "circular"]), opset=st.sampled_from([18, 21]),
+       value=st.sampled_from([0.0, -1.5]))
+def test_pad_modes_and_amounts(pads, mode, opset, value):
+    fill = f", value={value}" if mode == "constant" else ""
+    g = archdsl.compile(spec(X4, f"p = Pad({tuple(pads)}, mode=\"{mode}\"{fill})\n out x |> p"))
+    report = onnx_parity(g, opset=opset, sizes={"N": 2, "H": 5, "W": 4})
+    assert report.ok, str(report)
