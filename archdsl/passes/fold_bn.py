@@ -143,28 +143,33 @@ class FoldBatchNorm(Pass):
                       "before" if fold.before else "", layer.span)
 
     def _weights(self, edit: GraphEditor, fold: Fold, weights: dict, x: TensorType) -> dict:
-        """The folded layer's weight and bias, computed in float64 and returned in the weight's dtype."""
+        """The folded layer's weight and bias in the weight's dtype.
+
+        Scale, shift and bias are computed in float64; the weight is multiplied by the scale rounded to its own
+        dtype (one rounding per element, as a float64 product rounded back would give, without converting
+        every weight to float64). A shift folded through the weight (BN before the layer) sums in float64.
+        """
         import torch
 
         layer, bn = fold.layer, fold.affine
-        own = {local: weights[full] for local, full in layer.params.items()}
+        own = {local: weights[full].detach() for local, full in layer.params.items()}
         axis, scale, shift = bn.op.eval_affine({k: weights[f].detach().double() for k, f in bn.params.items()}, x)
         n = int(x.shape[axis])
         scale, shift = _vector(scale, n, 1.0), _vector(shift, n, 0.0)
-        w64 = own["weight"].detach().double()
+        w, dtype = own["weight"], own["weight"].dtype
         param = edit.params[layer.params["weight"]]
         out_axis = layer.op.output_channel_axis(edit.types[layer.inputs[0]])
         channels = int(edit.types[layer.outputs[0]].shape[out_axis])
-        bias = own["bias"].detach().double() if "bias" in own else torch.zeros(channels, dtype=torch.float64)
+        bias = own["bias"].double() if "bias" in own else torch.zeros(channels, dtype=torch.float64)
         if fold.before:                    # W (s x + t) + b = (W s) x + (b + W t)
-            weight = w64 * along(param, IN, scale)
+            weight = w * along(param, IN, scale).to(dtype)
             out = param.axis_of(OUT)
-            bias = bias + (w64 * along(param, IN, shift)).sum(dim=tuple(i for i in range(w64.dim()) if i != out))
+            carried = w.double() * along(param, IN, shift)
+            bias = bias + carried.sum(dim=tuple(i for i in range(w.dim()) if i != out))
         else:                              # s (W x + b) + t = (s W) x + (s b + t)
-            weight = w64 * along(param, OUT, scale)
+            weight = w * along(param, OUT, scale).to(dtype)
             bias = bias * scale + shift
-        dtype = own["weight"].dtype
-        return {"weight": weight.to(dtype), "bias": bias.to(dtype)}
+        return {"weight": weight, "bias": bias.to(dtype)}
 
 
 def _vector(value, n: int, default: float):
