@@ -174,3 +174,24 @@ def test_long_names_and_special_files(spec, tmp_path, capsys):
     os.mkfifo(fifo)
     code, _, err = run(capsys, "export", spec, "-o", fifo)
     assert code == 2 and "already exists" in err and fifo.exists()
+
+
+def test_simplify_then_export_computes_the_training_model(spec, tmp_path, capsys):
+    module = archdsl.build(spec, seed=3).eval()
+    with torch.no_grad():                      # non-trivial running statistics, so folding BN matters
+        module.bn.running_mean.uniform_(-1, 1)
+        module.bn.running_var.uniform_(0.5, 2)
+    weights = tmp_path / "train.safetensors"
+    save_file({k: v.contiguous() for k, v in module.state_dict().items()}, str(weights))
+    code, _, err = run(capsys, "simplify", spec, "--weights", weights, "-o", tmp_path / "dep")
+    assert code == 0, err
+    code, _, err = run(capsys, "export", tmp_path / "dep" / "deploy.arch", "--weights", tmp_path / "dep",
+                       "-o", tmp_path / "dep.onnx")
+    assert code == 0, err
+    proto = onnx.load(str(tmp_path / "dep.onnx"))
+    assert "BatchNormalization" not in {n.op_type for n in proto.graph.node}
+    x = np.random.default_rng(0).standard_normal((2, 3, 9, 7)).astype(np.float32)
+    got = session(str(tmp_path / "dep.onnx")).run(None, {"image": x})[0]
+    with torch.no_grad():
+        want = module(torch.from_numpy(x)).numpy()
+    assert np.linalg.norm(got - want) <= 1e-5 * np.linalg.norm(want)
