@@ -105,9 +105,9 @@ def reparameterize(module: nn.Module) -> nn.Module:
 
 
 def __getattr__(name: str):
-    """``rt.functional`` (helpers for generated code) and ``rt.kernels`` are imported on first use."""
+    """``rt.functional`` (helpers for generated code) and ``rt.kernels`` (archdsl.kernels) load on first use."""
     if name in ("functional", "kernels"):
         import importlib
 
-        return importlib.import_module(f"archdsl.backends.torch.{name}")
+        return importlib.import_module("archdsl.kernels" if name == "kernels" else f"archdsl.backends.torch.{name}")
     raise AttributeError(name)

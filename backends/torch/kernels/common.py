@@ -69,6 +69,17 @@ class Packing:
         return x[self.valid].unsqueeze(0)
 
 
+def run_steps(step, inputs: list[torch.Tensor | None], state: torch.Tensor,
+              scale: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """``step(*inputs[:, t], state, scale) -> (o_t, state)`` token after token over [B, T, H, *] inputs (None stays
+    None; inputs[2] is v); returns (o [B, T, H, V], final state)."""
+    out = []
+    for i in range(inputs[0].shape[1]):
+        o, state = step(*(None if x is None else x[:, i] for x in inputs), state, scale)
+        out.append(o)
+    return (torch.stack(out, 1) if out else inputs[2].new_zeros(inputs[2].shape)), state
+
+
 def check_qkv(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> tuple[int, int, int, int, int]:
     """``B, T, H, K, V`` of ``[B, T, H, K]`` queries and keys and ``[B, T, H, V]`` values (ValueError otherwise)."""
     if q.ndim != 4 or k.ndim != 4 or v.ndim != 4:

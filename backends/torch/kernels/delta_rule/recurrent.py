@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from archdsl.backends.torch.kernels.common import default_scale
+from archdsl.backends.torch.kernels.common import default_scale, run_steps
 
 
 def step_delta_rule(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, beta: torch.Tensor, g: torch.Tensor | None,
@@ -25,10 +25,5 @@ def fused_recurrent_delta_rule(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor
     b, t, h, kd = q.shape
     scale = default_scale(kd, scale)
     state = q.new_zeros(b, h, kd, v.shape[-1]) if initial_state is None else initial_state.to(q.dtype)
-    out = []
-    for i in range(t):
-        o, state = step_delta_rule(q[:, i], k[:, i], v[:, i], beta[:, i], None if g is None else g[:, i], state,
-                                   scale)
-        out.append(o)
-    o = torch.stack(out, 1) if out else v.new_zeros(v.shape).to(q.dtype)
+    o, state = run_steps(step_delta_rule, [q, k, v, beta, g], state, scale)
     return o, (state if output_final_state else None)

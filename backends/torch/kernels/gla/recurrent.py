@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from archdsl.backends.torch.kernels.common import default_scale
+from archdsl.backends.torch.kernels.common import default_scale, run_steps
 
 
 def step_gla(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, g: torch.Tensor, state: torch.Tensor,
@@ -21,9 +21,5 @@ def fused_recurrent_gla(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, g: to
     b, t, h, kd = q.shape
     scale = default_scale(kd, scale)
     state = q.new_zeros(b, h, kd, v.shape[-1]) if initial_state is None else initial_state.to(q.dtype)
-    out = []
-    for i in range(t):
-        o, state = step_gla(q[:, i], k[:, i], v[:, i], g[:, i], state, scale)
-        out.append(o)
-    o = torch.stack(out, 1) if out else v.new_zeros(v.shape).to(q.dtype)
+    o, state = run_steps(step_gla, [q, k, v, g], state, scale)
     return o, (state if output_final_state else None)
