@@ -1,13 +1,16 @@
-"""The linear-attention family as an ONNX ``Scan`` over time: the recurrences of the kernels' naive.py, exact.
+"""The linear-attention family in ONNX: the recurrences of the kernels' naive.py, exact.
 
     S[t] = decay[t] * S[t-1] + k[t] v[t]^T            (linear attention, retention, lightning, simple GLA, GLA)
     S[t] = exp(g[t]) S[t-1];  S[t] += beta[t] k[t] (v[t] - S[t]^T k[t])^T           (delta rule, gated)
     o[t] = scale * q[t]^T S[t]
 
-Inputs are [B, T, H, D]; the scan runs time-major with state [B, H, K, V] (the initial state, or zeros), and
-its final state is the op's second output. The bidirectional form adds a reversed scan with the shifted gate
-and subtracts the diagonal counted twice (as the kernels' ``bidirectional``). Computation is in float32
-(float64 for float64 inputs); the output has v's dtype.
+Inputs are [B, T, H, D]. The causal scalar-gated forms (linear attention, retention, lightning, simple GLA)
+lower to a parallel chunked form (see ``_chunked``: CumSum, masks, MatMul, Exp; no loop). GLA, the delta rule,
+the bidirectional forms and packed sequences lower to a ``Scan`` over time with state [B, H, K, V] (the
+initial state, or zeros); the bidirectional form adds a reversed scan with the shifted gate and subtracts the
+diagonal counted twice (as the kernels' ``bidirectional``). Packed sequences (``cu_seqlens``) are padded to a
+batch and unpadded in the graph, as the kernels' ``Packing`` does. Computation is in float32 (float64 for
+float64 inputs); the output has v's dtype; the final state is the op's second output.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ import onnx_ir as ir
 from archdsl.backends.onnx.emitter import DTYPES, INT64_MAX, Emitter, NodeEmitter
 from archdsl.backends.onnx.registry import lowering
 from archdsl.ops import linear_attention as LA
+
+CHUNK = 64          # tokens per chunk of the parallel form
 
 
 class _Body(Emitter):
@@ -153,6 +158,92 @@ def _mamba2_decay(e: NodeEmitter, op: LA.Mamba2Decay, xs: list[ir.Value], params
     return e.op("Mul", e.op("Neg", e.op("Exp", a_log)), soft)
 
 
+def _scanned(e: NodeEmitter, op: LA.LinearAttentionOp, q: ir.Value, k: ir.Value, v: ir.Value,
+             gates: dict[str, ir.Value], initial: ir.Value, zeros: ir.Value, scale: ir.Value,
+             dt: str) -> tuple[ir.Value, ir.Value]:
+    """The recurrence as a Scan over time (every form): (o [B, T, H, V], final state)."""
+    seqs = {"q": q, "k": k, "v": v, **gates}
+    ranks = {n: 3 if n == "beta" or (n == "g" and not isinstance(op, LA.GLA)) else 4 for n in seqs}
+    major = {n: e.op("Transpose", x, perm=[1, 0, *range(2, ranks[n])]) for n, x in seqs.items()}
+    state, out = _scan(e, op, initial, major, scale, dt, reverse=False)
+    if not op.causal:
+        back = dict(major)
+        if "g" in back:           # the anti-causal pass decays by the next token's gate (the last token's is 0)
+            rank = ranks["g"]
+            pads = [0] * rank + [1] + [0] * (rank - 1)
+            back["g"] = e.op("Pad", e.op("Slice", major["g"], e.i64([1]), e.i64([INT64_MAX]), e.i64([0])),
+                             e.i64(pads))
+        _, out_back = _scan(e, op, zeros, back, scale, dt, reverse=True)
+        qk = e.op("ReduceSum", e.op("Mul", major["q"], major["k"]), e.i64([-1]), keepdims=1)
+        out = e.op("Sub", e.op("Add", out, out_back), e.op("Mul", e.op("Mul", qk, major["v"]), scale))
+    return e.op("Transpose", out, perm=[1, 0, 2, 3]), state
+
+
+def _chunked(e: NodeEmitter, op: LA.LinearAttentionOp, q: ir.Value, k: ir.Value, v: ir.Value,
+             gates: dict[str, ir.Value], initial: ir.Value, zeros: ir.Value, scale: ir.Value,
+             dt: str) -> tuple[ir.Value, ir.Value]:
+    """Causal scalar-gated forms in chunks of CHUNK tokens, all in parallel (CumSum, Trilu masks, MatMul, Exp).
+
+    Inside a chunk: o = ((q k^T) * exp(G_i - G_j) [j <= i]) v, G the cumulative log-decay. Between chunks: the
+    state entering chunk n is sum_{m<n} exp(L_excl[n] - L_incl[m]) S_m + exp(L_excl[n]) S_0, with S_m the
+    chunk's own k^T v (keys decayed to its end) and L the cumulative chunk decays: one MatMul, no loop.
+    Exponents are masked to <= 0 before Exp. Time is zero-padded to a whole number of chunks (zero keys,
+    values and gates change nothing) and cut back.
+    """
+    qt = e.ins[0]
+    kd, vd = (int(d) for d in op.state_size(qt.shape[3], e.ins[2].shape[3]))     # after feature map / normaliser
+    heads = int(qt.shape[2])
+    steps = qt.shape[1]
+    size = steps if isinstance(steps, int) and 0 < steps <= CHUNK else CHUNK
+    length = e.axis_size(q, 1)
+    pad = e.op("Mod", e.op("Sub", e.i64([size]), e.op("Mod", length, e.i64([size]))), e.i64([size]))
+    amounts = e.op("Concat", e.i64([0]), pad, axis=0)
+
+    def chunks(x: ir.Value, width: int | None) -> ir.Value:
+        """[B, T, H(, D)] -> [B, H, Nc, C(, D)]."""
+        padded = e.op("Pad", x, amounts, e.scalar(0.0, dt), e.i64([1]))
+        if width is None:
+            return e.op("Transpose", e.op("Reshape", padded, e.i64([0, -1, size, heads])), perm=[0, 3, 1, 2])
+        return e.op("Transpose", e.op("Reshape", padded, e.i64([0, -1, size, heads, width])), perm=[0, 3, 1, 2, 4])
+
+    qc, kc, vc = chunks(e.op("Mul", q, scale), kd), chunks(k, kd), chunks(v, vd)
+    tril = e.emitter.const(np.tril(np.ones((size, size), dtype=bool)))
+    scores = e.op("MatMul", qc, e.op("Transpose", kc, perm=[0, 1, 2, 4, 3]))            # [B, H, Nc, C, C]
+    minus_inf = e.scalar(-math.inf, dt)
+    if "g" in gates:
+        cum = e.op("CumSum", chunks(gates["g"], None), e.i64(-1))                    # G [B, H, Nc, C]
+        diff = e.op("Sub", e.op("Unsqueeze", cum, e.i64([-1])), e.op("Unsqueeze", cum, e.i64([-2])))
+        scores = e.op("Mul", scores, e.op("Exp", e.op("Where", tril, diff, minus_inf)))
+        last = e.op("Slice", cum, e.i64([-1]), e.i64([INT64_MAX]), e.i64([-1]))      # [B, H, Nc, 1]
+        kc = e.op("Mul", kc, e.op("Unsqueeze", e.op("Exp", e.op("Sub", last, cum)), e.i64([-1])))
+        qc = e.op("Mul", qc, e.op("Unsqueeze", e.op("Exp", cum), e.i64([-1])))
+        decay = e.op("Squeeze", last, e.i64([-1]))                                    # [B, H, Nc]
+    else:
+        scores = e.op("Where", tril, scores, e.scalar(0.0, dt))
+        decay = e.op("ConstantOfShape", e.op("Shape", qc, start=0, end=3),
+                     value=ir.tensor(np.zeros(1, dtype=np.dtype(dt))))                 # zeros [B, H, Nc]
+    intra = e.op("MatMul", scores, vc)
+    own = e.op("MatMul", e.op("Transpose", kc, perm=[0, 1, 2, 4, 3]), vc)               # S_m [B, H, Nc, K, V]
+    flat = e.op("Reshape", own, e.i64([0, 0, 0, kd * vd]))
+    incl = e.op("CumSum", decay, e.i64(-1))
+    excl = e.op("Sub", incl, decay)
+    index = e.op("Range", e.i64(0), e.op("Squeeze", e.op("Shape", decay, start=2, end=3), e.i64([0])), e.i64(1))
+    earlier = e.op("Less", e.op("Unsqueeze", index, e.i64([0])), e.op("Unsqueeze", index, e.i64([1])))  # m < n
+    weights = e.op("Sub", e.op("Unsqueeze", excl, e.i64([-1])), e.op("Unsqueeze", incl, e.i64([-2])))
+    weights = e.op("Exp", e.op("Where", earlier, weights, minus_inf))                 # [B, H, Nc, Nc]
+    entering = e.op("Reshape", e.op("MatMul", weights, flat), e.i64([0, 0, 0, kd, vd]))
+    start = e.op("Mul", e.op("Unsqueeze", e.op("Exp", excl), e.i64([-1, -2])), e.op("Unsqueeze", initial, e.i64([2])))
+    entering = e.op("Add", entering, start)
+    o = e.op("Add", intra, e.op("MatMul", qc, entering))                                # [B, H, Nc, C, V]
+    o = e.op("Reshape", e.op("Transpose", o, perm=[0, 2, 3, 1, 4]), e.i64([0, -1, heads, vd]))
+    o = e.op("Slice", o, e.i64([0]), length, e.i64([1]))
+    total = e.op("Slice", incl, e.i64([-1]), e.i64([INT64_MAX]), e.i64([-1]))           # [B, H, 1]
+    final = e.op("MatMul", e.op("Unsqueeze", e.op("Exp", e.op("Sub", total, incl)), e.i64([-2])), flat)
+    final = e.op("Reshape", final, e.i64([0, 0, kd, vd]))
+    state = e.op("Add", final, e.op("Mul", e.op("Unsqueeze", e.op("Exp", total), e.i64([-1])), initial))
+    return o, state
+
+
 @lowering(*(op for op in LA.OPS if issubclass(op, LA.LinearAttentionOp)))
 def _linear_attention(e: NodeEmitter, op: LA.LinearAttentionOp, xs: list[ir.Value],
                       params: dict[str, ir.Value]) -> ir.Value | tuple[ir.Value, ...]:
@@ -179,25 +270,12 @@ def _linear_attention(e: NodeEmitter, op: LA.LinearAttentionOp, xs: list[ir.Valu
         if op.normalize:          # a ones column: the last output column is the normaliser q . sum(k)
             v = e.op("Pad", v, e.i64([0, 1]), e.scalar(1.0, dt), e.i64([3]))
             v = pack.mask(v, 4) if pack is not None else v
-    seqs = {"q": q, "k": k, "v": v, **gates}
-    ranks = {n: 3 if n == "beta" or (n == "g" and not isinstance(op, LA.GLA)) else 4 for n in seqs}
-    major = {n: e.op("Transpose", x, perm=[1, 0, *range(2, ranks[n])]) for n, x in seqs.items()}
     zeros_shape = e.op("Concat", e.axis_size(q, 0), e.op("Shape", q, start=2, end=4), e.axis_size(v, 3), axis=0)
     zeros = e.op("ConstantOfShape", zeros_shape, value=ir.tensor(np.zeros(1, dtype=np.dtype(dt))))
     initial = _cast(e, by["initial_state"], types["initial_state"].dtype, dt) if op.has_initial_state else zeros
-    state, out = _scan(e, op, initial, major, scale, dt, reverse=False)
-    if not op.causal:
-        back = dict(major)
-        if "g" in back:           # the anti-causal pass decays by the next token's gate (the last token's is 0)
-            rank = ranks["g"]
-            pads = [0] * rank + [1] + [0] * (rank - 1)
-            back["g"] = e.op("Pad", e.op("Slice", major["g"], e.i64([1]), e.i64([INT64_MAX]), e.i64([0])),
-                             e.i64(pads))
-        _, out_back = _scan(e, op, zeros, back, scale, dt, reverse=True)
-        diag = e.op("Mul", e.op("Mul", e.op("ReduceSum", e.op("Mul", major["q"], major["k"]), e.i64([-1]), keepdims=1),
-                                major["v"]), scale)
-        out = e.op("Sub", e.op("Add", out, out_back), diag)
-    o = e.op("Transpose", out, perm=[1, 0, 2, 3])
+    chunked = op.causal and pack is None and not isinstance(op, (LA.GLA, LA.DeltaRule))
+    run = _chunked if chunked else _scanned
+    o, state = run(e, op, q, k, v, gates, initial, zeros, scale, dt)
     if isinstance(op, LA.LinearAttention) and op.normalize:
         body = e.op("Slice", o, e.i64([0]), e.i64([-1]), e.i64([3]))
         norm = e.op("Slice", o, e.i64([-1]), e.i64([INT64_MAX]), e.i64([3]))

@@ -1,4 +1,4 @@
-"""The linear-attention family lowered to an ONNX Scan equals the PyTorch backend (chunked kernels) in
+"""The linear-attention family lowered to ONNX (parallel chunks or a Scan) equals the PyTorch backend (chunked kernels) in
 onnxruntime: every op, causal and bidirectional, feature maps, normaliser, initial and final states."""
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ def test_the_cases_cover_the_family():
 
 
 @pytest.mark.parametrize(("inputs", "body"), CASES, ids=[b.split("|> ")[-1].split("\n")[0][:40] for _, b in CASES])
-@pytest.mark.parametrize("steps", [1, 6])
+@pytest.mark.parametrize("steps", [1, 6, 150])   # 150: three chunks of the parallel form, padded
 def test_scan_equals_torch(inputs, body, steps):
     report = onnx_parity(_graph(inputs, body), sizes={"B": 2, "T": steps})
     assert report.ok, str(report)
