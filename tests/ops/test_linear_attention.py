@@ -172,7 +172,7 @@ model HandGLA() {
   out x + ((q, k, v, g) |> gla() |> flatten(2) |> o_proj)
 }
 """
-MIXERS = ["GatedLinearAttention(4)", "DeltaNet(4)", "GatedDeltaNet(2, 8)", "MultiScaleRetention(4)",
+MIXERS = ["GatedLinearAttention(4)", "DeltaNet(4)", "GatedDeltaNet(2, 8)", "GatedDeltaNet(2, 8, num_v_heads=4)", "MultiScaleRetention(4)",
           "LinearAttentionLayer(4)", "LinearAttentionLayer(4, feature_map=\"focused\", normalize=false)",
           "LinearAttentionLayer(4, feature_map=\"cosformer\", causal=false)",
           "LinearAttentionLayer(4, feature_map=\"relu\", phi=[Linear(8), softmax(-1)])"]
@@ -197,6 +197,19 @@ def test_learnable_feature_map_is_one_layer_for_q_and_k():
     module = archdsl.build(STD.format(mixer="LinearAttentionLayer(4, phi=[Linear(8), softmax(-1)])"), seed=0)
     feature = {k for k in module.state_dict() if ".feature." in k}
     assert feature == {"attn.feature.0.weight", "attn.feature.0.bias"}
+
+
+def test_value_heads_share_query_heads():
+    graph = archdsl.compile(STD.format(mixer="GatedDeltaNet(2, 8, expand_v=1.0, num_v_heads=4)"))
+    shapes = {k: tuple(p.shape) for k, p in graph.params.items()}
+    assert shapes["attn.q_proj.weight"] == (16, 32) and shapes["attn.v_proj.weight"] == (32, 32)
+    assert shapes["attn.b_proj.weight"] == (4, 32) and shapes["attn.decay.A_log"] == (4,)
+    module = archdsl.build(STD.format(mixer="RepeatHeads(3)").replace("LinearAttentionBlock(RepeatHeads(3), 64)",
+                                                                      "reshape((B, T, 2, 16)) |> RepeatHeads(3)"))
+    x = torch.randn(1, 5, 32)
+    y = module(x)
+    assert y.shape == (1, 5, 6, 16)
+    torch.testing.assert_close(y, x.reshape(1, 5, 2, 16).repeat_interleave(3, dim=2))
 
 
 def test_hand_written_gla_block():
