@@ -264,6 +264,9 @@ def _linear_attention(e: NodeEmitter, op: LA.LinearAttentionOp, xs: list[ir.Valu
     if pack is not None:
         q, k, v = pack.pad(q, 4), pack.pad(k, 4), pack.pad(v, 4)
         gates = {n: pack.pad(x, 4 if n == "g" and isinstance(op, LA.GLA) else 3) for n, x in gates.items()}
+    if isinstance(op, LA.DeltaRule) and op.qk_l2norm:      # F.normalize(x, dim=-1, eps=1e-6), as the kernels
+        q, k = (e.op("Div", x, e.op("Max", e.op("ReduceL2", x, e.i64([-1]), keepdims=1), e.scalar(1e-6, dt)))
+                for x in (q, k))
     if isinstance(op, LA.LinearAttention):
         lengths = pack.lengths if pack is not None else None
         q, k = _feature_map(e, op, q, dt, lengths), _feature_map(e, op, k, dt, lengths)

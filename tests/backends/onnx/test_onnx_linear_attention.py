@@ -33,6 +33,7 @@ CASES = [
     (QKV + "\n in g: [B, T, 2, 4]", "out (q, k, v, logsigmoid(g)) |> gla"),
     (QKV + "\n in g: [B, T, 2, 4]", "out (q, k, v, logsigmoid(g)) |> gla(causal=false)"),
     (QKV + "\n in b: [B, T, 2]", "out (normalize(q, -1), normalize(k, -1), v, sigmoid(b)) |> delta_rule"),
+    (QKV + "\n in b: [B, T, 2]", "out (q, k, v, sigmoid(b)) |> delta_rule(qk_l2norm=true)"),
     (G + "\n in b: [B, T, 2]\n in h: [B, 2, 4, 3]",
      "o, s = (normalize(q, -1), normalize(k, -1), v, logsigmoid(g), sigmoid(b), h) |> "
      "gated_delta_rule(has_initial_state=true, output_final_state=true)\n out o\n out s"),
@@ -60,6 +61,25 @@ def test_float64_is_tight():
     report = onnx_parity(_graph(G, "out (q, k, v, logsigmoid(g)) |> simple_gla(causal=false)", "float64"),
                          sizes={"B": 2, "T": 5})
     assert report.ok and report.outputs[0].tolerance == 1e-10, str(report)
+
+
+# models written with the std library's layers (fla's names), exported whole
+STD = """
+import "std/linear_attention.arch"
+model Tiny() {{
+  in x: [B, T, 32]
+  out x |> LinearAttentionBlock({mixer}, 64)
+}}
+"""
+MIXERS = ["GatedLinearAttention(4)", "DeltaNet(4)", "GatedDeltaNet(2, 8, num_v_heads=4)", "MultiScaleRetention(4)",
+          "LinearAttentionLayer(4, feature_map=\"cosformer\", causal=false)",
+          "LinearAttentionLayer(4, feature_map=\"relu\", phi=[Linear(8), softmax(-1)])"]
+
+
+@pytest.mark.parametrize("mixer", MIXERS)
+def test_std_layers(mixer):
+    report = onnx_parity(archdsl.compile(STD.format(mixer=mixer)), sizes={"B": 2, "T": 70})
+    assert report.ok, str(report)
 
 
 PACKED = "in q: [1, T, 2, 4]\n in k: [1, T, 2, 4]\n in v: [1, T, 2, 3]\n in cu: int64[3]"
