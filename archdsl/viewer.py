@@ -65,14 +65,14 @@ def _sources(graph: Graph, given: dict[str, str] | None) -> dict[str, list[str]]
 
 
 class _Page:
-    """Builds the rows of the tree, and the details each row shows on hover."""
+    """Builds the rows of a tree, and the details each row shows on hover (``details`` shared by all trees)."""
 
-    def __init__(self, graph: Graph, depth: int, sources: dict[str, list[str]]):
+    def __init__(self, graph: Graph, depth: int, sources: dict[str, list[str]], details: list[dict]):
         self.graph = graph
         self.depth = depth
         self.sources = sources
         self.types = graph.value_types()
-        self.details: list[dict] = []
+        self.details = details
 
     def _node_params(self, node: Node) -> tuple[int, list[str]]:
         count, listed = 0, []
@@ -111,7 +111,7 @@ class _Page:
                f'data-name="{html.escape((node.module or node.name).lower())}" style="--d:{indent}">'
                f'<span class="name">{html.escape(name)}</span><span class="op">{html.escape(op_label(node.op))}</span>'
                f'<span class="shape">{html.escape(out)}</span><span class="num">{html.escape(human(count))}</span>'
-               f'<span class="num">{html.escape(human(macs))}</span></div>')
+               f'{_macs_cell(macs)}</div>')
         return row, count, macs
 
     def block_html(self, block: Block, indent: int) -> tuple[str, int, object]:
@@ -130,8 +130,22 @@ class _Page:
                    f'<span class="name">{html.escape(block.path[-1])}</span>'
                    f'<span class="op">{html.escape(doc)}</span><span class="shape"></span>'
                    f'<span class="num">{html.escape(human(params))}</span>'
-                   f'<span class="num">{html.escape(human(macs))}</span></summary>')
+                   f'{_macs_cell(macs)}</summary>')
         return f'<details data-path="{html.escape(name)}"{opened}>{summary}{"".join(parts)}</details>', params, macs
+
+
+def _macs_cell(macs: object) -> str:
+    """MACs in a column: a number, or for symbolic sizes a short mark with the formula on hover."""
+    text = human(macs)
+    if isinstance(macs, int) or len(text) <= 12:
+        return f'<span class="num">{html.escape(text)}</span>'
+    return f'<span class="num" title="{html.escape(text)}">f(sizes)</span>'
+
+
+def _macs_total(macs: object) -> str:
+    text = human(macs)
+    return f"{text} MACs" if isinstance(macs, int) or len(text) <= 12 else \
+        "MACs depend on the input sizes (give them with --input)"
 
 
 def _drawing(graph: Graph, depth: int) -> str:
@@ -146,18 +160,37 @@ def _drawing(graph: Graph, depth: int) -> str:
     return svg[start:] if start >= 0 else ""
 
 
-def graph_html(graph: Graph, depth: int = 2, sources: dict[str, str] | None = None, drawing: bool = True) -> str:
-    """The interactive page for ``graph``; blocks shallower than ``depth`` start expanded."""
-    page = _Page(graph, depth, _sources(graph, sources))
-    tree, params, macs = page.block_html(_tree(graph), 0)
-    data = json.dumps(page.details, default=str).replace("</", "<\\/")
-    title = html.escape(graph.name)
-    doc = html.escape(graph.doc.strip().split("\n")[0]) if graph.doc.strip() else ""
-    inputs = ", ".join(f"{html.escape(n)}: {html.escape(shape_label(t.shape))}" for n, t in graph.inputs.items())
-    figure = _drawing(graph, depth) if drawing else ""
-    return (_TEMPLATE.replace("{{title}}", title).replace("{{doc}}", doc).replace("{{inputs}}", inputs)
-            .replace("{{totals}}", f"{human(params)} params, {human(macs)} MACs")
-            .replace("{{tree}}", tree).replace("{{drawing}}", figure).replace("{{data}}", data))
+def graph_html(graph: Graph | dict[str, Graph], depth: int = 2, sources: dict[str, str] | None = None,
+               drawing: bool = True) -> str:
+    """The interactive page for ``graph``; blocks shallower than ``depth`` start expanded.
+
+    Several graphs by label (``{"training form": g, "deploy form": s}``) are shown side by side, each
+    tree in its own column with its totals; hover and search work across all of them.
+    """
+    graphs = graph if isinstance(graph, dict) else {"": graph}
+    first = next(iter(graphs.values()))
+    details: list[dict] = []
+    columns, figures, totals = [], [], []
+    for label, g in graphs.items():
+        page = _Page(g, depth, _sources(g, sources), details)
+        tree, params, macs = page.block_html(_tree(g), 0)
+        total = f"{human(params)} params, {_macs_total(macs)}, {len(g.nodes)} ops"
+        totals.append(f"{html.escape(label)}: {total}" if label else total)
+        heading = f'<h2>{html.escape(label)} <small>{total}</small></h2>' if label else ""
+        columns.append(f'<div class="tree">{heading}{_HEAD}{tree}</div>')
+        if drawing:
+            figures.append(f'<figure>{f"<figcaption>{html.escape(label)}</figcaption>" if label else ""}'
+                           f'{_drawing(g, depth)}</figure>')
+    data = json.dumps(details, default=str).replace("</", "<\\/")
+    doc = html.escape(first.doc.strip().split("\n")[0]) if first.doc.strip() else ""
+    inputs = ", ".join(f"{html.escape(n)}: {html.escape(shape_label(t.shape))}" for n, t in first.inputs.items())
+    return (_TEMPLATE.replace("{{title}}", html.escape(first.name)).replace("{{doc}}", doc)
+            .replace("{{inputs}}", inputs).replace("{{totals}}", " &middot; ".join(totals))
+            .replace("{{tree}}", "".join(columns)).replace("{{drawing}}", "".join(figures)).replace("{{data}}", data))
+
+
+_HEAD = ('<div class="row head" style="--d:0"><span>name</span><span>op / block</span><span>output</span>'
+         '<span class="num">params</span><span class="num">MACs</span></div>')
 
 
 _TEMPLATE = """<!DOCTYPE html>
@@ -167,7 +200,9 @@ _TEMPLATE = """<!DOCTYPE html>
 body{font:13px/1.4 Helvetica,Arial,sans-serif;margin:0;color:#222}
 header{padding:10px 16px;border-bottom:1px solid #ddd}h1{font-size:18px;margin:0 0 4px}
 #search{margin-top:6px;padding:4px 8px;width:320px;font-size:13px}
-main{display:flex;gap:16px;padding:8px 16px}#tree{flex:1 1 60%;min-width:0}
+main{display:flex;gap:16px;padding:8px 16px}#tree{flex:1 1 60%;min-width:0;display:flex;gap:16px}
+.tree{flex:1 1 0;min-width:0}h2{font-size:14px;margin:4px 0}h2 small{font-weight:normal;color:#666}
+figure{display:inline-block;margin:0 16px 0 0;vertical-align:top}figcaption{font-weight:600}
 #info{flex:0 0 34%;position:sticky;top:8px;align-self:flex-start;border:1px solid #ccc;border-radius:6px;
 padding:8px 10px;white-space:pre-wrap;font-family:Menlo,Consolas,monospace;font-size:12px;min-height:120px}
 .row{display:grid;grid-template-columns:minmax(140px,1.2fr) 2fr 1.3fr 70px 80px;gap:8px;padding:2px 4px;
@@ -182,8 +217,7 @@ padding-left:calc(var(--d)*16px + 4px);border-radius:4px;cursor:default}
 </style></head><body>
 <header><h1>{{title}}</h1><div>{{doc}}</div><div>inputs {{inputs}} &middot; {{totals}}</div>
 <input id="search" type="search" placeholder="search layers by name (e.g. conv1, layer3.2)" autocomplete="off"></header>
-<main><div id="tree"><div class="row head" style="--d:0"><span>name</span><span>op / block</span><span>output</span>
-<span class="num">params</span><span class="num">MACs</span></div>{{tree}}</div>
+<main><div id="tree">{{tree}}</div>
 <pre id="info">Hover a layer to see its attributes, shapes, parameters, MACs and the spec line it came from.
 Click a block to expand or collapse it.</pre></main>
 <section id="drawing">{{drawing}}</section>
@@ -232,7 +266,7 @@ document.body.dataset.ready = "1";
 """
 
 
-def write_html(graph: Graph, path: str, depth: int = 2) -> None:
+def write_html(graph: Graph | dict[str, Graph], path: str, depth: int = 2) -> None:
     """Write the page to ``path`` (atomically, as every output)."""
     from archdsl.errors import Diagnostic, UsageError
     from archdsl.viz import write_atomic

@@ -43,7 +43,13 @@ def run(args: argparse.Namespace) -> int:
     if args.html:
         from archdsl.viewer import write_html
 
-        write_html(graph, args.html, args.depth or 2)
+        pages = {"": graph}
+        if getattr(args, "diff", False) or getattr(args, "passes", None):
+            from archdsl.simplify import simplify
+
+            passes = getattr(args, "passes", None) or "deploy"
+            pages = {"training form": graph, f"deploy form ({passes})": simplify(graph, passes=passes).graph}
+        write_html(pages if len(pages) > 1 else graph, args.html, args.depth or 2)
         if args.output is None:
             return 0
     if args.output is None:

@@ -145,3 +145,17 @@ def test_page_in_headless_chromium(spec_file: Path, tmp_path: Path) -> None:
                    timeout=60, check=True)
     data = shot.read_bytes()
     assert data.startswith(b"\x89PNG") and len(data) > 5000             # not a blank page
+
+
+def test_training_and_deploy_forms_side_by_side(tmp_path: Path) -> None:
+    """--diff with --html: the training form and the simplified deploy form as two trees on one page."""
+    spec = tmp_path / "cbn.arch"
+    spec.write_text("model M() {\n  in x: [N, 3, H, W]\n  conv = Conv2d(8, 3, padding=1, bias=false)\n"
+                    "  bn = BatchNorm2d()\n  out x |> conv |> bn |> relu\n}\n")
+    out = tmp_path / "m.html"
+    assert main(["viz", str(spec), "--diff", "--html", str(out), "--input", "N=1,H=8,W=8"]) == 0
+    text = out.read_text()
+    columns = [a for t, a in parsed(text).tags if t == "div" and a.get("class") == "tree"]
+    assert len(columns) == 2
+    assert "<h2>training form <small>" in text and "<h2>deploy form (deploy) <small>" in text
+    assert "3 ops</small>" in text and "2 ops</small>" in text          # BatchNorm folded into the conv
