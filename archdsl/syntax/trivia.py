@@ -134,14 +134,22 @@ def attach(module: A.Module, comments: list[Comment], lines: list[str], layout: 
         return module
     blanks = blank_lines(lines)
     extents = [layout.extent(item) for item in module.items]
-    outer = [c for c in comments if not any(isinstance(item, A.BlockDef) and _inside(c, ext)
-                                            for item, ext in zip(module.items, extents, strict=True))]
+    blocks = [i for i, item in enumerate(module.items) if isinstance(item, A.BlockDef)]
+    starts = [extents[i][0] for i in blocks]
+    inner: dict[int, list[Comment]] = {i: [] for i in blocks}
+    outer = []
+    for c in comments:                       # blocks do not overlap: the one starting last before c, if any
+        k = bisect.bisect_right(starts, (c.line, c.column)) - 1
+        if k >= 0 and _inside(c, extents[blocks[k]]):
+            inner[blocks[k]].append(c)
+        else:
+            outer.append(c)
     trivia, end = distribute(extents, outer, blanks, (1, len(lines)))
     items = []
     for index, (item, ext, t) in enumerate(zip(module.items, extents, trivia, strict=True)):
         t = dataclasses.replace(t, before=_strip(t.before, leading=index == 0))
         if isinstance(item, A.BlockDef):
-            item = _attach_block(item, [c for c in comments if _inside(c, ext)], blanks, ext, layout)
+            item = _attach_block(item, inner[index], blanks, ext, layout)
         items.append(dataclasses.replace(item, trivia=t))
     return dataclasses.replace(module, items=tuple(items), end=_strip(end, trailing=True))
 

@@ -59,7 +59,8 @@ def parse_yaml(text: str, file: str = "<string>") -> A.Module:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
         module = A.Module(items=tuple(reader.document(root)), file=file)
         scalars = [(t.start_mark.index, t.end_mark.index, t.style in ("|", ">"))
-                   for t in yaml.scan(text, Loader=yaml.SafeLoader) if isinstance(t, yaml.ScalarToken)]
+                   for t in yaml.scan(text, Loader=yaml.SafeLoader) if isinstance(t, yaml.ScalarToken)] \
+            if "#" in text else []
         return attach(module, yaml_comments(text, scalars), reader.lines, reader.layout())
     except yaml.YAMLError as exc:
         raise reader.yaml_error(exc) from None
