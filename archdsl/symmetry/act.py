@@ -100,7 +100,7 @@ def _factor(e: Entry, g: GroupElement, state: dict, size: int) -> np.ndarray | N
     f = None
     for s in e.segs:
         scale = g.scales.get((s.token, s.leaf)) if s.leaf is not None else None
-        if scale is None:
+        if scale is None or scale.ndim == 2:          # matrices: see _mix
             continue
         if e.role and e.role[0] == "bn":
             var = state[e.role[1]].detach().double().cpu().numpy()[s.start:s.start + s.length]
@@ -116,11 +116,31 @@ def _factor(e: Entry, g: GroupElement, state: dict, size: int) -> np.ndarray | N
     return f
 
 
+def _mix(t, e: Entry, g: GroupElement):
+    """Invertible matrices on GL links: rows of creating weights by M, columns of consuming ones by M^-T."""
+    import torch
+
+    for s in e.segs:
+        m = g.scales.get((s.token, s.leaf)) if s.leaf is not None else None
+        if m is None or m.ndim != 2 or e.exponent not in (1, -1):
+            continue
+        m = m if e.exponent == 1 else np.linalg.inv(m).T
+        view = t if e.index is None else t.narrow(e.index[0], e.index[1], e.index[2] - e.index[1])
+        part = view.narrow(e.axis, s.start, s.length * s.rep).movedim(e.axis, 0)
+        shape = part.shape
+        mixed = torch.as_tensor(m, dtype=torch.float64) @ part.double().reshape(s.length, -1)
+        part.copy_(mixed.reshape(shape).to(t.dtype))
+
+
 def _scale(t, entries: list[Entry], g: GroupElement, state: dict):
     import torch
 
     if not g.scales:
         return t
+    if any(m.ndim == 2 for m in g.scales.values()):
+        t = t.clone()
+        for e in entries:
+            _mix(t, e, g)
     first = True
     for e in entries:
         f = _factor(e, g, state, t.shape[e.axis])

@@ -69,10 +69,10 @@ def _sweep(spec: SymmetrySpec, state: dict, by_token: dict) -> GroupElement:
         for leaf, rows in parts.items():
             values = np.concatenate(rows, axis=1)
             factor = np.ones(len(values))
-            if kind in ("any", "positive"):
+            if kind in ("gl", "any", "positive"):       # GL links: their diagonal part
                 norm = np.linalg.norm(values, axis=1)
                 factor = np.where(norm > 0, 1 / np.where(norm > 0, norm, 1), 1.0)
-            if kind in ("any", "sign"):
+            if kind in ("gl", "any", "sign"):
                 factor = factor * np.where(values.sum(axis=1) < 0, -1.0, 1.0)
             step.scales[(token, leaf)] = factor
         state = spec.apply(state, step, keep=lambda e, t=token: any(s.token == t for s in e.segs))

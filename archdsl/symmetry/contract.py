@@ -25,7 +25,9 @@ Outputs = list[list[Layout]]
 
 def trait_kind(op: OpDef) -> str:
     """The per-unit scaling an elementwise op commutes with, read from its traits."""
-    if op.has(Trait.LINEAR) or (op.has(Trait.HOMOGENEOUS) and op.has(Trait.ODD)):
+    if op.has(Trait.LINEAR):
+        return "gl"                      # the same linear map on every unit commutes with mixing units
+    if op.has(Trait.HOMOGENEOUS) and op.has(Trait.ODD):
         return "any"
     if op.has(Trait.HOMOGENEOUS):
         return "positive"
@@ -95,6 +97,7 @@ class Pointwise(Contract):
             axis = getattr(op, where) if isinstance(where, str) else where
             if name in ctx.params and ctx.params[name].shape == (out.shape[axis],):
                 ctx.member(name, 0, result[axis], exponent=0)
+                ctx.constrain(result[axis], "any", f"{op.name} has a parameter per unit")
         return [result]
 
 
@@ -117,7 +120,7 @@ class Dense(Contract):
         if g > 1 and g == n_in == n_out and not self.transposed:
             return [self._per_channel(ctx, x, o, ia, oa)]
         ins = ctx.cut(x[ia], [n_in // g] * g)
-        token = ctx.token("any", "output channels")
+        token = ctx.token("gl", "output channels")
         outs = [ctx.fresh(n_out // g, "output channels", token=token) for _ in range(g)]
         out_layout = concat(outs)
         if "weight" in ctx.params:
@@ -147,6 +150,7 @@ class Dense(Contract):
         """Depthwise with one filter per channel: channels pass through (a per-channel linear map)."""
         lay = x[ia]
         ctx.member("weight", 0, lay, exponent=0)
+        ctx.constrain(lay, "any", "one filter per channel")
         ctx.fixed("weight", range(2, len(ctx.params["weight"].shape)), "kernel window axes")
         if "bias" in ctx.params:
             ctx.member("bias", 0, lay, exponent=1)
@@ -172,6 +176,7 @@ class ChannelStats(Contract):
         lay = x[self.axis]
         affine = "weight" in ctx.params
         out = ctx.retoken(lay, "any" if affine else "none", "normalised channels")
+        ctx.constrain(lay, "any", "per-channel statistics")
         if affine and "running_var" in ctx.params:
             ctx.member("running_mean", 0, lay, exponent=1)
             ctx.member("running_var", 0, lay, exponent=2)
@@ -386,11 +391,11 @@ class SelfAttention(Contract):
     def derive(self, op: OpDef, ctx: Ctx) -> Outputs:
         x, t = ctx.inputs[0], ctx.in_types[0]
         d, h = int(t.shape[-1]), op.num_heads
-        qk, v = ctx.token("none", "query-key units"), ctx.token("any", "value units")
+        qk, v = ctx.token("none", "query-key units"), ctx.token("gl", "value units")
         heads_qk = [ctx.fresh(d // h, "query-key units of a head", token=qk) for _ in range(h)]
         heads_v = [ctx.fresh(d // h, "value units of a head", token=v) for _ in range(h)]
         rows = concat(heads_qk) + concat(heads_qk) + concat(heads_v)
-        out = ctx.fresh(d, "attention output channels")
+        out = ctx.fresh(d, "attention output channels", kind="gl")
         ctx.member("in_proj_weight", 0, rows, exponent=1)
         ctx.member("in_proj_weight", 1, x[-1], exponent=-1)
         if "in_proj_bias" in ctx.params:
@@ -410,7 +415,7 @@ class Lookup(Contract):
     """Embedding: the table's columns are a new class; the ids (and the table's rows) are pinned."""
 
     def derive(self, op: OpDef, ctx: Ctx) -> Outputs:
-        out = ctx.fresh(op.embedding_dim, "embedding features")
+        out = ctx.fresh(op.embedding_dim, "embedding features", kind="gl")
         ctx.member("weight", 1, out, exponent=1)
         ctx.fixed("weight", [0], "rows are picked by the (pinned) input ids")
         return [[*ctx.inputs[0], out]]
@@ -426,7 +431,7 @@ class Free(Contract):
             if size == 1:
                 result.append(ctx.pinned(1))
                 continue
-            lay = ctx.fresh(size, f"axis {i} of a free parameter")
+            lay = ctx.fresh(size, f"axis {i} of a free parameter", kind="gl")
             ctx.member("", i, lay, exponent=1)
             result.append(lay)
         return [result]

@@ -16,16 +16,16 @@ from dataclasses import dataclass, field
 from archdsl.ir.dims import Dim
 from archdsl.ir.types import Span
 
-# Scale kinds, from most to least permissive: any nonzero factor, positive factors, signs, none.
-KINDS = ("any", "positive", "sign", "none")
+# Scale kinds, from most to least permissive: any invertible matrix (GL: between linear maps with nothing
+# per-unit in between), any nonzero factor per unit, positive factors, signs, none.
+KINDS = ("gl", "any", "positive", "sign", "none")
 
 
 def meet(a: str, b: str) -> str:
     """The kinds both ``a`` and ``b`` allow (positive and sign share only the identity)."""
-    if a == b or b == "any":
-        return a
-    if a == "any":
-        return b
+    for x, y in ((a, b), (b, a)):
+        if x == y or y == "gl" or (y == "any" and x != "gl"):
+            return x
     return "none"
 
 

@@ -16,7 +16,20 @@ from archdsl.errors import Diagnostic, UsageError
 from archdsl.symmetry.layout import Why
 
 SCALE_RANGE = 4.0        # sampled scalings are log-uniform in [1/4, 4]
-ALL_KINDS = ("perm", "block", "scale", "sign")
+ALL_KINDS = ("perm", "block", "scale", "sign", "linear")
+CONDITION = 4.0          # sampled GL elements have condition number at most 4
+
+
+def _invertible(rng: np.random.Generator, n: int) -> np.ndarray:
+    """A random n x n matrix U diag(s) V^T, U and V orthogonal, s log-uniform with s_max / s_min <= CONDITION."""
+    u, _ = np.linalg.qr(rng.standard_normal((n, n)))
+    v, _ = np.linalg.qr(rng.standard_normal((n, n)))
+    s = np.exp(rng.uniform(-0.5, 0.5, n) * np.log(CONDITION))
+    return u @ np.diag(s) @ v.T
+
+
+def _matrix(s: np.ndarray) -> np.ndarray:
+    return np.diag(s) if s.ndim == 1 else s
 
 
 @dataclass(frozen=True)
@@ -95,7 +108,8 @@ class Entry:
 
 @dataclass
 class GroupElement:
-    """Permutations per class and per block class, and scalings per (link, class)."""
+    """Permutations per class and per block class, and scalings per (link, class): a vector of per-unit
+    factors, or an invertible matrix on a GL link."""
 
     perms: dict[int, np.ndarray] = field(default_factory=dict)
     blocks: dict[str, np.ndarray] = field(default_factory=dict)
@@ -148,6 +162,10 @@ class SymmetrySpec:
                 g.blocks[b.id] = rng.permutation(b.size)
         for (token, leaf), n in self.scalable().items():
             kind = self.links[token]
+            if kind == "gl" and "linear" in kinds and n > 1:
+                g.scales[(token, leaf)] = _invertible(rng, n)
+                continue
+            kind = "any" if kind == "gl" else kind
             s = np.ones(n)
             if "scale" in kinds and kind in ("any", "positive"):
                 s = np.exp(rng.uniform(-np.log(SCALE_RANGE), np.log(SCALE_RANGE), n))
@@ -196,10 +214,11 @@ class SymmetrySpec:
             n = len(s1 if s1 is not None else s2)
             s1 = np.ones(n) if s1 is None else s1
             s2 = np.ones(n) if s2 is None else s2
-            p1 = g1.perms.get(m, np.arange(n))
-            moved = np.empty(n)
-            moved[p1] = s2                      # s2 of the unit that g1 moved to each position
-            out.scales[(t, m)] = s1 * moved
+            back = np.argsort(g1.perms.get(m, np.arange(n)))          # the unit g1 moved to each position
+            if s1.ndim == 1 and s2.ndim == 1:
+                out.scales[(t, m)] = s1 * s2[back]
+            else:                                                     # S1 (P1 S2 P1^-1)
+                out.scales[(t, m)] = _matrix(s1) @ _matrix(s2)[np.ix_(back, back)]
         return out
 
     def _tau(self, g: GroupElement) -> dict[int, int]:

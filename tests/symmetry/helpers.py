@@ -11,7 +11,7 @@ from archdsl.symmetry import derive
 from archdsl.symmetry.check import Harness
 
 SMALL = Path(__file__).resolve().parents[1] / "data" / "symmetry" / "small.arch"
-SMALL_MODELS = ("mlp", "tiny_resnet", "grouped", "segments", "tiny_vit", "reparam_net")
+SMALL_MODELS = ("mlp", "tiny_resnet", "grouped", "segments", "tiny_vit", "reparam_net", "bottleneck")
 TIGHT = 1e-9          # soundness: relative output error of a symmetry
 CHANGED = 1e-3        # tightness: relative output error of a non-symmetry
 

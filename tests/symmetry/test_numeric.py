@@ -17,13 +17,13 @@ def shift(n: int) -> np.ndarray:
 
 
 @pytest.mark.parametrize("name", SMALL_MODELS)
-@pytest.mark.parametrize("kinds", [("perm", "block"), ("scale", "sign"), ("perm", "block", "scale", "sign")],
-                         ids=["perm", "scale", "all"])
+@pytest.mark.parametrize("kinds", [("perm", "block"), ("scale", "sign"), ("linear",),
+                                   ("perm", "block", "scale", "sign", "linear")], ids=["perm", "scale", "gl", "all"])
 def test_random_group_elements_leave_the_outputs_unchanged(name: str, kinds: tuple) -> None:
     s, h = spec(name), harness(name)
     for seed in range(2):
         g = s.sample(seed, kinds)
-        assert g.perms or g.scales or g.blocks
+        assert g.perms or g.scales or g.blocks or kinds == ("linear",)
         assert h.error(s, g) < TIGHT
 
 
@@ -72,6 +72,18 @@ def test_scalings_an_activation_does_not_allow_change_the_outputs(name: str, cid
     tokens = {seg.token for e in s.entries for seg in e.segs if seg.leaf == leaf and seg.token is not None}
     g = GroupElement(scales={(t, leaf): np.full(c.size, factor) for t in tokens})
     assert h.error(s, g) > CHANGED
+
+
+def test_an_invertible_matrix_is_a_symmetry_only_between_linear_maps() -> None:
+    s, h = spec("bottleneck"), harness("bottleneck")
+    assert [c.scalings for c in s.classes] == [["gl"], ["positive"]]
+    rng = np.random.default_rng(0)
+    for c in s.classes:
+        leaf = s.leaf_of[c.id]
+        tokens = {seg.token for e in s.entries for seg in e.segs if seg.leaf == leaf and seg.token is not None}
+        q, _ = np.linalg.qr(rng.standard_normal((c.size, c.size)))
+        err = h.error(s, GroupElement(scales={(t, leaf): q for t in tokens}))
+        assert (err < TIGHT) if c.scalings == ["gl"] else (err > CHANGED), (c.id, err)
 
 
 def test_unstructured_permutation_of_head_units_changes_the_outputs() -> None:
