@@ -158,3 +158,37 @@ def test_bad_arguments_are_clear_value_errors(call, message):
     with pytest.raises(ValueError) as info:
         call(q, k, v)
     assert message in str(info.value)
+
+
+@given(b=st.integers(1, 2), t=st.integers(1, 90), h=st.integers(1, 3), kd=st.integers(1, 9), vd=st.integers(1, 9),
+       chunk=st.sampled_from([1, 3, 16, 64]), family=st.sampled_from(["simple_gla", "gla", "delta_rule"]),
+       seed=st.integers(0, 2**16))
+def test_chunk_equals_naive_for_any_shape_and_chunk_size(b, t, h, kd, vd, chunk, family, seed):
+    """Key and value sizes differ, T is ragged, the chunk size is arbitrary: the chunked form is the recurrence."""
+    from archdsl.backends.torch.kernels.delta_rule import chunk as dc
+    from archdsl.backends.torch.kernels.delta_rule import naive as dn
+    from archdsl.backends.torch.kernels.gla import chunk as gc
+    from archdsl.backends.torch.kernels.gla import naive as gn
+    from archdsl.backends.torch.kernels.simple_gla import chunk as sc
+    from archdsl.backends.torch.kernels.simple_gla import naive as sn
+
+    gen = torch.Generator().manual_seed(seed)
+    q, k = (torch.randn(b, t, h, kd, generator=gen, dtype=torch.float64) for _ in range(2))
+    v = torch.randn(b, t, h, vd, generator=gen, dtype=torch.float64)
+    h0 = torch.randn(b, h, kd, vd, generator=gen, dtype=torch.float64)
+    head = F.logsigmoid(torch.randn(b, t, h, generator=gen, dtype=torch.float64))
+    if family == "simple_gla":
+        got = sc.chunk_simple_gla(q, k, v, head, initial_state=h0, output_final_state=True, chunk_size=chunk)
+        want = sn.naive_simple_gla(q, k, v, head, initial_state=h0, output_final_state=True)
+    elif family == "gla":
+        gk = F.logsigmoid(torch.randn(b, t, h, kd, generator=gen, dtype=torch.float64))
+        if chunk % 4:               # the GLA chunk is a whole number of sub-chunks
+            chunk = 4 * chunk
+        got = gc.chunk_gla(q, k, v, gk, initial_state=h0, output_final_state=True, chunk_size=chunk)
+        want = gn.naive_gla(q, k, v, gk, initial_state=h0, output_final_state=True)
+    else:
+        k = F.normalize(k, dim=-1)
+        beta = torch.rand(b, t, h, generator=gen, dtype=torch.float64)
+        got = dc.chunk_delta_rule(q, k, v, beta, head, initial_state=h0, output_final_state=True, chunk_size=chunk)
+        want = dn.naive_delta_rule(q, k, v, beta, head, initial_state=h0, output_final_state=True)
+    assert rel(got[0], want[0]) < 1e-10 and rel(got[1], want[1]) < 1e-10

@@ -72,6 +72,8 @@ def chunk_gla(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, g: torch.Tensor
               initial_state: torch.Tensor | None = None, output_final_state: bool = False, causal: bool = True,
               chunk_size: int = CHUNK) -> tuple[torch.Tensor, torch.Tensor | None]:
     """q, k, g [B, T, H, K], v [B, T, H, V] -> (o [B, T, H, V], final state [B, H, K, V])."""
+    if chunk_size <= 0 or chunk_size % SUB:
+        raise ValueError(f"chunk_size must be a positive multiple of {SUB}, got {chunk_size}")
     scale = default_scale(q.shape[-1], scale)
     if causal:
         o, final = _causal(q * scale, k, v, g, initial_state, chunk_size)
