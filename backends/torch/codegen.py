@@ -11,20 +11,9 @@ from archdsl.backends.torch.registry import rule_for
 from archdsl.errors import Diagnostic, UsageError
 from archdsl.ir.graph import Graph, Node
 from archdsl.ir.types import TensorType
-from archdsl.ops.activation import ReLU
-from archdsl.ops.conv import Conv1d, Conv2d, Conv3d, ConvTranspose2d
-from archdsl.ops.linear import Linear
-from archdsl.ops.norm import BatchNorm1d, BatchNorm2d
-from archdsl.ops.tensor import Add
 from archdsl.reserved import reserved_component
 
 _RESERVED = {"self", "torch", "nn", "F", "rt", "math"} | set(keyword.kwlist) | set(dir(builtins))
-# Ops whose result is a new tensor that their own backward never reads. When such a result has one use, that use
-# may overwrite it, as torchvision's ReLU(inplace=True) and `out += identity` do: no full-size allocation and one
-# memory pass less per op (about 5% of a ResNet-50 forward on CPU). Exact classes, so a subclass must opt in.
-_FRESH = frozenset({Conv1d, Conv2d, Conv3d, ConvTranspose2d, Linear, BatchNorm1d, BatchNorm2d, Add})
-# In-place forms of attribute-free ops: {0} is the tensor overwritten, then the other inputs (add commutes exactly).
-_INPLACE = {ReLU: "torch.relu_({0})", Add: "{0}.add_({1})"}
 _HEADER = '''{doc}
 
 import torch
@@ -93,7 +82,7 @@ class _Emitter:
         self.types = graph.value_types()
         self.local = _locals(graph)
         self.uses = Counter(v for n in graph.nodes for v in n.inputs) + Counter(graph.outputs.values())
-        self.fresh = {v for n in graph.nodes if type(n.op) in _FRESH for v in n.outputs}
+        self.fresh = {v for n in graph.nodes if rule_for(n.op).fresh for v in n.outputs}
         self.init: list[str] = []
         self.forward: list[str] = []
         self.containers: set[str] = set()
@@ -136,7 +125,7 @@ class _Emitter:
 
     def inplace(self, node: Node) -> str | None:
         """The in-place form of ``node`` when an input is a fresh, single-use tensor of the result's type."""
-        form = _INPLACE.get(type(node.op))
+        form = rule_for(node.op).inplace
         if form is None or node.op.attrs() or len(node.outputs) != 1:
             return None
         for i, v in enumerate(node.inputs):

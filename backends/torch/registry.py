@@ -18,23 +18,37 @@ ModuleRule = Callable[[OpDef, list[TensorType]], str]
 
 @dataclass(frozen=True)
 class Lowering:
-    """How one op class becomes PyTorch source."""
+    """How one op class becomes PyTorch source, and the facts about its result the code generator uses.
+
+    ``fresh``: the result is a new tensor its own backward never reads, so a single use may overwrite it
+    (torchvision's ReLU(inplace=True) after a BatchNorm, ``out += identity``): one allocation and one memory
+    pass less (about 5% of a ResNet-50 forward on CPU). ``inplace``: the in-place form of an attribute-free
+    op, ``{0}`` being the tensor overwritten and ``{1}``... the other inputs.
+    """
 
     call: CallRule
     module: ModuleRule | None = None
+    fresh: bool = False
+    inplace: str | None = None
 
 
 RULES: dict[type[OpDef], Lowering] = {}
 
 
-def lowering(*ops: type[OpDef], module: ModuleRule | None = None) -> Callable[[CallRule], CallRule]:
-    """Register ``call`` (and optionally a module constructor) as the lowering of ``ops``."""
+def lowering(*ops: type[OpDef], module: ModuleRule | None = None, fresh: bool | set = False,
+             inplace: dict[type[OpDef], str] | None = None) -> Callable[[CallRule], CallRule]:
+    """Register ``call`` (and optionally a module constructor) as the lowering of ``ops``.
+
+    ``fresh`` is True for all of ``ops`` or the set of those whose results are fresh; ``inplace`` maps op
+    classes to their in-place forms.
+    """
 
     def register(call: CallRule) -> CallRule:
         for op in ops:
             if op in RULES:
                 raise RuntimeError(f"{op.__name__} has two torch lowerings")
-            RULES[op] = Lowering(call, module)
+            is_fresh = op in fresh if isinstance(fresh, set) else fresh
+            RULES[op] = Lowering(call, module, is_fresh, (inplace or {}).get(op))
         return call
 
     return register

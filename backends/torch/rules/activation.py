@@ -14,7 +14,7 @@ _FUNCTIONS = {A.ReLU: "F.relu", A.ReLU6: "F.relu6", A.SiLU: "F.silu", A.Mish: "F
               A.LogSigmoid: "F.logsigmoid"}
 
 
-@lowering(*_FUNCTIONS)
+@lowering(*_FUNCTIONS, inplace={A.ReLU: "torch.relu_({0})"})
 def _unary(op: OpDef, args: list[str], ref: str | None, ins: list[TensorType]) -> str:
     return f"{_FUNCTIONS[type(op)]}({args[0]})"
 

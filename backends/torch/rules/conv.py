@@ -27,7 +27,7 @@ def _conv_module(op: ConvNd, ins: list[TensorType]) -> str:
                 padding=pad, dilation=d, groups=op.groups, bias=op.bias, **extra)
 
 
-@lowering(Conv1d, Conv2d, Conv3d, ConvTranspose2d, module=_conv_module)
+@lowering(Conv1d, Conv2d, Conv3d, ConvTranspose2d, module=_conv_module, fresh=True)
 def _conv(op: ConvNd, args: list[str], ref: str | None, ins: list[TensorType]) -> str:
     if _symmetric(op):
         return f"{ref}({args[0]})"

@@ -12,7 +12,7 @@ def _linear_module(op: Linear, ins: list[TensorType]) -> str:
     return ctor("nn.Linear", last_dim(op, ins[0]), op.out_features, bias=op.bias)
 
 
-@lowering(Linear, module=_linear_module)
+@lowering(Linear, module=_linear_module, fresh=True)
 def _linear(op: Linear, args: list[str], ref: str | None, ins: list[TensorType]) -> str:
     return f"{ref}({args[0]})"
 

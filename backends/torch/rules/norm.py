@@ -30,7 +30,7 @@ def _bn_module(op: BatchNormNd, ins: list[TensorType]) -> str:
                 track_running_stats=op.track_running_stats)
 
 
-@lowering(BatchNorm1d, BatchNorm2d, BatchNorm3d, module=_bn_module)
+@lowering(BatchNorm1d, BatchNorm2d, BatchNorm3d, module=_bn_module, fresh=True)
 def _bn(op: BatchNormNd, args: list[str], ref: str | None, ins: list[TensorType]) -> str:
     if ref is None:   # no affine, no running stats: batch statistics in train and eval (as nn.BatchNorm)
         return fn("F.batch_norm", args[0], "None", "None", training=True, eps=op.eps)

@@ -13,7 +13,7 @@ _SCALAR = {"add": "{x} + {c}", "sub": "{x} - {c}", "rsub": "{c} - {x}", "mul": "
            "rdiv": "{c} / {x}", "pow": "{x} ** {c}", "neg": "-{x}"}
 
 
-@lowering(*_INFIX)
+@lowering(*_INFIX, fresh={T.Add}, inplace={T.Add: "{0}.add_({1})"})    # add commutes exactly
 def _infix(op: OpDef, args: list[str], ref: str | None, ins: list[TensorType]) -> str:
     return f"{args[0]} {_INFIX[type(op)]} {args[1]}"
 
