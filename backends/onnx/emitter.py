@@ -130,8 +130,7 @@ class NodeEmitter:
 
     def scalar(self, value: float, dtype: str = "float32") -> ir.Value:
         """A 0-d constant of an IR dtype (used for broadcasting arithmetic)."""
-        return self.emitter.const(np.asarray(value, dtype=np.float64), DTYPES[dtype]) if dtype != "bool" else \
-            self.emitter.const(np.asarray(bool(value)))
+        return self.emitter.const(np.asarray(value, dtype=np.float64), DTYPES[dtype])
 
     def full(self, shape: Sequence[int], value: float, dtype: str = "float32") -> ir.Value:
         """A constant tensor of ``shape`` filled with ``value`` (LayerNorm scale without affine, ...)."""
