@@ -44,6 +44,20 @@ def test_split_and_resume(case, t, data):
     assert rel(s2, s) < 1e-12
 
 
+@pytest.mark.parametrize("case", CAUSAL_CASES, ids=[c.name for c in CAUSAL_CASES])
+def test_token_by_token_decoding_equals_the_full_forward(case):
+    """Decoding one token at a time with the recurrent form, the state passed on, equals one chunked run."""
+    x = case.inputs(2, 23, 2, 4, torch.float64)
+    o, s = case.run(x, "chunk")
+    state, outs = x["initial_state"], []
+    for t in range(23):
+        step = {k: (v if k == "initial_state" else v[:, t:t + 1]) for k, v in x.items()}
+        step["initial_state"] = state
+        o_t, state = case.run(step, "recurrent")
+        outs.append(o_t)
+    assert rel(torch.cat(outs, 1), o) < 1e-12 and rel(state, s) < 1e-12
+
+
 @pytest.mark.parametrize("mode", ["chunk", "naive", "recurrent"])
 @pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
 def test_varlen_equals_separate_sequences(case, mode):
