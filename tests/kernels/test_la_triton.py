@@ -78,6 +78,12 @@ def test_triton_varlen_matches_naive(fn):
             cu_seqlens=torch.tensor([0, 7, 30, 45]))
 
 
+@pytest.mark.parametrize("fn", ["simple_gla", "gla", "gated_delta_rule"])
+def test_triton_wide_heads_tile_the_state(fn):
+    """K = V = 80: the state kernels run on 64 x 64 tiles (two along each axis)."""
+    compare(next(c for c in [*SCALAR, GLA, *DELTA] if c.fn == fn), (1, 20, 1, 80), torch.float32)
+
+
 def test_triton_strong_decay_has_no_nan():
     """T % 64 != 0 and decays far beyond 1.6 nats per step: finite state and gradients."""
     q, k, v = (torch.randn(1, 70, 1, 16) for _ in range(3))

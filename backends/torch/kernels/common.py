@@ -69,6 +69,20 @@ class Packing:
         return x[self.valid].unsqueeze(0)
 
 
+STATE_TILE = 64     # the state is cut into tiles of at most 64 x 64 across the programs of the Triton state kernels
+
+
+def block_size(n: int) -> int:
+    """The Triton block covering ``n`` elements: a power of two, at least 16 (tl.dot's minimum)."""
+    return max(16, 1 << (n - 1).bit_length())
+
+
+def tiles(n: int) -> tuple[int, int]:
+    """(tile size, tile count) of a state axis of size ``n``."""
+    size = min(STATE_TILE, block_size(n))
+    return size, -(-n // size)
+
+
 def run_steps(step, inputs: list[torch.Tensor | None], state: torch.Tensor,
               scale: float) -> tuple[torch.Tensor, torch.Tensor]:
     """``step(*inputs[:, t], state, scale) -> (o_t, state)`` token after token over [B, T, H, *] inputs (None stays

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 import triton
 import triton.language as tl
 
-from archdsl.backends.torch.kernels.common import default_scale
+from archdsl.backends.torch.kernels.common import block_size, default_scale, tiles
 from archdsl.backends.torch.kernels.simple_gla.triton import _fwd_o
 
 
@@ -178,23 +178,20 @@ def _bwd_main(q, k, v, beta, c, a, u, h, do, dh, du, dq, dk, dv, dbeta, dc, scal
     tl.store(dc + p_t, bdc)
 
 
-def _sizes(kd: int, vd: int) -> tuple[int, int]:
-    return max(16, triton.next_power_of_2(kd)), max(16, triton.next_power_of_2(vd))
-
-
 def delta_rule_fwd(q, k, v, beta, c, scale, h0, output_final_state, chunk):
     """o (v's dtype), and for the backward A, W, U, the chunk states h; the final state (fp32) or None."""
     b, t, h, kd = q.shape
     vd = v.shape[-1]
     nt = t // chunk
-    bk, bv = _sizes(kd, vd)
+    bk, bv = block_size(kd), block_size(vd)
+    tv, nv = tiles(vd)
     f32 = {"dtype": torch.float32, "device": q.device}
     a = torch.empty(b * h, nt, chunk, chunk, **f32)
     w, uv, u = torch.empty(b, t, h, kd, **f32), torch.empty(b, t, h, vd, **f32), torch.empty(b, t, h, vd, **f32)
     _wy_prepare[(nt, b * h)](k, v, beta, c, a, w, uv, t, nt, H=h, K=kd, V=vd, BT=chunk, BK=bk, BV=bv)
     states = torch.empty(b * h, nt, kd, vd, **f32)
     final = torch.empty(b, h, kd, vd, **f32) if output_final_state else None
-    _fwd_h[(1, b * h)](k, w, uv, c, states, u, h0, final, t, nt, H=h, K=kd, V=vd, BT=chunk, BK=bk, BV=bv,
+    _fwd_h[(nv, b * h)](k, w, uv, c, states, u, h0, final, t, nt, H=h, K=kd, V=vd, BT=chunk, BK=bk, BV=tv,
                        HAS_H0=h0 is not None, STORE_FINAL=output_final_state)
     o = torch.empty_like(v)
     _fwd_o[(nt, b * h)](q, k, u, c, states, o, scale, t, nt, H=h, K=kd, V=vd, BT=chunk, BK=bk, BV=bv)
@@ -207,12 +204,13 @@ def delta_rule_bwd(q, k, v, beta, c, saved, do, dht, scale, need_dh0, chunk):
     b, t, h, kd = q.shape
     vd = v.shape[-1]
     nt = t // chunk
-    bk, bv = _sizes(kd, vd)
+    bk, bv = block_size(kd), block_size(vd)
+    tv, nv = tiles(vd)
     f32 = {"dtype": torch.float32, "device": q.device}
     dstates, du = torch.empty_like(states), torch.empty(b, t, h, vd, **f32)
     dh0 = torch.empty(b, h, kd, vd, **f32) if need_dh0 else None
-    _bwd_dh[(1, b * h)](q, k, w, c, do, dstates, du, dht, dh0, scale, t, nt, H=h, K=kd, V=vd, BT=chunk, BK=bk,
-                        BV=bv, HAS_DHT=dht is not None, STORE_DH0=need_dh0)
+    _bwd_dh[(nv, b * h)](q, k, w, c, do, dstates, du, dht, dh0, scale, t, nt, H=h, K=kd, V=vd, BT=chunk, BK=bk,
+                         BV=tv, HAS_DHT=dht is not None, STORE_DH0=need_dh0)
     dq, dk, dv = torch.empty(b, t, h, kd, **f32), torch.empty(b, t, h, kd, **f32), torch.empty(b, t, h, vd, **f32)
     dbeta, dc = torch.empty(b, t, h, **f32), torch.empty(b, t, h, **f32)
     _bwd_main[(nt, b * h)](q, k, v, beta, c, a, u, states, do, dstates, du, dq, dk, dv, dbeta, dc, scale, t, nt,

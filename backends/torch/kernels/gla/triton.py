@@ -18,7 +18,7 @@ import torch.nn.functional as F
 import triton
 import triton.language as tl
 
-from archdsl.backends.torch.kernels.common import bidirectional, default_scale
+from archdsl.backends.torch.kernels.common import bidirectional, block_size, default_scale, tiles
 
 CHUNK = 16
 
@@ -133,10 +133,6 @@ def _bwd_main(q, k, v, c, h, do, dh, dq, dk, dv, dc, scale, T, NT, H: tl.constex
     tl.store(dc + p_k, bdc, mask=m_k)
 
 
-def _sizes(kd: int, vd: int) -> tuple[int, int]:
-    return max(16, triton.next_power_of_2(kd)), max(16, triton.next_power_of_2(vd))
-
-
 class GLAFunction(torch.autograd.Function):
     """Forward and backward of the chunked kernels; inputs padded to whole chunks, c the in-chunk cumsum of g."""
 
@@ -147,10 +143,11 @@ class GLAFunction(torch.autograd.Function):
         b, t, h, kd = q.shape
         vd = v.shape[-1]
         nt = t // CHUNK
-        bk, bv = _sizes(kd, vd)
+        bk, bv = block_size(kd), block_size(vd)
+        tv, nv = tiles(vd)
         states = torch.empty(b * h, nt, kd, vd, dtype=torch.float32, device=q.device)
         final = torch.empty(b, h, kd, vd, dtype=torch.float32, device=q.device) if output_final_state else None
-        _fwd_h[(1, b * h)](k, v, c, states, h0, final, t, nt, H=h, K=kd, V=vd, BT=CHUNK, BK=bk, BV=bv,
+        _fwd_h[(nv, b * h)](k, v, c, states, h0, final, t, nt, H=h, K=kd, V=vd, BT=CHUNK, BK=bk, BV=tv,
                            HAS_H0=h0 is not None, STORE_FINAL=output_final_state)
         o = torch.empty_like(v)
         _fwd_o[(nt, b * h)](q, k, v, c, states, o, scale, t, nt, H=h, K=kd, V=vd, BT=CHUNK, BK=bk, BV=bv)
@@ -164,12 +161,13 @@ class GLAFunction(torch.autograd.Function):
         b, t, h, kd = q.shape
         vd = v.shape[-1]
         nt = t // CHUNK
-        bk, bv = _sizes(kd, vd)
+        bk, bv = block_size(kd), block_size(vd)
+        tv, nv = tiles(vd)
         do = do.contiguous()
         dht = None if dht is None else dht.float().contiguous()
         dstates = torch.empty_like(states)
         dh0 = torch.empty(b, h, kd, vd, dtype=torch.float32, device=q.device) if ctx.has_h0 else None
-        _bwd_dh[(1, b * h)](q, do, c, dstates, dht, dh0, ctx.scale, t, nt, H=h, K=kd, V=vd, BT=CHUNK, BK=bk, BV=bv,
+        _bwd_dh[(nv, b * h)](q, do, c, dstates, dht, dh0, ctx.scale, t, nt, H=h, K=kd, V=vd, BT=CHUNK, BK=bk, BV=tv,
                             HAS_DHT=dht is not None, STORE_DH0=ctx.has_h0)
         f32 = {"dtype": torch.float32, "device": q.device}
         dq, dk, dv, dc = (torch.empty(*x.shape, **f32) for x in (q, k, v, c))

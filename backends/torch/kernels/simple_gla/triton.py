@@ -21,7 +21,7 @@ import torch.nn.functional as F
 import triton
 import triton.language as tl
 
-from archdsl.backends.torch.kernels.common import bidirectional, default_scale
+from archdsl.backends.torch.kernels.common import bidirectional, block_size, default_scale, tiles
 
 
 @triton.jit
@@ -138,20 +138,17 @@ def _bwd_dqkvc(q, k, v, c, h, do, dh, dq, dk, dv, dc, scale, T, NT, H: tl.conste
     tl.store(dc + p_c, bdc)
 
 
-def _blocks(k: int, v: int) -> tuple[int, int]:
-    return max(16, triton.next_power_of_2(k)), max(16, triton.next_power_of_2(v))
-
-
 def simple_gla_fwd(q, k, v, c, scale, h0, output_final_state, chunk):
     """o [B, T, H, V] (v's dtype), the chunk states h [B*H, N, K, V] and the final state (fp32)."""
     b, t, h, kd = q.shape
     vd = v.shape[-1]
     nt = t // chunk
-    bk, bv = _blocks(kd, vd)
+    bk, bv = block_size(kd), block_size(vd)
+    (tk, nk), (tv, nv) = tiles(kd), tiles(vd)
     states = q.new_empty(b * h, nt, kd, vd, dtype=torch.float32)
     final = q.new_empty(b, h, kd, vd, dtype=torch.float32) if output_final_state else None
-    _fwd_h[(1, 1, b * h)](k, v, c, states, h0, final, t, nt, H=h, K=kd, V=vd, BT=chunk, BK=bk, BV=bv,
-                          HAS_H0=h0 is not None, STORE_FINAL=output_final_state)
+    _fwd_h[(nk, nv, b * h)](k, v, c, states, h0, final, t, nt, H=h, K=kd, V=vd, BT=chunk, BK=tk, BV=tv,
+                            HAS_H0=h0 is not None, STORE_FINAL=output_final_state)
     o = torch.empty_like(v)
     _fwd_o[(nt, b * h)](q, k, v, c, states, o, scale, t, nt, H=h, K=kd, V=vd, BT=chunk, BK=bk, BV=bv)
     return o, states, final
@@ -162,11 +159,12 @@ def simple_gla_bwd(q, k, v, c, states, do, dht, scale, need_dh0, chunk):
     b, t, h, kd = q.shape
     vd = v.shape[-1]
     nt = t // chunk
-    bk, bv = _blocks(kd, vd)
+    bk, bv = block_size(kd), block_size(vd)
+    (tk, nk), (tv, nv) = tiles(kd), tiles(vd)
     dstates = torch.empty_like(states)
     dh0 = q.new_empty(b, h, kd, vd, dtype=torch.float32) if need_dh0 else None
-    _bwd_dh[(1, 1, b * h)](q, do, c, dstates, dht, dh0, scale, t, nt, H=h, K=kd, V=vd, BT=chunk, BK=bk, BV=bv,
-                           HAS_DHT=dht is not None, STORE_DH0=need_dh0)
+    _bwd_dh[(nk, nv, b * h)](q, do, c, dstates, dht, dh0, scale, t, nt, H=h, K=kd, V=vd, BT=chunk, BK=tk, BV=tv,
+                             HAS_DHT=dht is not None, STORE_DH0=need_dh0)
     dq = torch.empty(q.shape, dtype=torch.float32, device=q.device)
     dk, dv = torch.empty_like(dq), torch.empty(v.shape, dtype=torch.float32, device=q.device)
     dc = torch.empty(c.shape, dtype=torch.float32, device=q.device)
