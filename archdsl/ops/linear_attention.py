@@ -3,7 +3,7 @@
 Inputs, in order: ``q, k, v``, the op's per-token gates (``g``, ``beta``), then ``initial_state`` [N, H, K, V]
 when ``has_initial_state``, then ``cu_seqlens`` (int64 [N+1]) when ``varlen``. Outputs: ``o`` [B, T, H, V], and
 the final state [N, H, K, V] (float32, float64 for float64 inputs) when ``output_final_state``. In a spec:
-``o = gla(q, k, v, g)`` or ``o, s = (q, k, v, g) |> gla(output_final_state=true)``.
+``o = (q, k, v, g) |> gla()``, ``o = gla((q, k, v, g))`` or ``o, s = (q, k, v, g) |> gla(output_final_state=true)``.
 
 The math, written out as recurrences, is in ``backends/torch/kernels/<op>/naive.py``; the public
 fla-compatible functions are ``archdsl.kernels``.
