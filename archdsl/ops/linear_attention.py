@@ -5,8 +5,8 @@ when ``has_initial_state``, then ``cu_seqlens`` (int64 [N+1]) when ``varlen``. O
 the final state [N, H, K, V] (float32, float64 for float64 inputs) when ``output_final_state``. In a spec:
 ``o = (q, k, v, g) |> gla()``, ``o = gla((q, k, v, g))`` or ``o, s = (q, k, v, g) |> gla(output_final_state=true)``.
 
-The math, written out as recurrences, is in ``backends/torch/kernels/<op>/naive.py``; the public
-fla-compatible functions are ``archdsl.kernels``.
+The math, written out as recurrences, is in ``backends/torch/kernels/{simple_gla,gla,delta_rule}/naive.py``; the
+public fla-compatible functions are ``archdsl.kernels``.
 """
 
 from __future__ import annotations
