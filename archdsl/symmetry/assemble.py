@@ -6,7 +6,7 @@ from collections import defaultdict
 
 from archdsl.ir.graph import Graph
 from archdsl.symmetry.derive import Derivation, walk
-from archdsl.symmetry.layout import Layout, Why, layout_size
+from archdsl.symmetry.layout import Layout, Why
 from archdsl.symmetry.spec import BlockClass, Entry, Member, Seg, SymClass, SymmetrySpec
 
 
@@ -30,24 +30,23 @@ def assemble(d: Derivation) -> SymmetrySpec:
                                        e.role) for e in raw))
     ids: dict[int, str] = {}
     classes, pinned = [], []
-    members: dict[int, list[Member]] = defaultdict(list)
+    members: dict[int, dict[Member, None]] = defaultdict(dict)          # ordered, without repeats
     kinds: dict[int, set[str]] = defaultdict(set)
     for e in raw:
         for s in e.segs:
             if s.leaf is None:
                 continue
-            member = Member(e.param, e.axis, s.start, s.start + s.length * s.rep, s.rep, e.exponent, e.index)
-            if member not in members[s.leaf]:
-                members[s.leaf].append(member)
+            members[s.leaf][Member(e.param, e.axis, s.start, s.start + s.length * s.rep, s.rep, e.exponent,
+                                   e.index)] = None
             if s.token is not None and f.tkind.get(s.token, "none") != "none":
                 kinds[s.leaf].add(f.tkind[s.token])
     for leaf in sorted(order, key=order.get):
         if leaf in f.pinned:
-            c = SymClass(f"p{len(pinned)}", f.length[leaf], "pinned", members[leaf], f.why[leaf],
+            c = SymClass(f"p{len(pinned)}", f.length[leaf], "pinned", list(members[leaf]), f.why[leaf],
                          reason=f.pinned[leaf])
             pinned.append(c)
         else:
-            c = SymClass(f"c{len(classes)}", f.length[leaf], "perm", members[leaf], f.why[leaf],
+            c = SymClass(f"c{len(classes)}", f.length[leaf], "perm", list(members[leaf]), f.why[leaf],
                          sorted(kinds[leaf]))
             classes.append(c)
         ids[leaf] = c.id
@@ -72,7 +71,8 @@ def _on_values(d: Derivation, ids: dict[int, str]) -> dict[str, list[tuple[str, 
     out: dict[str, list[tuple[str, int, int, int]]] = defaultdict(list)
     for value, layouts in d.values.items():
         for axis, layout in enumerate(layouts):
-            for s in _segs(d, layout) if isinstance(layout_size(layout), int) else ():
+            concrete = all(isinstance(p.length, int) and isinstance(p.rep, int) for p in layout)
+            for s in _segs(d, layout) if concrete else ():
                 if s.leaf in ids:
                     out[ids[s.leaf]].append((value, axis, s.start, s.start + s.length * s.rep))
     return dict(out)
