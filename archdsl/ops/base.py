@@ -47,7 +47,7 @@ class ParamSpec:
     """A parameter or buffer an op owns: shape, dtype, initialiser and the axis it varies along."""
 
     shape: tuple[Dim, ...]
-    init: str                      # e.g. "kaiming_uniform(a=sqrt5)", "zeros", "ones", "normal(std=0.02)"
+    init: str                      # an archdsl.ir.init.Init: "kaiming_uniform(a=sqrt(5))", "zeros", "normal(std=0.02)"
     dtype: str = "float32"
     buffer: bool = False           # running stats and counters are buffers, not parameters
     axis: str = "none"             # broadcast axis tag: channel, feature, token, spatial, none

@@ -2,68 +2,23 @@
 
 from __future__ import annotations
 
-import re
 from typing import ClassVar, Literal
 
 from pydantic import field_validator
 
 from archdsl.errors import OpError
+from archdsl.ir.init import Init
 from archdsl.ir.types import TensorType
 from archdsl.ops.base import Cost, OpDef, ParamSpec, PositiveInt
 from archdsl.symmetry.contract import Free, Lookup
 
 INT_DTYPES = ("int64", "int32")
-# initialisers the backends understand, with the keyword arguments each takes
-INITS: dict[str, tuple[str, ...]] = {
-    "zeros": (), "ones": (), "constant": ("value",), "normal": ("mean", "std"),
-    "trunc_normal": ("mean", "std", "a", "b"), "uniform": ("a", "b", "bound"),
-}
-_INIT = re.compile(r"(\w+)(?:\((.*)\))?$")
 
 
 def check_init(text: str) -> str:
-    """Validate an initialiser string such as ``normal(std=0.02)``; ValueError with the accepted forms."""
-    match = _INIT.match(text.strip())
-    if match is None or match.group(1) not in INITS:
-        raise ValueError(f"unknown initialiser {text!r}; use one of: {', '.join(INITS)}, e.g. 'normal(std=0.02)'")
-    kind, args = match.group(1), match.group(2) or ""
-    values: dict[str, float] = {}
-    for part in filter(None, (p.strip() for p in args.split(","))):
-        key, eq, value = part.partition("=")
-        if not eq or key.strip() not in INITS[kind]:
-            raise ValueError(f"{kind} takes keyword arguments {', '.join(INITS[kind]) or '(none)'}, got {part!r}")
-        try:
-            number = float(value)
-        except ValueError:
-            raise ValueError(f"{kind}: {key.strip()} must be a number, got {value.strip()!r}") from None
-        if not abs(number) <= _FLOAT32_MAX:
-            raise ValueError(f"{kind}: {key.strip()} must be a finite float32 number, got {value.strip()}")
-        values[key.strip()] = number
-    _check_init_values(kind, values)
+    """Validate an initialiser string such as ``normal(std=0.02)`` (see :class:`archdsl.ir.init.Init`)."""
+    Init.parse(text)
     return text.strip()
-
-
-_FLOAT32_MAX = 3.4028234663852886e38
-
-
-def _check_init_values(kind: str, v: dict[str, float]) -> None:
-    """The ranges the initialisers need: std >= 0 (> 0 when truncated), a <= b (a < b when truncated)."""
-    if kind in ("normal", "trunc_normal") and v.get("std", 1.0) < 0:
-        raise ValueError(f"{kind}: std must not be negative, got {v['std']:g}")
-    if kind == "trunc_normal":
-        std = v.get("std", 1.0)
-        if std == 0:
-            raise ValueError("trunc_normal: std must be positive")
-        a, b = v.get("a", -2 * std), v.get("b", 2 * std)
-        if not a < b:
-            raise ValueError(f"trunc_normal: the range a={a:g} .. b={b:g} is empty")
-    if kind == "uniform":
-        if v.get("bound", 0.0) < 0:
-            raise ValueError(f"uniform: bound must not be negative, got {v['bound']:g}")
-        if "a" in v and "b" in v and v["a"] > v["b"]:
-            raise ValueError(f"uniform: a={v['a']:g} is greater than b={v['b']:g}")
-        if ("a" in v) != ("b" in v) and (v.get("a", 0.0) > 0 or v.get("b", 0.0) < 0):
-            raise ValueError("uniform: with a one-sided range the other end is the default bound; give both a and b")
 
 
 class Parameter(OpDef):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import re
 
 import torch
 from torch import nn
@@ -19,47 +18,57 @@ class Container(nn.Module):
         return len(self._modules)
 
 
-_INIT = re.compile(r"(\w+)(?:\((.*)\))?$")
+def _fill(kind: str):
+    """The in-place fill for one initialiser kind: (tensor, Init, fan_in) -> None."""
+    def uniform(t, init, fan_in):
+        if "fan_in" in init:                     # PyTorch's conv/linear bias default: U(-1/sqrt(fan_in), ...)
+            bound = 1.0 / math.sqrt(fan_in) if fan_in else 0.0
+        else:
+            bound = init.get("bound", 1.0 / math.sqrt(t.shape[-1]) if t.dim() else 1.0)
+        t.uniform_(init.get("a", -bound), init.get("b", bound))
+
+    def trunc_normal(t, init, fan_in):
+        std = init.get("std", 1.0)
+        nn.init.trunc_normal_(t, init.get("mean", 0.0), std, init.get("a", -2 * std), init.get("b", 2 * std))
+
+    def kaiming_uniform(t, init, fan_in):        # nn.init.kaiming_uniform_ with leaky_relu gain, given fan_in
+        a = init.get("a", 0.0)
+        bound = math.sqrt(6.0 / ((1 + a * a) * fan_in)) if fan_in else 0.0
+        t.uniform_(-bound, bound)
+
+    return {
+        "zeros": lambda t, init, fan_in: t.zero_(),
+        "ones": lambda t, init, fan_in: t.fill_(1.0),
+        "constant": lambda t, init, fan_in: t.fill_(init.get("value", 0.0)),
+        "normal": lambda t, init, fan_in: t.normal_(init.get("mean", 0.0), init.get("std", 1.0)),
+        "trunc_normal": trunc_normal, "uniform": uniform, "kaiming_uniform": kaiming_uniform,
+        "xavier_uniform": lambda t, init, fan_in: nn.init.xavier_uniform_(t, init.get("gain", 1.0)),
+    }[kind]
 
 
-def _kwargs(text: str) -> dict[str, float]:
-    out: dict[str, float] = {}
-    for part in filter(None, (p.strip() for p in text.split(","))):
-        key, _, value = part.partition("=")
-        out[key.strip()] = float(value)
-    return out
+def new_tensor(shape: tuple[int, ...], init: str, dtype: str = "float32", parameter: bool = True,
+               fan_in: int | None = None) -> torch.Tensor:
+    """A fresh tensor initialised by an IR initialiser (every kind of :class:`archdsl.ir.init.Init`).
 
-
-def new_tensor(shape: tuple[int, ...], init: str, dtype: str = "float32", parameter: bool = True) -> torch.Tensor:
-    """A fresh tensor for a free parameter, initialised by its IR initialiser string.
-
-    Supported: zeros, ones, normal(std=..., mean=...), trunc_normal(std=...), uniform(a=..., b=...),
-    constant(value=...).
+    ``fan_in`` is the parameter's declared fan-in (``kaiming_uniform``, ``uniform(fan_in)``); without one the
+    last axis's size stands in for it.
     """
-    match = _INIT.match(init.strip())
-    if match is None:
-        raise ValueError(f"unknown initialiser {init!r}")
-    kind, args = match.group(1), _kwargs(match.group(2) or "")
+    from archdsl.ir.init import Init
+
+    declared = Init.parse(init)
     t = torch.empty(shape, dtype=getattr(torch, dtype))
     with torch.no_grad():
-        if kind == "zeros":
-            t.zero_()
-        elif kind == "ones":
-            t.fill_(1.0)
-        elif kind == "constant":
-            t.fill_(args.get("value", 0.0))
-        elif kind == "normal":
-            t.normal_(args.get("mean", 0.0), args.get("std", 1.0))
-        elif kind == "trunc_normal":
-            std = args.get("std", 1.0)
-            nn.init.trunc_normal_(t, args.get("mean", 0.0), std, -2 * std if "a" not in args else args["a"],
-                                  2 * std if "b" not in args else args["b"])
-        elif kind == "uniform":
-            bound = args.get("bound", 1.0 / math.sqrt(shape[-1]) if shape else 1.0)
-            t.uniform_(args.get("a", -bound), args.get("b", bound))
-        else:
-            raise ValueError(f"unknown initialiser {init!r}")
+        _fill(declared.kind)(t, declared, fan_in if fan_in is not None else (shape[-1] if shape else 1))
     return nn.Parameter(t) if parameter else t
+
+
+class ParamHolder(nn.Module):
+    """A module that only holds parameters declared by an op's ParamSpecs (LayerScale's ``gamma``)."""
+
+    def __init__(self, specs: dict[str, tuple]) -> None:
+        super().__init__()
+        for name, (shape, init, dtype, fan_in) in specs.items():
+            self.register_parameter(name, new_tensor(shape, init, dtype, parameter=True, fan_in=fan_in))
 
 
 class InputShapeError(ValueError):

@@ -15,3 +15,11 @@ def fn(name: str, *args: str, **kwargs: Any) -> str:
     """Source of a function call whose positional args are already source text."""
     parts = list(args) + [f"{k}={v!r}" for k, v in kwargs.items()]
     return f"{name}({', '.join(parts)})"
+
+
+def spec_module(op, ins) -> str:
+    """Constructor source of a module holding exactly the parameters ``op`` declares (shape, initialiser, dtype
+    and fan-in from its ParamSpecs: nothing restated)."""
+    specs = {name: (tuple(int(d) for d in spec.shape), spec.init, spec.dtype, spec.fan_in)
+             for name, spec in op.params(ins).items()}
+    return f"rt.ParamHolder({specs!r})"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from archdsl.backends.torch.registry import lowering
-from archdsl.backends.torch.rules.common import fn
+from archdsl.backends.torch.rules.common import fn, spec_module
 from archdsl.ir.types import TensorType
 from archdsl.ops.regularize import Dropout, Dropout2d, LayerScale, StochasticDepth
 
@@ -20,12 +20,7 @@ def _stochastic_depth(op: StochasticDepth, args: list[str], ref: str | None, ins
     return fn("rt.functional.stochastic_depth", args[0], repr(op.p), repr(op.mode), "self.training")
 
 
-def _layer_scale_module(op: LayerScale, ins: list[TensorType]) -> str:
-    c = op.channels(ins[0])
-    return f"nn.ParameterDict({{'gamma': nn.Parameter(torch.full(({c},), {op.init_value!r}))}})"
-
-
-@lowering(LayerScale, module=_layer_scale_module)
+@lowering(LayerScale, module=spec_module)
 def _layer_scale(op: LayerScale, args: list[str], ref: str | None, ins: list[TensorType]) -> str:
     if op.dim == -1:
         return f"{args[0]} * {ref}.gamma"
