@@ -12,7 +12,7 @@ from pydantic import model_validator
 from archdsl.errors import OpError
 from archdsl.ir.dims import Dim
 from archdsl.ir.types import TensorType
-from archdsl.ops.base import OpDef, PositiveInt, Trait
+from archdsl.ops.base import ConvForm, OpDef, PositiveInt, Trait
 from archdsl.ops.conv import check_mode_pads
 from archdsl.symmetry.contract import Pinned, Window
 
@@ -210,6 +210,19 @@ class Pad(OpDef):
         if any(isinstance(d, int) and d <= 0 for d in out):
             raise OpError(f"{self.name}: pads {self.flat(x)} leave nothing of {x}")
         return [x.with_shape((*x.shape[:x.rank - k], *out))]
+
+    def conv_form(self, x: TensorType) -> ConvForm | None:
+        """An identity 1x1 depthwise convolution that pads, when it pads every spatial axis of [N, C, *spatial]
+        with zeros (or reflect/replicate/circular) and crops nothing."""
+        pairs = self.per_axis(x)
+        c = x.shape[1] if x.rank >= 2 else None
+        if len(pairs) != x.rank - 2 or not pairs or not isinstance(c, int) or any(p < 0 for pp in pairs for p in pp):
+            return None
+        if self.mode == "constant" and self.value != 0:
+            return None
+        n = len(pairs)
+        return ConvForm((1,) * n, (1,) * n, (1,) * n, pairs, c, c, c, "zeros" if self.mode == "constant" else self.mode,
+                        None, None, 1.0)
 
 
 OPS = (Upsample, PixelShuffle, PixelUnshuffle, ChannelShuffle, Pad)

@@ -108,13 +108,17 @@ def compose(a: ConvMap, b: ConvMap) -> ConvMap:
     """
     if a.out_channels != b.in_channels:
         raise NotExact(f"channel counts do not chain ({a.out_channels} -> {b.in_channels})")
-    if b.padded and not a.pointwise:
+    stacked = b.padded and a.padded and _one_by_one(a) and a.mode == b.mode == "zeros" and not a.has_bias
+    if b.padded and not a.pointwise and not stacked:
         raise NotExact("the second convolution pads the first one's output; the first is not 1x1 with stride 1, "
                        "so moving that padding to the input changes the border pixels")
     if b.padded and a.has_bias and b.mode == "zeros":
         raise NotExact("the second convolution zero-pads the output of a map with a bias (a BatchNorm shift), "
                        "so the merged convolution's border pixels would differ; DBB pads with the bias instead")
-    if b.padded:                                 # a is pointwise: b's padding moves to the input unchanged
+    if stacked:                                  # zero pad, 1x1 without bias, zero pad: one pad of the sum
+        size, stride, mode = b.size, b.stride, "zeros"
+        pads = tuple((p0 + q0, p1 + q1) for (p0, p1), (q0, q1) in zip(a.pads, b.pads, strict=True))
+    elif b.padded:                               # a is pointwise: b's padding moves to the input unchanged
         size, stride, pads, mode = b.size, b.stride, b.pads, b.mode
     else:
         size = tuple(ka + (kb - 1) * sa for ka, kb, sa in zip(a.size, b.size, a.stride, strict=True))
@@ -146,6 +150,11 @@ def compose(a: ConvMap, b: ConvMap) -> ConvMap:
         carried = torch.einsum("gom,gm->go", taps, a.bias.reshape(g, -1)).reshape(-1)
         bias = carried if bias is None else bias + carried
     return replace(out, kernel=kernel.reshape(b.out_channels, a.in_channels // g, *size), bias=bias)
+
+
+def _one_by_one(m: ConvMap) -> bool:
+    """1x1 with stride 1 (padding allowed)."""
+    return all(k == 1 for k in m.size) and all(st == 1 for st in m.stride)
 
 
 def _diagonal(m: ConvMap) -> bool:

@@ -122,3 +122,94 @@ def bn_folds(draw) -> SpecCase:
         order = "fc |> bn" if kind == "linear_bn" else "bn |> fc"
         body = [first, second, f"out x |> AdaptiveAvgPool2d(1) |> flatten |> {order} |> tanh"]
     return SpecCase(_model(body, c), SIZES, (kind,))
+
+
+_AXES = {1: ("L",), 2: ("H", "W"), 3: ("D", "H", "W")}
+
+
+def _window_out(size: int, k: int, s: int, d: int, pads: tuple[int, int]) -> int:
+    return (size + pads[0] + pads[1] - d * (k - 1) - 1) // s + 1
+
+
+def _chain_sizes(windows: list[tuple], n: int) -> tuple[dict[str, int], ...]:
+    """Two size sets (odd and even per axis, batch 2 and 1) at which every window of the chain fits."""
+    base = []
+    for axis in range(n):
+        size = 8
+        while True:
+            h = size
+            for k, s, d, pads in windows:
+                h = _window_out(h, k[axis], s[axis], d, pads[axis])
+                if h < 1:
+                    break
+            if h >= 2:
+                break
+            size += 1
+        base.append(size)
+    names = _AXES[n]
+    first = {"N": 2, **{a: b + i % 2 for i, (a, b) in enumerate(zip(names, base, strict=True))}}
+    second = {"N": 1, **{a: b + 3 - i % 2 for i, (a, b) in enumerate(zip(names, base, strict=True))}}
+    return first, second
+
+
+@st.composite
+def linear_chains(draw, exact: bool | None = None, spatial: int | None = None) -> SpecCase:
+    """A model whose body is a chain of 2-4 affine ops with no nonlinearity between them.
+
+    Convolutions (kernels 1-7 per axis, strides 1-2, dilations 1-2, groups dividing the channels, biases
+    mostly on), BatchNorm, LayerScale, average pooling and explicit pads, on 1-3 spatial dims; or Linear
+    and BatchNorm1d on [N, C]. With ``exact`` only the first op pads (so the whole chain composes into one
+    op exactly: the note ``exact``); otherwise later ops may pad too, and only some segments can collapse.
+    """
+    exact = draw(st.booleans()) if exact is None else exact
+    n = draw(st.sampled_from((0, 1, 2, 2, 2, 3))) if spatial is None else spatial
+    c = draw(st.sampled_from((2, 3, 4)))
+    length = draw(st.integers(2, 4))
+    bn = {0: "BatchNorm1d()", 1: "BatchNorm1d()", 2: "BatchNorm2d()", 3: "BatchNorm3d()"}[n]
+    ops, windows, channels = [], [], c
+    for i in range(length):
+        kinds = ("conv", "conv", "conv", "bn", "scale", "pool", "pad") if n in (1, 2) else \
+            ("conv", "conv", "bn", "scale", "pad") if n else ("linear", "linear", "bn")
+        kind = draw(st.sampled_from(kinds))
+        if kind == "linear":
+            out = draw(st.integers(1, 6))
+            ops.append(f"Linear({out}, bias={str(draw(st.integers(0, 3)) > 0).lower()})")
+            channels = out
+        elif kind in ("bn", "scale"):
+            ops.append(bn if kind == "bn" else f"LayerScale({draw(st.sampled_from((0.5, -1.5, 2.0)))}, dim=1)")
+        else:
+            padded = i == 0 or not exact and draw(st.booleans())
+            big = 3 if n == 3 else 7
+            k = tuple(draw(st.integers(1, big)) for _ in range(n)) if kind == "conv" else \
+                tuple(draw(st.integers(2, 3)) for _ in range(n))
+            if kind == "pad":
+                k = (1,) * n
+            s = tuple(draw(st.integers(1, 2)) for _ in range(n)) if kind != "pad" else (1,) * n
+            d = draw(st.integers(1, 2)) if kind == "conv" else 1
+            pads = tuple((draw(st.integers(0, max(kk - 1, 0 if kind != "pad" else 2))),
+                          draw(st.integers(0, max(kk - 1, 0 if kind != "pad" else 2)))) if padded else (0, 0)
+                         for kk in k)
+            if kind == "pool":
+                pads = tuple((min(a, kk // 2),) * 2 for (a, _), kk in zip(pads, k, strict=True))
+                p = tuple(a for a, _ in pads)
+                ops.append(f"AvgPool{n}d({k}, stride={s}, padding={p})")
+            elif kind == "pad":
+                flat = tuple(x for pair in reversed(pads) for x in pair)
+                mode = draw(st.sampled_from(("constant", "constant", "reflect", "replicate"))) if i == 0 \
+                    else "constant"                  # reflect needs pads smaller than a (small) intermediate
+                ops.append(f"pad({flat}, \"{mode}\")")
+            else:
+                g = draw(st.sampled_from([g for g in (1, 2, 3, 4) if channels % g == 0]))
+                out = g * draw(st.integers(1, max(1, 6 // g)))
+                mode = draw(st.sampled_from(("zeros", "zeros", "reflect", "replicate", "circular"))) if i == 0 \
+                    else "zeros"
+                bias = str(draw(st.integers(0, 3)) > 0).lower()
+                ops.append(f"Conv{n}d({out}, {k}, stride={s}, padding={pads}, dilation={d}, groups={g}, "
+                           f"bias={bias}, padding_mode=\"{mode}\")")
+                channels = out
+            windows.append((k, s, d, pads))
+    shape = ", ".join(("N", str(c), *_AXES.get(n, ())))
+    layers = ", ".join(f"l{i}: {op}" for i, op in enumerate(ops))
+    lines = ["model Chain() {", f"  in x: [{shape}]", f"  out x |> seq{{{layers}}}", "}"]
+    sizes = _chain_sizes(windows, n) if n else ({"N": 3}, {"N": 1})
+    return SpecCase("\n".join(lines) + "\n", sizes, ("exact",) if exact else ())

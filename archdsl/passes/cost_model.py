@@ -1,0 +1,126 @@
+"""The cost model behind ``collapse-linear``: what a chain of affine maps costs kept apart or collapsed.
+
+A chain's ops are cut into segments, each segment run as one collapsed convolution. A segment costs its
+MACs (output elements x input channels per group x kernel taps), weighted by a per-backend penalty for
+depthwise and large depthwise kernels, plus the activation traffic of reading its input and writing its
+output. :func:`plan` chooses the cheapest cut by dynamic programming over the chain; a cut whose composition
+is not exact (a padded intermediate) is never chosen.
+
+    # SESR's 16 -> 256 -> 16 expansion (3x3 then 1x1):  9*16*256 + 256*16 = 40,960 MACs/px -> 9*16*16 = 2,304
+    # a 256 -> 64 -> 256 bottleneck (1x1, 1x1):          2 * 256*64 = 32,768            -> 65,536 (kept)
+    # two 3x3 convs C -> C:                              18 C^2                          -> 25 C^2 (kept)
+    # depthwise 3x3 + pointwise (C = 128):               9C + C^2                        -> 9 C^2 (kept)
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from archdsl.passes.convmap import ConvMap, NotExact, compose
+
+
+@dataclass(frozen=True)
+class Penalty:
+    """How a backend's speed departs from counting MACs: multipliers per MAC, and a price per activation element."""
+
+    depthwise: float = 1.0           # per MAC of a depthwise conv (memory-bound: fewer MACs per second)
+    large_kernel: int = 7            # a depthwise kernel with more taps than large_kernel**2 ...
+    large_depthwise: float = 1.0     # ... costs this much more per MAC (slow without special kernels)
+    traffic: float = 0.0             # per activation element read or written, in MAC-equivalents
+
+
+# per backend; "macs" counts MACs alone (the figures in the issue's table)
+PENALTIES: dict[str, Penalty] = {
+    "macs": Penalty(),
+    "cpu": Penalty(depthwise=4.0, large_kernel=7, large_depthwise=2.0, traffic=1.0),
+    "cuda": Penalty(depthwise=8.0, large_kernel=7, large_depthwise=3.0, traffic=4.0),
+}
+
+
+def macs_per_output(m: ConvMap) -> int:
+    """MACs for one output element of the convolution ``m`` (input channels per group x kernel taps)."""
+    return m.in_channels // m.groups * math.prod(m.size)
+
+
+def depthwise(m: ConvMap) -> bool:
+    """One input channel per group and as many groups as channels (more than one)."""
+    return m.groups > 1 and m.groups == m.in_channels == m.out_channels
+
+
+def cost(m: ConvMap, in_elems: int, out_elems: int, penalty: Penalty, macs: int | None = None) -> float:
+    """The cost of running ``m`` as one op on an input of ``in_elems`` elements giving ``out_elems``.
+
+    ``macs`` overrides the convolution's MAC count (an op's own declared cost: a BatchNorm or a pad is no
+    multiply-accumulate convolution when it runs as itself).
+    """
+    work = float(macs_per_output(m) * out_elems if macs is None else macs)
+    if depthwise(m):
+        work *= penalty.depthwise
+        if math.prod(m.size) > penalty.large_kernel ** 2:
+            work *= penalty.large_depthwise
+    return work + penalty.traffic * (in_elems + out_elems)
+
+
+@dataclass(frozen=True)
+class Segment:
+    """Ops ``start:stop`` of a chain, collapsed into ``merged`` (one op when stop - start == 1), and its cost."""
+
+    start: int
+    stop: int
+    merged: ConvMap
+    cost: float
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The chosen cut of a chain, its cost, and the cost of keeping every op apart."""
+
+    segments: tuple[Segment, ...]
+    cost: float
+    kept_cost: float
+
+    @property
+    def collapses(self) -> bool:
+        """Some segment merges two or more ops."""
+        return any(s.stop - s.start > 1 for s in self.segments)
+
+
+def segment_map(maps: Sequence[ConvMap], start: int, stop: int) -> ConvMap:
+    """The composition of ``maps[start:stop]``; raises NotExact."""
+    m = maps[start]
+    for b in maps[start + 1:stop]:
+        m = compose(m, b)
+    return m
+
+
+def plan(maps: Sequence[ConvMap], elems: Sequence[int], penalty: Penalty, force: bool = False,
+         allowed: Callable[[int, int], bool] = lambda start, stop: True,
+         own: Sequence[int] | None = None) -> Plan:
+    """The cheapest cut of a chain of ``maps`` (``elems[i]``: elements of op i's input; ``elems[-1]``: output).
+
+    With ``force`` the fewest segments win (ties by cost): every exact collapse is taken. ``allowed(start,
+    stop)`` rejects segments that must not merge; ``own[i]`` is op i's declared MACs when it runs alone.
+    """
+    n = len(maps)
+    own = [None] * n if own is None else own
+    best: list[tuple[tuple[float, float], tuple[Segment, ...]]] = [((0.0, 0.0), ())]
+    for stop in range(1, n + 1):
+        choice = None
+        for start in range(stop - 1, -1, -1):
+            try:
+                merged = segment_map(maps, start, stop)
+            except NotExact:
+                continue
+            if stop - start > 1 and not allowed(start, stop):
+                continue
+            c = cost(merged, elems[start], elems[stop], penalty, own[start] if stop - start == 1 else None)
+            (count, total), segments = best[start]
+            key = (count + 1, total + c) if force else (0.0, total + c)
+            if choice is None or key < choice[0]:
+                choice = (key, (*segments, Segment(start, stop, merged, c)))
+        best.append(choice)
+    key, segments = best[n]
+    kept = sum(cost(m, elems[i], elems[i + 1], penalty, own[i]) for i, m in enumerate(maps))
+    return Plan(segments, key[1], kept)
