@@ -124,7 +124,9 @@ class Dense(Contract):
         outs = [ctx.fresh(n_out // g, "output channels", token=token) for _ in range(g)]
         out_layout = concat(outs)
         if "weight" in ctx.params:
-            rows, cols, exps, step = (ins, outs, (-1, 1), n_in // g) if self.transposed else \
+            roles = getattr(ctx.params["weight"], "layout", ()) or ()      # the weight's typed axis roles win
+            transposed = roles[:2] == ("in", "out") if len(roles) >= 2 else self.transposed
+            rows, cols, exps, step = (ins, outs, (-1, 1), n_in // g) if transposed else \
                 (outs, ins, (1, -1), n_out // g)
             ctx.member("weight", 0, concat(rows), exponent=exps[0])
             for b in range(g):

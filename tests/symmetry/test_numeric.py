@@ -43,6 +43,16 @@ def test_identity_and_single_transpositions_are_symmetries(name: str) -> None:
             assert h.error(s, GroupElement(perms={s.leaf_of[c.id]: p})) < TIGHT
 
 
+def test_grouped_transposed_convolution_is_sound_and_tight() -> None:
+    s, h = spec("decoder"), harness("decoder")
+    assert [b.size for b in s.block_classes] == [2]
+    assert max(h.error(s, s.sample(seed)) for seed in range(3)) < TIGHT
+    for c in s.classes:
+        g = GroupElement(perms={s.leaf_of[c.id]: shift(c.size)})
+        for m in c.members:
+            assert h.error(s, g, lambda e, m=m: (e.param, e.axis, e.index) != (m.param, m.axis, m.index)) > CHANGED
+
+
 def test_batchnorm_statistics_are_not_trivial() -> None:
     state = harness("tiny_resnet").state
     assert state["bn1.running_var"].std() > 0.1 and state["bn1.running_mean"].abs().max() > 0.01
