@@ -142,7 +142,9 @@ class ExprPrinter:
     def _BinOp(self, e: A.BinOp) -> tuple[Doc, int]:
         level = _BINOP_LEVEL[e.op]
         left, right = _OPERANDS[level]
-        if level not in (OR, AND, ARITH):          # tight operators never break: brackets inside them do
+        literal = (A.Num, A.Str, A.Const)
+        if level not in (OR, AND, ARITH, TERM) or isinstance(e.left, (A.Name, *literal)) or isinstance(e.right, literal):
+            # `**`, comparisons, `f(...) * 8` and `c * f(...)` never break (brackets inside them do)
             return [self.doc(e.left, left), f" {e.op} ", self.doc(e.right, right)], level
         return Group([self.doc(e.left, left), Nest(len(CONTINUATION), [LINE, e.op, " ", self.doc(e.right, right)])]), level
 
