@@ -16,11 +16,23 @@ from archdsl.cli import parse_params
 from archdsl.commands.common import add_spec_args, check_seed, spec_source
 from archdsl.errors import ArchError
 
-EPILOG = """examples:
+EXAMPLES = """examples:
   archdsl simplify repvgg_a0 -o out/repvgg_deploy
   archdsl simplify specs/mobileone.arch -m mobileone_s0 --weights train.safetensors -o out/mobileone
-  archdsl simplify my.arch --passes fold-bn,dce -o out/folded --format json
-pipelines: deploy (default), cleanup; passes: drop-eval-identities, merge-branches, fold-bn, cse, dce"""
+  archdsl simplify my.arch --passes fold-bn,dce -o out/folded --format json"""
+
+
+def _epilog() -> str:
+    """Examples, then every pass with what it does and when it is exact (from the pass declarations)."""
+    from archdsl.passes import PASSES, PIPELINES
+
+    lines = [EXAMPLES, "", "pipelines: " + "; ".join(f"{k} = {', '.join(v)}" for k, v in PIPELINES.items()),
+             "", "passes:"]
+    for name, cls in PASSES.items():
+        lines.append(f"  {name}: {cls.summary}")
+        if cls.preconditions:
+            lines.append(f"      exact when: {cls.preconditions}")
+    return "\n".join(lines)
 
 REPORTS = {"text": "report.txt", "json": "report.json"}
 SPEC_FILE = "deploy.arch"
@@ -29,7 +41,7 @@ SPEC_FILE = "deploy.arch"
 def add_parser(sub) -> None:
     """Register the command."""
     p = sub.add_parser("simplify", help="rewrite a model into its deploy form (merge re-param branches, fold BN)",
-                       description=__doc__, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+                       description=__doc__, epilog=_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
     add_spec_args(p)
     p.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="folder to write (must not exist)")
     p.add_argument("--weights", metavar="IN.safetensors", help="training-form weights (weight mode)")

@@ -50,6 +50,7 @@ class Pass:
     name: ClassVar[str]                # kebab-case CLI name
     summary: ClassVar[str]             # one line for `--help` and reports
     requires_eval: ClassVar[bool] = True   # valid only for eval-mode semantics (BatchNorm statistics, dropout)
+    preconditions: ClassVar[str] = ""      # when a rewrite is exact (shown by `archdsl simplify --help`)
 
     def apply(self, graph: Graph, weights: Weights | None = None) -> PassResult:
         """Rewrite ``graph`` (and ``weights`` when given); never mutates its inputs."""

@@ -26,6 +26,7 @@ class CommonSubexpressions(Pass):
 
     name: ClassVar = "cse"
     summary: ClassVar = "compute identical expressions once"
+    preconditions: ClassVar = "same op and attributes, inputs and parameters; never random ops"
     requires_eval: ClassVar = False
 
     def apply(self, graph: Graph, weights: Weights | None = None) -> PassResult:

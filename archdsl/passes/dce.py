@@ -16,6 +16,7 @@ class DeadCodeElimination(Pass):
 
     name: ClassVar = "dce"
     summary: ClassVar = "remove computations whose results are never used"
+    preconditions: ClassVar = "none (graph outputs are live)"
     requires_eval: ClassVar = False
 
     def apply(self, graph: Graph, weights: Weights | None = None) -> PassResult:

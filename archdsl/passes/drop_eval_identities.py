@@ -18,6 +18,7 @@ class DropEvalIdentities(Pass):
 
     name: ClassVar = "drop-eval-identities"
     summary: ClassVar = "remove dropout, stochastic depth and identity ops (the identity in eval mode)"
+    preconditions: ClassVar = "eval mode; the op's output type equals its input type"
 
     def apply(self, graph: Graph, weights: Weights | None = None) -> PassResult:
         self.check_mode(graph)

@@ -102,6 +102,9 @@ class FoldBatchNorm(Pass):
 
     name: ClassVar = "fold-bn"
     summary: ClassVar = "fold eval-mode BatchNorm / per-channel scales into the adjacent convolution or linear layer"
+    preconditions: ClassVar = ("eval mode; the layer's output (or the BN's) has no other reader and its parameters are "
+                               "not shared; BN before a layer only on its input channel axis and without zero "
+                               "padding (the shift would miss the border)")
 
     def apply(self, graph: Graph, weights: Weights | None = None) -> PassResult:
         self.check_mode(graph)

@@ -186,6 +186,10 @@ class MergeBranches(Pass):
 
     name: ClassVar = "merge-branches"
     summary: ClassVar = "merge parallel affine branches (reparam blocks) into one convolution"
+    preconditions: ClassVar = ("eval mode; every branch is a single-use chain of convolutions, average pools "
+                               "(count_include_pad), per-channel affine ops and identities from one input; equal "
+                               "strides and output grids; one padding mode; padding inside a chain only after a "
+                               "bias-free 1x1")
     conv_name: str = "reparam_conv"          # the merged layer's name in the block's scope (timm's)
 
     def apply(self, graph: Graph, weights: Weights | None = None) -> PassResult:
