@@ -63,17 +63,22 @@ def _literal(e: A.Expr, indent: str) -> list[str] | None:
     return ["|-", *(indent + line if line else line for line in text.split("\n"))]
 
 
+def _comment(text: str) -> str:
+    """A comment as YAML can hold it: characters YAML reads as line breaks become spaces."""
+    return "".join(" " if ch in _LINE_BREAKS or ch == "\n" else ch for ch in text)
+
+
 def _with_trailing(lines: list[str], comment: str | None) -> list[str]:
     """A trailing comment at the end of the first line (after a key, or a block scalar's indicator)."""
     if comment:
-        lines = [f"{lines[0]}  {comment}", *lines[1:]]
+        lines = [f"{lines[0]}  {_comment(comment)}", *lines[1:]]
     return lines
 
 
 def _before(out: list[str], before: tuple[str, ...], indent: str) -> None:
     for entry in before:
         if entry or (out and out[-1]):
-            out.append(indent + entry if entry else "")
+            out.append(indent + _comment(entry) if entry else "")
 
 
 def _entry(key: str, value: A.Expr, indent: str, first: str = "") -> list[str]:
