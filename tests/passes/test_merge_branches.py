@@ -200,3 +200,16 @@ model Heads() {
     result = assert_same_function(SpecCase(text))
     assert ops_of(result.graph) == ["mean", "linear"]
     assert sorted(result.graph.params) == ["head.bias", "head.weight"]
+
+
+def test_slab_repbn_merges_into_one_per_channel_map() -> None:
+    """SLAB's RepBN, BN(x) + alpha * x over [N, C, L] tokens, is one per-channel affine map in eval mode."""
+    text = """
+model RepBN() {
+  in x: [N, 6, L]
+  out x |> reparam { bn = BatchNorm1d(); alpha = LayerScale(0.5, dim=1) } |> gelu
+}
+"""
+    result = assert_same_function(SpecCase(text, ({"N": 2, "L": 7}, {"N": 1, "L": 4})))
+    (conv, _) = result.graph.nodes
+    assert conv.op.name == "conv1d" and conv.op.groups == 6 and conv.op.kernel_size == (1,)
