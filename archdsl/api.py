@@ -64,13 +64,21 @@ def build(source: Source | Graph, model: str | None = None, seed: int | None = 0
     return build_module(graph, seed=seed, check_inputs=check_inputs)
 
 
+def _exists(text: str) -> bool:
+    """Whether ``text`` names an existing file or folder ("" and unrepresentable names do not)."""
+    try:
+        return bool(text) and Path(text).exists()
+    except (OSError, ValueError):      # a name too long for the file system, a NUL byte
+        return False
+
+
 def _resolve(source: Source) -> Source:
     """Zoo model names (``resnet50``) resolve to the shipped spec that defines them."""
     if not isinstance(source, (str, os.PathLike)):
         raise UsageError(Diagnostic(f"a spec is a path or spec text, got {type(source).__name__}",
                                     hint="pass a str (file name, zoo name or .arch text) or a pathlib.Path"))
     if isinstance(source, str) and "\n" not in source and not source.endswith((".arch", ".yaml", ".yml")) \
-            and "{" not in source and not Path(source).exists():
+            and "{" not in source and not _exists(source):
         try:
             from archdsl.zoo import spec_path
 
@@ -79,8 +87,9 @@ def _resolve(source: Source) -> Source:
             path = None
         if path is not None:
             return path
-        if source.strip().isidentifier():      # one bare word is never spec text: a misspelt zoo name
+        if not source.strip() or not any(c in source for c in " \t{}()[]=#\"'"):
+            # one bare word is never spec text: a missing file or a misspelt zoo name (did-you-mean UsageError)
             from archdsl.commands.common import spec_source
 
-            spec_source(source.strip())       # raises the did-you-mean UsageError
+            spec_source(source.strip())
     return source

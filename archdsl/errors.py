@@ -22,14 +22,14 @@ class Diagnostic:
 
     def render(self, sources: dict[str, str] | None = None) -> str:
         """Print like a compiler: ``path:line:col: error: ...``, the source line and a caret."""
-        where = f"{self.span}: " if self.span else ""
-        lines = [f"{where}{self.severity}: {self.message}"]
+        where = f"{_visible(str(self.span))}: " if self.span else ""
+        lines = [f"{where}{self.severity}: {_visible(self.message)}"]
         lines += _excerpt(self.span, sources)
         for text, span in self.notes:
-            lines.append(f"  note: {text}" + (f" (at {span})" if span else ""))
+            lines.append(f"  note: {_visible(text)}" + (f" (at {_visible(str(span))})" if span else ""))
             lines += _excerpt(span, sources)
         if self.hint:
-            lines.append(f"  hint: {self.hint}")
+            lines.append(f"  hint: {_visible(self.hint)}")
         return "\n".join(lines)
 
     def to_json(self) -> dict:
@@ -37,6 +37,14 @@ class Diagnostic:
         span = self.span.model_dump() if self.span else None
         return {"severity": self.severity, "message": self.message, "span": span, "hint": self.hint,
                 "notes": [{"message": t, "span": s.model_dump() if s else None} for t, s in self.notes]}
+
+
+def _visible(text: str) -> str:
+    """``text`` with control characters escaped (``\\x1b``): a file name or value cannot break the paragraph
+    or send escape sequences to the terminal."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 MAX_EXCERPT_SOURCE = 4 * 2**20   # files larger than this (the spec size limit) are not read back for excerpts

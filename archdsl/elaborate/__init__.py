@@ -91,8 +91,13 @@ def load(source: str | os.PathLike, loader: Loader | None = None) -> tuple[Names
     if isinstance(source, os.PathLike) or (isinstance(source, str) and "\n" not in source and
                                            "{" not in source and source.endswith((".arch", ".yaml", ".yml"))):
         path = str(source)
-        if not Path(path).is_file():
-            raise UsageError(Diagnostic(f"no such spec file: {path}"))
+        try:
+            found = Path(path).is_file()
+        except (OSError, ValueError):      # a name too long for the file system, a NUL byte
+            found = False
+        if not found:
+            shown = path if len(path) <= 80 else path[:77] + "..."
+            raise UsageError(Diagnostic(f"no such spec file: {shown}"))
         return loader.load_file(path), loader
     return loader.load_text(str(source)), loader
 

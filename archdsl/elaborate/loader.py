@@ -198,15 +198,17 @@ class Loader:
             path = base / item.path
         try:
             real = os.path.realpath(path)
-        except (OSError, ValueError):
-            real = ""
-        if not any(real == root or real.startswith(root.rstrip(os.sep) + os.sep) for root in self.roots):
+            found = path.is_file()
+        except (OSError, ValueError):      # a name too long for the file system, a NUL byte: not a file
+            real, found = "", False
+        if real and not any(real == root or real.startswith(root.rstrip(os.sep) + os.sep) for root in self.roots):
             raise SpecImportError(Diagnostic(
                 f"import '{item.path}' reaches outside the spec's folder and the shipped library", item.span,
                 f"imports may reach {self.roots[0]} and below; pass -I FOLDER (or set {IMPORT_PATH_ENV}) "
                 "to allow another folder"), self.sources)
-        if not path.is_file():
-            raise SpecImportError(Diagnostic(f"imported file '{item.path}' not found (looked at {path})",
+        if not found:
+            shown = str(path) if len(str(path)) <= 100 else str(path)[:97] + "..."
+            raise SpecImportError(Diagnostic(f"imported file '{item.path[:100]}' not found (looked at {shown})",
                                              item.span, "import paths are relative to the importing file; "
                                              "the shipped library is 'std/...'"), self.sources)
         return self.load_file(str(path), item.span)

@@ -108,3 +108,28 @@ def test_deep_blocks_error_points_into_the_innermost_block() -> None:
     exc = error_of(text)
     assert isinstance(exc, LimitError) and exc.diagnostics[0].span.line > 1
     assert os.linesep not in exc.diagnostics[0].message
+
+
+@pytest.mark.parametrize("target", ["x" * 5000 + ".arch", "a\0b.arch", "sub/" * 2000 + "a.arch"])
+def test_unrepresentable_import_paths(tmp_path: Path, target: str) -> None:
+    spec = tmp_path / "m.arch"
+    spec.write_text(f'import "{target}"\n' + MODEL)
+    exc = error_of(spec)
+    assert isinstance(exc, SpecImportError) and "not found" in exc.diagnostics[0].message
+    one_paragraph(exc.render())
+    assert len(exc.render()) < 1000
+
+
+@pytest.mark.parametrize("source", ["spec.txt", "", "   ", "x" * 5000, "a\0b", "-", "resnet5", Path("x" * 5000),
+                                    Path("/etc"), "y" * 300 + ".arch"])
+def test_api_sources_that_name_nothing(source) -> None:
+    exc = error_of(source)
+    assert exc.exit_code == 2 and "no such spec file" in exc.diagnostics[0].message
+    one_paragraph(exc.render())
+
+
+def test_control_characters_in_messages_are_escaped() -> None:
+    """A file name with an escape sequence or newline cannot split the paragraph or colour the terminal."""
+    exc = error_of(Path("evil\x1b[31m\nname.arch"))
+    text = exc.render()
+    assert "\x1b" not in text and "\n" not in text and "\\x1b[31m\\nname.arch" in text
