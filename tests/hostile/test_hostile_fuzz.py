@@ -3,6 +3,9 @@ compile also build, their generated source compiles and a forward pass runs at t
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -10,6 +13,7 @@ from hypothesis import strategies as st
 import archdsl
 from archdsl.backends.torch.codegen import generate_source
 from archdsl.errors import ArchError
+from archdsl.saving import load_built, save_built
 
 NAMES = ["conv", "body", "head", "training", "forward", "cuda", "_modules", "eval", "type", "layer1", "x1",
          "class_", "weight", "bias", "half", "to", "stem", "_private", "T", "in_", "block", "model"]
@@ -81,6 +85,12 @@ def test_check_accepted_specs_build_and_run(case: tuple[str, tuple[int, ...]]) -
         return
     compile(generate_source(graph), "<generated>", "exec")        # the generated source is valid Python
     module = archdsl.build(graph, seed=0, check_inputs=True).eval()
+    x = torch.randn(shape)
     with torch.no_grad():
-        out = module(torch.randn(shape))
+        out = module(x)
     assert isinstance(out, torch.Tensor) and out.shape[0] == 2
+    with tempfile.TemporaryDirectory() as tmp:          # and what build wrote, load_built reads back
+        save_built(graph, module, Path(tmp) / "out")
+        with torch.no_grad():
+            again = load_built(Path(tmp) / "out").eval()(x)
+    torch.testing.assert_close(again, out, equal_nan=True)
