@@ -18,7 +18,8 @@ def derive(graph: Graph) -> SymmetrySpec:
 def assemble(d: Derivation) -> SymmetrySpec:
     """Turn the walk's layouts into classes, block classes, pinned classes and coverage."""
     f = d.forest
-    raw = [Entry(r.param, r.axis, _segs(d, r.layout), r.exponent, r.index, r.role) for r in d.records]
+    cache: dict[int, tuple[Seg, ...]] = {}          # records share layout tuples: resolve each once
+    raw = [Entry(r.param, r.axis, _segs(d, r.layout, cache), r.exponent, r.index, r.role) for r in d.records]
     order: dict[int, int] = {}
     for e in raw:
         for s in e.segs:
@@ -26,8 +27,12 @@ def assemble(d: Derivation) -> SymmetrySpec:
                 order.setdefault(s.leaf, len(order))
     blocks, dropped = _blocks(d, raw)
     # a parameter shared by several nodes is acted on once
-    entries = list(dict.fromkeys(Entry(e.param, e.axis, tuple(_unpin(d, s) for s in e.segs), e.exponent, e.index,
-                                       e.role) for e in raw))
+    unpinned: dict[int, tuple[Seg, ...]] = {}
+    for e in raw:
+        if id(e.segs) not in unpinned:
+            unpinned[id(e.segs)] = tuple(_unpin(d, s) for s in e.segs)
+    entries = list(dict.fromkeys(Entry(e.param, e.axis, unpinned[id(e.segs)], e.exponent, e.index, e.role)
+                                 for e in raw))
     ids: dict[int, str] = {}
     classes, pinned = [], []
     members: dict[int, dict[Member, None]] = defaultdict(dict)          # ordered, without repeats
@@ -78,7 +83,9 @@ def _on_values(d: Derivation, ids: dict[int, str]) -> dict[str, list[tuple[str, 
     return dict(out)
 
 
-def _segs(d: Derivation, layout: Layout) -> tuple[Seg, ...]:
+def _segs(d: Derivation, layout: Layout, cache: dict | None = None) -> tuple[Seg, ...]:
+    if cache is not None and id(layout) in cache:
+        return cache[id(layout)]
     f = d.forest
     out, at = [], 0
     for p in f.expand(layout):
@@ -86,6 +93,9 @@ def _segs(d: Derivation, layout: Layout) -> tuple[Seg, ...]:
         token = f.tfind(p.token) if p.token is not None and p.leaf is not None else None
         out.append(Seg(at, n, r, p.leaf, token, p.note))
         at += n * r
+    if cache is not None:
+        cache[id(layout)] = tuple(out)
+        cache[-id(layout)] = layout           # keep the tuple alive so that its id is not reused
     return tuple(out)
 
 
