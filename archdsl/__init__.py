@@ -26,3 +26,12 @@ __all__ = [
     "build", "compile", "compile_all", "load_built", "onnx_parity", "save_built", "simplify", "to_onnx",
 ]
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    """``linearize`` and ``LinearInterpreter`` import torch, so they load on first use."""
+    if name in ("linearize", "LinearInterpreter"):
+        from archdsl.analysis.linearize import LinearInterpreter, linearize
+
+        return {"linearize": linearize, "LinearInterpreter": LinearInterpreter}[name]
+    raise AttributeError(f"module 'archdsl' has no attribute {name!r}")
