@@ -1,0 +1,98 @@
+"""collapse-linear: SESR-M5 x2 collapsed vs expanded inference, and the cost model's predicted vs measured ratios.
+
+Run from the repository root: ``python -m benchmarks.collapse`` (``--quick`` for 180x320 inputs and fewer
+rounds; ``--threads``, ``--repeat`` to choose). Every ratio is measured in this process with the two forms
+interleaved (ABAB, then BABA), median of per-round ratios. The collapsed weights are computed from random
+expanded weights, and the relative error of the collapsed outputs is printed beside the speed-up.
+
+The cost model's table: for each chain (an expansion, a bottleneck, two 3x3 convs, depthwise + pointwise,
+1x7 + 7x1), the collapsed/kept ratio it predicts (pure MACs and with the CPU penalty table) against the
+measured collapsed/kept forward-time ratio. No assertions: it prints.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+
+import torch
+
+import archdsl
+from archdsl.passes.collapse_linear import CollapseLinear
+from archdsl.testing import compare_outputs, randomize
+from benchmarks.simplify import interleaved
+
+# name: (chain, input channels, spatial size)
+TABLE = {
+    "SESR expansion 16->256->16 (3x3, 1x1)": ("a: Conv2d(256, 3, padding=1, bias=false), b: Conv2d(16, 1, bias=false)",
+                                              16, 96),
+    "bottleneck 256->64->256 (1x1, 1x1)": ("a: Conv2d(64, 1), b: Conv2d(256, 1)", 256, 56),
+    "two 3x3 convs (64 -> 64 -> 64)": ("a: Conv2d(64, 3, padding=1), b: Conv2d(64, 3)", 64, 56),
+    "depthwise 3x3 + pointwise (128)": ("a: Conv2d(128, 3, padding=1, groups=128), b: Conv2d(128, 1)", 128, 56),
+    "1x7 + 7x1 (64)": ("a: Conv2d(64, (1, 7)), b: Conv2d(64, (7, 1))", 64, 56),
+}
+
+
+def timed(a, b, x, repeat: int) -> tuple[float, float, float, list[float]]:
+    """(median a ms, median b ms, median b/a, per-round b/a) with the forms interleaved."""
+    with torch.inference_mode():
+        a(x), b(x)                                                   # warm up
+        rounds = interleaved(lambda: a(x), lambda: b(x), repeat)
+    ratios = [tb / ta for ta, tb in rounds]
+    return (statistics.median(r[0] for r in rounds) * 1e3, statistics.median(r[1] for r in rounds) * 1e3,
+            statistics.median(ratios), ratios)
+
+
+def sesr(height: int, width: int, repeat: int) -> None:
+    """SESR-M5 x2: the expanded training form against the collapsed deploy form (default deploy pipeline)."""
+    graph = archdsl.compile("sesr_m5_x2")
+    expanded = randomize(archdsl.build(graph), seed=0).eval()
+    result = archdsl.simplify(graph, weights=expanded)
+    collapsed = result.module()
+    x = torch.randn(1, 1, height, width, generator=torch.Generator().manual_seed(0))
+    (error,) = compare_outputs(expanded, collapsed, [x])
+    e_ms, c_ms, ratio, ratios = timed(expanded, collapsed, x, repeat)
+    before, after = result.report.total
+    print(f"SESR-M5 x2 {height}x{width} -> {2 * height}x{2 * width}: expanded {e_ms:9.1f} ms, collapsed {c_ms:7.1f} ms, "
+          f"speed-up {1 / ratio:.1f}x [{1 / max(ratios):.1f} .. {1 / min(ratios):.1f}], relative error {error:.1e}")
+    print(f"    MACs at 224x224: {before.macs:,} -> {after.macs:,} (x{after.macs / before.macs:.3f}); "
+          f"parameters {before.params:,} -> {after.params:,}")
+
+
+def table(repeat: int) -> None:
+    """Predicted (cost model) vs measured collapsed/kept ratios for the issue's table."""
+    print(f"\n{'chain':<40} {'MACs':>7} {'cpu model':>10} {'measured':>9}  (collapsed / kept; > 1: keep)")
+    for name, (chain, c, size) in TABLE.items():
+        text = f"model M() {{\n  in x: [N, {c}, H, W]\n  out x |> seq{{{chain}}}\n}}\n"
+        graph = archdsl.compile(text)
+        eval_graph = graph.replace(mode="eval")
+        predicted = {}
+        for backend in ("macs", "cpu"):
+            (decision,) = CollapseLinear(force=True, backend=backend, probe=size).decisions(eval_graph)
+            predicted[backend] = decision.plan.cost / decision.plan.kept_cost
+        kept = randomize(archdsl.build(graph), seed=0).eval()
+        collapsed = archdsl.simplify(graph, weights=kept, passes=[CollapseLinear(force=True), "dce"]).module()
+        x = torch.randn(1, c, size, size, generator=torch.Generator().manual_seed(0))
+        _, _, measured, _ = timed(kept, collapsed, x, repeat)
+        default = CollapseLinear().apply(eval_graph).changed
+        print(f"{name:<40} {predicted['macs']:7.3f} {predicted['cpu']:10.3f} {measured:9.3f}  "
+              f"default: {'collapse' if default else 'keep'}")
+
+
+def main() -> None:
+    """Parse flags and run every measurement."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="180x320 SESR input, fewer rounds")
+    parser.add_argument("--repeat", type=int, default=6)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    repeat = 2 if args.quick else args.repeat
+    height, width = (180, 320) if args.quick else (360, 640)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, float32, batch 1")
+    sesr(height, width, repeat)
+    table(max(repeat, 4))
+
+
+if __name__ == "__main__":
+    main()
