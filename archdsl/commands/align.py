@@ -9,6 +9,7 @@ float64 inputs, next to the same for the unaligned B (the linear mode connectivi
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 from archdsl.api import compile
@@ -47,8 +48,8 @@ def run(args: argparse.Namespace) -> int:
     from archdsl.symmetry.canon import align
 
     out = Path(args.output)
-    if out.exists() and not args.force:
-        raise UsageError(Diagnostic(f"{out} exists", hint="pass --force to replace it"))
+    if os.path.lexists(out) and not args.force:     # early, before the work; write_file decides atomically
+        raise UsageError(Diagnostic(f"{out} already exists", hint="pass --force to replace it"))
     if not 0 <= args.interpolate <= 100:
         raise UsageError(Diagnostic(f"--interpolate takes 0 to 100 points, got {args.interpolate}"))
     graph = compile(spec_source(args.spec), args.model, **parse_params(args.param))
@@ -56,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     spec = derive(graph)
     g, aligned = align(spec, a, b, seed=args.seed)
     moved = sum(int((p != np.arange(len(p))).sum()) for p in g.perms.values())
-    write_file(out, save({k: v.contiguous() for k, v in aligned.items()}))
+    write_file(out, save({k: v.contiguous() for k, v in aligned.items()}), exclusive=not args.force)
     print(f"aligned {args.b} to {args.a}: {moved} hidden units moved in {len(g.perms)} classes; wrote {out}")
     if args.interpolate:
         _report(graph, a, b, aligned, args.interpolate)

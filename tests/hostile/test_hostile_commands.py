@@ -188,3 +188,20 @@ def test_no_temp_litter_after_a_failed_export(rep: Path, capsys, monkeypatch: py
     code, _, err = cli(capsys, "export", "rep.arch", "-o", "m.onnx")
     assert code == 2 and "No space left" in err
     assert sorted(p.name for p in rep.iterdir()) == ["rep.arch", "small.arch"]
+
+
+# -- align -o OUT.safetensors ------------------------------------------------------------------------------
+
+def test_align_output_is_never_clobbered(here: Path, capsys) -> None:
+    for seed in (0, 1):
+        assert cli(capsys, "build", "small.arch", "-o", f"B{seed}", "--seed", str(seed))[0] == 0
+    a, b = "B0/weights.safetensors", "B1/weights.safetensors"
+    (here / "mine.safetensors").write_text("the user's file")
+    code, _, err = cli(capsys, "align", a, b, "--spec", "small.arch", "-o", "mine.safetensors")
+    assert code == 2 and "already exists" in err
+    assert (here / "mine.safetensors").read_text() == "the user's file"
+    (here / "link.safetensors").symlink_to("target.safetensors")
+    assert cli(capsys, "align", a, b, "--spec", "small.arch", "-o", "link.safetensors", "--force")[0] == 0
+    assert (here / "link.safetensors").is_symlink() and load_file(here / "target.safetensors")
+    assert cli(capsys, "align", a, b, "--spec", "small.arch", "-o", "new.safetensors")[0] == 0
+    assert not [p.name for p in here.iterdir() if p.name.startswith(".")]
