@@ -85,6 +85,10 @@ class Pointwise(Contract):
         out = ctx.out_types[0]
         kind = self.kind or trait_kind(op)
         result = []
+        for lay, t in zip(ctx.inputs, ctx.in_types, strict=True):
+            for j, size in enumerate(t.shape):
+                if size != out.shape[j + out.rank - t.rank]:
+                    ctx.constrain(lay[j], "none", "broadcast: one unit stands for many")
         for i, size in enumerate(out.shape):
             axes = [lay[j] for lay, t in zip(ctx.inputs, ctx.in_types, strict=True)
                     if (j := i - (out.rank - t.rank)) >= 0 and t.shape[j] == size]
@@ -92,6 +96,8 @@ class Pointwise(Contract):
             for other in axes[1:]:
                 lay = ctx.tie(lay, other, "elementwise inputs")
             ctx.constrain(lay, kind, f"{op.name} passes only '{kind}' scaling")
+            if any((j := i - (out.rank - t.rank)) >= 0 and t.shape[j] != size for t in ctx.in_types):
+                ctx.constrain(lay, "none", "an input is broadcast along this axis (it cannot scale with it)")
             result.append(lay)
         for name, where in self.params:
             axis = getattr(op, where) if isinstance(where, str) else where
@@ -339,6 +345,9 @@ class Broadcast(Contract):
     def derive(self, op: OpDef, ctx: Ctx) -> Outputs:
         x, t, o = ctx.inputs[0], ctx.in_types[0], ctx.out_types[0]
         lead = o.rank - t.rank
+        for j, size in enumerate(t.shape):
+            if size != o.shape[j + lead]:
+                ctx.constrain(x[j], "none", "broadcast: one unit stands for many")
         return [[x[i - lead] if i >= lead and t.shape[i - lead] == size else ctx.pinned(size)
                  for i, size in enumerate(o.shape)]]
 
@@ -352,6 +361,10 @@ class Contraction(Contract):
         (a, b), (ta, tb), o = ctx.inputs, ctx.in_types, ctx.out_types[0]
         inner = ctx.tie(a[-1], b[-2], "contracted by a matrix product")
         ctx.constrain(inner, "none", "a per-unit scaling of both operands does not cancel")
+        for lay, t in ((a[:-2], ta), (b[:-2], tb)):
+            for j, size in enumerate(t.shape[:-2]):
+                if size != o.shape[j + o.rank - t.rank]:
+                    ctx.constrain(lay[j], "none", "broadcast: one unit stands for many")
         batch = []
         for i in range(o.rank - 2):
             axes = [lay[j] for lay, t in ((a[:-2], ta), (b[:-2], tb))

@@ -16,10 +16,11 @@ ACTS = ("relu", "tanh", "gelu", "leaky_relu", "sigmoid")
 
 @st.composite
 def dense_spec(draw) -> str:
-    """A random MLP-like model over [N, 5]: linears, activations, norms, residuals, concat, slices, chunks."""
+    """A random MLP-like model over [N, 5]: linears, activations, norms, residuals, concat, slices, chunks,
+    broadcasts."""
     lines, c, v = [], 5, "x"
     for i in range(draw(st.integers(1, 6))):
-        kind = draw(st.sampled_from(["linear", "act", "ln", "bn", "res", "cat", "slice", "chunkadd"]))
+        kind = draw(st.sampled_from(["linear", "act", "ln", "bn", "res", "cat", "slice", "chunkadd", "bcast"]))
         if kind == "linear":
             c = draw(st.integers(2, 7))
             lines += [f"l{i} = Linear({c})", f"v{i} = {v} |> l{i}"]
@@ -40,6 +41,8 @@ def dense_spec(draw) -> str:
             b = draw(st.integers(a + 1, c))
             lines.append(f"v{i} = slice({v}, 1, {a}, {b})")
             c = b - a
+        elif kind == "bcast":                                   # a one-unit class broadcast over c units
+            lines += [f"l{i} = Linear(1)", f"v{i} = {v} + ({v} |> l{i})"]
         elif kind == "chunkadd" and c % 2 == 0:
             lines += [f"p{i}, q{i} = {v} |> chunk(2, 1)", f"v{i} = p{i} + q{i}"]
             c //= 2
