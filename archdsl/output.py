@@ -325,7 +325,7 @@ def write_file(path: str | os.PathLike, data: bytes | str, exclusive: bool = Fal
     data = data.encode("utf-8") if isinstance(data, str) else data
     if exclusive:
         folder, name = os.path.split(os.path.abspath(os.fspath(path)))
-        write_files(folder, {name: data}, force=False, _display=os.fspath(path))
+        write_files(folder, {name: data}, force=False, display=os.fspath(path))
         return
     target = os.path.realpath(os.fspath(path))      # a symlink's target is what gets written
     try:
@@ -346,7 +346,7 @@ def write_file(path: str | os.PathLike, data: bytes | str, exclusive: bool = Fal
 
 
 def write_files(folder: str | os.PathLike, files: Mapping[str, Content], force: bool = False,
-                _display: str | None = None) -> dict[str, Path]:
+                display: str | None = None) -> dict[str, Path]:
     """Write several sibling files into ``folder`` (created if missing), e.g. ``model.onnx`` and its ``.data``.
 
     Every file is written and flushed in a private temporary folder inside ``folder`` first, so a failure or a
@@ -355,7 +355,8 @@ def write_files(folder: str | os.PathLike, files: Mapping[str, Content], force: 
     an exclusive rename (``RENAME_NOREPLACE``, or ``link`` + ``unlink``), and if another process wins any of
     the names, the files this call already committed are removed again and it fails with "already exists".
     With ``force`` an existing target must be a regular file (never a folder, symlink, FIFO or device); it is
-    replaced atomically, keeping its permission bits. Returns ``{name: final path}``.
+    replaced atomically, keeping its permission bits. ``display`` is the path messages name (default: the
+    first file). Returns ``{name: final path}``.
     """
     out = Path(os.path.abspath(os.fspath(folder)))
     for name in files:
@@ -364,7 +365,7 @@ def write_files(folder: str | os.PathLike, files: Mapping[str, Content], force: 
     if not files:
         return {}
     first = next(iter(files))
-    shown = _display or os.fspath(out / first)
+    shown = display or os.fspath(out / first)
     if len(first.encode()) > 255 - 24:
         raise output_error(shown, OSError(errno.ENAMETOOLONG, os.strerror(errno.ENAMETOOLONG)), "create")
     _make_parent(out)

@@ -204,5 +204,5 @@ def save(model: ir.Model, path: str | os.PathLike, *, external_data: bool | None
 
     # the data file first: it is written (with the model) and committed before the model that refers to it
     files = {data_name: whole, out.name: checked} if data_name else {out.name: checked}
-    write_files(out.parent, files, force=force, _display=os.fspath(path))
+    write_files(out.parent, files, force=force, display=os.fspath(path))
     return Written(out, out.parent / data_name if data_name else None)
