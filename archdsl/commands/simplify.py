@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     from archdsl.backends.torch.codegen import generate_source
     from archdsl.ir.to_spec import graph_to_spec
     from archdsl.output import write_output_dir
-    from archdsl.saving import GRAPH_FILE, MODEL_FILE, WEIGHTS_FILE, _save_weights, load_weights
+    from archdsl.saving import GRAPH_FILE, MODEL_FILE, WEIGHTS_FILE, load_weights, weights_content
     from archdsl.simplify import simplify
 
     check_seed(args.seed)
@@ -76,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
     files = {
         GRAPH_FILE: deploy.to_json(),
         MODEL_FILE: generate_source(deploy, source=f"{args.file} (deploy form)"),
-        WEIGHTS_FILE: lambda path: _save_weights(state, path),
+        WEIGHTS_FILE: weights_content(state),
         REPORTS[args.format]: rendered,
     }
     try:
