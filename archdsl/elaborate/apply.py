@@ -212,20 +212,23 @@ class ApplyMixin(ExpressionMixin):
         if not outs:
             raise self.error("every branch of this reparam block is absent", layer.span)
         if len(outs) == 1:
-            self._claim_nested_sum(outs[0], at)
+            self._claim_nested_sum(outs[0], at, layer.merged)
             return outs
         self.ctx = Ctx(at, saved.owner, saved.depth)        # the sum's scope is the reparam block's path (passes)
         try:
-            return self.apply_op(AddN(), outs, layer.span, at=None, tags=("reparam",))
+            tags = ("reparam",) if layer.merged is None else ("reparam", f"merge-as:{layer.merged}")
+            return self.apply_op(AddN(), outs, layer.span, at=None, tags=tags)
         finally:
             self.ctx = saved
 
-    def _claim_nested_sum(self, out: Tensor, at: tuple[str, ...]) -> None:
+    def _claim_nested_sum(self, out: Tensor, at: tuple[str, ...], merged: str | None) -> None:
         """A reparam block whose only branch is another reparam block is that block: its sum moves to ``at``
         (MobileOne's pointwise blocks merge into ``stages.1.1.reparam_conv``, as timm names them)."""
         nodes = self.builder.nodes
         if nodes and "reparam" in nodes[-1].tags and nodes[-1].outputs == (out.value,):
-            nodes[-1] = nodes[-1].model_copy(update={"scope": at})
+            tags = nodes[-1].tags if merged is None else \
+                tuple(t for t in nodes[-1].tags if not t.startswith("merge-as:")) + (f"merge-as:{merged}",)
+            nodes[-1] = nodes[-1].model_copy(update={"scope": at, "tags": tags})
 
     @staticmethod
     def _as_list(value: Any) -> list[Tensor]:

@@ -267,13 +267,20 @@ class ExpressionMixin:
     def _eval_Reparam(self, e: A.Reparam, scope: Scope) -> ReparamLayer:
         branches = tuple((name, self.as_layer(self.evaluate(x, scope), x.span)) for name, x in e.branches)
         self.check_unique([k for k, _ in branches], e.span)
-        return ReparamLayer(branches, e.span)
+        return ReparamLayer(branches, e.span, self._merged_name(e))
 
     def _eval_ReparamList(self, e: A.ReparamList, scope: Scope) -> ReparamLayer:
         """Branches named by their index among the present ones (timm's ``conv_kxk.0`` ...)."""
         items = self.evaluate(e.items, scope)
         present = [self.as_layer(v, e.span) for v in items if not isinstance(v, Absent)]
-        return ReparamLayer(tuple((str(i), layer) for i, layer in enumerate(present)), e.span)
+        return ReparamLayer(tuple((str(i), layer) for i, layer in enumerate(present)), e.span, self._merged_name(e))
+
+    def _merged_name(self, e: A.Reparam | A.ReparamList) -> str | None:
+        """``reparam "fused" {...}``: the merged layer's name, a plain layer name."""
+        if e.merged is not None and not e.merged.isidentifier():
+            raise self.error(f"the merged layer's name must be a plain name such as \"fused_conv\", got "
+                             f"{e.merged!r}", e.span)
+        return e.merged
 
     def _eval_Comprehension(self, e: A.Comprehension, scope: Scope) -> Any:
         results: list[tuple[Any, Any]] = []

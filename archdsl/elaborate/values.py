@@ -74,6 +74,7 @@ class ReparamLayer(Layer):
 
     branches: tuple[tuple[str, Any], ...]
     span: Span | None = None
+    merged: str | None = None            # the merged layer's name (None: the pass's default, reparam_conv)
 
 
 @dataclass(frozen=True, eq=False)

@@ -258,6 +258,9 @@ class MergeBranches(Pass):
         """``{block}.reparam_conv`` for a reparam block; for another sum, the block's own name when no other
         layer with parameters remains in it (timm's fused RepViT head), else ``{block}.reparam_conv``."""
         scope = ".".join(total.scope)
+        chosen = next((t.removeprefix("merge-as:") for t in total.tags if t.startswith("merge-as:")), None)
+        if chosen is not None:                   # reparam "name" { ... }: the author's name
+            return edit.fresh_module(join_path(scope, chosen))
         if not claimed and scope:
             gone = {total.name, *(n.name for n in chain)}
             if not any(_under(p, scope) for n in edit.nodes if n.name not in gone for p in n.params.values()):

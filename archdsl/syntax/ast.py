@@ -110,9 +110,13 @@ class SeqNamed:
 
 @dataclass(frozen=True)
 class Reparam:
-    """``reparam { a = ...; b = ... }``: named branches applied to one input and summed."""
+    """``reparam { a = ...; b = ... }``: named branches applied to one input and summed.
+
+    ``reparam "fused" { ... }`` names the layer the branches merge into (default ``reparam_conv``).
+    """
 
     branches: tuple[tuple[str, Expr], ...]
+    merged: str | None = None
     span: Span = field(default=NO_SPAN, compare=False)
     parens: bool = field(default=False, compare=False, repr=False)   # the author wrote ( )
 
@@ -122,6 +126,7 @@ class ReparamList:
     """``reparam[a, b]`` or ``reparam[f(i) for i in range(n)]``: index-named branches, summed."""
 
     items: ListLit | Comprehension
+    merged: str | None = None
     span: Span = field(default=NO_SPAN, compare=False)
     parens: bool = field(default=False, compare=False, repr=False)   # the author wrote ( )
 

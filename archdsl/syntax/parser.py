@@ -242,15 +242,25 @@ class _ToAst(Transformer):
             A.Name(str(tok), span=_span(tok, self.file))
         return (key, c[1])
 
+    @staticmethod
+    def _merged(c: list) -> tuple[str | None, list]:
+        """The optional merged-layer name (``reparam "fused" {...}``) and the rest of the children."""
+        if c and isinstance(c[0], Token) and c[0].type == "STRING":
+            return unquote(c[0]), c[1:]
+        return None, c[1:] if c and c[0] is None else c          # the [STRING] placeholder when absent
+
     def reparam(self, meta, c):
-        return A.Reparam(tuple(c), span=self.s(meta))
+        merged, rest = self._merged(c)
+        return A.Reparam(tuple(rest), merged, span=self.s(meta))
 
     def reparam_list(self, meta, c):
-        items = A.ListLit(tuple(x for x in c if x is not None), span=self.s(meta))
-        return A.ReparamList(items, span=self.s(meta))
+        merged, rest = self._merged(c)
+        items = A.ListLit(tuple(x for x in rest if x is not None), span=self.s(meta))
+        return A.ReparamList(items, merged, span=self.s(meta))
 
     def reparam_comp(self, meta, c):
-        return A.ReparamList(self._comp(meta, c, seq=False), span=self.s(meta))
+        merged, rest = self._merged(c)
+        return A.ReparamList(self._comp(meta, rest, seq=False), merged, span=self.s(meta))
 
     def branch(self, meta, c):
         return (str(c[0]), c[1])

@@ -125,19 +125,20 @@ class ExprPrinter:
         return bracket("seq{", [[self._key(k), ": ", self.doc(v)] for k, v in e.entries], "}"), ATOM
 
     def _Reparam(self, e: A.Reparam) -> tuple[Doc, int]:
+        head = "reparam" if e.merged is None else f"reparam {quote(e.merged)}"
         if not e.branches:
-            return "reparam {}", ATOM
+            return f"{head} {{}}", ATOM
         if self.indent is None:
-            return "reparam { " + "; ".join(f"{n} = {self.expr(v)}" for n, v in e.branches) + " }", ATOM
+            return f"{head} {{ " + "; ".join(f"{n} = {self.expr(v)}" for n, v in e.branches) + " }", ATOM
         inner = ExprPrinter(self.indent + INDENT)
         names = [name for name, _ in e.branches][1:] + [""]
         lines: list[Doc] = []
         for (name, value), following in zip(e.branches, names, strict=True):
             lines += [HARD, name, " = ", inner.doc(value), ";" if following in KEYWORDS else ""]
-        return ["reparam {", Indent(len(inner.indent), lines), Indent(len(self.indent), HARD), "}"], ATOM
+        return [f"{head} {{", Indent(len(inner.indent), lines), Indent(len(self.indent), HARD), "}"], ATOM
 
     def _ReparamList(self, e: A.ReparamList) -> tuple[Doc, int]:
-        return ["reparam", self.doc(e.items)], ATOM
+        return ["reparam" if e.merged is None else f"reparam {quote(e.merged)} ", self.doc(e.items)], ATOM
 
     def _BinOp(self, e: A.BinOp) -> tuple[Doc, int]:
         level = _BINOP_LEVEL[e.op]

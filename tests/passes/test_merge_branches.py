@@ -213,3 +213,32 @@ model RepBN() {
     result = assert_same_function(SpecCase(text, ({"N": 2, "L": 7}, {"N": 1, "L": 4})))
     (conv, _) = result.graph.nodes
     assert conv.op.name == "conv1d" and conv.op.groups == 6 and conv.op.kernel_size == (1,)
+
+
+NAMED = """
+block Rep(c: int) {
+  in x: [N, C, H, W]
+  out relu(x |> reparam "rbr_reparam" {
+    rbr_dense = seq[Conv2d(c, 3, padding=1, bias=false), BatchNorm2d()]
+    rbr_1x1 = seq[Conv2d(c, 1, bias=false), BatchNorm2d()]
+  })
+}
+model Named() {
+  in x: [N, 3, H, W]
+  body = seq[Rep(4), Rep(4)]
+  out x |> body
+}
+"""
+
+
+def test_a_spec_names_the_merged_layer() -> None:
+    """`reparam "rbr_reparam" { }`: the original RepVGG code's name instead of timm's reparam_conv."""
+    result = assert_same_function(SpecCase(NAMED))
+    assert sorted(result.graph.params) == ["body.0.rbr_reparam.bias", "body.0.rbr_reparam.weight",
+                                           "body.1.rbr_reparam.bias", "body.1.rbr_reparam.weight"]
+    from archdsl.syntax.parser import parse
+    from archdsl.syntax.printer import format_module
+
+    assert 'reparam "rbr_reparam" {' in format_module(parse(NAMED, "named.arch"))
+    with pytest.raises(archdsl.ElaborationError, match="must be a plain name"):
+        archdsl.compile(NAMED.replace('"rbr_reparam"', '"a.b"'))
