@@ -153,13 +153,14 @@ def _chain_sizes(windows: list[tuple], n: int) -> tuple[dict[str, int], ...]:
 
 
 @st.composite
-def linear_chains(draw, exact: bool | None = None, spatial: int | None = None) -> SpecCase:
+def linear_chains(draw, exact: bool | None = None, spatial: int | None = None, training: bool = False) -> SpecCase:
     """A model whose body is a chain of 2-4 affine ops with no nonlinearity between them.
 
     Convolutions (kernels 1-7 per axis, strides 1-2, dilations 1-2, groups dividing the channels, biases
     mostly on), BatchNorm, LayerScale, average pooling and explicit pads, on 1-3 spatial dims; or Linear
     and BatchNorm1d on [N, C]. With ``exact`` only the first op pads (so the whole chain composes into one
     op exactly: the note ``exact``); otherwise later ops may pad too, and only some segments can collapse.
+    ``training``: affine in training mode too (no BatchNorm) and stride 1 (training-time collapse).
     """
     exact = draw(st.booleans()) if exact is None else exact
     n = draw(st.sampled_from((0, 1, 2, 2, 2, 3))) if spatial is None else spatial
@@ -170,7 +171,7 @@ def linear_chains(draw, exact: bool | None = None, spatial: int | None = None) -
     for i in range(length):
         kinds = ("conv", "conv", "conv", "bn", "scale", "pool", "pad") if n in (1, 2) else \
             ("conv", "conv", "bn", "scale", "pad") if n else ("linear", "linear", "bn")
-        kind = draw(st.sampled_from(kinds))
+        kind = draw(st.sampled_from([k for k in kinds if not (training and k == "bn")]))
         if kind == "linear":
             out = draw(st.integers(1, 6))
             ops.append(f"Linear({out}, bias={str(draw(st.integers(0, 3)) > 0).lower()})")
@@ -184,7 +185,7 @@ def linear_chains(draw, exact: bool | None = None, spatial: int | None = None) -
                 tuple(draw(st.integers(2, 3)) for _ in range(n))
             if kind == "pad":
                 k = (1,) * n
-            s = tuple(draw(st.integers(1, 2)) for _ in range(n)) if kind != "pad" else (1,) * n
+            s = tuple(draw(st.integers(1, 2)) for _ in range(n)) if kind != "pad" and not training else (1,) * n
             d = draw(st.integers(1, 2)) if kind == "conv" else 1
             pads = tuple((draw(st.integers(0, max(kk - 1, 0 if kind != "pad" else 2))),
                           draw(st.integers(0, max(kk - 1, 0 if kind != "pad" else 2)))) if padded else (0, 0)
