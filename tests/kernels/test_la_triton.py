@@ -1,6 +1,6 @@
 """The Triton kernels (forward and hand-written backward) against the naive recurrence.
 
-Without a GPU they run in Triton's interpreter (TRITON_INTERPRET=1, set by conftest.py) at tiny sizes. Triton
+Without a GPU they run in Triton's interpreter (TRITON_INTERPRET=1, set by tests/conftest.py) at tiny sizes. Triton
 comes with the ``kernels`` extra, which ``make test`` installs: in CI a missing triton fails these tests
 instead of skipping them.
 """
@@ -20,6 +20,13 @@ if importlib.util.find_spec("triton") is None:
     if os.environ.get("CI"):
         pytest.fail("triton is not installed: pip install -e '.[kernels]' (make test does)", pytrace=False)
     pytest.skip("triton is not installed (pip install -e '.[kernels]')", allow_module_level=True)
+
+if not torch.cuda.is_available():
+    import triton.language as tl
+
+    if os.environ.get("TRITON_INTERPRET") != "1" or type(tl.zeros).__name__ != "InterpretedFunction":
+        pytest.fail("without a GPU these tests need TRITON_INTERPRET=1 set before triton is first imported "
+                    "(tests/conftest.py sets it)", pytrace=False)
 
 SCALAR = [c for c in CASES if c.fn in ("linear_attn", "retention", "lightning_attn", "simple_gla")]
 DELTA = [c for c in CASES if "delta" in c.fn]
