@@ -1,9 +1,12 @@
-"""collapse-linear: SESR-M5 x2 collapsed vs expanded inference, and the cost model's predicted vs measured ratios.
+"""collapse-linear: SESR-M5 x2 collapsed vs expanded (inference and training step), and the cost model's table.
 
 Run from the repository root: ``python -m benchmarks.collapse`` (``--quick`` for 180x320 inputs and fewer
 rounds; ``--threads``, ``--repeat`` to choose). Every ratio is measured in this process with the two forms
 interleaved (ABAB, then BABA), median of per-round ratios. The collapsed weights are computed from random
 expanded weights, and the relative error of the collapsed outputs is printed beside the speed-up.
+
+Training: a step (forward, backward, SGD) of SESR-M5 x2 on batch 8 of 64x64 crops with ``collapse_train`` against
+the expanded form, and the forward MACs of both on the issue's batch of 32 64x64 crops (torch's FLOP counter).
 
 The cost model's table: for each chain (an expansion, a bottleneck, two 3x3 convs, depthwise + pointwise,
 1x7 + 7x1), the collapsed/kept ratio it predicts (pure MACs and with the CPU penalty table) against the
@@ -59,6 +62,44 @@ def sesr(height: int, width: int, repeat: int) -> None:
           f"parameters {before.params:,} -> {after.params:,}")
 
 
+def forward_macs(module: torch.nn.Module, x: torch.Tensor) -> int:
+    """Multiply-accumulates of one forward pass, as torch's FLOP counter sees them (FLOPs / 2)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        module(x)
+    return counter.get_total_flops() // 2
+
+
+def training(batch: int, size: int, repeat: int) -> None:
+    """SESR-M5 x2 training step (forward, backward, SGD update): expanded vs collapse_train, same gradients."""
+    from archdsl.passes.collapse_train import collapse_train
+
+    model = randomize(archdsl.build("sesr_m5_x2"), seed=0).train()
+    wrapped = collapse_train(model)
+    crops = torch.randn(32, 1, 64, 64, generator=torch.Generator().manual_seed(0))
+    expanded_macs, collapsed_macs = forward_macs(model, crops), forward_macs(wrapped, crops)
+    print(f"\nSESR-M5 x2 forward MACs, batch 32 of 64x64 crops: expanded {expanded_macs / 1e9:.2f} G, collapse-train "
+          f"{collapsed_macs / 1e9:.2f} G (kernels computed from the expanded parameters included)")
+    x = torch.randn(batch, 1, size, size, generator=torch.Generator().manual_seed(1))
+    target = torch.randn(batch, 1, 2 * size, 2 * size, generator=torch.Generator().manual_seed(2))
+    optimiser = torch.optim.SGD(model.parameters(), lr=1e-6)
+
+    def step(module):
+        def run():
+            optimiser.zero_grad()
+            torch.nn.functional.mse_loss(module(x), target).backward()
+            optimiser.step()
+        return run
+
+    step(model)(), step(wrapped)()                                  # warm up
+    rounds = interleaved(step(model), step(wrapped), repeat)
+    ratios = [a / b for a, b in rounds]
+    e_ms, c_ms = (statistics.median(r[i] for r in rounds) * 1e3 for i in (0, 1))
+    print(f"SESR-M5 x2 training step, batch {batch} of {size}x{size}: expanded {e_ms:8.1f} ms, collapse-train "
+          f"{c_ms:7.1f} ms, speed-up {statistics.median(ratios):.1f}x [{min(ratios):.1f} .. {max(ratios):.1f}]")
+
+
 def table(repeat: int) -> None:
     """Predicted (cost model) vs measured collapsed/kept ratios for the issue's table."""
     print(f"\n{'chain':<40} {'MACs':>7} {'cpu model':>10} {'measured':>9}  (collapsed / kept; > 1: keep)")
@@ -91,6 +132,7 @@ def main() -> None:
     height, width = (180, 320) if args.quick else (360, 640)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, float32, batch 1")
     sesr(height, width, repeat)
+    training(8, 64, repeat)
     table(max(repeat, 4))
 
 
