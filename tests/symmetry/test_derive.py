@@ -116,3 +116,12 @@ def test_provenance_names_the_ops_and_their_source_lines() -> None:
 def test_derivation_is_deterministic() -> None:
     a, b = derive(graph("tiny_resnet")), derive(graph("tiny_resnet"))
     assert [(c.id, c.size, c.members) for c in a.classes] == [(c.id, c.size, c.members) for c in b.classes]
+
+
+def test_vit_b_16_stream_is_one_class_and_each_layer_has_twelve_head_blocks() -> None:
+    s = spec("vit_b_16")
+    stream = [c for c in s.classes if any(m.param == "encoder.pos_embedding" for m in c.members)]
+    assert len(stream) == 1 and stream[0].size == 768
+    assert [b.size for b in s.block_classes] == [12] * 12
+    hidden = [c for c in s.classes if any(m.param.endswith("mlp.0.weight") and m.axis == 0 for m in c.members)]
+    assert [c.size for c in hidden] == [3072] * 12
