@@ -45,8 +45,12 @@ def compile_all(source: Source, **params: Any) -> dict[str, Graph]:
 
 
 def build(source: Source | Graph, model: str | None = None, seed: int | None = 0, check_inputs: bool = False,
-          **params: Any):
-    """Compile (unless given a Graph) and build an ``nn.Module`` with PyTorch-default init under ``seed``."""
+          *, collapse_train: bool = False, **params: Any):
+    """Compile (unless given a Graph) and build an ``nn.Module`` with PyTorch-default init under ``seed``.
+
+    ``collapse_train``: linear regions run as one convolution computed from the expanded parameters at each
+    step (SESR's training-time collapse; :mod:`archdsl.passes.collapse_train`); the parameters stay expanded.
+    """
     from archdsl.backends.torch.build import build_module
 
     if isinstance(source, Graph) and (model is not None or params):
@@ -61,7 +65,12 @@ def build(source: Source | Graph, model: str | None = None, seed: int | None = 0
     total = builder.param_bytes(graph.params.values())     # a hand-made Graph was never counted by the elaborator
     if total > builder.MAX_PARAM_BYTES:
         raise builder.budget_error(total, graph.span)
-    return build_module(graph, seed=seed, check_inputs=check_inputs)
+    module = build_module(graph, seed=seed, check_inputs=check_inputs)
+    if collapse_train:
+        from archdsl.passes.collapse_train import collapse_train as collapsed
+
+        return collapsed(module)
+    return module
 
 
 def _exists(text: str) -> bool:

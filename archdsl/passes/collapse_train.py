@@ -113,13 +113,20 @@ def _per_pixel(m: cm.ConvMap) -> int:
 
 
 class CollapsedTraining(torch.nn.Module):
-    """An archdsl-built module whose linear regions run collapsed; same parameters (``inner``), same function."""
+    """An archdsl-built module whose linear regions run collapsed: the same parameters under the same
+    state_dict names (``inner``'s), the same function and gradients."""
 
     def __init__(self, module: torch.nn.Module, graph: Graph):
         super().__init__()
         from archdsl.analysis.linearize import _node_function
 
-        self.inner = module
+        object.__setattr__(self, "inner", module)       # its layers are registered here under their own names
+        for name, child in module.named_children():
+            self.add_module(name, child)
+        for name, p in module.named_parameters(recurse=False):
+            self.register_parameter(name, p)
+        for name, b in module.named_buffers(recurse=False):
+            self.register_buffer(name, b)
         self.graph = graph
         self.regions = regions(graph)
         inside = {n.name for r in self.regions for n in r.nodes}
@@ -131,6 +138,12 @@ class CollapsedTraining(torch.nn.Module):
                 self._steps.append(n)
             elif n.outputs[0] in by_output:
                 self._steps.append(by_output[n.outputs[0]])
+
+    def train(self, mode: bool = True) -> CollapsedTraining:
+        """Switch this module and the wrapped one (whose forward reads ``self.training``)."""
+        super().train(mode)
+        self.inner.train(mode)
+        return self
 
     def _run(self, nodes: tuple[Node, ...], env: dict[str, Any]) -> None:
         for n in nodes:

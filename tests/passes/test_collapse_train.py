@@ -63,6 +63,10 @@ def test_sesr_trains_collapsed() -> None:
     model = randomize(archdsl.build(graph).double(), seed=0).train()
     x = torch.randn(2, 1, 9, 10, dtype=torch.float64)
     assert relative_error(model(x), collapse_train(model)(x)) <= 1e-10
+    built = archdsl.build(graph, collapse_train=True)
+    assert len(built.regions) == 7 and set(built.state_dict()) == set(model.state_dict())
+    built.double().load_state_dict(model.state_dict())
+    assert relative_error(model(x), built(x)) <= 1e-10 and not built.eval().inner.training
 
 
 def test_batchnorm_regions_stay_expanded_in_training() -> None:
