@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections import defaultdict
 
 from archdsl.ir.graph import Graph
@@ -12,7 +13,13 @@ from archdsl.symmetry.spec import BlockClass, Entry, Member, Seg, SymClass, Symm
 
 def derive(graph: Graph) -> SymmetrySpec:
     """The weight-space symmetry group of ``graph``, derived from its ops' symmetry contracts."""
-    return assemble(walk(graph))
+    enabled = gc.isenabled()
+    gc.disable()            # the derivation allocates many small acyclic objects: collecting mid-way is pure cost
+    try:
+        return assemble(walk(graph))
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def assemble(d: Derivation) -> SymmetrySpec:
@@ -131,7 +138,7 @@ def _blocks(d: Derivation, entries: list[Entry]) -> tuple[list[tuple[list[list[i
         key = frozenset(ci for ci, _ in nodes)
         merged.setdefault(key, []).append(nodes)
     out = []
-    counts = _counts(entries)
+    counts = _counts(entries) if merged else []
     for cis, groups in merged.items():
         why = [w for ci in sorted(cis) for w in [found[ci][1]]]
         sizes = {len(found[ci][0]) for ci in cis}

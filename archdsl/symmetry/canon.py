@@ -138,12 +138,15 @@ def align(spec: SymmetrySpec, a: dict, b: dict, seed: int = 0, max_iter: int = 1
                 members[s.leaf].append((e, s))
     leaves = [spec.leaf_of[c.id] for c in spec.classes if c.size > 1]
     g = GroupElement(perms={spec.leaf_of[c.id]: np.arange(c.size) for c in spec.classes if c.size > 1})
+    plain = {e.param for e in spec.entries} - {e.param for e in spec.entries if e.index is not None}
     for _ in range(max_iter):
         progress = False
         for leaf in rng.permutation(leaves):
             others = GroupElement(perms={k: v for k, v in g.perms.items() if k != leaf})
             params = {e.param for e, _ in members[leaf]}
-            moved = spec.apply({k: b[k] for k in params}, others, keep=lambda e, p=params: e.param in p)
+            moved = {k: _take(spec, b[k], k, others) for k in params & plain}      # the reference's np.take path
+            rest = params - plain                                                 # grouped weights: the full action
+            moved |= spec.apply({k: b[k] for k in rest}, others, keep=lambda e, p=rest: e.param in p) if rest else {}
             n = len(g.perms[leaf])
             cost = np.zeros((n, n))
             for e, s in members[leaf]:
@@ -158,6 +161,22 @@ def align(spec: SymmetrySpec, a: dict, b: dict, seed: int = 0, max_iter: int = 1
         if not progress:
             break
     return g, spec.apply(b, g)
+
+
+def _take(spec: SymmetrySpec, t, param: str, g: GroupElement):
+    """``t`` with the permutations of ``g`` on each axis (no block structure, no slabs)."""
+    from archdsl.symmetry.act import src_index
+
+    out = _tensor({param: t}, param).numpy()
+    done: set[int] = set()
+    for e in spec.entries:
+        if e.param == param and e.index is None and e.axis not in done:
+            done.add(e.axis)
+            src = src_index(e.segs, e.segs, g, {}, out.shape[e.axis])
+            out = np.take(out, src, axis=e.axis)
+    import torch
+
+    return torch.from_numpy(np.ascontiguousarray(out))
 
 
 def interpolate(a: dict, b: dict, t: float) -> dict:

@@ -172,6 +172,8 @@ class Forest:
         ra, rb = self.tfind(a), self.tfind(b)
         if ra == rb:
             return ra
+        if len(self.twhy[ra]) < len(self.twhy[rb]):        # by size: a long residual stream stays linear
+            ra, rb = rb, ra
         self.tparent[rb] = ra
         self.tkind[ra] = meet(self.tkind[ra], self.tkind.pop(rb))
         self.twhy[ra].extend(self.twhy.pop(rb))
