@@ -125,3 +125,12 @@ def test_vit_b_16_stream_is_one_class_and_each_layer_has_twelve_head_blocks() ->
     assert [b.size for b in s.block_classes] == [12] * 12
     hidden = [c for c in s.classes if any(m.param.endswith("mlp.0.weight") and m.axis == 0 for m in c.members)]
     assert [c.size for c in hidden] == [3072] * 12
+
+
+def test_an_op_without_a_contract_is_pinned_by_default(monkeypatch) -> None:
+    from archdsl.ops.activation import Tanh
+
+    monkeypatch.setattr(Tanh, "symmetry", None)          # as a newly added op would be
+    s = derive(graph("mlp"))
+    assert [c.size for c in s.classes] == [16, 9]       # fc2's class (into tanh) is pinned, the others stay
+    assert any("op 'tanh' declares no symmetry contract" in c.reason for c in s.pinned)
