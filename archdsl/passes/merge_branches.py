@@ -12,6 +12,7 @@ exact and the merged convolution costs no more MACs than the branches.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -130,7 +131,7 @@ def _common_root(edit: GraphEditor, branches: list[Branch]) -> str | None:
     return root
 
 
-def _map_of(edit: GraphEditor, node: Node, weights: Weights | None) -> cm.ConvMap:
+def _map_of(edit: GraphEditor, node: Node, weights: Mapping | None) -> cm.ConvMap:
     """The ConvMap of one chain op (weight mode when ``weights`` is given)."""
     source = _chain_input(edit, node)
     x = edit.types[source]
@@ -156,7 +157,7 @@ def _map_of(edit: GraphEditor, node: Node, weights: Weights | None) -> cm.ConvMa
     return cm.channel_affine(channels, spatial, scale, shift, shift is not None, True)
 
 
-def _branch_map(edit: GraphEditor, branch: Branch, x: TensorType, weights: Weights | None) -> cm.ConvMap:
+def _branch_map(edit: GraphEditor, branch: Branch, x: TensorType, weights: Mapping | None) -> cm.ConvMap:
     if not branch.chain:
         return cm.identity(int(x.shape[1]), x.rank - 2, weights is not None)
     m = _map_of(edit, branch.chain[0], weights)
@@ -201,8 +202,7 @@ class MergeBranches(Pass):
             current = edit.node(node.name)
             if current is None or current.op.sum_coefficients(len(current.inputs)) is None:
                 continue
-            change = self._merge(edit, current, weights if new_weights is None else Weights(new_weights),
-                                 new_weights)
+            change = self._merge(edit, current, new_weights)
             if change is not None:
                 report.append(change)
         if not report:
@@ -211,7 +211,8 @@ class MergeBranches(Pass):
         return PassResult(new, Weights(new_weights).only(new) if new_weights is not None else None, True,
                           tuple(report))
 
-    def _merge(self, edit: GraphEditor, total: Node, weights: Weights | None, out: dict | None) -> Change | None:
+    def _merge(self, edit: GraphEditor, total: Node, weights: dict | None) -> Change | None:
+        """Merge the sum ``total`` when it is exact (and, untagged, no dearer); ``weights`` is updated in place."""
         claimed = "reparam" in total.tags
         coefficients = total.op.sum_coefficients(len(total.inputs))
         types = [edit.types[v] for v in total.inputs]
@@ -246,10 +247,10 @@ class MergeBranches(Pass):
             return None
         edit.replace_uses(total.outputs[0], new.outputs[0])
         edit.remove(total, *chain)
-        if out is not None:
+        if weights is not None:
             dtype = next((weights[f].dtype for n in chain for f in n.params.values()
                           if weights[f].is_floating_point()), None)
-            self._store(out, new, merged, dtype)
+            self._store(weights, new, merged, dtype)
         merged_names = tuple(dict.fromkeys(b.name() for b in branches))
         return Change(self.name, ".".join(total.scope), merged_names, module,
                       f"{len(branches)} branches -> {merged.size} conv, groups {merged.groups}", total.span)
