@@ -142,6 +142,10 @@ class OpDef(BaseModel):
         """The same op with a bias parameter (what a fold needs to absorb a shift), or None when it cannot have one."""
         return None
 
+    def graph_propagation(self) -> int | None:
+        """For ops computing ``linear(S^k X)`` from an adjacency S and features X (graph convolutions): k."""
+        return None
+
     def scale_operands(self) -> tuple[tuple[int, int], ...]:
         """(input position, exponent) of operands that, when constant, scale the other input (a*b; a/b: b**-1)."""
         return ()

@@ -11,6 +11,7 @@ from archdsl.ops import (
     conv,
     embed,
     gating,
+    graph,
     linear,
     linear_attention,
     mixing,
@@ -24,7 +25,7 @@ from archdsl.ops import (
 from archdsl.ops.base import OpDef
 
 FAMILIES = (conv, linear, norm, activation, pool, tensor, shape, attention, embed, resample, regularize, gating,
-            mixing, linear_attention)
+            mixing, linear_attention, graph)
 
 
 @functools.cache

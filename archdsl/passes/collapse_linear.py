@@ -51,6 +51,27 @@ def chains(edit: GraphEditor) -> list[list[Node]]:
     return out
 
 
+def graph_chains(edit: GraphEditor) -> list[list[Node]]:
+    """Runs of graph convolutions over one adjacency, each read only by the next, all but the last unbiased
+    (S (X W1 + 1 b1) is not S X W1 + 1 b1': a bias inside would be propagated too)."""
+    out, seen = [], set()
+    for node in edit.nodes:
+        if node.name in seen or node.op.graph_propagation() is None:
+            continue
+        run = [node]
+        while not run[-1].op.bias:
+            v = run[-1].outputs[0]
+            readers = edit.users(v)
+            if edit.num_uses(v) != 1 or len(readers) != 1 or readers[0].op.graph_propagation() is None or \
+                    readers[0].inputs != (node.inputs[0], v):
+                break
+            run.append(readers[0])
+        seen.update(n.name for n in run)
+        if len(run) > 1:
+            out.append(run)
+    return out
+
+
 def _weighted(edit: GraphEditor, node: Node) -> bool:
     """A convolution, Linear or pooling window (not a per-channel scale or a pad alone)."""
     x = edit.types[_chain_input(edit, node)]
@@ -117,6 +138,8 @@ class CollapseLinear(Pass):
                 if s.stop - s.start > 1:
                     report.append(self._collapse(edit, [edit.node(n.name) for n in run[s.start:s.stop]], s, plan,
                                                  kept, weights, new_weights))
+        for run in graph_chains(edit):
+            report.append(self._collapse_graph(edit, run, weights, new_weights))
         if not report:
             return PassResult(graph, weights, False)
         new = edit.finish()
@@ -173,13 +196,40 @@ class CollapseLinear(Pass):
         return Change(self.name, ".".join(last.scope), tuple(n.module or n.name for n in nodes), module, note,
                       last.span)
 
+    def _collapse_graph(self, edit: GraphEditor, run: list[Node], weights: Weights | None, out: dict | None) -> Change:
+        """graph_conv(S, graph_conv(S, X)) -> graph_conv(S, X) with hops added and W = W2 W1 (inner ones unbiased)."""
+        last = run[-1]
+        hops = sum(n.op.graph_propagation() for n in run)
+        op = last.op.with_hops(hops, last.op.out_features, last.op.bias)
+        dtype = _float_dtype(weights, run)
+        edit.remove(*run)
+        for full in {f for n in run for f in n.params.values()}:
+            if not edit.param_users(full):
+                del edit.params[full]
+        module = self._module(edit, run)
+        new = edit.add_node(op, [run[0].inputs[0], run[0].inputs[1]], module=module, scope=last.scope,
+                            span=last.span)
+        edit.replace_uses(last.outputs[0], new.outputs[0])
+        if out is not None:
+            product = weights[run[0].params["weight"]].detach().double()
+            for n in run[1:]:
+                product = weights[n.params["weight"]].detach().double() @ product
+            out[new.params["weight"]] = product.to(dtype)
+            if "bias" in new.params:
+                out[new.params["bias"]] = weights[last.params["bias"]]
+        return Change(self.name, ".".join(last.scope), tuple(n.module or n.name for n in run), module,
+                      f"{len(run)} graph convolutions -> S^{hops} X W (the propagation S^{hops} X is precomputable)",
+                      last.span)
+
     @staticmethod
     def _module(edit: GraphEditor, nodes: list[Node]) -> str:
-        """The segment's common module path when nothing else lives there now, else ``{path}.collapsed``."""
+        """The segment's common module path (else its last layer's) when nothing else lives there now, else
+        ``{path}.collapsed``."""
         paths = [n.module.split(".") for n in nodes if n.module]
         common = ".".join(os.path.commonprefix(paths)) if paths else ""
-        if common and not edit.module_params(common):
-            return common
+        for name in (common, nodes[-1].module):             # the block's name, else the last layer's
+            if name and not edit.module_params(name):
+                return name
         return edit.fresh_module(join_path(common or ".".join(nodes[-1].scope), "collapsed"))
 
 

@@ -172,3 +172,29 @@ def test_sesr_collapsed_outputs_equal_the_expanded_form() -> None:
     bad = check_equivalent(model, result.module(), graph, ({"N": 1, "H": 9, "W": 10}, {"N": 2, "H": 6, "W": 5}))
     assert not bad, bad[0]
     assert _conv_weights(result.graph) == 13_520
+
+
+GRAPH = ("model G() {{\n  in adj: [V, V]\n  in x: [V, 6]\n  g1 = GraphConv(5, bias={inner})\n"
+         "  g2 = GraphConv(4, hops=2, bias=false)\n  g3 = GraphConv(3)\n  out g3(adj, g2(adj, g1(adj, x)))\n}}\n")
+
+
+def test_linear_graph_convolutions_collapse_into_one_propagation() -> None:
+    """SGC: K graph convolutions without nonlinearities are S^K X (W_K ... W_1), exactly (any S: dense here)."""
+    result = assert_same_function(SpecCase(GRAPH.format(inner="false"), ({"V": 7}, {"V": 4})))
+    (node,) = result.graph.nodes
+    assert (node.op.hops, node.op.out_features, node.op.bias) == (4, 3, True) and node.module == "g3"
+    (change,) = result.result.changes
+    assert "S^4 X is precomputable" in change.describe()
+
+
+def test_a_bias_inside_a_graph_chain_stops_it() -> None:
+    """S (X W1 + 1 b1) W2 propagates the bias: g1 stays apart, g2 and g3 still collapse."""
+    result = assert_same_function(SpecCase(GRAPH.format(inner="true"), ({"V": 7},)))
+    assert [n.op.hops for n in result.graph.nodes] == [1, 3]
+
+
+def test_sgc_zoo_model_is_the_collapsed_linear_gcn() -> None:
+    expanded, sgc = archdsl.compile("sgc_expanded"), archdsl.compile("sgc")
+    result = archdsl.simplify(expanded)
+    assert result.graph.num_params() == sgc.num_params() == 10_038
+    assert [(n.op.name, n.op.hops) for n in result.graph.nodes] == [("graph_conv", 2)]

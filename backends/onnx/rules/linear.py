@@ -6,6 +6,7 @@ import onnx_ir as ir
 
 from archdsl.backends.onnx.emitter import NodeEmitter
 from archdsl.backends.onnx.registry import lowering
+from archdsl.ops.graph import GraphConv
 from archdsl.ops.linear import Bilinear, Linear
 
 
@@ -23,3 +24,11 @@ def _bilinear(e: NodeEmitter, op: Bilinear, xs: list[ir.Value], params: dict[str
     # y[..., k] = sum_ij x1[..., i] W[k, i, j] x2[..., j] + b[k]
     y = e.op("Einsum", xs[0], params["weight"], xs[1], equation="...i,kij,...j->...k")
     return e.op("Add", y, params["bias"]) if "bias" in params else y
+
+
+@lowering(GraphConv)
+def _graph_conv(e: NodeEmitter, op: GraphConv, xs: list[ir.Value], params: dict[str, ir.Value]) -> ir.Value:
+    y = xs[1]
+    for _ in range(op.hops):                       # S^k X, then Gemm with the transposed weight
+        y = e.op("MatMul", xs[0], y)
+    return e.op("Gemm", y, params["weight"], params.get("bias"), transB=1)

@@ -42,6 +42,7 @@ CASES = [
     (SEQ, "fc = Linear(5)\n out x |> fc"),
     ("in x: [N, 8]", "fc = Linear(3, bias=false)\n out x |> fc"),
     ("in a: [N, 4]\n in b: [N, 6]", "bil = Bilinear(3)\n out bil(a, b)"),
+    ("in s: [V, V]\n in x: [V, 6]", "g = GraphConv(3, hops=2)\n out g(s, x)"),
     ("in x: [N, 4]", "bn = BatchNorm1d()\n out x |> bn"),
     (X3, "bn = BatchNorm1d(affine=false)\n out x |> bn"),
     (X4, "bn = BatchNorm2d()\n out x |> bn"),
