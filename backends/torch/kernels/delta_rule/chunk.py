@@ -64,9 +64,12 @@ def chunk_delta_rule(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, beta: to
     uv, w = both[..., :vd], both[..., vd:]
     state = q.new_zeros(b, h, kd, vd) if initial_state is None else initial_state.to(q.dtype)
     outs = []
-    for i in range(n):
-        u = uv[:, :, i] - w[:, :, i] @ state
-        outs.append(qg[:, :, i] @ state + scores[:, :, i] @ u)
-        state = kd_[:, :, i].transpose(-1, -2) @ u + (state if carry is None else carry[:, :, i, :, None] * state)
+    carries = [None] * n if carry is None else carry[..., None].unbind(2)
+    # unbind once: indexing [:, :, i] in the loop would make autograd zero-fill a full-size gradient per chunk
+    for uv_i, w_i, qg_i, s_i, kd_i, a in zip(uv.unbind(2), w.unbind(2), qg.unbind(2), scores.unbind(2),
+                                             kd_.unbind(2), carries, strict=True):
+        u = uv_i - w_i @ state
+        outs.append(qg_i @ state + s_i @ u)
+        state = kd_i.transpose(-1, -2) @ u + (state if a is None else a * state)
     o = torch.stack(outs, 2).movedim(1, 3).reshape(b, n * c, h, vd)[:, :t]
     return o, (state if output_final_state else None)

@@ -61,9 +61,9 @@ def _causal(q, k, v, g, initial_state, chunk, sub=SUB):
     carry = last.squeeze(-2).exp()                                                            # [B,H,N,K]
     state = q.new_zeros(b, h, kd, vd) if initial_state is None else initial_state.to(q.dtype)
     prevs = []
-    for i in range(n):
+    for a, u in zip(carry[..., None].unbind(2), contrib.unbind(2), strict=True):    # (unbind: see simple_gla)
         prevs.append(state)
-        state = carry[:, :, i, :, None] * state + contrib[:, :, i]
+        state = a * state + u
     o = scores @ vc + (qc * cum.exp()) @ torch.stack(prevs, 2)
     return o.movedim(1, 3).reshape(b, n * c, h, vd)[:, :t], state
 

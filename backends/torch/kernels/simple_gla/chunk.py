@@ -56,9 +56,10 @@ def _causal(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, g: torch.Tensor |
         contrib = (kc * (last - cum).exp().unsqueeze(-1)).transpose(-1, -2) @ vc   # [B, H, N, K, V]
         carry = last.squeeze(-1).exp()                                              # [B, H, N]
         state, prevs = h0, []
-        for i in range(n):
+        # unbind once: indexing [:, :, i] in the loop would make autograd zero-fill a full-size gradient per chunk
+        for a, u in zip(carry[..., None, None].unbind(2), contrib.unbind(2), strict=True):
             prevs.append(state)
-            state = carry[:, :, i, None, None] * state + contrib[:, :, i]
+            state = a * state + u
         prev = torch.stack(prevs, 2)
         o = (scores * decay) @ vc + (qc * cum.exp().unsqueeze(-1)) @ prev
         final = state
