@@ -25,6 +25,7 @@ from archdsl.ir.dims import SymDim
 from archdsl.ir.graph import Graph, Node
 from archdsl.ir.rewrite import GraphEditor, join_path
 from archdsl.ir.weights import Weights
+from archdsl.ops.base import apply_rules
 from archdsl.passes import convmap as cm
 from archdsl.passes import cost_model
 from archdsl.passes.base import Change, Pass, PassResult
@@ -136,8 +137,9 @@ class CollapseLinear(Pass):
             kept = [_label(run[s.start:s.stop]) for s in plan.segments if s.stop - s.start == 1]
             for s in plan.segments:
                 if s.stop - s.start > 1:
-                    report.append(self._collapse(edit, [edit.node(n.name) for n in run[s.start:s.stop]], s, plan,
-                                                 kept, weights, new_weights))
+                    change = self._collapse(edit, [edit.node(n.name) for n in run[s.start:s.stop]], s, plan, kept,
+                                            weights, new_weights)
+                    report += [change] if change is not None else []
         for run in graph_chains(edit):
             report.append(self._collapse_graph(edit, run, weights, new_weights))
         if not report:
@@ -165,15 +167,23 @@ class CollapseLinear(Pass):
         return SymDim.evaluate(d, {s: 1 if s in ("N", "B") else self.probe for s in d.symbols})
 
     def _collapse(self, edit: GraphEditor, nodes: list[Node], segment: cost_model.Segment, plan: cost_model.Plan,
-                  kept: list[str], weights: Weights | None, out: dict | None) -> Change:
+                  kept: list[str], weights: Weights | None, out: dict | None) -> Change | None:
+        """Replace ``nodes`` by one op; None (nothing changed) when that op's type would not be the segment's
+        own, symbol for symbol."""
         source = _chain_input(edit, nodes[0])
         merged = segment.merged
+        make, groups = MERGED_OP[merged.spatial]
+        last = nodes[-1]
+        try:
+            _, outs, _ = apply_rules(make(merged), [edit.types[source]])
+        except (ValueError, TypeError):                 # OpError is a ValueError
+            return None
+        if outs[0] != last.types[0]:
+            return None
         if weights is not None:
             merged = cost_model.segment_map([_map_of(edit, n, weights) for n in nodes], 0, len(nodes))
-        make, groups = MERGED_OP[merged.spatial]
         if groups is not None and merged.groups != groups:
             merged = cm.regrouped(merged, groups)
-        last = nodes[-1]
         dtype = _float_dtype(weights, nodes)
         edit.remove(*nodes)
         for full in {f for n in nodes for f in n.params.values()}:
