@@ -12,7 +12,8 @@ from typing import Any
 from archdsl.errors import ArchError, Diagnostic, LimitError, UsageError
 
 # One module per command under archdsl/commands/, each with `add_parser(subparsers)` and `run(args) -> int`.
-COMMANDS = ("check", "ir", "fmt", "build", "simplify", "test", "export", "stats", "viz", "symmetry", "align", "ops")
+COMMANDS = ("check", "ir", "fmt", "build", "simplify", "test", "export", "stats", "viz", "symmetry", "align", "ops",
+            "linearize")
 
 
 def parse_params(pairs: list[str] | None) -> dict:

@@ -10,7 +10,7 @@ import pytest
 from _hostile import SPEC, cli, one_paragraph
 
 COMMANDS = [["check"], ["ir"], ["stats"], ["viz"], ["build", "-o", "OUT"], ["fmt"], ["simplify", "-o", "OUT"],
-            ["export", "-o", "OUT"], ["symmetries"], ["test"]]
+            ["export", "-o", "OUT"], ["symmetries"], ["test"], ["linearize", "--random", "0", "-o", "OUT"]]
 NOT_SPECS = [
     ("spec.txt", "no such spec file or zoo model: spec.txt"),
     ("-", "no such spec file or zoo model: -"),
