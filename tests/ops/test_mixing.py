@@ -44,6 +44,7 @@ def test_attention_bias_gathers_the_table_by_relative_offset(args, r0, r1, strid
     assert torch.equal(out, m.attention_biases[:, idx])
 
 
+@pytest.mark.reference
 @pytest.mark.parametrize("r,stride", [(14, 1), (14, 2), (7, 2), (4, 1)])
 def test_attention_bias_index_matches_timm(r, stride):
     levit = pytest.importorskip("timm.models.levit")

@@ -145,3 +145,8 @@ def test_std_blocks_name_their_layers_like_timm_and_torchvision() -> None:
     assert module(torch.randn(2, 8, 10, 10)).shape == (2, 16, 5, 5)
     ops = [n.op.name for n in graph.nodes]
     assert ops.count("relu") == 2 and "hardsigmoid" in ops   # unit and se; act=none drops the stem's
+
+
+def test_reference_facts_are_in_the_repository() -> None:
+    """The zoo's reference data ships with the tests: without it these tests would pass vacuously."""
+    assert len(WITH_LISTING) >= 39 and len(IN_TABLE) >= 36 and len(WITH_GMACS) >= 10
