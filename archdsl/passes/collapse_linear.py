@@ -28,8 +28,8 @@ from archdsl.ir.weights import Weights
 from archdsl.ops.base import apply_rules
 from archdsl.passes import convmap as cm
 from archdsl.passes import cost_model
+from archdsl.passes.affine_ops import MERGED_OP, chain_input, map_of
 from archdsl.passes.base import Change, Pass, PassResult
-from archdsl.passes.merge_branches import MERGED_OP, _chain_input, _map_of
 
 
 def chains(edit: GraphEditor) -> list[list[Node]]:
@@ -37,13 +37,13 @@ def chains(edit: GraphEditor) -> list[list[Node]]:
     seen: set[str] = set()
     out = []
     for node in edit.nodes:
-        if node.name in seen or _chain_input(edit, node) is None:
+        if node.name in seen or chain_input(edit, node) is None:
             continue
         run = [node]
         while True:
             v = run[-1].outputs[0]
             readers = edit.users(v)
-            if edit.num_uses(v) != 1 or len(readers) != 1 or _chain_input(edit, readers[0]) != v:
+            if edit.num_uses(v) != 1 or len(readers) != 1 or chain_input(edit, readers[0]) != v:
                 break
             run.append(readers[0])
         seen.update(n.name for n in run)
@@ -75,7 +75,7 @@ def graph_chains(edit: GraphEditor) -> list[list[Node]]:
 
 def _weighted(edit: GraphEditor, node: Node) -> bool:
     """A convolution, Linear or pooling window (not a per-channel scale or a pad alone)."""
-    x = edit.types[_chain_input(edit, node)]
+    x = edit.types[chain_input(edit, node)]
     form = node.op.conv_form(x) if len(node.inputs) == 1 else None
     return form is not None and (form.weight is not None or any(k > 1 for k in form.kernel))
 
@@ -149,8 +149,8 @@ class CollapseLinear(Pass):
                           tuple(report))
 
     def _plan(self, edit: GraphEditor, run: list[Node]) -> cost_model.Plan:
-        maps = [_map_of(edit, n, None) for n in run]
-        types = [edit.types[_chain_input(edit, run[0])], *(n.types[0] for n in run)]
+        maps = [map_of(edit, n, None) for n in run]
+        types = [edit.types[chain_input(edit, run[0])], *(n.types[0] for n in run)]
         elems = [self._concrete(t.numel()) for t in types]
         own = [self._concrete(n.op.cost([edit.types[v] for v in n.inputs], list(n.types)).macs) for n in run]
         weighted = [_weighted(edit, n) for n in run]
@@ -170,7 +170,7 @@ class CollapseLinear(Pass):
                   kept: list[str], weights: Weights | None, out: dict | None) -> Change | None:
         """Replace ``nodes`` by one op; None (nothing changed) when that op's type would not be the segment's
         own, symbol for symbol."""
-        source = _chain_input(edit, nodes[0])
+        source = chain_input(edit, nodes[0])
         merged = segment.merged
         make, groups = MERGED_OP[merged.spatial]
         last = nodes[-1]
@@ -181,7 +181,7 @@ class CollapseLinear(Pass):
         if outs[0] != last.types[0]:
             return None
         if weights is not None:
-            merged = cost_model.segment_map([_map_of(edit, n, weights) for n in nodes], 0, len(nodes))
+            merged = cost_model.segment_map([map_of(edit, n, weights) for n in nodes], 0, len(nodes))
         if groups is not None and merged.groups != groups:
             merged = cm.regrouped(merged, groups)
         dtype = _float_dtype(weights, nodes)

@@ -25,7 +25,7 @@ from archdsl.ir.graph import Graph, Node
 from archdsl.ir.rewrite import GraphEditor
 from archdsl.ops.base import Trait
 from archdsl.passes import convmap as cm
-from archdsl.passes.merge_branches import _chain_input, _map_of
+from archdsl.passes.affine_ops import chain_input, map_of
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,7 @@ def _affine_in_training(edit: GraphEditor, node: Node) -> str | None:
     """The tensor input through which ``node`` is affine in training mode too, or None."""
     if node.op.has(Trait.TRAIN_EVAL) or node.op.has(Trait.STOCHASTIC):
         return None
-    return _chain_input(edit, node)
+    return chain_input(edit, node)
 
 
 def _span(edit: GraphEditor, value: str, top: bool = False) -> tuple[str, list[Node]] | None:
@@ -72,9 +72,9 @@ def _map(edit: GraphEditor, root: str, value: str, members: set[str]) -> cm.Conv
     if value == root:
         return cm.identity(int(x.shape[1]), x.rank - 2, False)
     node = edit.producer(value)
-    source = _chain_input(edit, node)
+    source = chain_input(edit, node)
     if source is not None and node.name in members:
-        return cm.compose(_map(edit, root, source, members), _map_of(edit, node, None))
+        return cm.compose(_map(edit, root, source, members), map_of(edit, node, None))
     coefficients = node.op.sum_coefficients(len(node.inputs))
     return cm.combine([_map(edit, root, v, members) for v in node.inputs], coefficients)
 
@@ -98,7 +98,7 @@ def regions(graph: Graph) -> list[Region]:
             continue
         if any(s != 1 for s in merged.stride) or merged.mode != "zeros":
             continue
-        expanded = sum(_per_pixel(_map_of(edit, n, None)) for n in nodes if _chain_input(edit, n) is not None)
+        expanded = sum(_per_pixel(map_of(edit, n, None)) for n in nodes if chain_input(edit, n) is not None)
         collapsed = merged.in_channels * math.prod(merged.size) * merged.out_channels
         if collapsed >= expanded:
             continue
