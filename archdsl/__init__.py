@@ -1,5 +1,6 @@
 """archdsl: a declarative architecture language and verifying compiler for neural networks."""
 
+from archdsl import zoo  # `archdsl.zoo.names()` after `import archdsl`
 from archdsl.api import build, compile, compile_all
 from archdsl.errors import (
     ArchError,
@@ -23,7 +24,7 @@ from archdsl.simplify import Simplified, simplify
 __all__ = [
     "ArchError", "Diagnostic", "ElaborationError", "Graph", "LimitError", "Node", "Param", "ParseError", "PassError",
     "ShapeError", "Simplified", "Span", "SpecImportError", "TensorType", "UsageError", "VerifyError", "Weights",
-    "build", "compile", "compile_all", "load_built", "onnx_parity", "save_built", "simplify", "to_onnx",
+    "build", "compile", "compile_all", "load_built", "onnx_parity", "save_built", "simplify", "to_onnx", "zoo",
 ]
 __version__ = "0.1.0"
 

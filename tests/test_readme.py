@@ -34,3 +34,7 @@ def test_python_example_runs(monkeypatch) -> None:
     (text,) = _blocks("python")
     monkeypatch.chdir(Path(__file__).resolve().parents[1])
     exec(compile(text, "README.md", "exec"), {})  # noqa: S102 - the README's own example
+
+
+def test_zoo_is_reachable_from_the_package() -> None:
+    assert "resnet50" in archdsl.zoo.names()
