@@ -7,6 +7,7 @@ import json
 from dataclasses import dataclass
 
 from archdsl.analysis import bind, human, stats
+from archdsl.errors import ArchError
 from archdsl.ir.dims import SymDim
 from archdsl.ir.graph import Graph
 from archdsl.passes.manager import PipelineResult
@@ -20,15 +21,15 @@ class Figures:
 
     nodes: int
     params: int
-    macs: int
+    macs: int | None             # None when the graph cannot be sized at the probe sizes
 
     def arrow(self, after: Figures) -> dict[str, str]:
         """``{"nodes": "152 -> 47", ...}`` with human-readable numbers."""
         return {k: f"{_fmt(getattr(self, k))} -> {_fmt(getattr(after, k))}" for k in ("nodes", "params", "macs")}
 
 
-def _fmt(n: int) -> str:
-    return f"{n:,}" if n < 10_000 else human(n)
+def _fmt(n: int | None) -> str:
+    return "?" if n is None else f"{n:,}" if n < 10_000 else human(n)
 
 
 def probe_sizes(graph: Graph, sizes: dict[str, int] | None = None) -> dict[str, int]:
@@ -40,12 +41,18 @@ def probe_sizes(graph: Graph, sizes: dict[str, int] | None = None) -> dict[str, 
 
 def figures(graph: Graph, sizes: dict[str, int], prefix: str | None = None) -> Figures:
     """Nodes, trainable parameters and MACs of ``graph`` (or of the modules under ``prefix``)."""
-    bound = bind(graph, {k: v for k, v in sizes.items() if k in graph.symbols()})
+    try:
+        bound = bind(graph, {k: v for k, v in sizes.items() if k in graph.symbols()})
+    except ArchError:                       # a model that does not run at the probe sizes: no MAC figures
+        bound = graph
     rows = stats(bound).rows
     pairs = list(zip(bound.nodes, rows, strict=False))
     if prefix is not None:
         pairs = [(n, r) for n, r in pairs if _under(n.module or ".".join(n.scope), prefix)]
-    macs = sum(_int(r.macs) for _, r in pairs)
+    try:
+        macs: int | None = sum(_int(r.macs) for _, r in pairs)
+    except (ValueError, KeyError, TypeError, ArithmeticError):
+        macs = None
     return Figures(len(pairs), sum(r.params for _, r in pairs), macs)
 
 
@@ -118,7 +125,7 @@ def make_report(result: PipelineResult, sizes: dict[str, int] | None = None) -> 
         entry = passes.setdefault(step.pass_name, [0, Figures(0, 0, 0)])
         entry[0] += len(step.changes)
         entry[1] = Figures(entry[1].nodes + before.nodes - after.nodes, entry[1].params + before.params - after.params,
-                           entry[1].macs + before.macs - after.macs)
+                           _minus(_plus(entry[1].macs, before.macs), after.macs))
         previous = step.graph
     base = total[0]
     rows, seen = [], {}
@@ -128,9 +135,17 @@ def make_report(result: PipelineResult, sizes: dict[str, int] | None = None) -> 
     for block, merged in seen.items():
         rows.append((block, figures(result.source, sizes, block), figures(result.graph, sizes, block), tuple(merged)))
     return Report(result.source.name, sizes, total,
-                  tuple((p, n, base, Figures(base.nodes - d.nodes, base.params - d.params, base.macs - d.macs))
+                  tuple((p, n, base, Figures(base.nodes - d.nodes, base.params - d.params, _minus(base.macs, d.macs)))
                         for p, (n, d) in passes.items()),
                   tuple(rows), result.rounds, result.weights is not None)
+
+
+def _plus(a: int | None, b: int | None) -> int | None:
+    return None if a is None or b is None else a + b
+
+
+def _minus(a: int | None, b: int | None) -> int | None:
+    return None if a is None or b is None else a - b
 
 
 def _block_of(path: str) -> str:

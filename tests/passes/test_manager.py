@@ -93,3 +93,18 @@ def test_report_counts_per_pass_and_block() -> None:
     assert [p[0] for p in report.passes] == ["merge-branches"] and report.passes[0][1] == 22
     assert "stem.conv_kxk + stem.conv_1x1 -> stem.reparam_conv" in report.text()
     assert json.loads(report.to_json())["after"] == {"nodes": 47, "params": 8_309_384, "macs": after.macs}
+
+
+def test_report_without_mac_figures_when_the_probe_size_does_not_fit() -> None:
+    """A model that needs inputs larger than the 224-pixel probe still simplifies; its MACs show as '?'."""
+    text = """
+model Big() {
+  in x: [N, 3, H, W]
+  conv = Conv2d(4, 300, bias=false)
+  bn = BatchNorm2d()
+  out x |> conv |> bn
+}
+"""
+    report = archdsl.simplify(text).report
+    assert report.total[1].macs is None and "MACs ? -> ?" in report.text()
+    assert json.loads(report.to_json())["after"]["macs"] is None
