@@ -7,6 +7,7 @@ import argparse
 from archdsl.api import compile
 from archdsl.cli import parse_params
 from archdsl.commands.common import add_spec_args, check_seed, spec_source
+from archdsl.errors import Diagnostic, UsageError
 
 
 def add_parser(sub) -> None:
@@ -18,10 +19,24 @@ def add_parser(sub) -> None:
     p.add_argument("--force", action="store_true", help="replace OUTDIR if it holds an earlier build")
     p.add_argument("--check-inputs", action="store_true",
                    help="make forward() check input shapes against the spec (error names the spec line)")
+    p.add_argument("--target", choices=("torch", "onnx"), default="torch",
+                   help="torch: OUTDIR with model.py, weights, graph.json; onnx: -o model.onnx (as archdsl export)")
+    p.add_argument("--weights", metavar="W", help="with --target onnx: a .safetensors file or built folder")
+    p.add_argument("--opset", type=int, default=21, metavar="N", help="with --target onnx: opset 18 to 21")
+    p.add_argument("--input", action="append", metavar="N=1,H=224,...",
+                   help="with --target onnx: bind these symbolic sizes (the others stay dynamic dim_params)")
+    p.add_argument("--dynamic", metavar="N,H,W",
+                   help="with --target onnx: the sizes that must stay dynamic (the others need --input)")
 
 
 def run(args: argparse.Namespace) -> int:
     """Build and save; print what was written."""
+    if args.target == "onnx":
+        return _run_onnx(args)
+    for flag in ("weights", "input", "dynamic"):
+        if getattr(args, flag):
+            raise UsageError(Diagnostic(f"--{flag} applies to --target onnx", hint="archdsl build FILE --target "
+                                        "onnx -o model.onnx ..."))
     from archdsl.backends.torch.build import build_module
     from archdsl.saving import save_built
 
@@ -36,3 +51,26 @@ def run(args: argparse.Namespace) -> int:
         print(f"  wrote {path} ({path.stat().st_size:,} bytes)")
     print(f"  load with: archdsl.load_built({str(paths['graph.json'].parent)!r})")
     return 0
+
+
+def _run_onnx(args: argparse.Namespace) -> int:
+    """``--target onnx``: the ONNX model file, exactly as ``archdsl export`` writes it."""
+    from archdsl.analysis import parse_sizes
+    from archdsl.commands import export
+
+    if args.dynamic is not None:
+        graph = compile(spec_source(args.file), args.model, **parse_params(args.param))
+        dynamic = {s.strip() for s in args.dynamic.split(",") if s.strip()}
+        bound = set(parse_sizes(args.input))
+        unknown = sorted(dynamic - set(graph.symbols()))
+        missing = [s for s in graph.symbols() if s not in dynamic and s not in bound]
+        if unknown or missing:
+            raise UsageError(Diagnostic(
+                f"--dynamic names {', '.join(unknown)}, which {graph.name} does not have" if unknown else
+                f"{', '.join(missing)} must stay dynamic or be given a size",
+                hint=f"symbolic sizes of {graph.name}: {', '.join(graph.symbols()) or 'none'}; "
+                     "bind the others with --input N=1,..."))
+    ns = argparse.Namespace(file=args.file, model=args.model, param=args.param, output=args.output,
+                            weights=args.weights, seed=args.seed, opset=args.opset, input=args.input, passes=None,
+                            functions=False, external_data=False, force=args.force, check=False, parity=False)
+    return export.run(ns)

@@ -44,13 +44,18 @@ def add_parser(sub) -> None:
     p = sub.add_parser("check", help="check specs for errors", description=__doc__.splitlines()[0])
     add_spec_args(p, many=True)
     p.add_argument("--format", choices=("text", "json"), default="text", help="diagnostics format")
+    p.add_argument("--target", choices=("torch", "onnx"), default="torch",
+                   help="also check that every op lowers to this backend (onnx: before any weights exist)")
+    p.add_argument("--opset", type=int, default=21, metavar="N", help="with --target onnx: the opset (18 to 21)")
 
 
-def check_file(path: str, model: str | None, params: dict) -> FileReport:
+def check_file(path: str, model: str | None, params: dict, target: str = "torch", opset: int = 21) -> FileReport:
     """Compile one file's models (or the one named) and collect errors and warnings."""
     report = FileReport(path)
     try:
         graphs = _compile(path, model, params)
+        if target == "onnx":
+            _check_onnx(graphs, opset)
     except ArchError as exc:
         report.error = exc
         report.found += exc.diagnostics
@@ -60,6 +65,17 @@ def check_file(path: str, model: str | None, params: dict) -> FileReport:
         report.found += warnings
         report.models.append(_summary(name, graph, len(warnings)))
     return report
+
+
+def _check_onnx(graphs: dict[str, Graph], opset: int) -> None:
+    """Raise the ONNX backend's located errors for every op of ``graphs`` it cannot lower at ``opset``."""
+    from archdsl.exporting import onnx_backend
+
+    backend = onnx_backend()
+    backend.check_opset(opset)
+    problems = [d for graph in graphs.values() for d in backend.lowering_problems(graph, opset)]
+    if problems:
+        raise backend.ExportError(problems)
 
 
 def _compile(path: str, model: str | None, params: dict) -> dict[str, Graph]:
@@ -87,7 +103,7 @@ def _print_text(report: FileReport) -> None:
 def run(args: argparse.Namespace) -> int:
     """Check each file; the exit status is the worst over all files (2 usage > 1 spec errors > 0)."""
     params = parse_params(args.param)
-    reports = [check_file(path, args.model, params) for path in args.files]
+    reports = [check_file(path, args.model, params, args.target, args.opset) for path in args.files]
     code = max(r.exit_code for r in reports)
     if args.format == "json":
         doc = {"ok": code == 0, "files": [r.to_json() for r in reports],
