@@ -16,7 +16,7 @@ def _blocks(lang: str) -> list[str]:
 
 def test_arch_example_compiles() -> None:
     (text,) = _blocks("arch")
-    graph = archdsl.compile(text, "resnet18")
+    graph = archdsl.compile(text, "tiny_resnet")
     assert list(graph.params)[:2] == ["conv1.weight", "bn1.weight"]
     assert "layer2.0.downsample.0.weight" in graph.params
 
