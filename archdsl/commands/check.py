@@ -97,7 +97,8 @@ def _print_text(report: FileReport) -> None:
         print(d.render(sources), file=sys.stderr)
     for m in report.models:
         extra = f", {m['warnings']} warning{'s' if m['warnings'] != 1 else ''}" if m["warnings"] else ""
-        print(f"{report.file}: {m['model']}: ok ({m['nodes']} nodes, {m['params']:,} parameters{extra})")
+        where = m["model"] if m["model"] == report.file else f"{report.file}: {m['model']}"   # a zoo name once
+        print(f"{where}: ok ({m['nodes']} nodes, {m['params']:,} parameters{extra})")
 
 
 def run(args: argparse.Namespace) -> int:

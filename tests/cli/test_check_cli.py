@@ -133,7 +133,7 @@ def test_json_output_for_usage_errors(here: Path, capsys: pytest.CaptureFixture)
 def test_zoo_names(here: Path, capsys: pytest.CaptureFixture) -> None:
     """A zoo model name checks that model only; an unknown name is a usage error with a suggestion."""
     code, out, _ = run(capsys, "check", "resnet18")
-    assert (code, out) == (0, "resnet18: resnet18: ok (69 nodes, 11,689,512 parameters)\n")
+    assert (code, out) == (0, "resnet18: ok (69 nodes, 11,689,512 parameters)\n")
     code, _, err = run(capsys, "check", "resnet81")
     assert code == 2
     assert err == "error: no such spec file or zoo model: resnet81\n  hint: did you mean 'resnet18'?\n"
