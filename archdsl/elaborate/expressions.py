@@ -516,11 +516,11 @@ class ExpressionMixin:
         """``relu(x)`` applies at once; ``Conv2d(64, 3)`` makes a layer for later application."""
         inputs: list[Tensor] = []
         rest = list(args)
-        if op.arity is None:
-            if rest and isinstance(rest[0], (list, tuple)) and rest[0] and all(isinstance(t, Tensor) for t in rest[0]):
-                inputs = list(rest.pop(0))
+        if op.arity is None and rest and isinstance(rest[0], (list, tuple)) and rest[0] and \
+                all(isinstance(t, Tensor) for t in rest[0]):
+            inputs = list(rest.pop(0))              # concat([a, b], dim=1)
         else:
-            while rest and isinstance(rest[0], Tensor):
+            while rest and isinstance(rest[0], Tensor):   # relu(x), gla(q, k, v, g), add_n(a, b, c)
                 inputs.append(rest.pop(0))
         if any(isinstance(a, Tensor) for a in rest) or any(isinstance(v, Tensor) for v in kwargs.values()):
             raise self.error(f"{op.__name__}: tensors must come before the other arguments", e.span)

@@ -155,3 +155,17 @@ def test_fresh_value_names() -> None:
 def test_describe(value: object, text: str) -> None:
     """Values are described in plain words in messages."""
     assert describe(value) == text
+
+
+def test_variadic_ops_take_their_tensors_directly() -> None:
+    """gla(q, k, v, g) and add_n(a, b, c) apply at once, like relu(x); concat([a, b]) still takes a list."""
+    import archdsl
+
+    graph = archdsl.compile("""
+model V() {
+  in q: [B, T, 2, 8]
+  in k: [B, T, 2, 8]
+  out gla(q, k, q, k) + add_n(q, k, q) + concat([q, k], dim=3) |> slice(3, 0, 8)
+}
+""")
+    assert [n.op.name for n in graph.nodes][:2] == ["gla", "add_n"]
