@@ -89,16 +89,16 @@ def write_output_dir(outdir: str | os.PathLike, files: Mapping[str, Content], fo
     if len(out.name.encode()) > 255 - 24:
         raise output_error(out, OSError(errno.ENAMETOOLONG, os.strerror(errno.ENAMETOOLONG)), "create")
     _make_parent(out.parent)
-    with _locked(out.parent):
-        _recover(out)
+    with _locked(out.parent):                   # another writer's stale-folder cleanup must not see our
+        _recover(out)                           # folder between its creation and its lock: both happen here
         _preflight(out, force, allowed)
-    try:
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}{_MARK}", suffix=".tmp", dir=out.parent))
-    except OSError as exc:
-        raise output_error(out, exc, "create") from None
-    fd = os.open(tmp, os.O_RDONLY | os.O_DIRECTORY)
-    try:
+        try:
+            tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}{_MARK}", suffix=".tmp", dir=out.parent))
+        except OSError as exc:
+            raise output_error(out, exc, "create") from None
+        fd = os.open(tmp, os.O_RDONLY | os.O_DIRECTORY)
         fcntl.flock(fd, fcntl.LOCK_EX)          # marks the folder live; released by the kernel if we die
+    try:
         _fill(tmp, out, files)
         with _locked(out.parent):
             _commit(tmp, out, force, allowed)
