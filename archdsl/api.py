@@ -88,12 +88,9 @@ def _resolve(source: Source) -> Source:
                                     hint="pass a str (file name, zoo name or .arch text) or a pathlib.Path"))
     if isinstance(source, str) and "\n" not in source and not source.endswith((".arch", ".yaml", ".yml")) \
             and "{" not in source and not _exists(source):
-        try:
-            from archdsl.zoo import spec_path
+        from archdsl.zoo import spec_path
 
-            path = spec_path(source)
-        except ImportError:
-            path = None
+        path = spec_path(source)
         if path is not None:
             return path
         if not source.strip() or not any(c in source for c in " \t{}()[]=#\"'"):

@@ -11,13 +11,12 @@ import math
 from archdsl.errors import Diagnostic, OpError, VerifyError
 from archdsl.ir.graph import Graph, Node
 from archdsl.ir.types import DTYPES, TensorType
-from archdsl.ops.base import OpDef, Trait, apply_rules
+from archdsl.ops.base import Trait, apply_rules
 from archdsl.ops.embed import check_init
 from archdsl.reserved import reserved_component
 
 # What an op's shape or parameter rule may raise on inputs it was not written for.
 _RULE_ERRORS = (OpError, ArithmeticError, ValueError, TypeError, IndexError, KeyError)
-_NO_PARAMS = OpDef.params          # ops that do not override it own no parameters
 
 
 def diagnostics(graph: Graph) -> list[Diagnostic]:

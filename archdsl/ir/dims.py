@@ -178,16 +178,6 @@ class SymDim:
 Dim = int | SymDim
 
 
-def dim_str(d: Dim) -> str:
-    """Text form of a dimension, as written in specs and the IR printer."""
-    return str(d)
-
-
-def is_static(d: Dim) -> bool:
-    """True when ``d`` is a known integer."""
-    return isinstance(d, int)
-
-
 _BINOPS = {
     ast.Add: lambda a, b: a + b,
     ast.Sub: lambda a, b: a - b,

@@ -10,7 +10,6 @@ from archdsl.ops import (
     attention,
     conv,
     embed,
-    gating,
     graph,
     linear,
     linear_attention,
@@ -24,7 +23,7 @@ from archdsl.ops import (
 )
 from archdsl.ops.base import OpDef
 
-FAMILIES = (conv, linear, norm, activation, pool, tensor, shape, attention, embed, resample, regularize, gating,
+FAMILIES = (conv, linear, norm, activation, pool, tensor, shape, attention, embed, resample, regularize,
             mixing, linear_attention, graph)
 
 

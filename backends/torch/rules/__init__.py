@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 
 MODULES = ("conv", "linear", "norm", "activation", "pool", "tensor", "shape", "attention", "embed", "resample",
-           "regularize", "gating", "mixing", "linear_attention")
+           "regularize", "mixing", "linear_attention")
 
 
 def load() -> None:

@@ -1,3 +1,0 @@
-"""Torch lowerings of the 'gating' op family."""
-
-from __future__ import annotations
