@@ -4,7 +4,7 @@ Every command that writes files goes through this module (``build -o``, ``simpli
 
 Output folders (:func:`write_output_dir`), the way git and rsync write:
 
-1. The files are written into a private temporary folder beside OUTDIR (``.OUTDIR.archdsl-XXXX.tmp``),
+1. The files are written into a private temporary folder beside OUTDIR (``.OUTDIR.archdsl-<random>.tmp``),
    each one flushed to disk. The writer holds an advisory lock (``flock``) on that folder while it lives.
 2. The folder is committed with one atomic ``renameat2`` (Linux): ``RENAME_NOREPLACE`` when OUTDIR must not
    exist (two concurrent builds: exactly one wins, the other gets "already exists"), ``RENAME_EXCHANGE``
@@ -18,7 +18,7 @@ Output folders (:func:`write_output_dir`), the way git and rsync write:
    longer held (their writer is dead) when they hold only regular files.
 
 Where ``renameat2`` is missing (not Linux, or a file system without it) the commit falls back to a documented
-two-step: rename OUTDIR to ``.OUTDIR.archdsl-XXXX.old``, rename the new folder into place, delete the old one.
+two-step: rename OUTDIR to ``.OUTDIR.archdsl-<random>.old``, rename the new folder into place, delete the old one.
 A kill between the two renames leaves the ``.old`` folder, which the next write moves back before doing
 anything else.
 
@@ -57,7 +57,7 @@ from archdsl.errors import Diagnostic, UsageError
 __all__ = ["write_output_dir", "write_file", "write_files", "output_error", "Content"]
 
 Content = bytes | str | Callable[[Path], None]   # bytes, UTF-8 text, or a function that writes the given path
-_MARK = ".archdsl-"                             # temporary folders are named f".{OUTDIR name}{_MARK}XXXX.tmp|.old"
+_MARK = ".archdsl-"                             # temporary folders are named f".{OUTDIR name}{_MARK}<random>.tmp|.old"
 _RENAME_NOREPLACE, _RENAME_EXCHANGE = 1, 2
 _AT_FDCWD = -100
 

@@ -72,19 +72,19 @@ def test_symlink_out_of_the_tree_is_refused(tmp_path: Path) -> None:
 
 
 def test_imports_inside_the_tree_and_explicit_search_paths(tmp_path: Path, capsys, monkeypatch) -> None:
-    (tmp_path / "shared").mkdir()
-    (tmp_path / "shared" / "lib.arch").write_text("block B() {\n  in x: [N, 3]\n  out relu(x)\n}\n")
+    (tmp_path / "library").mkdir()
+    (tmp_path / "library" / "lib.arch").write_text("block B() {\n  in x: [N, 3]\n  out relu(x)\n}\n")
     (tmp_path / "proj" / "sub").mkdir(parents=True)
     (tmp_path / "proj" / "sub" / "inner.arch").write_text("let z = 1\n")
     spec = tmp_path / "proj" / "m.arch"
-    spec.write_text('import "sub/inner.arch"\nimport "std/blocks.arch"\nimport "../shared/lib.arch"\n'
+    spec.write_text('import "sub/inner.arch"\nimport "std/blocks.arch"\nimport "../library/lib.arch"\n'
                     "model M() {\n  in x: [N, 3]\n  b = B()\n  out x |> b\n}\n")
     code, _, err = cli(capsys, "check", str(spec))
     assert code == 1 and "reaches outside" in err and "-I FOLDER" in err
     one_paragraph(err)
-    code, out, err = cli(capsys, "check", str(spec), "-I", str(tmp_path / "shared"))
+    code, out, err = cli(capsys, "check", str(spec), "-I", str(tmp_path / "library"))
     assert code == 0, err
-    monkeypatch.setenv("ARCHDSL_IMPORT_PATH", str(tmp_path / "shared"))
+    monkeypatch.setenv("ARCHDSL_IMPORT_PATH", str(tmp_path / "library"))
     assert archdsl.compile(spec).name == "M"
 
 
