@@ -4,67 +4,14 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import math
 import sys
 from collections.abc import Sequence
-from typing import Any
 
-from archdsl.errors import ArchError, Diagnostic, LimitError, UsageError
+from archdsl.errors import ArchError, Diagnostic, LimitError
 
 # One module per command under archdsl/commands/, each with `add_parser(subparsers)` and `run(args) -> int`.
 COMMANDS = ("check", "ir", "fmt", "build", "simplify", "test", "export", "stats", "viz", "symmetry", "align", "ops",
             "linearize")
-
-
-def parse_params(pairs: list[str] | None) -> dict:
-    """``--param k=v`` overrides; values read as int, float, bool or list/tuple literals, else kept as text."""
-    out = {}
-    for pair in pairs or []:
-        key, sep, text = pair.partition("=")
-        if not sep or not key.isidentifier():
-            raise UsageError(Diagnostic(f"--param expects NAME=VALUE, got {pair!r}"))
-        out[key] = _literal(key, text)
-    return out
-
-
-def _literal(key: str, text: str) -> Any:
-    """One ``--param`` value: a bool, number, or list/tuple literal in .arch syntax; anything else is text."""
-    lowered = text.strip().lower()
-    if lowered in ("true", "false"):
-        return lowered == "true"
-    for cast in (int, float):
-        try:
-            value = cast(text)
-        except ValueError:
-            continue
-        if cast is int and not -(2**63) <= value < 2**63:
-            raise UsageError(Diagnostic(f"--param {key}: {text.strip()[:40]} does not fit in 64 bits"))
-        if math.isfinite(value):
-            return value
-    if text.strip().startswith(("[", "(")):
-        from archdsl.syntax.parser import parse_expression
-
-        try:
-            return _constant(parse_expression(text.strip(), f"--param {key}"))
-        except ArchError as exc:
-            raise UsageError(Diagnostic(f"--param {key}: cannot read {text!r}: {exc.diagnostics[0].message}",
-                                        hint="write a literal such as [1, 2] or (3, true)")) from None
-    return text
-
-
-def _constant(expr: Any) -> Any:
-    """The value of a literal expression (numbers, strings, true/false/none, lists and tuples of them)."""
-    from archdsl.syntax import ast as A
-
-    if isinstance(expr, (A.Num, A.Const)) or (isinstance(expr, A.Str) and "{" not in expr.value):
-        return expr.value
-    if isinstance(expr, A.UnaryOp) and expr.op == "-" and isinstance(expr.operand, A.Num):
-        return -expr.operand.value
-    if isinstance(expr, A.ListLit) and not expr.seq:
-        return [_constant(x) for x in expr.items]
-    if isinstance(expr, A.TupleLit):
-        return tuple(_constant(x) for x in expr.items)
-    raise UsageError(Diagnostic("not a literal value", expr.span))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -401,6 +401,31 @@ def graph_svg(graph: Graph, depth: int | None = None) -> str:
     return run_dot(to_dot(graph, depth), "svg").decode()
 
 
+@dataclass(frozen=True)
+class Picture:
+    """A graph drawn for Jupyter: ``archdsl.viz.show(graph)`` displays as SVG (text, without ``dot``)."""
+
+    graph: Graph
+    depth: int | None = None
+
+    def _repr_svg_(self) -> str | None:
+        """SVG for notebooks; None when graphviz is missing, so Jupyter falls back to the text repr."""
+        from archdsl.errors import ArchError
+
+        try:
+            return graph_svg(self.graph, self.depth)
+        except ArchError:
+            return None
+
+    def __repr__(self) -> str:
+        return f"<archdsl drawing of {self.graph.name!r}>"
+
+
+def show(graph: Graph, depth: int | None = None) -> Picture:
+    """A drawing of ``graph`` that notebooks display (the IR itself stays free of graphviz)."""
+    return Picture(graph, depth)
+
+
 def write_atomic(path: str | os.PathLike, data: bytes) -> None:
     """Write ``data`` to ``path`` safely (atomic for regular files; see :func:`archdsl.output.write_file`)."""
     from archdsl.output import write_file

@@ -13,8 +13,7 @@ import os
 from pathlib import Path
 
 from archdsl.api import compile
-from archdsl.cli import parse_params
-from archdsl.commands.common import spec_source
+from archdsl.commands.common import parse_params, spec_source
 from archdsl.errors import Diagnostic, UsageError
 
 EPILOG = """examples:

@@ -5,8 +5,7 @@ from __future__ import annotations
 import argparse
 
 from archdsl.api import compile
-from archdsl.cli import parse_params
-from archdsl.commands.common import add_spec_args, check_seed, spec_source
+from archdsl.commands.common import add_spec_args, check_seed, parse_params, spec_source
 from archdsl.errors import Diagnostic, UsageError
 
 

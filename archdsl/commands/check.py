@@ -12,8 +12,7 @@ import sys
 from dataclasses import dataclass, field
 
 from archdsl.api import compile, compile_all
-from archdsl.cli import parse_params
-from archdsl.commands.common import add_spec_args, spec_source
+from archdsl.commands.common import add_spec_args, parse_params, spec_source
 from archdsl.errors import ArchError, Diagnostic
 from archdsl.ir.graph import Graph
 from archdsl.verify import diagnostics

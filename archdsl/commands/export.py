@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import argparse
 
-from archdsl.cli import parse_params
-from archdsl.commands.common import add_spec_args, spec_source
+from archdsl.commands.common import add_spec_args, parse_params, spec_source
 from archdsl.errors import Diagnostic, UsageError
 from archdsl.exporting import onnx_backend
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 import argparse
 
 from archdsl.api import compile
-from archdsl.cli import parse_params
-from archdsl.commands.common import add_spec_args, spec_source
+from archdsl.commands.common import add_spec_args, parse_params, spec_source
 from archdsl.ir.printer import print_graph
 
 

@@ -12,8 +12,7 @@ import argparse
 import sys
 
 from archdsl.api import compile
-from archdsl.cli import parse_params
-from archdsl.commands.common import add_spec_args, check_seed, spec_source
+from archdsl.commands.common import add_spec_args, check_seed, parse_params, spec_source
 from archdsl.errors import ArchError
 
 EXAMPLES = """examples:

@@ -11,8 +11,7 @@ import argparse
 
 from archdsl.analysis import FORMATS, bind, parse_sizes, stats
 from archdsl.api import compile
-from archdsl.cli import parse_params
-from archdsl.commands.common import add_spec_args, spec_source
+from archdsl.commands.common import add_spec_args, parse_params, spec_source
 from archdsl.errors import Diagnostic, UsageError
 
 EPILOG = """examples:

@@ -13,8 +13,7 @@ import argparse
 import json
 
 from archdsl.api import compile
-from archdsl.cli import parse_params
-from archdsl.commands.common import add_spec_args, spec_source
+from archdsl.commands.common import add_spec_args, parse_params, spec_source
 from archdsl.errors import Diagnostic, UsageError
 
 EPILOG = """examples:

@@ -13,8 +13,7 @@ import argparse
 
 from archdsl.analysis import bind, parse_sizes
 from archdsl.api import compile
-from archdsl.cli import parse_params
-from archdsl.commands.common import add_spec_args, spec_source
+from archdsl.commands.common import add_spec_args, parse_params, spec_source
 from archdsl.commands.stats import add_size_args, check_depth
 from archdsl.errors import Diagnostic, UsageError
 from archdsl.viz import render, side_by_side, to_dot

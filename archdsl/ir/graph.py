@@ -146,16 +146,6 @@ class Graph(BaseModel):
         """A validated copy with some fields changed (the IR is immutable; mappings are frozen again)."""
         return type(self).model_validate({**{k: getattr(self, k) for k in type(self).model_fields}, **changes})
 
-    def _repr_svg_(self) -> str | None:
-        """Jupyter drawing via :func:`archdsl.viz.graph_svg` (None, so text repr is used, without `dot`)."""
-        from archdsl.errors import ArchError
-        from archdsl.viz import graph_svg
-
-        try:
-            return graph_svg(self)
-        except ArchError:
-            return None
-
 
 def shape_str(shape: tuple[Dim, ...]) -> str:
     """``[N, 64, H, W]``."""

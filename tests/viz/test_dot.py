@@ -125,7 +125,7 @@ def test_render_svg_and_png(resnet: archdsl.Graph, tmp_path) -> None:
 
 
 def test_repr_svg(resnet: archdsl.Graph) -> None:
-    assert "<svg" in resnet._repr_svg_()
+    assert "<svg" in viz.show(resnet)._repr_svg_()
 
 
 def test_missing_dot_explains_install(resnet: archdsl.Graph, tmp_path, monkeypatch) -> None:
@@ -134,7 +134,7 @@ def test_missing_dot_explains_install(resnet: archdsl.Graph, tmp_path, monkeypat
         viz.render(resnet, tmp_path / "g.svg")
     assert "apt-get install graphviz" in info.value.render()
     assert list(tmp_path.iterdir()) == []
-    assert resnet._repr_svg_() is None
+    assert viz.show(resnet)._repr_svg_() is None
 
 
 @pytest.mark.parametrize("name", ["g.txt", "missing/g.svg"])
