@@ -23,6 +23,11 @@ Ctx = Any            # archdsl.symmetry.derive.Context (duck-typed here to keep 
 Outputs = list[list[Layout]]
 
 
+def attr(op: OpDef, name: str) -> Any:
+    """A declared attribute of ``op``: a contract is shared by several op classes and reads theirs by name."""
+    return getattr(op, name)
+
+
 def trait_kind(op: OpDef) -> str:
     """The per-unit scaling an elementwise op commutes with, read from its traits."""
     if op.has(Trait.LINEAR):
@@ -188,7 +193,7 @@ class ChannelStats(Contract):
         if affine and "running_var" in ctx.params:
             ctx.member("running_mean", 0, lay, exponent=1)
             ctx.member("running_var", 0, lay, exponent=2)
-            ctx.member("weight", 0, lay, exponent=0, role=("bn", ctx.param_key("running_var"), op.eps))
+            ctx.member("weight", 0, lay, exponent=0, role=("bn", ctx.param_key("running_var"), attr(op, "eps")))
         else:
             ctx.constrain(lay, "none", "statistics of the batch (or no affine weight to absorb a scaling)")
             for name in ("running_mean", "running_var"):
@@ -211,7 +216,7 @@ class FeatureNorm(Contract):
     def derive(self, op: OpDef, ctx: Ctx) -> Outputs:
         x, t = ctx.inputs[0], ctx.in_types[0]
         axes = [self.axis % t.rank] if self.axis is not None else \
-            list(range(t.rank - len(op.normalized_shape), t.rank))
+            list(range(t.rank - len(attr(op, "normalized_shape")), t.rank))
         for lay in x:
             ctx.constrain(lay, "none", f"{op.name} statistics mix the units")
         g = getattr(op, self.groups) if self.groups else 1
@@ -300,7 +305,7 @@ class Joined(Contract):
 
     def derive(self, op: OpDef, ctx: Ctx) -> Outputs:
         rank = ctx.out_types[0].rank
-        dim = op.dim % rank
+        dim = attr(op, "dim") % rank
         result = []
         for i in range(rank):
             if i == dim:
@@ -320,7 +325,7 @@ class Cut(Contract):
 
     def derive(self, op: OpDef, ctx: Ctx) -> Outputs:
         x, t = ctx.inputs[0], ctx.in_types[0]
-        dim = op.dim % t.rank
+        dim = attr(op, "dim") % t.rank
         size = t.shape[dim]
         if not isinstance(size, int):
             return [[ctx.pinned(d) if i == dim else x[i] for i, d in enumerate(o.shape)] for o in ctx.out_types]
@@ -329,9 +334,9 @@ class Cut(Contract):
             ctx.pin(ctx.sub(x[dim], i, i + 1), f"position {i} is selected")
             return [[a for k, a in enumerate(x) if k != dim]]
         if hasattr(op, "step"):                                    # slice
-            picked = range(size)[op.start:op.end:op.step]
-            if op.step != 1:
-                ctx.pin(x[dim], f"a strided slice (step {op.step}) picks single units")
+            picked = range(size)[attr(op, "start"):attr(op, "end"):attr(op, "step")]
+            if attr(op, "step") != 1:
+                ctx.pin(x[dim], f"a strided slice (step {attr(op, 'step')}) picks single units")
                 return [[ctx.pinned(len(picked)) if k == dim else a for k, a in enumerate(x)]]
             return [[ctx.sub(x[dim], picked.start, picked.stop) if k == dim else a for k, a in enumerate(x)]]
         parts = ctx.cut(x[dim], [int(o.shape[dim]) for o in ctx.out_types])
@@ -405,7 +410,7 @@ class SelfAttention(Contract):
 
     def derive(self, op: OpDef, ctx: Ctx) -> Outputs:
         x, t = ctx.inputs[0], ctx.in_types[0]
-        d, h = int(t.shape[-1]), op.num_heads
+        d, h = int(t.shape[-1]), attr(op, "num_heads")
         qk, v = ctx.token("none", "query-key units"), ctx.token("gl", "value units")
         heads_qk = [ctx.fresh(d // h, "query-key units of a head", token=qk) for _ in range(h)]
         heads_v = [ctx.fresh(d // h, "value units of a head", token=v) for _ in range(h)]
@@ -430,7 +435,7 @@ class Lookup(Contract):
     """Embedding: the table's columns are a new class; the ids (and the table's rows) are pinned."""
 
     def derive(self, op: OpDef, ctx: Ctx) -> Outputs:
-        out = ctx.fresh(op.embedding_dim, "embedding features", kind="gl")
+        out = ctx.fresh(attr(op, "embedding_dim"), "embedding features", kind="gl")
         ctx.member("weight", 1, out, exponent=1)
         ctx.fixed("weight", [0], "rows are picked by the (pinned) input ids")
         return [[*ctx.inputs[0], out]]
