@@ -5,7 +5,11 @@ from __future__ import annotations
 import json
 import os
 import re
-from dataclasses import dataclass, field
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field, replace
 
 from archdsl.ir.types import Span
 
@@ -94,6 +98,9 @@ def _read_source(path: str) -> str | None:
         return None
 
 
+MAX_ERRORS = 20      # independent errors reported in one run (as rustc does); the rest wait for the next run
+
+
 class ArchError(Exception):
     """Root of every error archdsl raises on bad input; carries one or more Diagnostics."""
 
@@ -145,6 +152,86 @@ class UsageError(ArchError):
     """The command line or API call itself is wrong."""
 
     exit_code = 2
+
+
+class ArchWarning(UserWarning):
+    """A located problem that does not stop a build (genuinely dead code, ...), rendered like an error.
+
+    ``archdsl check`` and ``archdsl build`` print every warning; ``--strict`` turns them into errors. From the
+    Python API they arrive through :mod:`warnings` unless collected with :func:`collect_warnings`.
+    """
+
+    def __init__(self, diagnostic: Diagnostic, sources: dict[str, str] | None = None):
+        self.diagnostic = replace(diagnostic, severity="warning")
+        self.sources = sources or {}
+        super().__init__(self.render())
+
+    def render(self) -> str:
+        """The warning, compiler-style (``path:line:col: warning: ...``)."""
+        return self.diagnostic.render(self.sources)
+
+
+_collecting: ContextVar[list[ArchWarning] | None] = ContextVar("archdsl_warnings", default=None)
+
+
+@contextmanager
+def collect_warnings() -> Iterator[list[ArchWarning]]:
+    """Collect the ArchWarnings raised inside the ``with`` block into the yielded list (not :mod:`warnings`)."""
+    found: list[ArchWarning] = []
+    token = _collecting.set(found)
+    try:
+        yield found
+    finally:
+        _collecting.reset(token)
+
+
+def warn(diagnostic: Diagnostic, sources: dict[str, str] | None = None) -> None:
+    """Report a warning to the innermost :func:`collect_warnings`, else through :func:`warnings.warn`."""
+    found = _collecting.get()
+    if found is not None:
+        found.append(ArchWarning(diagnostic, sources))
+    else:
+        warnings.warn(ArchWarning(diagnostic, sources), stacklevel=3)
+
+
+class ErrorCollector:
+    """Independent errors gathered in one run, up to MAX_ERRORS, raised together as the first one's class.
+
+    ``with collector.guard():`` around one independent unit (a model, a block, a statement) records its
+    ArchError and carries on; past the cap the collected errors are raised at once.
+    """
+
+    def __init__(self, cap: int = MAX_ERRORS):
+        self.cap = cap
+        self.errors: list[ArchError] = []
+
+    @contextmanager
+    def guard(self) -> Iterator[None]:
+        """Record an ArchError raised inside instead of propagating it (UsageError still propagates)."""
+        try:
+            yield
+        except UsageError:
+            raise
+        except ArchError as exc:
+            self.errors.append(exc)
+            if self.count >= self.cap:
+                self.raise_if_any()
+
+    @property
+    def count(self) -> int:
+        """Diagnostics collected so far."""
+        return sum(len(e.diagnostics) for e in self.errors)
+
+    def raise_if_any(self) -> None:
+        """Raise every collected diagnostic (at most ``cap``) as one error of the first error's class."""
+        if not self.errors:
+            return
+        first = self.errors[0]
+        if len(self.errors) == 1:
+            raise first
+        sources = {k: v for e in self.errors for k, v in e.sources.items()}
+        diagnostics = [d for e in self.errors for d in e.diagnostics][:self.cap]
+        raise type(first)(diagnostics, sources) from first
 
 
 class OpError(ValueError):

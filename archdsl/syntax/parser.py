@@ -15,19 +15,14 @@ from lark import Token, Transformer, v_args
 from archdsl.errors import ArchError, Diagnostic, LimitError, ParseError
 from archdsl.ir.types import Span
 from archdsl.syntax import ast as A
+from archdsl.syntax.parse_errors import diagnose, recover, resume_after
+from archdsl.syntax.parse_errors import offset_span as _offset_span
+from archdsl.syntax.parse_errors import open_brackets as _open_brackets
 from archdsl.syntax.trivia import Comment, arch_layout, attach
 
 MAX_SOURCE_BYTES = 4 * 1024 * 1024
 MAX_NESTING = 200
 MAX_CHAIN = 450     # estimated expression tree depth; the parser's own recursion gives out near 490
-
-_TOKEN_NAMES = {
-    "NAME": "a name", "NUMBER": "a number", "STRING": "a string", "LPAR": "'('", "RPAR": "')'",
-    "LSQB": "'['", "RSQB": "']'", "LBRACE": "'{'", "RBRACE": "'}'", "COMMA": "','", "COLON": "':'",
-    "EQUAL": "'='", "SEMICOLON": "';'", "$END": "the end of the file", "MINUS": "'-'",
-    "ADD_OP": "'+' or '-'", "MUL_OP": "'*', '/', '//', '%' or '@'", "COMP_OP": "a comparison",
-}
-
 
 START_RULES = ("start", "expr", "tensor_type", "type_name")
 
@@ -279,67 +274,6 @@ class _ToAst(Transformer):
         return [tuple(str(t) for t in c), True]
 
 
-def _terminal_text(name: str) -> str:
-    """How an expected terminal is shown: ``'|>'`` for lark's anonymous ``__ANON_0``, ``a name`` for NAME."""
-    if name in _TOKEN_NAMES:
-        return _TOKEN_NAMES[name]
-    terminal = next((t for t in _parser().terminals if t.name == name), None)
-    if terminal is not None and terminal.pattern.type == "str":
-        return f"'{terminal.pattern.value}'"
-    return f"'{name.lower()}'" if name.isupper() and len(name) < 10 else name
-
-
-def _describe(expected: set[str]) -> str:
-    names = sorted({_terminal_text(e) for e in expected})
-    if not names:
-        return "the end of the input"
-    if len(names) > 6:
-        names = names[:6] + ["…"]
-    return ", ".join(names)
-
-
-def _parse_error(exc: lark.exceptions.LarkError, text: str, file: str, rule: str = "start") -> ParseError:
-    line = getattr(exc, "line", 1) or 1
-    column = getattr(exc, "column", 1) or 1
-    if isinstance(exc, lark.exceptions.UnexpectedToken):
-        tok = exc.token
-        found = "end of file" if tok.type == "$END" else f"'{tok}'"
-        msg = f"unexpected {found}; expected {_describe(exc.expected)}"
-        width = max(1, len(str(tok)))
-    elif isinstance(exc, lark.exceptions.UnexpectedCharacters):
-        msg = f"unexpected character {text[exc.pos_in_stream]!r}"
-        width = 1
-    else:
-        msg, width = "the spec ends in the middle of a construct", 1
-    hint = _hint_for(msg) if rule == "start" else None
-    span = Span(file=file, line=line, column=column, end_line=line, end_column=column + width)
-    notes: tuple = ()
-    end = getattr(getattr(exc, "token", None), "start_pos", None)
-    opened = _open_brackets(text if msg.startswith("unexpected end of file") else text[:end or 0])
-    if opened and (msg.startswith("unexpected end of file") or (
-            str(exc.token) in ")]}" and str(exc.token) != _CLOSING[text[opened[-1]]])):
-        where, opener = _offset_span(text, opened[-1], file), text[opened[-1]]
-        hint, notes = f"add the matching '{_CLOSING[opener]}'", ((f"the '{opener}' is opened here", where),)
-        if msg.startswith("unexpected end of file"):
-            msg = f"unexpected end of file: the '{opener}' at line {where.line}, column {where.column} is never closed"
-        else:
-            hint = f"'{exc.token}' cannot close the '{opener}' at line {where.line}, column {where.column}"
-    return ParseError(Diagnostic(msg, span, hint, notes=notes), sources={file: text})
-
-
-_CLOSING = {"(": ")", "[": "]", "{": "}"}
-
-
-def _hint_for(msg: str) -> str | None:
-    if msg.startswith("unexpected character") and msg[-2] in "\"'":
-        return "a string ends with the same quote on the same line"
-    if "expected" in msg and "'='" in msg:
-        return "a statement is `name = expr`, `in name: [dims]` or `out expr`"
-    if msg.startswith("unexpected end of file"):
-        return "is a '{' or '(' left unclosed above?"
-    return None
-
-
 def parse(text: str, file: str = "<string>") -> A.Module:
     """Parse .arch source text into a Module; raises ParseError with a span on bad input."""
     return _parse_rule(text, file, "start")
@@ -355,7 +289,7 @@ def _parse_rule(text: str, file: str, rule: str) -> Any:
     try:
         tree = _parser().parse(text, start=rule)
     except lark.exceptions.UnexpectedInput as exc:
-        raise _parse_error(exc, text, file, rule) from None
+        raise _parse_errors(exc, text, file, rule) from None
     except lark.exceptions.LarkError as exc:  # pragma: no cover - lark internals
         raise ParseError(Diagnostic(str(exc).splitlines()[0], Span(file=file)), {file: text}) from None
     finally:
@@ -373,6 +307,24 @@ def _parse_rule(text: str, file: str, rule: str) -> Any:
             raise
         raise LimitError(Diagnostic("expressions nest too deeply", Span(file=file),
                                     "split the expression into named values"), {file: text}) from None
+
+
+def _parse_errors(exc: lark.exceptions.UnexpectedInput, text: str, file: str, rule: str) -> ParseError:
+    """The ParseError for ``exc``, with the independent errors found after it (a whole file only)."""
+    terminals = _parser().terminals
+    first = diagnose(exc, text, file, terminals, rule)
+    if rule != "start":
+        return ParseError(first, sources={file: text})
+
+    def reparse(rest: str) -> lark.exceptions.UnexpectedInput | None:
+        try:
+            _parser().parse(rest, start="start")
+        except lark.exceptions.UnexpectedInput as again:
+            return again
+        return None
+
+    found = recover(text, file, first, resume_after(exc, first), reparse, terminals)
+    return ParseError(found, sources={file: text})
 
 
 def parse_expression(text: str, file: str = "<string>", line: int = 1, column: int = 1) -> A.Expr:
@@ -400,7 +352,8 @@ def _parse_fragment(text: str, file: str, rule: str, line: int, column: int) -> 
         raise LimitError(Diagnostic("expressions nest too deeply", Span(file=file, line=line, column=column),
                                     "split the expression into named values")) from None
     except ArchError as exc:
-        diags = [dataclasses.replace(d, span=_shift_span(d.span, line, column) if d.span else None)
+        diags = [dataclasses.replace(d, span=_shift_span(d.span, line, column) if d.span else None,
+                                     notes=tuple((t, _shift_span(s, line, column) if s else None) for t, s in d.notes))
                  for d in exc.diagnostics]
         raise type(exc)(diags) from None
 
@@ -423,31 +376,6 @@ def _shifted(node: Any, line: int, column: int) -> Any:
         changes = {f.name: _shifted(getattr(node, f.name), line, column) for f in dataclasses.fields(node)}
         return dataclasses.replace(node, **changes)
     return node
-
-
-# Brackets outside string literals and comments (those are matched first and skipped).
-_BRACKETS = re.compile(r""""(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*'|#[^\n]*|[()\[\]{}]""")
-
-
-def _open_brackets(text: str, stop_at: int | None = None) -> list[int]:
-    """Offsets of the brackets still open at the end of ``text``; stops early once more than ``stop_at`` are."""
-    stack: list[int] = []
-    for m in _BRACKETS.finditer(text):
-        ch = m.group()
-        if ch in "([{":
-            stack.append(m.start())
-            if stop_at is not None and len(stack) > stop_at:
-                break
-        elif ch in ")]}" and stack:
-            stack.pop()
-    return stack
-
-
-def _offset_span(text: str, pos: int, file: str) -> Span:
-    """The one-character span at offset ``pos`` of ``text``."""
-    line = text.count("\n", 0, pos) + 1
-    col = pos - text.rfind("\n", 0, pos)
-    return Span(file=file, line=line, column=col, end_line=line, end_column=col + 1)
 
 
 # Tokens that deepen an expression tree; strings, comments and numbers are matched first and skipped.

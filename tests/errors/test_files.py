@@ -152,4 +152,5 @@ def test_parse_error_in_an_imported_file(here: Path) -> None:
     assert exc.render() == """\
 lib.arch:3:9: error: unexpected character '$'
     3 |   out x $
-      |         ^"""
+      |         ^
+  hint: remove it: .arch text uses names, numbers, strings, brackets and the operators of the grammar"""

@@ -23,6 +23,7 @@ model M() {
 <string>:4:1: error: unexpected '}'; expected '(', '[', a name, a number, a string
     4 | }
       | ^
+  hint: an expression is missing here: after an operator, '=' or ',' comes a value
 """,
         id="unexpected-token"),
     pytest.param(
@@ -37,6 +38,7 @@ model M() {
 <string>:3:9: error: unexpected character '$'
     3 |   out x $ 2
       |         ^
+  hint: remove it: .arch text uses names, numbers, strings, brackets and the operators of the grammar
 """,
         id="unexpected-character"),
     pytest.param(
@@ -47,12 +49,12 @@ model M() {
   out x
 """,
         """\
-<string>:3:7: error: unexpected end of file: the '{' at line 1, column 11 is never closed
-    3 |   out x
-      |       ^
-  note: the '{' is opened here (at <string>:1:11)
+<string>:1:11: error: this '{' is never closed
     1 | model M() {
       |           ^
+  note: the file ends here (at <string>:3:7)
+    3 |   out x
+      |       ^
   hint: add the matching '}'
 """,
         id="unexpected-end-of-file"),

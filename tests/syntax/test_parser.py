@@ -130,7 +130,7 @@ ERRORS = [
     ("block A() {\n  in x [N]\n}", "2:8", "unexpected '['"),
     ("let x = a < b < c", "1:15", "unexpected '<'"),
     ("let x = 1 $ 2", "1:11", "unexpected character '$'"),
-    ("block A() {\n  out x\n", "2:7", "unexpected end of file"),
+    ("block A() {\n  out x\n", "1:11", "this '{' is never closed"),
 ]
 
 

@@ -93,7 +93,7 @@ ERRORS = [
     ("blocks:\n  A:\n    body:\n      - y: |\n          x +\n            * 2\n", "6:13", "unexpected '*'"),
     ("blocks:\n  A:\n    params: {a: 'int = 1 +'}\n", "3:26", "unexpected end of file"),
     ("blocks:\n  A:\n    params: {a: 'int int'}\n", "3:22", "unexpected 'int'"),
-    ("blocks:\n  A:\n    body:\n      - in: {x: '[N, C'}\n", "4:22", "unexpected end of file"),
+    ("blocks:\n  A:\n    body:\n      - in: {x: '[N, C'}\n", "4:18", "this '[' is never closed"),
     ("let:\n  x: '1'\n  x: '2'\n", "3:3", "duplicate key 'x' in let"),
     ("block:\n  A: {}\n", "1:1", "unknown section 'block'"),
     ("blocks:\n  A: {bdy: []}\n", "2:7", "unknown key 'bdy' in block 'A'"),
