@@ -8,7 +8,7 @@ from typing import Any
 
 from archdsl.elaborate import elaborate_model, load, model_names
 from archdsl.elaborate.loader import Loader
-from archdsl.errors import Diagnostic, UsageError
+from archdsl.errors import Diagnostic, ErrorCollector, UsageError
 from archdsl.ir.graph import Graph
 from archdsl.verify import verify
 
@@ -35,12 +35,15 @@ def compile_all(source: Source, **params: Any) -> dict[str, Graph]:
         raise UsageError(Diagnostic(f"no model in {ns.file} has the parameter(s) {', '.join(unknown)}",
                                     hint=f"parameters here: {', '.join(sorted(declared)) or 'none'}"))
     out = {}
+    errors = ErrorCollector()
     for name in model_names(ns):
         block = ns.blocks[name]
         own = {k: v for k, v in params.items() if any(p.name == k for p in block.params)}
-        graph = elaborate_model(ns, loader, name, **own)
-        verify(graph, loader.sources)
-        out[name] = graph
+        with errors.guard():        # models are independent: one run reports the errors of each
+            graph = elaborate_model(ns, loader, name, **own)
+            verify(graph, loader.sources)
+            out[name] = graph
+    errors.raise_if_any()
     return out
 
 

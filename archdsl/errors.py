@@ -161,9 +161,10 @@ class ArchWarning(UserWarning):
     Python API they arrive through :mod:`warnings` unless collected with :func:`collect_warnings`.
     """
 
-    def __init__(self, diagnostic: Diagnostic, sources: dict[str, str] | None = None):
+    def __init__(self, diagnostic: Diagnostic, sources: dict[str, str] | None = None, model: str | None = None):
         self.diagnostic = replace(diagnostic, severity="warning")
         self.sources = sources or {}
+        self.model = model          # the model being elaborated when it was found (None: not known)
         super().__init__(self.render())
 
     def render(self) -> str:
@@ -185,13 +186,13 @@ def collect_warnings() -> Iterator[list[ArchWarning]]:
         _collecting.reset(token)
 
 
-def warn(diagnostic: Diagnostic, sources: dict[str, str] | None = None) -> None:
+def warn(diagnostic: Diagnostic, sources: dict[str, str] | None = None, model: str | None = None) -> None:
     """Report a warning to the innermost :func:`collect_warnings`, else through :func:`warnings.warn`."""
     found = _collecting.get()
     if found is not None:
-        found.append(ArchWarning(diagnostic, sources))
+        found.append(ArchWarning(diagnostic, sources, model))
     else:
-        warnings.warn(ArchWarning(diagnostic, sources), stacklevel=3)
+        warnings.warn(ArchWarning(diagnostic, sources, model), stacklevel=3)
 
 
 class ErrorCollector:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import sys
 
 from archdsl.api import compile
 from archdsl.commands.common import add_spec_args, check_seed, parse_params, spec_source
-from archdsl.errors import Diagnostic, UsageError
+from archdsl.errors import Diagnostic, ElaborationError, UsageError, collect_warnings
 
 
 def add_parser(sub) -> None:
@@ -16,6 +18,7 @@ def add_parser(sub) -> None:
     p.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="folder to write (must not exist)")
     p.add_argument("--seed", type=int, default=0, help="torch.manual_seed for the initial weights (default 0)")
     p.add_argument("--force", action="store_true", help="replace OUTDIR if it holds an earlier build")
+    p.add_argument("--strict", action="store_true", help="treat warnings (dead code) as errors")
     p.add_argument("--check-inputs", action="store_true",
                    help="make forward() check input shapes against the spec (error names the spec line)")
     p.add_argument("--target", choices=("torch", "onnx"), default="torch",
@@ -40,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     from archdsl.saving import save_built
 
     check_seed(args.seed)
-    graph = compile(spec_source(args.file), args.model, **parse_params(args.param))
+    graph = _compile_reporting_warnings(args)
     module = build_module(graph, seed=args.seed, check_inputs=args.check_inputs)
     paths = save_built(graph, module, args.output, force=args.force, source=args.file)
     params = sum(p.numel() for p in module.parameters())
@@ -50,6 +53,21 @@ def run(args: argparse.Namespace) -> int:
         print(f"  wrote {path} ({path.stat().st_size:,} bytes)")
     print(f"  load with: archdsl.load_built({str(paths['graph.json'].parent)!r})")
     return 0
+
+
+def _compile_reporting_warnings(args: argparse.Namespace):
+    """Compile FILE, printing its warnings (dead code) on stderr; with ``--strict`` they are errors."""
+    from archdsl.verify import diagnostics
+
+    with collect_warnings() as elaborated:
+        graph = compile(spec_source(args.file), args.model, **parse_params(args.param))
+    sources = {k: v for w in elaborated for k, v in w.sources.items()}
+    found = [w.diagnostic for w in elaborated] + [d for d in diagnostics(graph) if d.severity != "error"]
+    if found and args.strict:
+        raise ElaborationError([dataclasses.replace(d, severity="error") for d in found], sources)
+    for d in found:
+        print(d.render(sources), file=sys.stderr)
+    return graph
 
 
 def _run_onnx(args: argparse.Namespace) -> int:

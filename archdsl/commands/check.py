@@ -1,7 +1,8 @@
 """``archdsl check FILE...``: parse, elaborate and verify; print diagnostics like a compiler.
 
-Exit status: 0 when every model checks (warnings allowed), 1 when a spec has errors, 2 for usage errors
-(a missing file, an unknown ``-m`` model, a bad ``--param``).
+Exit status: 0 when every model checks (warnings allowed; with ``--strict`` a warning is an error), 1 when a
+spec has errors or defines no model, 2 for usage errors (a missing file, an unknown ``-m`` model, a bad
+``--param``).
 """
 
 from __future__ import annotations
@@ -9,11 +10,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from archdsl.api import compile, compile_all
 from archdsl.commands.common import add_spec_args, parse_params, spec_source
-from archdsl.errors import ArchError, Diagnostic
+from archdsl.errors import ArchError, Diagnostic, ElaborationError, collect_warnings
 from archdsl.ir.graph import Graph
 from archdsl.verify import diagnostics
 
@@ -26,15 +27,19 @@ class FileReport:
     models: list[dict] = field(default_factory=list)
     found: list[Diagnostic] = field(default_factory=list)
     error: ArchError | None = None
+    sources: dict[str, str] = field(default_factory=dict)
+    strict: bool = False
 
     @property
     def exit_code(self) -> int:
-        """0 ok, 1 spec errors, 2 usage errors."""
-        return self.error.exit_code if self.error else 0
+        """0 ok, 1 spec errors (warnings too under ``--strict``), 2 usage errors."""
+        if self.error:
+            return self.error.exit_code
+        return 1 if self.strict and self.found else 0
 
     def to_json(self) -> dict:
         """The file's entry in ``--format json``."""
-        return {"file": self.file, "ok": self.error is None, "models": self.models,
+        return {"file": self.file, "ok": self.exit_code == 0, "models": self.models,
                 "diagnostics": [{"file": self.file, **d.to_json()} for d in self.found]}
 
 
@@ -46,24 +51,56 @@ def add_parser(sub) -> None:
     p.add_argument("--target", choices=("torch", "onnx"), default="torch",
                    help="also check that every op lowers to this backend (onnx: before any weights exist)")
     p.add_argument("--opset", type=int, default=21, metavar="N", help="with --target onnx: the opset (18 to 21)")
+    p.add_argument("--strict", action="store_true", help="treat warnings (dead code) as errors: exit 1")
 
 
-def check_file(path: str, model: str | None, params: dict, target: str = "torch", opset: int = 21) -> FileReport:
+def check_file(path: str, model: str | None, params: dict, target: str = "torch", opset: int = 21,
+               strict: bool = False) -> FileReport:
     """Compile one file's models (or the one named) and collect errors and warnings."""
-    report = FileReport(path)
-    try:
-        graphs = _compile(path, model, params)
-        if target == "onnx":
-            _check_onnx(graphs, opset)
-    except ArchError as exc:
-        report.error = exc
-        report.found += exc.diagnostics
-        return report
+    report = FileReport(path, strict=strict)
+    with collect_warnings() as elaborated:
+        try:
+            graphs = _compile(path, model, params)
+            if target == "onnx":
+                _check_onnx(graphs, opset)
+            if not graphs:
+                raise ElaborationError(Diagnostic(f"{path} defines no model, so there is nothing to check", None,
+                                                  _NO_MODEL))
+        except ArchError as exc:
+            report.error = exc
+            report.found += exc.diagnostics
+            report.sources.update(exc.sources)
+            return report
+    seen: set[tuple] = set()
+    for w in elaborated:
+        report.sources.update(w.sources)
+        _add_once(report.found, seen, w.diagnostic)
     for name, graph in graphs.items():
         warnings = [d for d in diagnostics(graph) if d.severity != "error"]
-        report.found += warnings
-        report.models.append(_summary(name, graph, len(warnings)))
+        own = [w for w in elaborated if w.model in (None, graph.name)]
+        for d in warnings:
+            _add_once(report.found, seen, d)
+        report.models.append(_summary(name, graph, len(warnings) + len(own)))
+    if strict:
+        report.found = [replace(d, severity="error", hint=_strict_hint(d)) for d in report.found]
     return report
+
+
+_NO_MODEL = ("a spec is built from a `model Name(...) { ... }`; blocks are elaborated only when a model uses them "
+             "(a file of blocks is a library for other specs to import)")
+
+
+def _add_once(found: list[Diagnostic], seen: set[tuple], d: Diagnostic) -> None:
+    """Append ``d`` unless the same message at the same place is already there (a block used twice)."""
+    key = (d.message, str(d.span))
+    if key not in seen:
+        seen.add(key)
+        found.append(d)
+
+
+def _strict_hint(d: Diagnostic) -> str:
+    why = "an error because of --strict"
+    return f"{d.hint} ({why})" if d.hint else why
 
 
 def _check_onnx(graphs: dict[str, Graph], opset: int) -> None:
@@ -91,9 +128,8 @@ def _summary(name: str, graph: Graph, warnings: int) -> dict:
 
 def _print_text(report: FileReport) -> None:
     """Compiler-style: diagnostics (with source excerpts) on stderr, one ok line per model on stdout."""
-    sources = report.error.sources if report.error else {}
     for d in report.found:
-        print(d.render(sources), file=sys.stderr)
+        print(d.render(report.sources), file=sys.stderr)
     for m in report.models:
         extra = f", {m['warnings']} warning{'s' if m['warnings'] != 1 else ''}" if m["warnings"] else ""
         where = m["model"] if m["model"] == report.file else f"{report.file}: {m['model']}"   # a zoo name once
@@ -103,7 +139,7 @@ def _print_text(report: FileReport) -> None:
 def run(args: argparse.Namespace) -> int:
     """Check each file; the exit status is the worst over all files (2 usage > 1 spec errors > 0)."""
     params = parse_params(args.param)
-    reports = [check_file(path, args.model, params, args.target, args.opset) for path in args.files]
+    reports = [check_file(path, args.model, params, args.target, args.opset, args.strict) for path in args.files]
     code = max(r.exit_code for r in reports)
     if args.format == "json":
         doc = {"ok": code == 0, "files": [r.to_json() for r in reports],
