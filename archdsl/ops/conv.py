@@ -141,7 +141,8 @@ class ConvNd(OpDef):
             raise OpError(f"{self.name} needs a known channel count, got {c}")
         if c % self.groups or self.out_channels % self.groups:
             raise OpError(f"{self.name}: in_channels={c} and out_channels={self.out_channels} must both be "
-                          f"divisible by groups={self.groups}")
+                          f"divisible by groups={self.groups}",
+                          "choose groups dividing both channel counts (groups=in_channels makes a depthwise conv)")
         return c
 
     def infer(self, inputs: list[TensorType]) -> list[TensorType]:

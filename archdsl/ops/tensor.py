@@ -28,7 +28,9 @@ def broadcast(op: OpDef, a: TensorType, b: TensorType) -> TensorType:
         elif x == 1:
             out.append(y)
         else:
-            raise OpError(f"{op.name}: shapes {a} and {b} do not broadcast (dim {x} vs {y})")
+            raise OpError(f"{op.name}: shapes {a} and {b} do not broadcast (dim {x} vs {y})",
+                          "sizes broadcast when they are equal or one of them is 1; the notes show which layer "
+                          "makes each shape")
     return a.with_shape(tuple(out))
 
 

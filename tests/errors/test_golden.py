@@ -229,6 +229,7 @@ model M() {
   note: input 2, [N, 128, H, W], comes from here (at <string>:4:7)
     4 |   b = Conv2d(128, 1)
       |       ^~~~~~~~~~~~~~
+  hint: sizes broadcast when they are equal or one of them is 1; the notes show which layer makes each shape
 """,
         id="shape-mismatch"),
     pytest.param(
@@ -247,6 +248,7 @@ model M() {
   note: the input [N, 6, H, W] comes from here (at <string>:2:3)
     2 |   in x: [N, 6, H, W]
       |   ^~~~~~~~~~~~~~~~~~
+  hint: choose groups dividing both channel counts (groups=in_channels makes a depthwise conv)
 """,
         id="groups"),
     pytest.param(
