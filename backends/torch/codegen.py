@@ -11,6 +11,7 @@ from archdsl.backends.torch.registry import rule_for
 from archdsl.errors import Diagnostic, UsageError
 from archdsl.ir.graph import Graph, Node
 from archdsl.ir.types import TensorType
+from archdsl.ops.base import Trait
 from archdsl.reserved import reserved_component
 
 _RESERVED = {"self", "torch", "nn", "F", "rt", "math"} | set(keyword.kwlist) | set(dir(builtins))
@@ -76,13 +77,14 @@ def _locals(graph: Graph) -> dict[str, str]:
 class _Emitter:
     """Collects __init__ and forward lines for one graph."""
 
-    def __init__(self, graph: Graph, check_inputs: bool):
+    def __init__(self, graph: Graph, check_inputs: bool, inplace: bool = True):
         self.graph = graph
         self.check_inputs = check_inputs
+        self.allow_inplace = inplace
         self.types = graph.value_types()
         self.local = _locals(graph)
         self.uses = Counter(v for n in graph.nodes for v in n.inputs) + Counter(graph.outputs.values())
-        self.fresh = {v for n in graph.nodes if rule_for(n.op).fresh for v in n.outputs}
+        self.fresh = self._fresh_values()
         self.init: list[str] = []
         self.forward: list[str] = []
         self.containers: set[str] = set()
@@ -123,10 +125,22 @@ class _Emitter:
         if dead:
             self.forward.append(f"        del {', '.join(dead)}")
 
+    def _fresh_values(self) -> set[str]:
+        """Values a single use may overwrite (see :class:`Lowering`): results of ``fresh`` lowerings; for an
+        EVAL_IDENTITY op (its eval result is its input) only where that input is fresh and read by it alone."""
+        fresh: set[str] = set()
+        for n in self.graph.nodes:
+            if not rule_for(n.op).fresh:
+                continue
+            if n.op.has(Trait.EVAL_IDENTITY) and not all(v in fresh and self.uses[v] == 1 for v in n.inputs):
+                continue
+            fresh.update(n.outputs)
+        return fresh
+
     def inplace(self, node: Node) -> str | None:
         """The in-place form of ``node`` when an input is a fresh, single-use tensor of the result's type."""
         form = rule_for(node.op).inplace
-        if form is None or node.op.attrs() or len(node.outputs) != 1:
+        if form is None or not self.allow_inplace or node.op.attrs() or len(node.outputs) != 1 or not node.op.has(Trait.ELEMENTWISE):
             return None
         for i, v in enumerate(node.inputs):
             if v in self.fresh and self.uses[v] == 1 and self.types[v] == node.types[0]:
@@ -198,6 +212,10 @@ def _input_spec(graph: Graph) -> tuple:
     return tuple(spec)
 
 
-def generate_source(graph: Graph, check_inputs: bool = False, source: str = "a spec") -> str:
-    """Python source of a module class for ``graph`` (class name from the model name)."""
-    return _Emitter(graph, check_inputs).emit(source)
+def generate_source(graph: Graph, check_inputs: bool = False, source: str = "a spec", inplace: bool = True) -> str:
+    """Python source of a module class for ``graph`` (class name from the model name).
+
+    ``inplace=False`` writes every op out of place (the in-place forms compute bitwise the same outputs and
+    gradients; tests compare the two).
+    """
+    return _Emitter(graph, check_inputs, inplace).emit(source)

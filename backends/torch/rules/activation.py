@@ -14,7 +14,17 @@ _FUNCTIONS = {A.ReLU: "F.relu", A.ReLU6: "F.relu6", A.SiLU: "F.silu", A.Mish: "F
               A.LogSigmoid: "F.logsigmoid"}
 
 
-@lowering(*_FUNCTIONS, inplace={A.ReLU: "torch.relu_({0})"})
+# In-place forms (registry.Lowering): relu_/sigmoid_/tanh_ backward reads the result, so they go in place
+# under autograd too; silu_, hardswish_, hardsigmoid_, mish_ and relu6's hardtanh_ read the input, so only
+# where it does not require grad. SiLU, Mish, Hardswish, Hardsigmoid and ReLU6 results are fresh (their
+# backward reads the input); ReLU, Sigmoid and Tanh save their result.
+_NO_GRAD_INPLACE = {op: f"{f}({{0}}, inplace=not {{0}}.requires_grad)"
+                    for op, f in _FUNCTIONS.items() if op in (A.SiLU, A.Mish, A.Hardswish, A.Hardsigmoid, A.ReLU6)}
+
+
+@lowering(*_FUNCTIONS, fresh=set(_NO_GRAD_INPLACE),
+          inplace={A.ReLU: "torch.relu_({0})", A.Sigmoid: "torch.sigmoid_({0})", A.Tanh: "torch.tanh_({0})"}
+          | _NO_GRAD_INPLACE)
 def _unary(op: OpDef, args: list[str], ref: str | None, ins: list[TensorType]) -> str:
     return f"{_FUNCTIONS[type(op)]}({args[0]})"
 

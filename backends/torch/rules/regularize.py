@@ -10,12 +10,14 @@ from archdsl.ops.regularize import Dropout, Dropout2d, LayerScale, StochasticDep
 _DROPOUT = {Dropout: "F.dropout", Dropout2d: "F.dropout2d"}
 
 
-@lowering(*_DROPOUT)
+# fresh: the training result is new and the backward reads only the mask (eval: the input itself; codegen
+# counts that as fresh only where the input is fresh and read by it alone: ``out = drop_path(b); out += x``)
+@lowering(*_DROPOUT, fresh=True)
 def _dropout(op: Dropout, args: list[str], ref: str | None, ins: list[TensorType]) -> str:
     return fn(_DROPOUT[type(op)], args[0], repr(op.p), "self.training")
 
 
-@lowering(StochasticDepth)
+@lowering(StochasticDepth, fresh=True)
 def _stochastic_depth(op: StochasticDepth, args: list[str], ref: str | None, ins: list[TensorType]) -> str:
     return fn("rt.functional.stochastic_depth", args[0], repr(op.p), repr(op.mode), "self.training")
 
