@@ -31,7 +31,8 @@ def diagnostics(graph: Graph) -> list[Diagnostic]:
         used.update(node.inputs)
         for v in node.outputs:
             if v in types:
-                found.append(Diagnostic(f"value '{v}' is defined twice (again by {_what(node)})", node.span))
+                found.append(Diagnostic(f"value '{v}' is defined twice (again by {_what(node)})", node.span,
+                                        "a value has one producer: rename one of the outputs"))
         found += _params(graph, node) + _finite_attrs(node)
         if not missing:
             found += _retype(graph, node, [types[v] for v in node.inputs])
@@ -40,11 +41,13 @@ def diagnostics(graph: Graph) -> list[Diagnostic]:
         found += _ordering(graph, late)
     for name, v in graph.outputs.items():
         if v not in types:
-            found.append(Diagnostic(f"output '{name}' refers to undefined value '{v}'", graph.span))
+            found.append(Diagnostic(f"output '{name}' refers to undefined value '{v}'", graph.span,
+                                    "an output names a graph input or a value some node produces"))
         used.add(v)
     for name in graph.inputs:
         if name not in used:
-            found.append(Diagnostic(f"input '{name}' is never used", graph.input_spans.get(name)))
+            found.append(Diagnostic(f"input '{name}' is never used", graph.input_spans.get(name),
+                                    "remove the input, or read it in the dataflow"))
     return found + _names(graph) + _unused_params(graph) + _dead_results(graph, used)
 
 
@@ -58,7 +61,8 @@ def _names(graph: Graph) -> list[Diagnostic]:
             try:
                 check_init(free.init)
             except ValueError as exc:
-                found.append(Diagnostic(f"parameter '{free.name}': {exc}", node.span))
+                found.append(Diagnostic(f"parameter '{free.name}': {exc}", node.span,
+                                        "Parameter's initialisers are listed in docs/ops.md"))
         paths = [node.module] if node.module is not None and node.params else []
         paths += [graph.params[k].name for k in node.params.values() if k in graph.params]
         for path in paths:
@@ -71,7 +75,8 @@ def _names(graph: Graph) -> list[Diagnostic]:
                 break
             seen.add(where)
             if bad == "":
-                found.append(Diagnostic(f"module path {path!r} of {_what(node)} has an empty component", node.span))
+                found.append(Diagnostic(f"module path {path!r} of {_what(node)} has an empty component", node.span,
+                                        "a module path is dot-separated names (layer1.0.conv1), none of them empty"))
             else:
                 found.append(Diagnostic(f"layer name '{bad}' (in '{where}') clashes with an attribute of "
                                         "torch.nn.Module", node.span, "rename the layer"))
@@ -86,7 +91,7 @@ def _finite_attrs(node: Node) -> list[Diagnostic]:
         items = value if isinstance(value, (tuple, list)) else (value,)
         if any(isinstance(v, float) and not math.isfinite(v) for v in items):
             return [Diagnostic(f"attribute '{field}' of {_what(node)} is {value!r}; attributes must be finite",
-                               node.span)]
+                               node.span, "write a finite number (a large one such as 1e30 is allowed)")]
     return []
 
 
@@ -98,20 +103,21 @@ def _structure(graph: Graph) -> list[Diagnostic]:
     """Node names unique, one type per output, known dtypes, the op's tensor arity, some output."""
     found: list[Diagnostic] = []
     if not graph.outputs:
-        found.append(Diagnostic(f"graph '{graph.name}' has no outputs", graph.span))
+        found.append(Diagnostic(f"graph '{graph.name}' has no outputs", graph.span,
+                                "a model returns at least one value (`out ...`)"))
     for name, t in graph.inputs.items():
         found += _dtype(t.dtype, f"input '{name}'", graph.input_spans.get(name))
     seen: set[str] = set()
     for node in graph.nodes:
         if node.name in seen:
-            found.append(Diagnostic(f"two nodes are named '{node.name}'", node.span))
+            found.append(Diagnostic(f"two nodes are named '{node.name}'", node.span, "node names are unique: rename one"))
         seen.add(node.name)
         if len(node.types) != len(node.outputs):
             found.append(Diagnostic(f"{_what(node)} has {len(node.outputs)} output(s) but {len(node.types)} "
-                                    "type(s)", node.span))
+                                    "type(s)", node.span, "give each output value exactly one TensorType"))
         if node.op.arity is not None and len(node.inputs) != node.op.arity:
             found.append(Diagnostic(f"{_what(node)} takes {node.op.arity} input(s), got {len(node.inputs)}",
-                                    node.span))
+                                    node.span, f"pass exactly {node.op.arity} input value(s)"))
         for t in node.types:
             found += _dtype(t.dtype, _what(node), node.span)
     for p in graph.params.values():
@@ -145,7 +151,7 @@ def _ordering(graph: Graph, late: list[tuple[Node, str]]) -> list[Diagnostic]:
     for node, v in late:
         if v not in producers:
             found.append(Diagnostic(f"{_what(node)} reads '{v}', which is not defined (a dangling value)",
-                                    node.span))
+                                    node.span, "a node reads graph inputs and values of nodes before it"))
         elif not cycle:
             found.append(Diagnostic(f"{_what(node)} reads '{v}' before {_what(producers[v])} defines it",
                                     node.span, "nodes must be in topological order"))
@@ -158,7 +164,8 @@ def _node(graph: Graph, name: str) -> Node:
 
 def _params(graph: Graph, node: Node) -> list[Diagnostic]:
     """Every parameter a node names is declared."""
-    return [Diagnostic(f"{_what(node)} uses parameter '{full}', which is not declared", node.span)
+    return [Diagnostic(f"{_what(node)} uses parameter '{full}', which is not declared", node.span,
+                       "declare it in the graph's parameter table (name, shape, dtype, initialiser)")
             for full in node.params.values() if full not in graph.params]
 
 
@@ -171,16 +178,20 @@ def _retype(graph: Graph, node: Node, ins: list[TensorType]) -> list[Diagnostic]
     if tuple(outs) != tuple(node.types):
         got = ", ".join(str(t) for t in node.types)
         want = ", ".join(str(t) for t in outs)
-        return [Diagnostic(f"{_what(node)} is typed {got} but its inputs give {want}", node.span)]
+        return [Diagnostic(f"{_what(node)} is typed {got} but its inputs give {want}", node.span,
+                           "recompute the node's output types after changing its inputs or attributes")]
     found = [Diagnostic(f"{_what(node)} needs its parameter '{local or '(the layer itself)'}', which it is not "
-                        "given", node.span) for local in specs if local not in node.params]
+                        "given", node.span, "map it to a declared parameter in the node's params")
+             for local in specs if local not in node.params]
     for local, full in node.params.items():
         declared = graph.params.get(full)
         if local not in specs:
-            found.append(Diagnostic(f"{_what(node)} has no parameter '{local}' (given '{full}')", node.span))
+            found.append(Diagnostic(f"{_what(node)} has no parameter '{local}' (given '{full}')", node.span,
+                                    "remove it from the node's params"))
         elif declared is not None and tuple(declared.shape) != tuple(specs[local].shape):
             found.append(Diagnostic(f"parameter '{full}' is declared {list(declared.shape)} but {_what(node)} "
-                                    f"needs {list(specs[local].shape)}", node.span))
+                                    f"needs {list(specs[local].shape)}", node.span,
+                                    "declare the parameter with the shape the op needs"))
     return found
 
 
@@ -204,6 +215,7 @@ def _dead_results(graph: Graph, used: set[str]) -> list[Diagnostic]:
         elif unused:
             out.append(Diagnostic(f"output{'s' if len(unused) > 1 else ''} {', '.join(repr(v) for v in unused)} "
                                   f"of {_what(node)} {'are' if len(unused) > 1 else 'is'} never used", node.span,
+                                  "use it, or compute only the outputs that are needed",
                                   severity="warning"))
     return out
 

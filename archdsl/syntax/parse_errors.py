@@ -67,7 +67,7 @@ def diagnose(exc: lark.exceptions.UnexpectedInput, text: str, file: str, termina
     unclosed = _unclosed(text, token, at_end)
     if unclosed is not None:
         return _never_closed(text, file, unclosed, span, at_end, rule)
-    hint = _hint_for(msg) if rule == "start" else None
+    hint = _hint_for(msg, rule)
     if token is not None and str(token) in ")]}" and token.type != "$END":
         opened = open_brackets(text[:token.start_pos])
         if opened and str(token) != _CLOSING[text[opened[-1]]]:
@@ -130,12 +130,12 @@ def resume_after(exc: lark.exceptions.UnexpectedInput, diag: Diagnostic) -> int:
     return line
 
 
-def _hint_for(msg: str) -> str | None:
+def _hint_for(msg: str, rule: str) -> str:
     if msg.startswith("unexpected character") and msg[-2] in "\"'":
         return "a string ends with the same quote on the same line"
     if msg.startswith("unexpected character"):
         return "remove it: .arch text uses names, numbers, strings, brackets and the operators of the grammar"
-    if "expected" in msg and "'='" in msg:
+    if "expected" in msg and "'='" in msg and rule == "start":
         return "a statement is `name = expr`, `in name: [dims]` or `out expr`"
     if msg.startswith("unexpected end of file"):
         return "the spec ends in the middle of a statement: finish it"

@@ -283,7 +283,7 @@ def _parse_rule(text: str, file: str, rule: str) -> Any:
     """Parse ``text`` from grammar rule ``rule`` and transform it; every failure is an ArchError."""
     if len(text.encode("utf-8", errors="replace")) > MAX_SOURCE_BYTES:
         raise LimitError(Diagnostic(f"spec file is larger than {MAX_SOURCE_BYTES // 1024 // 1024} MiB",
-                                    Span(file=file)))
+                                    Span(file=file), "a spec this large is generated: split it into imported files"))
     _check_nesting(text, file)
     _seen.comments = comments = []
     try:
@@ -291,7 +291,8 @@ def _parse_rule(text: str, file: str, rule: str) -> Any:
     except lark.exceptions.UnexpectedInput as exc:
         raise _parse_errors(exc, text, file, rule) from None
     except lark.exceptions.LarkError as exc:  # pragma: no cover - lark internals
-        raise ParseError(Diagnostic(str(exc).splitlines()[0], Span(file=file)), {file: text}) from None
+        raise ParseError(Diagnostic(str(exc).splitlines()[0], Span(file=file), "the grammar is grammar/arch.lark"),
+                         {file: text}) from None
     finally:
         _seen.comments = None
     try:

@@ -61,7 +61,7 @@ def test_strict_turns_warnings_into_errors(here: Path, capsys: pytest.CaptureFix
 warns.arch:3:14: error: output 'chunk_1' of chunk node 'chunk_0' is never used
     3 |   a, _rest = chunk(x, 2, dim=1)
       |              ^~~~~~~~~~~~~~~~~~
-  hint: an error because of --strict
+  hint: use it, or compute only the outputs that are needed (an error because of --strict)
 """
 
 

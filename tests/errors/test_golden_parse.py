@@ -183,3 +183,11 @@ def test_a_fragment_error_is_not_multiplied() -> None:
         parse_expression("f(x $ 1) + g(", "<yaml>", 3, 9)
     assert len(info.value.diagnostics) == 1
     assert info.value.diagnostics[0].span.line == 3
+
+
+@pytest.mark.parametrize(("source", "expected"), GOLDEN)
+def test_every_diagnostic_has_a_hint(source: str, expected: str) -> None:
+    """Each syntax error kind says what to do."""
+    with pytest.raises(ParseError) as info:
+        parse(source)
+    assert all(d.hint for d in info.value.diagnostics)

@@ -1,0 +1,53 @@
+"""Every error kind has a hint (the README promises one): in the modules listed here, every error is built
+with one. (The golden catalogues check the same of each user-facing error kind: test_golden*.py.)
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+import archdsl
+
+ROOT = Path(archdsl.__file__).resolve().parent
+
+# Modules whose every error carries a hint (error constructors written ``Diagnostic(message, span, hint)``,
+# ``self.error(message, span, hint)`` or ``OpError(message, hint)``).
+HINTED = ["verify.py", "syntax/parser.py", "syntax/parse_errors.py", "commands/check.py"]
+
+
+def _error_calls(path: Path) -> list[tuple[int, ast.Call]]:
+    """(line, call) for each Diagnostic/OpError/self.error construction of severity error in ``path``."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if not isinstance(node, ast.Call):
+            continue
+        fn = node.func
+        name = fn.id if isinstance(fn, ast.Name) else fn.attr if isinstance(fn, ast.Attribute) else None
+        if name not in ("Diagnostic", "OpError", "error") or (name == "error" and not isinstance(fn, ast.Attribute)):
+            continue
+        severity = next((k.value for k in node.keywords if k.arg == "severity"), None)
+        if isinstance(severity, ast.Constant) and severity.value != "error":
+            continue
+        found.append((node.lineno, node))
+    return found
+
+
+def _hint(call: ast.Call) -> ast.expr | None:
+    name = call.func.id if isinstance(call.func, ast.Name) else call.func.attr
+    position = 1 if name == "OpError" else 2
+    given = {k.arg: k.value for k in call.keywords}
+    return given.get("hint", call.args[position] if len(call.args) > position else None)
+
+
+@pytest.mark.parametrize("module", HINTED)
+def test_every_error_in_the_module_has_a_hint(module: str) -> None:
+    """No error is built without a hint (a literal None counts as none)."""
+    path = ROOT / module
+    calls = _error_calls(path)
+    assert calls, f"{module} builds no errors: the list is stale"
+    bare = [line for line, call in calls
+            if _hint(call) is None or (isinstance(_hint(call), ast.Constant) and _hint(call).value is None)]
+    assert not bare, f"{module}: errors without a hint at lines {bare}"
