@@ -40,6 +40,7 @@ class Trait(enum.Enum):
     STOCHASTIC = "stochastic"            # random in training mode
     CHANNEL_AFFINE = "channel_affine"    # in eval mode y = x * scale[c] + shift[c] on one axis: see ``eval_affine``
     EVAL_IDENTITY = "eval_identity"      # the identity in eval mode (dropout, stochastic depth)
+    RECURRENT = "recurrent"              # carries a state along time (axis 1): has a step form (model.step)
 
 
 @dataclass(frozen=True)

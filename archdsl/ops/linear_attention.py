@@ -19,7 +19,7 @@ from archdsl.errors import OpError
 from archdsl.ir.dims import Dim
 from archdsl.ir.types import TensorType
 from archdsl.ops.activation import FLOAT_DTYPES
-from archdsl.ops.base import Cost, OpDef, PositiveInt
+from archdsl.ops.base import Cost, OpDef, ParamSpec, PositiveInt, Trait
 from archdsl.ops.shape import product
 
 
@@ -35,6 +35,7 @@ class LinearAttentionOp(OpDef):
 
     arity: ClassVar = None
     family: ClassVar = "linear_attention"
+    traits: ClassVar = frozenset({Trait.RECURRENT})
     gates: ClassVar[tuple[tuple[str, str], ...]] = ()     # (input name, "head" [B,T,H] | "key" [B,T,H,K])
     bidirectional: ClassVar[bool] = True                  # has a causal=False form
     kernel: ClassVar[str]                                 # the archdsl.kernels function
@@ -268,4 +269,39 @@ class Mamba2Decay(OpDef):
         return Cost(macs=outputs[0].numel(), activations=outputs[0].numel())
 
 
-OPS = (LinearAttention, Retention, LightningAttention, SimpleGLA, GLA, DeltaRule, GatedDeltaRule, Mamba2Decay)
+class ShortConvolution(OpDef):
+    """fla's ShortConvolution: a causal depthwise convolution over time on [B, T, C], then ``activation``.
+
+    ``y[t, c] = act(sum_i weight[c, 0, i] x[t - K + 1 + i, c] (+ bias[c]))`` with zeros before the first token;
+    weight [C, 1, K] (nn.Conv1d's layout, so fla's ``q_conv1d.weight`` loads by name). In decoding
+    (``model.step``) the last K - 1 inputs are its state.
+    """
+
+    name: ClassVar = "short_conv"
+    positional: ClassVar = ("kernel_size",)
+    family: ClassVar = "linear_attention"
+    traits: ClassVar = frozenset({Trait.RECURRENT})
+    kernel_size: PositiveInt = 4
+    activation: Literal["silu", "none"] = "silu"
+    bias: bool = False
+
+    def infer(self, inputs: list[TensorType]) -> list[TensorType]:
+        x = inputs[0]
+        if x.rank != 3 or x.dtype not in FLOAT_DTYPES:
+            raise OpError(f"short_conv: x must be a float [B, T, C], got {x}",
+                          hint="it runs before the heads are split: apply it to the projection's output")
+        return [x]
+
+    def params(self, inputs: list[TensorType]) -> dict[str, ParamSpec]:
+        c = inputs[0].shape[2]
+        out = {"weight": ParamSpec((c, 1, self.kernel_size), "kaiming_uniform(a=sqrt(5))", fan_in=self.kernel_size)}
+        if self.bias:
+            out["bias"] = ParamSpec((c,), "uniform(fan_in)", axis="channel", fan_in=self.kernel_size)
+        return out
+
+    def cost(self, inputs: list[TensorType], outputs: list[TensorType]) -> Cost:
+        return Cost(macs=outputs[0].numel() * self.kernel_size, activations=outputs[0].numel())
+
+
+OPS = (LinearAttention, Retention, LightningAttention, SimpleGLA, GLA, DeltaRule, GatedDeltaRule, Mamba2Decay,
+       ShortConvolution)

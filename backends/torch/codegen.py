@@ -197,8 +197,21 @@ class _Emitter:
         lines += ["", "    def reparameterize(self):",
                   '        """The deploy form (archdsl simplify): re-param branches merged, BatchNorm folded; eval mode."""',
                   "        return rt.reparameterize(self)"]
+        if any(n.op.has(Trait.RECURRENT) for n in g.nodes):
+            lines += self.step_method(args)
         lines += ["", f"    def forward(self, {args}):"] + self.forward
         return "\n".join(lines) + "\n"
+
+
+    def step_method(self, args: str) -> list[str]:
+        """``step``: the forward on new tokens with the recurrent ops' states carried (backends/torch/decoding.py)."""
+        if "step" in self._declared or "step" in self.containers:
+            raise UsageError(Diagnostic("layer name 'step' clashes with the step method of a recurrent model",
+                                        hint="rename the layer"))
+        return ["", f"    def step(self, {args}, state=None):",
+                '        """Run the new tokens with each recurrent op resuming from state (None: zeros); '
+                'returns (outputs, state)."""',
+                f"        return rt.decoding.step(self, ({args}{',' if ',' not in args else ''}), state)"]
 
 
 _MODULE_ATTRS = {a for a in dir(__import__("torch").nn.Module) if not a.startswith("__")} | {"reparameterize"}

@@ -114,8 +114,9 @@ def reparameterize(module: nn.Module) -> nn.Module:
 
 
 def __getattr__(name: str):
-    """``rt.functional`` (helpers for generated code) and ``rt.kernels`` (archdsl.kernels) load on first use."""
-    if name in ("functional", "kernels"):
+    """``rt.functional`` (helpers for generated code), ``rt.decoding`` (model.step) and ``rt.kernels``
+    (archdsl.kernels) load on first use."""
+    if name in ("functional", "kernels", "decoding"):
         import importlib
 
         return importlib.import_module("archdsl.kernels" if name == "kernels" else f"archdsl.backends.torch.{name}")

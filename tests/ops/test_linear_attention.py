@@ -203,7 +203,7 @@ def test_value_heads_share_query_heads():
     graph = archdsl.compile(STD.format(mixer="GatedDeltaNet(2, 8, expand_v=1.0, num_v_heads=4)"))
     shapes = {k: tuple(p.shape) for k, p in graph.params.items()}
     assert shapes["attn.q_proj.weight"] == (16, 32) and shapes["attn.v_proj.weight"] == (32, 32)
-    assert shapes["attn.b_proj.weight"] == (4, 32) and shapes["attn.decay.A_log"] == (4,)
+    assert shapes["attn.b_proj.weight"] == (4, 32) and shapes["attn.A_log"] == (4,)
     module = archdsl.build(STD.format(mixer="RepeatHeads(3)").replace("LinearAttentionBlock(RepeatHeads(3), 64)",
                                                                       "reshape((B, T, 2, 16)) |> RepeatHeads(3)"))
     x = torch.randn(1, 5, 32)

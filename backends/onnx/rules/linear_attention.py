@@ -105,10 +105,10 @@ class _Packing:
 def _fixed_gate(e: NodeEmitter, op: LA.LinearAttentionOp, q: ir.Value, heads: int, dt: str) -> ir.Value | None:
     """Retention's and Lightning's per-head log-decays broadcast to [B, T, H] (None for other ops)."""
     if isinstance(op, LA.Retention):
-        decay = np.log1p(-(2.0 ** (-5.0 - np.arange(heads, dtype=np.float64)))).astype(np.float32)
+        decay = np.log1p(-(2.0 ** (-5.0 - np.arange(heads, dtype=np.float64))))
     elif isinstance(op, LA.LightningAttention):
-        coef = np.float32(-(8 / heads * (1 - op.layer_idx / op.num_layers)))
-        decay = coef * np.arange(heads, dtype=np.float32)
+        wide = np.float64 if dt == "float64" else np.float32      # as the kernels: the product in the compute dtype
+        decay = wide(-(8 / heads * (1 - op.layer_idx / op.num_layers))) * np.arange(heads, dtype=wide)
     else:
         return None
     table = e.emitter.const(decay.astype(np.float64 if dt == "float64" else np.float32))
@@ -156,6 +156,17 @@ def _mamba2_decay(e: NodeEmitter, op: LA.Mamba2Decay, xs: list[ir.Value], params
     s = e.op("Add", a, dt_bias)
     soft = e.op("Where", e.op("Greater", s, e.scalar(20.0, dt)), s, e.op("Softplus", s))
     return e.op("Mul", e.op("Neg", e.op("Exp", a_log)), soft)
+
+
+@lowering(LA.ShortConvolution)
+def _short_conv(e: NodeEmitter, op: LA.ShortConvolution, xs: list[ir.Value], params: dict[str, ir.Value]) -> ir.Value:
+    # [B, T, C] -> [B, C, T], a depthwise Conv padded by K - 1 on the left only, back, then silu
+    channels = int(e.ins[0].shape[2])
+    x = e.op("Transpose", xs[0], perm=[0, 2, 1])
+    y = e.op("Conv", x, params["weight"], params.get("bias"), kernel_shape=[op.kernel_size],
+             pads=[op.kernel_size - 1, 0], group=channels)
+    y = e.op("Transpose", y, perm=[0, 2, 1])
+    return e.op("Mul", y, e.op("Sigmoid", y)) if op.activation == "silu" else y
 
 
 def _scanned(e: NodeEmitter, op: LA.LinearAttentionOp, q: ir.Value, k: ir.Value, v: ir.Value,

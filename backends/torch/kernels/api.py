@@ -149,14 +149,14 @@ def simple_gla(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, g: torch.Tenso
                 output_final_state=output_final_state, cu_seqlens=cu_seqlens, mode=mode, causal=causal)
 
 
-def retention_decay(num_heads: int) -> torch.Tensor:
-    """RetNet's per-head log-decay: log(1 - 2^(-5 - h)), h = 0..H-1 (float32)."""
-    return torch.log1p(-(2.0 ** (-5.0 - torch.arange(num_heads, dtype=torch.float64)))).float()
+def retention_decay(num_heads: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """RetNet's per-head log-decay: log(1 - 2^(-5 - h)), h = 0..H-1 (computed in float64, returned in ``dtype``)."""
+    return torch.log1p(-(2.0 ** (-5.0 - torch.arange(num_heads, dtype=torch.float64)))).to(dtype)
 
 
-def lightning_decay(num_heads: int, layer_idx: int, num_layers: int) -> torch.Tensor:
+def lightning_decay(num_heads: int, layer_idx: int, num_layers: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """Lightning Attention's per-head log-decay for one layer: -(8 / H) (1 - layer_idx / num_layers) h."""
-    return -(8 / num_heads * (1 - layer_idx / num_layers)) * torch.arange(num_heads, dtype=torch.float32)
+    return -(8 / num_heads * (1 - layer_idx / num_layers)) * torch.arange(num_heads, dtype=dtype)
 
 
 def _fixed_decay(q: torch.Tensor, decay: torch.Tensor) -> torch.Tensor:
@@ -168,7 +168,7 @@ def retention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float | 
               cu_seqlens: torch.Tensor | None = None, mode: str = "auto",
               causal: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
     """RetNet's retention: a fixed decay gamma_h = 1 - 2^(-5-h) per head."""
-    g = _fixed_decay(q, retention_decay(q.shape[2]))
+    g = _fixed_decay(q, retention_decay(q.shape[2], compute_dtype(q)))
     return simple_gla(q, k, v, g, scale, initial_state, output_final_state, cu_seqlens, mode, causal)
 
 
@@ -179,7 +179,7 @@ def lightning_attn(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, layer_idx:
     """Lightning Attention-2: a fixed per-head decay whose schedule depends on the layer's depth."""
     if not 0 <= layer_idx < num_layers:
         raise ValueError(f"layer_idx must be in [0, num_layers), got {layer_idx} of {num_layers}")
-    g = _fixed_decay(q, lightning_decay(q.shape[2], layer_idx, num_layers))
+    g = _fixed_decay(q, lightning_decay(q.shape[2], layer_idx, num_layers, compute_dtype(q)))
     return simple_gla(q, k, v, g, scale, initial_state, output_final_state, cu_seqlens, mode, causal)
 
 

@@ -37,6 +37,8 @@ CASES = [
     (G + "\n in b: [B, T, 2]\n in h: [B, 2, 4, 3]",
      "o, s = (normalize(q, -1), normalize(k, -1), v, logsigmoid(g), sigmoid(b), h) |> "
      "gated_delta_rule(has_initial_state=true, output_final_state=true)\n out o\n out s"),
+    ("in x: [B, T, 6]", "c = ShortConvolution(3)\n out x |> c"),
+    ("in x: [B, T, 6]", "c = ShortConvolution(4, activation=\"none\", bias=true)\n out x |> c"),
 ]
 
 
