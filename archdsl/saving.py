@@ -20,6 +20,7 @@ WEIGHTS_FILE = "weights.safetensors"
 GRAPH_FILE = "graph.json"
 FILES = (MODEL_FILE, WEIGHTS_FILE, GRAPH_FILE)
 _ALIASES_KEY = "archdsl.aliases"   # safetensors metadata: {"tied.name": "first.name"} for shared tensors
+_COLLAPSE_TRAIN_KEY = "archdsl.collapse_train"   # "true": load_built wraps the module in collapse_train
 
 
 def save_built(graph: Graph, module: torch.nn.Module, outdir: str | os.PathLike, force: bool = False,
@@ -32,16 +33,18 @@ def save_built(graph: Graph, module: torch.nn.Module, outdir: str | os.PathLike,
     """
     from archdsl.backends.torch.codegen import generate_source
 
-    code = generate_source(graph, check_inputs=hasattr(module, "_input_spec"),
+    inner = getattr(module, "collapse_train_inner", None)     # archdsl.build(..., collapse_train=True)
+    code = generate_source(graph, check_inputs=hasattr(inner or module, "_input_spec"),
                            source=source or (graph.span.file if graph.span else "a spec"))
     state = module.state_dict()
-    files = {MODEL_FILE: code, GRAPH_FILE: graph.to_json(), WEIGHTS_FILE: weights_content(state)}
+    flags = {_COLLAPSE_TRAIN_KEY: "true"} if inner is not None else {}
+    files = {MODEL_FILE: code, GRAPH_FILE: graph.to_json(), WEIGHTS_FILE: weights_content(state, flags)}
     return write_output_dir(outdir, files, force=force)
 
 
-def weights_content(state: dict[str, torch.Tensor]) -> Callable[[Path], None]:
+def weights_content(state: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> Callable[[Path], None]:
     """Content for :func:`archdsl.output.write_output_dir`: ``state`` as a safetensors file (shared tensors once)."""
-    return lambda path: _save_weights(state, path)
+    return lambda path: _save_weights(state, path, metadata)
 
 
 MAX_GRAPH_BYTES = 256 * 2**20    # a graph.json larger than this is refused before it is read
@@ -75,7 +78,19 @@ def load_built(outdir: str | os.PathLike, check_inputs: bool = False) -> torch.n
         module.load_state_dict(_load_weights(folder / WEIGHTS_FILE, header), strict=True)
     except (SafetensorError, RuntimeError, OSError, ValueError, KeyError) as exc:
         raise UsageError(Diagnostic(f"{folder / WEIGHTS_FILE} does not fit {folder / GRAPH_FILE}: {exc}")) from exc
+    if _metadata(folder / WEIGHTS_FILE).get(_COLLAPSE_TRAIN_KEY) == "true":   # built with --collapse-train
+        from archdsl.passes.collapse_train import collapse_train
+
+        return collapse_train(module)
     return module
+
+
+def _metadata(path: Path) -> dict[str, str]:
+    """The safetensors header's metadata (the file was checked by _check_weights)."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        return f.metadata() or {}
 
 
 def _read_graph(path: Path) -> Graph:
@@ -163,7 +178,7 @@ def _aliases(metadata: dict, header: dict, path: Path) -> dict[str, str]:
     return aliases
 
 
-def _save_weights(state: dict[str, torch.Tensor], path: Path) -> None:
+def _save_weights(state: dict[str, torch.Tensor], path: Path, metadata: dict[str, str] | None = None) -> None:
     """safetensors file of ``state``; a tensor shared under several names is stored once (aliases in metadata)."""
     from safetensors.torch import save_file
 
@@ -182,7 +197,8 @@ def _save_weights(state: dict[str, torch.Tensor], path: Path) -> None:
         shared = ptr in storages and t.numel() > 0
         storages.add(ptr)
         tensors[name] = t.to("cpu", copy=shared or t.device.type != "cpu").contiguous()
-    save_file(tensors, str(path), metadata={_ALIASES_KEY: json.dumps(aliases)} if aliases else None)
+    extra = {**(metadata or {}), **({_ALIASES_KEY: json.dumps(aliases)} if aliases else {})}
+    save_file(tensors, str(path), metadata=extra or None)
 
 
 def _load_weights(path: Path, header: dict) -> dict[str, torch.Tensor]:

@@ -21,6 +21,9 @@ def add_parser(sub) -> None:
     p.add_argument("--strict", action="store_true", help="treat warnings (dead code) as errors")
     p.add_argument("--check-inputs", action="store_true",
                    help="make forward() check input shapes against the spec (error names the spec line)")
+    p.add_argument("--collapse-train", action="store_true",
+                   help="linear regions train as one convolution computed from the expanded parameters at each step "
+                        "(SESR); same state_dict, outputs and gradients; archdsl.load_built(OUTDIR) keeps it")
     p.add_argument("--target", choices=("torch", "onnx"), default="torch",
                    help="torch: OUTDIR with model.py, weights, graph.json; onnx: -o model.onnx (as archdsl export)")
     p.add_argument("--weights", metavar="W", help="with --target onnx: a .safetensors file or built folder")
@@ -34,6 +37,10 @@ def add_parser(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     """Build and save; print what was written."""
     if args.target == "onnx":
+        if args.collapse_train:
+            raise UsageError(Diagnostic("--collapse-train applies to --target torch (training in PyTorch)",
+                                        hint="for a collapsed ONNX model: archdsl simplify FILE -o OUTDIR, then "
+                                             "archdsl export OUTDIR/deploy.arch --weights OUTDIR -o model.onnx"))
         return _run_onnx(args)
     for flag in ("weights", "input", "dynamic"):
         if getattr(args, flag):
@@ -45,10 +52,20 @@ def run(args: argparse.Namespace) -> int:
     check_seed(args.seed)
     graph = _compile_reporting_warnings(args)
     module = build_module(graph, seed=args.seed, check_inputs=args.check_inputs)
+    notes = []
+    if args.collapse_train:
+        from archdsl.passes.collapse_train import collapse_train
+
+        module = collapse_train(module)
+        notes = [f"collapse-train: {len(module.regions)} linear region(s) train collapsed"
+                 + ("" if module.regions else " (none is cheaper as one convolution; training runs expanded)")]
+        notes += [f"  {line}" for line in module.describe()]
     paths = save_built(graph, module, args.output, force=args.force, source=args.file)
     params = sum(p.numel() for p in module.parameters())
     buffers = sum(b.numel() for b in module.buffers())
     print(f"built {graph.name} from {args.file}: {params:,} parameters, {buffers:,} buffer elements (seed {args.seed})")
+    for line in notes:
+        print(line)
     for path in paths.values():
         print(f"  wrote {path} ({path.stat().st_size:,} bytes)")
     print(f"  load with: archdsl.load_built({str(paths['graph.json'].parent)!r})")

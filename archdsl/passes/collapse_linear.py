@@ -30,26 +30,154 @@ from archdsl.passes import convmap as cm
 from archdsl.passes import cost_model
 from archdsl.passes.affine_ops import MERGED_OP, chain_input, map_of
 from archdsl.passes.base import Change, Pass, PassResult
+from archdsl.passes.gather import channel_gather, flattens
 
 
-def chains(edit: GraphEditor) -> list[list[Node]]:
-    """Maximal runs of affine ops, each op's output read only by the next (in graph order)."""
-    seen: set[str] = set()
-    out = []
+@dataclass(frozen=True)
+class Unit:
+    """One step of a chain: an affine op, a channel gather (slice), a flatten, or a *fan* -- branches of affine
+    ops from one value joined by a sum or a channel concat. ``nodes`` in graph order; the last is the join."""
+
+    nodes: tuple[Node, ...]
+    source: str
+    output: str
+    kind: str                            # "op", "gather", "flatten", "fan"
+
+    @property
+    def label(self) -> str:
+        """The unit's ops by module path (a fan: its branches in brackets)."""
+        if self.kind != "fan":
+            return _label(list(self.nodes))
+        return f"[{_label(list(self.nodes[:-1])) or 'identity'}] -> {_label(list(self.nodes[-1:]))}"
+
+
+def _single(edit: GraphEditor, node: Node, value: str) -> str | None:
+    """The kind of one-input unit ``node`` is on ``value`` (op, gather, flatten), or None."""
+    if len(node.outputs) != 1:
+        return None
+    if chain_input(edit, node) == value:
+        return "op"
+    if node.inputs != (value,):
+        return None
+    if flattens(edit, node):
+        return "flatten"
+    gather = channel_gather(edit, node)
+    return "gather" if gather is not None else None
+
+
+def _fork(edit: GraphEditor, value: str) -> tuple[str, list[Node]]:
+    """Walk back from ``value`` through single-use one-input units (not flattens): (the fork value, the nodes)."""
+    nodes: list[Node] = []
+    while edit.num_uses(value) == 1 and not edit.is_output(value):
+        node = edit.producer(value)
+        if node is None or not node.inputs:
+            break
+        source = chain_input(edit, node) or node.inputs[0]
+        if _single(edit, node, source) not in ("op", "gather"):
+            break
+        nodes.insert(0, node)
+        value = source
+    return value, nodes
+
+
+def _fan(edit: GraphEditor, join: Node) -> Unit | None:
+    """``join`` (a sum or a channel concat of two or more values) as a fan from one value, or None."""
+    if len(join.inputs) < 2 or len(join.outputs) != 1:
+        return None
+    summed = join.op.sum_coefficients(len(join.inputs)) is not None and \
+        all(edit.types[v] == join.types[0] for v in join.inputs)
+    if not summed and channel_gather(edit, join) is None:
+        return None
+    walks = [_fork(edit, v) for v in join.inputs]
+    forks = {f for f, _ in walks}
+    if len(forks) != 1:
+        return None
+    fork = forks.pop()
+    nodes = {n.name: n for _, ns in walks for n in ns}
+    order = {n.name: i for i, n in enumerate(edit.nodes)}
+    unit = Unit((*sorted(nodes.values(), key=lambda n: order[n.name]), join), fork, join.outputs[0], "fan")
+    try:
+        unit_map(edit, unit, None)
+    except cm.NotExact:
+        return None
+    return unit
+
+
+def _next(edit: GraphEditor, value: str, fans: dict[str, list[Unit]]) -> Unit | None:
+    """The unit that continues a chain at ``value`` (read by it alone), or None."""
+    for fan in fans.get(value, ()):
+        if edit.num_uses(value) == sum(n.inputs.count(value) for n in fan.nodes):
+            return fan
+    readers = edit.users(value)
+    if len(readers) != 1 or edit.num_uses(value) != 1:
+        return None
+    kind = _single(edit, readers[0], value)
+    return None if kind is None else Unit((readers[0],), value, readers[0].outputs[0], kind)
+
+
+def _starts(edit: GraphEditor, value: str, fans: dict[str, list[Unit]]) -> list[Unit]:
+    """Every unit that reads ``value`` (which may have other readers): chains start here."""
+    units = list(fans.get(value, ()))
+    for node in edit.users(value):
+        kind = _single(edit, node, value)
+        if kind is not None:
+            units.append(Unit((node,), value, node.outputs[0], kind))
+    return units
+
+
+def chains(edit: GraphEditor) -> list[list[Unit]]:
+    """Maximal runs of units, each unit's output read only by the next (in graph order)."""
+    fans: dict[str, list[Unit]] = {}
     for node in edit.nodes:
-        if node.name in seen or chain_input(edit, node) is None:
-            continue
-        run = [node]
-        while True:
-            v = run[-1].outputs[0]
-            readers = edit.users(v)
-            if edit.num_uses(v) != 1 or len(readers) != 1 or chain_input(edit, readers[0]) != v:
-                break
-            run.append(readers[0])
-        seen.update(n.name for n in run)
-        if len(run) > 1:
-            out.append(run)
+        fan = _fan(edit, node)
+        if fan is not None:
+            fans.setdefault(fan.source, []).append(fan)
+    covered: set[str] = set()
+    out = []
+    for value in [*edit.graph.inputs, *(v for n in edit.nodes for v in n.outputs)]:
+        for unit in _starts(edit, value, fans):
+            run: list[Unit] = []
+            while unit is not None and not covered & {n.name for n in unit.nodes}:
+                run.append(unit)
+                covered.update(n.name for n in unit.nodes)
+                unit = _next(edit, unit.output, fans)
+            if len(run) > 1 or (run and run[0].kind == "fan"):
+                out.append(run)
     return out
+
+
+def unit_map(edit: GraphEditor, unit: Unit, weights: Weights | None) -> cm.ConvMap | cm.Flattened:
+    """The map of one unit (weight mode when ``weights`` is given); raises NotExact for a fan that is not one map."""
+    node = unit.nodes[-1]
+    x = edit.types[unit.source]
+    if unit.kind == "op":
+        return map_of(edit, node, weights)
+    if unit.kind == "flatten":
+        return cm.Flattened(int(x.shape[1]), tuple(int(d) for d in x.shape[2:]))
+    if unit.kind == "gather":
+        (picks,) = channel_gather(edit, node)
+        return cm.selection(int(x.shape[1]), tuple(c for _, c in picks), x.rank - 2, weights is not None)
+    members = {n.name for n in unit.nodes[:-1]}
+    branches = [_branch(edit, unit.source, v, members, weights) for v in node.inputs]
+    coefficients = node.op.sum_coefficients(len(node.inputs))
+    if coefficients is not None and all(edit.types[v] == node.types[0] for v in node.inputs):
+        return cm.combine(branches, coefficients)
+    (picks,) = channel_gather(edit, node)
+    total, spatial = len(picks), x.rank - 2
+    scattered = [cm.compose(b, cm.selection(b.out_channels, tuple(c if j == i else None for j, c in picks),
+                                            spatial, weights is not None)) for i, b in enumerate(branches)]
+    return cm.combine(scattered, (1.0,) * len(scattered)) if total else scattered[0]
+
+
+def _branch(edit: GraphEditor, root: str, value: str, members: set[str], weights: Weights | None) -> cm.ConvMap:
+    """The map from the fan's root to one input of its join."""
+    x = edit.types[root]
+    if value == root:
+        return cm.identity(int(x.shape[1]), x.rank - 2, weights is not None)
+    node = edit.producer(value)
+    source = chain_input(edit, node) or node.inputs[0]
+    unit = Unit((node,), source, value, _single(edit, node, source) or "op")
+    return cm.compose(_branch(edit, root, source, members, weights), unit_map(edit, unit, weights))
 
 
 def graph_chains(edit: GraphEditor) -> list[list[Node]]:
@@ -73,35 +201,55 @@ def graph_chains(edit: GraphEditor) -> list[list[Node]]:
     return out
 
 
-def _weighted(edit: GraphEditor, node: Node) -> bool:
-    """A convolution, Linear or pooling window (not a per-channel scale or a pad alone)."""
-    x = edit.types[chain_input(edit, node)]
-    form = node.op.conv_form(x) if len(node.inputs) == 1 else None
-    return form is not None and (form.weight is not None or any(k > 1 for k in form.kernel))
+def _weighted(edit: GraphEditor, unit: Unit) -> bool:
+    """A convolution, Linear or pooling window inside (not only per-channel scales, gathers or pads)."""
+    for node in unit.nodes:
+        source = chain_input(edit, node)
+        form = node.op.conv_form(edit.types[source]) if source is not None and len(node.inputs) == 1 else None
+        if form is not None and (form.weight is not None or any(k > 1 for k in form.kernel)):
+            return True
+    return False
 
 
 def _label(nodes: list[Node]) -> str:
     return " + ".join(n.module or n.name for n in nodes)
 
 
+def _refresh(edit: GraphEditor, unit: Unit) -> Unit:
+    """``unit`` with its nodes as they are now (an earlier collapse rewired the first one's input)."""
+    nodes = tuple(edit.node(n.name) for n in unit.nodes)
+    first = nodes[0]
+    source = _fork(edit, nodes[-1].inputs[0])[0] if unit.kind == "fan" else chain_input(edit, first) or \
+        first.inputs[0]
+    return Unit(nodes, source, nodes[-1].outputs[0], unit.kind)
+
+
 @dataclass(frozen=True)
 class Decision:
-    """What the cost model chose for one chain: its ops' names and the plan (segments with their costs)."""
+    """What the cost model chose for one chain: its units' names and the plan (segments with their costs)."""
 
     names: tuple[str, ...]
     plan: cost_model.Plan
+
+    def segments(self) -> list[dict]:
+        """Each segment as data: its units, collapsed or kept, its cost, and the op it becomes when collapsed."""
+        out = []
+        for s in self.plan.segments:
+            merged = s.collapsed
+            out.append({"units": list(self.names[s.start:s.stop]), "action": "collapsed" if merged else "kept",
+                        "cost": round(s.cost, 1),
+                        "into": ("x".join(map(str, s.merged.size)) or "linear") + f" groups {s.merged.groups}"
+                        if merged else None})
+        return out
 
     def describe(self) -> str:
         """One line per segment: collapsed or kept, and its cost against keeping its ops apart."""
         lines = [f"chain {' -> '.join(self.names)}: cost {self.plan.kept_cost:,.0f} kept apart, "
                  f"{self.plan.cost:,.0f} as planned (x{self.plan.cost / max(self.plan.kept_cost, 1e-30):.3f})"]
-        for s in self.plan.segments:
-            what = " + ".join(self.names[s.start:s.stop])
-            if s.stop - s.start > 1:
-                lines.append(f"  collapsed {what} -> {'x'.join(map(str, s.merged.size)) or 'linear'} "
-                             f"groups {s.merged.groups}: cost {s.cost:,.0f}")
-            else:
-                lines.append(f"  kept {what}: cost {s.cost:,.0f}")
+        for seg in self.segments():
+            what = " + ".join(seg["units"])
+            lines.append(f"  collapsed {what} -> {seg['into']}: cost {seg['cost']:,.0f}" if seg["into"] else
+                         f"  kept {what}: cost {seg['cost']:,.0f}")
         return "\n".join(lines)
 
 
@@ -110,7 +258,7 @@ class CollapseLinear(Pass):
     """Collapse chains of affine ops into one op each where the cost model says it pays (``force``: always)."""
 
     name: ClassVar = "collapse-linear"
-    summary: ClassVar = "collapse chains of affine ops (conv, linear, BN, pads) into one op when cheaper"
+    summary: ClassVar = "collapse chains of affine ops (conv, linear, BN, pads, concat, slice) into one op when cheaper"
     force: bool = False
     backend: str = "cpu"                 # a row of cost_model.PENALTIES
     probe: int = 64                      # size given to symbolic dims (N: 1) when costing
@@ -123,7 +271,7 @@ class CollapseLinear(Pass):
     def decisions(self, graph: Graph) -> list[Decision]:
         """The cost model's plan for every chain of ``graph`` (collapsed and kept), without rewriting."""
         edit = GraphEditor(graph)
-        return [Decision(tuple(n.module or n.name for n in run), self._plan(edit, run)) for run in chains(edit)]
+        return [Decision(tuple(u.label for u in run), self._plan(edit, run)) for run in chains(edit)]
 
     def apply(self, graph: Graph, weights: Weights | None = None) -> PassResult:
         self.check_mode(graph)
@@ -134,11 +282,11 @@ class CollapseLinear(Pass):
             plan = self._plan(edit, run)
             if not plan.collapses:
                 continue
-            kept = [_label(run[s.start:s.stop]) for s in plan.segments if s.stop - s.start == 1]
+            kept = [run[s.start].label for s in plan.segments if not s.collapsed]
             for s in plan.segments:
-                if s.stop - s.start > 1:
-                    change = self._collapse(edit, [edit.node(n.name) for n in run[s.start:s.stop]], s, plan, kept,
-                                            weights, new_weights)
+                if s.collapsed:
+                    units = [_refresh(edit, u) for u in run[s.start:s.stop]]
+                    change = self._collapse(edit, units, s, plan, kept, weights, new_weights)
                     report += [change] if change is not None else []
         for run in graph_chains(edit):
             report.append(self._collapse_graph(edit, run, weights, new_weights))
@@ -148,40 +296,51 @@ class CollapseLinear(Pass):
         return PassResult(new, Weights(new_weights).only(new) if new_weights is not None else None, True,
                           tuple(report))
 
-    def _plan(self, edit: GraphEditor, run: list[Node]) -> cost_model.Plan:
-        maps = [map_of(edit, n, None) for n in run]
-        types = [edit.types[chain_input(edit, run[0])], *(n.types[0] for n in run)]
+    def _plan(self, edit: GraphEditor, run: list[Unit]) -> cost_model.Plan:
+        maps = [unit_map(edit, u, None) for u in run]
+        types = [edit.types[run[0].source], *(u.nodes[-1].types[0] for u in run)]
         elems = [self._concrete(t.numel()) for t in types]
-        own = [self._concrete(n.op.cost([edit.types[v] for v in n.inputs], list(n.types)).macs) for n in run]
-        weighted = [_weighted(edit, n) for n in run]
-        owns = [bool(n.params) for n in run]            # a parameter-free chain stays free of parameters
+        own = [sum(self._concrete(n.op.cost([edit.types[v] for v in n.inputs], list(n.types)).macs) for n in u.nodes)
+               for u in run]
+        weighted = [_weighted(edit, u) for u in run]
+        owns = [any(n.params for n in u.nodes) for u in run]   # a parameter-free chain stays free of parameters
+        grids = [tuple(t.shape[2:]) if all(isinstance(d, int) for d in t.shape[2:]) else None for t in types[:-1]]
 
         def allowed(start: int, stop: int) -> bool:
             return any(weighted[start:stop]) and any(owns[start:stop])
 
-        return cost_model.plan(maps, elems, cost_model.PENALTIES[self.backend], self.force, allowed, own)
+        return cost_model.plan(maps, elems, cost_model.PENALTIES[self.backend], self.force, allowed, own, grids,
+                               [u.kind == "fan" for u in run])
 
     def _concrete(self, d) -> int:
         if isinstance(d, int):
             return d
         return SymDim.evaluate(d, {s: 1 if s in ("N", "B") else self.probe for s in d.symbols})
 
-    def _collapse(self, edit: GraphEditor, nodes: list[Node], segment: cost_model.Segment, plan: cost_model.Plan,
+    def _collapse(self, edit: GraphEditor, units: list[Unit], segment: cost_model.Segment, plan: cost_model.Plan,
                   kept: list[str], weights: Weights | None, out: dict | None) -> Change | None:
-        """Replace ``nodes`` by one op; None (nothing changed) when that op's type would not be the segment's
-        own, symbol for symbol."""
-        source = chain_input(edit, nodes[0])
+        """Replace the segment's units by one op (a flatten first when a conv -> flatten -> Linear becomes one
+        Linear); None (nothing changed) when that op's type would not be the segment's own, symbol for symbol."""
+        source = units[0].source
+        nodes = [n for u in units for n in u.nodes]
         merged = segment.merged
         make, groups = MERGED_OP[merged.spatial]
         last = nodes[-1]
+        flat = next((u.nodes[0] for u in units if u.kind == "flatten"), None) if merged.spatial == 0 and \
+            edit.types[source].rank > 2 else None
         try:
-            _, outs, _ = apply_rules(make(merged), [edit.types[source]])
+            at = edit.types[source]
+            if flat is not None:
+                _, (at,), _ = apply_rules(flat.op, [at])
+            _, outs, _ = apply_rules(make(merged), [at])
         except (ValueError, TypeError):                 # OpError is a ValueError
             return None
         if outs[0] != last.types[0]:
             return None
         if weights is not None:
-            merged = cost_model.segment_map([map_of(edit, n, weights) for n in nodes], 0, len(nodes))
+            x = edit.types[source]
+            grids = [tuple(int(d) for d in x.shape[2:]) if flat is not None else None] * len(units)
+            merged = cost_model.segment_map([unit_map(edit, u, weights) for u in units], 0, len(units), grids)
         if groups is not None and merged.groups != groups:
             merged = cm.regrouped(merged, groups)
         dtype = _float_dtype(weights, nodes)
@@ -190,6 +349,8 @@ class CollapseLinear(Pass):
             if not edit.param_users(full):
                 del edit.params[full]
         module = self._module(edit, nodes)
+        if flat is not None:
+            source = edit.add_node(flat.op, [source], module=flat.module, scope=flat.scope, span=flat.span).outputs[0]
         new = edit.add_node(make(merged), [source], module=module, scope=last.scope, span=last.span)
         edit.replace_uses(last.outputs[0], new.outputs[0])
         if out is not None:

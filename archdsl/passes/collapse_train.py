@@ -139,6 +139,21 @@ class CollapsedTraining(torch.nn.Module):
             elif n.outputs[0] in by_output:
                 self._steps.append(by_output[n.outputs[0]])
 
+    @property
+    def collapse_train_inner(self) -> torch.nn.Module:
+        """The wrapped expanded module (what ``archdsl.save_built`` writes as model.py)."""
+        return self.inner
+
+    def describe(self) -> list[str]:
+        """One line per region: its ops and MACs per output pixel expanded -> collapsed."""
+        lines = []
+        for r in self.regions:
+            names = " + ".join(n.module or n.name for n in r.nodes)
+            size = "x".join(map(str, r.merged.size))
+            lines.append(f"{names} -> one {size} conv: {r.expanded_macs:,} -> {r.collapsed_macs:,} MACs per output "
+                         f"pixel (x{r.collapsed_macs / r.expanded_macs:.3f})")
+        return lines
+
     def train(self, mode: bool = True) -> CollapsedTraining:
         """Switch this module and the wrapped one (whose forward reads ``self.training``)."""
         super().train(mode)
@@ -169,6 +184,11 @@ class CollapsedTraining(torch.nn.Module):
         return kernel, bias.reshape(-1)
 
     def forward(self, *inputs: torch.Tensor) -> Any:
+        spec = getattr(self.inner, "_input_spec", None)
+        if spec is not None:                                   # built with check_inputs: the same located errors
+            from archdsl.backends.torch import runtime
+
+            runtime.check_inputs(spec, inputs)
         env: dict[str, Any] = dict(zip(self.graph.inputs, inputs, strict=True))
         for step in self._steps:
             if isinstance(step, Region):

@@ -253,3 +253,67 @@ def conv_padding(m: ConvMap) -> tuple:
     if all(a == b for a, b in m.pads):
         return tuple(a for a, _ in m.pads)
     return m.pads
+
+
+def selection(in_channels: int, picks: tuple[int | None, ...], spatial: int, weight_mode: bool) -> ConvMap:
+    """Output channel j copies input channel ``picks[j]`` (None: zeros): a one-hot 1x1 convolution (slice, concat)."""
+    out = len(picks)
+    m = ConvMap(in_channels, out, (1,) * spatial, (1,) * spatial, ((0, 0),) * spatial, "zeros", 1, False)
+    if not weight_mode:
+        return m
+    import torch
+
+    kernel = torch.zeros((out, in_channels, *(1,) * spatial), dtype=torch.float64)
+    for j, c in enumerate(picks):
+        if c is not None:
+            kernel[(j, c, *(0,) * spatial)] = 1.0
+    return replace(m, kernel=kernel)
+
+
+@dataclass(frozen=True)
+class Flattened:
+    """A row-major flatten of [N, channels, *grid] (static sizes) inside a chain: conv -> flatten -> Linear."""
+
+    channels: int
+    grid: tuple[int, ...]
+
+    @property
+    def features(self) -> int:
+        """Elements per sample after the flatten."""
+        return self.channels * math.prod(self.grid)
+
+    def as_map(self, weight_mode: bool) -> ConvMap:
+        """The flatten alone: the identity on its features (a Linear's view)."""
+        return identity(self.features, 0, weight_mode)
+
+
+def through_flatten(a: ConvMap, grid_in: tuple[int, ...], grid_out: tuple[int, ...], b: ConvMap) -> ConvMap:
+    """``b(flatten(a(x)))`` as one dense map of flatten(x): b's rows pulled back through ``a`` (its adjoint), and
+    a's bias carried through b. ``grid_in``/``grid_out``: a's input and output spatial sizes."""
+    features = a.in_channels * math.prod(grid_in)
+    if b.spatial or b.in_channels != a.out_channels * math.prod(grid_out):
+        raise NotExact(f"a flatten of {a.out_channels}x{'x'.join(map(str, grid_out))} does not feed a map of "
+                       f"{b.in_channels} features")
+    out = ConvMap(features, b.out_channels, (), (), (), "zeros", 1, a.has_bias or b.has_bias)
+    if a.kernel is None or b.kernel is None:
+        return out
+    import torch
+    import torch.nn.functional as F
+
+    rows = regroup(b.kernel, b.groups, 1).reshape(b.out_channels, 1, a.out_channels, *grid_out)
+    weight = a.kernel
+    pads = tuple(p for pair in reversed(a.pads) for p in pair)
+    conv = (F.conv1d, F.conv2d, F.conv3d)[a.spatial - 1]
+
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        padded = F.pad(x, pads, mode="constant" if a.mode == "zeros" else a.mode) if any(pads) else x
+        return conv(padded, weight, stride=a.stride, groups=a.groups)
+
+    zero = torch.zeros((1, a.in_channels, *grid_in), dtype=torch.float64)
+    _, pull = torch.func.vjp(forward, zero)
+    kernel = torch.func.vmap(pull)(rows)[0].reshape(b.out_channels, features)
+    bias = b.bias
+    if a.bias is not None:                     # a(0) is a's bias at every output position
+        carried = rows.reshape(b.out_channels, a.out_channels, -1).sum(-1) @ a.bias
+        bias = carried if bias is None else bias + carried
+    return replace(out, kernel=kernel, bias=bias)

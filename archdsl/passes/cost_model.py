@@ -18,7 +18,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from archdsl.passes.convmap import ConvMap, NotExact, compose
+from archdsl.passes.convmap import ConvMap, Flattened, NotExact, compose, through_flatten
 
 
 @dataclass(frozen=True)
@@ -65,12 +65,13 @@ def cost(m: ConvMap, in_elems: int, out_elems: int, penalty: Penalty, macs: int 
 
 @dataclass(frozen=True)
 class Segment:
-    """Ops ``start:stop`` of a chain, collapsed into ``merged`` (one op when stop - start == 1), and its cost."""
+    """Units ``start:stop`` of a chain, collapsed into ``merged`` (or kept as they are), and its cost."""
 
     start: int
     stop: int
     merged: ConvMap
     cost: float
+    collapsed: bool = True           # False: a single unit that runs as its own ops
 
 
 @dataclass(frozen=True)
@@ -83,44 +84,67 @@ class Plan:
 
     @property
     def collapses(self) -> bool:
-        """Some segment merges two or more ops."""
-        return any(s.stop - s.start > 1 for s in self.segments)
+        """Some segment is collapsed into one op."""
+        return any(s.collapsed for s in self.segments)
 
 
-def segment_map(maps: Sequence[ConvMap], start: int, stop: int) -> ConvMap:
-    """The composition of ``maps[start:stop]``; raises NotExact."""
-    m = maps[start]
-    for b in maps[start + 1:stop]:
-        m = compose(m, b)
+def segment_map(maps: Sequence[ConvMap | Flattened], start: int, stop: int,
+                grids: Sequence[tuple[int, ...] | None] | None = None) -> ConvMap:
+    """The composition of ``maps[start:stop]``; raises NotExact.
+
+    A :class:`~archdsl.passes.convmap.Flattened` entry joins the convolution before it to the dense map after it
+    (``grids[i]``: the spatial sizes of entry i's input); a segment may neither start nor end at a flatten
+    (alone, it is the identity on its features).
+    """
+    if stop - start == 1 and isinstance(maps[start], Flattened):
+        return maps[start].as_map(False)
+    if isinstance(maps[start], Flattened) or isinstance(maps[stop - 1], Flattened):
+        raise NotExact("a collapsed segment neither starts nor ends at a flatten (it would be the flatten itself)")
+    m, start_grid, flat = maps[start], None if grids is None else grids[start], None
+    for i in range(start + 1, stop):
+        b = maps[i]
+        if isinstance(b, Flattened):
+            if m.spatial != len(b.grid) or m.out_channels != b.channels or start_grid is None:
+                raise NotExact("the flatten does not follow a convolution of known spatial size")
+            flat = b
+        elif flat is not None:
+            m, flat = through_flatten(m, start_grid, flat.grid, b), None
+        else:
+            m = compose(m, b)
     return m
 
 
-def plan(maps: Sequence[ConvMap], elems: Sequence[int], penalty: Penalty, force: bool = False,
+def plan(maps: Sequence[ConvMap | Flattened], elems: Sequence[int], penalty: Penalty, force: bool = False,
          allowed: Callable[[int, int], bool] = lambda start, stop: True,
-         own: Sequence[int] | None = None) -> Plan:
-    """The cheapest cut of a chain of ``maps`` (``elems[i]``: elements of op i's input; ``elems[-1]``: output).
+         own: Sequence[int] | None = None, grids: Sequence[tuple[int, ...] | None] | None = None,
+         fans: Sequence[bool] | None = None) -> Plan:
+    """The cheapest cut of a chain of ``maps`` (``elems[i]``: elements of unit i's input; ``elems[-1]``: output).
 
-    With ``force`` the fewest segments win (ties by cost): every exact collapse is taken. ``allowed(start,
-    stop)`` rejects segments that must not merge; ``own[i]`` is op i's declared MACs when it runs alone.
+    With ``force`` the fewest segments win (ties by cost, collapsing first): every exact collapse is taken.
+    ``allowed(start, stop)`` rejects segments that must not merge; ``own[i]`` is unit i's declared MACs when it
+    runs as its own ops; ``fans[i]``: unit i is several ops (branches and a join) that may collapse alone.
     """
     n = len(maps)
     own = [None] * n if own is None else own
+    fans = [False] * n if fans is None else fans
     best: list[tuple[tuple[float, float], tuple[Segment, ...]]] = [((0.0, 0.0), ())]
     for stop in range(1, n + 1):
         choice = None
         for start in range(stop - 1, -1, -1):
             try:
-                merged = segment_map(maps, start, stop)
+                merged = segment_map(maps, start, stop, grids)
             except NotExact:
                 continue
-            if stop - start > 1 and not allowed(start, stop):
-                continue
-            c = cost(merged, elems[start], elems[stop], penalty, own[start] if stop - start == 1 else None)
+            single = stop - start == 1
+            options = [(False, cost(merged, elems[start], elems[stop], penalty, own[start]))] if single else []
+            if (not single or fans[start]) and allowed(start, stop):
+                options.append((True, cost(merged, elems[start], elems[stop], penalty)))
             (count, total), segments = best[start]
-            key = (count + 1, total + c) if force else (0.0, total + c)
-            if choice is None or key < choice[0]:
-                choice = (key, (*segments, Segment(start, stop, merged, c)))
+            for collapsed, c in options:
+                key = (count + 1, total + c - (0.5 if collapsed else 0.0)) if force else (0.0, total + c)
+                if choice is None or key < choice[0]:
+                    choice = (key, (*segments, Segment(start, stop, merged, c, collapsed)))
         best.append(choice)
-    key, segments = best[n]
-    kept = sum(cost(m, elems[i], elems[i + 1], penalty, own[i]) for i, m in enumerate(maps))
-    return Plan(segments, key[1], kept)
+    _, segments = best[n]
+    kept = sum(cost(segment_map(maps, i, i + 1), elems[i], elems[i + 1], penalty, own[i]) for i in range(n))
+    return Plan(segments, sum(s.cost for s in segments), kept)

@@ -1,0 +1,113 @@
+"""collapse-linear through channel concats, channel slices and flattens: random regions collapse exactly (float64,
+relative error <= 1e-10 over whole outputs, border pixels included); regions that must not collapse stay."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from passes.helpers import assert_same_function, ops_of
+
+import archdsl
+from archdsl.passes.collapse_linear import CollapseLinear
+from archdsl.testing.strategies import SpecCase
+
+FORCED = [CollapseLinear(force=True), "dce"]
+
+
+@st.composite
+def _conv(draw, out: int, channels: int, padded: bool, stride: int | None = None) -> str:
+    k = draw(st.integers(1, 5))
+    s = draw(st.integers(1, 2)) if stride is None else stride
+    d = draw(st.integers(1, 2))
+    g = draw(st.sampled_from([g for g in (1, 2, 3) if channels % g == 0 and out % g == 0]))
+    p = draw(st.integers(0, (k - 1) * d)) if padded else 0
+    return f"Conv2d({out}, {k}, stride={s}, padding={p}, dilation={d}, groups={g}, bias={draw(st.booleans())})".lower(
+    ).replace("conv2d", "Conv2d")
+
+
+@st.composite
+def regions(draw) -> SpecCase:
+    """conv -> (concat of two branches | channel slice | flatten -> Linear) -> conv or Linear, biases random."""
+    c = draw(st.sampled_from((2, 3, 4)))
+    kind = draw(st.sampled_from(("concat", "slice", "flatten")))
+    lines = []
+    if kind == "concat":                 # branches with one stride and one output grid, anchors centred or shifted
+        s = draw(st.integers(1, 2))
+        aligned = draw(st.booleans())
+        k1, k2 = (draw(st.sampled_from((1, 3, 5))) for _ in range(2))
+        b1 = f"Conv2d({draw(st.integers(1, 4))}, {k1}, stride={s}, padding={k1 // 2}, bias={str(draw(st.booleans())).lower()})"
+        pads = k2 // 2 if aligned else ((k2 - 1, 0), (0, k2 - 1))
+        b2 = f"Conv2d({draw(st.integers(1, 4))}, {k2}, stride={s}, padding={pads}, " \
+             f"bias={str(draw(st.booleans())).lower()})"
+        tail = draw(_conv(draw(st.integers(1, 5)), 1, False))
+        lines += [f"  a = {b1}", f"  b = {b2}", f"  c = {tail}", "  out concat([a(x), b(x)], 1) |> c"]
+        return SpecCase(_model(c, "H, W", lines), ({"N": 2, "H": 23, "W": 21}, {"N": 1, "H": 20, "W": 25}))
+    mid = draw(st.integers(2, 8))
+    head = draw(_conv(mid, c, True))
+    if kind == "slice":
+        start = draw(st.integers(0, mid - 1))
+        step = draw(st.integers(1, 2))
+        n = len(range(start, mid, step))
+        tail = draw(_conv(draw(st.integers(1, 5)), 1 if n % 2 else n, False))
+        lines += [f"  a = {head}", f"  c = {tail}", f"  out x |> a |> slice(1, {start}, {mid}, {step}) |> c"]
+        return SpecCase(_model(c, "H, W", lines), ({"N": 2, "H": 23, "W": 21}, {"N": 1, "H": 20, "W": 25}))
+    lines += [f"  a = {head}", f"  f = Linear({draw(st.integers(1, 6))}, bias={str(draw(st.booleans())).lower()})",
+              "  out x |> a |> flatten |> f"]
+    return SpecCase(_model(c, "9, 8", lines), ({"N": 3},))
+
+
+def _model(c: int, size: str, lines: list[str]) -> str:
+    return "\n".join(["model Region() {", f"  in x: [N, {c}, {size}]", *lines, "}"]) + "\n"
+
+
+@settings(max_examples=30, deadline=None)
+@given(regions())
+def test_regions_through_concat_slice_and_flatten_collapse_exactly(case: SpecCase) -> None:
+    result = assert_same_function(case, FORCED)                    # float64, relative error <= 1e-10
+    ops = ops_of(result.graph)
+    if "flatten" in case.text:
+        assert ops == ["flatten", "linear"], case.text             # conv -> flatten -> Linear is one Linear
+    else:
+        assert ops == ["conv2d"], case.text
+
+
+def _spec(c: int, size: str, *lines: str) -> str:
+    return _model(c, size, list(lines))
+
+
+def test_conv_flatten_linear_is_one_linear_where_cheaper() -> None:
+    """A 1x1 expansion before a classifier head: Linear(C*H*W) is cheaper than the conv plus Linear(8C*H*W)."""
+    text = _spec(4, "6, 6", "  a = Conv2d(32, 1)", "  f = Linear(10)", "  out x |> a |> flatten |> f")
+    graph = archdsl.compile(text).replace(mode="eval")
+    (decision,) = CollapseLinear().decisions(graph)
+    assert [s["action"] for s in decision.segments()] == ["collapsed"]
+    result = assert_same_function(SpecCase(text, ({"N": 2},)), "collapse-linear,dce")
+    assert ops_of(result.graph) == ["flatten", "linear"] and result.graph.num_params() == 4 * 36 * 10 + 10
+
+
+def test_conv_flatten_linear_stays_when_the_conv_shrinks_the_features() -> None:
+    """A strided conv that shrinks C*H*W 16-fold before a wide Linear: collapsing would add MACs, so it stays."""
+    text = _spec(16, "16, 16", "  a = Conv2d(4, 2, stride=2)", "  f = Linear(64)", "  out x |> a |> flatten |> f")
+    graph = archdsl.compile(text).replace(mode="eval")
+    assert not CollapseLinear().apply(graph).changed
+    (decision,) = CollapseLinear().decisions(graph)
+    assert [s["action"] for s in decision.segments()] == ["kept", "kept", "kept"]
+
+
+@pytest.mark.parametrize("body", [
+    # a nonlinearity on one branch of the concat
+    ("  a = Conv2d(4, 3, padding=1)", "  b = Conv2d(4, 1)", "  c = Conv2d(4, 1)",
+     "  out concat([relu(a(x)), b(x)], 1) |> c"),
+    # branches reading different tensors
+    ("  a = Conv2d(4, 3, padding=1)", "  b = Conv2d(4, 1)", "  c = Conv2d(4, 1)",
+     "  out concat([a(x), b(relu(x))], 1) |> c"),
+    # a spatial slice is no channel gather
+    ("  a = Conv2d(4, 3, padding=1)", "  c = Conv2d(4, 1)", "  out x |> a |> slice(2, 1, 5) |> c"),
+])
+def test_regions_that_must_not_collapse_are_left_alone(body: tuple[str, ...]) -> None:
+    case = SpecCase(_spec(4, "8, 8", *body), ({"N": 2},))
+    result = assert_same_function(case, FORCED)
+    assert ops_of(result.graph).count("conv2d") >= 2 and not [c for c in result.result.changes
+                                                               if c.pass_name == "collapse-linear" and
+                                                               "a" in c.merged and "c" in c.merged]
