@@ -10,10 +10,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from archdsl.elaborate.apply import ApplyMixin, Ctx, matches_type
+from archdsl.elaborate import param_types
+from archdsl.elaborate.apply import Applier
+from archdsl.elaborate.blocks import Blocks
 from archdsl.elaborate.builder import GraphBuilder
-from archdsl.elaborate.expressions import Scope
+from archdsl.elaborate.expressions import Evaluator
 from archdsl.elaborate.loader import Loader, Namespace
+from archdsl.elaborate.scope import Scope
+from archdsl.elaborate.session import Session
+from archdsl.elaborate.shapes import Shapes
 from archdsl.elaborate.values import BlockLayer, Tensor, describe
 from archdsl.errors import Diagnostic, LimitError, UsageError
 from archdsl.ir.graph import Graph
@@ -22,49 +27,54 @@ from archdsl.syntax import ast as A
 __all__ = ["Elaborator", "load", "model_names", "elaborate_model"]
 
 
-class Elaborator(ApplyMixin):
-    """Expands one model of a loaded namespace into a Graph."""
+class Elaborator:
+    """Expands one model of a loaded namespace into a Graph.
+
+    Composed of parts that share one :class:`Session`: an expression :class:`Evaluator` (scalars through the
+    pure table in ``scalars``, containers through ``Containers``), :class:`Shapes` (declared types against
+    tensors), an :class:`Applier` (layers to nodes, with replay) and :class:`Blocks` (parameters and bodies).
+    """
 
     def __init__(self, loader: Loader, name: str):
-        self.loader = loader
-        self.sources = loader.sources
-        self.builder = GraphBuilder(name, loader.sources)
-        self.ctx = Ctx()
-        self.expansions = {}
-        self.let_stack = []
-        self.where = None
-        self.steps = 0
-        self.block_stack = []
+        self.session = Session(GraphBuilder(name, loader.sources), loader.sources)
+        self.evaluator = Evaluator(self.session)
+        self.shapes = Shapes(self.session, self.evaluator.evaluate)
+        self.applier = Applier(self.session)
+        self.blocks = Blocks(self.session, self.evaluator, self.applier, self.shapes)
+        self.evaluator.applier = self.applier
+        self.applier.blocks = self.blocks
 
     def model(self, block: A.BlockDef, ns: Namespace, params: dict[str, Any]) -> Graph:
         """Elaborate ``block`` as a model with symbolic input dims."""
-        self.where = block.span
+        self.session.where = block.span
         try:
             return self._model(block, ns, params)
         except RecursionError:
             raise LimitError(Diagnostic(
                 "the spec nests too deeply to elaborate (blocks within blocks and long expressions together)",
-                self.where, "split long expressions into named values, or nest fewer blocks"), self.sources) from None
+                self.session.where, "split long expressions into named values, or nest fewer blocks"),
+                self.session.sources) from None
 
     def _model(self, block: A.BlockDef, ns: Namespace, params: dict[str, Any]) -> Graph:
+        builder = self.session.builder
         layer = BlockLayer(block, ns, (), tuple(params.items()), block.span)
         scope = Scope(ns)
-        self.bind_params(layer, scope)
+        self.blocks.bind_params(layer, scope)
         inputs = []
         for stmt in block.body:
             if isinstance(stmt, A.InputStmt):
-                t = self.eval_type(stmt.type, scope, symbolic=True)
-                inputs.append(Tensor(self.builder.add_input(stmt.name, t, stmt.span), t, stmt.span))
-        outs = self.run_body(block, scope, inputs, block.span)
+                t = self.shapes.input_type(stmt.type, scope)
+                inputs.append(Tensor(builder.add_input(stmt.name, t, stmt.span), t, stmt.span))
+        outs = self.blocks.run_body(block, scope, inputs, block.span)
         names = [s.name for s in block.body if isinstance(s, A.OutputStmt)]
         default = ["out"] if len(names) == 1 else [f"out{i}" for i in range(len(names))]
         outputs = {}
         for name, fallback, tensor in zip(names, default, outs, strict=False):
             key = name or fallback
             if key in outputs:
-                raise self.error(f"output name '{key}' is used twice", block.span)
+                raise self.session.error(f"output name '{key}' is used twice", block.span)
             outputs[key] = tensor.value
-        return self.builder.finish(outputs, block.doc or "", block.span)
+        return builder.finish(outputs, block.doc or "", block.span)
 
 
 def check_model_params(block: A.BlockDef, params: dict[str, Any]) -> None:
@@ -80,7 +90,7 @@ def check_model_params(block: A.BlockDef, params: dict[str, Any]) -> None:
             raise UsageError(Diagnostic(f"model {block.name} has no parameter '{key}'", hint=(
                 f"did you mean '{close[0]}'?" if close else f"its parameters are: {', '.join(declared) or 'none'}")))
         decl = block.params[declared.index(key)]
-        if not matches_type(decl.type, value):
+        if not param_types.matches(decl.type, value):
             raise UsageError(Diagnostic(f"parameter '{key}' of model {block.name} is declared {decl.type}, but the "
                                         f"value given is {describe(value)} ({value!r})", decl.span))
 

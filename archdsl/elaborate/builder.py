@@ -58,6 +58,7 @@ class GraphBuilder:
         self.value_names: set[str] = set()
         self.suffixes: dict[str, int] = {}
         self.module_docs: dict[str, str] = {}
+        self.doc_order: list[str] = []      # module_docs' keys in the order they were added (O(1) "docs since")
         self.param_bytes = 0
 
     def fresh_value(self, hint: str) -> str:
@@ -72,6 +73,16 @@ class GraphBuilder:
         self.suffixes[base] = k        # names are never released, so the next free suffix is at least k
         self.value_names.add(name)
         return name
+
+    def add_doc(self, path: str, doc: str) -> None:
+        """Record the doc string of the module at ``path``; the first one given stays."""
+        if path not in self.module_docs:
+            self.module_docs[path] = doc
+            self.doc_order.append(path)
+
+    def docs_since(self, count: int) -> tuple[tuple[str, str], ...]:
+        """Docs added after the first ``count`` (``len(doc_order)`` read earlier), in order."""
+        return tuple((k, self.module_docs[k]) for k in self.doc_order[count:])
 
     def add_input(self, name: str, t: TensorType, span: Span | None) -> str:
         """Declare a graph input."""

@@ -60,7 +60,7 @@ def replay(builder: GraphBuilder, exp: Expansion, at: tuple[str, ...], inputs: l
     old, new = ".".join(exp.path), ".".join(at)
     rename = dict(zip(exp.inputs, (t.value for t in inputs), strict=True))
     for key, doc in exp.docs:
-        builder.module_docs.setdefault(_moved(key, old, new) or key, doc)
+        builder.add_doc(_moved(key, old, new) or key, doc)
     for node in exp.nodes:
         module = _moved(node.module, old, new)
         params = {}

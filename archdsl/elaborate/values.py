@@ -31,6 +31,40 @@ class Tensor:
         return f"tensor {self.type}"
 
 
+@dataclass(frozen=True)
+class BlockRef:
+    """A block name, not yet called."""
+
+    block: A.BlockDef
+    namespace: Any                      # the Namespace the block was defined in
+
+    def describe(self) -> str:
+        """For error messages."""
+        return f"the block {self.block.name}"
+
+
+@dataclass(frozen=True)
+class OpRef:
+    """An op name, not yet called (``relu`` in ``x |> relu``)."""
+
+    op: type[OpDef]
+
+    def describe(self) -> str:
+        """For error messages."""
+        return f"the op {self.op.__name__}"
+
+
+@dataclass(frozen=True)
+class NamespaceRef:
+    """An import alias (``std`` in ``std.ConvBNAct``)."""
+
+    namespace: Any
+
+    def describe(self) -> str:
+        """For error messages."""
+        return f"the import alias of '{self.namespace.file}'"
+
+
 class Layer:
     """Base of unapplied layers; applying one to tensors adds nodes to the graph."""
 
@@ -126,6 +160,13 @@ _TYPE_WORDS = {bool: "bool", int: "int", float: "float", str: "string", list: "l
 
 def _article(word: str) -> str:
     return f"an {word}" if word[:1].lower() in "aeiou" else f"a {word}"
+
+
+def layer_like(value: Any) -> bool:
+    """Layers, op and block names, and non-empty lists of those (a list acts as a sequential container)."""
+    if isinstance(value, list):
+        return bool(value) and all(layer_like(v) for v in value)
+    return isinstance(value, (Layer, OpRef, BlockRef))
 
 
 def is_layer(value: Any) -> bool:

@@ -253,11 +253,23 @@ Stmt = InputStmt | OutputStmt | Assign
 
 
 @dataclass(frozen=True)
+class TypeName:
+    """A parameter type as written: ``int``, ``layer``, ``list[int]``, ``tuple[int, float]``."""
+
+    name: str
+    args: tuple[TypeName, ...] = ()
+    span: Span = field(default=NO_SPAN, compare=False)
+
+    def __str__(self) -> str:
+        return f"{self.name}[{', '.join(str(a) for a in self.args)}]" if self.args else self.name
+
+
+@dataclass(frozen=True)
 class ParamDecl:
     """``name: type = default`` in a block header."""
 
     name: str
-    type: str
+    type: TypeName
     default: Expr | None = None
     span: Span = field(default=NO_SPAN, compare=False)
 

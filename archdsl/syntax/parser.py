@@ -105,7 +105,7 @@ class _ToAst(Transformer):
 
     def type_name(self, meta, c):
         base, *args = [x for x in c if x is not None]
-        return f"{base}[{', '.join(args)}]" if args else str(base)
+        return A.TypeName(str(base), tuple(args), span=self.s(meta))
 
     # -- statements ---------------------------------------------------------------------------
     def in_stmt(self, meta, c):
@@ -338,7 +338,7 @@ def parse_tensor_type(text: str, file: str = "<string>", line: int = 1, column: 
     return _parse_fragment(text, file, "tensor_type", line, column)
 
 
-def parse_type_name(text: str, file: str = "<string>", line: int = 1, column: int = 1) -> str:
+def parse_type_name(text: str, file: str = "<string>", line: int = 1, column: int = 1) -> A.TypeName:
     """Parse a parameter type such as ``int`` or ``list[int]``, returned in canonical spelling."""
     return _parse_fragment(text, file, "type_name", line, column)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 import archdsl
-from archdsl.elaborate.apply import ApplyMixin
+from archdsl.elaborate.apply import Applier
 from archdsl.ir.graph import Graph
 from archdsl.ir.printer import print_graph
 
@@ -17,7 +17,7 @@ def _fingerprint(g: Graph) -> tuple:
 @pytest.mark.parametrize("name", ["resnet50", "densenet121", "mobilenet_v3_small", "repvgg_a0", "vit_b_16"])
 def test_replay_equals_full_evaluation(name: str, monkeypatch) -> None:
     replayed = archdsl.compile(name)
-    monkeypatch.setattr(ApplyMixin, "_expansion_key", lambda self, layer, inputs: None)
+    monkeypatch.setattr(Applier, "_expansion_key", lambda self, layer, inputs: None)
     assert _fingerprint(archdsl.compile(name)) == _fingerprint(replayed)
 
 

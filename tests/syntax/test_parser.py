@@ -82,8 +82,9 @@ def test_block_statements() -> None:
     imp, lib, let, block = module.items
     assert (imp, lib) == (A.Import("std/blocks.arch"), A.Import("lib.arch", "lib"))
     assert let == A.Assign(("width",), A.Num(64), let=True)
-    assert block.params == (A.ParamDecl("c", "int"), A.ParamDecl("ks", "list[int]", A.ListLit((A.Num(3),))),
-                            A.ParamDecl("name", "str", A.Str("b")))
+    assert block.params == (A.ParamDecl("c", A.TypeName("int")),
+                            A.ParamDecl("ks", A.TypeName("list", (A.TypeName("int"),)), A.ListLit((A.Num(3),))),
+                            A.ParamDecl("name", A.TypeName("str"), A.Str("b")))
     assert block.doc == "Doc."
     assert block.body == (
         A.InputStmt("x", A.TensorTypeExpr((n("N"), n("T")), "int64")),
@@ -104,7 +105,7 @@ def test_fragments() -> None:
     """Tensor types and parameter types parse on their own, in canonical spelling."""
     assert parse_tensor_type("float16[B, 3]") == A.TensorTypeExpr((n("B"), A.Num(3)), "float16")
     assert parse_tensor_type("[]") == A.TensorTypeExpr(())
-    assert parse_type_name("dict[str,list[int]]") == "dict[str, list[int]]"
+    assert str(parse_type_name("dict[str,list[int]]")) == "dict[str, list[int]]"
 
 
 def test_fragment_positions() -> None:

@@ -257,6 +257,6 @@ def test_example_spec_elaborates() -> None:
 
 def test_module_api_rejects_a_duplicate_parameter() -> None:
     """YAML mappings cannot repeat a key, so a repeated parameter cannot be written as YAML."""
-    module = A.Module((A.BlockDef("block", "B", (A.ParamDecl("a", "int"), A.ParamDecl("a", "int")), ()),))
+    module = A.Module((A.BlockDef("block", "B", (A.ParamDecl("a", A.TypeName("int")), A.ParamDecl("a", A.TypeName("int"))), ()),))
     with pytest.raises(ParseError, match="declared twice"):
         format_yaml(module)

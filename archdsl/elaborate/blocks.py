@@ -1,0 +1,152 @@
+"""Block bodies: parameters bound and type-checked, inputs unified, statements run, outputs collected."""
+
+from __future__ import annotations
+
+import difflib
+from typing import Any
+
+from archdsl.elaborate import param_types
+from archdsl.elaborate.apply import Applier
+from archdsl.elaborate.expressions import Evaluator
+from archdsl.elaborate.scope import Scope
+from archdsl.elaborate.session import Session
+from archdsl.elaborate.shapes import Shapes
+from archdsl.elaborate.values import Absent, BlockLayer, Named, OpLayer, Tensor, describe, is_layer, layer_like
+from archdsl.ir.types import Span
+from archdsl.syntax import ast as A
+
+
+class Blocks:
+    """Runs block bodies for the :class:`Applier` (and a model's body for the elaborator)."""
+
+    def __init__(self, session: Session, evaluator: Evaluator, applier: Applier, shapes: Shapes) -> None:
+        self.session = session
+        self.evaluator = evaluator
+        self.applier = applier
+        self.shapes = shapes
+
+    def expand(self, layer: BlockLayer, inputs: list[Tensor], span: Span) -> list[Tensor]:
+        """Bind ``layer``'s parameters in a fresh scope and run its body on ``inputs``."""
+        scope = Scope(layer.namespace)
+        self.bind_params(layer, scope)
+        return self.run_body(layer.block, scope, inputs, span)
+
+    # -- parameters -----------------------------------------------------------------------------
+    def bind_params(self, layer: BlockLayer, scope: Scope) -> None:
+        """Positional then keyword arguments, defaults for the rest, each checked against its type."""
+        block, error = layer.block, self.session.error
+        decls = self._param_decls(block)
+        if len(layer.args) > len(block.params):
+            raise error(f"block {block.name} takes {len(block.params)} parameter(s), got {len(layer.args)}",
+                        layer.arg_spans.get(len(block.params)) or layer.span, f"{block.name}({', '.join(decls)})")
+        given = {p.name: (v, layer.arg_spans.get(i))
+                 for i, (p, v) in enumerate(zip(block.params, layer.args, strict=False))}
+        for k, v in layer.kwargs:
+            if k not in decls:
+                close = difflib.get_close_matches(k, list(decls), n=1)
+                raise error(f"block {block.name} has no parameter '{k}'", layer.span,
+                            f"did you mean '{close[0]}'?" if close else
+                            f"its parameters are: {', '.join(decls) or 'none'}")
+            if k in given:
+                raise error(f"parameter '{k}' of {block.name} is given twice", layer.arg_spans.get(k) or layer.span)
+            given[k] = (v, layer.arg_spans.get(k))
+        for p in block.params:
+            if p.name in given:
+                value, where = given[p.name]
+            elif p.default is not None:
+                value, where = self.evaluator.evaluate(p.default, scope), p.default.span
+            else:
+                raise error(f"block {block.name} needs the parameter '{p.name}: {p.type}'", layer.span,
+                            notes=[(f"'{p.name}' is declared here", p.span)])
+            scope.names[p.name] = self.check_param_type(block.name, p, value, where or layer.span)
+            scope.used.add(p.name)
+
+    def _param_decls(self, block: A.BlockDef) -> dict[str, A.ParamDecl]:
+        """A block's parameter declarations by name; a name declared twice is an error."""
+        decls: dict[str, A.ParamDecl] = {}
+        for p in block.params:
+            if p.name in decls:
+                raise self.session.error(f"parameter '{p.name}' is declared twice in block {block.name}", p.span,
+                                         notes=[("first declared here", decls[p.name].span)])
+            decls[p.name] = p
+        return decls
+
+    def check_param_type(self, block: str, p: A.ParamDecl, value: Any, span: Span | None) -> Any:
+        """Check a parameter value against its declared type; a ``layer`` parameter holds a layer."""
+        if not param_types.matches(p.type, value):
+            shown = f" ({value!r})" if isinstance(value, (int, float, str, list, tuple)) else ""
+            raise self.session.error(f"parameter '{p.name}' of {block} is declared {p.type} but got "
+                                     f"{describe(value)}{shown}", span, notes=[(f"'{p.name}' is declared here", p.span)])
+        if p.type.name == "layer" and value is not None:
+            return self.evaluator.containers.as_layer(value, span)
+        return param_types.coerce(p.type, value)
+
+    # -- statements -----------------------------------------------------------------------------
+    def run_body(self, block: A.BlockDef, scope: Scope, inputs: list[Tensor], span: Span) -> list[Tensor]:
+        """Execute a block's statements in order and return its outputs."""
+        decls = [s for s in block.body if isinstance(s, A.InputStmt)]
+        if len(decls) != len(inputs):
+            raise self.session.error(f"block {block.name} takes {len(decls)} input(s), got {len(inputs)}", span)
+        outputs: list[Tensor] = []
+        feed = iter(inputs)
+        for stmt in block.body:
+            if isinstance(stmt, A.InputStmt):
+                tensor = next(feed)
+                self.shapes.unify(stmt.type, tensor, scope, f"input '{stmt.name}' of {block.name}", stmt.span, span)
+                if stmt.name in scope.names:
+                    raise self.session.error(f"'{stmt.name}' is already defined in this block", stmt.span)
+                scope.names[stmt.name] = tensor
+                scope.assigned[stmt.name] = stmt.span
+                scope.inputs.add(stmt.name)
+            elif isinstance(stmt, A.Assign):
+                self.exec_assign(stmt, scope)
+            else:
+                outputs.append(self.exec_output(stmt, scope))
+        if not outputs:
+            raise self.session.error(f"block {block.name} has no `out` statement", block.span)
+        self.check_unused(scope)
+        return outputs
+
+    def exec_assign(self, stmt: A.Assign, scope: Scope) -> None:
+        """``name = expr``: a layer gets the name as its module name; a value is just bound."""
+        value = self.evaluator.evaluate(stmt.value, scope)
+        ctx = self.session.ctx
+        if len(stmt.targets) == 1 and isinstance(value, OpLayer) and value.op.arity == 0:
+            # a source op (a free parameter such as a class token) is applied where it is named
+            value = self.applier.apply(value, [], ctx.path + (stmt.targets[0],), stmt.span)[0]
+        elif len(stmt.targets) == 1 and (is_layer(value) or isinstance(value, list) and layer_like(value)) \
+                or isinstance(value, Absent):
+            name = stmt.targets[0]
+            layer = self.evaluator.containers.as_layer(value, stmt.value.span)
+            value = Named(name, layer, stmt.span, path=ctx.path + (name,),
+                          owner=ctx.owner + (name,))   # stable: re-applying the enclosing layer shares
+        for t in stmt.targets:
+            if t in scope.names and t != "_":
+                raise self.session.error(f"'{t}' is already defined in this block", stmt.span,
+                                         notes=[("first defined here", scope.assigned[t])]
+                                         if t in scope.assigned else [])
+        self.evaluator.containers.bind_targets(stmt.targets, value, scope, stmt.span)
+        for t in stmt.targets:
+            scope.assigned[t] = stmt.span
+
+    def exec_output(self, stmt: A.OutputStmt, scope: Scope) -> Tensor:
+        """``out expr``: the value must be a tensor; an annotation is checked."""
+        value = self.evaluator.evaluate(stmt.value, scope)
+        if not isinstance(value, Tensor):
+            shown = f" ({value!r})" if isinstance(value, (int, float, str)) else ""
+            raise self.session.error(f"`out` needs a tensor, got {describe(value)}{shown}", stmt.value.span,
+                                     "apply the layer to an input: `out x |> layer`" if is_layer(value) else None)
+        if stmt.type is not None:
+            self.shapes.unify(stmt.type, value, scope, f"output '{stmt.name}'", stmt.type.span, stmt.span)
+        return value
+
+    def check_unused(self, scope: Scope) -> None:
+        """Every assigned name and input must be used."""
+        for name, span in scope.assigned.items():
+            value = scope.names.get(name)
+            used = name in scope.used or (isinstance(value, Named) and value.uses > 0) or name.startswith("_")
+            if not used:
+                what = "input" if name in scope.inputs else "layer" if isinstance(value, Named) else \
+                    "value" if isinstance(value, Tensor) else "name"
+                raise self.session.error(f"{what} '{name}' is defined but never used", span,
+                                         "remove it, use it in the dataflow, or start its name with '_' to keep it")

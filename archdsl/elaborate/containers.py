@@ -1,0 +1,161 @@
+"""Container expressions: lists, ``seq[...]``, ``seq{...}``, ``reparam``, comprehensions, and making layers."""
+
+from __future__ import annotations
+
+import itertools
+import re
+from typing import TYPE_CHECKING, Any
+
+from archdsl.elaborate.builtins import MAX_REPEAT
+from archdsl.elaborate.scope import Scope
+from archdsl.elaborate.session import Session
+from archdsl.elaborate.values import (
+    Absent,
+    BlockLayer,
+    BlockRef,
+    Layer,
+    Named,
+    OpLayer,
+    OpRef,
+    ReparamLayer,
+    SeqLayer,
+    describe,
+    layer_like,
+)
+from archdsl.errors import LimitError
+from archdsl.ir.types import Span
+from archdsl.syntax import ast as A
+
+if TYPE_CHECKING:
+    from archdsl.elaborate.expressions import Evaluator
+
+_ENTRY_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]*")
+
+
+class Containers:
+    """Evaluates container literals and comprehensions for an :class:`Evaluator`."""
+
+    def __init__(self, session: Session, evaluator: Evaluator) -> None:
+        self.session = session
+        self.evaluator = evaluator
+
+    def list_lit(self, e: A.ListLit, scope: Scope) -> Any:
+        """``[a, b]`` (a list) or ``seq[a, b]`` (a sequential container)."""
+        items = [self.evaluator.evaluate(x, scope) for x in e.items]
+        if e.seq:
+            return SeqLayer(tuple((None, self.as_layer(v, x.span)) for v, x in zip(items, e.items, strict=False)),
+                            e.span)
+        return items
+
+    def seq_named(self, e: A.SeqNamed, scope: Scope) -> SeqLayer:
+        """``seq{name: layer, ...}``."""
+        entries = []
+        for key, value in e.entries:
+            name = key.id if isinstance(key, A.Name) else self.evaluator.evaluate(key, scope)
+            entries.append((self.check_name(name, key.span),
+                            self.as_layer(self.evaluator.evaluate(value, scope), value.span)))
+        self.check_unique([k for k, _ in entries], e.span)
+        return SeqLayer(tuple(entries), e.span)
+
+    def reparam(self, e: A.Reparam, scope: Scope) -> ReparamLayer:
+        """``reparam { a = ...; b = ... }``: named branches."""
+        branches = tuple((name, self.as_layer(self.evaluator.evaluate(x, scope), x.span)) for name, x in e.branches)
+        self.check_unique([k for k, _ in branches], e.span)
+        return ReparamLayer(branches, e.span, self.merged_name(e))
+
+    def reparam_list(self, e: A.ReparamList, scope: Scope) -> ReparamLayer:
+        """Branches named by their index among the present ones (timm's ``conv_kxk.0`` ...)."""
+        items = self.evaluator.evaluate(e.items, scope)
+        present = [self.as_layer(v, e.span) for v in items if not isinstance(v, Absent)]
+        return ReparamLayer(tuple((str(i), layer) for i, layer in enumerate(present)), e.span, self.merged_name(e))
+
+    def merged_name(self, e: A.Reparam | A.ReparamList) -> str | None:
+        """``reparam "fused" {...}``: the merged layer's name, a plain layer name."""
+        if e.merged is not None and not e.merged.isidentifier():
+            raise self.session.error(f"the merged layer's name must be a plain name such as \"fused_conv\", got "
+                                     f"{e.merged!r}", e.span)
+        return e.merged
+
+    def comprehension(self, e: A.Comprehension, scope: Scope) -> Any:
+        """``[f(i) for i in ...]``, ``seq[...]`` and ``seq{key: value for ...}`` comprehensions."""
+        evaluate = self.evaluator.evaluate
+        results: list[tuple[Any, Any]] = []
+        for inner in self.iterate(e.clauses, scope, e.span):
+            if e.cond is not None and not self.evaluator.truth(evaluate(e.cond, inner), e.cond.span):
+                continue
+            key = evaluate(e.key, inner) if e.key is not None else None
+            results.append((key, evaluate(e.elt, inner)))
+        if not e.seq:
+            return [v for _, v in results]
+        entries = tuple((self.check_name(k, e.span) if k is not None else None, self.as_layer(v, e.elt.span))
+                        for k, v in results)
+        if e.key is not None:
+            self.check_unique([k for k, _ in entries], e.span)
+        return SeqLayer(entries, e.span)
+
+    def iterate(self, clauses: tuple[A.CompFor, ...], scope: Scope, span: Span):
+        """The scopes of a comprehension's iterations, counted against the limits."""
+        count = itertools.count(1)
+        for combo in self._iterate_rec(clauses, scope):
+            if next(count) > MAX_REPEAT:
+                raise self.session.error(f"comprehension makes more than {MAX_REPEAT:,} items", span, cls=LimitError)
+            self.session.spend(1, span)
+            yield combo
+
+    def _iterate_rec(self, clauses: tuple[A.CompFor, ...], scope: Scope):
+        if not clauses:
+            yield scope
+            return
+        first, rest = clauses[0], clauses[1:]
+        items = self.evaluator.evaluate(first.iterable, scope)
+        if not isinstance(items, (list, tuple)):
+            raise self.session.error(f"cannot loop over {describe(items)}", first.iterable.span)
+        for item in items:
+            inner = scope.child()
+            self.bind_targets(first.targets, item, inner, first.span)
+            yield from self._iterate_rec(rest, inner)
+
+    def bind_targets(self, targets: tuple[str, ...], value: Any, scope: Scope, span: Span) -> None:
+        """Bind ``a, b = value`` (tuple unpacking with a clear error on a length mismatch)."""
+        if len(targets) == 1:
+            scope.names[targets[0]] = value
+            return
+        if not isinstance(value, (list, tuple)) or len(value) != len(targets):
+            n = len(value) if isinstance(value, (list, tuple)) else 1
+            raise self.session.error(f"cannot unpack {describe(value)} of {n} items into {len(targets)} names "
+                                     f"({', '.join(targets)})", span)
+        for t, v in zip(targets, value, strict=False):
+            scope.names[t] = v
+
+    def check_name(self, name: Any, span: Span) -> str:
+        """A container entry name must be a non-empty identifier-like string."""
+        if not isinstance(name, (str, int)) or not _ENTRY_NAME.fullmatch(str(name)):
+            raise self.session.error(f"layer name {name!r} must be letters, digits, '_' and '-'", span)
+        return str(name)
+
+    def check_unique(self, names: list[str | None], span: Span) -> None:
+        """Names inside one container are unique."""
+        seen = set()
+        for n in names:
+            if n is not None and n in seen:
+                raise self.session.error(f"the name '{n}' is used twice in this container", span)
+            seen.add(n)
+
+    def as_layer(self, value: Any, span: Span) -> Any:
+        """Coerce op/block names and lists of layers to layers; anything else is an error."""
+        if isinstance(value, OpRef):
+            return OpLayer(value.op, (), (), span)
+        if isinstance(value, BlockRef):
+            return BlockLayer(value.block, value.namespace, (), (), span)
+        if isinstance(value, list) and layer_like(value):
+            return SeqLayer(tuple((None, self.as_layer(v, span)) for v in value), span)
+        if isinstance(value, (Layer, Named)):
+            return value
+        raise self.session.error(f"expected a layer here, got {describe(value)}", span)
+
+
+def arg_spans(e: A.Call) -> dict[str | int, Span]:
+    """Where each argument of a call was written: position index or keyword name -> span."""
+    spans: dict[str | int, Span] = {i: a.span for i, a in enumerate(e.args)}
+    spans.update({k: v.span for k, v in e.kwargs})
+    return spans

@@ -1,0 +1,44 @@
+"""Names visible inside one block application (or at a file's top level)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from archdsl.elaborate.loader import Namespace
+from archdsl.ir.types import Span
+
+
+@dataclass
+class Scope:
+    """Local names of one block application; comprehension variables live in child scopes."""
+
+    namespace: Namespace
+    names: dict[str, Any] = field(default_factory=dict)
+    assigned: dict[str, Span] = field(default_factory=dict)
+    used: set[str] = field(default_factory=set)
+    parent: Scope | None = None
+    inputs: set[str] = field(default_factory=set)     # names bound by `in` statements
+
+    def child(self) -> Scope:
+        """A nested scope for comprehension variables."""
+        return Scope(self.namespace, parent=self)
+
+    def get_local(self, name: str) -> tuple[bool, Any]:
+        """Look up ``name`` in this scope chain; (found, value)."""
+        scope: Scope | None = self
+        while scope is not None:
+            if name in scope.names:
+                scope.used.add(name)
+                return True, scope.names[name]
+            scope = scope.parent
+        return False, None
+
+    def local_names(self) -> list[str]:
+        """Names bound in this scope chain."""
+        out: list[str] = []
+        scope: Scope | None = self
+        while scope is not None:
+            out += list(scope.names)
+            scope = scope.parent
+        return out

@@ -1,0 +1,70 @@
+"""State one elaboration shares between its parts: sources, the graph under construction, the work
+budget, and where the application being expanded sits (its module path, owners and depth)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from archdsl.elaborate.builder import GraphBuilder
+from archdsl.errors import ArchError, Diagnostic, ElaborationError, LimitError
+from archdsl.ir.types import Span
+
+MAX_STEPS = 500_000          # comprehension items and built-in list elements, per elaboration
+
+
+@dataclass(frozen=True)
+class Ctx:
+    """Where an application happens: module path, owner identities, block depth."""
+
+    path: tuple[str, ...] = ()
+    owner: tuple[int | str, ...] = ()
+    depth: int = 0
+
+
+@dataclass
+class Session:
+    """Mutable state of one elaboration; every part holds the same session."""
+
+    builder: GraphBuilder
+    sources: dict[str, str]
+    ctx: Ctx = Ctx()
+    steps: int = 0                                   # work done so far, bounded by MAX_STEPS
+    where: Span | None = None                        # the latest block application (for errors without a place)
+    block_stack: list[str] = field(default_factory=list)    # names of the blocks being applied, outermost first
+
+    def error(self, message: str, span: Span | None, hint: str | None = None, cls: type[ArchError] = ElaborationError,
+              notes=()) -> ArchError:
+        """A located error of class ``cls`` (raise it)."""
+        return cls(Diagnostic(message, span, hint, notes=tuple(notes)), self.sources)
+
+    def spend(self, n: int, span: Span | None) -> None:
+        """Count ``n`` units of evaluation work; a spec may not make more than MAX_STEPS items in all."""
+        self.steps += n
+        if self.steps > MAX_STEPS:
+            raise self.error(f"the spec makes more than {MAX_STEPS:,} list items in all while elaborating", span,
+                             "are repeat counts or nested comprehensions much larger than intended?", cls=LimitError)
+
+    def within(self, ctx: Ctx, block: str | None = None) -> Within:
+        """The one scope manager: ``with session.within(ctx):`` applies inside ``ctx`` (and block ``block``)."""
+        return Within(self, ctx, block)
+
+
+class Within:
+    """Enter a context (and, for a block, its name on the block stack); restore both on exit."""
+
+    __slots__ = ("session", "ctx", "block", "saved")
+
+    def __init__(self, session: Session, ctx: Ctx, block: str | None) -> None:
+        self.session, self.ctx, self.block = session, ctx, block
+
+    def __enter__(self) -> Ctx:
+        self.saved = self.session.ctx
+        self.session.ctx = self.ctx
+        if self.block is not None:
+            self.session.block_stack.append(self.block)
+        return self.ctx
+
+    def __exit__(self, *exc: object) -> None:
+        self.session.ctx = self.saved
+        if self.block is not None:
+            self.session.block_stack.pop()
