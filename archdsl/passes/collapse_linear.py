@@ -17,7 +17,7 @@ A padded intermediate that is not zero-equivalent stops a segment. ``force`` col
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import ClassVar
 
 from archdsl.errors import Diagnostic, UsageError
@@ -230,6 +230,7 @@ class Decision:
 
     names: tuple[str, ...]
     plan: cost_model.Plan
+    forced_cost: float | None = None     # every exact collapse taken (what "--force" would cost)
 
     def segments(self) -> list[dict]:
         """Each segment as data: its units, collapsed or kept, its cost, and the op it becomes when collapsed."""
@@ -242,10 +243,19 @@ class Decision:
                         if merged else None})
         return out
 
+    def to_dict(self) -> dict:
+        """The decision as JSON-ready data."""
+        return {"chain": list(self.names), "kept_cost": round(self.plan.kept_cost, 1),
+                "planned_cost": round(self.plan.cost, 1),
+                "forced_cost": None if self.forced_cost is None else round(self.forced_cost, 1),
+                "segments": self.segments()}
+
     def describe(self) -> str:
         """One line per segment: collapsed or kept, and its cost against keeping its ops apart."""
         lines = [f"chain {' -> '.join(self.names)}: cost {self.plan.kept_cost:,.0f} kept apart, "
-                 f"{self.plan.cost:,.0f} as planned (x{self.plan.cost / max(self.plan.kept_cost, 1e-30):.3f})"]
+                 f"{self.plan.cost:,.0f} as planned (x{self.plan.cost / max(self.plan.kept_cost, 1e-30):.3f})" +
+                 ("" if self.forced_cost is None else f", {self.forced_cost:,.0f} with every exact collapse "
+                  f"(x{self.forced_cost / max(self.plan.kept_cost, 1e-30):.3f})")]
         for seg in self.segments():
             what = " + ".join(seg["units"])
             lines.append(f"  collapsed {what} -> {seg['into']}: cost {seg['cost']:,.0f}" if seg["into"] else
@@ -271,7 +281,9 @@ class CollapseLinear(Pass):
     def decisions(self, graph: Graph) -> list[Decision]:
         """The cost model's plan for every chain of ``graph`` (collapsed and kept), without rewriting."""
         edit = GraphEditor(graph)
-        return [Decision(tuple(u.label for u in run), self._plan(edit, run)) for run in chains(edit)]
+        forced = replace(self, force=True)
+        return [Decision(tuple(u.label for u in run), self._plan(edit, run), forced._plan(edit, run).cost)
+                for run in chains(edit)]
 
     def apply(self, graph: Graph, weights: Weights | None = None) -> PassResult:
         self.check_mode(graph)

@@ -34,6 +34,7 @@ class PipelineResult:
     weights: Weights | None
     steps: tuple[Step, ...]
     rounds: int
+    passes: tuple[Pass, ...] = ()          # the pipeline that ran (reports ask passes to explain their choices)
 
     @property
     def changes(self) -> tuple[Change, ...]:
@@ -93,7 +94,7 @@ def run_pipeline(graph: Graph, weights: Weights | None = None, passes: str | lis
         if not changed:
             if steps and not verify_each:
                 _verify_after(pipeline[-1], graph, weights)      # the result is verified in any case
-            return PipelineResult(source, graph, weights, tuple(steps), rounds)
+            return PipelineResult(source, graph, weights, tuple(steps), rounds, tuple(pipeline))
     raise PassError(Diagnostic(f"the pipeline {', '.join(p.name for p in pipeline)} did not settle after "
                                f"{max_rounds} rounds", graph.span, "two passes keep undoing each other"))
 

@@ -75,6 +75,7 @@ class Report:
     blocks: tuple[tuple[str, Figures, Figures, tuple[str, ...]], ...]   # block, before, after, what merged
     rounds: int
     weights: bool
+    decisions: tuple[tuple[str, str, dict], ...] = ()   # pass, text, data: what a cost model chose (and kept)
 
     def summary(self) -> str:
         """The first part of :meth:`text`: totals and each pass."""
@@ -95,6 +96,11 @@ class Report:
             for name, b, a, merged in self.blocks:
                 lines.append(_line(f"  {name or '(model)'}", b.arrow(a)))
                 lines += [f"      {m}" for m in merged]
+        if self.decisions:
+            lines += ["", "cost-model decisions (collapsed and kept segments, cost = MACs + traffic with the "
+                      "backend's penalties):"]
+            lines += [f"  {name}: {line}" if i == 0 else f"  {line}" for name, text, _ in self.decisions
+                      for i, line in enumerate(text.splitlines())]
         return "\n".join(lines) + "\n"
 
     def to_json(self) -> str:
@@ -107,6 +113,7 @@ class Report:
             "passes": [{"pass": p, "rewrites": n, "before": fig(b), "after": fig(a)} for p, n, b, a in self.passes],
             "blocks": [{"block": name, "before": fig(b), "after": fig(a), "changes": list(m)}
                        for name, b, a, m in self.blocks],
+            "decisions": [{"pass": name, **data} for name, _, data in self.decisions],
         }, indent=1)
 
 
@@ -137,7 +144,25 @@ def make_report(result: PipelineResult, sizes: dict[str, int] | None = None) -> 
     return Report(result.source.name, sizes, total,
                   tuple((p, n, base, Figures(base.nodes - d.nodes, base.params - d.params, _minus(base.macs, d.macs)))
                         for p, (n, d) in passes.items()),
-                  tuple(rows), result.rounds, result.weights is not None)
+                  tuple(rows), result.rounds, result.weights is not None, _decisions(result))
+
+
+def _decisions(result: PipelineResult) -> tuple[tuple[str, str, dict], ...]:
+    """What passes with a cost model chose, on the graph each first saw (the collapsed segments and the kept)."""
+    out = []
+    for p in result.passes:
+        decide = getattr(p, "decisions", None)
+        if decide is None:
+            continue
+        graph = result.source if result.source.mode == "eval" else result.source.replace(mode="eval")
+        for step in result.steps:
+            if step.pass_name == p.name:
+                break
+            graph = step.graph
+        else:
+            graph = result.graph
+        out += [(p.name, d.describe(), d.to_dict()) for d in decide(graph)]
+    return tuple(out)
 
 
 def _plus(a: int | None, b: int | None) -> int | None:

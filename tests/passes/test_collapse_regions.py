@@ -111,3 +111,23 @@ def test_regions_that_must_not_collapse_are_left_alone(body: tuple[str, ...]) ->
     assert ops_of(result.graph).count("conv2d") >= 2 and not [c for c in result.result.changes
                                                                if c.pass_name == "collapse-linear" and
                                                                "a" in c.merged and "c" in c.merged]
+
+
+def test_report_lists_collapsed_and_kept_segments_with_their_costs() -> None:
+    """The simplify report (text and JSON) says which segments collapsed, which were kept, and what each costs."""
+    import json
+
+    text = _spec(16, "H, W", "  e = Conv2d(256, 3, padding=1, bias=false)", "  s = Conv2d(16, 1, bias=false)",
+                 "  b1 = Conv2d(4, 1)", "  b2 = Conv2d(16, 1)", "  out x |> e |> s |> relu |> b1 |> b2")
+    report = archdsl.simplify(text).report
+    rendered = report.text()
+    assert "cost-model decisions" in rendered
+    assert "collapse-linear: chain e -> s: cost " in rendered and "  collapsed e + s -> 3x3 groups 1: cost " in rendered
+    assert "chain b1 -> b2:" in rendered and "  kept b1: cost " in rendered and "  kept b2: cost " in rendered
+    data = json.loads(report.to_json())["decisions"]
+    assert [(d["chain"], [s["action"] for s in d["segments"]]) for d in data] == [
+        (["e", "s"], ["collapsed"]), (["b1", "b2"], ["kept", "kept"])]
+    kept = data[1]
+    assert kept["planned_cost"] == kept["kept_cost"] == sum(s["cost"] for s in kept["segments"])
+    assert data[0]["planned_cost"] < data[0]["kept_cost"]
+    assert kept["forced_cost"] > kept["kept_cost"] and "with every exact collapse" in rendered
