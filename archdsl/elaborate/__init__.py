@@ -14,6 +14,7 @@ from archdsl.elaborate import param_types
 from archdsl.elaborate.apply import Applier
 from archdsl.elaborate.blocks import Blocks
 from archdsl.elaborate.builder import GraphBuilder
+from archdsl.elaborate.dataflow import Poisoned
 from archdsl.elaborate.expressions import Evaluator
 from archdsl.elaborate.loader import Loader, Namespace
 from archdsl.elaborate.scope import Scope
@@ -46,9 +47,12 @@ class Elaborator:
 
     def model(self, block: A.BlockDef, ns: Namespace, params: dict[str, Any]) -> Graph:
         """Elaborate ``block`` as a model with symbolic input dims."""
-        self.session.where = block.span
+        self.session.where, self.session.home = block.span, block.span.file
         try:
             return self._model(block, ns, params)
+        except Poisoned:                        # statements failed independently: report every one of them
+            self.session.errors.raise_if_any()
+            raise
         except RecursionError:
             raise LimitError(Diagnostic(
                 "the spec nests too deeply to elaborate (blocks within blocks and long expressions together)",

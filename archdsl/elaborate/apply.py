@@ -58,7 +58,8 @@ class Applier:
             layer = SeqLayer(tuple((None, v) for v in layer), span)
         if isinstance(layer, Named):
             layer.uses += 1
-            with self.session.within(Ctx(layer.path, layer.owner, self.session.ctx.depth)):
+            scope = layer.path if layer.scope is None else layer.scope
+            with self.session.within(Ctx(scope, layer.owner, self.session.ctx.depth)):
                 return self.apply(layer.layer, inputs, layer.path, span)
         if isinstance(layer, Absent):
             if len(inputs) != 1:
@@ -227,7 +228,7 @@ class Applier:
             self._budget(layer, len(self.expansions[key].nodes), span)     # before cloning, not after
             return replay(builder, self.expansions[key], at, inputs, owner + (fresh_uid(),))
         first_node, first_doc = len(builder.nodes), len(builder.doc_order)
-        with session.within(Ctx(path, owner, outer.depth + 1), layer.block.name):
+        with session.within(Ctx(path, owner, outer.depth + 1), layer.block.name, span):
             if layer.block.doc and path:
                 builder.add_doc(".".join(path), layer.block.doc)
             outputs = self.blocks.expand(layer, inputs, span)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 from typing import Any
 
-from archdsl.elaborate import param_types
+from archdsl.elaborate import dataflow, param_types
 from archdsl.elaborate.apply import Applier
 from archdsl.elaborate.expressions import Evaluator
 from archdsl.elaborate.scope import Scope
@@ -89,22 +89,28 @@ class Blocks:
             raise self.session.error(f"block {block.name} takes {len(decls)} input(s), got {len(inputs)}", span)
         outputs: list[Tensor] = []
         feed = iter(inputs)
-        for stmt in block.body:
-            if isinstance(stmt, A.InputStmt):
-                tensor = next(feed)
-                self.shapes.unify(stmt.type, tensor, scope, f"input '{stmt.name}' of {block.name}", stmt.span, span)
-                if stmt.name in scope.names:
-                    raise self.session.error(f"'{stmt.name}' is already defined in this block", stmt.span)
-                scope.names[stmt.name] = tensor
-                scope.assigned[stmt.name] = stmt.span
-                scope.inputs.add(stmt.name)
-            elif isinstance(stmt, A.Assign):
-                self.exec_assign(stmt, scope)
-            else:
-                outputs.append(self.exec_output(stmt, scope))
+        scope.block, failed = block, self.session.errors.count
+        for index, stmt in enumerate(block.body):
+            scope.current = index
+            with dataflow.statement(self.session, scope, stmt):     # an error: recorded, the next statement runs
+                if isinstance(stmt, A.InputStmt):
+                    tensor = next(feed)
+                    self.shapes.unify(stmt.type, tensor, scope, f"input '{stmt.name}' of {block.name}", stmt.span,
+                                      span)
+                    if stmt.name in scope.names:
+                        raise self.session.error(f"'{stmt.name}' is already defined in this block", stmt.span)
+                    scope.names[stmt.name] = tensor
+                    scope.assigned[stmt.name] = stmt.span
+                    scope.inputs.add(stmt.name)
+                elif isinstance(stmt, A.Assign):
+                    self.exec_assign(stmt, scope)
+                else:
+                    outputs.append(self.exec_output(stmt, scope))
+        scope.current = None
+        dataflow.failed_since(self.session, failed)      # errors in this body: skip the statement that applied it
         if not outputs:
             raise self.session.error(f"block {block.name} has no `out` statement", block.span)
-        self.check_unused(scope)
+        self.check_unused(scope, block)
         return outputs
 
     def exec_assign(self, stmt: A.Assign, scope: Scope) -> None:
@@ -140,13 +146,15 @@ class Blocks:
             self.shapes.unify(stmt.type, value, scope, f"output '{stmt.name}'", stmt.type.span, stmt.span)
         return value
 
-    def check_unused(self, scope: Scope) -> None:
-        """Every assigned name and input must be used."""
+    def check_unused(self, scope: Scope, block: A.BlockDef) -> None:
+        """Names this instantiation does not use: dead code when no statement reads them (a warning; an input:
+        an error), fine when one does (the branch a static conditional did not take)."""
+        unused = []
         for name, span in scope.assigned.items():
             value = scope.names.get(name)
             used = name in scope.used or (isinstance(value, Named) and value.uses > 0) or name.startswith("_")
             if not used:
                 what = "input" if name in scope.inputs else "layer" if isinstance(value, Named) else \
                     "value" if isinstance(value, Tensor) else "name"
-                raise self.session.error(f"{what} '{name}' is defined but never used", span,
-                                         "remove it, use it in the dataflow, or start its name with '_' to keep it")
+                unused.append((what, name, span))
+        dataflow.report_unused(self.session, block, unused)

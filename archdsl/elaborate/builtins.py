@@ -21,13 +21,16 @@ def _range(*args: int) -> list[int]:
     return list(r)
 
 
-def make_divisible(v: float, divisor: int = 8, min_value: int | None = None) -> int:
-    """Round ``v`` to a multiple of ``divisor`` without going below 90% of it (MobileNet rule)."""
+def make_divisible(v: float, divisor: int = 8, min_value: int | None = None, round_limit: float = 0.9) -> int:
+    """Round ``v`` to a multiple of ``divisor`` without going below ``round_limit`` of it (timm's rule;
+    MobileNet's 90% by default)."""
     if divisor <= 0:
         raise OpError("make_divisible: divisor must be positive")
+    if isinstance(round_limit, bool) or not isinstance(round_limit, (int, float)) or not 0 < round_limit <= 1:
+        raise OpError(f"make_divisible: round_limit must be in (0, 1], got {round_limit!r}")
     min_value = divisor if min_value is None else min_value
     new_v = max(min_value, int(v + divisor / 2) // divisor * divisor)
-    if new_v < 0.9 * v:
+    if new_v < round_limit * v:
         new_v += divisor
     return new_v
 

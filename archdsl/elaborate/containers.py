@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import itertools
 import re
 from typing import TYPE_CHECKING, Any
@@ -108,6 +109,9 @@ class Containers:
             return
         first, rest = clauses[0], clauses[1:]
         items = self.evaluator.evaluate(first.iterable, scope)
+        entries = self.entries(items)
+        if entries is not None:                  # `for p in paths`: the container's entries
+            items = [layer for _, layer in entries]
         if not isinstance(items, (list, tuple)):
             raise self.session.error(f"cannot loop over {describe(items)}", first.iterable.span)
         for item in items:
@@ -140,6 +144,55 @@ class Containers:
             if n is not None and n in seen:
                 raise self.session.error(f"the name '{n}' is used twice in this container", span)
             seen.add(n)
+
+    # -- entries of a container ------------------------------------------------------------------
+    def entries(self, value: Any) -> list[tuple[str, Any]] | None:
+        """A container's present entries as (name, layer), named as applying the container names them;
+        None when ``value`` is no container.
+
+        An entry of a named container is a handle that applies where the container would apply it
+        (``layers[1]`` puts its parameters at ``layers.1``, shared with the container's own use).
+        """
+        named = None
+        while isinstance(value, Named) and isinstance(value.layer, Layer):
+            named, value = value, value.layer
+        if isinstance(value, SeqLayer):
+            raw = value.entries
+        elif isinstance(value, ReparamLayer):
+            raw = value.branches
+        else:
+            return None
+        out: list[tuple[str, Any]] = []
+        for key, entry in raw:
+            if isinstance(entry, Absent):
+                continue
+            name = key if key is not None else str(len(out))
+            if named is not None:
+                entry = Named(f"{named.name}.{name}", entry, named.span, path=named.path + (name,),
+                              owner=named.owner, scope=named.path if named.scope is None else named.scope)
+            out.append((name, entry))
+        return out
+
+    def entry(self, container: Any, key: Any, span: Span) -> Any:
+        """``layers[i]`` (position among present entries, negative from the end) or ``head["fc"]``/``head.fc``."""
+        entries = self.entries(container)
+        if entries is None:
+            raise self.session.error(f"cannot index {describe(container)} with {describe(key)}", span)
+        if isinstance(key, int) and not isinstance(key, bool):
+            if not -len(entries) <= key < len(entries):
+                raise self.session.error(f"index {key} is out of range for a container of {len(entries)} "
+                                         f"entr{'y' if len(entries) == 1 else 'ies'}", span)
+            return entries[key][1]
+        if not isinstance(key, str):
+            raise self.session.error(f"a container is indexed by an int or an entry name, got {describe(key)}", span)
+        for name, layer in entries:
+            if name == key:
+                return layer
+        names = [n for n, _ in entries]
+        close = difflib.get_close_matches(key, names, n=1)
+        what = f"the container '{container.name}'" if isinstance(container, Named) else "the container"
+        raise self.session.error(f"{what} has no entry '{key}'", span, f"did you mean '{close[0]}'?" if close else
+                                 f"its entries are: {', '.join(names) or 'none'}")
 
     def as_layer(self, value: Any, span: Span) -> Any:
         """Coerce op/block names and lists of layers to layers; anything else is an error."""

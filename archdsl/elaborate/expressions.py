@@ -6,12 +6,11 @@ applying a layer or an op to tensors to the :class:`Applies` the evaluator is gi
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from archdsl.elaborate import scalars
+from archdsl.elaborate import dataflow, scalars, suggest
 from archdsl.elaborate.builtins import BUILTINS
 from archdsl.elaborate.containers import Containers, arg_spans
 from archdsl.elaborate.loader import Namespace
@@ -34,7 +33,7 @@ from archdsl.errors import ArchError, ElaborationError, LimitError, OpError
 from archdsl.ir.types import Span
 from archdsl.ops import tensor as T
 from archdsl.ops.base import OpDef
-from archdsl.ops.registry import lookup, spellings
+from archdsl.ops.registry import lookup
 from archdsl.syntax import ast as A
 
 # tensor (op) tensor
@@ -44,6 +43,9 @@ _SCALAR_RIGHT = {"+": "add", "-": "sub", "*": "mul", "/": "div", "**": "pow"}
 _SCALAR_LEFT = {"+": "add", "-": "rsub", "*": "mul", "/": "rdiv"}
 
 _TEMPLATE = re.compile(r"\{([^{}]*)\}")
+_INDEXABLE = "only containers (seq[...], seq{...}, reparam, lists of layers) have entries to index"
+_INSIDE_BLOCK = ("the layers inside a block exist only while it is applied; to reach a layer by name, "
+                 "put it in a container: `head = seq{fc: Linear(10)}`, then `head.fc`")
 _EVALUATING = object()
 
 
@@ -135,9 +137,11 @@ class Evaluator:
         op = lookup(name)
         if op is not None:
             return OpRef(op)
-        candidates = scope.local_names() + ns.visible_names() + list(BUILTINS) + spellings()
-        close = difflib.get_close_matches(name, candidates, n=1)
-        raise self.session.error(f"unknown {what} '{name}'", span, f"did you mean '{close[0]}'?" if close else
+        root = scope.root()
+        later = dataflow.later_definition(root.block, root.current, name)
+        if later is not None:
+            raise dataflow.use_before_definition(self.session, root.block, root.current, later, name, span)
+        raise self.session.error(f"unknown {what} '{name}'", span, suggest.suggestion(name, what, scope) or
                                  "define it as a block parameter, a layer (`name = ...`) or a top-level `let`")
 
     def callee(self, expr: A.Expr, scope: Scope, what: str) -> Any:
@@ -178,9 +182,12 @@ class Evaluator:
     def attr(self, e: A.Attr, scope: Scope) -> Any:
         """``alias.Name``: a name from an imported file."""
         obj = self.evaluate(e.obj, scope)
-        if not isinstance(obj, NamespaceRef):
-            raise self.session.error(f"'.{e.name}' needs an import alias on the left, got {describe(obj)}", e.span)
-        return self.lookup_global(e.name, Scope(obj.namespace), e.span)
+        if isinstance(obj, NamespaceRef):
+            return self.lookup_global(e.name, Scope(obj.namespace), e.span)
+        if self.containers.entries(obj) is not None:           # head.fc: an entry of a named container
+            return self.containers.entry(obj, e.name, e.span)
+        raise self.session.error(f"'.{e.name}' needs an import alias or a container on the left, got "
+                                 f"{describe(obj)}", e.span, _INSIDE_BLOCK if isinstance(obj, Layer) else None)
 
     # -- operators ---------------------------------------------------------------------------
     def truth(self, value: Any, span: Span) -> bool:
@@ -238,7 +245,10 @@ class Evaluator:
             if not -len(obj) <= idx < len(obj):
                 raise self.session.error(f"index {idx} is out of range for {len(obj)} items", e.index.span)
             return obj[idx]
-        raise self.session.error(f"cannot index {describe(obj)} with {describe(idx)}", e.span)
+        if self.containers.entries(obj) is not None:
+            return self.containers.entry(obj, idx, e.index.span)
+        raise self.session.error(f"cannot index {describe(obj)} with {describe(idx)}", e.span,
+                                 _INDEXABLE if isinstance(obj, Layer) else None)
 
     # -- calls and pipes -----------------------------------------------------------------------
     def call_expr(self, e: A.Call, scope: Scope) -> Any:
@@ -274,6 +284,7 @@ class Evaluator:
 
     def call_builtin(self, func: Callable[..., Any], args: list[Any], kwargs: dict[str, Any], span: Span) -> Any:
         """A pure built-in on numbers and lists; its result within the usual bounds."""
+        args = [self._listed(a) for a in args]        # len(paths), zip(paths, inputs): a container's entries
         if any(isinstance(a, (Tensor, Layer)) for a in args):
             raise self.session.error("built-in functions work on numbers and lists, not tensors", span)
         try:
@@ -284,6 +295,10 @@ class Evaluator:
         except (TypeError, ValueError, ArithmeticError, RecursionError) as exc:
             name = getattr(func, "__name__", "").lstrip("_") or "function"
             raise self.session.error(f"bad arguments to the built-in {name}: {exc}", span) from None
+
+    def _listed(self, value: Any) -> Any:
+        entries = self.containers.entries(value)
+        return value if entries is None else [layer for _, layer in entries]
 
     def check_result(self, value: Any, span: Span) -> Any:
         """Built-in results obey the same bounds as arithmetic; a list counts as work."""

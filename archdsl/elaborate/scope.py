@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from archdsl.elaborate.dataflow import POISON, Poisoned
 from archdsl.elaborate.loader import Namespace
 from archdsl.ir.types import Span
 
@@ -19,6 +20,8 @@ class Scope:
     used: set[str] = field(default_factory=set)
     parent: Scope | None = None
     inputs: set[str] = field(default_factory=set)     # names bound by `in` statements
+    block: Any = None                     # the block whose body this scope runs (A.BlockDef), for dataflow errors
+    current: int | None = None            # the index of the statement running in ``block``
 
     def child(self) -> Scope:
         """A nested scope for comprehension variables."""
@@ -30,9 +33,19 @@ class Scope:
         while scope is not None:
             if name in scope.names:
                 scope.used.add(name)
-                return True, scope.names[name]
+                value = scope.names[name]
+                if value is POISON:        # its statement failed (reported): skip the reader
+                    raise Poisoned(name)
+                return True, value
             scope = scope.parent
         return False, None
+
+    def root(self) -> Scope:
+        """The block's own scope (comprehension scopes are its children)."""
+        scope = self
+        while scope.parent is not None:
+            scope = scope.parent
+        return scope
 
     def local_names(self) -> list[str]:
         """Names bound in this scope chain."""

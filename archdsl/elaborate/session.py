@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from archdsl.elaborate.builder import GraphBuilder
-from archdsl.errors import ArchError, Diagnostic, ElaborationError, LimitError
+from archdsl.errors import ArchError, Diagnostic, ElaborationError, ErrorCollector, LimitError
 from archdsl.ir.types import Span
 
 MAX_STEPS = 500_000          # comprehension items and built-in list elements, per elaboration
@@ -31,6 +31,9 @@ class Session:
     steps: int = 0                                   # work done so far, bounded by MAX_STEPS
     where: Span | None = None                        # the latest block application (for errors without a place)
     block_stack: list[str] = field(default_factory=list)    # names of the blocks being applied, outermost first
+    errors: ErrorCollector = field(default_factory=ErrorCollector)   # independent errors, reported together
+    sites: list[Span | None] = field(default_factory=list)  # where each block on block_stack is applied
+    home: str | None = None                          # the model's file: errors elsewhere move to a call site here
 
     def error(self, message: str, span: Span | None, hint: str | None = None, cls: type[ArchError] = ElaborationError,
               notes=()) -> ArchError:
@@ -44,27 +47,30 @@ class Session:
             raise self.error(f"the spec makes more than {MAX_STEPS:,} list items in all while elaborating", span,
                              "are repeat counts or nested comprehensions much larger than intended?", cls=LimitError)
 
-    def within(self, ctx: Ctx, block: str | None = None) -> Within:
-        """The one scope manager: ``with session.within(ctx):`` applies inside ``ctx`` (and block ``block``)."""
-        return Within(self, ctx, block)
+    def within(self, ctx: Ctx, block: str | None = None, site: Span | None = None) -> Within:
+        """The one scope manager: ``with session.within(ctx):`` applies inside ``ctx`` (and block ``block``,
+        applied at ``site``)."""
+        return Within(self, ctx, block, site)
 
 
 class Within:
     """Enter a context (and, for a block, its name on the block stack); restore both on exit."""
 
-    __slots__ = ("session", "ctx", "block", "saved")
+    __slots__ = ("session", "ctx", "block", "site", "saved")
 
-    def __init__(self, session: Session, ctx: Ctx, block: str | None) -> None:
-        self.session, self.ctx, self.block = session, ctx, block
+    def __init__(self, session: Session, ctx: Ctx, block: str | None, site: Span | None = None) -> None:
+        self.session, self.ctx, self.block, self.site = session, ctx, block, site
 
     def __enter__(self) -> Ctx:
         self.saved = self.session.ctx
         self.session.ctx = self.ctx
         if self.block is not None:
             self.session.block_stack.append(self.block)
+            self.session.sites.append(self.site)
         return self.ctx
 
     def __exit__(self, *exc: object) -> None:
         self.session.ctx = self.saved
         if self.block is not None:
             self.session.block_stack.pop()
+            self.session.sites.pop()

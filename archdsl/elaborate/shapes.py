@@ -10,7 +10,8 @@ from archdsl.elaborate.scope import Scope
 from archdsl.elaborate.session import Session
 from archdsl.elaborate.values import Tensor, describe
 from archdsl.errors import ShapeError
-from archdsl.ir.dims import SymDim
+from archdsl.ir.dims import SymDim, linear_form
+from archdsl.ir.symbols import pattern_note
 from archdsl.ir.types import DTYPES, Span, TensorType
 from archdsl.syntax import ast as A
 
@@ -23,16 +24,29 @@ class Shapes:
         self.evaluate = evaluate
 
     def input_type(self, texpr: A.TensorTypeExpr, scope: Scope) -> TensorType:
-        """A model input type: unbound names become symbols."""
+        """A model input type: unbound names become symbols, alone (``H``) or in a pattern (``32*P``, solved
+        from the input's size when it binds)."""
         dims = []
         for d in texpr.dims:
+            if isinstance(d, A.Rest):
+                raise self.session.error("a model input needs every dim; '...' is for block inputs and outputs",
+                                         d.span, "name the dims instead: `[N, C, H, W]`")
             if isinstance(d, A.Name) and not scope.get_local(d.id)[0]:
                 sym = SymDim.symbol(d.id)
                 scope.names[d.id] = sym
                 scope.used.add(d.id)
                 dims.append(sym)
                 continue
+            fresh = free_names(d, scope)
+            for name in fresh:
+                scope.names[name] = SymDim.symbol(name)
+                scope.used.add(name)
             value = self.dim(d, scope)
+            if fresh and (linear_form(value) is None or len(fresh) > 1):
+                raise self.session.error(
+                    f"the input size {dim_text(d)} does not determine {' and '.join(sorted(fresh))}", d.span,
+                    "write a new size name alone ([N, 3, H, W]) or as a pattern in one name ([N, 3, 32*P, 32*Q], "
+                    "2*H + 1)")
             if isinstance(value, int) and value < 0:
                 raise self.session.error(f"a dimension must not be negative, got {value}", d.span)
             dims.append(value)
@@ -59,18 +73,29 @@ class Shapes:
         """Match a declared type against an actual tensor, binding unbound dim names."""
         actual = tensor.type
         dtype = self.dtype(texpr)
-        if len(texpr.dims) != actual.rank or dtype != actual.dtype:
+        pairs = self._aligned(texpr, actual.rank)
+        if pairs is None or dtype != actual.dtype:
             declared = declared_text(texpr)
-            if len(texpr.dims) != actual.rank:
+            if pairs is None and any(isinstance(d, A.Rest) for d in texpr.dims):
+                message = f"{what} expects a tensor of rank {len(texpr.dims) - 1} or more {declared}, got the " \
+                          f"rank-{actual.rank} tensor {actual}"
+            elif pairs is None:
                 message = f"{what} expects a rank-{len(texpr.dims)} tensor {declared}, got the rank-{actual.rank} " \
                           f"tensor {actual}"
             else:
                 message = f"{what} expects {dtype} {declared}, got {actual.dtype} {actual}"
             raise self._mismatch(message, what, tensor, where, call_span)
-        for i, (d, got) in enumerate(zip(texpr.dims, actual.shape, strict=False)):
+        for i, d in pairs:
+            got = actual.shape[i]
             if isinstance(d, A.Name) and not scope.get_local(d.id)[0]:
                 scope.names[d.id] = got
                 scope.used.add(d.id)
+                continue
+            fresh = free_names(d, scope)
+            if fresh:
+                self.solve(d, fresh, got, scope, lambda why, i=i, d=d: self._mismatch(
+                    f"{what} expects {declared_text(texpr)}, got {actual}: dim {i} should be {dim_text(d)}, {why}",
+                    what, tensor, where, call_span))
                 continue
             want = self.dim(d, scope)
             if want != got:
@@ -78,10 +103,60 @@ class Shapes:
                 raise self._mismatch(f"{what} expects {declared_text(texpr)}, got {actual}: dim {i} should be "
                                      f"{said} but is {got}", what, tensor, where, call_span)
 
+    def _aligned(self, texpr: A.TensorTypeExpr, rank: int) -> list[tuple[int, A.Expr]] | None:
+        """(axis, declared dim) pairs for a tensor of ``rank``; ``...`` takes the dims between its neighbours.
+        None when the rank does not fit."""
+        dims = texpr.dims
+        rests = [i for i, d in enumerate(dims) if isinstance(d, A.Rest)]
+        if len(rests) > 1:
+            raise self.session.error("a tensor type holds at most one '...'", dims[rests[1]].span)
+        if not rests:
+            return list(enumerate(dims)) if len(dims) == rank else None
+        k = rests[0]
+        tail = len(dims) - k - 1
+        if rank < len(dims) - 1:
+            return None
+        return list(enumerate(dims[:k])) + [(rank - tail + j, d) for j, d in enumerate(dims[k + 1:])]
+
+    def solve(self, d: A.Expr, fresh: list[str], got: int | SymDim, scope: Scope, fail: Callable) -> None:
+        """Bind the one new name of a pattern dim (``2*H2``, ``32*P``) so that it equals ``got``, exactly."""
+        probe = scope.child()
+        for name in fresh:
+            probe.names[name] = SymDim.symbol(f"{name}'")        # a placeholder no input size can be named
+        form = linear_form(self.dim(d, probe))
+        if form is None or len(fresh) > 1:
+            raise fail(f"a pattern must be linear in one new name (a*S + b), not in {', '.join(fresh)}")
+        _, a, b = form
+        value = (got - b) // a
+        if value * a + b != got:
+            known = isinstance(got, int) or isinstance((got - b) % a, int)
+            raise fail(f"but {got} is {'not' if known else 'not known to be'} {pattern_note(a, b)}")
+        scope.names[fresh[0]] = value
+        scope.used.add(fresh[0])
+
     def _mismatch(self, message: str, what: str, tensor: Tensor, where: Span, call_span: Span | None) -> ShapeError:
         notes = [(f"{what} is declared here", where)]
         notes += [(f"the tensor {tensor.type} comes from here", tensor.span)] if tensor.span else []
         return self.session.error(message, call_span or where, cls=ShapeError, notes=notes)
+
+
+def free_names(d: A.Expr, scope: Scope) -> list[str]:
+    """Names in a dim expression that nothing binds yet (``P`` in ``32*P``), in order; [] for a bare name."""
+    out: list[str] = []
+
+    def walk(e: A.Expr) -> None:
+        if isinstance(e, A.Name):
+            if e.id not in out and not scope.get_local(e.id)[0] and e.id not in scope.namespace.lets:
+                out.append(e.id)
+        elif isinstance(e, A.BinOp):
+            walk(e.left)
+            walk(e.right)
+        elif isinstance(e, A.UnaryOp):
+            walk(e.operand)
+
+    if not isinstance(d, A.Name):
+        walk(d)
+    return out
 
 
 def declared_text(texpr: A.TensorTypeExpr) -> str:
@@ -93,6 +168,8 @@ def dim_text(d: A.Expr) -> str:
     """A declared dim as written: names, numbers and arithmetic on them."""
     if isinstance(d, A.Name):
         return d.id
+    if isinstance(d, A.Rest):
+        return "..."
     if isinstance(d, A.Num):
         return str(d.value)
     if isinstance(d, A.BinOp) and d.op in ("+", "-", "*", "//", "%"):

@@ -128,6 +128,8 @@ class Named(Layer):
     path: tuple[str, ...] = ()            # full module path where it was bound
     owner: tuple[int | str, ...] = ()     # identities of the applications it was bound in, and its name
     uses: int = 0
+    scope: tuple[str, ...] | None = None  # the nodes' scope when applied (None: ``path``); a container's entry
+                                          # reached by index keeps the container's scope
 
 
 def describe(value: Any) -> str:

@@ -209,10 +209,17 @@ Expr = (Attr | Num | Str | Const | Name | ListLit | TupleLit | Comprehension | S
 
 
 @dataclass(frozen=True)
-class TensorTypeExpr:
-    """``[N, C, H, W]`` or ``int64[N, T]``; dims are expressions."""
+class Rest:
+    """``...`` in a tensor type: any number of dims (``[N, ..., C]``, in block inputs and outputs)."""
 
-    dims: tuple[Expr, ...]
+    span: Span = field(default=NO_SPAN, compare=False)
+
+
+@dataclass(frozen=True)
+class TensorTypeExpr:
+    """``[N, C, H, W]`` or ``int64[N, T]``; dims are expressions, and at most one :class:`Rest`."""
+
+    dims: tuple[Expr | Rest, ...]
     dtype: str | None = None
     span: Span = field(default=NO_SPAN, compare=False)
 

@@ -19,6 +19,7 @@ _TOKEN_NAMES = {
     "LSQB": "'['", "RSQB": "']'", "LBRACE": "'{'", "RBRACE": "'}'", "COMMA": "','", "COLON": "':'",
     "EQUAL": "'='", "SEMICOLON": "';'", "$END": "the end of the file", "MINUS": "'-'",
     "ADD_OP": "'+' or '-'", "MUL_OP": "'*', '/', '//', '%' or '@'", "COMP_OP": "a comparison",
+    "ELLIPSIS": "'...'",
 }
 _CLOSING = {"(": ")", "[": "]", "{": "}"}
 _RECOVER_HEADER = "model __recover__() {"     # wraps the rest of a block body when recovery restarts inside it

@@ -123,6 +123,9 @@ class _ToAst(Transformer):
     def let_stmt(self, meta, c):
         return A.Assign(targets=(str(c[0]),), value=c[1], let=True, span=self.s(meta))
 
+    def rest_dim(self, meta, c):
+        return A.Rest(span=_span(c[0], self.file))
+
     def tensor_type(self, meta, c):
         dtype = str(c[0]) if c[0] is not None else None
         dims = tuple(x for x in c[1:] if x is not None)

@@ -85,7 +85,7 @@ class ExprPrinter:
 
     def tensor_type(self, t: A.TensorTypeExpr) -> Doc:
         """``[N, C, H, W]`` or ``int64[B, T]``."""
-        return bracket(f"{t.dtype or ''}[", [self.doc(d) for d in t.dims], "]")
+        return bracket(f"{t.dtype or ''}[", ["..." if isinstance(d, A.Rest) else self.doc(d) for d in t.dims], "]")
 
     def _Num(self, e: A.Num) -> tuple[Doc, int]:
         text = e.text or format_number(e.value)

@@ -233,7 +233,7 @@ def compound(e: st.SearchStrategy) -> st.SearchStrategy:
 EXPRS = st.recursive(LEAVES, compound, max_leaves=10)
 TYPE_NAMES = st.recursive(st.builds(A.TypeName, ANY_NAMES),
                           lambda t: st.builds(A.TypeName, ANY_NAMES, tuples(t, 2, min_size=1)), max_leaves=3)
-TENSOR_TYPES = st.builds(A.TensorTypeExpr, tuples(EXPRS, 4), st.none() | ANY_NAMES)
+TENSOR_TYPES = st.builds(A.TensorTypeExpr, tuples(EXPRS | st.just(A.Rest()), 4), st.none() | ANY_NAMES)
 TARGETS = ANY_NAMES.filter(lambda n: n not in STATEMENT_WORDS)
 STMTS = st.one_of(
     st.builds(A.InputStmt, ANY_NAMES, TENSOR_TYPES),
