@@ -293,7 +293,7 @@ class Moved(Contract):
 class Reshaped(Contract):
     """Views with another shape (reshape, flatten, squeeze, unsqueeze): merged axes become one layout whose
     units repeat over the merged pinned axes (C x H x W -> C blocks of H*W); a split of a permutable axis
-    into several is pinned unless the other parts have size 1."""
+    into several (attention heads) becomes a stack of per-head chunks (see :mod:`archdsl.symmetry.heads`)."""
 
     def derive(self, op: OpDef, ctx: Ctx) -> Outputs:
         return [ctx.reshape(ctx.inputs[0], ctx.in_types[0].shape, ctx.out_types[0].shape)]

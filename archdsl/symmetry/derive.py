@@ -15,6 +15,7 @@ from archdsl.ir.graph import Graph, Node
 from archdsl.ir.types import TensorType
 from archdsl.ops.base import ParamSpec, apply_rules
 from archdsl.symmetry.contract import Pinned, concat, retoken
+from archdsl.symmetry.heads import Heads, involved
 from archdsl.symmetry.layout import Forest, Layout, Piece, Why, layout_size
 
 NO_CONTRACT = "op '{op}' declares no symmetry contract"
@@ -44,6 +45,7 @@ class Derivation:
     blocks: list[tuple[list[list[Layout]], Why]] = field(default_factory=list)
     shared: dict[tuple[str, int, tuple | None], tuple[str, Layout]] = field(default_factory=dict)
     values: dict[str, list[Layout]] = field(default_factory=dict)     # every value's axis layouts
+    heads: Heads = field(default_factory=Heads)                        # axes split into heads
 
 
 class Context:
@@ -136,11 +138,15 @@ class Context:
             return [self.pinned(d) for d in outs]
         result: list[Layout] = []
         for gi, go in groups:
-            merged = x[gi[0]] if gi else self.pinned(1)
-            for i in gi[1:]:
-                merged = self._merge(merged, x[i])
-            result += self._split(merged, [outs[j] for j in go])
+            result += self.reshape_group(x, gi, [outs[j] for j in go])
         return result
+
+    def reshape_group(self, x: list[Layout], gi: list[int], sizes: list[Dim]) -> list[Layout]:
+        """One factor group of a reshape: input axes ``gi`` merged, then split into ``sizes``."""
+        merged = x[gi[0]] if gi else self.pinned(1)
+        for i in gi[1:]:
+            merged = self._merge(merged, x[i])
+        return self._split(merged, sizes)
 
     def _merge(self, a: Layout, b: Layout) -> Layout:
         sa, sb = layout_size(a), layout_size(b)
@@ -171,6 +177,8 @@ class Context:
                                           for p in a):
             head = tuple(Piece(p.leaf, p.length, p.rep // inner, p.token) for p in a)
             return [head, *[self.pinned(s) for s in sizes[1:]]]
+        if all(isinstance(s, int) and s > 1 for s in sizes) and all(p.rep == 1 for p in a):
+            return self.d.heads.split(self, a, [int(s) for s in sizes])        # heads: a stack of chunks
         self.pin(a, "split into several axes")
         return [self.pinned(s) for s in sizes]
 
@@ -222,13 +230,15 @@ def walk(graph: Graph) -> Derivation:
         _, _, params = apply_rules(node.op, in_types)
         ctx = Context(d, node, ins, in_types, params)
         contract = getattr(type(node.op), "symmetry", None) or Pinned(NO_CONTRACT.format(op=node.op.name))
-        outs = contract.derive(node.op, ctx)
+        outs = d.heads.derive(contract, node.op, ctx) if involved(ins) else contract.derive(node.op, ctx)
         for v, lay in zip(node.outputs, outs, strict=True):
             layouts[v] = lay
         if isinstance(contract, Pinned):
             for local in node.params:
                 ctx.fixed(local, range(len(params[local].shape)), contract.reason)
     d.values = layouts
+    d.heads.finish(d, [layouts[v] for v in graph.outputs.values()],
+                   Why("pinned", "output", "output", "a head split reaches a graph output", graph.span))
     for name, v in graph.outputs.items():
         why = Why("pinned", name, "output", f"graph output '{name}'", graph.span)
         for lay in layouts[v]:
