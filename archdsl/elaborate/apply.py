@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import pydantic
 
 from archdsl.elaborate import builder as graph_builder
+from archdsl.elaborate import dataflow
 from archdsl.elaborate.replay import Expansion, plain_key, replay
 from archdsl.elaborate.session import Ctx, Session
 from archdsl.elaborate.values import (
@@ -226,7 +227,7 @@ class Applier:
         key = self._expansion_key(layer, inputs) if at else None
         if key in self.expansions:
             self._budget(layer, len(self.expansions[key].nodes), span)     # before cloning, not after
-            return replay(builder, self.expansions[key], at, inputs, owner + (fresh_uid(),))
+            return dataflow.from_site(replay(builder, self.expansions[key], at, inputs, owner + (fresh_uid(),)), span)
         first_node, first_doc = len(builder.nodes), len(builder.doc_order)
         with session.within(Ctx(path, owner, outer.depth + 1), layer.block.name, span):
             if layer.block.doc and path:
@@ -235,7 +236,7 @@ class Applier:
         if key is not None:
             self.expansions[key] = Expansion(at, tuple(t.value for t in inputs), tuple(builder.nodes[first_node:]),
                                              tuple(outputs), builder.docs_since(first_doc))
-        return outputs
+        return dataflow.from_site(outputs, span)
 
     def _budget(self, layer: BlockLayer, adding: int, span: Span) -> None:
         """Refuse an expansion that would take the graph past the node limit, before making its nodes."""
