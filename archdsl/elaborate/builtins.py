@@ -11,12 +11,16 @@ from archdsl.errors import OpError
 MAX_REPEAT = 10_000
 
 
+class BuiltinLimit(OpError):
+    """A built-in asked for more work than the limits allow (reported as a LimitError)."""
+
+
 def _range(*args: int) -> list[int]:
     if not 1 <= len(args) <= 3 or not all(isinstance(a, int) and not isinstance(a, bool) for a in args):
         raise OpError("range takes 1 to 3 integers")
     r = range(*args)
     if len(r) > MAX_REPEAT:
-        raise OpError(f"range of {len(r):,} items is more than the limit of {MAX_REPEAT:,}",
+        raise BuiltinLimit(f"range of {len(r):,} items is more than the limit of {MAX_REPEAT:,}",
                       hint="repeat counts this large are almost certainly a mistake")
     return list(r)
 

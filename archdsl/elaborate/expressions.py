@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from archdsl.elaborate import dataflow, scalars, suggest
-from archdsl.elaborate.builtins import BUILTINS
+from archdsl.elaborate.builtins import BUILTINS, BuiltinLimit
 from archdsl.elaborate.containers import Containers, arg_spans
 from archdsl.elaborate.loader import Namespace
 from archdsl.elaborate.scalars import ScalarError
@@ -44,8 +44,7 @@ _SCALAR_LEFT = {"+": "add", "-": "rsub", "*": "mul", "/": "rdiv"}
 
 _TEMPLATE = re.compile(r"\{([^{}]*)\}")
 _INDEXABLE = "only containers (seq[...], seq{...}, reparam, lists of layers) have entries to index"
-_INSIDE_BLOCK = ("the layers inside a block exist only while it is applied; to reach a layer by name, "
-                 "put it in a container: `head = seq{fc: Linear(10)}`, then `head.fc`")
+_INSIDE_BLOCK = "a block's layers are not reachable from outside; use a container: `head = seq{fc: ...}`, `head.fc`"
 _EVALUATING = object()
 
 
@@ -290,7 +289,7 @@ class Evaluator:
         try:
             return self.check_result(func(*args, **kwargs), span)
         except OpError as exc:
-            raise self.session.error(str(exc), span, exc.hint, cls=LimitError if "limit" in str(exc) else
+            raise self.session.error(str(exc), span, exc.hint, cls=LimitError if isinstance(exc, BuiltinLimit) else
                                      ElaborationError) from None
         except (TypeError, ValueError, ArithmeticError, RecursionError) as exc:
             name = getattr(func, "__name__", "").lstrip("_") or "function"
