@@ -308,38 +308,6 @@ model M() {
         """\
 model M() {
   in x: [N, 3]
-  y = relu(x)
-  out x
-}
-""",
-        """\
-<string>:3:3: error: value 'y' is defined but never used
-    3 |   y = relu(x)
-      |   ^~~~~~~~~~~
-  hint: remove it, use it in the dataflow, or start its name with '_' to keep it
-""",
-        id="unused-name"),
-    pytest.param(
-        ElaborationError,
-        """\
-model M() {
-  in x: [N, 3]
-  fc = Linear(4)
-  out x
-}
-""",
-        """\
-<string>:3:3: error: layer 'fc' is defined but never used
-    3 |   fc = Linear(4)
-      |   ^~~~~~~~~~~~~~
-  hint: remove it, use it in the dataflow, or start its name with '_' to keep it
-""",
-        id="unused-layer"),
-    pytest.param(
-        ElaborationError,
-        """\
-model M() {
-  in x: [N, 3]
   out relu(xs)
 }
 """,

@@ -196,8 +196,8 @@ def test_chunk_equals_naive_for_any_shape_and_chunk_size(b, t, h, kd, vd, chunk,
         want = sn.naive_simple_gla(q, k, v, head, initial_state=h0, output_final_state=True)
     elif family == "gla":
         gk = F.logsigmoid(torch.randn(b, t, h, kd, generator=gen, dtype=torch.float64))
-        if chunk % 4:               # the GLA chunk is a whole number of sub-chunks
-            chunk = 4 * chunk
+        if chunk & (chunk - 1):     # the GLA chunk is halved recursively: a power of two
+            chunk = 4
         got = gc.chunk_gla(q, k, v, gk, initial_state=h0, output_final_state=True, chunk_size=chunk)
         want = gn.naive_gla(q, k, v, gk, initial_state=h0, output_final_state=True)
     else:
