@@ -57,7 +57,7 @@ def load_built(outdir: str | os.PathLike, check_inputs: bool = False) -> torch.n
     files are untrusted input: every declared parameter is checked against the weights file's header (name,
     shape, dtype, size) before anything is allocated, and every problem is a UsageError naming the file.
     """
-    from archdsl.backends.torch.build import build_module
+    from archdsl.backends.torch.build import StateMismatch, build_loaded
 
     folder = Path(outdir)
     missing = [name for name in (GRAPH_FILE, WEIGHTS_FILE) if not (folder / name).is_file()]
@@ -66,18 +66,20 @@ def load_built(outdir: str | os.PathLike, check_inputs: bool = False) -> torch.n
                                     hint="create one with `archdsl build FILE -o OUTDIR`"))
     graph = _read_graph(folder / GRAPH_FILE)
     header = _check_weights(graph, folder / WEIGHTS_FILE)
-    try:
-        module = build_module(graph, seed=None, check_inputs=check_inputs)
-    except ArchError:
-        raise
-    except Exception as exc:   # graph.json is untrusted: whatever it does to the code generator is its fault
-        raise UsageError(Diagnostic(f"{folder / GRAPH_FILE} cannot be built: {type(exc).__name__}: {exc}"[:500])) from None
     from safetensors import SafetensorError
 
     try:
-        module.load_state_dict(_load_weights(folder / WEIGHTS_FILE, header), strict=True)
+        state = _load_weights(folder / WEIGHTS_FILE, header)
     except (SafetensorError, RuntimeError, OSError, ValueError, KeyError) as exc:
+        raise UsageError(Diagnostic(f"{folder / WEIGHTS_FILE} cannot be read: {exc}")) from exc
+    try:       # built on the meta device and given the loaded tensors: no initialisation to overwrite
+        module = build_loaded(graph, state, check_inputs=check_inputs)
+    except ArchError:
+        raise
+    except StateMismatch as exc:       # load_state_dict: a misfit the header check let through
         raise UsageError(Diagnostic(f"{folder / WEIGHTS_FILE} does not fit {folder / GRAPH_FILE}: {exc}")) from exc
+    except Exception as exc:   # graph.json is untrusted: whatever it does to the code generator is its fault
+        raise UsageError(Diagnostic(f"{folder / GRAPH_FILE} cannot be built: {type(exc).__name__}: {exc}"[:500])) from None
     if _metadata(folder / WEIGHTS_FILE).get(_COLLAPSE_TRAIN_KEY) == "true":   # built with --collapse-train
         from archdsl.passes.collapse_train import collapse_train
 

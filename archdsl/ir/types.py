@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, PlainSerializer, PlainValidator
 
 from archdsl.ir.dims import Dim, SymDim, parse_dim
+
+
+@functools.lru_cache(maxsize=4096)    # graph.json spells the same few sizes thousands of times (Dims are immutable)
+def _parse_dim_text(text: str) -> Dim:
+    return parse_dim(text)
 
 
 def _validate_dim(value: Any) -> Dim:
@@ -17,7 +23,7 @@ def _validate_dim(value: Any) -> Dim:
     if isinstance(value, int):
         return value
     if isinstance(value, str):
-        return parse_dim(value)
+        return _parse_dim_text(value)
     raise ValueError(f"not a dimension: {value!r}")
 
 

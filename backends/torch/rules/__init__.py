@@ -6,10 +6,12 @@ The modules are found by listing the package, so the op families are listed in o
 
 from __future__ import annotations
 
+import functools
 import importlib
 import pkgutil
 
 
+@functools.cache      # listing the package costs ~1 ms; rule_for calls this for every node it lowers
 def load() -> None:
     """Import every rule module (each registers its rules in ``registry.RULES``)."""
     for info in pkgutil.iter_modules(__path__):
