@@ -120,7 +120,8 @@ class Evaluator:
             return value
         return self.lookup_global(e.id, scope, e.span)
 
-    def lookup_global(self, name: str, scope: Scope, span: Span, what: str = "name") -> Any:
+    def lookup_global(self, name: str, scope: Scope, span: Span, what: str = "name",
+                      args: tuple[A.Expr, ...] = ()) -> Any:
         """Constants, blocks, import aliases, built-ins and ops, in that order (``what`` names the role in errors)."""
         ns = scope.namespace
         let = ns.find_let(name)
@@ -140,15 +141,27 @@ class Evaluator:
         later = dataflow.later_definition(root.block, root.current, name)
         if later is not None:
             raise dataflow.use_before_definition(self.session, root.block, root.current, later, name, span)
-        raise self.session.error(f"unknown {what} '{name}'", span, suggest.suggestion(name, what, scope) or
+        hint = suggest.suggestion(name, what, scope, self._any_tensor(args, scope))
+        raise self.session.error(f"unknown {what} '{name}'", span, hint or
                                  "define it as a block parameter, a layer (`name = ...`) or a top-level `let`")
 
-    def callee(self, expr: A.Expr, scope: Scope, what: str) -> Any:
-        """Evaluate the function of a call or the layer of a pipe; an unknown bare name is reported as ``what``."""
+    def callee(self, expr: A.Expr, scope: Scope, what: str, args: tuple[A.Expr, ...] = ()) -> Any:
+        """Evaluate the function of a call or the layer of a pipe; an unknown bare name is reported as ``what``
+        (a call's ``args`` tell its did-you-mean whether an op or a built-in function is meant)."""
         if isinstance(expr, A.Name):
             found, value = scope.get_local(expr.id)
-            return value if found else self.lookup_global(expr.id, scope, expr.span, what)
+            return value if found else self.lookup_global(expr.id, scope, expr.span, what, args)
         return self.evaluate(expr, scope)
+
+    def _any_tensor(self, args: tuple[A.Expr, ...], scope: Scope) -> bool:
+        """Whether a call's arguments include a tensor (for the did-you-mean of an unknown function only)."""
+        for a in args:
+            try:
+                if isinstance(self.evaluate(a, scope), Tensor):
+                    return True
+            except (ArchError, dataflow.Poisoned):
+                continue
+        return False
 
     def let_value(self, name: str, item: A.Assign, ns: Namespace) -> Any:
         """Evaluate a top-level constant once (lazily, so definition order does not matter)."""
@@ -252,7 +265,7 @@ class Evaluator:
     # -- calls and pipes -----------------------------------------------------------------------
     def call_expr(self, e: A.Call, scope: Scope) -> Any:
         """``f(args)``: evaluate the function and the arguments, then :meth:`call`."""
-        func = self.callee(e.func, scope, "op, block or function")
+        func = self.callee(e.func, scope, suggest.CALL, e.args)
         args = [self.evaluate(a, scope) for a in e.args]
         kwargs = {}
         for k, v in e.kwargs:
