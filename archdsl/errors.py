@@ -205,6 +205,7 @@ class ErrorCollector:
     def __init__(self, cap: int = MAX_ERRORS):
         self.cap = cap
         self.errors: list[ArchError] = []
+        self.failed = 0         # units that failed, their error recorded now or before (a block applied twice)
 
     @contextmanager
     def guard(self) -> Iterator[None]:

@@ -10,7 +10,8 @@ the expanded form, and the forward MACs of both on the issue's batch of 32 64x64
 
 The cost model's table: for each chain (an expansion, a bottleneck, two 3x3 convs, depthwise + pointwise,
 1x7 + 7x1), the collapsed/kept ratio it predicts (pure MACs and with the CPU penalty table) against the
-measured collapsed/kept forward-time ratio. No assertions: it prints.
+measured collapsed/kept forward-time ratio (one thread, this thread's CPU time: robust on a shared machine).
+``--calibrate`` times single convolutions and fits the CPU penalty row (cost_model.PENALTIES). No assertions.
 """
 
 from __future__ import annotations
@@ -108,9 +109,29 @@ def training(batch: int, size: int, repeat: int) -> None:
           f"{c_ms:7.1f} ms, speed-up {statistics.median(ratios):.1f}x [{min(ratios):.1f} .. {max(ratios):.1f}]")
 
 
+def cpu_time(module, x: torch.Tensor, rounds: int = 5, budget: float = 0.15) -> float:
+    """Seconds of this thread's CPU time per call (best of ``rounds``); with one torch thread the work runs in
+    this thread, so other processes on a shared machine barely move the figure (wall time does)."""
+    with torch.inference_mode():
+        module(x)
+        start = time.thread_time()
+        module(x)
+        calls = max(1, int(budget / max(time.thread_time() - start, 1e-6)))
+        best = float("inf")
+        for _ in range(rounds):
+            start = time.thread_time()
+            for _ in range(calls):
+                module(x)
+            best = min(best, (time.thread_time() - start) / calls)
+    return best
+
+
 def table(repeat: int) -> None:
-    """Predicted (cost model) vs measured collapsed/kept ratios for the issue's table."""
-    print(f"\n{'chain':<40} {'MACs':>7} {'cpu model':>10} {'measured':>9}  (collapsed / kept; > 1: keep)")
+    """Predicted (cost model) vs measured collapsed/kept ratios for the issue's table (one thread, CPU time)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    print(f"\n{'chain (1 thread, CPU time)':<40} {'MACs':>7} {'cpu model':>10} {'measured':>9}  (collapsed / kept; > 1: "
+          "keep)")
     for name, (chain, c, size) in TABLE.items():
         text = f"model M() {{\n  in x: [N, {c}, H, W]\n  out x |> seq{{{chain}}}\n}}\n"
         graph = archdsl.compile(text)
@@ -122,10 +143,46 @@ def table(repeat: int) -> None:
         kept = randomize(archdsl.build(graph), seed=0).eval()
         collapsed = archdsl.simplify(graph, weights=kept, passes=[CollapseLinear(force=True), "dce"]).module()
         x = torch.randn(1, c, size, size, generator=torch.Generator().manual_seed(0))
-        _, _, measured, _ = timed(kept, collapsed, x, repeat, budget=0.5)
-        default = CollapseLinear().apply(eval_graph).changed
+        measured = cpu_time(collapsed, x, repeat) / cpu_time(kept, x, repeat)
+        default = CollapseLinear(probe=size).apply(eval_graph).changed
+        agree = (predicted["cpu"] < 1) == (measured < 1)
         print(f"{name:<40} {predicted['macs']:7.3f} {predicted['cpu']:10.3f} {measured:9.3f}  "
-              f"default: {'collapse' if default else 'keep'}")
+              f"default: {'collapse' if default else 'keep'} ({'agrees' if agree else 'DISAGREES'} with measurement)")
+    torch.set_num_threads(threads)
+
+
+# single convolutions for --calibrate: (in, out, kernel, groups, size)
+CALIBRATION = [(16, 256, 3, 1, 48), (256, 16, 1, 1, 48), (16, 16, 3, 1, 48), (256, 64, 1, 1, 28),
+               (64, 256, 1, 1, 28), (256, 256, 1, 1, 28), (64, 64, 3, 1, 28), (64, 64, 5, 1, 28),
+               (128, 128, 1, 1, 28), (128, 128, 3, 1, 28), (64, 64, 7, 1, 28), (128, 128, 3, 128, 28),
+               (128, 128, 7, 128, 28), (128, 128, 9, 128, 28)]
+
+
+def calibrate() -> None:
+    """Fit the CPU row of cost_model.PENALTIES: time = a * MACs + b * elements over dense convs with 64 or more
+    input channels (least squares),
+    then each depthwise conv's time per MAC beyond its traffic, relative to a. Prints the fitted constants."""
+    torch.set_num_threads(1)
+    dense, depthwise = [], []
+    print("\nconvolution (1 thread, CPU time)          ms      MMACs   ps/MAC")
+    for c, o, k, g, size in CALIBRATION:
+        conv = torch.nn.Conv2d(c, o, k, groups=g)
+        x = torch.randn(1, c, size, size)
+        y = conv(x)
+        macs, elems = y.numel() * c // g * k * k, x.numel() + y.numel()
+        sec = cpu_time(conv, x)
+        if g > 1:
+            depthwise.append((macs, elems, sec, k))
+        elif c >= 64:                      # 16 input channels run at half speed: an outlier for the fit
+            dense.append((macs, elems, sec, k))
+        print(f"{c:>4}->{o:<4} {k}x{k} groups {g:<4} at {size}x{size} {sec * 1e3:9.3f} {macs / 1e6:9.2f} "
+              f"{sec / macs * 1e12:8.1f}")
+    a_mat = torch.tensor([[m, e] for m, e, _, _ in dense], dtype=torch.float64)
+    t = torch.tensor([s for _, _, s, _ in dense], dtype=torch.float64)
+    a, b = torch.linalg.lstsq(a_mat, t.unsqueeze(1)).solution.reshape(-1).tolist()
+    print(f"dense: {a * 1e12:.1f} ps per MAC, {b * 1e9:.3f} ns per element = traffic {b / a:.1f} MAC-equivalents")
+    for m, e, sec, k in depthwise:
+        print(f"depthwise {k}x{k}: x{(sec - b * e) / m / a:.2f} per MAC")
 
 
 def main() -> None:
@@ -134,7 +191,11 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="180x320 SESR input, fewer rounds")
     parser.add_argument("--repeat", type=int, default=6)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--calibrate", action="store_true", help="only fit the CPU penalty table (single convs)")
     args = parser.parse_args()
+    if args.calibrate:
+        calibrate()
+        return
     torch.set_num_threads(args.threads)
     repeat = 2 if args.quick else args.repeat
     height, width = (180, 320) if args.quick else (360, 640)

@@ -89,7 +89,7 @@ class Blocks:
             raise self.session.error(f"block {block.name} takes {len(decls)} input(s), got {len(inputs)}", span)
         outputs: list[Tensor] = []
         feed = iter(inputs)
-        scope.block, failed = block, self.session.errors.count
+        scope.block, failed = block, self.session.errors.failed
         for index, stmt in enumerate(block.body):
             scope.current = index
             with dataflow.statement(self.session, scope, stmt):     # an error: recorded, the next statement runs

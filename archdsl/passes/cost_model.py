@@ -27,14 +27,20 @@ class Penalty:
 
     depthwise: float = 1.0           # per MAC of a depthwise conv (memory-bound: fewer MACs per second)
     large_kernel: int = 7            # a depthwise kernel with more taps than large_kernel**2 ...
-    large_depthwise: float = 1.0     # ... costs this much more per MAC (slow without special kernels)
+    large_depthwise: float = 1.0     # ... costs this much more (or less) per MAC than a small depthwise one
     traffic: float = 0.0             # per activation element read or written, in MAC-equivalents
 
 
-# per backend; "macs" counts MACs alone (the figures in the table)
+# per backend; "macs" counts MACs alone (the figures in the table).
+# "cpu" was fitted by `python -m benchmarks.collapse --calibrate` (torch 2.13 CPU, one thread, thread CPU time so
+# that other processes on a shared machine do not skew it; least squares over dense convs with >= 64 input
+# channels): a dense convolution costs ~20.5 ps per MAC and each activation element read or written ~0.15 ns
+# (7.3 MAC-equivalents); a 3x3 depthwise conv x5.3 per MAC, a 7x7 or 9x9 one x2.1-2.4 (x5.3 * 0.42: PyTorch's
+# CPU depthwise kernels are not slower per MAC for large kernels). With it the DP's choices agree with
+# measurement on the table (README, collapse benchmark).
 PENALTIES: dict[str, Penalty] = {
     "macs": Penalty(),
-    "cpu": Penalty(depthwise=4.0, large_kernel=7, large_depthwise=2.0, traffic=1.0),
+    "cpu": Penalty(depthwise=5.3, large_kernel=5, large_depthwise=0.42, traffic=7.3),
     "cuda": Penalty(depthwise=8.0, large_kernel=7, large_depthwise=3.0, traffic=4.0),
 }
 
