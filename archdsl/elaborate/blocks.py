@@ -84,9 +84,11 @@ class Blocks:
     # -- statements -----------------------------------------------------------------------------
     def run_body(self, block: A.BlockDef, scope: Scope, inputs: list[Tensor], span: Span) -> list[Tensor]:
         """Execute a block's statements in order and return its outputs."""
-        decls = [s for s in block.body if isinstance(s, A.InputStmt)]
-        if len(decls) != len(inputs):
-            raise self.session.error(f"block {block.name} takes {len(decls)} input(s), got {len(inputs)}", span)
+        fixed = self._fixed_inputs(block)
+        variadic = fixed < sum(isinstance(s, A.InputStmt) for s in block.body)
+        if len(inputs) < fixed or (len(inputs) > fixed and not variadic):
+            raise self.session.error(f"block {block.name} takes {'at least ' if variadic else ''}{fixed} input(s), "
+                                     f"got {len(inputs)}", span)
         outputs: list[Tensor] = []
         feed = iter(inputs)
         scope.block, failed = block, self.session.errors.failed
@@ -94,12 +96,13 @@ class Blocks:
             scope.current = index
             with dataflow.statement(self.session, scope, stmt):     # an error: recorded, the next statement runs
                 if isinstance(stmt, A.InputStmt):
-                    tensor = next(feed)
-                    self.shapes.unify(stmt.type, tensor, scope, f"input '{stmt.name}' of {block.name}", stmt.span,
-                                      span)
+                    tensors = list(feed) if stmt.variadic else [next(feed)]     # `in *xs`: the rest, as a list
+                    for tensor in tensors:
+                        self.shapes.unify(stmt.type, tensor, scope, f"input '{stmt.name}' of {block.name}",
+                                          stmt.span, span)
                     if stmt.name in scope.names:
                         raise self.session.error(f"'{stmt.name}' is already defined in this block", stmt.span)
-                    scope.names[stmt.name] = tensor
+                    scope.names[stmt.name] = tensors if stmt.variadic else tensors[0]
                     scope.assigned[stmt.name] = stmt.span
                     scope.inputs.add(stmt.name)
                 elif isinstance(stmt, A.Assign):
@@ -112,6 +115,15 @@ class Blocks:
             raise self.session.error(f"block {block.name} has no `out` statement", block.span)
         self.check_unused(scope, block)
         return outputs
+
+    def _fixed_inputs(self, block: A.BlockDef) -> int:
+        """How many inputs the block always takes; a variadic input (``in *xs``) may only come last."""
+        decls = [s for s in block.body if isinstance(s, A.InputStmt)]
+        for d in decls[:-1]:
+            if d.variadic:
+                raise self.session.error(f"the variadic input '*{d.name}' must be the last input of {block.name}",
+                                         d.span, "it takes all the tensors after the fixed inputs")
+        return len(decls) - (1 if decls and decls[-1].variadic else 0)
 
     def exec_assign(self, stmt: A.Assign, scope: Scope) -> None:
         """``name = expr``: a layer gets the name as its module name; a value is just bound."""

@@ -48,6 +48,17 @@ _INSIDE_BLOCK = "a block's layers are not reachable from outside; use a containe
 _EVALUATING = object()
 
 
+def spread(values: list[Any]) -> list[Any]:
+    """Inputs to a layer: a list of tensors among them gives its tensors in order (``root(x2, x1, kids)``)."""
+    out: list[Any] = []
+    for v in values:
+        if isinstance(v, list) and all(isinstance(t, Tensor) for t in v):
+            out += v
+        else:
+            out.append(v)
+    return out
+
+
 class Applies(Protocol):
     """What the evaluator needs from layer application (``x |> layer``, ``relu(x)``, ``a + b``)."""
 
@@ -287,6 +298,7 @@ class Evaluator:
             return BlockLayer(func.block, func.namespace, tuple(args), tuple(kwargs.items()), e.span,
                               arg_spans=arg_spans(e))
         if isinstance(func, (Layer, list)) and (isinstance(func, Layer) or is_layer(func)):
+            args = spread(args)
             if kwargs or not all(isinstance(a, Tensor) for a in args) or not args:
                 raise error(f"{describe(func)} is applied to tensors only", e.span)
             return self.applier.apply_value(func, args, e.span)
@@ -344,7 +356,7 @@ class Evaluator:
         """``x |> layer`` (a tuple on the left feeds several inputs)."""
         value = self.evaluate(e.value, scope)
         layer = self.containers.as_layer(self.callee(e.layer, scope, "layer, op or block"), e.layer.span)
-        inputs = list(value) if isinstance(value, tuple) else [value]
+        inputs = spread(list(value) if isinstance(value, tuple) else [value])
         if not all(isinstance(v, Tensor) for v in inputs):
             raise self.session.error(f"'|>' needs a tensor on the left, got {describe(value)}", e.value.span)
         return self.applier.apply_value(layer, inputs, e.layer.span)

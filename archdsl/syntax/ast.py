@@ -226,10 +226,11 @@ class TensorTypeExpr:
 
 @dataclass(frozen=True)
 class InputStmt:
-    """``in x: [N, C, H, W]``."""
+    """``in x: [N, C, H, W]``; ``in *xs: [...]`` (variadic) takes zero or more tensors, as a list."""
 
     name: str
     type: TensorTypeExpr
+    variadic: bool = False
     span: Span = field(default=NO_SPAN, compare=False)
     trivia: Trivia = field(default=NO_TRIVIA, compare=False, repr=False)
 

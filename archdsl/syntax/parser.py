@@ -109,7 +109,7 @@ class _ToAst(Transformer):
 
     # -- statements ---------------------------------------------------------------------------
     def in_stmt(self, meta, c):
-        return A.InputStmt(name=str(c[0]), type=c[1], span=self.s(meta))
+        return A.InputStmt(name=str(c[1]), type=c[2], variadic=c[0] is not None, span=self.s(meta))
 
     def out_anon(self, meta, c):
         return A.OutputStmt(name=None, type=None, value=c[0], span=self.s(meta))

@@ -210,7 +210,7 @@ def format_tensor_type(t: A.TensorTypeExpr) -> str:
 def _stmt_doc(stmt: A.InputStmt | A.OutputStmt | A.Assign, indent: str) -> Doc:
     printer = ExprPrinter(indent)
     if isinstance(stmt, A.InputStmt):
-        return [f"in {stmt.name}: ", printer.tensor_type(stmt.type)]
+        return [f"in {'*' if stmt.variadic else ''}{stmt.name}: ", printer.tensor_type(stmt.type)]
     if isinstance(stmt, A.OutputStmt):
         head: list[Doc] = ["out "]
         if stmt.name is not None:

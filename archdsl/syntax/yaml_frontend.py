@@ -338,7 +338,8 @@ class _Reader:
                              "write `- name: expr`, `- in: {x: '[N, C]'}`, `- let: {k: expr}` or `- out: expr`")
         key, key_node, value = entries[0]
         if key == "in":
-            stmts = [A.InputStmt(name=self.name(kn, k, "input"), type=self.tensor_type(v), span=self.span(kn))
+            stmts = [A.InputStmt(name=self.name(kn, k.removeprefix("*"), "input"), type=self.tensor_type(v),
+                                 variadic=k.startswith("*"), span=self.span(kn))   # "*xs": variadic
                      for k, kn, v in self.mapping(value, "in")]
         elif key == "let":
             stmts = [self.assign(k, kn, v, let=True) for k, kn, v in self.mapping(value, "let")]

@@ -96,7 +96,8 @@ def _entry(key: str, value: A.Expr, indent: str, first: str = "") -> list[str]:
 def _stmt(stmt: A.InputStmt | A.OutputStmt | A.Assign, indent: str) -> list[str]:
     """One body item."""
     if isinstance(stmt, A.InputStmt):
-        return _dump([{"in": _Flow({stmt.name: format_tensor_type(stmt.type)})}], indent)
+        name = f"*{stmt.name}" if stmt.variadic else stmt.name
+        return _dump([{"in": _Flow({name: format_tensor_type(stmt.type)})}], indent)
     if isinstance(stmt, A.OutputStmt):
         if stmt.name is None:
             return _entry("out", stmt.value, indent, "- ")

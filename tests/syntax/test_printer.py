@@ -236,7 +236,7 @@ TYPE_NAMES = st.recursive(st.builds(A.TypeName, ANY_NAMES),
 TENSOR_TYPES = st.builds(A.TensorTypeExpr, tuples(EXPRS | st.just(A.Rest()), 4), st.none() | ANY_NAMES)
 TARGETS = ANY_NAMES.filter(lambda n: n not in STATEMENT_WORDS)
 STMTS = st.one_of(
-    st.builds(A.InputStmt, ANY_NAMES, TENSOR_TYPES),
+    st.builds(A.InputStmt, ANY_NAMES, TENSOR_TYPES, st.booleans()),
     st.builds(A.OutputStmt, st.none(), st.none(), EXPRS),
     st.builds(A.OutputStmt, ANY_NAMES.filter(lambda n: n not in EXPRESSION_WORDS), st.none() | TENSOR_TYPES, EXPRS),
     st.builds(A.Assign, tuples(TARGETS, 3, 1), EXPRS),
