@@ -1,7 +1,14 @@
-"""archdsl: a declarative architecture language and verifying compiler for neural networks."""
+"""archdsl: a declarative architecture language and verifying compiler for neural networks.
 
-from archdsl import zoo  # `archdsl.zoo.names()` after `import archdsl`
-from archdsl.api import build, compile, compile_all
+The public names below load on first use (PEP 562), so ``import archdsl`` and the command line start fast:
+the error family is imported at once; the compiler, the zoo, the passes and the torch backend when touched.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
 from archdsl.errors import (
     ArchError,
     Diagnostic,
@@ -13,13 +20,28 @@ from archdsl.errors import (
     UsageError,
     VerifyError,
 )
-from archdsl.exporting import onnx_parity, to_onnx
-from archdsl.ir.graph import Graph, Node, Param
-from archdsl.ir.types import Span, TensorType
-from archdsl.ir.weights import Weights
-from archdsl.passes import PassError
-from archdsl.saving import load_built, save_built
-from archdsl.simplify import Simplified, simplify
+
+if TYPE_CHECKING:
+    from archdsl import zoo
+    from archdsl.api import build, compile, compile_all
+    from archdsl.exporting import onnx_parity, to_onnx
+    from archdsl.ir.graph import Graph, Node, Param
+    from archdsl.ir.types import Span, TensorType
+    from archdsl.ir.weights import Weights
+    from archdsl.passes import PassError
+    from archdsl.saving import load_built, save_built
+    from archdsl.simplify import Simplified, simplify
+
+# Public name -> the module that defines it (``linearize`` and ``LinearInterpreter`` import torch).
+_LAZY = {
+    "build": "archdsl.api", "compile": "archdsl.api", "compile_all": "archdsl.api",
+    "onnx_parity": "archdsl.exporting", "to_onnx": "archdsl.exporting",
+    "Graph": "archdsl.ir.graph", "Node": "archdsl.ir.graph", "Param": "archdsl.ir.graph",
+    "Span": "archdsl.ir.types", "TensorType": "archdsl.ir.types", "Weights": "archdsl.ir.weights",
+    "PassError": "archdsl.passes", "load_built": "archdsl.saving", "save_built": "archdsl.saving",
+    "Simplified": "archdsl.simplify", "simplify": "archdsl.simplify",
+    "linearize": "archdsl.analysis.linearize", "LinearInterpreter": "archdsl.analysis.linearize",
+}
 
 __all__ = [
     "ArchError", "Diagnostic", "ElaborationError", "Graph", "LimitError", "Node", "Param", "ParseError", "PassError",
@@ -30,9 +52,17 @@ __version__ = "0.1.0"
 
 
 def __getattr__(name: str):
-    """``linearize`` and ``LinearInterpreter`` import torch, so they load on first use."""
-    if name in ("linearize", "LinearInterpreter"):
-        from archdsl.analysis.linearize import LinearInterpreter, linearize
+    """Load a public name (or the ``zoo`` module) on first use and keep it as a module attribute."""
+    if name == "zoo":
+        value = importlib.import_module("archdsl.zoo")
+    elif name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+    else:
+        raise AttributeError(f"module 'archdsl' has no attribute {name!r}")
+    globals()[name] = value
+    return value
 
-        return {"linearize": linearize, "LinearInterpreter": LinearInterpreter}[name]
-    raise AttributeError(f"module 'archdsl' has no attribute {name!r}")
+
+def __dir__() -> list[str]:
+    """The public names, loaded or not."""
+    return sorted({*globals(), *_LAZY, "zoo"})

@@ -4,19 +4,21 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from archdsl.elaborate import elaborate_model, load, model_names
-from archdsl.elaborate.loader import Loader
 from archdsl.errors import Diagnostic, ErrorCollector, UsageError
-from archdsl.ir.graph import Graph
-from archdsl.verify import verify
+
+if TYPE_CHECKING:
+    from archdsl.ir.graph import Graph
 
 Source = str | os.PathLike
 
 
 def compile(source: Source, model: str | None = None, **params: Any) -> Graph:  # noqa: A001
     """Parse, elaborate and verify one model of a spec (path or text); raises ArchError subclasses."""
+    from archdsl.elaborate import elaborate_model, load  # here, so that importing the API stays cheap
+    from archdsl.verify import verify
+
     resolved = _resolve(source)
     if resolved is not source and model is None:
         model = str(source)           # a zoo name names its model
@@ -28,6 +30,10 @@ def compile(source: Source, model: str | None = None, **params: Any) -> Graph:  
 
 def compile_all(source: Source, **params: Any) -> dict[str, Graph]:
     """Every model a spec defines, compiled (parameter overrides apply to each model that has them)."""
+    from archdsl.elaborate import elaborate_model, load, model_names
+    from archdsl.elaborate.loader import Loader
+    from archdsl.verify import verify
+
     ns, loader = load(_resolve(source), Loader())
     declared = {p.name for name in model_names(ns) for p in ns.blocks[name].params}
     unknown = sorted(set(params) - declared)
@@ -55,6 +61,7 @@ def build(source: Source | Graph, model: str | None = None, seed: int | None = 0
     step (SESR's training-time collapse; :mod:`archdsl.passes.collapse_train`); the parameters stay expanded.
     """
     from archdsl.backends.torch.build import build_module
+    from archdsl.ir.graph import Graph
 
     if isinstance(source, Graph) and (model is not None or params):
         given = ", ".join([*(["model"] if model is not None else []), *params])

@@ -10,8 +10,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
-from archdsl.ir.types import Span
+if TYPE_CHECKING:          # annotations only: importing the error family must not load pydantic
+    from archdsl.ir.types import Span
 
 
 @dataclass(frozen=True)

@@ -11,12 +11,14 @@ import argparse
 import json
 import sys
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 from archdsl.api import compile, compile_all
 from archdsl.commands.common import add_spec_args, parse_params, spec_source
 from archdsl.errors import ArchError, Diagnostic, ElaborationError, collect_warnings
-from archdsl.ir.graph import Graph
-from archdsl.verify import diagnostics
+
+if TYPE_CHECKING:
+    from archdsl.ir.graph import Graph
 
 
 @dataclass
@@ -57,6 +59,8 @@ def add_parser(sub) -> None:
 def check_file(path: str, model: str | None, params: dict, target: str = "torch", opset: int = 21,
                strict: bool = False) -> FileReport:
     """Compile one file's models (or the one named) and collect errors and warnings."""
+    from archdsl.verify import diagnostics  # here: `archdsl --help` need not load the verifier
+
     report = FileReport(path, strict=strict)
     with collect_warnings() as elaborated:
         try:

@@ -12,9 +12,7 @@ import sys
 from pathlib import Path
 
 from archdsl.commands.common import spec_source
-from archdsl.elaborate.loader import parse_source
 from archdsl.errors import Diagnostic, LimitError, UsageError
-from archdsl.ir.types import Span
 from archdsl.output import write_file
 from archdsl.zoo import spec_path
 
@@ -31,6 +29,7 @@ def add_parser(sub) -> None:
 
 
 def _read(path: Path) -> str:
+    from archdsl.ir.types import Span
     from archdsl.syntax.parser import MAX_SOURCE_BYTES
 
     try:
@@ -44,6 +43,8 @@ def _read(path: Path) -> str:
 
 def format_text(text: str, file: str, to: str) -> str:
     """Parse ``text`` (form chosen by ``file``'s extension) and print it in form ``to``."""
+    from archdsl.elaborate.loader import parse_source
+    from archdsl.ir.types import Span
     from archdsl.syntax.printer import format_module
     from archdsl.syntax.yaml_printer import format_yaml
 

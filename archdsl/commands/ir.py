@@ -6,7 +6,6 @@ import argparse
 
 from archdsl.api import compile
 from archdsl.commands.common import add_spec_args, parse_params, spec_source
-from archdsl.ir.printer import print_graph
 
 
 def add_parser(sub) -> None:
@@ -18,6 +17,8 @@ def add_parser(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Print the graph."""
+    from archdsl.ir.printer import print_graph
+
     graph = compile(spec_source(args.file), args.model, **parse_params(args.param))
     print(graph.to_json() if args.format == "json" else print_graph(graph))
     return 0

@@ -14,7 +14,6 @@ import argparse
 import struct
 import zlib
 
-from archdsl.analysis import parse_sizes
 from archdsl.api import compile
 from archdsl.commands.common import add_spec_args, check_seed, parse_params, spec_source
 from archdsl.errors import Diagnostic, UsageError
@@ -85,10 +84,10 @@ def _input(args, graph):
             raise UsageError(Diagnostic(f"--input {args.input} holds {len(tensors)} tensors and none is named 'x'"))
         return (tensors["x"] if "x" in tensors else next(iter(tensors.values()))).double()
     check_seed(args.random)
+    from archdsl.analysis import parse_sizes, substitute
+
     (t,) = graph.inputs.values()
     sizes = {s: 1 if s in ("N", "B") else 32 for s in graph.symbols()} | parse_sizes(args.size)
-    from archdsl.analysis import substitute
-
     shape = [int(substitute(d, sizes)) for d in t.shape]
     return torch.randn(shape, generator=torch.Generator().manual_seed(args.random % 2**63), dtype=torch.float64)
 

@@ -18,11 +18,13 @@ import types
 import typing
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from archdsl.errors import ArchError, Diagnostic, UsageError
-from archdsl.ops.base import OpDef
-from archdsl.ops.registry import all_ops, lookup, spellings
-from archdsl.syntax import ast as A
+
+if TYPE_CHECKING:           # the registry and the syntax tree load when the command runs, not for `--help`
+    from archdsl.ops.base import OpDef
+    from archdsl.syntax import ast as A
 
 EXAMPLE_INPUTS = ("[N, 8, 16, 16]", "[N, 16, 8]", "[N, 16]", "[N, 8, 4, 8, 8]")
 
@@ -102,6 +104,8 @@ class Example:
 
 
 def _is_literal(e: A.Expr) -> bool:
+    from archdsl.syntax import ast as A
+
     if isinstance(e, (A.Num, A.Const)) or (isinstance(e, A.Str) and "{" not in e.value):
         return True
     if isinstance(e, A.UnaryOp):
@@ -113,6 +117,8 @@ def _is_literal(e: A.Expr) -> bool:
 
 def _calls(node: object):
     """Every Call in a syntax tree."""
+    from archdsl.syntax import ast as A
+
     if isinstance(node, A.Call):
         yield node
     if isinstance(node, tuple):
@@ -127,6 +133,8 @@ def _calls(node: object):
 @functools.cache
 def spec_examples() -> dict[type[OpDef], Example]:
     """The shortest all-literal call of each op in the shipped specs (first file wins a tie)."""
+    from archdsl.ops.registry import lookup
+    from archdsl.syntax import ast as A
     from archdsl.syntax.parser import parse
     from archdsl.syntax.printer import format_expr
 
@@ -196,6 +204,8 @@ def example_params(op: type[OpDef]) -> tuple[str, tuple[tuple[str, str], ...]] |
 
 def families() -> dict[str, list[type[OpDef]]]:
     """Ops by family, in the registry's order."""
+    from archdsl.ops.registry import all_ops
+
     out: dict[str, list[type[OpDef]]] = {}
     for op in all_ops():
         out.setdefault(op.family, []).append(op)
@@ -274,6 +284,8 @@ def run(args: argparse.Namespace) -> int:
     if args.name is None:
         print(listing(), end="")
         return 0
+    from archdsl.ops.registry import lookup, spellings
+
     op = lookup(args.name)
     if op is None:
         close = difflib.get_close_matches(args.name, spellings(), n=1)

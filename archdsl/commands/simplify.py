@@ -37,10 +37,24 @@ REPORTS = {"text": "report.txt", "json": "report.json"}
 SPEC_FILE = "deploy.arch"
 
 
+class _HelpWithPasses(argparse.Action):
+    """``-h/--help`` that lists the passes: the epilog is built when help is shown, so that registering the
+    command (every ``archdsl`` run, ``--help`` included) does not import the pass layer."""
+
+    def __init__(self, option_strings, dest, **kwargs) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, help="show this help message and exit")
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        parser.epilog = _epilog()
+        parser.print_help()
+        parser.exit()
+
+
 def add_parser(sub) -> None:
     """Register the command."""
     p = sub.add_parser("simplify", help="rewrite a model into its deploy form (merge re-param branches, fold BN)",
-                       description=__doc__, epilog=_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
+                       description=__doc__, add_help=False, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("-h", "--help", action=_HelpWithPasses)
     add_spec_args(p)
     p.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="folder to write (must not exist)")
     p.add_argument("--weights", metavar="IN.safetensors", help="training-form weights (weight mode)")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 
-from archdsl.analysis import FORMATS, bind, parse_sizes, stats
+from archdsl.analysis.report import FORMATS
 from archdsl.api import compile
 from archdsl.commands.common import add_spec_args, parse_params, spec_source
 from archdsl.errors import Diagnostic, UsageError
@@ -45,6 +45,8 @@ def add_parser(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Compile, bind sizes, count, print."""
+    from archdsl.analysis import bind, parse_sizes, stats
+
     check_depth(args.depth)
     sizes = parse_sizes(args.input)
     graph = bind(compile(spec_source(args.file), args.model, **parse_params(args.param)), sizes)

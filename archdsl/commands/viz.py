@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import argparse
 
-from archdsl.analysis import bind, parse_sizes
 from archdsl.api import compile
 from archdsl.commands.common import add_spec_args, parse_params, spec_source
 from archdsl.commands.stats import add_size_args, check_depth
 from archdsl.errors import Diagnostic, UsageError
-from archdsl.viz import render, side_by_side, to_dot
 
 EPILOG = """examples:
   archdsl viz resnet.arch -o resnet.svg --depth 2
@@ -41,6 +39,9 @@ def add_parser(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Compile, bind sizes, draw."""
+    from archdsl.analysis import bind, parse_sizes
+    from archdsl.viz import render, to_dot
+
     check_depth(args.depth)
     sizes = parse_sizes(args.input)
     graph = bind(compile(spec_source(args.file), args.model, **parse_params(args.param)), sizes)
@@ -73,6 +74,7 @@ def run(args: argparse.Namespace) -> int:
 def diff_dot(graph, passes: str, depth: int | None) -> str:
     """Training form (left) and simplified form (right); the layers a pass produced are drawn bold and red."""
     from archdsl.simplify import simplify
+    from archdsl.viz import side_by_side
 
     result = simplify(graph, passes=passes)
     made = {c.into for c in result.result.changes if c.into}

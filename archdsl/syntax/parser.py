@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import importlib.resources
 import re
 import threading
 from typing import Any
@@ -15,6 +14,7 @@ from lark import Token, Transformer, v_args
 from archdsl.errors import ArchError, Diagnostic, LimitError, ParseError
 from archdsl.ir.types import Span
 from archdsl.syntax import ast as A
+from archdsl.syntax import tables
 from archdsl.syntax.parse_errors import diagnose, recover, resume_after
 from archdsl.syntax.parse_errors import offset_span as _offset_span
 from archdsl.syntax.parse_errors import open_brackets as _open_brackets
@@ -23,8 +23,6 @@ from archdsl.syntax.trivia import Comment, arch_layout, attach
 MAX_SOURCE_BYTES = 4 * 1024 * 1024
 MAX_NESTING = 200
 MAX_CHAIN = 450     # estimated expression tree depth; the parser's own recursion gives out near 490
-
-START_RULES = ("start", "expr", "tensor_type", "type_name")
 
 # The grammar ignores comments; the lexer still reports each one here, for `archdsl fmt`.
 _seen = threading.local()
@@ -39,9 +37,7 @@ def _comment(token: Token) -> Token:
 
 @functools.cache
 def _parser() -> lark.Lark:
-    text = importlib.resources.files("archdsl.grammar").joinpath("arch.lark").read_text(encoding="utf-8")
-    return lark.Lark(text, parser="lalr", propagate_positions=True, maybe_placeholders=True,
-                     start=list(START_RULES), lexer_callbacks={"COMMENT": _comment})
+    return tables.parser(_comment)       # the shipped LALR tables when they match the grammar, else built
 
 
 def _span(meta_or_tok, file: str) -> Span:
