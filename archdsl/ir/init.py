@@ -16,6 +16,7 @@ KINDS: dict[str, tuple[str, ...]] = {
     "zeros": (), "ones": (), "constant": ("value",), "normal": ("mean", "std"),
     "trunc_normal": ("mean", "std", "a", "b"), "uniform": ("a", "b", "bound", "fan_in"),
     "kaiming_uniform": ("a",), "xavier_uniform": ("gain",),
+    "computed": (),          # a persistent Buffer: the value of the expression it keeps (made at build time)
 }
 _SYNTAX = re.compile(r"(\w+)(?:\((.*)\))?$")
 _SQRT = re.compile(r"sqrt\(([0-9.eE+-]+)\)$")

@@ -41,6 +41,7 @@ class Trait(enum.Enum):
     CHANNEL_AFFINE = "channel_affine"    # in eval mode y = x * scale[c] + shift[c] on one axis: see ``eval_affine``
     EVAL_IDENTITY = "eval_identity"      # the identity in eval mode (dropout, stochastic depth)
     RECURRENT = "recurrent"              # carries a state along time (axis 1): has a step form (model.step)
+    BUFFER = "buffer"                    # keeps its (build-time constant) input as a module buffer
 
 
 @dataclass(frozen=True)

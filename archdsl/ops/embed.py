@@ -22,7 +22,11 @@ def check_init(text: str) -> str:
 
 
 class Parameter(OpDef):
-    """A free learned tensor named by where it is assigned: ``class_token = Parameter((1, 1, 768))``."""
+    """A free learned tensor named by where it is assigned: ``class_token = Parameter((1, 1, 768), "zeros")``.
+
+    The initialiser is required (``"zeros"``, ``"trunc_normal(std=0.02)"``, ...): a position embedding that
+    silently started at zero trains differently from its reference.
+    """
 
     name: ClassVar = "parameter"
     symmetry: ClassVar = Free()
@@ -30,7 +34,7 @@ class Parameter(OpDef):
     arity: ClassVar = 0
     family: ClassVar = "embed"
     shape: tuple[int, ...]
-    init: str = "zeros"
+    init: str
     dtype: Literal["float32", "float64", "float16", "bfloat16"] = "float32"
 
     @field_validator("shape")

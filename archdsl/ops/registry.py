@@ -8,9 +8,12 @@ import functools
 from archdsl.ops import (
     activation,
     attention,
+    compare,
+    construct,
     conv,
     embed,
     graph,
+    index,
     linear,
     linear_attention,
     mixing,
@@ -24,7 +27,7 @@ from archdsl.ops import (
 from archdsl.ops.base import OpDef
 
 FAMILIES = (conv, linear, norm, activation, pool, tensor, shape, attention, embed, resample, regularize,
-            mixing, linear_attention, graph)
+            mixing, linear_attention, graph, construct, index, compare)
 
 
 @functools.cache

@@ -43,7 +43,27 @@ class Binary(OpDef):
     symmetry: ClassVar = Pointwise()           # add/sub pass any scaling, mul/div none
 
     def infer(self, inputs: list[TensorType]) -> list[TensorType]:
-        return [broadcast(self, inputs[0], inputs[1])]
+        a, b = inputs[0], inputs[1]
+        dtype = promote(self, a, b)
+        out = broadcast(self, a.model_copy(update={"dtype": dtype}), b.model_copy(update={"dtype": dtype}))
+        if isinstance(self, Div) and dtype in ("int64", "int32", "bool"):
+            return [out.model_copy(update={"dtype": "float32"})]          # true division, as in torch
+        return [out]
+
+
+_KIND = {"bool": 0, "int32": 1, "int64": 2}
+
+
+def promote(op: OpDef, a: TensorType, b: TensorType) -> str:
+    """torch's result dtype for a float tensor with an integer or bool one (the float), int32 with int64 (int64),
+    bool with an integer (the integer); two different floating dtypes are an error (cast one explicitly)."""
+    if a.dtype == b.dtype:
+        return a.dtype
+    if a.dtype in _KIND and b.dtype in _KIND:
+        return a.dtype if _KIND[a.dtype] > _KIND[b.dtype] else b.dtype
+    if (a.dtype in _KIND) != (b.dtype in _KIND):
+        return b.dtype if a.dtype in _KIND else a.dtype
+    raise OpError(f"{op.name}: dtypes differ: {a.dtype} and {b.dtype}")
 
 
 class Add(Binary):
@@ -198,7 +218,14 @@ class ScalarArith(OpDef):
         return self.eval_affine_axis(x), scale, shift
 
     def infer(self, inputs: list[TensorType]) -> list[TensorType]:
-        return [inputs[0]]
+        x = inputs[0]
+        if x.dtype not in ("int64", "int32", "bool"):
+            return [x]
+        # integer tensors stay integer under +, -, * and ** by whole non-negative numbers (as in torch)
+        whole = self.value.is_integer() and not (self.fn == "pow" and self.value < 0)
+        if self.fn in ("div", "rdiv") or not whole:
+            return [x.model_copy(update={"dtype": "float32"})]
+        return [x.model_copy(update={"dtype": "int64"})] if x.dtype == "bool" else [x]
 
 
 Axes = int | tuple[int, ...] | None

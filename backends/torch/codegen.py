@@ -7,6 +7,7 @@ import keyword
 import re
 from collections import Counter
 
+from archdsl.backends.torch.constants import BuildTime
 from archdsl.backends.torch.registry import rule_for
 from archdsl.errors import Diagnostic, UsageError
 from archdsl.ir.graph import Graph, Node
@@ -88,6 +89,7 @@ class _Emitter:
         self.init: list[str] = []
         self.forward: list[str] = []
         self.containers: set[str] = set()
+        self.build_time = BuildTime(self)       # constructors and buffers: computed once, in __init__
 
     def container(self, path: str) -> None:
         """Create the parent containers of ``path`` (``layer1``, ``layer1.0``) once each."""
@@ -109,6 +111,8 @@ class _Emitter:
 
     def node(self, node: Node, last_use: dict[str, int], index: int) -> None:
         """Emit the module (if any) and the forward line of one node."""
+        if self.build_time.emit(node):
+            return
         ins = [self.types[v] for v in node.inputs]
         rule = rule_for(node.op)
         ref = None
@@ -122,6 +126,7 @@ class _Emitter:
         self.forward.append(f"        {targets} = {expr}{comment}")
         dead = [self.local[v] for v in dict.fromkeys(node.inputs) if last_use.get(v) == index]
         dead += [self.local[v] for v in node.outputs if v not in last_use]
+        dead = [d for d in dead if not d.startswith("self.")]      # buffers live on
         if dead:
             self.forward.append(f"        del {', '.join(dead)}")
 

@@ -116,7 +116,7 @@ def test_declared_sizes_are_checked_before_allocating(built: Path, tmp_path: Pat
 
 def test_huge_declared_model_in_a_subprocess(tmp_path: Path) -> None:
     """A consistent graph.json declaring 4 TB of parameters, loaded under a 3 GB memory cap: fails fast."""
-    spec = "model P() {\n  in x: [N, 7777]\n  token = Parameter((7777,))\n  fc = Linear(7777, bias=false)\n  out x |> fc + token\n}\n"
+    spec = "model P() {\n  in x: [N, 7777]\n  token = Parameter((7777,), \"zeros\")\n  fc = Linear(7777, bias=false)\n  out x |> fc + token\n}\n"
     graph = archdsl.compile(spec)
     save_built(graph, archdsl.build(graph), tmp_path / "p")
     text = (tmp_path / "p" / "graph.json").read_text()

@@ -43,7 +43,7 @@ def test_layer_names_that_clash_with_nn_module(name: str) -> None:
 @pytest.mark.parametrize("name", ["training", "forward", "_buffers"])
 def test_nested_and_free_parameter_names(name: str) -> None:
     refused(model(f"  body = seq{{{name}: Linear(4)}}\n  out x |> body"), VerifyError)
-    refused(model(f"  {name} = Parameter((3,))\n  out x + {name}"), VerifyError)
+    refused(model(f"  {name} = Parameter((3,), \"zeros\")\n  out x + {name}"), VerifyError)
 
 
 def test_cli_check_reports_a_clash_with_exit_1(here: Path, capsys) -> None:

@@ -21,7 +21,7 @@ block Encoder(length: int, d: int) {
 }
 model M() {
   in x: [N, 4, 8]
-  class_token = Parameter((1, 1, 8))
+  class_token = Parameter((1, 1, 8), "zeros")
   encoder = Encoder(5, 8)
   out concat([expand_as(class_token, x, 0), x], dim=1) |> encoder
 }

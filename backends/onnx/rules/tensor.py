@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import onnx_ir as ir
 
-from archdsl.backends.onnx.emitter import NodeEmitter
+from archdsl.backends.onnx.emitter import DTYPES, NodeEmitter
 from archdsl.backends.onnx.registry import lowering
 from archdsl.ops import tensor as T
 from archdsl.ops.base import OpDef
@@ -14,7 +14,9 @@ _BINARY = {T.Add: "Add", T.Sub: "Sub", T.Mul: "Mul", T.Div: "Div", T.MatMul: "Ma
 
 @lowering(*_BINARY)
 def _binary(e: NodeEmitter, op: OpDef, xs: list[ir.Value], params: dict[str, ir.Value]) -> ir.Value:
-    return e.op(_BINARY[type(op)], xs[0], xs[1])
+    dtype = e.outs[0].dtype                # an integer tensor with a float one, or divided: computed in the result's
+    args = [x if t.dtype == dtype else e.op("Cast", x, to=DTYPES[dtype]) for x, t in zip(xs, e.ins, strict=True)]
+    return e.op(_BINARY[type(op)], *args)
 
 
 @lowering(T.AddN)
@@ -28,7 +30,10 @@ def _add_n(e: NodeEmitter, op: T.AddN, xs: list[ir.Value], params: dict[str, ir.
 
 @lowering(T.ScalarArith)
 def _scalar(e: NodeEmitter, op: T.ScalarArith, xs: list[ir.Value], params: dict[str, ir.Value]) -> ir.Value:
-    x, c = xs[0], e.scalar(op.value, e.ins[0].dtype)
+    x, dtype = xs[0], e.outs[0].dtype
+    if e.ins[0].dtype != dtype:                   # an integer tensor divided (or scaled by a fraction): float
+        x = e.op("Cast", x, to=DTYPES[dtype])
+    c = e.scalar(op.value, dtype)
     forms = {"add": ("Add", x, c), "sub": ("Sub", x, c), "rsub": ("Sub", c, x), "mul": ("Mul", x, c),
              "div": ("Div", x, c), "rdiv": ("Div", c, x), "pow": ("Pow", x, c)}
     if op.fn == "neg":

@@ -25,7 +25,9 @@ def _add_n(op: T.AddN, args: list[str], ref: str | None, ins: list[TensorType]) 
 
 @lowering(T.ScalarArith)
 def _scalar(op: T.ScalarArith, args: list[str], ref: str | None, ins: list[TensorType]) -> str:
-    return "(" + _SCALAR[op.fn].format(x=args[0], c=repr(op.value)) + ")"
+    whole = ins[0].dtype in ("int64", "int32", "bool") and op.value.is_integer()
+    value = repr(int(op.value)) if whole else repr(op.value)     # x - 3 keeps an integer tensor integer
+    return "(" + _SCALAR[op.fn].format(x=args[0], c=value) + ")"
 
 
 @lowering(T.Flatten)

@@ -127,6 +127,29 @@ CASES = [
     (X4, "d = Dropout(0.3)\n e = Dropout2d(0.2)\n s = StochasticDepth(0.4)\n out x |> d |> e |> s"),
     (X4, "a = LayerScale(0.1, dim=1)\n out x |> a"),
     (SEQ, "a = LayerScale(0.5)\n out x |> a"),
+    # constructors, buffers and index ops (archdsl/ops/construct.py, index.py, compare.py)
+    ("in x: [N, 4, 4]", "z = zeros((4, 4))\n o = ones((4,))\n f = full((4, 4), 0.5)\n e = eye(4)\n"
+     " a = arange(0.0, 1.0, 0.25)\n out x + z + o + f * e + a"),
+    (X4, "r = arange(3)\n idx = Buffer(persistent=false)\n i = reshape(r, (3, 1)) |> idx\n"
+     " out index_select(index_select(x, r, 1), i, 3)"),
+    ("in x: [N, 2, 16, 16]", "p = arange(4)\n d = absolute(reshape(p, (4, 1, 1, 1)) - reshape(p, (1, 1, 4, 1))) * 4"
+     " + absolute(reshape(p, (1, 4, 1, 1)) - reshape(p, (1, 1, 1, 4)))\n idxs = Buffer()\n"
+     " i = reshape(d, (16, 16)) |> idxs\n biases = Parameter((2, 16), \"normal(std=1)\")\n"
+     " out x + index_select(biases, i, 1)"),
+    ("in x: [N, 4, 5]", "r = arange(4, -1, -1)\n out gather(x, expand(reshape(r, (1, 1, 5)), (N, 4, 5)), 2)"),
+    (X4, "out roll(x, (1, -2), (2, 3)) + roll(x, 5, 1)"),
+    (X4, "out where(gt(x, 0.0), x, other=0.5) + where(lt(x, 0.1), input=1.0, other=-1.0) + where(ge(x, x * 2), x, -x)"),
+    (X4, "r = arange(4)\n c = reshape(r, (4, 1, 1))\n m = full((4, 1, 1), 2)\n"
+     " out where(eq(c, 2), x, other=0.0) + where(ne(c, m), x, -x) + where(le(c, 1), input=2.0, other=0.0)"),
+    (X4, "out absolute(x) + clamp(x, -0.5, 0.5) + clamp(x, min=0.1) + clamp(x, max=0.2)"),
+    (X4, "out cumsum(x, 2) + tril(x) + triu(x, 1) + tril(x, -1)"),
+    (X4, "out repeat_interleave(x, 2, 3) |> repeat_interleave(3, 1)"),
+    ("in x: [N, 3]", "out repeat_interleave(x, 2)"),
+    ("in a: [N, T, 4]\n in b: [N, 4, 5]", "out einsum(a, b, \"btk,bkd->btd\") + einsum(a, b, \"...ij,...jk\")"),
+    (X4, "out amax(x, 1) - amin(x, (1,)) + amax(x, (1, 2), true) |> squeeze(1)"),
+    (X4, "out argmax(x, 1) - argmin(x, 1)"),
+    (X4, "out argmin(x, -1, true) + argmax(x, 2, true)"),
+    (X4, "out argmax(x) + squeeze(argmin(x, keepdim=true))"),
 ]
 IDS = [f"{i}-" + re.sub(r"\W+", "_", body.replace("out ", "").strip())[:40].strip("_") for i, (_, body) in enumerate(CASES)]
 
