@@ -1,0 +1,141 @@
+"""Loading and building: ``archdsl.load_built`` against a meta-device load, ``archdsl build`` against torchvision.
+
+Run from the repository root: ``python -m benchmarks.loading`` (``--models``, ``--rounds``, ``--threads``).
+
+1. In process, interleaved (ABAB, then BABA), median of per-round ratios: ``load_built(DIR)`` (read and verify
+   graph.json, check the weights' header, regenerate the module source, build, load) against the cheapest load
+   of the same module class: ``safetensors.torch.load_file`` + construction under ``torch.device("meta")`` +
+   ``load_state_dict(assign=True)``. The old path (construction with PyTorch's default init, then a copying
+   ``load_state_dict``) is timed beside them. Goal: load_built <= 1.3x the meta-device load.
+2. Whole processes, alternated: ``archdsl build resnet50 -o DIR`` against a script that constructs torchvision's
+   resnet50 (seeded) and saves its state_dict with ``torch.save``; process CPU time (user + system of the child)
+   and wall time, medians of per-pair ratios. Needs torchvision importable by this interpreter (on the
+   development machine: /work/refvenv/bin/python -m benchmarks.loading); skipped with a note otherwise.
+   Goal: <= 0.6x.
+No assertions: it prints.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+import archdsl
+from archdsl.backends.torch.build import build_module, load_source
+from archdsl.backends.torch.codegen import class_name
+from archdsl.saving import WEIGHTS_FILE, load_built, save_built
+
+TORCHVISION_SCRIPT = """\
+import sys, torch, torchvision
+torch.manual_seed(0)
+model = torchvision.models.resnet50()
+torch.save(model.state_dict(), sys.argv[1])
+"""
+
+
+def interleaved(fns: dict[str, object], rounds: int) -> dict[str, list[float]]:
+    """Seconds per round for each callable, the order rotating every round."""
+    names = list(fns)
+    out: dict[str, list[float]] = {n: [] for n in names}
+    for i in range(rounds):
+        order = names[i % len(names):] + names[:i % len(names)]
+        for name in order if i % 2 == 0 else reversed(order):
+            start = time.perf_counter()
+            fns[name]()
+            out[name].append(time.perf_counter() - start)
+    return out
+
+
+def loading(name: str, rounds: int, folder: Path) -> None:
+    """load_built vs a meta-device load vs init-then-copy, for one zoo model."""
+    from safetensors.torch import load_file
+
+    graph = archdsl.zoo.compile(name)
+    module = build_module(graph, seed=0)
+    save_built(graph, module, folder / name)
+    cls = load_source(module.archdsl_source, class_name(graph))
+    weights = folder / name / WEIGHTS_FILE
+
+    def meta():
+        state = load_file(str(weights))
+        with torch.device("meta"):
+            m = cls()
+        m.load_state_dict(state, assign=True)
+
+    def init_then_copy():
+        state = load_file(str(weights))
+        build_module(graph, seed=None).load_state_dict(state)
+
+    fns = {"load_built": lambda: load_built(folder / name), "meta": meta, "init+copy": init_then_copy}
+    for fn in fns.values():
+        fn()
+    times = interleaved(fns, rounds)
+    ratio = statistics.median(a / b for a, b in zip(times["load_built"], times["meta"], strict=True))
+    old = statistics.median(a / b for a, b in zip(times["init+copy"], times["meta"], strict=True))
+    ms = {k: statistics.median(v) * 1e3 for k, v in times.items()}
+    print(f"{name:<18} load_built {ms['load_built']:7.1f} ms | meta-device load {ms['meta']:7.1f} ms | "
+          f"init+copy {ms['init+copy']:7.1f} ms | load_built/meta {ratio:.2f}x (goal <= 1.3) | "
+          f"init+copy/meta {old:.2f}x", flush=True)
+
+
+def child(cmd: list[str]) -> tuple[float, float]:
+    """(wall, CPU) seconds of one child process."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def building(rounds: int, folder: Path) -> None:
+    """`archdsl build resnet50 -o DIR` vs torchvision's construct-and-save, as whole processes."""
+    if importlib.util.find_spec("torchvision") is None:
+        print("build vs torchvision: skipped (torchvision is not importable here; on the development machine run "
+              "/work/refvenv/bin/python -m benchmarks.loading)")
+        return
+    script = folder / "torchvision_save.py"
+    script.write_text(TORCHVISION_SCRIPT)
+    ours = [sys.executable, "-m", "archdsl.cli", "build", "resnet50", "-o", str(folder / "built"), "--force"]
+    theirs = [sys.executable, str(script), str(folder / "resnet50.pt")]
+    child(ours), child(theirs)                                     # warm the page cache
+    pairs = []
+    for i in range(rounds):
+        a, b = (child(ours), child(theirs)) if i % 2 == 0 else reversed((child(theirs), child(ours)))
+        pairs.append((a, b))
+    wall = statistics.median(a[0] / b[0] for a, b in pairs)
+    cpu = statistics.median(a[1] / b[1] for a, b in pairs)
+    print(f"build resnet50 -o DIR: archdsl {statistics.median(a[1] for a, _ in pairs):.2f} s CPU, torchvision "
+          f"construct+save {statistics.median(b[1] for _, b in pairs):.2f} s CPU: CPU ratio {cpu:.2f}x, wall ratio "
+          f"{wall:.2f}x (goal <= 0.6), {rounds} pairs")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run both comparisons."""
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--models", nargs="*", default=["resnet50", "efficientnet_b0", "vit_b_16"])
+    p.add_argument("--rounds", type=int, default=7)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--skip-build", action="store_true", help="only the in-process loading comparison")
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), load average {os.getloadavg()[0]:.1f}")
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in args.models:
+            loading(name, args.rounds, Path(tmp))
+        if not args.skip_build:
+            building(max(3, args.rounds // 2), Path(tmp))
+
+
+if __name__ == "__main__":
+    main()
