@@ -139,11 +139,16 @@ def statement(session: Session, scope: Any, stmt: A.Stmt) -> Iterator[None]:
     try:
         yield
     except Poisoned:
+        session.errors.failed += 1
         _poison(scope, stmt)
     except (LimitError, UsageError):
         raise                        # a limit reached is not worth going on after; usage is not the spec's
     except ArchError as exc:
-        session.errors.errors.append(at_call_site(session, exc))
+        session.errors.failed += 1
+        exc = at_call_site(session, exc)
+        seen = {(d.message, str(d.span)) for e in session.errors.errors for d in e.diagnostics}
+        if any((d.message, str(d.span)) not in seen for d in exc.diagnostics):   # a block applied twice: once
+            session.errors.errors.append(exc)
         if session.errors.count >= session.errors.cap:
             session.errors.raise_if_any()
         _poison(scope, stmt)
@@ -180,6 +185,6 @@ def _poison(scope: Any, stmt: A.Stmt) -> None:
 
 
 def failed_since(session: Session, count: int) -> None:
-    """After a block body: skip the caller's statement if this body recorded errors (already reported)."""
-    if session.errors.count > count:
+    """After a block body: skip the caller's statement if a statement of this body failed (already reported)."""
+    if session.errors.failed > count:
         raise Poisoned
