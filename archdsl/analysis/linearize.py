@@ -8,8 +8,9 @@ expansion at ``x``, which for a piecewise-linear op is exactly the frozen decisi
 ``g`` is affine, ``g(v) = A(x) v + c(x)``, and ``g(x) = f(x)``: ``c`` is ``g(0)``; rows and columns of
 ``A`` come from vector-Jacobian and Jacobian-vector products of ``g`` (never the whole matrix).
 
-Softmax attention is expanded to first order (the weights' own dependence on x included), not frozen as
-constant weights; :meth:`LinearInterpreter.describe` lists how each nonlinear op was frozen.
+Softmax attention (ops declaring ``attention_weights`` and ``attend``) has its attention probabilities frozen
+at ``x`` -- treated as constants, as LinearScope does, not differentiated -- so it is affine in its values;
+:meth:`LinearInterpreter.describe` lists how each nonlinear op was frozen.
 """
 
 from __future__ import annotations
@@ -69,12 +70,14 @@ def _affine(node: Node, graph: Graph) -> bool:
 class _Step:
     node: Node
     fn: Callable
-    kind: str                          # "const", "affine", "slope", "tangent"
+    kind: str                          # "const", "affine", "slope", "tangent", "attention"
     live: tuple[bool, ...] = ()        # which inputs depend on x
     at: tuple[Any, ...] = ()           # the inputs at x
     out: Any = None                    # the outputs at x
     slope: Any = None
     shift: Any = None
+    weights: Any = None                # attention: the probabilities at x, and the op's parameters
+    params: Any = None
 
 
 class LinearInterpreter:
@@ -108,9 +111,12 @@ class LinearInterpreter:
                 out = fn(self.module, *ins)
             outs = out if isinstance(out, tuple) else (out,)
             kind = "const" if not any(flags) else "affine" if _affine(node, self.graph) else \
+                "attention" if hasattr(node.op, "attend") else \
                 "slope" if node.op.has(Trait.ELEMENTWISE) and len(node.inputs) == 1 else "tangent"
             step = _Step(node, fn, kind, flags, tuple(ins), out)
-            if kind == "slope":
+            if kind == "attention":
+                self._freeze_attention(step)
+            elif kind == "slope":
                 step.slope, step.shift = self._slope(step)
             elif kind == "tangent":
                 self._expand(step, [a for a, f in zip(ins, flags, strict=True) if f])    # refuses early
@@ -119,6 +125,21 @@ class LinearInterpreter:
             live.update(dict.fromkeys(node.outputs, any(flags)))
         self._value_at_x = env[self.graph.outputs[next(iter(self.graph.outputs))]].detach()
         return steps
+
+    def _freeze_attention(self, step: _Step) -> None:
+        """Record the attention probabilities at x; check that attending with them gives the op's own output."""
+        node = step.node
+        tensors = dict(self.module.state_dict(keep_vars=True))
+        step.params = {local: tensors[full].detach() for local, full in node.params.items()}
+        with torch.no_grad():
+            step.weights = node.op.attention_weights(step.params, list(step.at))
+            again = node.op.attend(step.params, step.weights, list(step.at))
+        scale = max(step.out.abs().max().item(), 1e-30)
+        tol = 1e-9 if step.out.dtype == torch.float64 else 1e-4
+        if again.shape != step.out.shape or (again - step.out).abs().max().item() > tol * scale:
+            raise UsageError(Diagnostic(f"linearize cannot freeze {node.op.name} '{node.module or node.name}': its "
+                                        "attention with frozen weights does not reproduce its output at x",
+                                        node.span, "is the model in eval mode (attention dropout off)?"))
 
     def _slope(self, step: _Step) -> tuple[Any, Any]:
         """An elementwise op's local slope at x, and the shift that makes ``slope * z + shift`` pass through it."""
@@ -158,6 +179,8 @@ class LinearInterpreter:
                 out = step.fn(self.module, *ins)
             elif step.kind == "slope":
                 out = step.slope * ins[0] + step.shift
+            elif step.kind == "attention":
+                out = step.node.op.attend(step.params, step.weights, ins)
             else:
                 deltas = [z - z0 for z, z0, f in zip(ins, step.at, step.live, strict=True) if f]
                 change = self._expand(step, deltas)
@@ -203,12 +226,13 @@ class LinearInterpreter:
         """How each nonlinear op was frozen, one line per kind."""
         kinds: dict[str, list[str]] = {}
         for s in self._steps:
-            if s.kind in ("slope", "tangent"):
+            if s.kind in ("slope", "tangent", "attention"):
                 kinds.setdefault(s.kind, []).append(s.node.op.name)
         lines = [f"linear interpreter of {self.graph.name}: f(x) = A(x) x + c(x), check error {self.error():.2e}"]
         labels = {"slope": "frozen at their local slope (masks for ReLU-like ops)",
-                  "tangent": "replaced by their first-order expansion at x (max-pool: the argmax; attention: the "
-                             "weights' dependence on x included)"}
+                  "tangent": "replaced by their first-order expansion at x (max-pool: the argmax)",
+                  "attention": "softmax attention with its attention weights frozen at x (constants, not "
+                               "differentiated: A(x) is not the Jacobian there)"}
         for kind, ops in kinds.items():
             counts = {o: ops.count(o) for o in dict.fromkeys(ops)}
             lines.append(f"  {labels[kind]}: " + ", ".join(f"{o} x{n}" for o, n in counts.items()))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from pydantic import field_validator
 
@@ -39,6 +39,22 @@ class ScaledDotProductAttention(OpDef):
         if k.shape[-2] != v.shape[-2]:
             raise OpError(f"scaled_dot_product_attention: k and v need the same length, got {k} and {v}")
         return [q.with_shape((*q.shape[:-1], v.shape[-1]))]
+
+    def attention_weights(self, params: dict, inputs: list) -> Any:
+        """softmax(q k^T * scale [+ causal mask]) [..., L, S] from tensors q, k, v: what the linear interpreter
+        freezes at its input."""
+        import torch
+
+        q, k, _ = inputs
+        scores = q @ k.transpose(-2, -1) * (self.scale if self.scale is not None else q.shape[-1] ** -0.5)
+        if self.is_causal:                              # torch's convention: the top-left aligned lower triangle
+            keep = torch.ones(q.shape[-2], k.shape[-2], dtype=torch.bool, device=q.device).tril()
+            scores = scores.masked_fill(~keep, float("-inf"))
+        return scores.softmax(-1)
+
+    def attend(self, params: dict, weights: Any, inputs: list) -> Any:
+        """The output with the attention probabilities fixed to ``weights``: ``weights @ v`` (linear in v)."""
+        return weights @ inputs[2]
 
     def cost(self, inputs: list[TensorType], outputs: list[TensorType]) -> Cost:
         q, k, v = inputs
@@ -82,6 +98,27 @@ class MultiheadSelfAttention(OpDef):
     def infer(self, inputs: list[TensorType]) -> list[TensorType]:
         self.embed_dim(inputs[0])
         return [inputs[0]]
+
+    def _project(self, params: dict, x: Any, part: int) -> Any:
+        """Rows ``part`` (0 query, 1 key, 2 value) of the input projection, as heads [B, heads, T, D/heads]."""
+        d = x.shape[-1]
+        w = params["in_proj_weight"][part * d:(part + 1) * d]
+        b = params["in_proj_bias"][part * d:(part + 1) * d] if self.bias else None
+        y = x @ w.T + (b if b is not None else 0)
+        return y.reshape(*x.shape[:-1], self.num_heads, d // self.num_heads).transpose(-3, -2)
+
+    def attention_weights(self, params: dict, inputs: list) -> Any:
+        """softmax(q k^T / sqrt(D/heads)) per head [B, heads, T, T] (eval mode): what the linear interpreter
+        freezes at its input."""
+        q, k = (self._project(params, inputs[0], i) for i in (0, 1))
+        return (q @ k.transpose(-2, -1) * q.shape[-1] ** -0.5).softmax(-1)
+
+    def attend(self, params: dict, weights: Any, inputs: list) -> Any:
+        """The output with the attention probabilities fixed to ``weights``: affine in x (values and projections)."""
+        x = inputs[0]
+        heads = (weights @ self._project(params, x, 2)).transpose(-3, -2).reshape(x.shape)
+        out = heads @ params["out_proj.weight"].T
+        return out + params["out_proj.bias"] if self.bias else out
 
     def params(self, inputs: list[TensorType]) -> dict[str, ParamSpec]:
         d = self.embed_dim(inputs[0])

@@ -72,3 +72,70 @@ def test_ops_that_cannot_be_frozen_are_refused() -> None:
         archdsl.linearize(spec, torch.zeros(1, 4))
     with pytest.raises(archdsl.UsageError, match="a module built by archdsl"):
         archdsl.linearize(torch.nn.Linear(2, 2), torch.zeros(1, 2))
+
+
+def test_vgg16_splits_into_input_part_and_bias_at_a_small_size() -> None:
+    """VGG-16 from the zoo (float32, 32x32, seeded init): ReLU masks and max-pool argmaxes frozen, A against the
+    Jacobian on a random direction, and one logit's pixel-wise votes plus its bias part."""
+    model = archdsl.build("vgg16", num_classes=10).eval()
+    x = torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    li = archdsl.linearize(model, x)
+    assert li.error() <= 1e-5
+    v = torch.randn_like(x)
+    _, jv = torch.func.jvp(model, (x,), (v,))
+    assert torch.allclose(li.matvec(v), jv, rtol=1e-4, atol=1e-6)
+    votes, bias = li.votes((0, 3))
+    assert votes.sum().item() + bias == pytest.approx(li.output[0, 3].item(), rel=1e-4, abs=1e-6)
+    assert "relu x15" in li.describe() and "max_pool2d x5" in li.describe()
+
+
+ATTENTION = """model A() {
+  in x: [N, T, 8]
+  ln = LayerNorm()
+  att = MultiheadSelfAttention(2)
+  fc = Linear(3)
+  out x |> ln |> att |> gelu |> fc
+}
+"""
+
+
+def test_attention_weights_are_frozen_at_x() -> None:
+    """A(x) v = out_proj(P(x) (v W_v + 0)): torch's own nn.MultiheadAttention with query = key = the input at x and
+    value = the direction, minus its response to a zero value, is the oracle (before the later ops)."""
+    model = randomize(archdsl.build(ATTENTION).double(), seed=2).eval()
+    x = torch.randn(2, 5, 8, dtype=torch.float64)
+    li = archdsl.linearize(model, x)
+    assert li.error() <= 1e-10
+    assert "attention weights frozen at x" in li.describe() and "multihead_self_attention x1" in li.describe()
+    sub = archdsl.build(ATTENTION.replace(" |> gelu |> fc", "").replace("  fc = Linear(3)\n", "")).double().eval()
+    sub.load_state_dict({k: v for k, v in model.state_dict().items() if not k.startswith("fc.")})
+    frozen = archdsl.linearize(sub, x)
+    h = sub.ln(x).detach()
+    v = torch.randn_like(x)
+    with torch.no_grad():
+        jv = torch.func.jvp(sub.ln, (x,), (v,))[1]
+        want = sub.att(h, h, jv, need_weights=False)[0] - sub.att(h, h, torch.zeros_like(h), need_weights=False)[0]
+    assert torch.allclose(frozen.matvec(v), want, atol=1e-10)
+    with torch.no_grad():                                          # the Jacobian also moves the weights
+        jac = (sub(x + 1e-6 * v) - sub(x - 1e-6 * v)) / 2e-6
+    assert (frozen.matvec(v) - jac).abs().max().item() > 1e-3
+
+
+def test_scaled_dot_product_attention_is_linear_in_its_values_once_frozen() -> None:
+    text = """model S() {
+  in x: [N, T, 6]
+  q = Linear(6)
+  k = Linear(6)
+  v = Linear(6, bias=false)
+  out scaled_dot_product_attention(q(x), k(x), v(x), is_causal=true)
+}
+"""
+    model = randomize(archdsl.build(text).double(), seed=3).eval()
+    x = torch.randn(1, 4, 6, dtype=torch.float64)
+    li = archdsl.linearize(model, x)
+    assert li.error() <= 1e-10 and li.bias.abs().max().item() <= 1e-12      # P(x) v(x): no bias without v's
+    d = torch.randn_like(x)
+    with torch.no_grad():
+        p = torch.nn.functional.scaled_dot_product_attention(model.q(x), model.k(x), torch.eye(4, dtype=x.dtype)
+                                                             .expand(1, 4, 4), is_causal=True)
+    assert torch.allclose(li.matvec(d), p @ model.v(d), atol=1e-10)
