@@ -80,7 +80,8 @@ class Elaborator:
         for name, fallback, tensor in zip(names, default, outs, strict=False):
             key = name or fallback
             if key in outputs:
-                raise self.session.error(f"output name '{key}' is used twice", block.span)
+                raise self.session.error(f"output name '{key}' is used twice", block.span,
+                                         "name each output once: `out name = expr`")
             outputs[key] = tensor.value
         return builder.finish(outputs, block.doc or "", block.span)
 
@@ -100,7 +101,8 @@ def check_model_params(block: A.BlockDef, params: dict[str, Any]) -> None:
         decl = block.params[declared.index(key)]
         if not param_types.matches(decl.type, value):
             raise UsageError(Diagnostic(f"parameter '{key}' of model {block.name} is declared {decl.type}, but the "
-                                        f"value given is {describe(value)} ({value!r})", decl.span))
+                                        f"value given is {describe(value)} ({value!r})", decl.span,
+                                        f"give a value of type {decl.type}: --param {key}=VALUE in .arch syntax"))
 
 
 def load(source: str | os.PathLike, loader: Loader | None = None) -> tuple[Namespace, Loader]:
@@ -115,7 +117,7 @@ def load(source: str | os.PathLike, loader: Loader | None = None) -> tuple[Names
             found = False
         if not found:
             shown = path if len(path) <= 80 else path[:77] + "..."
-            raise UsageError(Diagnostic(f"no such spec file: {shown}"))
+            raise UsageError(Diagnostic(f"no such spec file: {shown}", hint="check the path (relative to the current folder)"))
         return loader.load_file(path), loader
     return loader.load_text(str(source)), loader
 
@@ -131,7 +133,8 @@ def elaborate_model(ns: Namespace, loader: Loader, model: str | None = None, **p
     if model is None:
         if len(names) != 1:
             listing = ", ".join(names) if names else "none"
-            raise UsageError(Diagnostic(f"{ns.file} defines {len(names)} models ({listing}); choose one with -m NAME"))
+            raise UsageError(Diagnostic(f"{ns.file} defines {len(names)} models ({listing}); choose one with -m NAME",
+                                        hint="-m NAME on the command line; model=NAME in the Python API")))
         model = names[0]
     found = ns.find_block(model)
     if found is None or found[0].kind != "model":

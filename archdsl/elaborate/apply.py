@@ -64,11 +64,13 @@ class Applier:
                 return self.apply(layer.layer, inputs, layer.path, span)
         if isinstance(layer, Absent):
             if len(inputs) != 1:
-                raise self.session.error(f"an absent layer passes one tensor through, got {len(inputs)}", span)
+                raise self.session.error(f"an absent layer passes one tensor through, got {len(inputs)}", span,
+                                     "an absent layer is the identity: give it a single input")
             return inputs
         handler = self.handlers.get(type(layer))
         if handler is None:
-            raise self.session.error(f"{describe(layer)} cannot be applied to tensors", span)
+            raise self.session.error(f"{describe(layer)} cannot be applied to tensors", span,
+                                     "apply a layer, an op or a block: `x |> Conv2d(...)`, `relu(x)`")
         return handler(layer, inputs, at, span)
 
     def _anonymous(self, at: tuple[str, ...] | None) -> tuple[tuple[str, ...], Ctx]:
@@ -128,7 +130,7 @@ class Applier:
         """Add a node for ``op`` on ``inputs``; returns its output tensors."""
         if op.arity is not None and len(inputs) != op.arity:
             raise self.session.error(f"{op.__class__.__name__} takes {op.arity} tensor input(s), got {len(inputs)}",
-                                     span)
+                                     span, f"`archdsl ops {op.name}` shows its inputs")
         types = [t.type for t in inputs]
         try:
             op, outs, params = apply_rules(op, types)
@@ -196,7 +198,8 @@ class Applier:
                     continue
                 outs += _as_list(self.apply(branch, inputs, at + (name,), getattr(branch, "span", None) or span))
         if not outs:
-            raise self.session.error("every branch of this reparam block is absent", layer.span)
+            raise self.session.error("every branch of this reparam block is absent", layer.span,
+                                     "keep at least one branch present for every parameter value")
         if len(outs) == 1:
             self._claim_nested_sum(outs[0], at, layer.merged)
             return outs

@@ -67,6 +67,7 @@ class Blocks:
         for p in block.params:
             if p.name in decls:
                 raise self.session.error(f"parameter '{p.name}' is declared twice in block {block.name}", p.span,
+                                         "rename or remove one of them",
                                          notes=[("first declared here", decls[p.name].span)])
             decls[p.name] = p
         return decls
@@ -76,7 +77,8 @@ class Blocks:
         if not param_types.matches(p.type, value):
             shown = f" ({value!r})" if isinstance(value, (int, float, str, list, tuple)) else ""
             raise self.session.error(f"parameter '{p.name}' of {block} is declared {p.type} but got "
-                                     f"{describe(value)}{shown}", span, notes=[(f"'{p.name}' is declared here", p.span)])
+                                     f"{describe(value)}{shown}", span, f"give {block} a value of type {p.type} here",
+                                     notes=[(f"'{p.name}' is declared here", p.span)])
         if p.type.name == "layer" and value is not None:
             return self.evaluator.containers.as_layer(value, span)
         return param_types.coerce(p.type, value)
@@ -88,7 +90,8 @@ class Blocks:
         variadic = fixed < sum(isinstance(s, A.InputStmt) for s in block.body)
         if len(inputs) < fixed or (len(inputs) > fixed and not variadic):
             raise self.session.error(f"block {block.name} takes {'at least ' if variadic else ''}{fixed} input(s), "
-                                     f"got {len(inputs)}", span)
+                                     f"got {len(inputs)}", span, f"its `in` statements declare what {block.name} "
+                                     "takes: apply it to that many tensors (`x |> b` or `b(x, y)`)")
         outputs: list[Tensor] = []
         feed = iter(inputs)
         scope.block, failed = block, self.session.errors.failed
@@ -101,7 +104,8 @@ class Blocks:
                         self.shapes.unify(stmt.type, tensor, scope, f"input '{stmt.name}' of {block.name}",
                                           stmt.span, span)
                     if stmt.name in scope.names:
-                        raise self.session.error(f"'{stmt.name}' is already defined in this block", stmt.span)
+                        raise self.session.error(f"'{stmt.name}' is already defined in this block", stmt.span,
+                                                 "a name is defined once per block: rename the input")
                     scope.names[stmt.name] = tensors if stmt.variadic else tensors[0]
                     scope.assigned[stmt.name] = stmt.span
                     scope.inputs.add(stmt.name)
@@ -112,7 +116,8 @@ class Blocks:
         scope.current = None
         dataflow.failed_since(self.session, failed)      # errors in this body: skip the statement that applied it
         if not outputs:
-            raise self.session.error(f"block {block.name} has no `out` statement", block.span)
+            raise self.session.error(f"block {block.name} has no `out` statement", block.span,
+                                     "a block returns its result with `out expr`")
         self.check_unused(scope, block)
         return outputs
 
@@ -141,6 +146,7 @@ class Blocks:
         for t in stmt.targets:
             if t in scope.names and t != "_":
                 raise self.session.error(f"'{t}' is already defined in this block", stmt.span,
+                                         "a name is defined once per block: give this value a new name",
                                          notes=[("first defined here", scope.assigned[t])]
                                          if t in scope.assigned else [])
         self.evaluator.containers.bind_targets(stmt.targets, value, scope, stmt.span)

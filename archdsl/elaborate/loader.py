@@ -126,7 +126,8 @@ class Loader:
         if real in self.cache:
             return self.cache[real]
         if len(self.stack) >= MAX_IMPORT_DEPTH:
-            raise LimitError(Diagnostic(f"imports nest deeper than {MAX_IMPORT_DEPTH} files", span), self.sources)
+            raise LimitError(Diagnostic(f"imports nest deeper than {MAX_IMPORT_DEPTH} files", span,
+                                    "import the files you need directly instead of through long chains"), self.sources)
         text = self._read(path, real, span)
         self.sources[path] = text
         self.stack.append(real)
@@ -146,12 +147,12 @@ class Loader:
         try:
             if os.path.getsize(real) > MAX_SOURCE_BYTES:
                 raise LimitError(Diagnostic(f"spec file '{path}' is larger than {MAX_SOURCE_BYTES // 2**20} MiB",
-                                            span or Span(file=path)), self.sources)
+                                            span or Span(file=path), "split it into files that import each other"), self.sources)
             with open(real, encoding="utf-8") as f:
                 text = f.read()
         except (OSError, UnicodeDecodeError) as exc:
             what = "cannot be read as UTF-8 text" if isinstance(exc, UnicodeDecodeError) else "cannot be read"
-            raise SpecImportError(Diagnostic(f"spec file '{path}' {what}", span), self.sources) from None
+            raise SpecImportError(Diagnostic(f"spec file '{path}' {what}", span, "check the import's path and the file"), self.sources) from None
         return text.removeprefix("\ufeff")     # a UTF-8 byte order mark is not part of the spec
 
     def _cycle_error(self, real: str, span: Span | None) -> SpecImportError:
@@ -183,7 +184,8 @@ class Loader:
 
     def _unique(self, ns: Namespace, name: str, span: Span) -> None:
         if name in ns.blocks or name in ns.lets:
-            raise SpecImportError(Diagnostic(f"'{name}' is defined twice in this file", span), self.sources)
+            raise SpecImportError(Diagnostic(f"'{name}' is defined twice in this file", span,
+                                          "rename one of them: blocks, models and constants share one namespace"), self.sources)
 
     def _set_roots(self, folder: str) -> None:
         """Imports may reach the first spec's folder, the shipped library and the extra import path."""
