@@ -134,7 +134,7 @@ def elaborate_model(ns: Namespace, loader: Loader, model: str | None = None, **p
         if len(names) != 1:
             listing = ", ".join(names) if names else "none"
             raise UsageError(Diagnostic(f"{ns.file} defines {len(names)} models ({listing}); choose one with -m NAME",
-                                        hint="-m NAME on the command line; model=NAME in the Python API")))
+                                        hint="-m NAME on the command line; model=NAME in the Python API"))
         model = names[0]
     found = ns.find_block(model)
     if found is None or found[0].kind != "model":
