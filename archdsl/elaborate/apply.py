@@ -87,18 +87,21 @@ class Applier:
         attrs: dict[str, Any] = {}
         if len(layer.args) > len(op.positional):
             raise error(f"{op.__name__} takes at most {len(op.positional)} positional arguments "
-                        f"({', '.join(op.positional) or 'none'}), got {len(layer.args)}", layer.span)
+                        f"({', '.join(op.positional) or 'none'}), got {len(layer.args)}", layer.span,
+                        f"name the others: {op.__name__}(..., name=value); `archdsl ops {op.name}` lists them")
         attrs.update(zip(op.positional, layer.args, strict=False))
         for k, v in layer.kwargs:
             if k in attrs:
-                raise error(f"{op.__name__}: argument '{k}' is given twice", layer.span)
+                raise error(f"{op.__name__}: argument '{k}' is given twice", layer.span,
+                            "give it once, by position or by name")
             attrs[k] = v
         try:
             return op(**{k: _tuples(v) for k, v in attrs.items()})
         except pydantic.ValidationError as exc:
             raise self._validation_error(layer, exc) from None
         except (TypeError, ValueError, ArithmeticError) as exc:
-            raise error(f"{op.__name__}: bad arguments: {exc}", layer.span) from None
+            raise error(f"{op.__name__}: bad arguments: {exc}", layer.span,
+                        f"`archdsl ops {op.name}` shows its signature") from None
 
     def _validation_error(self, layer: OpLayer, exc: pydantic.ValidationError) -> ArchError:
         """The first pydantic complaint as a spec error pointing at the offending argument."""

@@ -174,8 +174,47 @@ class SymDim:
     def __repr__(self) -> str:
         return f"Dim({self})"
 
+    def compact(self) -> str:
+        """A short form for tables: ``N·(9.41K·⌈H/2⌉·⌈W/2⌉ + 512K)``: SI coefficients, ⌈⌉/⌊⌋ for divisions,
+        and a factor every term shares taken out front."""
+        several = len(self._terms) > 1
+        common = set.intersection(*(set(m) for m in self._terms)) if several else set()
+        terms = []
+        for mono in sorted(self._terms, key=lambda m: (-len(m), m)):
+            factors = [self._atom_text(a) for a in sorted(mono, key=self._symbols_first) if a not in common]
+            coef = self._terms[mono]
+            head = [] if abs(coef) == 1 and factors else [_si(abs(coef))]
+            terms.append(("-" if coef < 0 else "+", "·".join(head + factors)))
+        body = " ".join(f"{sign} {text}" for sign, text in terms).lstrip("+ ")
+        body = "-" + body[2:] if body.startswith("- ") else body
+        if not common:
+            return body
+        return "·".join(self._atom_text(a) for a in sorted(common, key=self._symbols_first)) + f"·({body})"
+
+    def _symbols_first(self, atom: str) -> tuple[bool, str]:
+        return (atom in self._atoms, atom)
+
+    def _atom_text(self, atom: str) -> str:
+        """``((H + 1)//2)`` -> ``⌈H/2⌉``; ``(H//2)`` -> ``⌊H/2⌋``; a symbol as itself."""
+        if atom not in self._atoms:
+            return atom
+        inner, k = self._atoms[atom]
+        up = SymDim.lift(inner - (k - 1))
+        if (k - 1) and up.symbols and len(up._terms) == 1 and () not in up._terms:
+            return f"⌈{up.compact()}/{k}⌉"
+        text = SymDim.lift(inner).compact()
+        return f"⌊{text}/{k}⌋" if len(SymDim.lift(inner)._terms) == 1 else f"⌊({text})/{k}⌋"
+
 
 Dim = int | SymDim
+
+
+def _si(n: int) -> str:
+    """``9408`` -> ``9.41K``: three significant digits for counts in a formula."""
+    for unit, scale in (("T", 10**12), ("G", 10**9), ("M", 10**6), ("K", 10**3)):
+        if n >= scale:
+            return f"{n / scale:.3g}{unit}"
+    return str(n)
 
 
 _BINOPS = {
@@ -208,3 +247,43 @@ def _dim_from_ast(node: ast.AST, text: str) -> Dim:
     if isinstance(node, ast.BinOp) and type(node.op) in _BINOPS:
         return _BINOPS[type(node.op)](_dim_from_ast(node.left, text), _dim_from_ast(node.right, text))
     raise ValueError(f"not a dimension: {text!r}")
+
+
+def linear_form(d: Dim) -> tuple[str, int, int] | None:
+    """``(S, a, b)`` when ``d`` is ``a*S + b`` for one symbol ``S`` and ``a > 0`` (``32*P``, ``2*H + 1``), else None.
+
+    Such a size determines its symbol: ``S = (size - b) // a``, exact when ``size % a == b % a``.
+    """
+    if isinstance(d, int):
+        return None
+    variable = [(m, c) for m, c in d._terms.items() if m]
+    if len(variable) != 1:
+        return None
+    (mono, coef), = variable
+    if len(mono) != 1 or mono[0] in d._atoms or coef <= 0:
+        return None
+    return mono[0], coef, d._terms.get((), 0)
+
+
+def divide_exactly(a: Dim, b: Dim) -> Dim | None:
+    """``a / b`` when ``b`` is a monomial (``4*h*w``, ``h`` and ``w`` atoms or symbols) dividing every term of
+    ``a`` exactly, else None; ``4*N*h*w / (4*h*w) == N``."""
+    if a == b:
+        return 1
+    sa, sb = SymDim.lift(a), SymDim.lift(b)
+    if len(sb._terms) != 1:
+        return None
+    (mono, coef), = sb._terms.items()
+    if coef == 0:
+        return None
+    out: Terms = {}
+    for m, c in sa._terms.items():
+        rest = list(m)
+        for atom in mono:
+            if atom not in rest:
+                return None
+            rest.remove(atom)
+        if c % coef:
+            return None
+        out[tuple(rest)] = c // coef
+    return SymDim(out, {**sa._atoms}).simplify()

@@ -10,8 +10,8 @@ from typing import ClassVar, Literal
 from pydantic import model_validator
 
 from archdsl.errors import OpError
-from archdsl.ir.dims import Dim
-from archdsl.ir.types import TensorType
+from archdsl.ir.dims import Dim, SymDim
+from archdsl.ir.types import DimField, TensorType
 from archdsl.ops.base import ConvForm, OpDef, PositiveInt, Trait
 from archdsl.ops.conv import check_mode_pads
 from archdsl.symmetry.contract import Pinned, Window
@@ -65,7 +65,7 @@ class Upsample(OpDef):
     positional: ClassVar = ("size", "scale_factor", "mode")
     traits: ClassVar = frozenset({Trait.LINEAR})
     family: ClassVar = "resample"
-    size: int | tuple[int, ...] | None = None
+    size: DimField | tuple[DimField, ...] | None = None    # symbolic sizes are bound from the inputs at run time
     scale_factor: float | tuple[float, ...] | None = None
     mode: Literal["nearest", "nearest-exact", "linear", "bilinear", "bicubic", "trilinear", "area"] = "nearest"
     align_corners: bool | None = None
@@ -75,15 +75,16 @@ class Upsample(OpDef):
         if (self.size is None) == (self.scale_factor is None):
             raise ValueError("give exactly one of size and scale_factor")
         values = self.size if self.size is not None else self.scale_factor
-        if any(v <= 0 for v in ((values,) if isinstance(values, int | float) else values)):
+        if any(not isinstance(v, SymDim) and v <= 0 for v in ((values,) if isinstance(values, int | float | SymDim)
+                                                              else values)):
             raise ValueError(f"size and scale_factor must be positive, got {values}")
         if self.align_corners is not None and self.mode not in _ALIGNABLE:
             raise ValueError(f"align_corners only applies to modes {', '.join(_ALIGNABLE)}, not {self.mode!r}")
         return self
 
-    def per_axis(self, value: int | float | tuple, n: int) -> tuple:
+    def per_axis(self, value: int | float | SymDim | tuple, n: int) -> tuple:
         """Broadcast a size or scale to ``n`` spatial axes."""
-        if isinstance(value, int | float):
+        if isinstance(value, int | float | SymDim):
             return (value,) * n
         if len(value) != n:
             raise OpError(f"{self.name}: {len(value)} values for {n} spatial axes: {value}")

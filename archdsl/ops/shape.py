@@ -1,8 +1,8 @@
 """Shape ops: reshape, expand, permute, transpose, squeeze, unsqueeze, concat, split, chunk, slice, select.
 
 They move data and compute nothing, so each is linear in its input. Target sizes may be symbolic
-(``reshape(x, (N, C, H*W))``): a backend computes them at run time from the input's axes, so every
-symbolic size must be recoverable from the input's shape (see :func:`runtime_shape`).
+(``reshape(x, (N, C, H*W))``, ``reshape(t, (B, d, H, W))``): a backend computes them at run time, from the
+input's axes where it can and otherwise from the symbols bound once from the graph's inputs.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import ClassVar
 from pydantic import field_validator
 
 from archdsl.errors import OpError
-from archdsl.ir.dims import Dim, SymDim
+from archdsl.ir.dims import Dim, SymDim, divide_exactly
 from archdsl.ir.types import DimField, TensorType
 from archdsl.ops.base import OpDef, PositiveInt, Trait, norm_axis
 from archdsl.symmetry.contract import Broadcast, Cut, Joined, Moved, Pointwise, Reshaped, swapped
@@ -32,7 +32,9 @@ def exact_div(a: Dim, b: Dim) -> Dim | None:
     """``a / b`` when it is provably exact, else None."""
     if a == b:
         return 1
-    if not isinstance(b, int) or b == 0:
+    if not isinstance(b, int):
+        return divide_exactly(a, b)
+    if b == 0:
         return None
     q = a // b
     return q if q * b == a else None
@@ -48,21 +50,26 @@ def symbol_axes(x: TensorType) -> dict[str, int]:
 
 
 def derivable(d: Dim, x: TensorType) -> bool:
-    """Can a backend compute size ``d`` from ``x``'s shape at run time (an axis of x, or its symbols)?"""
+    """Can a backend compute size ``d`` from ``x``'s own shape (an axis of x, or its symbols)?
+
+    Sizes that are not are still computable: backends bind every symbol from the graph's inputs (see
+    :mod:`archdsl.ir.symbols`); reading them off ``x`` keeps the generated code local where it can be.
+    """
     if isinstance(d, int) or d in x.shape:
         return True
     return d.symbols <= symbol_axes(x).keys()
 
 
 def runtime_shape(op: OpDef, target: tuple[Dim, ...], x: TensorType) -> tuple[Dim, ...]:
-    """``target`` as a backend computes it: ints, sizes derivable from ``x``, and at most one -1 (inferred)."""
-    out = tuple(-1 if not derivable(d, x) else d for d in target)
-    if out.count(-1) > 1:
-        unknown = [str(d) for d in target if d == -1 or not derivable(d, x)]
-        raise OpError(f"{op.name}: the sizes {', '.join(unknown)} cannot all be computed from the input {x} at "
-                      "run time", hint="only one size can be inferred (-1); give the others as numbers or as "
-                      "symbols that are whole axes of the input")
-    return out
+    """``target`` as a backend computes it: one size that ``x`` does not give may become -1 (inferred); the
+    others are ints, sizes read off ``x``, or expressions in the symbols bound from the graph's inputs."""
+    del op
+    if -1 in target:
+        return tuple(target)
+    foreign = [i for i, d in enumerate(target) if not derivable(d, x)]
+    if len(foreign) != 1:
+        return tuple(target)
+    return tuple(-1 if i == foreign[0] else d for i, d in enumerate(target))
 
 
 def check_sizes(sizes: tuple[Dim, ...]) -> tuple[Dim, ...]:
@@ -144,10 +151,6 @@ class Expand(OpDef):
             if want != -1 and have != want and have != 1:
                 raise OpError(f"expand: cannot expand {x} to {list(self.shape)} (size {have} is not 1)")
             out.append(have if want == -1 else want)
-        for d in out:
-            if not derivable(d, x):
-                raise OpError(f"expand: the size {d} cannot be computed from the input {x} at run time",
-                              hint="use expand_as(x, other, dims) to take sizes from another tensor")
         return [x.with_shape(tuple(out))]
 
 
@@ -389,16 +392,17 @@ class Slice(OpDef):
     family: ClassVar = "shape"
     traits: ClassVar = _MOVE
     dim: int
-    start: int | None = None
-    end: int | None = None
+    start: DimField | None = None
+    end: DimField | None = None
     step: PositiveInt = 1
 
     def length(self, d: Dim) -> Dim:
-        """Elements selected from an axis of size ``d`` (symbolic sizes assume it is long enough)."""
-        if isinstance(d, int):
+        """Elements selected from an axis of size ``d``; symbolic sizes and bounds are assumed in range
+        (``slice(1, end=T)`` of a position table: ``T``, bound from the input, is at most its length)."""
+        if isinstance(d, int) and not isinstance(self.start, SymDim) and not isinstance(self.end, SymDim):
             return len(range(d)[self.start:self.end:self.step])
-        start = 0 if self.start is None else self.start if self.start >= 0 else d + self.start
-        end = d if self.end is None else self.end if self.end >= 0 else d + self.end
+        start = 0 if self.start is None else self.start if _symbolic_or_nonneg(self.start) else d + self.start
+        end = d if self.end is None else self.end if _symbolic_or_nonneg(self.end) else d + self.end
         return (end - start + self.step - 1) // self.step
 
     def infer(self, inputs: list[TensorType]) -> list[TensorType]:
@@ -408,6 +412,11 @@ class Slice(OpDef):
         if isinstance(n, int) and n <= 0:
             raise OpError(f"slice {self.start}:{self.end}:{self.step} of axis {a} of {x} is empty")
         return [x.with_shape((*x.shape[:a], n, *x.shape[a + 1:]))]
+
+
+def _symbolic_or_nonneg(b: Dim) -> bool:
+    """A slice bound counted from the start of the axis (a symbol expression, or an int >= 0)."""
+    return isinstance(b, SymDim) or b >= 0
 
 
 class Select(OpDef):

@@ -10,6 +10,7 @@ import numpy as np
 import onnx_ir as ir
 
 from archdsl.ir.dims import Dim, SymDim
+from archdsl.ir.symbols import SymbolSource
 from archdsl.ir.types import TensorType
 from archdsl.ops.shape import symbol_axes
 
@@ -55,6 +56,8 @@ class Emitter:
         self.initializers: dict[str, ir.Value] = {}
         self._consts: dict[tuple, ir.Value] = {}
         self._names: dict[str, set[str]] = {"node": set(), "value": set()}
+        self.symbol_sources: dict[str, tuple[ir.Value, SymbolSource]] = {}   # symbol -> (graph input, where)
+        self.symbol_values: dict[str, ir.Value] = {}                        # computed once, on first use
 
     def reserve(self, names: Sequence[str]) -> None:
         """Keep value names for later (the IR's own value names, given to rule outputs afterwards)."""
@@ -161,13 +164,26 @@ class NodeEmitter:
         if isinstance(node, ast.Constant):
             return self.i64([int(node.value)])
         if isinstance(node, ast.Name):
-            return self.axis_size(x, axes[node.id])
+            return self.axis_size(x, axes[node.id]) if node.id in axes else self.symbol(node.id)
         if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
             return self.op("Neg", self._expr(node.operand, x, axes))
         if isinstance(node, ast.BinOp) and type(node.op) in _ARITH:
             # sizes are non-negative, so ONNX's truncating integer Div is floor division here
             return self.op(_ARITH[type(node.op)], self._expr(node.left, x, axes), self._expr(node.right, x, axes))
         raise ValueError(f"cannot compute the size {ast.unparse(node)} at run time")
+
+    def symbol(self, name: str) -> ir.Value:
+        """Symbol ``name`` as a 1-element int64 tensor, computed once from the graph input that determines it."""
+        values = self.emitter.symbol_values
+        if name not in values:
+            if name not in self.emitter.symbol_sources:
+                raise ValueError(f"the size {name} cannot be computed from the graph's inputs")
+            x, src = self.emitter.symbol_sources[name]
+            v = self.axis_size(x, src.axis)
+            if src.offset:
+                v = self.op("Sub", v, self.i64([src.offset]))
+            values[name] = self.op("Div", v, self.i64([src.scale])) if src.scale != 1 else v
+        return values[name]
 
     def sizes(self, dims: Sequence[Dim], x: ir.Value, t: TensorType) -> ir.Value:
         """A 1-D int64 shape tensor for ``dims``: one constant when every size is known, else a Concat."""

@@ -11,6 +11,7 @@ from archdsl.backends.onnx.emitter import DTYPES, Emitter, NodeEmitter, onnx_sha
 from archdsl.backends.onnx.registry import rule_for
 from archdsl.errors import ArchError, Diagnostic
 from archdsl.ir.graph import Graph, Node
+from archdsl.ir.symbols import symbol_sources
 
 IR_VERSION = 10
 OPSETS = (18, 19, 20, 21)
@@ -130,6 +131,7 @@ class Lowerer:
         g = self.graph
         self.graph_inputs = [_value_info(name, t) for name, t in g.inputs.items()]
         self.values.update(zip(g.inputs, self.graph_inputs, strict=True))
+        self.emitter.symbol_sources = {s: (self.values[src.input], src) for s, src in symbol_sources(g.inputs).items()}
         types = g.value_types()
         for node in g.nodes:
             self.node(node, types)

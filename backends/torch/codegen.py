@@ -9,8 +9,10 @@ from collections import Counter
 
 from archdsl.backends.torch.constants import BuildTime
 from archdsl.backends.torch.registry import rule_for
+from archdsl.backends.torch.rules.common import SYMBOL_LOCALS
 from archdsl.errors import Diagnostic, UsageError
 from archdsl.ir.graph import Graph, Node
+from archdsl.ir.symbols import symbol_sources
 from archdsl.ir.types import TensorType
 from archdsl.ops.base import Trait
 from archdsl.reserved import reserved_component
@@ -62,10 +64,15 @@ def docstring(text: str, indent: str = "") -> str:
     return f"{indent}{text!r}"
 
 
-def _locals(graph: Graph) -> dict[str, str]:
-    """A distinct Python local for every value (sanitising could make two value names meet)."""
+def _symbol_locals(graph: Graph) -> dict[str, str]:
+    """A Python local for every symbol the inputs determine (``H``; ``len_`` for a symbol named ``len``)."""
+    return {s: local(s) for s in symbol_sources(graph.inputs)}
+
+
+def _locals(graph: Graph, symbols: dict[str, str]) -> dict[str, str]:
+    """A distinct Python local for every value (sanitising could make two value names meet, or meet a symbol)."""
     out: dict[str, str] = {}
-    taken: set[str] = set()
+    taken: set[str] = set(symbols.values())
     for v in [*graph.inputs, *(o for n in graph.nodes for o in n.outputs)]:
         name = local(v)
         while name in taken:
@@ -83,7 +90,8 @@ class _Emitter:
         self.check_inputs = check_inputs
         self.allow_inplace = inplace
         self.types = graph.value_types()
-        self.local = _locals(graph)
+        self.symbols = _symbol_locals(graph)
+        self.local = _locals(graph, self.symbols)
         self.uses = Counter(v for n in graph.nodes for v in n.inputs) + Counter(graph.outputs.values())
         self.fresh = self._fresh_values()
         self.init: list[str] = []
@@ -152,6 +160,12 @@ class _Emitter:
                 return form.format(self.local[v], *(self.local[u] for j, u in enumerate(node.inputs) if j != i))
         return None
 
+    def bindings(self, used: set[str]) -> list[str]:
+        """Lines binding the symbols the body uses from the inputs' shapes (``P = image.shape[2] // 32``)."""
+        sources = symbol_sources(self.graph.inputs)
+        return [f"        {self.symbols[s]} = {src.formula(f'{self.local[src.input]}.shape[{src.axis}]')}"
+                for s, src in sources.items() if s in used]
+
     def owned(self, node: Node, ins: list[TensorType], rule) -> str:
         """Declare the node's parameters: a submodule, or bare parameters registered on the parent."""
         path = node.module or ""
@@ -187,8 +201,15 @@ class _Emitter:
         args = ", ".join(self.local[k] for k in g.inputs)
         if self.check_inputs:
             self.forward.append(f"        rt.check_inputs(self._input_spec, ({args}{',' if len(g.inputs) == 1 else ''}))")
-        for i, node in enumerate(g.nodes):
-            self.node(node, last_use, i)
+        used: set[str] = set()
+        token = SYMBOL_LOCALS.set((self.symbols, used))
+        try:
+            body = len(self.forward)
+            for i, node in enumerate(g.nodes):
+                self.node(node, last_use, i)
+        finally:
+            SYMBOL_LOCALS.reset(token)
+        self.forward[body:body] = self.bindings(used)
         outs = [self.local[v] for v in g.outputs.values()]
         ret = outs[0] if len(outs) == 1 else "(" + ", ".join(outs) + ",)"
         self.forward.append(f"        return {ret}")

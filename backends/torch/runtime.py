@@ -76,10 +76,13 @@ class InputShapeError(ValueError):
 
 
 def check_inputs(spec: tuple, tensors: tuple) -> None:
-    """Check ranks, static dims, dtypes and the consistency of symbolic dims across inputs."""
-    from archdsl.ir.dims import SymDim, parse_dim
+    """Check ranks, static dims, dtypes, size patterns (``32*P``) and the consistency of symbolic dims across
+    inputs; the error names the input, where the spec declares it, and the axis that does not fit."""
+    from archdsl.ir.dims import linear_form, parse_dim
+    from archdsl.ir.symbols import pattern_text
 
     env: dict[str, int] = {}
+    axes = []
     for (name, dims, dtype, where), t in zip(spec, tensors, strict=True):
         want = "[" + ", ".join(dims) + "]"
         if not isinstance(t, torch.Tensor):
@@ -87,18 +90,25 @@ def check_inputs(spec: tuple, tensors: tuple) -> None:
         if t.dim() != len(dims) or str(t.dtype).removeprefix("torch.") != dtype:
             raise InputShapeError(f"input '{name}' (declared at {where}) expects {dtype}{want}, "
                                   f"got {str(t.dtype).removeprefix('torch.')}{list(t.shape)}")
-        for axis, (text, size) in enumerate(zip(dims, t.shape, strict=True)):
-            d = parse_dim(text)
-            if isinstance(d, int):
-                ok = d == size
-            elif len(d.symbols) == 1 and str(d) in d.symbols:
-                ok = env.setdefault(str(d), int(size)) == size
-            else:
-                ok = not (d.symbols <= env.keys()) or SymDim.evaluate(d, env) == size
-            if not ok:
-                raise InputShapeError(f"input '{name}' (declared at {where}) expects {want}, got {list(t.shape)}: "
-                                      f"axis {axis} should be {text}" +
-                                      (f" = {env[text]}" if text in env else ""))
+        axes += [(name, where, want, list(t.shape), axis, text, int(size))
+                 for axis, (text, size) in enumerate(zip(dims, t.shape, strict=True))]
+    for name, where, want, got, axis, text, size in axes:     # bind: a bare symbol or a pattern such as 32*P
+        form = linear_form(parse_dim(text))
+        if form is None or form[0] in env:
+            continue
+        symbol, a, b = form
+        if (size - b) % a or size < b:
+            note = pattern_text(parse_dim(text)) or f"at least {b}"
+            raise InputShapeError(f"input '{name}' (declared at {where}) expects {want}, got {got}: axis {axis} "
+                                  f"should be {text} ({note}), not {size}")
+        env[symbol] = (size - b) // a
+    for name, where, want, got, axis, text, size in axes:     # check: every axis against the bound symbols
+        d = parse_dim(text)
+        if isinstance(d, int) or d.symbols <= env.keys():
+            expected = d if isinstance(d, int) else d.evaluate(env)
+            if expected != size:
+                raise InputShapeError(f"input '{name}' (declared at {where}) expects {want}, got {got}: axis {axis} "
+                                      f"should be {text}" + (f" = {expected}" if text != str(expected) else ""))
 
 
 def reparameterize(module: nn.Module) -> nn.Module:

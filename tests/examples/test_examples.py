@@ -10,6 +10,7 @@ import pytest
 import torch
 
 import archdsl
+from archdsl.ir.symbols import sizes_near
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 SPECS = sorted(p for p in EXAMPLES.iterdir() if p.suffix in (".arch", ".yaml", ".yml"))
@@ -22,7 +23,7 @@ def test_example_spec_builds_and_runs(path: Path) -> None:
     assert graphs, f"{path.name} defines no model"
     for graph in graphs.values():
         module = archdsl.build(graph).eval()
-        sizes = {s: 2 if s in ("N", "B") else 32 for s in graph.symbols()}
+        sizes = sizes_near(graph.inputs, 32, batch=2)
         inputs = [_random_input(t, sizes) for t in graph.inputs.values()]
         with torch.no_grad():
             out = module(*inputs)

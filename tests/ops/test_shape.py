@@ -175,7 +175,6 @@ def test_concat_rule_matches_torch(shape, extra, data):
 @pytest.mark.parametrize(("body", "message"), [
     ("out reshape(x, (N, 5))", "cannot view"),
     ("out reshape(x, (-1, 6, -1))", "at most one size may be -1"),
-    ("out reshape(flatten(x, 2), (N, 6, H, W))", "sizes H, W cannot all be computed from the input"),
     ("out reshape(x, (N, 4, -1))", "not a multiple of 4"),
     ("out permute(x, (0, 1, 1, 2))", "not a permutation"),
     ("out permute(x, (0, 1))", "name 2 axes"),
@@ -194,7 +193,6 @@ def test_concat_rule_matches_torch(shape, extra, data):
     ("out expand(x, (N, 12, H, W))", "size 6 is not 1"),
     ("out expand(x, (6, H, W))", "fewer axes"),
     ("out expand(x, (-1, N, 6, H, W))", "-1 is not allowed for the new leading axes"),
-    ("out expand(mean(x, (2, 3), true), (-1, -1, H, W))", "cannot be computed from the input"),
     ("out expand_as(x, flatten(x))", "different ranks"),
     ("out select(x, 1, 6)", "index 6 is out of range"),
     ("out transpose(x, 0, 4)", "axis 4 is out of range"),

@@ -13,6 +13,7 @@ from archdsl import zoo
 from archdsl.analysis import bind
 from archdsl.errors import ShapeError
 from archdsl.ir.graph import Graph
+from archdsl.ir.symbols import sizes_near
 
 # Reference facts live in the repository (tests stand on their own): the zoo table with the references'
 # parameter counts and GMACs, and torchvision/timm state_dict listings, both written from the references.
@@ -98,9 +99,9 @@ def meta_module(name: str) -> torch.nn.Module:
 
 
 def sizes(graph: Graph, side: int, batch_size: int = 1) -> dict[str, int]:
-    """Sizes for the symbolic input dims: ``batch_size`` for the leading (batch) dims, ``side`` for the others."""
-    batch = {str(t.shape[0]) for t in graph.inputs.values() if t.rank and not isinstance(t.shape[0], int)}
-    return {s: batch_size if s in batch else side for s in graph.symbols()}
+    """Sizes for the symbolic input dims: ``batch_size`` for the leading (batch) dims, the others so that each
+    axis is ``side`` long (``P = side // 32`` for an axis declared ``32*P``)."""
+    return sizes_near(graph.inputs, side, batch_size)
 
 
 def small_sizes(graph: Graph, batch_size: int = 1) -> dict[str, int]:

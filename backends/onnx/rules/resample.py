@@ -33,7 +33,7 @@ def _interpolate(e: NodeEmitter, op: Upsample, xs: list[ir.Value], params: dict[
         scales = e.emitter.const(np.asarray(op.per_axis(op.scale_factor, n), dtype=np.float32))
         sizes = None
     else:
-        scales, sizes = None, e.i64(list(op.per_axis(op.size, n)))
+        scales, sizes = None, e.sizes(list(op.per_axis(op.size, n)), xs[0], t)
     return e.op("Resize", xs[0], None, scales, sizes, mode=mode, nearest_mode=nearest,
                 coordinate_transformation_mode=transform, cubic_coeff_a=-0.75 if mode == "cubic" else None,
                 axes=axes)

@@ -87,9 +87,9 @@ def _chunk(e: NodeEmitter, op: S.Chunk, xs: list[ir.Value], params: dict[str, ir
 
 @lowering(S.Slice)
 def _slice(e: NodeEmitter, op: S.Slice, xs: list[ir.Value], params: dict[str, ir.Value]) -> ir.Value:
-    start = 0 if op.start is None else op.start
-    end = INT64_MAX if op.end is None else op.end
-    return e.op("Slice", xs[0], e.i64([start]), e.i64([end]), e.i64([op.dim % e.ins[0].rank]), e.i64([op.step]))
+    start = e.sizes([0 if op.start is None else op.start], xs[0], e.ins[0])
+    end = e.sizes([INT64_MAX if op.end is None else op.end], xs[0], e.ins[0])
+    return e.op("Slice", xs[0], start, end, e.i64([op.dim % e.ins[0].rank]), e.i64([op.step]))
 
 
 @lowering(S.Select)

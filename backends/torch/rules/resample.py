@@ -4,14 +4,20 @@ from __future__ import annotations
 
 from archdsl.backends.torch.registry import lowering
 from archdsl.backends.torch.rules.common import fn
+from archdsl.backends.torch.rules.shape import sizes_source
 from archdsl.ir.types import TensorType
 from archdsl.ops.resample import ChannelShuffle, Pad, PixelShuffle, PixelUnshuffle, Upsample
 
 
 @lowering(Upsample)
 def _interpolate(op: Upsample, args: list[str], ref: str | None, ins: list[TensorType]) -> str:
-    given = {k: getattr(op, k) for k in ("size", "scale_factor", "align_corners") if getattr(op, k) is not None}
-    return fn("F.interpolate", args[0], mode=op.mode, **given)
+    given = {k: getattr(op, k) for k in ("scale_factor", "align_corners") if getattr(op, k) is not None}
+    if op.size is None:
+        return fn("F.interpolate", args[0], mode=op.mode, **given)
+    size = op.size if isinstance(op.size, int) else tuple(op.per_axis(op.size, ins[0].rank - 2))
+    if isinstance(size, int) or all(isinstance(d, int) for d in size):
+        return fn("F.interpolate", args[0], mode=op.mode, size=size, **given)
+    return fn("F.interpolate", args[0], f"size={sizes_source(size, args[0], ins[0])}", mode=op.mode, **given)
 
 
 @lowering(PixelShuffle)

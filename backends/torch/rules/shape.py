@@ -5,14 +5,17 @@ from __future__ import annotations
 import ast
 
 from archdsl.backends.torch.registry import lowering
-from archdsl.backends.torch.rules.common import fn
+from archdsl.backends.torch.rules.common import bound_symbol, fn
 from archdsl.ir.dims import Dim
 from archdsl.ir.types import TensorType
 from archdsl.ops import shape as S
 
 
 def dim_source(d: Dim, x: str, t: TensorType) -> str:
-    """Source computing size ``d`` from ``x``'s shape (``x.shape[2] * x.shape[3]`` for ``H*W``); -1 stays."""
+    """Source computing size ``d`` from ``x``'s shape (``x.shape[2] * x.shape[3]`` for ``H*W``); -1 stays.
+
+    A symbol that is no axis of ``x`` is read from the local the generated ``forward`` binds from its inputs.
+    """
     if isinstance(d, int):
         return repr(d)
     if d in t.shape:
@@ -22,7 +25,9 @@ def dim_source(d: Dim, x: str, t: TensorType) -> str:
 
     class _Sub(ast.NodeTransformer):
         def visit_Name(self, node: ast.Name) -> ast.AST:
-            return ast.parse(f"{x}.shape[{axes[node.id]}]", mode="eval").body
+            if node.id in axes:
+                return ast.parse(f"{x}.shape[{axes[node.id]}]", mode="eval").body
+            return ast.Name(bound_symbol(node.id), ast.Load())   # bound at the top of forward
 
     return ast.unparse(_Sub().visit(tree))
 
@@ -92,8 +97,8 @@ def _chunk(op: S.Chunk, args: list[str], ref: str | None, ins: list[TensorType])
 @lowering(S.Slice)
 def _slice(op: S.Slice, args: list[str], ref: str | None, ins: list[TensorType]) -> str:
     axis = op.dim % ins[0].rank
-    start = "" if op.start is None else str(op.start)
-    end = "" if op.end is None else str(op.end)
+    start = "" if op.start is None else dim_source(op.start, args[0], ins[0])
+    end = "" if op.end is None else dim_source(op.end, args[0], ins[0])
     step = "" if op.step == 1 else f":{op.step}"
     return f"{args[0]}[{':, ' * axis}{start}:{end}{step}]"
 
