@@ -356,6 +356,8 @@ class Evaluator:
         spans = {(k - skip if isinstance(k, int) else k): v for k, v in spans.items()
                  if not isinstance(k, int) or k >= skip}
         layer = OpLayer(op, tuple(rest), tuple(kwargs.items()), e.span, arg_spans=spans)
+        if not inputs and op.arity == 0 and op.params is OpDef.params:
+            return self.applier.apply_value(layer, [], e.span)  # a constructor (arange, zeros): a value at once
         if not inputs:
             return layer
         return self.applier.apply_value(layer, inputs, e.span)
