@@ -132,6 +132,8 @@ def _check_weights(graph: Graph, path: Path, against: str | None = None) -> dict
     """The weights file's header ({name: (dtype, shape)}), checked against the graph before allocating."""
     from safetensors import SafetensorError, safe_open
 
+    from archdsl.ir.ties import tied_names
+
     try:
         with safe_open(str(path), framework="pt") as f:
             header = {name: (str(f.get_slice(name).get_dtype()), tuple(f.get_slice(name).get_shape()))
@@ -150,7 +152,7 @@ def _check_weights(graph: Graph, path: Path, against: str | None = None) -> dict
         want = _SAFETENSORS_DTYPES.get(p.dtype, p.dtype)
         if shape != tuple(p.shape) or dtype != want:
             problems.append(f"'{p.name}' is {dtype}{list(shape)}, the graph declares {want}{list(p.shape)}")
-    extra = sorted(set(header) - set(graph.params))
+    extra = sorted(set(header) - set(graph.params) - set(tied_names(graph)))
     if extra:
         problems.append(f"unexpected tensors {', '.join(extra[:3])}")
     if problems:

@@ -6,6 +6,7 @@ Every change of module path, owner or depth goes through the one scope manager, 
 from __future__ import annotations
 
 import difflib
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import pydantic
@@ -14,6 +15,7 @@ from archdsl.elaborate import builder as graph_builder
 from archdsl.elaborate import dataflow
 from archdsl.elaborate.replay import Expansion, plain_key, replay
 from archdsl.elaborate.session import Ctx, Session
+from archdsl.elaborate.ties import tie_params
 from archdsl.elaborate.values import (
     Absent,
     BlockLayer,
@@ -87,18 +89,21 @@ class Applier:
         attrs: dict[str, Any] = {}
         if len(layer.args) > len(op.positional):
             raise error(f"{op.__name__} takes at most {len(op.positional)} positional arguments "
-                        f"({', '.join(op.positional) or 'none'}), got {len(layer.args)}", layer.span)
+                        f"({', '.join(op.positional) or 'none'}), got {len(layer.args)}", layer.span,
+                        f"name the others: {op.__name__}(..., name=value); `archdsl ops {op.name}` lists them")
         attrs.update(zip(op.positional, layer.args, strict=False))
         for k, v in layer.kwargs:
             if k in attrs:
-                raise error(f"{op.__name__}: argument '{k}' is given twice", layer.span)
+                raise error(f"{op.__name__}: argument '{k}' is given twice", layer.span,
+                            "give it once, by position or by name")
             attrs[k] = v
         try:
             return op(**{k: _tuples(v) for k, v in attrs.items()})
         except pydantic.ValidationError as exc:
             raise self._validation_error(layer, exc) from None
         except (TypeError, ValueError, ArithmeticError) as exc:
-            raise error(f"{op.__name__}: bad arguments: {exc}", layer.span) from None
+            raise error(f"{op.__name__}: bad arguments: {exc}", layer.span,
+                        f"`archdsl ops {op.name}` shows its signature") from None
 
     def _validation_error(self, layer: OpLayer, exc: pydantic.ValidationError) -> ArchError:
         """The first pydantic complaint as a spec error pointing at the offending argument."""
@@ -122,11 +127,15 @@ class Applier:
 
     def apply_op_layer(self, layer: OpLayer, inputs: list[Tensor], at: tuple[str, ...] | None,
                        span: Span) -> list[Tensor]:
-        """One node: resolve, infer types, declare parameters."""
-        return self.apply_op(self.make_op(layer), inputs, layer.span or span, at)
+        """One node: resolve, infer types, declare parameters (``tie_weight=wte``: use layer wte's weight)."""
+        ties = {k.removeprefix("tie_"): v for k, v in layer.kwargs if k.startswith("tie_")}
+        if ties:
+            layer = replace(layer, kwargs=tuple((k, v) for k, v in layer.kwargs if not k.startswith("tie_")))
+        return self.apply_op(self.make_op(layer), inputs, layer.span or span, at, ties=ties)
 
     def apply_op(self, op: OpDef, inputs: list[Tensor], span: Span | None,
-                 at: tuple[str, ...] | None = None, tags: tuple[str, ...] = ()) -> list[Tensor]:
+                 at: tuple[str, ...] | None = None, tags: tuple[str, ...] = (),
+                 ties: dict[str, Any] | None = None) -> list[Tensor]:
         """Add a node for ``op`` on ``inputs``; returns its output tensors."""
         if op.arity is not None and len(inputs) != op.arity:
             raise self.session.error(f"{op.__class__.__name__} takes {op.arity} tensor input(s), got {len(inputs)}",
@@ -145,7 +154,10 @@ class Applier:
         ctx = self.session.ctx
         if module is not None and params:
             self.builder.claim_module(module, ctx.owner, span)
-            mapping = self.builder.declare_params(module, params, span)
+            mapping = self.builder.declare_params(module, {k: s for k, s in params.items() if k not in (ties or {})},
+                                                  span)
+        if ties:
+            mapping.update(tie_params(self.session, self.builder.params, op, params, ties, span))
         names = self.builder.add_node(op, [t.value for t in inputs], outs, mapping, module, ctx.path, span, tags)
         return [Tensor(n, t, span) for n, t in zip(names, outs, strict=False)]
 

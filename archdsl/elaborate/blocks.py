@@ -48,7 +48,8 @@ class Blocks:
                             f"did you mean '{close[0]}'?" if close else
                             f"its parameters are: {', '.join(decls) or 'none'}")
             if k in given:
-                raise error(f"parameter '{k}' of {block.name} is given twice", layer.arg_spans.get(k) or layer.span)
+                raise error(f"parameter '{k}' of {block.name} is given twice", layer.arg_spans.get(k) or layer.span,
+                            "give it once, by position or by name")
             given[k] = (v, layer.arg_spans.get(k))
         for p in block.params:
             if p.name in given:
@@ -57,6 +58,7 @@ class Blocks:
                 value, where = self.evaluator.evaluate(p.default, scope), p.default.span
             else:
                 raise error(f"block {block.name} needs the parameter '{p.name}: {p.type}'", layer.span,
+                            f"pass it: {block.name}(..., {p.name}=...), or give it a default in the block",
                             notes=[(f"'{p.name}' is declared here", p.span)])
             scope.names[p.name] = self.check_param_type(block.name, p, value, where or layer.span)
             scope.used.add(p.name)
@@ -77,7 +79,7 @@ class Blocks:
         if not param_types.matches(p.type, value):
             shown = f" ({value!r})" if isinstance(value, (int, float, str, list, tuple)) else ""
             raise self.session.error(f"parameter '{p.name}' of {block} is declared {p.type} but got "
-                                     f"{describe(value)}{shown}", span, f"give {block} a value of type {p.type} here",
+                                     f"{describe(value)}{shown}", span, f"pass a value of type {p.type}",
                                      notes=[(f"'{p.name}' is declared here", p.span)])
         if p.type.name == "layer" and value is not None:
             return self.evaluator.containers.as_layer(value, span)
@@ -159,7 +161,8 @@ class Blocks:
         if not isinstance(value, Tensor):
             shown = f" ({value!r})" if isinstance(value, (int, float, str)) else ""
             raise self.session.error(f"`out` needs a tensor, got {describe(value)}{shown}", stmt.value.span,
-                                     "apply the layer to an input: `out x |> layer`" if is_layer(value) else None)
+                                     "apply the layer to an input: `out x |> layer`" if is_layer(value) else
+                                     "`out` returns a tensor: an input, or layers and ops applied to one")
         if stmt.type is not None:
             self.shapes.unify(stmt.type, value, scope, f"output '{stmt.name}'", stmt.type.span, stmt.span)
         return value

@@ -117,11 +117,12 @@ class Evaluator:
             value = self.evaluate(expr, scope)
             if not isinstance(value, (str, int, float)) or isinstance(value, bool):
                 raise self.session.error(f"a template part must be an int, a float or a string, got "
-                                         f"{describe(value)}", span)
+                                         f"{describe(value)}", span, "put a number or a string inside the braces")
             return repr(value) if isinstance(value, float) else str(value)
 
         if "{" in _TEMPLATE.sub("", text) or "}" in _TEMPLATE.sub("", text):
-            raise self.session.error(f"unbalanced braces in the name template {text!r}", span)
+            raise self.session.error(f"unbalanced braces in the name template {text!r}", span,
+                                     "each '{' in a name template closes with '}': \"layer{i + 1}\"")
         return _TEMPLATE.sub(fill, text)
 
     def name(self, e: A.Name, scope: Scope) -> Any:
@@ -196,7 +197,7 @@ class Evaluator:
         cycle = stack[start:]
         if len(cycle) <= 1:
             return self.session.error(f"constant '{name}' is defined in terms of itself",
-                                      cycle[0][1].span if cycle else None)
+                                      cycle[0][1].span if cycle else None, "give it a value that does not refer to it")
         chain = " -> ".join(f"'{n}'" for n, _ in cycle + [cycle[0]])
         notes = [(f"'{n}' is defined here", item.span) for n, item in cycle[1:]]
         return self.session.error(f"constants are defined in terms of each other: {chain}", cycle[0][1].span,
@@ -259,14 +260,16 @@ class Evaluator:
             return apply_op(T.ScalarArith(fn=_SCALAR_RIGHT[e.op], value=float(b)), [a], e.span)[0]
         if isinstance(b, Tensor) and isinstance(a, scalar_ok) and e.op in _SCALAR_LEFT:
             return apply_op(T.ScalarArith(fn=_SCALAR_LEFT[e.op], value=float(a)), [b], e.span)[0]
-        raise self.session.error(f"operator '{e.op}' does not apply to {describe(a)} and {describe(b)}", e.span)
+        raise self.session.error(f"operator '{e.op}' does not apply to {describe(a)} and {describe(b)}", e.span,
+                                 "tensors take + - * / @ with tensors, and + - * / with numbers")
 
     def index(self, e: A.Index, scope: Scope) -> Any:
         """``items[i]`` on lists and tuples; ``layers[i]`` on containers."""
         obj, idx = self.evaluate(e.obj, scope), self.evaluate(e.index, scope)
         if isinstance(obj, (list, tuple)) and isinstance(idx, int) and not isinstance(idx, bool):
             if not -len(obj) <= idx < len(obj):
-                raise self.session.error(f"index {idx} is out of range for {len(obj)} items", e.index.span)
+                raise self.session.error(f"index {idx} is out of range for {len(obj)} items", e.index.span,
+                                         f"indices run from 0 to {len(obj) - 1} (or -1 to -{len(obj)} from the end)")
             return obj[idx]
         if self.containers.entries(obj) is not None:
             return self.containers.entry(obj, idx, e.index.span)
@@ -281,7 +284,7 @@ class Evaluator:
         kwargs = {}
         for k, v in e.kwargs:
             if k in kwargs:
-                raise self.session.error(f"argument '{k}' is given twice", v.span)
+                raise self.session.error(f"argument '{k}' is given twice", v.span, "give each argument once")
             kwargs[k] = self.evaluate(v, scope)
         return self.call(func, args, kwargs, e)
 
@@ -300,17 +303,20 @@ class Evaluator:
         if isinstance(func, (Layer, list)) and (isinstance(func, Layer) or is_layer(func)):
             args = spread(args)
             if kwargs or not all(isinstance(a, Tensor) for a in args) or not args:
-                raise error(f"{describe(func)} is applied to tensors only", e.span)
+                raise error(f"{describe(func)} is applied to tensors only", e.span,
+                            "a layer takes tensors, without keywords: `layer(x)` or `x |> layer`")
             return self.applier.apply_value(func, args, e.span)
         if callable(func) and not isinstance(func, Layer):
             return self.call_builtin(func, args, kwargs, e.span)
-        raise error(f"{describe(func)} cannot be called", e.span)
+        raise error(f"{describe(func)} cannot be called", e.span,
+                    "only ops, blocks, layers and built-in functions can be called")
 
     def call_builtin(self, func: Callable[..., Any], args: list[Any], kwargs: dict[str, Any], span: Span) -> Any:
         """A pure built-in on numbers and lists; its result within the usual bounds."""
         args = [self._listed(a) for a in args]        # len(paths), zip(paths, inputs): a container's entries
         if any(isinstance(a, (Tensor, Layer)) for a in args):
-            raise self.session.error("built-in functions work on numbers and lists, not tensors", span)
+            raise self.session.error("built-in functions work on numbers and lists, not tensors", span,
+                                     "for tensors use an op (`archdsl ops` lists them)")
         try:
             return self.check_result(func(*args, **kwargs), span)
         except OpError as exc:
@@ -318,7 +324,8 @@ class Evaluator:
                                      ElaborationError) from None
         except (TypeError, ValueError, ArithmeticError, RecursionError) as exc:
             name = getattr(func, "__name__", "").lstrip("_") or "function"
-            raise self.session.error(f"bad arguments to the built-in {name}: {exc}", span) from None
+            raise self.session.error(f"bad arguments to the built-in {name}: {exc}", span,
+                                     "built-ins take numbers and lists, as in Python") from None
 
     def _listed(self, value: Any) -> Any:
         entries = self.containers.entries(value)
@@ -342,12 +349,15 @@ class Evaluator:
             while rest and isinstance(rest[0], Tensor):   # relu(x), gla(q, k, v, g), add_n(a, b, c)
                 inputs.append(rest.pop(0))
         if any(isinstance(a, Tensor) for a in rest) or any(isinstance(v, Tensor) for v in kwargs.values()):
-            raise self.session.error(f"{op.__name__}: tensors must come before the other arguments", e.span)
+            raise self.session.error(f"{op.__name__}: tensors must come before the other arguments", e.span,
+                                     f"write {op.__name__}(x, ...) with the tensors first")
         spans = arg_spans(e)
         skip = len(args) - len(rest)      # positions taken by the tensor inputs
         spans = {(k - skip if isinstance(k, int) else k): v for k, v in spans.items()
                  if not isinstance(k, int) or k >= skip}
         layer = OpLayer(op, tuple(rest), tuple(kwargs.items()), e.span, arg_spans=spans)
+        if not inputs and op.arity == 0 and op.params is OpDef.params:
+            return self.applier.apply_value(layer, [], e.span)  # a constructor (arange, zeros): a value at once
         if not inputs:
             return layer
         return self.applier.apply_value(layer, inputs, e.span)
@@ -358,5 +368,6 @@ class Evaluator:
         layer = self.containers.as_layer(self.callee(e.layer, scope, "layer, op or block"), e.layer.span)
         inputs = spread(list(value) if isinstance(value, tuple) else [value])
         if not all(isinstance(v, Tensor) for v in inputs):
-            raise self.session.error(f"'|>' needs a tensor on the left, got {describe(value)}", e.value.span)
+            raise self.session.error(f"'|>' needs a tensor on the left, got {describe(value)}", e.value.span,
+                                     "a pipe feeds a tensor to a layer: `x |> layer`")
         return self.applier.apply_value(layer, inputs, e.layer.span)

@@ -48,7 +48,8 @@ class Shapes:
                     "write a new size name alone ([N, 3, H, W]) or as a pattern in one name ([N, 3, 32*P, 32*Q], "
                     "2*H + 1)")
             if isinstance(value, int) and value < 0:
-                raise self.session.error(f"a dimension must not be negative, got {value}", d.span)
+                raise self.session.error(f"a dimension must not be negative, got {value}", d.span,
+                                     "check the arithmetic that computes it")
             dims.append(value)
         return TensorType(shape=tuple(dims), dtype=self.dtype(texpr))
 
@@ -56,7 +57,8 @@ class Shapes:
         """A declared dim's value: an int or a symbolic size."""
         value = self.evaluate(d, scope)
         if isinstance(value, bool) or not isinstance(value, (int, SymDim)):
-            raise self.session.error(f"a dimension must be an int or a symbol, got {describe(value)}", d.span)
+            raise self.session.error(f"a dimension must be an int or a symbol, got {describe(value)}", d.span,
+                                     "dims are ints, names (N, C) or arithmetic on them (C * 4)")
         return value
 
     def dtype(self, texpr: A.TensorTypeExpr) -> str:
@@ -109,7 +111,8 @@ class Shapes:
         dims = texpr.dims
         rests = [i for i, d in enumerate(dims) if isinstance(d, A.Rest)]
         if len(rests) > 1:
-            raise self.session.error("a tensor type holds at most one '...'", dims[rests[1]].span)
+            raise self.session.error("a tensor type holds at most one '...'", dims[rests[1]].span,
+                                     "one '...' stands for any number of dims: [N, ..., C]")
         if not rests:
             return list(enumerate(dims)) if len(dims) == rank else None
         k = rests[0]
@@ -137,7 +140,8 @@ class Shapes:
     def _mismatch(self, message: str, what: str, tensor: Tensor, where: Span, call_span: Span | None) -> ShapeError:
         notes = [(f"{what} is declared here", where)]
         notes += [(f"the tensor {tensor.type} comes from here", tensor.span)] if tensor.span else []
-        return self.session.error(message, call_span or where, cls=ShapeError, notes=notes)
+        return self.session.error(message, call_span or where, "change the layer that makes this tensor, or the "
+                                  "declared type", cls=ShapeError, notes=notes)
 
 
 def free_names(d: A.Expr, scope: Scope) -> list[str]:

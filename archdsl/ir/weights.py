@@ -71,8 +71,10 @@ class Weights(Mapping[str, "torch.Tensor"]):
         """Raise UsageError unless names, shapes and dtypes match ``graph``'s declarations exactly."""
         import torch
 
+        from archdsl.ir.ties import tied_names
+
         missing = sorted(set(graph.params) - set(self._data))
-        extra = sorted(set(self._data) - set(graph.params))
+        extra = sorted(set(self._data) - set(graph.params) - set(tied_names(graph)))   # tied: the same tensor
         problems = []
         if missing:
             problems.append(f"missing {_few(missing)}")

@@ -14,6 +14,7 @@ import onnx_ir as ir
 
 from archdsl.errors import Diagnostic, UsageError
 from archdsl.ir.graph import Graph
+from archdsl.ir.ties import tied_names
 
 Weights = str | os.PathLike | Mapping[str, Any] | None
 _ALIASES_KEY = "archdsl.aliases"     # safetensors metadata written by archdsl.save_built for tied tensors
@@ -80,7 +81,7 @@ def _check(graph: Graph, state: Mapping[str, Any], used: set[str], where: str) -
     missing = sorted(used - state.keys())
     if missing:
         problems.append(f"missing {len(missing)} tensor(s): {', '.join(missing[:_SHOWN])}")
-    unexpected = sorted(state.keys() - graph.params.keys())
+    unexpected = sorted(state.keys() - graph.params.keys() - tied_names(graph).keys())   # tied: the same tensor
     if unexpected:
         problems.append(f"{len(unexpected)} tensor(s) the model does not have: {', '.join(unexpected[:_SHOWN])}")
     for key in sorted(used & state.keys()):

@@ -186,6 +186,10 @@ class _Emitter:
             self._declared.add(path)
             self.container(path)
             self.register(path, rule.module(node.op, ins))
+            for local, key in node.params.items():     # tie_weight=wte: this layer uses wte's tensor
+                if key != f"{path}.{local}":
+                    owner, _, leaf = key.rpartition(".")
+                    self.init.append(f"        {attr_ref(path)}.{local} = {attr_ref(owner)}.{leaf}")
         return attr_ref(path)
 
     _declared: set[str]

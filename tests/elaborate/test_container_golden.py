@@ -93,6 +93,7 @@ model M() {
 <string>:2:18: error: a tensor type holds at most one '...'
     2 |   in x: [..., C, ...]
       |                  ^~~
+  hint: one '...' stands for any number of dims: [N, ..., C]
 """,
         id="two-ellipses"),
     pytest.param(
@@ -133,6 +134,7 @@ model M() {
   note: the tensor [4] comes from here (at <string>:6:3)
     6 |   in x: [4]
       |   ^~~~~~~~~
+  hint: change the layer that makes this tensor, or the declared type
 """,
         id="variadic-rank"),
     pytest.param(

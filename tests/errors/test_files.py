@@ -91,7 +91,8 @@ def test_huge_file_is_refused_before_reading(here: Path) -> None:
     write(here, "big.arch", "# " + "x" * MAX_SOURCE_BYTES + "\n" + MODEL)
     exc = error_of("big.arch")
     assert isinstance(exc, LimitError)
-    assert exc.render() == "big.arch:1:1: error: spec file 'big.arch' is larger than 4 MiB"
+    assert exc.render() == ("big.arch:1:1: error: spec file 'big.arch' is larger than 4 MiB\n"
+                            "  hint: split it into files that import each other")
 
 
 def test_huge_text_is_refused() -> None:
@@ -140,7 +141,7 @@ def test_missing_spec_file_is_a_usage_error(here: Path) -> None:
     exc = error_of("nope.arch")
     assert isinstance(exc, UsageError)
     assert exc.exit_code == 2
-    assert exc.render() == "error: no such spec file: nope.arch"
+    assert exc.render() == "error: no such spec file: nope.arch\n  hint: check the path (relative to the current folder)"
 
 
 def test_parse_error_in_an_imported_file(here: Path) -> None:

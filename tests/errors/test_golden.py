@@ -168,6 +168,7 @@ model M() {
   note: 'planes' is declared here (at <string>:1:9)
     1 | block B(planes: int) {
       |         ^~~~~~
+  hint: pass it: B(..., planes=...), or give it a default in the block
 """,
         id="missing-block-argument"),
     pytest.param(
@@ -191,6 +192,7 @@ model M() {
   note: 'planes' is declared here (at <string>:1:9)
     1 | block B(planes: int) {
       |         ^~~~~~
+  hint: pass a value of type int
 """,
         id="block-argument-type"),
     pytest.param(
@@ -274,6 +276,7 @@ model M() {
   note: the tensor [N, 32, H, W] comes from here (at <string>:6:3)
     6 |   in x: [N, 32, H, W]
       |   ^~~~~~~~~~~~~~~~~~~
+  hint: change the layer that makes this tensor, or the declared type
 """,
         id="unify"),
     pytest.param(
@@ -301,6 +304,7 @@ model M() {
   note: the tensor [N, 4, H, W] comes from here (at <string>:8:3)
     8 |   in y: [N, 4, H, W]
       |   ^~~~~~~~~~~~~~~~~~
+  hint: change the layer that makes this tensor, or the declared type
 """,
         id="unify-bound-dim"),
     pytest.param(
@@ -335,6 +339,7 @@ model M() {
   note: first defined here (at <string>:3:3)
     3 |   y = relu(x)
       |   ^~~~~~~~~~~
+  hint: a name is defined once per block: give this value a new name
 """,
         id="duplicate-definition"),
     pytest.param(
@@ -353,6 +358,7 @@ block B() {
 <string>:5:1: error: 'B' is defined twice in this file
     5 | block B() {
       | ^~~~~~~~~~~
+  hint: rename one of them: blocks, models and constants share one namespace
 """,
         id="duplicate-block"),
     pytest.param(
@@ -424,6 +430,7 @@ model M(n: int = 3) {
 <string>:3:7: error: `out` needs a tensor, got an int (3)
     3 |   out n
       |       ^
+  hint: `out` returns a tensor: an input, or layers and ops applied to one
 """,
         id="out-non-tensor"),
     pytest.param(
@@ -453,6 +460,7 @@ model M() {
 <string>:3:12: error: MaxPool2d takes at most 3 positional arguments (kernel_size, stride, padding), got 4
     3 |   out x |> MaxPool2d(3, 2, 1, 1)
       |            ^~~~~~~~~~~~~~~~~~~~~
+  hint: name the others: MaxPool2d(..., name=value); `archdsl ops max_pool2d` lists them
 """,
         id="too-many-positional"),
     pytest.param(
@@ -493,3 +501,11 @@ def test_golden_error_has_a_location(cls: type[ArchError], source: str, expected
     assert expected.startswith(f"<string>:{first.span.line}:{first.span.column}: error: {first.message}")
     doc = info.value.to_json()
     assert '"message"' in doc and '"span"' in doc and '"hint"' in doc
+
+
+@pytest.mark.parametrize(("cls", "source", "expected"), GOLDEN)
+def test_golden_error_has_a_hint(cls: type[ArchError], source: str, expected: str) -> None:
+    """Every error kind of the catalogue says what to do (the README promises a hint)."""
+    with pytest.raises(ArchError) as info:
+        archdsl.compile(source)
+    assert all(d.hint for d in info.value.diagnostics), info.value.render()

@@ -73,13 +73,13 @@ model M() {
         """\
 model M() {
   in x: [N, 8]
-  out x |> rnage
+  out x |> flor
 }
 """,
         """\
-<string>:3:12: error: unknown layer, op or block 'rnage'
-    3 |   out x |> rnage
-      |            ^~~~~
+<string>:3:12: error: unknown layer, op or block 'flor'
+    3 |   out x |> flor
+      |            ^~~~
   hint: define it as a block parameter, a layer (`name = ...`) or a top-level `let`
 """,
         id="pipe-never-suggests-a-builtin"),

@@ -14,8 +14,10 @@ import archdsl
 ROOT = Path(archdsl.__file__).resolve().parent
 
 # Modules whose every error carries a hint (error constructors written ``Diagnostic(message, span, hint)``,
-# ``self.error(message, span, hint)`` or ``OpError(message, hint)``).
-HINTED = ["verify.py", "syntax/parser.py", "syntax/parse_errors.py", "commands/check.py"]
+# ``session.error(message, span, hint)`` (or ``error = self.session.error``) or ``OpError(message, hint)``).
+HINTED = ["verify.py", "syntax/parser.py", "syntax/parse_errors.py", "commands/check.py", "elaborate/__init__.py",
+          "elaborate/apply.py", "elaborate/blocks.py", "elaborate/dataflow.py", "elaborate/expressions.py",
+          "elaborate/loader.py", "elaborate/shapes.py"]
 
 
 def _error_calls(path: Path) -> list[tuple[int, ast.Call]]:
@@ -26,7 +28,7 @@ def _error_calls(path: Path) -> list[tuple[int, ast.Call]]:
             continue
         fn = node.func
         name = fn.id if isinstance(fn, ast.Name) else fn.attr if isinstance(fn, ast.Attribute) else None
-        if name not in ("Diagnostic", "OpError", "error") or (name == "error" and not isinstance(fn, ast.Attribute)):
+        if name not in ("Diagnostic", "OpError", "error"):      # error: session.error, or a local alias of it
             continue
         severity = next((k.value for k in node.keywords if k.arg == "severity"), None)
         if isinstance(severity, ast.Constant) and severity.value != "error":
