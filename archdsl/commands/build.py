@@ -79,7 +79,10 @@ def _compile_reporting_warnings(args: argparse.Namespace):
     with collect_warnings() as elaborated:
         graph = compile(spec_source(args.file), args.model, **parse_params(args.param))
     sources = {k: v for w in elaborated for k, v in w.sources.items()}
-    found = [w.diagnostic for w in elaborated] + [d for d in diagnostics(graph) if d.severity != "error"]
+    from archdsl.commands.check import covered
+
+    found = [w.diagnostic for w in elaborated] + [d for d in diagnostics(graph)
+                                                  if d.severity != "error" and not covered(d, elaborated)]
     if found and args.strict:
         raise ElaborationError([dataclasses.replace(d, severity="error") for d in found], sources)
     for d in found:

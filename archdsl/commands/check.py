@@ -72,7 +72,7 @@ def check_file(path: str, model: str | None, params: dict, target: str = "torch"
                                                   _NO_MODEL))
         except ArchError as exc:
             report.error = exc
-            report.found += exc.diagnostics
+            report.found += exc.diagnostics + [w.diagnostic for w in elaborated]    # warnings found on the way
             report.sources.update(exc.sources)
             return report
     seen: set[tuple] = set()
@@ -80,8 +80,8 @@ def check_file(path: str, model: str | None, params: dict, target: str = "torch"
         report.sources.update(w.sources)
         _add_once(report.found, seen, w.diagnostic)
     for name, graph in graphs.items():
-        warnings = [d for d in diagnostics(graph) if d.severity != "error"]
         own = [w for w in elaborated if w.model in (None, graph.name)]
+        warnings = [d for d in diagnostics(graph) if d.severity != "error" and not covered(d, own)]
         for d in warnings:
             _add_once(report.found, seen, d)
         report.models.append(_summary(name, graph, len(warnings) + len(own)))
@@ -92,6 +92,13 @@ def check_file(path: str, model: str | None, params: dict, target: str = "torch"
 
 _NO_MODEL = ("a spec is built from a `model Name(...) { ... }`; blocks are elaborated only when a model uses them "
              "(a file of blocks is a library for other specs to import)")
+
+
+def covered(d: Diagnostic, elaborated: list) -> bool:
+    """Whether a graph warning repeats an elaboration warning (the dead value's node, on the value's line)."""
+    return d.span is not None and any(
+        w.diagnostic.span is not None and w.diagnostic.span.file == d.span.file
+        and w.diagnostic.span.line <= d.span.line <= w.diagnostic.span.end_line for w in elaborated)
 
 
 def _add_once(found: list[Diagnostic], seen: set[tuple], d: Diagnostic) -> None:
@@ -137,7 +144,8 @@ def _print_text(report: FileReport) -> None:
     for m in report.models:
         extra = f", {m['warnings']} warning{'s' if m['warnings'] != 1 else ''}" if m["warnings"] else ""
         where = m["model"] if m["model"] == report.file else f"{report.file}: {m['model']}"   # a zoo name once
-        print(f"{where}: ok ({m['nodes']} nodes, {m['params']:,} parameters{extra})")
+        verdict = "not ok under --strict" if report.strict and m["warnings"] else "ok"
+        print(f"{where}: {verdict} ({m['nodes']} nodes, {m['params']:,} parameters{extra})")
 
 
 def run(args: argparse.Namespace) -> int:

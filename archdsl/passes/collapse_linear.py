@@ -30,7 +30,7 @@ from archdsl.passes import convmap as cm
 from archdsl.passes import cost_model
 from archdsl.passes.affine_ops import MERGED_OP, chain_input, map_of
 from archdsl.passes.base import Change, Pass, PassResult
-from archdsl.passes.gather import channel_gather, flattens
+from archdsl.passes.gather import channel_gather, flatten_shaped, flattens
 
 
 @dataclass(frozen=True)
@@ -59,7 +59,7 @@ def _single(edit: GraphEditor, node: Node, value: str) -> str | None:
         return "op"
     if node.inputs != (value,):
         return None
-    if flattens(edit, node):
+    if flatten_shaped(edit, node):                  # confirmed by running it only before a rewrite
         return "flatten"
     gather = channel_gather(edit, node)
     return "gather" if gather is not None else None
@@ -340,6 +340,8 @@ class CollapseLinear(Pass):
         last = nodes[-1]
         flat = next((u.nodes[0] for u in units if u.kind == "flatten"), None) if merged.spatial == 0 and \
             edit.types[source].rank > 2 else None
+        if flat is not None and not flattens(edit, flat):
+            return None
         try:
             at = edit.types[source]
             if flat is not None:

@@ -94,17 +94,24 @@ def _source(channel: int, offsets: list[int]) -> tuple[int, int]:
     return i, channel - offsets[i]
 
 
-def flattens(edit: GraphEditor, node: Node) -> bool:
-    """A row-major flatten of a channels-first tensor with static channels and spatial sizes."""
+def flatten_shaped(edit: GraphEditor, node: Node) -> bool:
+    """A shape-only op from [N, C, *spatial] (static) to [N, C * prod(spatial)]: a flatten by its types alone
+    (cheap: no torch; :func:`flattens` confirms it before a rewrite)."""
     if not _shape_op(node) or len(node.inputs) != 1 or len(node.outputs) != 1:
         return False
     x, y = edit.types[node.inputs[0]], node.types[0]
     if x.rank < 3 or y.rank != 2 or y.shape[0] != x.shape[0] or not all(isinstance(d, int) for d in x.shape[1:]):
         return False
-    if y.shape[1] != math.prod(x.shape[1:]) or math.prod(x.shape[1:]) > 1 << 20:
+    return y.shape[1] == math.prod(x.shape[1:]) <= 1 << 20
+
+
+def flattens(edit: GraphEditor, node: Node) -> bool:
+    """A row-major flatten of a channels-first tensor with static channels and spatial sizes (run on ids)."""
+    if not flatten_shaped(edit, node):
         return False
     import torch
 
+    x = edit.types[node.inputs[0]]
     n = math.prod(x.shape[1:])
     ids = torch.arange(n, dtype=torch.float64)
     outs = _run(node, [x], [ids.reshape(1, *x.shape[1:])])
