@@ -150,8 +150,9 @@ class Containers:
         """A container's present entries as (name, layer), named as applying the container names them;
         None when ``value`` is no container.
 
-        An entry of a named container is a handle that applies where the container would apply it
-        (``layers[1]`` puts its parameters at ``layers.1``, shared with the container's own use).
+        An entry is a handle that applies where the container would apply it: ``layers[1]`` puts its parameters
+        at ``layers.1`` (shared with the container's own use); an entry of an unnamed container (a ``layer``
+        parameter, a literal) goes under the enclosing block, as applying that container would put it.
         """
         named = None
         while isinstance(value, Named) and isinstance(value.layer, Layer):
@@ -162,15 +163,19 @@ class Containers:
             raw = value.branches
         else:
             return None
+        if named is not None:
+            label, path, owner = f"{named.name}.", named.path, named.owner
+            scope = named.path if named.scope is None else named.scope
+        else:
+            ctx = self.session.ctx
+            label, path, owner, scope = "", ctx.path, ctx.owner + (f"entries-of-{id(value)}",), ctx.path
         out: list[tuple[str, Any]] = []
         for key, entry in raw:
             if isinstance(entry, Absent):
                 continue
             name = key if key is not None else str(len(out))
-            if named is not None:
-                entry = Named(f"{named.name}.{name}", entry, named.span, path=named.path + (name,),
-                              owner=named.owner, scope=named.path if named.scope is None else named.scope)
-            out.append((name, entry))
+            out.append((name, Named(f"{label}{name}", entry, value.span, path=path + (name,), owner=owner,
+                                    scope=scope)))
         return out
 
     def entry(self, container: Any, key: Any, span: Span) -> Any:

@@ -71,6 +71,16 @@ def test_index_errors_are_located() -> None:
     assert "only containers" in exc.diagnostics[0].hint
 
 
+def test_entries_of_a_container_given_as_a_parameter() -> None:
+    """A container passed as a ``layer`` parameter is indexed and looped over like a named one; its entries
+    go under the block that applies them, as applying the whole container would put them."""
+    fuse = ("block Fuse(paths: layer) {\n  in a: [N, 8]\n  in b: [N, 8]\n"
+            "  out paths[0](a) + add_n([p(b) for p in paths])\n}\n")
+    g = archdsl.compile(model("  fuse = Fuse(seq[Linear(8), Linear(8)])\n  out fuse(x, x |> relu)", fuse))
+    assert [n.module for n in g.nodes if n.params] == ["fuse.0", "fuse.0", "fuse.1"]
+    assert sorted(g.params) == ["fuse.0.bias", "fuse.0.weight", "fuse.1.bias", "fuse.1.weight"]
+
+
 # -- attributes ---------------------------------------------------------------------------------------
 def test_attribute_access_into_a_named_container() -> None:
     """``head.fc`` is the entry ``fc`` of the container ``head`` (timm's ``head.fc``)."""
