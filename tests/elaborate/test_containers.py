@@ -164,6 +164,22 @@ def test_variadic_types_print_and_round_trip() -> None:
     assert parse_yaml(format_yaml(module)) == module
 
 
+def test_indexing_and_attributes_print_and_round_trip() -> None:
+    """``archdsl fmt`` prints entry access as written, in .arch and YAML."""
+    from archdsl.syntax.parser import parse
+    from archdsl.syntax.printer import format_module
+    from archdsl.syntax.yaml_frontend import parse_yaml
+    from archdsl.syntax.yaml_printer import format_yaml
+
+    line = '  out fuse[0][1](x) + fuse["b"][0](x) + (x |> head.fc) + add_n([p(x) for p in fuse.a])\n'
+    module = parse(model("  fuse = seq{a: seq[Linear(8), Linear(8)], b: seq[Linear(8)]}\n"
+                         "  head = seq{fc: Linear(8)}\n" + line))
+    text = format_module(module)
+    assert line in text
+    assert parse(text) == module
+    assert parse_yaml(format_yaml(module)) == module
+
+
 # -- built-ins ----------------------------------------------------------------------------------------
 @pytest.mark.parametrize(("args", "expected"), [((30, 8), 32), ((30, 8, None, 0.9), 32), ((10, 8, None, 0.9), 16),
                                                 ((10, 8, None, 0.5), 8), ((100, 32, None, 0.8), 96)])
