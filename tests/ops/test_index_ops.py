@@ -181,3 +181,33 @@ def test_a_free_parameter_needs_an_initialiser():
                  "Parameter(shape, init, ...)")
     assert "3:" in text                                          # located at the call
     archdsl.compile("model M() {\n in x: [N, 3]\n pos = Parameter((1, 3), \"trunc_normal(std=0.02)\")\n out x + pos\n}")
+
+
+ROUND_TRIP = """model M(vocab: int = 7) {
+  "Constructors, a buffer, index ops and a tie: fmt and YAML keep every one."
+  in ids: int64[B, 8]
+  wte = Embedding(vocab, 8)
+  head = Linear(vocab, bias=false, tie_weight=wte)
+  idxs = Buffer(persistent=false)
+  order = (arange(7, 0, -1) - 1) |> idxs   # reversed vocabulary
+  mask = tril(ones((8, 8), dtype="bool"))
+  h = ids |> wte
+  scores = einsum(h, h, "btd,bsd->bts")
+  out logits = index_select(h |> head, order, -1) + amax(where(mask, scores, other=0.0), -1, true)
+  out picked = argmax(clamp(roll(h, 1, 1), -1.0, 1.0) |> cumsum(1) |> repeat_interleave(2, 1), -1)
+}
+"""
+
+
+def test_fmt_and_yaml_round_trip_the_new_constructs():
+    from archdsl.ir.printer import print_graph
+    from archdsl.syntax.parser import parse
+    from archdsl.syntax.printer import format_module
+    from archdsl.syntax.yaml_frontend import parse_yaml
+    from archdsl.syntax.yaml_printer import format_yaml
+
+    want = print_graph(archdsl.compile(ROUND_TRIP))
+    formatted = format_module(parse(ROUND_TRIP))
+    assert format_module(parse(formatted)) == formatted
+    assert print_graph(archdsl.compile(formatted)) == want
+    assert print_graph(archdsl.compile(format_module(parse_yaml(format_yaml(parse(ROUND_TRIP)))))) == want
