@@ -65,15 +65,21 @@ def _single(edit: GraphEditor, node: Node, value: str) -> str | None:
     return "gather" if gather is not None else None
 
 
+def _split(edit: GraphEditor, node: Node) -> bool:
+    """A one-input channel gather with several outputs (split, chunk along channels)."""
+    return len(node.outputs) > 1 and len(node.inputs) == 1 and channel_gather(edit, node) is not None
+
+
 def _fork(edit: GraphEditor, value: str) -> tuple[str, list[Node]]:
-    """Walk back from ``value`` through single-use one-input units (not flattens): (the fork value, the nodes)."""
+    """Walk back from ``value`` through single-use one-input units and channel splits (not flattens): (the fork
+    value, the nodes)."""
     nodes: list[Node] = []
     while edit.num_uses(value) == 1 and not edit.is_output(value):
         node = edit.producer(value)
         if node is None or not node.inputs:
             break
         source = chain_input(edit, node) or node.inputs[0]
-        if _single(edit, node, source) not in ("op", "gather"):
+        if _single(edit, node, source) not in ("op", "gather") and not _split(edit, node):
             break
         nodes.insert(0, node)
         value = source
@@ -94,6 +100,10 @@ def _fan(edit: GraphEditor, join: Node) -> Unit | None:
         return None
     fork = forks.pop()
     nodes = {n.name: n for _, ns in walks for n in ns}
+    inside = {*nodes, join.name}
+    if any(edit.is_output(v) or any(r.name not in inside for r in edit.users(v))
+           for n in nodes.values() for v in n.outputs):          # a split's other pieces read elsewhere
+        return None
     order = {n.name: i for i, n in enumerate(edit.nodes)}
     unit = Unit((*sorted(nodes.values(), key=lambda n: order[n.name]), join), fork, join.outputs[0], "fan")
     try:
@@ -176,8 +186,13 @@ def _branch(edit: GraphEditor, root: str, value: str, members: set[str], weights
         return cm.identity(int(x.shape[1]), x.rank - 2, weights is not None)
     node = edit.producer(value)
     source = chain_input(edit, node) or node.inputs[0]
-    unit = Unit((node,), source, value, _single(edit, node, source) or "op")
-    return cm.compose(_branch(edit, root, source, members, weights), unit_map(edit, unit, weights))
+    if len(node.outputs) > 1:                                     # one piece of a channel split
+        x = edit.types[source]
+        picks = channel_gather(edit, node)[node.outputs.index(value)]
+        step = cm.selection(int(x.shape[1]), tuple(c for _, c in picks), x.rank - 2, weights is not None)
+    else:
+        step = unit_map(edit, Unit((node,), source, value, _single(edit, node, source) or "op"), weights)
+    return cm.compose(_branch(edit, root, source, members, weights), step)
 
 
 def graph_chains(edit: GraphEditor) -> list[list[Node]]:

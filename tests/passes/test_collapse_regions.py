@@ -28,9 +28,10 @@ def _conv(draw, out: int, channels: int, padded: bool, stride: int | None = None
 
 @st.composite
 def regions(draw) -> SpecCase:
-    """conv -> (concat of two branches | channel slice | flatten -> Linear) -> conv or Linear, biases random."""
+    """conv -> (concat of two branches | channel slice | split -> branches -> concat | flatten -> Linear) -> conv
+    or Linear, biases random."""
     c = draw(st.sampled_from((2, 3, 4)))
-    kind = draw(st.sampled_from(("concat", "slice", "flatten")))
+    kind = draw(st.sampled_from(("concat", "slice", "split", "flatten")))
     lines = []
     if kind == "concat":                 # branches with one stride and one output grid, anchors centred or shifted
         s = draw(st.integers(1, 2))
@@ -45,6 +46,18 @@ def regions(draw) -> SpecCase:
         return SpecCase(_model(c, "H, W", lines), ({"N": 2, "H": 23, "W": 21}, {"N": 1, "H": 20, "W": 25}))
     mid = draw(st.integers(2, 8))
     head = draw(_conv(mid, c, True))
+    if kind == "split":                  # pieces through 1x1 convs or as they are, concatenated in any order
+        first = draw(st.integers(1, mid - 1))
+        b0 = f"Conv2d({draw(st.integers(1, 4))}, 1, bias={str(draw(st.booleans())).lower()})"
+        tail = draw(_conv(draw(st.integers(1, 5)), 1, False))
+        pieces = ["a(p)", "q" if draw(st.booleans()) else "b(q)"]
+        order = pieces if draw(st.booleans()) else pieces[::-1]
+        lines += [f"  h = {head}", f"  a = {b0}", f"  b = Conv2d({draw(st.integers(1, 3))}, 1)", f"  c = {tail}",
+                  f"  p, q = x |> h |> split(({first}, {mid - first}), 1)",
+                  f"  out concat([{', '.join(order)}], 1) |> c"]
+        if "b(q)" not in order:
+            lines.remove(next(line for line in lines if line.startswith("  b = ")))
+        return SpecCase(_model(c, "H, W", lines), ({"N": 2, "H": 23, "W": 21}, {"N": 1, "H": 20, "W": 25}))
     if kind == "slice":
         start = draw(st.integers(0, mid - 1))
         step = draw(st.integers(1, 2))
@@ -102,6 +115,9 @@ def test_conv_flatten_linear_stays_when_the_conv_shrinks_the_features() -> None:
     # branches reading different tensors
     ("  a = Conv2d(4, 3, padding=1)", "  b = Conv2d(4, 1)", "  c = Conv2d(4, 1)",
      "  out concat([a(x), b(relu(x))], 1) |> c"),
+    # a piece of the split is read outside the concat too
+    ("  a = Conv2d(4, 3, padding=1)", "  b = Conv2d(2, 1)", "  c = Conv2d(4, 1)", "  p, q = x |> a |> split((2, 2), 1)",
+     "  y = concat([b(p), q], 1) |> c", "  out concat([y, relu(q)], 1)"),
     # a spatial slice is no channel gather
     ("  a = Conv2d(4, 3, padding=1)", "  c = Conv2d(4, 1)", "  out x |> a |> slice(2, 1, 5) |> c"),
 ])
