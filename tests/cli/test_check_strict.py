@@ -104,3 +104,13 @@ def test_build_prints_warnings_and_strict_refuses(here: Path, capsys: pytest.Cap
     code, _, err = run(capsys, "build", "warns.arch", "-o", "built2", "--strict")
     assert code == 1 and "error: output 'chunk_1'" in err
     assert not (here / "built2").exists()
+
+
+def test_a_dead_value_is_one_warning(here: Path, capsys: pytest.CaptureFixture) -> None:
+    """The elaborator's dead-value warning, not again as the verifier's unused node result."""
+    (here / "dead.arch").write_text("model M() {\n  in x: [N, 3]\n  y = relu(x)\n  out x\n}\n")
+    code, out, err = run(capsys, "check", "dead.arch")
+    assert (code, out) == (0, "dead.arch: M: ok (1 nodes, 0 parameters, 1 warning)\n")
+    assert err.startswith("dead.arch:3:3: warning: value 'y' is defined but never used\n") and err.count("warning:") == 1
+    code, out, _ = run(capsys, "check", "dead.arch", "--strict")
+    assert (code, out) == (1, "dead.arch: M: not ok under --strict (1 nodes, 0 parameters, 1 warning)\n")
