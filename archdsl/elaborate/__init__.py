@@ -21,7 +21,7 @@ from archdsl.elaborate.scope import Scope
 from archdsl.elaborate.session import Session
 from archdsl.elaborate.shapes import Shapes
 from archdsl.elaborate.values import BlockLayer, Tensor, describe
-from archdsl.errors import Diagnostic, LimitError, UsageError
+from archdsl.errors import Diagnostic, ElaborationError, LimitError, UsageError
 from archdsl.ir.graph import Graph
 from archdsl.syntax import ast as A
 
@@ -131,10 +131,13 @@ def elaborate_model(ns: Namespace, loader: Loader, model: str | None = None, **p
     """Elaborate one model (the only one when ``model`` is None)."""
     names = model_names(ns)
     if model is None:
+        if not names:
+            raise ElaborationError(Diagnostic(f"{ns.file} defines no model, so there is nothing to build", hint=(
+                "a spec is built from a `model Name(...) { ... }`; a file of blocks is a library for other specs "
+                "to import")), loader.sources)
         if len(names) != 1:
-            listing = ", ".join(names) if names else "none"
-            raise UsageError(Diagnostic(f"{ns.file} defines {len(names)} models ({listing}); choose one with -m NAME",
-                                        hint="-m NAME on the command line; model=NAME in the Python API"))
+            raise UsageError(Diagnostic(f"{ns.file} defines {len(names)} models ({', '.join(names)}); choose one "
+                                        "with -m NAME", hint="-m NAME on the command line; model=NAME in the Python API"))
         model = names[0]
     found = ns.find_block(model)
     if found is None or found[0].kind != "model":

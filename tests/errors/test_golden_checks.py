@@ -326,3 +326,12 @@ def test_errors_stop_at_the_cap() -> None:
     with pytest.raises(ElaborationError) as info:
         archdsl.compile("model M() {\n  in x: [N]\n" + body + "  out x\n}\n")
     assert [d.span.line for d in info.value.diagnostics] == list(range(3, 3 + MAX_ERRORS))
+
+
+def test_compiling_a_file_without_a_model_says_so() -> None:
+    """The API's error for a library of blocks (the CLI's check says the same: tests/cli/test_check_strict.py)."""
+    with pytest.raises(ElaborationError) as info:
+        archdsl.compile("block B() {\n  in x: [N]\n  out x\n}\n")
+    assert info.value.render() == (
+        "error: <string> defines no model, so there is nothing to build\n  hint: a spec is built from a "
+        "`model Name(...) { ... }`; a file of blocks is a library for other specs to import")
