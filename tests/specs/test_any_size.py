@@ -19,7 +19,7 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 # Zoo models that once took a fixed image size and now run at any size, with two (H, W) their reference runs at.
 ANY_SIZE = {"mobilevit_s": ((256, 256), (224, 192))}
 # Models whose reference fixes the image size; each spec file says why ("The reference fixes the image size").
-FIXED_BY_REFERENCE = {"vit_b_16", "mixer_b16_224", "resmlp_12_224", "levit_128", "dcgan_discriminator",
+FIXED_BY_REFERENCE = {"vit_b_16", "mixer_b16_224", "resmlp_12_224", "levit_128", "efficientformer_l1", "dcgan_discriminator",
                       "cosformer_deit_tiny", "flatten_deit_tiny", "vig_deit_tiny"}
 REASON = "The reference fixes the image size"
 
