@@ -74,7 +74,7 @@ class Containers:
         """``reparam "fused" {...}``: the merged layer's name, a plain layer name."""
         if e.merged is not None and not e.merged.isidentifier():
             raise self.session.error(f"the merged layer's name must be a plain name such as \"fused_conv\", got "
-                                     f"{e.merged!r}", e.span)
+                                     f"{e.merged!r}", e.span, "write reparam \"fused_conv\" { ... }")
         return e.merged
 
     def comprehension(self, e: A.Comprehension, scope: Scope) -> Any:
@@ -99,7 +99,8 @@ class Containers:
         count = itertools.count(1)
         for combo in self._iterate_rec(clauses, scope):
             if next(count) > MAX_REPEAT:
-                raise self.session.error(f"comprehension makes more than {MAX_REPEAT:,} items", span, cls=LimitError)
+                raise self.session.error(f"comprehension makes more than {MAX_REPEAT:,} items", span,
+                                         "repeat counts this large are almost certainly a mistake", cls=LimitError)
             self.session.spend(1, span)
             yield combo
 
@@ -113,7 +114,8 @@ class Containers:
         if entries is not None:                  # `for p in paths`: the container's entries
             items = [layer for _, layer in entries]
         if not isinstance(items, (list, tuple)):
-            raise self.session.error(f"cannot loop over {describe(items)}", first.iterable.span)
+            raise self.session.error(f"cannot loop over {describe(items)}", first.iterable.span,
+                                     "loop over a list, range(...), zip(...) or a container")
         for item in items:
             inner = scope.child()
             self.bind_targets(first.targets, item, inner, first.span)
@@ -127,14 +129,15 @@ class Containers:
         if not isinstance(value, (list, tuple)) or len(value) != len(targets):
             n = len(value) if isinstance(value, (list, tuple)) else 1
             raise self.session.error(f"cannot unpack {describe(value)} of {n} items into {len(targets)} names "
-                                     f"({', '.join(targets)})", span)
+                                     f"({', '.join(targets)})", span, "give as many names as there are items")
         for t, v in zip(targets, value, strict=False):
             scope.names[t] = v
 
     def check_name(self, name: Any, span: Span) -> str:
         """A container entry name must be a non-empty identifier-like string."""
         if not isinstance(name, (str, int)) or not _ENTRY_NAME.fullmatch(str(name)):
-            raise self.session.error(f"layer name {name!r} must be letters, digits, '_' and '-'", span)
+            raise self.session.error(f"layer name {name!r} must be letters, digits, '_' and '-'", span,
+                                     "state_dict keys are dotted paths of such names")
         return str(name)
 
     def check_unique(self, names: list[str | None], span: Span) -> None:
@@ -142,7 +145,8 @@ class Containers:
         seen = set()
         for n in names:
             if n is not None and n in seen:
-                raise self.session.error(f"the name '{n}' is used twice in this container", span)
+                raise self.session.error(f"the name '{n}' is used twice in this container", span,
+                                         "each entry of a container has its own name")
             seen.add(n)
 
     # -- entries of a container ------------------------------------------------------------------
@@ -182,14 +186,17 @@ class Containers:
         """``layers[i]`` (position among present entries, negative from the end) or ``head["fc"]``/``head.fc``."""
         entries = self.entries(container)
         if entries is None:
-            raise self.session.error(f"cannot index {describe(container)} with {describe(key)}", span)
+            raise self.session.error(f"cannot index {describe(container)} with {describe(key)}", span,
+                                     "index a container by an int (layers[0]) or an entry name (head[\"fc\"])")
         if isinstance(key, int) and not isinstance(key, bool):
             if not -len(entries) <= key < len(entries):
                 raise self.session.error(f"index {key} is out of range for a container of {len(entries)} "
-                                         f"entr{'y' if len(entries) == 1 else 'ies'}", span)
+                                         f"entr{'y' if len(entries) == 1 else 'ies'}", span,
+                                         f"indices run from 0 to {len(entries) - 1} (or from -1 backwards)")
             return entries[key][1]
         if not isinstance(key, str):
-            raise self.session.error(f"a container is indexed by an int or an entry name, got {describe(key)}", span)
+            raise self.session.error(f"a container is indexed by an int or an entry name, got {describe(key)}", span,
+                                 "layers[0], layers[-1] or head[\"fc\"]")
         for name, layer in entries:
             if name == key:
                 return layer
@@ -209,7 +216,8 @@ class Containers:
             return SeqLayer(tuple((None, self.as_layer(v, span)) for v in value), span)
         if isinstance(value, (Layer, Named)):
             return value
-        raise self.session.error(f"expected a layer here, got {describe(value)}", span)
+        raise self.session.error(f"expected a layer here, got {describe(value)}", span,
+                                 "a layer is an op or block call (Conv2d(...)), a named layer, or a container of them")
 
 
 def arg_spans(e: A.Call) -> dict[str | int, Span]:

@@ -21,6 +21,7 @@ model M() {
 <string>:4:14: error: index 2 is out of range for a container of 2 entries
     4 |   out layers[2](x)
       |              ^
+  hint: indices run from 0 to 1 (or from -1 backwards)
 """,
         id="index-out-of-range"),
     pytest.param(
@@ -150,6 +151,7 @@ model M() {
 <string>:3:15: error: make_divisible: round_limit must be in (0, 1], got 2
     3 |   fc = Linear(make_divisible(10, 8, round_limit=2))
       |               ^~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+  hint: timm uses 0.9 (the default)
 """,
         id="round-limit"),
 ]
