@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 
 from archdsl.errors import Diagnostic, OpError, VerifyError
+from archdsl.gcpause import gc_paused
 from archdsl.ir.graph import Graph, Node
 from archdsl.ir.types import DTYPES, TensorType
 from archdsl.ops.base import Trait, apply_rules
@@ -222,7 +223,8 @@ def _dead_results(graph: Graph, used: set[str]) -> list[Diagnostic]:
 
 def verify(graph: Graph, sources: dict[str, str] | None = None) -> list[Diagnostic]:
     """Raise VerifyError on any error; return the warnings."""
-    found = diagnostics(graph)
+    with gc_paused():           # linear time on large graphs (see archdsl.gcpause)
+        found = diagnostics(graph)
     errors = [d for d in found if d.severity == "error"]
     if errors:
         raise VerifyError(errors, sources)

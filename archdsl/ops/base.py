@@ -177,7 +177,7 @@ class OpDef(BaseModel):
         return self.model_dump(mode="json")
 
 
-@functools.lru_cache(maxsize=16384)
+@functools.lru_cache(maxsize=1 << 17)    # 131072: a 100k-node graph's rules stay cached from elaboration to verify
 def _rules(op: OpDef, types: tuple[TensorType, ...]) -> tuple[OpDef, tuple[TensorType, ...], tuple]:
     ins = list(types)
     resolved = op.resolve(ins)

@@ -12,6 +12,7 @@ import lark
 from lark import Token, Transformer, v_args
 
 from archdsl.errors import ArchError, Diagnostic, LimitError, ParseError
+from archdsl.gcpause import gc_paused
 from archdsl.ir.types import Span
 from archdsl.syntax import ast as A
 from archdsl.syntax import tables
@@ -275,7 +276,8 @@ class _ToAst(Transformer):
 
 def parse(text: str, file: str = "<string>") -> A.Module:
     """Parse .arch source text into a Module; raises ParseError with a span on bad input."""
-    return _parse_rule(text, file, "start")
+    with gc_paused():           # linear time on large specs (see archdsl.gcpause)
+        return _parse_rule(text, file, "start")
 
 
 def _parse_rule(text: str, file: str, rule: str) -> Any:
