@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import functools
 import keyword
 import re
 from collections import Counter
@@ -44,6 +45,7 @@ def local(name: str) -> str:
     return name
 
 
+@functools.lru_cache(maxsize=65536)     # called for every parameter-owning node and container, often per path
 def attr_ref(path: str) -> str:
     """Source that reaches the submodule at ``path`` from ``self`` (``self.layer1[0].conv1``)."""
     out = "self"

@@ -66,7 +66,10 @@ def lowering(*ops: type[OpDef], module: ModuleRule | None = None, fresh: bool | 
 
 def rule_for(op: OpDef) -> Lowering:
     """The lowering of ``op``'s exact class; KeyError when missing."""
-    from archdsl.backends.torch import rules
+    rule = RULES.get(type(op))
+    if rule is None:            # the rule modules are imported on first need (once: load is cached)
+        from archdsl.backends.torch import rules
 
-    rules.load()
-    return RULES[type(op)]
+        rules.load()
+        rule = RULES[type(op)]
+    return rule
