@@ -38,7 +38,9 @@ def node_path(node: Node) -> tuple[str, ...]:
     """Where a node lives: its module path (``layer1.0.conv1``), else its scope plus its own name."""
     if node.module:
         return tuple(node.module.split("."))
-    return (*node.scope, node.name)
+    prefix = "_".join(node.scope) + "_" if node.scope else ""
+    local = node.name[len(prefix):] if prefix and node.name.startswith(prefix) else node.name
+    return (*node.scope, local)
 
 
 def node_macs(node: Node, types: dict) -> Dim:
@@ -56,7 +58,7 @@ def node_rows(graph: Graph) -> list[Row]:
         seen.update(owned)
         params = sum(graph.params[f].numel() for f in owned if not graph.params[f].buffer)
         output = ", ".join(shape_str(t.shape) for t in node.types)
-        rows.append(Row(node.module or node.name, node.op.name, output, params, node_macs(node, types)))
+        rows.append(Row(".".join(node_path(node)), node.op.name, output, params, node_macs(node, types)))
     loose = [p for name, p in graph.params.items() if name not in seen and not p.buffer]
     if loose:
         rows.append(Row("(unattached params)", "-", "", sum(p.numel() for p in loose), 0, nodes=0))

@@ -27,12 +27,17 @@ def _count(n: Dim) -> str:
     return f"{n:,}" if isinstance(n, int) else str(n)
 
 
+def _macs(n: Dim) -> str:
+    """A table cell: exact with commas, or a symbolic count in its short form (JSON and CSV keep the formula)."""
+    return f"{n:,}" if isinstance(n, int) else n.compact()
+
+
 def to_text(s: Stats) -> str:
     """An aligned table with a totals line; block doc strings in a last column."""
     header = ["name", "op", "output", "params", "MACs"]
     body = [[r.name, r.op if r.nodes <= 1 else f"block ({r.nodes} nodes)", r.output, _count(r.params),
-             _count(r.macs)] for r in s.rows]
-    total = ["total", "", "", _count(s.params), _count(s.macs)]
+             _macs(r.macs)] for r in s.rows]
+    total = ["total", "", "", _count(s.params), _macs(s.macs)]
     widths = [max(len(line[i]) for line in [header, *body, total]) for i in range(len(header))]
     docs = [r.doc for r in s.rows]
     show_doc = any(docs)

@@ -134,7 +134,7 @@ class GraphBuilder:
         if len(self.nodes) >= MAX_NODES:
             raise LimitError(Diagnostic(f"the model has more than {MAX_NODES:,} nodes", span,
                                         "check repeat counts"), self.sources)
-        hint = module or op.name
+        hint = module or ".".join((*scope, op.name))      # unnamed ops are named after their block: layer1_0_relu
         outs = [self.fresh_value(hint if len(types) == 1 else f"{hint}_{i}") for i in range(len(types))]
         node = Node(name=outs[0], op=op, inputs=tuple(inputs), outputs=tuple(outs), types=tuple(types),
                     params=params, module=module, scope=scope, span=span, tags=tags)
