@@ -210,3 +210,21 @@ def test_fmt_and_yaml_round_trip_the_new_constructs():
     assert format_module(parse(formatted)) == formatted
     assert print_graph(archdsl.compile(formatted)) == want
     assert print_graph(archdsl.compile(format_module(parse_yaml(format_yaml(parse(ROUND_TRIP)))))) == want
+
+
+def naive_bias_index(r: int, stride: int) -> torch.Tensor:
+    """LeViT's index as the paper states it: |dy| * R + |dx| for each (query, key) pair, queries every stride-th."""
+    queries = [(y, x) for y in range(0, r, stride) for x in range(0, r, stride)]
+    keys = [(y, x) for y in range(r) for x in range(r)]
+    return torch.tensor([[abs(qy - ky) * r + abs(qx - kx) for ky, kx in keys] for qy, qx in queries])
+
+
+def test_levit_bias_indexes_are_the_paper_s_and_stay_out_of_the_state_dict():
+    m = archdsl.build("levit_128")
+    found = {name: b for name, b in m.named_buffers() if name.endswith("attention_bias_idxs")}
+    assert len(found) == 14 and not any(k.endswith("attention_bias_idxs") for k in m.state_dict())
+    for name, idx in found.items():
+        table = m.get_parameter(name.replace("attention_bias_idxs", "attention_biases"))
+        r = round(table.shape[1] ** 0.5)
+        stride = 2 if "attn_downsample" in name else 1
+        assert torch.equal(idx, naive_bias_index(r, stride)), name

@@ -1,4 +1,4 @@
-"""Mixing ops against torch: LeViT's attention-bias gather and F.normalize; shape rules, parameters, errors."""
+"""Mixing ops against torch: F.normalize; shape rules, errors."""
 
 from __future__ import annotations
 
@@ -11,68 +11,7 @@ from ops.helpers import build_op_spec, check_shape_rule, compile_op, expect_erro
 
 import archdsl
 from archdsl.ops.base import Trait
-from archdsl.ops.mixing import AttentionBias, Normalize
-
-
-def naive_bias_index(r0: int, r1: int, stride: int) -> torch.Tensor:
-    """The LeViT index written as the paper states it: |dy| * R1 + |dx| for each (query, key) pair."""
-    rows = []
-    for qy in range(0, r0, stride):
-        for qx in range(0, r1, stride):
-            rows.append([abs(qy - ky) * r1 + abs(qx - kx) for ky in range(r0) for kx in range(r1)])
-    return torch.tensor(rows)
-
-
-def bias_model(args: str) -> torch.nn.Module:
-    """A model whose output is the gathered bias table (plus a zero input, so the input is used)."""
-    spec = f"model M() {{\n in x: [1]\n attention_biases = AttentionBias({args})\n out attention_biases + x\n}}"
-    return archdsl.build(spec).double().eval()
-
-
-@pytest.mark.parametrize("args,r0,r1,stride", [("2, 4", 4, 4, 1), ("3, 7, stride=2", 7, 7, 2),
-                                               ("1, (3, 5)", 3, 5, 1), ("2, (5, 4), stride=3", 5, 4, 3)],
-                         ids=["R4", "R7-s2", "R3x5", "R5x4-s3"])
-def test_attention_bias_gathers_the_table_by_relative_offset(args, r0, r1, stride):
-    m = bias_model(args)
-    assert list(m.state_dict()) == ["attention_biases"]
-    with torch.no_grad():
-        m.attention_biases.copy_(torch.randn_like(m.attention_biases))
-    out = m(torch.zeros(1, dtype=torch.float64))
-    idx = naive_bias_index(r0, r1, stride)
-    assert m.attention_biases.shape[1] == r0 * r1
-    assert out.shape == (m.attention_biases.shape[0], *idx.shape)
-    assert torch.equal(out, m.attention_biases[:, idx])
-
-
-@pytest.mark.reference
-@pytest.mark.parametrize("r,stride", [(14, 1), (14, 2), (7, 2), (4, 1)])
-def test_attention_bias_index_matches_timm(r, stride):
-    levit = pytest.importorskip("timm.models.levit")
-    ref = (levit.Attention(8, 4, num_heads=2, resolution=r) if stride == 1 else
-           levit.AttentionDownsample(8, 8, 4, num_heads=2, stride=stride, resolution=r))
-    assert AttentionBias(num_heads=2, resolution=r, stride=stride).index() == ref.attention_bias_idxs.tolist()
-
-
-def test_attention_bias_index_method_is_the_naive_index():
-    op = AttentionBias(num_heads=1, resolution=(5, 3), stride=2)
-    assert torch.equal(torch.tensor(op.index()), naive_bias_index(5, 3, 2))
-
-
-def test_attention_bias_type_param_and_cost():
-    graph = archdsl.compile("model M() {\n in x: [N, 2, 4, 16]\n ab = AttentionBias(2, 4, stride=2)\n out x + ab\n}")
-    node = next(n for n in graph.nodes if isinstance(n.op, AttentionBias))
-    assert graph.value_types()[node.outputs[0]].shape == (2, 4, 16)
-    assert graph.params["ab"].shape == (2, 16) and graph.params["ab"].init == "zeros"
-    assert graph.num_params() == 32
-    assert node.op.cost([], [graph.value_types()[node.outputs[0]]]).macs == 0
-
-
-@pytest.mark.parametrize("args,fragment", [("0, 4", "num_heads"), ("2, 4, stride=0", "stride"),
-                                           ("2, (4, 4, 4)", "resolution"), ("2, -3", "resolution")])
-def test_attention_bias_rejects_bad_attributes(args, fragment):
-    with pytest.raises(archdsl.ArchError) as info:
-        archdsl.compile(f"model M() {{\n in x: [1]\n ab = AttentionBias({args})\n out ab + x\n}}")
-    assert fragment in str(info.value)
+from archdsl.ops.mixing import Normalize
 
 
 @pytest.mark.parametrize("dim", [1, -1, 0])

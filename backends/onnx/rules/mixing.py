@@ -1,21 +1,14 @@
-"""LeViT's attention bias (a Gather of the table with a constant index) and L_p normalisation."""
+"""L_p normalisation (F.normalize) as ReduceL2 / ReduceL1 / ReduceMax or a Pow sum."""
 
 from __future__ import annotations
 
 import math
 
-import numpy as np
 import onnx_ir as ir
 
 from archdsl.backends.onnx.emitter import NodeEmitter
 from archdsl.backends.onnx.registry import lowering
-from archdsl.ops.mixing import AttentionBias, Normalize
-
-
-@lowering(AttentionBias)
-def _attention_bias(e: NodeEmitter, op: AttentionBias, xs: list[ir.Value], params: dict[str, ir.Value]) -> ir.Value:
-    index = e.emitter.const(np.asarray(op.index(), dtype=np.int64))        # [Nq, Nk] into the table's axis 1
-    return e.op("Gather", params[""], index, axis=1)
+from archdsl.ops.mixing import Normalize
 
 
 @lowering(Normalize)

@@ -105,8 +105,6 @@ CASES = [
     (SEQ, "a = MultiheadSelfAttention(4, bias=false)\n out x |> a"),
     ("in ids: int64[N, T]", "tok = Embedding(10, 8, padding_idx=0)\n out ids |> tok"),
     (SEQ, "pos = Parameter((1, 1, 8), \"normal(std=0.5)\")\n out x + pos"),
-    ("in x: [N, 2, 16, 16]", "b = AttentionBias(2, 4)\n out x + b"),
-    ("in x: [N, 2, 4, 16]", "b = AttentionBias(2, (4, 4), stride=2)\n out x + b"),
     (X4, "out normalize(x, 1) + normalize(x, (2, 3), p=1.0) + normalize(x, -1, p=3.0, eps=1e-3)"),
     (X4, "u = Upsample(scale_factor=2)\n out x |> u"),
     (X4, "u = Upsample(scale_factor=1.5, mode=\"bilinear\")\n out x |> u"),
