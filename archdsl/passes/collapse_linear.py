@@ -30,7 +30,7 @@ from archdsl.passes import convmap as cm
 from archdsl.passes import cost_model
 from archdsl.passes.affine_ops import MERGED_OP, chain_input, map_of
 from archdsl.passes.base import Change, Pass, PassResult
-from archdsl.passes.gather import channel_gather, flatten_shaped, flattens
+from archdsl.passes.gather import channel_gather, flatten_shaped, flattens, shuffle_factor
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,7 @@ class Unit:
     nodes: tuple[Node, ...]
     source: str
     output: str
-    kind: str                            # "op", "gather", "flatten", "fan"
+    kind: str                            # "op", "gather", "flatten", "shuffle", "fan"
 
     @property
     def label(self) -> str:
@@ -61,6 +61,8 @@ def _single(edit: GraphEditor, node: Node, value: str) -> str | None:
         return None
     if flatten_shaped(edit, node):                  # confirmed by running it only before a rewrite
         return "flatten"
+    if shuffle_factor(edit, node) is not None:
+        return "shuffle"
     gather = channel_gather(edit, node)
     return "gather" if gather is not None else None
 
@@ -164,6 +166,8 @@ def unit_map(edit: GraphEditor, unit: Unit, weights: Weights | None) -> cm.ConvM
         return map_of(edit, node, weights)
     if unit.kind == "flatten":
         return cm.Flattened(int(x.shape[1]), tuple(int(d) for d in x.shape[2:]))
+    if unit.kind == "shuffle":
+        return cm.Shuffled(int(node.types[0].shape[1]), shuffle_factor(edit, node), x.rank - 2)
     if unit.kind == "gather":
         (picks,) = channel_gather(edit, node)
         return cm.selection(int(x.shape[1]), tuple(c for _, c in picks), x.rank - 2, weights is not None)
@@ -355,6 +359,7 @@ class CollapseLinear(Pass):
         last = nodes[-1]
         flat = next((u.nodes[0] for u in units if u.kind == "flatten"), None) if merged.spatial == 0 and \
             edit.types[source].rank > 2 else None
+        shuffle = next((u.nodes[0] for u in units if u.kind == "shuffle"), None)
         if flat is not None and not flattens(edit, flat):
             return None
         try:
@@ -362,6 +367,8 @@ class CollapseLinear(Pass):
             if flat is not None:
                 _, (at,), _ = apply_rules(flat.op, [at])
             _, outs, _ = apply_rules(make(merged), [at])
+            if shuffle is not None:
+                _, outs, _ = apply_rules(shuffle.op, outs)
         except (ValueError, TypeError):                 # OpError is a ValueError
             return None
         if outs[0] != last.types[0]:
@@ -381,7 +388,11 @@ class CollapseLinear(Pass):
         if flat is not None:
             source = edit.add_node(flat.op, [source], module=flat.module, scope=flat.scope, span=flat.span).outputs[0]
         new = edit.add_node(make(merged), [source], module=module, scope=last.scope, span=last.span)
-        edit.replace_uses(last.outputs[0], new.outputs[0])
+        result = new.outputs[0]
+        if shuffle is not None:                         # the pointwise maps moved before it: it runs last
+            result = edit.add_node(shuffle.op, [result], module=shuffle.module, scope=shuffle.scope,
+                                   span=shuffle.span).outputs[0]
+        edit.replace_uses(last.outputs[0], result)
         if out is not None:
             import torch
 

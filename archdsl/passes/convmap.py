@@ -317,3 +317,37 @@ def through_flatten(a: ConvMap, grid_in: tuple[int, ...], grid_out: tuple[int, .
         carried = rows.reshape(b.out_channels, a.out_channels, -1).sum(-1) @ a.bias
         bias = carried if bias is None else bias + carried
     return replace(out, kernel=kernel, bias=bias)
+
+
+@dataclass(frozen=True)
+class Shuffled:
+    """A pixel shuffle [N, C r^s, *S] -> [N, C, *(S r)] inside a chain: the pointwise maps after it move before it
+    (each becomes its Kronecker product with the identity on the r^s phases)."""
+
+    channels: int                    # C, after the shuffle
+    factor: int
+    spatial: int
+
+    @property
+    def phases(self) -> int:
+        """r ** spatial: input channels per output channel."""
+        return self.factor ** self.spatial
+
+    def as_map(self, weight_mode: bool) -> ConvMap:
+        """A stand-in for costing the shuffle alone (it moves data: its own cost is its traffic)."""
+        return identity(self.channels * self.phases, self.spatial, weight_mode)
+
+    def lift(self, b: ConvMap) -> ConvMap:
+        """``b`` (pointwise, after the shuffle) as the map before it: kernel kron(b, I), bias repeated per phase."""
+        if not b.pointwise or b.in_channels != self.channels:
+            raise NotExact("only a 1x1 map without padding moves through a pixel shuffle")
+        r = self.phases
+        out = replace(b, in_channels=b.in_channels * r, out_channels=b.out_channels * r)
+        if b.kernel is None:
+            return out
+        import torch
+
+        flat = b.kernel.reshape(b.out_channels, -1)
+        kernel = torch.kron(flat, torch.eye(r, dtype=flat.dtype)).reshape(b.out_channels * r, -1, *(1,) * b.spatial)
+        bias = None if b.bias is None else b.bias.repeat_interleave(r)
+        return replace(out, kernel=kernel, bias=bias)

@@ -18,7 +18,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from archdsl.passes.convmap import ConvMap, Flattened, NotExact, compose, through_flatten
+from archdsl.passes.convmap import ConvMap, Flattened, NotExact, Shuffled, compose, through_flatten
 
 
 @dataclass(frozen=True)
@@ -94,33 +94,40 @@ class Plan:
         return any(s.collapsed for s in self.segments)
 
 
-def segment_map(maps: Sequence[ConvMap | Flattened], start: int, stop: int,
+def segment_map(maps: Sequence[ConvMap | Flattened | Shuffled], start: int, stop: int,
                 grids: Sequence[tuple[int, ...] | None] | None = None) -> ConvMap:
     """The composition of ``maps[start:stop]``; raises NotExact.
 
     A :class:`~archdsl.passes.convmap.Flattened` entry joins the convolution before it to the dense map after it
-    (``grids[i]``: the spatial sizes of entry i's input); a segment may neither start nor end at a flatten
-    (alone, it is the identity on its features).
+    (``grids[i]``: the spatial sizes of entry i's input); a :class:`~archdsl.passes.convmap.Shuffled` one lets the
+    pointwise maps after it move before it (the collapsed op is then followed by the shuffle). A segment neither
+    starts at such an entry nor ends at a flatten, and merges at least two maps.
     """
-    if stop - start == 1 and isinstance(maps[start], Flattened):
+    if stop - start == 1 and isinstance(maps[start], (Flattened, Shuffled)):
         return maps[start].as_map(False)
-    if isinstance(maps[start], Flattened) or isinstance(maps[stop - 1], Flattened):
-        raise NotExact("a collapsed segment neither starts nor ends at a flatten (it would be the flatten itself)")
-    m, start_grid, flat = maps[start], None if grids is None else grids[start], None
+    if isinstance(maps[start], (Flattened, Shuffled)) or isinstance(maps[stop - 1], Flattened):
+        raise NotExact("a collapsed segment neither starts at a flatten or shuffle nor ends at a flatten")
+    if stop - start > 1 and sum(not isinstance(m, (Flattened, Shuffled)) for m in maps[start:stop]) < 2:
+        raise NotExact("one map and a shuffle: nothing to collapse")
+    m, start_grid, flat, shuffle = maps[start], None if grids is None else grids[start], None, None
     for i in range(start + 1, stop):
         b = maps[i]
         if isinstance(b, Flattened):
-            if m.spatial != len(b.grid) or m.out_channels != b.channels or start_grid is None:
+            if shuffle is not None or m.spatial != len(b.grid) or m.out_channels != b.channels or start_grid is None:
                 raise NotExact("the flatten does not follow a convolution of known spatial size")
             flat = b
+        elif isinstance(b, Shuffled):
+            if shuffle is not None or m.out_channels != b.channels * b.phases:
+                raise NotExact("two pixel shuffles in one segment")
+            shuffle = b
         elif flat is not None:
             m, flat = through_flatten(m, start_grid, flat.grid, b), None
         else:
-            m = compose(m, b)
+            m = compose(m, shuffle.lift(b) if shuffle is not None else b)
     return m
 
 
-def plan(maps: Sequence[ConvMap | Flattened], elems: Sequence[int], penalty: Penalty, force: bool = False,
+def plan(maps: Sequence[ConvMap | Flattened | Shuffled], elems: Sequence[int], penalty: Penalty, force: bool = False,
          allowed: Callable[[int, int], bool] = lambda start, stop: True,
          own: Sequence[int] | None = None, grids: Sequence[tuple[int, ...] | None] | None = None,
          fans: Sequence[bool] | None = None) -> Plan:

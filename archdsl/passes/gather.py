@@ -117,3 +117,24 @@ def flattens(edit: GraphEditor, node: Node) -> bool:
     outs = _run(node, [x], [ids.reshape(1, *x.shape[1:])])
     return outs is not None and len(outs) == 1 and torch.equal(outs[0].reshape(-1), ids) and \
         tuple(outs[0].shape) == (1, n)
+
+
+def shuffle_factor(edit: GraphEditor, node: Node) -> int | None:
+    """For a pixel shuffle ([N, C r*r, H, W] -> [N, C, H r, W r], checked on ids): r; else None."""
+    if not _shape_op(node) or len(node.inputs) != 1 or len(node.outputs) != 1:
+        return None
+    x, y = edit.types[node.inputs[0]], node.types[0]
+    if x.rank != 4 or y.rank != 4 or not isinstance(x.shape[1], int) or not isinstance(y.shape[1], int) or \
+            y.shape[1] == 0 or x.shape[1] % y.shape[1]:
+        return None
+    r = math.isqrt(x.shape[1] // y.shape[1])
+    if r < 2 or r * r * y.shape[1] != x.shape[1] or x.shape[0] != y.shape[0] or \
+            any(b != a * r for a, b in zip(x.shape[2:], y.shape[2:], strict=True)):
+        return None
+    import torch
+
+    c, size = y.shape[1], PROBES[0]
+    ids = torch.arange(x.shape[1] * size * size, dtype=torch.float64).reshape(1, x.shape[1], size, size)
+    want = ids.reshape(c, r, r, size, size).permute(0, 3, 1, 4, 2).reshape(1, c, size * r, size * r)
+    outs = _run(node, [x], [ids])
+    return r if outs is not None and len(outs) == 1 and torch.equal(outs[0], want) else None

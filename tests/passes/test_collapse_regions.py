@@ -31,7 +31,7 @@ def regions(draw) -> SpecCase:
     """conv -> (concat of two branches | channel slice | split -> branches -> concat | flatten -> Linear) -> conv
     or Linear, biases random."""
     c = draw(st.sampled_from((2, 3, 4)))
-    kind = draw(st.sampled_from(("concat", "slice", "split", "flatten")))
+    kind = draw(st.sampled_from(("concat", "slice", "split", "shuffle", "flatten")))
     lines = []
     if kind == "concat":                 # branches with one stride and one output grid, anchors centred or shifted
         s = draw(st.integers(1, 2))
@@ -58,6 +58,12 @@ def regions(draw) -> SpecCase:
         if "b(q)" not in order:
             lines.remove(next(line for line in lines if line.startswith("  b = ")))
         return SpecCase(_model(c, "H, W", lines), ({"N": 2, "H": 23, "W": 21}, {"N": 1, "H": 20, "W": 25}))
+    if kind == "shuffle":                # 1x1 maps after a pixel shuffle move before it: conv, then the shuffle
+        r = draw(st.integers(2, 3))
+        head = draw(_conv(draw(st.integers(1, 2)) * r * r, c, True, stride=1))
+        lines += [f"  a = {head}", "  bn = BatchNorm2d()", f"  b = Conv2d({draw(st.integers(1, 4))}, 1)",
+                  f"  out x |> a |> pixel_shuffle({r}) |> bn |> b"]
+        return SpecCase(_model(c, "H, W", lines), ({"N": 2, "H": 11, "W": 10}, {"N": 1, "H": 10, "W": 13}))
     if kind == "slice":
         start = draw(st.integers(0, mid - 1))
         step = draw(st.integers(1, 2))
@@ -81,6 +87,8 @@ def test_regions_through_concat_slice_and_flatten_collapse_exactly(case: SpecCas
     ops = ops_of(result.graph)
     if "flatten" in case.text:
         assert ops == ["flatten", "linear"], case.text             # conv -> flatten -> Linear is one Linear
+    elif "pixel_shuffle" in case.text:
+        assert ops == ["conv2d", "pixel_shuffle"], case.text
     else:
         assert ops == ["conv2d"], case.text
 
@@ -118,6 +126,8 @@ def test_conv_flatten_linear_stays_when_the_conv_shrinks_the_features() -> None:
     # a piece of the split is read outside the concat too
     ("  a = Conv2d(4, 3, padding=1)", "  b = Conv2d(2, 1)", "  c = Conv2d(4, 1)", "  p, q = x |> a |> split((2, 2), 1)",
      "  y = concat([b(p), q], 1) |> c", "  out concat([y, relu(q)], 1)"),
+    # a 3x3 conv after a pixel shuffle reads neighbouring phases: it does not move before the shuffle
+    ("  a = Conv2d(16, 3, padding=1)", "  c = Conv2d(4, 3, padding=1)", "  out x |> a |> pixel_shuffle(2) |> c"),
     # a spatial slice is no channel gather
     ("  a = Conv2d(4, 3, padding=1)", "  c = Conv2d(4, 1)", "  out x |> a |> slice(2, 1, 5) |> c"),
 ])
