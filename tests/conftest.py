@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+import signal
+import threading
 
+import pytest
 import torch
 from hypothesis import HealthCheck, settings
 
@@ -16,3 +19,25 @@ settings.register_profile("ci", max_examples=30, derandomize=True, deadline=None
                           suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile("dev", max_examples=15, deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
+
+HANG_LIMIT = 180    # seconds: a liveness guard against hangs, far above any test's run time (not a speed claim)
+
+
+@pytest.fixture
+def hang_guard():
+    """Fail a test that runs longer than HANG_LIMIT instead of stalling the suite (tests of refusals that must
+    not hang; speed itself is measured in benchmarks/, never asserted)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def expire(signum, frame):
+        raise TimeoutError(f"test ran longer than {HANG_LIMIT} s: it hangs")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.alarm(HANG_LIMIT)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)

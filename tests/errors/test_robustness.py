@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import random
 import re
-import time
 
 import pytest
 
@@ -93,17 +92,16 @@ def test_base_spec_compiles() -> None:
     assert len(archdsl.compile(SPEC).nodes) > 30
 
 
+@pytest.mark.usefixtures("hang_guard")
 @pytest.mark.parametrize("chunk", range(CHUNKS))
 def test_mutated_specs_raise_only_arch_errors(chunk: int) -> None:
-    """200 deterministic mutants in all: each compiles or raises an ArchError with a location, quickly."""
-    start = time.perf_counter()
+    """200 deterministic mutants in all: each compiles or raises an ArchError with a location (never hangs)."""
     for seed in range(chunk, MUTATIONS, CHUNKS):
         source = mutant(seed)
         try:
             archdsl.compile(source)
         except ArchError as exc:
             assert exc.diagnostics and exc.render(), f"seed {seed}"
-    assert time.perf_counter() - start < 10.0
 
 
 def model(body: str, before: str = "") -> str:

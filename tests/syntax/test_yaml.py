@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -129,23 +128,21 @@ def test_errors_name_the_yaml_position(text: str, where: str, message: str) -> N
     assert rendered.startswith(f"bad.yaml:{where}: error: {message}"), rendered
 
 
+@pytest.mark.usefixtures("hang_guard")
 def test_alias_bomb_is_refused() -> None:
     """A long expression reused through aliases many times exceeds the expansion budget (parsed once)."""
     body = "\n".join(["      - x: &e '[" + "a, " * 300 + "a]'"] + ["      - x: *e"] * 5000)
-    started = time.perf_counter()
     with pytest.raises(LimitError, match="expands to more than"):
         parse_yaml(f"blocks:\n  A:\n    body:\n{body}\n", "bomb.yaml")
-    assert time.perf_counter() - started < 2.0
 
 
+@pytest.mark.usefixtures("hang_guard")
 def test_billion_laughs_is_refused_quickly() -> None:
     """The classic nested-alias document fails at once: nothing is expanded before it is checked."""
     levels = ["l0: &l0 lol"] + [f"l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 9)}]" for i in range(1, 10)]
     text = "let:\n" + "".join(f"  {line}\n" for line in levels) + "  x: *l9\n"
-    started = time.perf_counter()
     with pytest.raises(ParseError, match="an expression must be a string, not a list"):
         parse_yaml(text)
-    assert time.perf_counter() - started < 1.0
 
 
 @pytest.mark.parametrize("text", ["let: " + "[" * 1500 + "]" * 1500 + "\n", "- " * 1500 + "x\n",
