@@ -11,7 +11,17 @@ from archdsl.elaborate.expressions import Evaluator
 from archdsl.elaborate.scope import Scope
 from archdsl.elaborate.session import Session
 from archdsl.elaborate.shapes import Shapes
-from archdsl.elaborate.values import Absent, BlockLayer, Named, OpLayer, Tensor, describe, is_layer, layer_like
+from archdsl.elaborate.values import (
+    Absent,
+    BlockLayer,
+    Named,
+    OpLayer,
+    Tensor,
+    Unnamed,
+    describe,
+    is_layer,
+    layer_like,
+)
 from archdsl.ir.types import Span
 from archdsl.syntax import ast as A
 
@@ -136,7 +146,9 @@ class Blocks:
         """``name = expr``: a layer gets the name as its module name; a value is just bound."""
         value = self.evaluator.evaluate(stmt.value, scope)
         ctx = self.session.ctx
-        if len(stmt.targets) == 1 and isinstance(value, OpLayer) and value.op.arity == 0:
+        if len(stmt.targets) == 1 and isinstance(value, Unnamed):    # idx = Buffer(expr): the buffer's name
+            value = self.applier.apply(value.layer, list(value.inputs), ctx.path + (stmt.targets[0],), stmt.span)[0]
+        elif len(stmt.targets) == 1 and isinstance(value, OpLayer) and value.op.arity == 0:
             # a source op (a free parameter such as a class token) is applied where it is named
             value = self.applier.apply(value, [], ctx.path + (stmt.targets[0],), stmt.span)[0]
         elif len(stmt.targets) == 1 and (is_layer(value) or isinstance(value, list) and layer_like(value)) \

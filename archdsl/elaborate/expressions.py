@@ -26,13 +26,14 @@ from archdsl.elaborate.values import (
     OpLayer,
     OpRef,
     Tensor,
+    Unnamed,
     describe,
     is_layer,
 )
 from archdsl.errors import ArchError, ElaborationError, LimitError, OpError
 from archdsl.ir.types import Span
 from archdsl.ops import tensor as T
-from archdsl.ops.base import OpDef
+from archdsl.ops.base import OpDef, Trait
 from archdsl.ops.registry import lookup
 from archdsl.syntax import ast as A
 
@@ -360,6 +361,8 @@ class Evaluator:
             return self.applier.apply_value(layer, [], e.span)  # a constructor (arange, zeros): a value at once
         if not inputs:
             return layer
+        if Trait.BUFFER in op.traits:       # named (and applied) where it is assigned: idx = Buffer(expr)
+            return Unnamed(layer, tuple(inputs), e.span)
         return self.applier.apply_value(layer, inputs, e.span)
 
     def pipe(self, e: A.Pipe, scope: Scope) -> Any:

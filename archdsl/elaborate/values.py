@@ -65,6 +65,20 @@ class NamespaceRef:
         return f"the import alias of '{self.namespace.file}'"
 
 
+@dataclass(frozen=True)
+class Unnamed:
+    """A buffer given its value but not yet its name: the assignment ``idx = Buffer(expr)`` names and applies it."""
+
+    layer: Any                          # the OpLayer of an op with Trait.BUFFER
+    inputs: tuple[Any, ...]
+    span: Span | None = None
+
+    def describe(self) -> str:
+        """For error messages."""
+        name = self.layer.op.__name__
+        return f"an unnamed {name} (a buffer is named where it is assigned: `idx = {name}(...)`)"
+
+
 class Layer:
     """Base of unapplied layers; applying one to tensors adds nodes to the graph."""
 

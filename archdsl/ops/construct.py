@@ -164,10 +164,10 @@ class Eye(Constructor):
 
 
 class Buffer(OpDef):
-    """A build-time tensor kept as a module buffer: ``idx = Buffer(persistent=false)`` then ``expr |> idx``.
+    """A build-time tensor kept as a module buffer, named where it is assigned: ``idx = Buffer(expr, persistent=false)``.
 
     The input must be computable when the model is built (constructors and ops on them, never an input or a
-    parameter). The buffer is named by where it is assigned and is in the state_dict iff ``persistent``
+    parameter; ``idx = Buffer(persistent=false)`` then ``expr |> idx`` also works). It is in the state_dict iff ``persistent``
     (then it is declared like a parameter, with the initialiser ``computed``, and loaded weights replace it).
     """
 

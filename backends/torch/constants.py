@@ -80,7 +80,7 @@ class BuildTime:
         """The module path a Buffer is registered under (it must be assigned to a name)."""
         if not node.module:
             raise UsageError(Diagnostic("a buffer needs a name", node.span,
-                                        hint="declare it first: `idx = Buffer(persistent=false)`, then `expr |> idx`"))
+                                        hint="assign it to a name: `idx = Buffer(expr, persistent=false)`"))
         return node.module
 
     def emit(self, node: Node) -> bool:

@@ -228,3 +228,10 @@ def test_levit_bias_indexes_are_the_paper_s_and_stay_out_of_the_state_dict():
         r = round(table.shape[1] ** 0.5)
         stride = 2 if "attn_downsample" in name else 1
         assert torch.equal(idx, naive_bias_index(r, stride)), name
+
+
+def test_a_buffer_is_named_where_it_is_assigned():
+    m = archdsl.build("model M() {\n in x: [N, 4]\n idx = Buffer(arange(4) * 2, persistent=false)\n"
+                      " kept = Buffer(arange(4) + 1)\n out x * idx + x * kept\n}")
+    assert list(m.state_dict()) == ["kept"] and [n for n, _ in m.named_buffers()] == ["idx", "kept"]
+    error("in x: [N, 4]", "out x * Buffer(arange(4))", "an unnamed Buffer", "`idx = Buffer(...)`")
