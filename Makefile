@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY      = $(VENV)/bin/python
 DEMO_MODEL ?= resnet50
 
-.PHONY: setup demo test lint clean
+.PHONY: setup demo test typecheck lint clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,8 +27,13 @@ demo: setup
 
 test: setup
 	$(VENV)/bin/ruff check .
+	$(MAKE) --no-print-directory typecheck
 	$(VENV)/bin/archdsl fmt --check specs examples
 	CI=$${CI:-1} $(PY) -m pytest -m "not slow and not reference" -p no:cacheprovider
+
+typecheck: setup
+	@mkdir -p build/typecheck/archdsl && ln -sfn ../../../backends build/typecheck/archdsl/backends
+	$(VENV)/bin/mypy
 
 clean:
 	rm -rf $(VENV) out build *.egg-info
