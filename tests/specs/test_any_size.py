@@ -90,3 +90,12 @@ def test_reference_weights_load_strictly_and_match_at_two_sizes(name: str) -> No
             want, got = ref(x), ours(x)
         assert got.shape == want.shape
         assert relative_error(want, got) <= 1e-5, (h, w)
+
+
+@pytest.mark.parametrize("name", sorted(ANY_SIZE))
+def test_onnx_export_matches_at_a_size_that_resizes(name: str) -> None:
+    pytest.importorskip("onnxruntime")
+    from archdsl.backends.onnx import onnx_parity
+
+    report = onnx_parity(compiled(name), sizes={"B": 1, "H": 72, "W": 56})
+    assert report.ok, str(report)
