@@ -43,8 +43,9 @@ def _size_sets(graph, given: list[str] | None) -> list[dict[str, int]]:
 
     if given:
         return [parse_sizes(text) for text in given]
-    symbols = graph.symbols()
-    return [{s: (2 if s in ("N", "B") else n) for s in symbols} for n in DEFAULT_SIZES]
+    from archdsl.ir.symbols import sizes_near
+
+    return [sizes_near(graph.inputs, n, 2, lead={"N", "B"}) for n in DEFAULT_SIZES]
 
 
 def _progress(done: int, total: int) -> None:

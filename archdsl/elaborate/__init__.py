@@ -71,7 +71,7 @@ class Elaborator:
                     raise self.session.error(f"a model's inputs are fixed; '*{stmt.name}' takes a varying number of "
                                              "tensors, so it is for blocks", stmt.span, f"declare each input: "
                                              f"`in {stmt.name}: [...]`")
-                t = self.shapes.input_type(stmt.type, scope)
+                t = self.shapes.input_type(stmt.type, scope, stmt.where)
                 inputs.append(Tensor(builder.add_input(stmt.name, t, stmt.span), t, stmt.span))
         outs = self.blocks.run_body(block, scope, inputs, block.span)
         names = [s.name for s in block.body if isinstance(s, A.OutputStmt)]

@@ -115,6 +115,9 @@ class Blocks:
                     for tensor in tensors:
                         self.shapes.unify(stmt.type, tensor, scope, f"input '{stmt.name}' of {block.name}",
                                           stmt.span, span)
+                    if stmt.where is not None:
+                        self.shapes.check_where(stmt.where, scope, f"input '{stmt.name}' of {block.name}",
+                                                stmt.span, span)
                     if stmt.name in scope.names:
                         raise self.session.error(f"'{stmt.name}' is already defined in this block", stmt.span,
                                                  "a name is defined once per block: rename the input")

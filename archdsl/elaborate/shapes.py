@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeGuard
 
 from archdsl.elaborate.scope import Scope
 from archdsl.elaborate.session import Session
@@ -14,6 +14,7 @@ from archdsl.ir.dims import SymDim, linear_form
 from archdsl.ir.symbols import pattern_note
 from archdsl.ir.types import DTYPES, Span, TensorType
 from archdsl.syntax import ast as A
+from archdsl.syntax.printer import format_expr
 
 
 class Shapes:
@@ -23,9 +24,11 @@ class Shapes:
         self.session = session
         self.evaluate = evaluate
 
-    def input_type(self, texpr: A.TensorTypeExpr, scope: Scope) -> TensorType:
+    def input_type(self, texpr: A.TensorTypeExpr, scope: Scope, where: A.Expr | None = None) -> TensorType:
         """A model input type: unbound names become symbols, alone (``H``) or in a pattern (``32*P``, solved
-        from the input's size when it binds)."""
+        from the input's size when it binds); ``where H % 32 == 0`` makes ``H`` the size ``32*(H//32)``, so
+        arithmetic knows it is a multiple of 32."""
+        rules = self.where_rules(where)
         dims = []
         for d in texpr.dims:
             if isinstance(d, A.Rest):
@@ -33,6 +36,9 @@ class Shapes:
                                          d.span, "name the dims instead: `[N, C, H, W]`")
             if isinstance(d, A.Name) and not scope.get_local(d.id)[0]:
                 sym = SymDim.symbol(d.id)
+                if d.id in rules:
+                    k, r = rules.pop(d.id)
+                    sym = k * (sym // k) + r
                 scope.names[d.id] = sym
                 scope.used.add(d.id)
                 dims.append(sym)
@@ -51,7 +57,33 @@ class Shapes:
                 raise self.session.error(f"a dimension must not be negative, got {value}", d.span,
                                      "check the arithmetic that computes it")
             dims.append(value)
+        if rules:
+            name = next(iter(rules))
+            raise self.session.error(f"'where' constrains '{name}', which is not a size this input names alone",
+                                     where.span, "constrain the input's own sizes: [N, 3, H, W] where H % 32 == 0")
         return TensorType(shape=tuple(dims), dtype=self.dtype(texpr))
+
+    def where_rules(self, where: A.Expr | None) -> dict[str, tuple[int, int]]:
+        """``H % 32 == 0 and W % 32 == 16`` -> ``{"H": (32, 0), "W": (32, 16)}``; other conditions are errors."""
+        if where is None:
+            return {}
+        if isinstance(where, A.BinOp) and where.op == "and":
+            return {**self.where_rules(where.left), **self.where_rules(where.right)}
+        e = where
+        if (isinstance(e, A.BinOp) and e.op == "==" and isinstance(e.left, A.BinOp) and e.left.op == "%"
+                and isinstance(e.left.left, A.Name) and _int(e.left.right) and _int(e.right)
+                and e.left.right.value > 0 and 0 <= e.right.value < e.left.right.value):
+            return {e.left.left.id: (e.left.right.value, e.right.value)}
+        raise self.session.error("a model input's 'where' states sizes as 'S % k == r' (0 <= r < k), joined by "
+                                 "'and'", where.span, "for example: in image: [N, 3, H, W] where H % 32 == 0")
+
+    def check_where(self, where: A.Expr, scope: Scope, what: str, span: Span, call_span: Span | None) -> None:
+        """A block input's ``where``: true for the sizes that arrived, provably (``32*P % 32 == 0``)."""
+        if self.evaluate(where, scope) is not True:
+            raise self.session.error(f"{what} needs {format_expr(where)}, which the sizes that arrive do not "
+                                     "provably satisfy", call_span or span, cls=ShapeError,
+                                     hint="declare the model input as a pattern ([N, 3, 32*P, 32*Q]) or with "
+                                          "its own 'where'", notes=[(f"{what} is declared here", span)])
 
     def dim(self, d: A.Expr, scope: Scope) -> int | SymDim:
         """A declared dim's value: an int or a symbolic size."""
@@ -142,6 +174,10 @@ class Shapes:
         notes += [(f"the tensor {tensor.type} comes from here", tensor.span)] if tensor.span else []
         return self.session.error(message, call_span or where, "change the layer that makes this tensor, or the "
                                   "declared type", cls=ShapeError, notes=notes)
+
+
+def _int(e: A.Expr | None) -> TypeGuard[A.Num]:
+    return isinstance(e, A.Num) and isinstance(e.value, int) and not isinstance(e.value, bool)
 
 
 def free_names(d: A.Expr, scope: Scope) -> list[str]:

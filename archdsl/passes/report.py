@@ -34,7 +34,9 @@ def _fmt(n: int | None) -> str:
 
 def probe_sizes(graph: Graph, sizes: dict[str, int] | None = None) -> dict[str, int]:
     """Concrete input sizes for MAC figures: the given ones, N=1, every other symbol DEFAULT_SIZE."""
-    out = {s: (1 if s in ("N", "B") else DEFAULT_SIZE) for s in graph.symbols()}
+    from archdsl.ir.symbols import sizes_near
+
+    out = sizes_near(graph.inputs, DEFAULT_SIZE, 1, lead={"N", "B"})     # P = 224 // 32 for [N, 3, 32*P, ..]
     out.update(sizes or {})
     return out
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from archdsl.errors import ArchError
 from archdsl.ir.graph import Graph
+from archdsl.ir.symbols import sizes_near
 from archdsl.symmetry.spec import ALL_KINDS, GroupElement, SymmetrySpec
 
 HE_GAIN = 6 ** 0.5     # kaiming_uniform(a=sqrt(5)) has std 1/sqrt(3 fan_in); this makes it sqrt(2 / fan_in)
@@ -23,13 +24,13 @@ def example_sizes(graph: Graph, batch: int = 4) -> dict[str, int]:
 
     lead = {str(t.shape[0]) for t in graph.inputs.values() if t.rank and not isinstance(t.shape[0], int)}
     for side in SIDES:
-        env = {s: batch if s in lead else side for s in graph.symbols()}
+        env = sizes_near(graph.inputs, side, batch, lead)      # P = side // 32 for [N, 3, 32*P, ..]
         try:
             bind(graph, env)
         except ArchError:
             continue
         return env
-    return {s: batch if s in lead else SIDES[-1] for s in graph.symbols()}
+    return sizes_near(graph.inputs, SIDES[-1], batch, lead)
 
 
 def random_state(module, seed: int = 0) -> dict:

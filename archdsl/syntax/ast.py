@@ -231,6 +231,7 @@ class InputStmt:
     name: str
     type: TensorTypeExpr
     variadic: bool = False
+    where: Expr | None = None      # `in x: [N, 3, H, W] where H % 32 == 0`: what the sizes must satisfy
     span: Span = field(default=NO_SPAN, compare=False)
     trivia: Trivia = field(default=NO_TRIVIA, compare=False, repr=False)
 

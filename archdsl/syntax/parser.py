@@ -106,7 +106,7 @@ class _ToAst(Transformer):
 
     # -- statements ---------------------------------------------------------------------------
     def in_stmt(self, meta, c):
-        return A.InputStmt(name=str(c[1]), type=c[2], variadic=c[0] is not None, span=self.s(meta))
+        return A.InputStmt(name=str(c[1]), type=c[2], variadic=c[0] is not None, where=c[3], span=self.s(meta))
 
     def out_anon(self, meta, c):
         return A.OutputStmt(name=None, type=None, value=c[0], span=self.s(meta))

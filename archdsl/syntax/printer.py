@@ -20,7 +20,7 @@ CONTINUATION = "    "
 # The grammar's keywords. Most are only contextual (`seq = ...` may still parse), but after
 # an expression `if`, `for`, `import` ... would continue it, so such a statement is preceded by `;`.
 KEYWORDS = frozenset({"import", "as", "in", "out", "let", "if", "else", "or", "and", "not",
-                      "true", "false", "none", "seq", "reparam", "for"})
+                      "true", "false", "none", "seq", "reparam", "for", "where"})
 
 # Binding strength, loosest first (mirrors the `?test ... ?postfix ?atom` chain in grammar/arch.lark).
 TEST, OR, AND, NOT, CMP, ARITH, TERM, FACTOR, POWER, PIPE, POSTFIX, ATOM = range(12)
@@ -210,7 +210,8 @@ def format_tensor_type(t: A.TensorTypeExpr) -> str:
 def _stmt_doc(stmt: A.InputStmt | A.OutputStmt | A.Assign, indent: str) -> Doc:
     printer = ExprPrinter(indent)
     if isinstance(stmt, A.InputStmt):
-        return [f"in {'*' if stmt.variadic else ''}{stmt.name}: ", printer.tensor_type(stmt.type)]
+        head = [f"in {'*' if stmt.variadic else ''}{stmt.name}: ", printer.tensor_type(stmt.type)]
+        return head if stmt.where is None else [*head, " where ", printer.doc(stmt.where)]
     if isinstance(stmt, A.OutputStmt):
         head: list[Doc] = ["out "]
         if stmt.name is not None:

@@ -260,8 +260,15 @@ class _Reader:
         return self._fragment(parse_expression, node, self.scalar(node, what))
 
     def tensor_type(self, node: Node) -> A.TensorTypeExpr:
-        """A tensor type string such as ``[N, C, H, W]`` or ``int64[B, T]``."""
-        return self._fragment(parse_tensor_type, node, self.scalar(node, "a tensor type"))
+        """A tensor type string such as ``[N, C, H, W]`` or ``int64[B, T]`` (before any ``where``)."""
+        text = self.scalar(node, "a tensor type")
+        return self._fragment(parse_tensor_type, node, text.partition(" where ")[0])
+
+    def where(self, node: Node) -> A.Expr | None:
+        """The condition after ``where`` in an input's type string (``[N, 3, H, W] where H % 32 == 0``)."""
+        text = self.scalar(node, "a tensor type")
+        head, sep, cond = text.partition(" where ")
+        return self._fragment(parse_expression, node, cond, len(head) + len(sep)) if sep else None
 
     def param(self, name: str, key_node: ScalarNode, node: Node) -> A.ParamDecl:
         """``name: "type"`` or ``name: "type = default"``."""
@@ -339,7 +346,7 @@ class _Reader:
         key, key_node, value = entries[0]
         if key == "in":
             stmts = [A.InputStmt(name=self.name(kn, k.removeprefix("*"), "input"), type=self.tensor_type(v),
-                                 variadic=k.startswith("*"), span=self.span(kn))   # "*xs": variadic
+                                 variadic=k.startswith("*"), where=self.where(v), span=self.span(kn))  # "*xs"
                      for k, kn, v in self.mapping(value, "in")]
         elif key == "let":
             stmts = [self.assign(k, kn, v, let=True) for k, kn, v in self.mapping(value, "let")]

@@ -97,7 +97,8 @@ def _stmt(stmt: A.InputStmt | A.OutputStmt | A.Assign, indent: str) -> list[str]
     """One body item."""
     if isinstance(stmt, A.InputStmt):
         name = f"*{stmt.name}" if stmt.variadic else stmt.name
-        return _dump([{"in": _Flow({name: format_tensor_type(stmt.type)})}], indent)
+        where = "" if stmt.where is None else f" where {format_expr(stmt.where)}"
+        return _dump([{"in": _Flow({name: format_tensor_type(stmt.type) + where})}], indent)
     if isinstance(stmt, A.OutputStmt):
         if stmt.name is None:
             return _entry("out", stmt.value, indent, "- ")

@@ -13,6 +13,7 @@ from archdsl.backends.onnx.lower import DEFAULT_OPSET
 from archdsl.backends.onnx.weights import Weights, read_safetensors
 from archdsl.errors import Diagnostic, ShapeError, UsageError
 from archdsl.ir.graph import Graph
+from archdsl.ir.symbols import sizes_near
 
 SIDES = (8, 16, 32, 48, 64, 96, 128, 160, 224)     # spatial sizes tried for the smallest valid input
 TOLERANCE = {"float32": 1e-5, "float64": 1e-10, "float16": 1e-2, "bfloat16": 1e-2}
@@ -60,7 +61,7 @@ def small_sizes(graph: Graph, batch: int = 2, side: int | None = None) -> dict[s
 
     leading = {str(t.shape[0]) for t in graph.inputs.values() if t.rank and not isinstance(t.shape[0], int)}
     for s in (side,) if side else SIDES:
-        env = {sym: batch if sym in leading else s for sym in graph.symbols()}
+        env = sizes_near(graph.inputs, s, batch, leading)      # P = side // 32 for [N, 3, 32*P, ..]
         try:
             bind(graph, env)
         except ShapeError:

@@ -79,7 +79,7 @@ def check_inputs(spec: tuple, tensors: tuple) -> None:
     """Check ranks, static dims, dtypes, size patterns (``32*P``) and the consistency of symbolic dims across
     inputs; the error names the input, where the spec declares it, and the axis that does not fit."""
     from archdsl.ir.dims import linear_form, parse_dim
-    from archdsl.ir.symbols import pattern_text
+    from archdsl.ir.symbols import constrained_form, pattern_note, pattern_text
 
     env: dict[str, int] = {}
     axes = []
@@ -93,6 +93,14 @@ def check_inputs(spec: tuple, tensors: tuple) -> None:
         axes += [(name, where, want, list(t.shape), axis, text, int(size))
                  for axis, (text, size) in enumerate(zip(dims, t.shape, strict=True))]
     for name, where, want, got, axis, text, size in axes:     # bind: a bare symbol or a pattern such as 32*P
+        rule = constrained_form(parse_dim(text))
+        if rule is not None and rule[0] not in env:   # declared `where S % k == r`: S is the size itself
+            if size % rule[1] != rule[2]:
+                raise InputShapeError(f"input '{name}' (declared at {where}) expects {want}, got {got}: axis {axis} "
+                                      f"should be {rule[0]} where {rule[0]} % {rule[1]} == {rule[2]} "
+                                      f"({pattern_note(rule[1], rule[2])}), not {size}")
+            env[rule[0]] = size
+            continue
         form = linear_form(parse_dim(text))
         if form is None or form[0] in env:
             continue

@@ -211,3 +211,66 @@ def test_fmt_and_yaml_round_trip_pattern_inputs(tmp_path) -> None:
     assert parse_yaml(yaml_text) == module
     (tmp_path / "m.yaml").write_text(yaml_text, encoding="utf-8")
     assert archdsl.compile(tmp_path / "m.yaml").inputs == archdsl.compile(UNET_LIKE).inputs
+
+
+WHERE = """
+block Halve() {
+  in x: [N, C, H, W] where H % 2 == 0 and W % 2 == 0
+  out x |> reshape((N, C, H // 2, 2, W // 2, 2)) |> mean((3, 5))
+}
+model M(width: int = 4) {
+  in image: [N, 3, H, W] where H % 32 == 0 and W % 32 == 0
+  down = Conv2d(width, 3, stride=2, padding=1)
+  proj = Conv2d(width, 1)
+  a = image |> down
+  b = image |> MaxPool2d(2) |> proj
+  out concat([a, b], dim=1) |> Halve()
+}
+"""
+
+
+def test_where_makes_a_size_a_multiple_that_arithmetic_knows() -> None:
+    g = archdsl.compile(WHERE)
+    assert [str(t) for t in g.output_types().values()] == ["[N, 8, 8*(H//32), 8*(W//32)]"]
+    m = archdsl.build(g, check_inputs=True)
+    assert "H = image.shape[2]" in generate_source(g)
+    assert tuple(m(torch.randn(2, 3, 64, 96)).shape) == (2, 8, 16, 24)
+    with pytest.raises(InputShapeError, match=r"axis 3 should be W where W % 32 == 0 \(a multiple of 32\), not 90"):
+        m(torch.randn(1, 3, 64, 90))
+
+
+@pytest.mark.parametrize(("src", "message"), [
+    ("model M() {\n in x: [N, H] where H > 3\n out x\n}", "states sizes as 'S % k == r'"),
+    ("model M() {\n in x: [N, H] where H % 4 == 4\n out x\n}", "states sizes as 'S % k == r'"),
+    ("model M() {\n in x: [N, H] where W % 2 == 0\n out x\n}", "'where' constrains 'W'"),
+    ("model M() {\n in x: [N, 3, H]\n out x |> B()\n}\nblock B() {\n in x: [N, C, H] where H % 2 == 0\n out x\n}",
+     "input 'x' of B needs H % 2 == 0, which the sizes that arrive do not provably satisfy"),
+])
+def test_where_errors(src: str, message: str) -> None:
+    with pytest.raises(archdsl.ArchError, match=message):
+        archdsl.compile(src)
+
+
+def test_where_round_trips_through_fmt_and_yaml(tmp_path) -> None:
+    from archdsl.syntax.parser import parse
+    from archdsl.syntax.printer import format_module
+    from archdsl.syntax.yaml_frontend import parse_yaml
+    from archdsl.syntax.yaml_printer import format_yaml
+
+    module = parse(WHERE)
+    text = format_module(module)
+    assert "in image: [N, 3, H, W] where H % 32 == 0 and W % 32 == 0" in text
+    assert parse(text) == module
+    yaml_text = format_yaml(module)
+    assert "where H % 32 == 0" in yaml_text and parse_yaml(yaml_text) == module
+    (tmp_path / "m.yaml").write_text(yaml_text, encoding="utf-8")
+    assert archdsl.compile(tmp_path / "m.yaml").inputs == archdsl.compile(WHERE).inputs
+
+
+def test_onnx_binds_a_constrained_size() -> None:
+    pytest.importorskip("onnxruntime")
+    from archdsl.backends.onnx import onnx_parity
+
+    for h, w in ((32, 64), (64, 32)):
+        report = onnx_parity(WHERE, sizes={"N": 1, "H": h, "W": w})
+        assert report.ok, str(report)
