@@ -115,7 +115,9 @@ class GraphBuilder:
             if old is not None and old != param:
                 raise ShapeError(Diagnostic(
                     f"shared layer '{path}' is applied to inputs that need {local} of shape "
-                    f"{list(param.shape)}, but its first use made it {list(old.shape)}", span), self.sources)
+                    f"{list(param.shape)}, but its first use made it {list(old.shape)}", span,
+                    "a shared layer has one set of weights: apply it to inputs of one shape, or use two layers"),
+                    self.sources)
             if old is None:
                 self.count_param(param, span)
             self.params[full] = param

@@ -17,7 +17,8 @@ ROOT = Path(archdsl.__file__).resolve().parent
 # ``session.error(message, span, hint)`` (or ``error = self.session.error``) or ``OpError(message, hint)``).
 HINTED = ["verify.py", "syntax/parser.py", "syntax/parse_errors.py", "commands/check.py", "elaborate/__init__.py",
           "elaborate/apply.py", "elaborate/blocks.py", "elaborate/dataflow.py", "elaborate/expressions.py",
-          "elaborate/loader.py", "elaborate/shapes.py", "elaborate/containers.py", "elaborate/builtins.py"]
+          "elaborate/loader.py", "elaborate/shapes.py", "elaborate/containers.py", "elaborate/builtins.py",
+          "elaborate/builder.py"]
 
 
 def _error_calls(path: Path) -> list[tuple[int, ast.Call]]:
