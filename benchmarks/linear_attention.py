@@ -7,9 +7,12 @@ the contenders interleaved (ABAB, then BABA).
 Baselines: ``plain`` is the textbook chunked linear attention (chunk 64, q k^T masked by multiplication, one
 cumsum of the chunk states; what fla's ``naive_chunk_linear_attn`` computes); ``sdpa`` is causal softmax
 attention (F.scaled_dot_product_attention); ``loop`` is the token-by-token recurrence (archdsl's naive form);
-``fla`` is fla's own torch reference when fla-core is importable. Ours: ``linear_attn`` (identity map),
-``simple_gla`` (data-dependent decay), ``elu1+norm`` (Katharopoulos feature map and normaliser), and for the
-record ``gla`` and ``delta_rule``. Also printed: forward+backward / forward, and the bytes autograd saves for the
+``fla`` is fla's own torch reference for the same op when fla-core is importable (``naive_chunk_linear_attn``,
+with ``normalize=True`` for the normaliser; ``naive_chunk_simple_gla``; ``delta_rule_chunkwise``;
+``naive_chunk_gated_delta_rule``; for GLA, which fla has only as a token loop in torch, ``naive_recurrent_gla``
+up to ``--loop-max``); ``plain gated`` is the textbook chunked GLA (q exp(b), k exp(-b) inside a chunk: finite
+for these gates only). Ours: ``linear_attn`` (identity map), ``simple_gla`` (data-dependent decay), ``elu1+norm``
+(Katharopoulos feature map and normaliser), ``gla``, ``delta_rule`` and ``gated_delta``. Also printed: forward+backward / forward, and the bytes autograd saves for the
 backward per token (memory linear in T: constant per token). Times are process CPU times (the machine is
 shared; interference only adds wall time): best of the rounds, ratio the median per-round ratio. It prints.
 
@@ -42,15 +45,55 @@ def plain_chunk(q, k, v, chunk=64):
     return o.permute(0, 2, 3, 1, 4).reshape(b, t, h, d)
 
 
-def fla_reference() -> Callable | None:
-    """fla's naive_chunk_linear_attn when fla-core is installed (CPU-capable torch code), else None."""
+def plain_chunk_gla(q, k, v, g, chunk=64):
+    """The textbook chunked GLA on [B, T, H, D]: q exp(b) (k exp(-b))^T inside a chunk (overflows for strong
+    decays: a baseline for speed only), the state across chunks."""
+    b, t, h, d = q.shape
+    n = t // chunk
+    q, k, v, g = (x.reshape(b, n, chunk, h, d).permute(0, 3, 1, 2, 4) for x in (q * d ** -0.5, k, v, g))
+    cum = g.cumsum(-2)
+    last = cum[..., -1:, :]
+    scores = (q * cum.exp()) @ (k * (-cum).exp()).transpose(-1, -2)
+    mask = torch.triu(torch.ones(chunk, chunk, dtype=torch.bool), 1)
+    o = scores.masked_fill(mask, 0) @ v
+    contrib = (k * (last - cum).exp()).transpose(-1, -2) @ v
+    state, prevs = q.new_zeros(b, h, d, d), []
+    for a, u in zip(last.squeeze(-2).exp()[..., None].unbind(2), contrib.unbind(2), strict=True):
+        prevs.append(state)
+        state = a * state + u
+    o = o + (q * cum.exp()) @ torch.stack(prevs, 2)
+    return o.permute(0, 2, 3, 1, 4).reshape(b, t, h, d)
+
+
+def fla_references(x, loop_ok: bool) -> dict[str, Callable]:
+    """fla's torch references for each of ours (when fla-core is installed; CPU-capable code), else {}."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")         # fla warns that Triton falls back to CPU
+            from fla.ops.delta_rule.naive import delta_rule_chunkwise
+            from fla.ops.gated_delta_rule.naive import naive_chunk_gated_delta_rule
+            from fla.ops.gla.naive import naive_recurrent_gla
             from fla.ops.linear_attn.naive import naive_chunk_linear_attn
+            from fla.ops.simple_gla.naive import naive_chunk_simple_gla
     except Exception:       # fla missing, or its import needs a GPU driver
-        return None
-    return lambda q, k, v: naive_chunk_linear_attn(q, k, v)
+        return {}
+    q, k, v, ku, beta = x["q"], x["k"], x["v"], x["k_unit"], x["beta"]
+    bh = lambda t: t.transpose(1, 2)     # noqa: E731 - delta_rule_chunkwise takes [B, H, T, D]
+    out = {
+        "linear_attn": lambda: naive_chunk_linear_attn(q, k, v),
+        "simple_gla": lambda: naive_chunk_simple_gla(q, k, v, x["g"]),
+        "elu1+norm": lambda: naive_chunk_linear_attn(F.elu(q) + 1, F.elu(k) + 1, v, normalize=True),
+        "delta_rule": lambda: delta_rule_chunkwise(bh(q), bh(ku), bh(v), bh(beta), chunk_size=64),
+        "gated_delta": lambda: naive_chunk_gated_delta_rule(q, ku, v, x["g"], beta),
+    }
+    if loop_ok:
+        out["gla"] = lambda: naive_recurrent_gla(q, k, v, x["gk"])
+    return out
+
+
+def fla_available() -> bool:
+    """True when fla-core's torch references import."""
+    return bool(fla_references(inputs(64), True))
 
 
 def interleaved(ours: Callable, theirs: Callable, repeat: int) -> tuple[float, float, float]:
@@ -102,22 +145,27 @@ def ours(x) -> dict[str, Callable]:
         "elu1+norm": lambda: kernels.linear_attn(q, k, v, feature_map="elu1", normalize=True, mode="chunk")[0],
         "gla": lambda: kernels.gla(q, k, v, x["gk"], mode="chunk")[0],
         "delta_rule": lambda: kernels.delta_rule(q, x["k_unit"], v, x["beta"], mode="chunk")[0],
+        "gated_delta": lambda: kernels.gated_delta_rule(q, x["k_unit"], v, x["g"], x["beta"], mode="chunk")[0],
     }
 
 
-def forward_ratios(t: int, args: argparse.Namespace, fla: Callable | None) -> None:
+def forward_ratios(t: int, args: argparse.Namespace) -> None:
     """Forward of each of ours against each baseline (no autograd)."""
     x = inputs(t)
     q, k, v = x["q"], x["k"], x["v"]
     baselines = {"plain": lambda: plain_chunk(q, k, v),
                  "sdpa": lambda: F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2),
                                                                 v.transpose(1, 2), is_causal=True)}
-    if fla is not None:
-        baselines["fla"] = lambda: fla(q, k, v)
+    fla = fla_references(x, t <= args.loop_max)
     with torch.no_grad():
         for name, fn in ours(x).items():
             parts = []
-            for base, ref in baselines.items():
+            mine_bases = dict(baselines)
+            if name == "gla":
+                mine_bases["plain gated"] = lambda: plain_chunk_gla(q, k, v, x["gk"])
+            if name in fla:
+                mine_bases["fla"] = fla[name]
+            for base, ref in mine_bases.items():
                 ratio, mine, theirs = interleaved(fn, ref, args.repeat)
                 parts.append(f"{ratio:5.2f}x {base} ({theirs:7.1f} ms)")
             print(f"T={t:>5} fwd {name:>11} {mine:7.1f} ms: " + ", ".join(parts))
@@ -151,17 +199,19 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="T in {1024, 2048}, 3 rounds")
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--loop-max", type=int, default=4096, help="longest T for the token-loop baseline")
+    parser.add_argument("--loop-max", type=int, default=4096, help="longest T for the token-loop baselines")
+    parser.add_argument("--forward-only", action="store_true", help="skip forward+backward")
     args = parser.parse_args()
     if args.quick:
         args.lengths, args.repeat = [1024, 2048], 3
     torch.set_num_threads(args.threads)
-    fla = fla_reference()
+    fla = fla_available()
     print(f"B1 H4 D64 fp32, {args.threads} threads, median of {args.repeat} interleaved rounds; ratio = ours / "
-          f"baseline; fla torch reference: {'yes' if fla else 'not importable'}")
+          f"baseline; fla torch references: {'yes' if fla else 'not importable'}")
     for t in args.lengths:
-        forward_ratios(t, args, fla)
-        backward_ratios(t, args)
+        forward_ratios(t, args)
+        if not args.forward_only:
+            backward_ratios(t, args)
 
 if __name__ == "__main__":
     main()

@@ -21,10 +21,10 @@ CHUNK = 64
 
 
 def _blocks(x: torch.Tensor, n: int, c: int) -> torch.Tensor:
-    """[B, N*C, H, *rest] -> [B, H, N, C, *rest]."""
+    """[B, N*C, H, *rest] -> [B, H, N, C, *rest], contiguous (one copy here, not one per matrix product)."""
     b, _, h = x.shape[:3]
     x = x.reshape(b, n, c, h, *x.shape[3:])
-    return x.movedim(3, 1)
+    return x.movedim(3, 1).contiguous()
 
 
 def _causal(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, g: torch.Tensor | None,
