@@ -235,3 +235,65 @@ def test_a_buffer_is_named_where_it_is_assigned():
                       " kept = Buffer(arange(4) + 1)\n out x * idx + x * kept\n}")
     assert list(m.state_dict()) == ["kept"] and [n for n, _ in m.named_buffers()] == ["idx", "kept"]
     error("in x: [N, 4]", "out x * Buffer(arange(4))", "an unnamed Buffer", "`idx = Buffer(...)`")
+
+
+SWIN = """model SwinBuffers(window: int = 7, shift: int = 3, grid: int = 14) {
+  "Swin's relative position index and shifted-window attention mask, computed when the model is built."
+  in x: [N, 1]
+  let n = window * window
+  p = arange(window)
+  dy = reshape(p, (window, 1, 1, 1)) - reshape(p, (1, 1, window, 1)) + (window - 1)
+  dx = reshape(p, (1, window, 1, 1)) - reshape(p, (1, 1, 1, window)) + (window - 1)
+  relative_position_index = Buffer(reshape(dy * (2 * window - 1) + dx, (n, n)))
+  q = arange(grid)
+  band = where(ge(q, grid - window), input=1, other=0) + where(ge(q, grid - shift), input=1, other=0)
+  label = reshape(band, (grid, 1)) * 3 + reshape(band, (1, grid))
+  windows = reshape(label, (grid // window, window, grid // window, window)) |> permute((0, 2, 1, 3))
+      |> reshape((-1, n))
+  m = (grid // window) ** 2
+  attn_mask = Buffer(where(ne(reshape(windows, (m, 1, n)), reshape(windows, (m, n, 1))), input=-100.0, other=0.0),
+                     persistent=false)
+  out index = relative_position_index
+  out mask = attn_mask
+  out y = x * 2
+}
+"""
+
+
+def swin_reference(window: int, shift: int, grid: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """timm's SwinTransformerBlock buffers, as timm computes them (relative_position_index, attn_mask)."""
+    coords = torch.stack(torch.meshgrid(torch.arange(window), torch.arange(window), indexing="ij")).flatten(1)
+    rel = (coords[:, :, None] - coords[:, None, :]).permute(1, 2, 0).contiguous()
+    rel[:, :, 0] += window - 1
+    rel[:, :, 1] += window - 1
+    rel[:, :, 0] *= 2 * window - 1
+    index = rel.sum(-1)
+    img = torch.zeros(1, grid, grid, 1)
+    cnt = 0
+    for h in (slice(0, -window), slice(-window, -shift), slice(-shift, None)):
+        for w in (slice(0, -window), slice(-window, -shift), slice(-shift, None)):
+            img[:, h, w, :] = cnt
+            cnt += 1
+    wins = img.view(1, grid // window, window, grid // window, window, 1).permute(0, 1, 3, 2, 4, 5)
+    wins = wins.reshape(-1, window * window)
+    mask = wins.unsqueeze(1) - wins.unsqueeze(2)
+    return index, mask.masked_fill(mask != 0, -100.0).masked_fill(mask == 0, 0.0)
+
+
+@pytest.mark.parametrize(("window", "shift", "grid"), [(7, 3, 14), (4, 2, 8), (3, 1, 9)])
+def test_swin_index_and_shifted_window_mask_are_timm_s(window, shift, grid):
+    m = archdsl.build(archdsl.compile(SWIN, window=window, shift=shift, grid=grid))
+    index, mask, y = m(torch.ones(2, 1))
+    want_index, want_mask = swin_reference(window, shift, grid)
+    assert torch.equal(index, want_index) and torch.equal(mask, want_mask)
+    assert list(m.state_dict()) == ["relative_position_index"] and index.dtype == torch.int64
+    assert "arange" not in m.archdsl_source.split("def forward")[1]
+
+
+@pytest.mark.reference
+def test_swin_buffers_equal_timm_s_block():
+    swin = pytest.importorskip("timm.models.swin_transformer")
+    block = swin.SwinTransformerBlock(dim=8, input_resolution=(14, 14), num_heads=2, window_size=7, shift_size=3)
+    index, mask, _ = archdsl.build(archdsl.compile(SWIN))(torch.ones(1, 1))
+    assert torch.equal(index, block.attn.relative_position_index)
+    assert torch.equal(mask, block.attn_mask)
