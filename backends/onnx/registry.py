@@ -9,7 +9,7 @@ the ONNX value of each output. Ops with no single ONNX op lower to an exact deco
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from archdsl.ops.base import OpDef
 
@@ -22,16 +22,19 @@ if TYPE_CHECKING:
 Rule = Callable[["NodeEmitter", OpDef, list["ir.Value"], dict[str, "ir.Value"]], "ir.Value | Sequence[ir.Value]"]
 
 RULES: dict[type[OpDef], Rule] = {}
+_R = TypeVar("_R", bound=Callable[..., Any])
 
 
-def lowering(*ops: type[OpDef]) -> Callable[[Rule], Rule]:
+def lowering(*ops: type[OpDef]) -> Callable[[_R], _R]:
     """Register ``rule`` as the ONNX lowering of each class in ``ops``."""
 
-    def register(rule: Rule) -> Rule:
+    def register(rule: _R) -> _R:
         for op in ops:
             if op in RULES:
                 raise RuntimeError(f"{op.__name__} has two ONNX lowerings")
-            RULES[op] = rule
+            # a rule's op parameter is its own class (PixelShuffle), narrower than Rule's OpDef; the table is
+            # keyed by exact class, so a rule only ever receives instances of a class it was registered for
+            RULES[op] = cast(Rule, rule)
         return rule
 
     return register

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any, TypeVar, cast
 
 from archdsl.ir.types import TensorType
 from archdsl.ops.base import OpDef
@@ -43,22 +44,26 @@ class Lowering:
 
 
 RULES: dict[type[OpDef], Lowering] = {}
+_C = TypeVar("_C", bound=Callable[..., str])
 
 
-def lowering(*ops: type[OpDef], module: ModuleRule | None = None, fresh: bool | set = False,
-             inplace: dict[type[OpDef], str] | None = None) -> Callable[[CallRule], CallRule]:
+def lowering(*ops: type[OpDef], module: Callable[..., str] | None = None, fresh: bool | set = False,
+             inplace: Mapping[type[Any], str] | None = None) -> Callable[[_C], _C]:
     """Register ``call`` (and optionally a module constructor) as the lowering of ``ops``.
 
     ``fresh`` is True for all of ``ops`` or the set of those whose results are fresh; ``inplace`` maps op
     classes to their in-place forms.
     """
 
-    def register(call: CallRule) -> CallRule:
+    def register(call: _C) -> _C:
         for op in ops:
             if op in RULES:
                 raise RuntimeError(f"{op.__name__} has two torch lowerings")
             is_fresh = op in fresh if isinstance(fresh, set) else fresh
-            RULES[op] = Lowering(call, module, is_fresh, (inplace or {}).get(op))
+            # rules take their own op class (Conv2d), narrower than CallRule's OpDef; the table is keyed by
+            # exact class, so a rule only ever receives instances of a class it was registered for
+            RULES[op] = Lowering(cast(CallRule, call), cast("ModuleRule | None", module), is_fresh,
+                                 (inplace or {}).get(op))
         return call
 
     return register
