@@ -297,3 +297,20 @@ def test_swin_buffers_equal_timm_s_block():
     index, mask, _ = archdsl.build(archdsl.compile(SWIN))(torch.ones(1, 1))
     assert torch.equal(index, block.attn.relative_position_index)
     assert torch.equal(mask, block.attn_mask)
+
+
+def test_onnx_keeps_a_persistent_buffer_as_its_initialiser_and_folds_the_rest():
+    pytest.importorskip("onnxruntime")
+    from archdsl.backends.onnx import to_onnx
+
+    text = ("model M() {\n in x: [N, 4]\n kept = Buffer(arange(4) * 2)\n scratch = Buffer(arange(4) + 1, false)\n"
+            " out x * kept + x * scratch\n}")
+    state = {"kept": torch.tensor([5, 6, 7, 8])}                          # loaded weights win over the build value
+    proto = to_onnx(archdsl.compile(text), weights=state)
+    from onnx import numpy_helper
+
+    inits = {i.name: numpy_helper.to_array(i).tolist() for i in proto.graph.initializer}
+    assert [v for k, v in inits.items() if k.startswith("kept")] == [[5, 6, 7, 8]]      # the state_dict's value
+    assert not any(k.startswith("scratch") for k in inits)                             # computed from constants
+    report = archdsl.onnx_parity(archdsl.compile(text), weights=state)
+    assert report.ok, str(report)
