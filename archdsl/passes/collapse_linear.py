@@ -298,11 +298,18 @@ class CollapseLinear(Pass):
                                         hint=f"choose one of {', '.join(cost_model.PENALTIES)}"))
 
     def decisions(self, graph: Graph) -> list[Decision]:
-        """The cost model's plan for every chain of ``graph`` (collapsed and kept), without rewriting."""
+        """The cost model's plan for every chain of ``graph`` (collapsed and kept), without rewriting; a fan kept
+        as its own ops is followed by the chains inside its branches."""
         edit = GraphEditor(graph)
         forced = replace(self, force=True)
-        return [Decision(tuple(u.label for u in run), self._plan(edit, run), forced._plan(edit, run).cost)
-                for run in chains(edit)]
+        out = []
+        for run in chains(edit):
+            plan = self._plan(edit, run)
+            out.append(Decision(tuple(u.label for u in run), plan, forced._plan(edit, run).cost))
+            for inner in self._kept_fan_chains(edit, run, plan):
+                out.append(Decision(tuple(u.label for u in inner), self._plan(edit, inner),
+                                    forced._plan(edit, inner).cost))
+        return out
 
     def apply(self, graph: Graph, weights: Weights | None = None) -> PassResult:
         self.check_mode(graph)
@@ -311,14 +318,11 @@ class CollapseLinear(Pass):
         report: list[Change] = []
         for run in chains(edit):
             plan = self._plan(edit, run)
-            if not plan.collapses:
-                continue
-            kept = [run[s.start].label for s in plan.segments if not s.collapsed]
-            for s in plan.segments:
-                if s.collapsed:
-                    units = [_refresh(edit, u) for u in run[s.start:s.stop]]
-                    change = self._collapse(edit, units, s, plan, kept, weights, new_weights)
-                    report += [change] if change is not None else []
+            inner = self._kept_fan_chains(edit, run, plan)
+            report += self._rewrite(edit, run, plan, weights, new_weights)
+            for branch in inner:                        # a fan kept as its own ops: its branches' chains
+                branch = [_refresh(edit, u) for u in branch]
+                report += self._rewrite(edit, branch, self._plan(edit, branch), weights, new_weights)
         for run in graph_chains(edit):
             report.append(self._collapse_graph(edit, run, weights, new_weights))
         if not report:
@@ -326,6 +330,46 @@ class CollapseLinear(Pass):
         new = edit.finish()
         return PassResult(new, Weights(new_weights).only(new) if new_weights is not None else None, True,
                           tuple(report))
+
+    def _rewrite(self, edit: GraphEditor, run: list[Unit], plan: cost_model.Plan, weights: Weights | None,
+                 new_weights: dict | None) -> list[Change]:
+        """Collapse the segments ``plan`` chose."""
+        kept = [run[s.start].label for s in plan.segments if not s.collapsed]
+        report = []
+        for s in plan.segments:
+            if s.collapsed:
+                units = [_refresh(edit, u) for u in run[s.start:s.stop]]
+                change = self._collapse(edit, units, s, plan, kept, weights, new_weights)
+                report += [change] if change is not None else []
+        return report
+
+    @staticmethod
+    def _kept_fan_chains(edit: GraphEditor, run: list[Unit], plan: cost_model.Plan) -> list[list[Unit]]:
+        """Chains of two or more one-input units inside the branches of the fans ``plan`` keeps as their own ops."""
+        out = []
+        for s in plan.segments:
+            fan = run[s.start]
+            if s.collapsed or fan.kind != "fan":
+                continue
+            members = {n.name for n in fan.nodes[:-1]}
+            for node in fan.nodes[:-1]:
+                source = chain_input(edit, node) or node.inputs[0]
+                kind = _single(edit, node, source)
+                before = edit.producer(source)
+                if kind not in ("op", "gather") or (before is not None and before.name in members and
+                                                     _single(edit, before, chain_input(edit, before) or
+                                                             before.inputs[0]) in ("op", "gather")):
+                    continue                            # not the first unit of a run inside the branch
+                inner = [Unit((node,), source, node.outputs[0], kind)]
+                while edit.num_uses(inner[-1].output) == 1:
+                    (reader,) = edit.users(inner[-1].output)
+                    step = _single(edit, reader, inner[-1].output) if reader.name in members else None
+                    if step not in ("op", "gather"):
+                        break
+                    inner.append(Unit((reader,), inner[-1].output, reader.outputs[0], step))
+                if len(inner) > 1:
+                    out.append(inner)
+        return out
 
     def _plan(self, edit: GraphEditor, run: list[Unit]) -> cost_model.Plan:
         maps = [unit_map(edit, u, None) for u in run]

@@ -157,3 +157,16 @@ def test_report_lists_collapsed_and_kept_segments_with_their_costs() -> None:
     assert kept["planned_cost"] == kept["kept_cost"] == sum(s["cost"] for s in kept["segments"])
     assert data[0]["planned_cost"] < data[0]["kept_cost"]
     assert kept["forced_cost"] > kept["kept_cost"] and "with every exact collapse" in rendered
+
+
+def test_a_kept_fan_still_collapses_the_chains_inside_its_branches() -> None:
+    """A concat whose merged kernel would be a dense 7x7 stays as its ops; its 1x1 -> 1x1 branch still collapses."""
+    text = _spec(64, "H, W", "  a = Conv2d(16, 1)", "  b = Conv2d(16, 1)", "  d = Conv2d(16, 7, padding=3, groups=16)",
+                 "  out concat([b(a(x)), d(x)], 1)")
+    graph = archdsl.compile(text).replace(mode="eval")
+    fan, inner = CollapseLinear().decisions(graph)
+    assert [s["action"] for s in fan.segments()] == ["kept"] and inner.names == ("a", "b")
+    assert [s["action"] for s in inner.segments()] == ["collapsed"]
+    result = assert_same_function(SpecCase(text, ({"N": 1, "H": 9, "W": 8},)), "collapse-linear,dce")
+    assert ops_of(result.graph) == ["conv2d", "conv2d", "concat"]
+    assert [c.merged for c in result.result.changes] == [("a", "b")]
