@@ -29,15 +29,20 @@ class ScaledDotProductAttention(OpDef):
         q, k, v = inputs
         for name, t in zip("qkv", inputs, strict=True):
             if t.rank < 3:
-                raise OpError(f"scaled_dot_product_attention: {name} must be [..., T, D] with batch axes, got {t}")
+                raise OpError(f"scaled_dot_product_attention: {name} must be [..., T, D] with batch axes, got {t}",
+                              "split the heads first: reshape [B, T, H*D] to [B, T, H, D] and transpose(1, 2) to "
+                              "[B, H, T, D]")
             expect_float(self, t)
         if not q.shape[:-2] == k.shape[:-2] == v.shape[:-2] or not q.dtype == k.dtype == v.dtype:
             raise OpError(f"scaled_dot_product_attention: q {q}, k {k} and v {v} need the same batch axes "
-                          "and dtype")
+                          "and dtype", "give q, k and v the same leading [B, H] axes (repeat or expand the k/v "
+                          "heads for grouped-query attention) and one dtype (declare the inputs so)")
         if q.shape[-1] != k.shape[-1]:
-            raise OpError(f"scaled_dot_product_attention: q and k need the same feature size, got {q} and {k}")
+            raise OpError(f"scaled_dot_product_attention: q and k need the same feature size, got {q} and {k}",
+                          "project q and k to the same head size (the last axis)")
         if k.shape[-2] != v.shape[-2]:
-            raise OpError(f"scaled_dot_product_attention: k and v need the same length, got {k} and {v}")
+            raise OpError(f"scaled_dot_product_attention: k and v need the same length, got {k} and {v}",
+                          "k and v come from the same sequence: their axis -2 (T) must match")
         return [q.with_shape((*q.shape[:-1], v.shape[-1]))]
 
     def attention_weights(self, params: dict, inputs: list) -> Any:
@@ -92,7 +97,8 @@ class MultiheadSelfAttention(OpDef):
         expect_float(self, x)
         d = last_dim(self, x)
         if d % self.num_heads:
-            raise OpError(f"multihead_self_attention: embed_dim {d} is not divisible by num_heads={self.num_heads}")
+            raise OpError(f"multihead_self_attention: embed_dim {d} is not divisible by num_heads={self.num_heads}",
+                          "choose num_heads dividing the input's last axis (each head gets embed_dim / num_heads)")
         return d
 
     def infer(self, inputs: list[TensorType]) -> list[TensorType]:

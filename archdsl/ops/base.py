@@ -108,6 +108,9 @@ class OpDef(BaseModel):
     arity: ClassVar[int | None] = 1                # tensor inputs; None = variadic (a list)
     num_outputs: ClassVar[int] = 1
     family: ClassVar[str] = "misc"                 # grouping for docs and stats
+    # What to write instead when an input has the wrong rank (the hint of expect_rank's error); one place per op
+    # class, None: a generic "reshape to rank N" hint.
+    rank_hint: ClassVar[str | None] = None
 
     def resolve(self, inputs: list[TensorType]) -> OpDef:
         """Return the op with input-dependent attributes made explicit ('same' padding, ...)."""
@@ -115,7 +118,8 @@ class OpDef(BaseModel):
 
     def infer(self, inputs: list[TensorType]) -> list[TensorType]:
         """Output types for these input types; raise OpError when they do not fit."""
-        raise OpError(f"{self.name} has no shape rule")
+        raise OpError(f"{self.name} has no shape rule", "this op cannot be applied to tensors here; `archdsl ops` "
+                      "lists the ops that can")
 
     def params(self, inputs: list[TensorType]) -> dict[str, ParamSpec]:
         """Parameters and buffers this op owns, keyed by their local (torch) name."""
@@ -166,7 +170,8 @@ class OpDef(BaseModel):
         ``params`` maps the op's local parameter names to tensors; scale and shift are 1-d tensors over
         the axis (or None for 1 and 0).
         """
-        raise OpError(f"{self.name} is not a per-channel affine op")
+        raise OpError(f"{self.name} is not a per-channel affine op",
+                      "only ops with the channel_affine trait fold into a neighbouring conv or linear")
 
     def has(self, trait: Trait) -> bool:
         """True when this op carries ``trait``."""
@@ -204,11 +209,14 @@ def expect_rank(op: OpDef, t: TensorType, *ranks: int) -> None:
     """Raise OpError unless ``t`` has one of ``ranks`` axes."""
     if t.rank not in ranks:
         want = " or ".join(str(r) for r in ranks)
-        raise OpError(f"{op.name} expects a tensor of rank {want}, got {t}")
+        raise OpError(f"{op.name} expects a tensor of rank {want}, got {t}",
+                      op.rank_hint or f"reshape, flatten or unsqueeze the input to rank {want} first")
 
 
 def norm_axis(op: OpDef, axis: int, rank: int) -> int:
     """Normalise a possibly negative axis, raising OpError when out of range."""
     if not -rank <= axis < rank:
-        raise OpError(f"{op.name}: axis {axis} is out of range for rank {rank}")
+        raise OpError(f"{op.name}: axis {axis} is out of range for rank {rank}",
+                      f"axes of a rank-{rank} tensor run from 0 to {rank - 1} (or {-rank} to -1 from the end)"
+                      if rank else "a scalar has no axes: reshape it to [1] first")
     return axis % rank

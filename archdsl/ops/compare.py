@@ -103,7 +103,9 @@ class Abs(OpDef):
 
     def infer(self, inputs: list[TensorType]) -> list[TensorType]:
         if inputs[0].dtype == "bool":
-            raise OpError(f"absolute needs numbers, got {inputs[0]}")
+            raise OpError(f"absolute needs numbers, got {inputs[0]}",
+                          "a bool tensor is its own absolute value: drop abs, or make numbers with "
+                          "where(mask, input=1.0, other=0.0) first")
         return [inputs[0]]
 
 
@@ -131,7 +133,7 @@ class Clamp(OpDef):
     def infer(self, inputs: list[TensorType]) -> list[TensorType]:
         x = inputs[0]
         if x.dtype == "bool":
-            raise OpError(f"clamp needs numbers, got {x}")
+            raise OpError(f"clamp needs numbers, got {x}", "make numbers of the bool tensor with where(mask, input=1.0, other=0.0) first")
         for b in (self.min, self.max):
             if b is not None and not fits(b, x.dtype):
                 raise OpError(f"clamp: the bound {b!r} does not fit the {x.dtype} tensor {x}",
@@ -172,7 +174,7 @@ class ArgReduce(OpDef):
     def infer(self, inputs: list[TensorType]) -> list[TensorType]:
         x = inputs[0]
         if x.dtype == "bool":
-            raise OpError(f"{self.name} needs numbers, got {x}")
+            raise OpError(f"{self.name} needs numbers, got {x}", "make numbers of the bool tensor with where(mask, input=1.0, other=0.0) first")
         if self.dim is None:
             shape = (1,) * x.rank if self.keepdim else ()
         else:

@@ -50,11 +50,13 @@ class Constructor(OpDef):
 
     def out_type(self) -> TensorType:
         """The tensor this constructor makes."""
-        raise OpError(f"{self.name} has no shape rule")
+        raise OpError(f"{self.name} has no shape rule", "`archdsl ops` lists the tensor constructors "
+                      "(family construct) that can be used")
 
     def infer(self, inputs: list[TensorType]) -> list[TensorType]:
         if inputs:
-            raise OpError(f"{self.name} takes no tensor inputs, got {len(inputs)}")
+            raise OpError(f"{self.name} takes no tensor inputs, got {len(inputs)}",
+                          f"call it on its own (`m = {self.name}(...)`), not in a pipe `x |> {self.name}(...)`")
         return [self.out_type()]
 
     def cost(self, inputs: list[TensorType], outputs: list[TensorType]) -> Cost:

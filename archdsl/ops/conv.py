@@ -23,7 +23,8 @@ def expand(value: IntOrTuple, n: int, what: str, op: str) -> tuple[int, ...]:
     if isinstance(value, int):
         return (value,) * n
     if len(value) != n:
-        raise OpError(f"{op}: {what} needs {n} values, got {len(value)}")
+        raise OpError(f"{op}: {what} needs {n} values, got {len(value)}",
+                      f"give one int for every spatial axis, or a tuple of {n} (one per spatial axis)")
     return tuple(value)
 
 
@@ -53,11 +54,13 @@ def resolve_padding(pad: Padding, k: tuple[int, ...], s: tuple[int, ...], d: tup
                 total = max(0, (out - 1) * s[i] + d[i] * (k[i] - 1) + 1 - sizes[i])
             else:
                 raise OpError(f"{op}: padding='same' with stride {s[i]} needs a known input size, "
-                              f"got {sizes[i]}")
+                              f"got {sizes[i]}", "give explicit integer padding (k // 2 for odd kernels), or "
+                              "declare the input size as a multiple of the stride (where H % 2 == 0)")
             pads.append((total // 2, total - total // 2))
         return tuple(pads)
     if isinstance(pad, str):
-        raise OpError(f"{op}: padding must be an int, a tuple, 'same' or 'valid', got {pad!r}")
+        raise OpError(f"{op}: padding must be an int, a tuple, 'same' or 'valid', got {pad!r}",
+                      "write padding=1, padding=(1, 2), padding='same' or padding='valid'")
     if isinstance(pad, int):
         return ((pad, pad),) * n
     if all(isinstance(p, int) for p in pad):
@@ -67,7 +70,9 @@ def resolve_padding(pad: Padding, k: tuple[int, ...], s: tuple[int, ...], d: tup
             return tuple((pad[2 * i], pad[2 * i + 1]) for i in range(n))
     if len(pad) == n and all(isinstance(p, tuple) and len(p) == 2 for p in pad):
         return tuple((int(a), int(b)) for a, b in pad)
-    raise OpError(f"{op}: cannot read padding {pad!r} for {n} spatial dims")
+    raise OpError(f"{op}: cannot read padding {pad!r} for {n} spatial dims",
+                  f"give one int, {n} ints (one per spatial axis), {2 * n} ints (before, after per axis) or "
+                  f"{n} (before, after) pairs")
 
 
 def check_mode_pads(op: str, mode: str, sizes: tuple[Dim, ...], pads: tuple[tuple[int, int], ...]) -> None:
@@ -76,9 +81,11 @@ def check_mode_pads(op: str, mode: str, sizes: tuple[Dim, ...], pads: tuple[tupl
         if not isinstance(size, int):
             continue
         if mode == "reflect" and max(before, after) >= size:
-            raise OpError(f"{op}: reflect padding {(before, after)} must be smaller than the input size {size}")
+            raise OpError(f"{op}: reflect padding {(before, after)} must be smaller than the input size {size}",
+                          "use less padding, padding_mode='replicate', or a larger input")
         if mode == "circular" and max(before, after) > size:
-            raise OpError(f"{op}: circular padding {(before, after)} must not exceed the input size {size}")
+            raise OpError(f"{op}: circular padding {(before, after)} must not exceed the input size {size}",
+                          "use less padding or a larger input")
 
 
 class ConvNd(OpDef):
@@ -88,6 +95,8 @@ class ConvNd(OpDef):
     positional: ClassVar = ("out_channels", "kernel_size")
     traits: ClassVar = frozenset({Trait.AFFINE})
     family: ClassVar = "conv"
+    rank_hint: ClassVar = ("Conv1d takes [N, C, L], Conv2d [N, C, H, W], Conv3d [N, C, D, H, W]: pick the one of "
+                           "your input's rank, or reshape/unsqueeze the input (a [C, H, W] image needs a batch axis)")
     symmetry: ClassVar = Dense(in_axis=1, out_axis=1, spatial=True)   # groups: block-structured
 
     out_channels: PositiveInt
@@ -138,7 +147,9 @@ class ConvNd(OpDef):
         """Input channels, checked against groups."""
         c = x.shape[1]
         if not isinstance(c, int):
-            raise OpError(f"{self.name} needs a known channel count, got {c}")
+            raise OpError(f"{self.name} needs a known channel count, got {c}",
+                          "declare the channel axis of the input with a number ([N, 3, H, W]) or a parameter "
+                          "bound to one")
         if c % self.groups or self.out_channels % self.groups:
             raise OpError(f"{self.name}: in_channels={c} and out_channels={self.out_channels} must both be "
                           f"divisible by groups={self.groups}",
@@ -155,7 +166,8 @@ class ConvNd(OpDef):
         for i, (before, after) in enumerate(self.pads()):
             size = out_size(x.shape[2 + i], k[i], s[i], d[i], before, after)
             if isinstance(size, int) and size <= 0:
-                raise OpError(f"{self.name}: input {x} is too small for kernel {k} with padding {self.pads()}")
+                raise OpError(f"{self.name}: input {x} is too small for kernel {k} with padding {self.pads()}",
+                              "use a larger input, more padding (padding='same'), or a smaller kernel or dilation")
             sizes.append(size)
         return [x.with_shape((x.shape[0], self.out_channels, *sizes))]
 
@@ -228,13 +240,16 @@ class ConvTranspose2d(ConvNd):
 
     def resolve(self, inputs: list[TensorType]) -> ConvTranspose2d:
         if self.padding_mode != "zeros":
-            raise OpError("conv_transpose2d only supports padding_mode='zeros'")
+            raise OpError("conv_transpose2d only supports padding_mode='zeros'",
+                          "drop padding_mode, or pad explicitly with pad(..., mode='reflect') before a conv2d")
         if isinstance(self.padding, str):
-            raise OpError("conv_transpose2d needs explicit integer padding")
+            raise OpError("conv_transpose2d needs explicit integer padding",
+                          "write padding=(kernel_size - stride) // 2 (PyTorch has no 'same' for transposed convs)")
         k, s, d = self.geometry()
         pads = resolve_padding(self.padding, k, s, d, tuple(inputs[0].shape[2:]), self.name)
         if any(a != b for a, b in pads):
-            raise OpError("conv_transpose2d needs symmetric padding")
+            raise OpError("conv_transpose2d needs symmetric padding",
+                          "give one int per axis and use output_padding for the one extra row or column")
         op = expand(self.output_padding, 2, "output_padding", self.name)
         return self.model_copy(update={"kernel_size": k, "stride": s, "dilation": d, "padding": pads,
                                        "output_padding": op})
@@ -246,11 +261,13 @@ class ConvTranspose2d(ConvNd):
         k, s, d = self.geometry()
         op = expand(self.output_padding, 2, "output_padding", self.name)
         if any(o < 0 or o >= max(si, di) for o, si, di in zip(op, s, d, strict=True)):
-            raise OpError(f"{self.name}: output_padding {op} must be smaller than either stride {s} or dilation {d}")
+            raise OpError(f"{self.name}: output_padding {op} must be smaller than either stride {s} or dilation {d}",
+                          "output_padding only picks among the stride's possible output sizes: use 0 or stride - 1")
         sizes = [(x.shape[2 + i] - 1) * s[i] - 2 * self.pads()[i][0] + d[i] * (k[i] - 1) + op[i] + 1
                  for i in range(2)]
         if any(isinstance(v, int) and v <= 0 for v in sizes):
-            raise OpError(f"{self.name}: padding {self.pads()} leaves no output for input {x}")
+            raise OpError(f"{self.name}: padding {self.pads()} leaves no output for input {x}",
+                          "use less padding or a larger kernel or stride")
         return [x.with_shape((x.shape[0], self.out_channels, *sizes))]
 
     def params(self, inputs: list[TensorType]) -> dict[str, ParamSpec]:

@@ -51,7 +51,8 @@ class Parameter(OpDef):
 
     def infer(self, inputs: list[TensorType]) -> list[TensorType]:
         if inputs:
-            raise OpError(f"parameter takes no tensor inputs, got {len(inputs)}")
+            raise OpError(f"parameter takes no tensor inputs, got {len(inputs)}",
+                          "declare it on its own (`w = Parameter([...])`) and use `w` in an expression")
         return [TensorType(shape=self.shape, dtype=self.dtype)]
 
     def params(self, inputs: list[TensorType]) -> dict[str, ParamSpec]:
@@ -79,7 +80,8 @@ class Embedding(OpDef):
                           hint="declare the input as int64[...]")
         if self.padding_idx is not None and not -self.num_embeddings <= self.padding_idx < self.num_embeddings:
             raise OpError(f"embedding: padding_idx {self.padding_idx} is out of range for "
-                          f"{self.num_embeddings} embeddings")
+                          f"{self.num_embeddings} embeddings", f"padding_idx is a row index: 0 to "
+                          f"{self.num_embeddings - 1} (or negative from the end)")
         return [TensorType(shape=(*x.shape, self.embedding_dim), dtype="float32")]
 
     def params(self, inputs: list[TensorType]) -> dict[str, ParamSpec]:

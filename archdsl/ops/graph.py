@@ -32,9 +32,11 @@ class GraphConv(OpDef):
         s, x = inputs
         if s.rank != 2 or x.rank != 2 or s.shape[0] != s.shape[1] or s.shape[1] != x.shape[0]:
             raise OpError(f"graph_conv needs an adjacency [V, V] and node features [V, F] over the same nodes, "
-                          f"got {s} and {x}")
+                          f"got {s} and {x}", "pass the adjacency first and the features second, both without a "
+                          "batch axis, with one row per node")
         if s.dtype != x.dtype:
-            raise OpError(f"graph_conv: adjacency and features differ in dtype ({s.dtype}, {x.dtype})")
+            raise OpError(f"graph_conv: adjacency and features differ in dtype ({s.dtype}, {x.dtype})",
+                          "declare both inputs with one dtype")
         last_dim(self, x)
         return [x.with_shape((x.shape[0], self.out_features))]
 

@@ -80,11 +80,15 @@ class Gather(OpDef):
         x, index = inputs
         expect_index(self, index)
         if index.rank != x.rank:
-            raise OpError(f"gather: the index {index} must have the rank of the input {x}")
+            raise OpError(f"gather: the index {index} must have the rank of the input {x}",
+                          "unsqueeze or expand the index to the input's rank (torch.gather's rule); for picking "
+                          "whole rows use index_select")
         axis = norm_axis(self, self.dim, x.rank)
         for i, (a, b) in enumerate(zip(x.shape, index.shape, strict=True)):
             if i != axis and isinstance(a, int) and isinstance(b, int) and b > a:
-                raise OpError(f"gather: the index {index} is larger than the input {x} on axis {i}")
+                raise OpError(f"gather: the index {index} is larger than the input {x} on axis {i}",
+                              f"only axis dim={self.dim} of the index may exceed the input; slice the index on the "
+                              "other axes")
         return [x.with_shape(index.shape)]
 
 
@@ -174,7 +178,8 @@ class Triangle(OpDef):
 
     def infer(self, inputs: list[TensorType]) -> list[TensorType]:
         if inputs[0].rank < 2:
-            raise OpError(f"{self.name} needs at least two axes, got {inputs[0]}")
+            raise OpError(f"{self.name} needs at least two axes, got {inputs[0]}",
+                          "it works on the last two axes (a matrix): reshape a vector to [1, n] or [n, 1] first")
         return [inputs[0]]
 
 
@@ -290,13 +295,15 @@ class Einsum(OpDef):
         """Each letter's size and the broadcast '...' shape; OpError when the operands disagree."""
         terms, _ = parse_equation(self.equation)
         if len(terms) != len(inputs):
-            raise OpError(f"einsum: {self.equation!r} has {len(terms)} operand(s), got {len(inputs)} tensor(s)")
+            raise OpError(f"einsum: {self.equation!r} has {len(terms)} operand(s), got {len(inputs)} tensor(s)",
+                          "give one comma-separated term before '->' per tensor input")
         sizes: dict[str, Dim] = {}
         ellipsis = TensorType(shape=())
         for term, t in zip(terms, inputs, strict=True):
             letters = term.replace(".", "")
             if t.rank < len(letters) or ("." not in term and t.rank != len(letters)):
-                raise OpError(f"einsum: term {term.replace('.', '...')!r} does not fit the operand {t}")
+                raise OpError(f"einsum: term {term.replace('.', '...')!r} does not fit the operand {t}",
+                              f"write one letter per axis of the operand ({t.rank}), or '...' for the leading ones")
             cut = term.index(".") if "." in term else len(term)
             extra = t.rank - len(letters)
             dims = dict(zip(term[:cut], t.shape[:cut], strict=True))
@@ -304,12 +311,15 @@ class Einsum(OpDef):
             for c, d in dims.items():
                 have = sizes.get(c, 1)
                 if have != d and d != 1 and have != 1:
-                    raise OpError(f"einsum: letter {c!r} has size {have} in one operand and {d} in {t}")
+                    raise OpError(f"einsum: letter {c!r} has size {have} in one operand and {d} in {t}",
+                                  "a letter names one size in every operand (or 1 to broadcast): use a different "
+                                  "letter for axes of different sizes")
                 sizes[c] = d if have == 1 else have
             part = t.with_shape(t.shape[cut:cut + extra])
             ellipsis = broadcast(self, ellipsis.model_copy(update={"dtype": t.dtype}), part)
         if len({t.dtype for t in inputs}) > 1:
-            raise OpError(f"einsum: operands' dtypes differ: {', '.join(str(t) for t in inputs)}")
+            raise OpError(f"einsum: operands' dtypes differ: {', '.join(str(t) for t in inputs)}",
+                          "declare or compute the operands with one dtype")
         return sizes, ellipsis.shape
 
     def infer(self, inputs: list[TensorType]) -> list[TensorType]:

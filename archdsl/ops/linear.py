@@ -13,10 +13,13 @@ from archdsl.symmetry.contract import Dense, Pinned
 def last_dim(op: OpDef, x: TensorType) -> int:
     """The (known) size of the last axis, the feature axis of dense ops."""
     if x.rank == 0:
-        raise OpError(f"{op.name} needs at least one axis, got a scalar")
+        raise OpError(f"{op.name} needs at least one axis, got a scalar",
+                      "features are on the last axis: reshape the scalar to [1] first")
     d = x.shape[-1]
     if not isinstance(d, int):
-        raise OpError(f"{op.name} needs a known feature size on the last axis, got {x}")
+        raise OpError(f"{op.name} needs a known feature size on the last axis, got {x}",
+                      "declare the last axis of the input with a number or a parameter bound to one; after a "
+                      "conv, flatten(1) a known-size map (adaptive_avg_pool2d(1) makes it [N, C, 1, 1])")
     return d
 
 
@@ -84,7 +87,8 @@ class Bilinear(OpDef):
         in1, in2 = last_dim(self, a), last_dim(self, b)
         if a.shape[:-1] != b.shape[:-1] or a.dtype != b.dtype:
             raise OpError(f"bilinear needs inputs with the same leading axes and dtype, got {a.dtype} {a} and "
-                          f"{b.dtype} {b}")
+                          f"{b.dtype} {b}", "only the last (feature) axes may differ: reshape or expand the "
+                          "inputs to the same batch axes")
         return in1, in2
 
     def infer(self, inputs: list[TensorType]) -> list[TensorType]:

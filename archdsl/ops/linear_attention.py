@@ -84,14 +84,17 @@ class LinearAttentionOp(OpDef):
                 raise OpError(f"{self.name}: {name} must be [B, T, H, D], got {t}",
                               hint="split the heads first: reshape((B, T, heads, -1))")
             if t.dtype not in FLOAT_DTYPES:
-                raise OpError(f"{self.name}: {name} must be floating point, got {t}")
+                raise OpError(f"{self.name}: {name} must be floating point, got {t}",
+                              "q, k and v come from linear projections: declare integer ids through an Embedding")
         if q.shape != k.shape:
-            raise OpError(f"{self.name}: q and k must have the same shape [B, T, H, K], got q {q} and k {k}")
+            raise OpError(f"{self.name}: q and k must have the same shape [B, T, H, K], got q {q} and k {k}",
+                          "project q and k to the same heads and key size (num_heads * head_k_dim features)")
         if v.shape[:3] != q.shape[:3]:
             raise OpError(f"{self.name}: v must be [B, T, H, V] with q's B, T, H, got q {q} and v {v}",
                           hint="value heads must equal query/key heads; repeat q and k heads for GQA-style values")
         if not q.dtype == k.dtype == v.dtype:
-            raise OpError(f"{self.name}: q, k, v need one dtype, got {q.dtype}, {k.dtype}, {v.dtype}")
+            raise OpError(f"{self.name}: q, k, v need one dtype, got {q.dtype}, {k.dtype}, {v.dtype}",
+                          "compute q, k and v with one dtype (from the same input)")
         return q, k, v
 
     def infer(self, inputs: list[TensorType]) -> list[TensorType]:
@@ -107,15 +110,19 @@ class LinearAttentionOp(OpDef):
             t = byname[name]
             if t.shape != tuple(want) or t.dtype not in FLOAT_DTYPES:
                 layout = "[B, T, H]" if kind == "head" else "[B, T, H, K]"
-                raise OpError(f"{self.name}: {name} must be a float {layout} = {_dims(want)}, got {t}")
+                raise OpError(f"{self.name}: {name} must be a float {layout} = {_dims(want)}, got {t}",
+                              f"compute {name} from the same input as q, with q's batch, length and heads "
+                              f"({'one value per head' if kind == 'head' else 'one value per key feature'})")
         count: Dim = batch
         if self.varlen:
             cu = byname["cu_seqlens"]
             if cu.rank != 1 or cu.dtype not in ("int64", "int32"):
-                raise OpError(f"{self.name}: cu_seqlens must be an integer vector [N+1], got {cu}")
+                raise OpError(f"{self.name}: cu_seqlens must be an integer vector [N+1], got {cu}",
+                              "declare it as int64[N1] holding the sequences' start offsets and the total length")
             if isinstance(batch, int) and batch != 1:
                 raise OpError(f"{self.name}: with varlen=true the sequences are packed along T of a batch of 1, "
-                              f"got batch {batch} in q {q}")
+                              f"got batch {batch} in q {q}", "declare the inputs with batch 1 ([1, T, ...]) and "
+                              "concatenate the sequences along T, or use varlen=false for a padded batch")
             count = cu.shape[0] - 1
         sk, sv = self.state_size(kd, v.shape[3])
         state_type = TensorType(shape=(count, heads, sk, sv), dtype="float64" if q.dtype == "float64" else "float32")
@@ -123,7 +130,8 @@ class LinearAttentionOp(OpDef):
             h0 = byname["initial_state"]
             if h0.shape != state_type.shape or h0.dtype not in FLOAT_DTYPES:
                 raise OpError(f"{self.name}: initial_state must be [N, H, K, V] = {_dims(state_type.shape)}, "
-                              f"got {h0}")
+                              f"got {h0}", "pass the final state of a previous call (one [H, K, V] state per "
+                              "sequence), as float")
         out = [v]
         if self.output_final_state:
             out.append(state_type)
@@ -259,10 +267,12 @@ class Mamba2Decay(OpDef):
         a, a_log, dt_bias = inputs
         for name, t in zip(("a", "A_log", "dt_bias"), inputs, strict=True):
             if t.dtype not in FLOAT_DTYPES:
-                raise OpError(f"mamba2_decay: {name} must be floating point, got {t}")
+                raise OpError(f"mamba2_decay: {name} must be floating point, got {t}",
+                              "a, A_log and dt_bias are float tensors (A_log and dt_bias usually Parameters)")
         if a.rank < 1 or a_log.shape != (a.shape[-1],) or dt_bias.shape != (a.shape[-1],):
             raise OpError(f"mamba2_decay: A_log and dt_bias must be [H] with H the last axis of a, got a {a}, "
-                          f"A_log {a_log}, dt_bias {dt_bias}")
+                          f"A_log {a_log}, dt_bias {dt_bias}", "declare A_log and dt_bias as Parameter((H,)) with "
+                          "H the number of heads, the last axis of a")
         return [a]
 
     def cost(self, inputs: list[TensorType], outputs: list[TensorType]) -> Cost:

@@ -52,10 +52,11 @@ class Normalize(OpDef):
         """The normalised axes, non-negative and sorted; OpError when repeated or out of range."""
         dims = (self.dim,) if isinstance(self.dim, int) else self.dim
         if not dims:
-            raise OpError("normalize needs at least one axis")
+            raise OpError("normalize needs at least one axis", "give dim=1 (channels) or dim=-1 (features)")
         axes = tuple(sorted(norm_axis(self, d, rank) for d in dims))
         if len(set(axes)) != len(axes):
-            raise OpError(f"normalize: axis repeated in dim={self.dim}")
+            raise OpError(f"normalize: axis repeated in dim={self.dim}",
+                          "name each axis once (a negative axis counts from the end: -1 is the last)")
         return axes
 
     def resolve(self, inputs: list[TensorType]) -> Normalize:

@@ -16,7 +16,9 @@ def channels(op: OpDef, x: TensorType) -> int:
     """The known channel count (axis 1)."""
     c = x.shape[1] if x.rank > 1 else None
     if not isinstance(c, int):
-        raise OpError(f"{op.name} needs a known channel count on axis 1, got {x}")
+        raise OpError(f"{op.name} needs a known channel count on axis 1, got {x}",
+                      "declare the channel axis (axis 1) of the input with a number or a parameter bound to one; "
+                      "for channels-last [N, ..., C] use LayerNorm")
     return c
 
 
@@ -55,6 +57,8 @@ class ChannelStatsNorm(Norm):
     """Base of norms over per-channel (axis 1) statistics, with optional affine and running stats."""
 
     ranks: ClassVar[tuple[int, ...]] = (4,)
+    rank_hint: ClassVar = ("BatchNorm1d takes [N, C] or [N, C, L], BatchNorm2d and InstanceNorm2d [N, C, H, W], "
+                           "BatchNorm3d [N, C, D, H, W]: pick the one of your input's rank")
     symmetry: ClassVar = ChannelStats()        # eval mode: running statistics absorb a per-channel scale
     traits: ClassVar = frozenset({Trait.TRAIN_EVAL, Trait.CHANNEL_AFFINE})
 
@@ -77,7 +81,8 @@ class ChannelStatsNorm(Norm):
     def eval_affine(self, params: dict, x: TensorType) -> tuple[int, object, object]:
         """scale = weight / sqrt(running_var + eps), shift = bias - running_mean * scale."""
         if self.eval_affine_axis(x) is None:
-            raise OpError(f"{self.name} without running statistics normalises by batch statistics in eval mode")
+            raise OpError(f"{self.name} without running statistics normalises by batch statistics in eval mode",
+                          "keep track_running_stats=true for an op that folds into a conv in eval mode")
         scale = (params["running_var"] + self.eps).rsqrt()
         if "weight" in params:
             scale = scale * params["weight"]
@@ -142,7 +147,9 @@ class LastDimsNorm(Norm):
                               hint="give normalized_shape explicitly")
             return (x.shape[-1],)
         if x.rank < len(want) or tuple(x.shape[x.rank - len(want):]) != tuple(want):
-            raise OpError(f"{self.name}: input {x} does not end with normalized_shape {list(want)}")
+            raise OpError(f"{self.name}: input {x} does not end with normalized_shape {list(want)}",
+                          "normalized_shape names the input's trailing axes: give their sizes, or leave it out "
+                          "to normalise the last axis; for [N, C, H, W] use GroupNorm(1, C) or permute first")
         return tuple(want)
 
     def resolve(self, inputs: list[TensorType]) -> LastDimsNorm:
@@ -212,10 +219,12 @@ class GroupNorm(Norm):
 
     def infer(self, inputs: list[TensorType]) -> list[TensorType]:
         if inputs[0].rank < 2:
-            raise OpError(f"{self.name} expects [N, C, ...], got {inputs[0]}")
+            raise OpError(f"{self.name} expects [N, C, ...], got {inputs[0]}",
+                          "give it a batch and a channel axis: reshape the input to [N, C, ...] first")
         c = channels(self, inputs[0])
         if c % self.num_groups:
-            raise OpError(f"{self.name}: {c} channels are not divisible by num_groups={self.num_groups}")
+            raise OpError(f"{self.name}: {c} channels are not divisible by num_groups={self.num_groups}",
+                          f"choose num_groups dividing {c} (1 normalises all channels together, {c} each alone)")
         return [inputs[0]]
 
     def params(self, inputs: list[TensorType]) -> dict[str, ParamSpec]:
@@ -248,7 +257,8 @@ class LocalResponseNorm(Norm):
 
     def infer(self, inputs: list[TensorType]) -> list[TensorType]:
         if inputs[0].rank < 3:
-            raise OpError(f"{self.name} expects [N, C, ...] of rank 3 or more, got {inputs[0]}")
+            raise OpError(f"{self.name} expects [N, C, ...] of rank 3 or more, got {inputs[0]}",
+                          "it normalises across channels at each position: unsqueeze a [N, C] input to [N, C, 1]")
         return [inputs[0]]
 
 

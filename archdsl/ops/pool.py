@@ -41,6 +41,8 @@ class PoolNd(OpDef):
     positional: ClassVar = ("kernel_size", "stride", "padding")
     symmetry: ClassVar = Window()
     family: ClassVar = "pool"
+    rank_hint: ClassVar = ("the 1d pools take [N, C, L] (or [C, L]), the 2d pools [N, C, H, W] (or [C, H, W]): "
+                           "pick the one of your input's rank, or reshape the input")
     kernel_size: IntOrTuple
     stride: IntOrTuple | None = None
     padding: IntOrTuple = 0
@@ -62,7 +64,8 @@ class PoolNd(OpDef):
         s = expand(self.stride if self.stride is not None else self.kernel_size, n, "stride", self.name)
         p = expand(self.padding, n, "padding", self.name)
         if any(pp < 0 or pp * 2 > kk for pp, kk in zip(p, k, strict=True)):
-            raise OpError(f"{self.name}: padding {p} must be between 0 and half the kernel size {k}")
+            raise OpError(f"{self.name}: padding {p} must be between 0 and half the kernel size {k}",
+                          "use padding <= kernel_size // 2 (PyTorch's limit), or pad(...) the input before pooling")
         return k, s, p, self.dilations()
 
     def infer(self, inputs: list[TensorType]) -> list[TensorType]:
@@ -74,7 +77,9 @@ class PoolNd(OpDef):
         for i in range(self.spatial):
             o = pool_out_size(x.shape[lead + i], k[i], s[i], d[i], p[i], self.ceil_mode)
             if isinstance(o, int) and o <= 0:
-                raise OpError(f"{self.name}: input {x} is too small for kernel {k} with padding {p}")
+                raise OpError(f"{self.name}: input {x} is too small for kernel {k} with padding {p}",
+                              "use a smaller kernel, more padding or ceil_mode=true, or an adaptive pool "
+                              "(adaptive_avg_pool2d(1)) that fits any size")
             sizes.append(o)
         return [x.with_shape((*x.shape[:lead], *sizes))]
 
@@ -153,6 +158,8 @@ class AdaptivePoolNd(OpDef):
     positional: ClassVar = ("output_size",)
     symmetry: ClassVar = Window()
     family: ClassVar = "pool"
+    rank_hint: ClassVar = ("the 1d pools take [N, C, L] (or [C, L]), the 2d pools [N, C, H, W] (or [C, H, W]): "
+                           "pick the one of your input's rank, or reshape the input")
     output_size: int | tuple[int | None, ...]
 
     @field_validator("output_size")
@@ -213,7 +220,8 @@ class GlobalPool(OpDef):
     def axes(self, x: TensorType) -> tuple[int, ...]:
         """The reduced (spatial) axes."""
         if x.rank < 3:
-            raise OpError(f"{self.name} expects [N, C, ...] with at least one spatial axis, got {x}")
+            raise OpError(f"{self.name} expects [N, C, ...] with at least one spatial axis, got {x}",
+                          "the input is already pooled: drop this op, or reshape it to [N, C, L]")
         return tuple(range(2, x.rank))
 
     def infer(self, inputs: list[TensorType]) -> list[TensorType]:

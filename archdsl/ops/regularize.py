@@ -52,6 +52,7 @@ class Dropout2d(Dropping):
     """Zero whole channels of [N, C, H, W] with probability p in training; survivors scaled by 1/(1-p)."""
 
     name: ClassVar = "dropout2d"
+    rank_hint: ClassVar = "dropout2d zeroes channels of [N, C, H, W]; for other ranks use dropout"
 
     def infer(self, inputs: list[TensorType]) -> list[TensorType]:
         expect_rank(self, inputs[0], 4)
@@ -71,7 +72,8 @@ class StochasticDepth(Dropping):
 
     def infer(self, inputs: list[TensorType]) -> list[TensorType]:
         if inputs[0].rank == 0:
-            raise OpError(f"{self.name} needs a batch axis, got a scalar")
+            raise OpError(f"{self.name} needs a batch axis, got a scalar",
+                          "it drops whole samples of a batch: apply it to the [N, ...] residual branch")
         return [inputs[0]]
 
 
@@ -93,10 +95,12 @@ class LayerScale(OpDef):
     def channels(self, x: TensorType) -> int:
         """The known size of the scaled axis."""
         if x.rank < (2 if self.dim == 1 else 1):
-            raise OpError(f"{self.name}: dim={self.dim} does not exist in {x}")
+            raise OpError(f"{self.name}: dim={self.dim} does not exist in {x}",
+                          "dim=1 scales the channels of [N, C, ...]; use dim=-1 for a vector of features")
         c = x.shape[self.dim]
         if not isinstance(c, int):
-            raise OpError(f"{self.name} needs a known size on axis {self.dim}, got {x}")
+            raise OpError(f"{self.name} needs a known size on axis {self.dim}, got {x}",
+                          f"declare axis {self.dim} of the input with a number or a parameter bound to one")
         return c
 
     def infer(self, inputs: list[TensorType]) -> list[TensorType]:

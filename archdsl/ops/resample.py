@@ -36,7 +36,9 @@ def require_divisible(op: str, d: Dim, k: int, what: str, by: str) -> None:
     if ok is None:
         raise OpError(f"{op}: {what} {d} must be known to be divisible by {by}", hint="declare the size as a number")
     if not ok:
-        raise OpError(f"{op}: {what} {d} is not divisible by {by}")
+        raise OpError(f"{op}: {what} {d} is not divisible by {by}",
+                      f"make the {what} a multiple of {k} (set it in the layer before), or change "
+                      f"{by.split('=')[0].split('**')[0].strip()}")
 
 
 def scaled(op: str, size: Dim, scale: float) -> Dim:
@@ -53,7 +55,8 @@ def scaled(op: str, size: Dim, scale: float) -> Dim:
 def spatial_of(op: OpDef, x: TensorType, least: int = 3) -> int:
     """Number of spatial axes of [N, C, *spatial], checking the rank."""
     if x.rank < least:
-        raise OpError(f"{op.name} expects [N, C, ...] of rank {least} or more, got {x}")
+        raise OpError(f"{op.name} expects [N, C, ...] of rank {least} or more, got {x}",
+                      f"it works on the spatial axes after [N, C]: reshape the input to rank {least} or more first")
     return x.rank - 2
 
 
@@ -87,14 +90,17 @@ class Upsample(OpDef):
         if isinstance(value, int | float | SymDim):
             return (value,) * n
         if len(value) != n:
-            raise OpError(f"{self.name}: {len(value)} values for {n} spatial axes: {value}")
+            raise OpError(f"{self.name}: {len(value)} values for {n} spatial axes: {value}",
+                          f"give one number for all spatial axes, or {n} (one per axis)")
         return tuple(value)
 
     def infer(self, inputs: list[TensorType]) -> list[TensorType]:
         x = inputs[0]
         if x.rank not in _RANKS[self.mode]:
             want = " or ".join(str(r) for r in _RANKS[self.mode])
-            raise OpError(f"{self.name}: mode {self.mode!r} needs a tensor of rank {want}, got {x}")
+            raise OpError(f"{self.name}: mode {self.mode!r} needs a tensor of rank {want}, got {x}",
+                          "linear takes [N, C, L], bilinear and bicubic [N, C, H, W], trilinear [N, C, D, H, W]; "
+                          "nearest and area take any of them")
         n = x.rank - 2
         if self.size is not None:
             sizes = self.per_axis(self.size, n)
@@ -102,7 +108,8 @@ class Upsample(OpDef):
             sizes = tuple(scaled(self.name, d, s) for d, s in zip(x.shape[2:], self.per_axis(self.scale_factor, n),
                                                                  strict=True))
         if any(isinstance(s, int) and s <= 0 for s in sizes):
-            raise OpError(f"{self.name}: scale_factor {self.scale_factor} leaves no output for {x}")
+            raise OpError(f"{self.name}: scale_factor {self.scale_factor} leaves no output for {x}",
+                          "use a larger scale_factor, or give the output size=...")
         return [x.with_shape((*x.shape[:2], *sizes))]
 
 
@@ -139,7 +146,8 @@ class PixelUnshuffle(OpDef):
         spatial_of(self, x)
         *lead, c, h, w = x.shape
         if divisible(h, r) is False or divisible(w, r) is False:
-            raise OpError(f"{self.name}: height {h} and width {w} must be divisible by downscale_factor={r}")
+            raise OpError(f"{self.name}: height {h} and width {w} must be divisible by downscale_factor={r}",
+                          f"pad the input to a multiple of {r}, or declare its size so (where H % {r} == 0)")
         return [x.with_shape((*lead, c * r * r, h // r, w // r))]
 
 
@@ -189,7 +197,9 @@ class Pad(OpDef):
         if isinstance(self.pads, int):
             return (self.pads,) * 2 * spatial_of(self, x)
         if len(self.pads) > 2 * x.rank:
-            raise OpError(f"{self.name}: {len(self.pads)} pads for a tensor of rank {x.rank} ({x})")
+            raise OpError(f"{self.name}: {len(self.pads)} pads for a tensor of rank {x.rank} ({x})",
+                          f"give at most {2 * x.rank} pads: (left, right) for the last axis, then (top, bottom), "
+                          "... as F.pad")
         return self.pads
 
     def per_axis(self, x: TensorType) -> tuple[tuple[int, int], ...]:
@@ -209,7 +219,8 @@ class Pad(OpDef):
         check_mode_pads(self.name, self.mode, tuple(sizes), pairs)
         out = tuple(d + a + b for d, (a, b) in zip(sizes, pairs, strict=True))
         if any(isinstance(d, int) and d <= 0 for d in out):
-            raise OpError(f"{self.name}: pads {self.flat(x)} leave nothing of {x}")
+            raise OpError(f"{self.name}: pads {self.flat(x)} leave nothing of {x}",
+                          "negative pads crop: crop less than the axis' size")
         return [x.with_shape((*x.shape[:x.rank - k], *out))]
 
     def conv_form(self, x: TensorType) -> ConvForm | None:

@@ -103,7 +103,8 @@ class Reshape(OpDef):
         if -1 not in self.shape:
             if product(self.shape) != x.numel():
                 raise OpError(f"reshape: cannot view {x} ({x.numel()} elements) as {list(self.shape)} "
-                              f"({product(self.shape)} elements)")
+                              f"({product(self.shape)} elements)", "the new shape must hold as many elements as "
+                              "the input: fix a size, or write -1 for the one axis to infer")
             return [x.with_shape(self.shape)]
         known = [d for d in self.shape if d != -1]
         return [x.with_shape(tuple(self.infer_missing(x, known) if d == -1 else d for d in self.shape))]
@@ -143,13 +144,17 @@ class Expand(OpDef):
         x = inputs[0]
         lead = len(self.shape) - x.rank
         if lead < 0:
-            raise OpError(f"expand: shape {list(self.shape)} has fewer axes than the input {x}")
+            raise OpError(f"expand: shape {list(self.shape)} has fewer axes than the input {x}",
+                          f"give a size (or -1 to keep it) for each of the input's {x.rank} axes; to drop axes use "
+                          "squeeze or reshape")
         out = list(self.shape[:lead])
         if -1 in out:
-            raise OpError(f"expand: -1 is not allowed for the new leading axes in {list(self.shape)}")
+            raise OpError(f"expand: -1 is not allowed for the new leading axes in {list(self.shape)}",
+                          "give new leading axes an explicit size; -1 only keeps an existing axis")
         for have, want in zip(x.shape, self.shape[lead:], strict=True):
             if want != -1 and have != want and have != 1:
-                raise OpError(f"expand: cannot expand {x} to {list(self.shape)} (size {have} is not 1)")
+                raise OpError(f"expand: cannot expand {x} to {list(self.shape)} (size {have} is not 1)",
+                              "only size-1 axes broadcast: write -1 to keep an axis, or reduce it to size 1 first")
             out.append(have if want == -1 else want)
         return [x.with_shape(tuple(out))]
 
@@ -173,12 +178,14 @@ class ExpandAs(OpDef):
     def infer(self, inputs: list[TensorType]) -> list[TensorType]:
         x, other = inputs
         if x.rank != other.rank:
-            raise OpError(f"expand_as: {x} and {other} have different ranks")
+            raise OpError(f"expand_as: {x} and {other} have different ranks",
+                          "unsqueeze or reshape the first input to the rank of the second first")
         out = list(x.shape)
         for i in self.axes(x.rank):
             if x.shape[i] != 1 and x.shape[i] != other.shape[i]:
                 raise OpError(f"expand_as: axis {i} of {x} has size {x.shape[i]}, not 1, so it cannot take the "
-                              f"size {other.shape[i]} of {other}")
+                              f"size {other.shape[i]} of {other}", "only size-1 axes broadcast: name the axes to "
+                              "expand with dims=..., or reduce the axis to size 1 first")
             out[i] = other.shape[i]
         return [x.with_shape(tuple(out))]
 
@@ -197,10 +204,12 @@ class Permute(OpDef):
         x = inputs[0]
         if len(self.dims) != x.rank:
             raise OpError(f"permute: dims {list(self.dims)} name {len(self.dims)} axes, but the input {x} has "
-                          f"{x.rank}")
+                          f"{x.rank}", f"list every axis once, in its new order (a permutation of 0..{x.rank - 1}); "
+                          "to swap two axes use transpose")
         axes = [norm_axis(self, d, x.rank) for d in self.dims]
         if sorted(axes) != list(range(x.rank)):
-            raise OpError(f"permute: dims {list(self.dims)} is not a permutation of the axes of {x}")
+            raise OpError(f"permute: dims {list(self.dims)} is not a permutation of the axes of {x}",
+                          f"list every axis 0..{x.rank - 1} exactly once (-1 is the last axis)")
         return [x.with_shape(tuple(x.shape[a] for a in axes))]
 
 
@@ -241,7 +250,9 @@ class Squeeze(OpDef):
         axes = tuple(sorted({norm_axis(self, d, x.rank) for d in dims}))
         for a in axes:
             if x.shape[a] != 1:
-                raise OpError(f"squeeze: axis {a} of {x} has size {x.shape[a]}, not 1")
+                raise OpError(f"squeeze: axis {a} of {x} has size {x.shape[a]}, not 1",
+                              "squeeze only drops size-1 axes: name one of those, or use flatten/reshape to merge "
+                              "axes")
         return axes
 
     def resolve(self, inputs: list[TensorType]) -> Squeeze:
@@ -282,18 +293,20 @@ class Concat(OpDef):
 
     def infer(self, inputs: list[TensorType]) -> list[TensorType]:
         if not inputs:
-            raise OpError("concat needs at least one tensor")
+            raise OpError("concat needs at least one tensor", "write concat([a, b], dim=1)")
         first = inputs[0]
         a = norm_axis(self, self.dim, first.rank)
         total: Dim = 0
         for i, t in enumerate(inputs):
             if t.rank != first.rank or t.dtype != first.dtype:
                 raise OpError(f"concat: tensor {i + 1} is {t} ({t.dtype}, rank {t.rank}), but tensor 1 is {first} "
-                              f"({first.dtype}, rank {first.rank})")
+                              f"({first.dtype}, rank {first.rank})", "concat joins tensors of one rank and dtype: "
+                              "reshape (flatten, unsqueeze) the odd one first")
             for ax, (p, q) in enumerate(zip(first.shape, t.shape, strict=True)):
                 if ax != a and p != q:
                     raise OpError(f"concat along axis {a}: tensor {i + 1} {t} differs from tensor 1 {first} on "
-                                  f"axis {ax} ({q} vs {p})")
+                                  f"axis {ax} ({q} vs {p})", f"all axes but dim={self.dim} must match: resize, pool "
+                                  "or pad one tensor, or concat along the axis where they differ")
             total = total + t.shape[a]
         return [first.with_shape((*first.shape[:a], total, *first.shape[a + 1:]))]
 
@@ -347,7 +360,8 @@ class Split(OpDef):
                               hint="split an axis of known size, or use chunk")
             return [s] * n
         if sum(s) != d:
-            raise OpError(f"split: sections {list(s)} add up to {sum(s)}, but axis {self.dim} of {x} has size {d}")
+            raise OpError(f"split: sections {list(s)} add up to {sum(s)}, but axis {self.dim} of {x} has size {d}",
+                          f"give sections that add up to {d}, or one int for equal pieces")
         return list(s)
 
     def infer(self, inputs: list[TensorType]) -> list[TensorType]:
@@ -376,7 +390,8 @@ class Chunk(OpDef):
         size = exact_div(d, self.chunks)
         if size is None:
             raise OpError(f"chunk: axis {self.dim} of {x} (size {d}) is not known to split into {self.chunks} "
-                          "equal pieces")
+                          "equal pieces", f"choose chunks dividing the size, declare it a multiple of {self.chunks}, "
+                          "or split with explicit sections")
         return [size] * self.chunks
 
     def infer(self, inputs: list[TensorType]) -> list[TensorType]:
@@ -410,7 +425,8 @@ class Slice(OpDef):
         a = norm_axis(self, self.dim, x.rank)
         n = self.length(x.shape[a])
         if isinstance(n, int) and n <= 0:
-            raise OpError(f"slice {self.start}:{self.end}:{self.step} of axis {a} of {x} is empty")
+            raise OpError(f"slice {self.start}:{self.end}:{self.step} of axis {a} of {x} is empty",
+                          f"choose start < end within the axis' size {x.shape[a]} (negative counts from the end)")
         return [x.with_shape((*x.shape[:a], n, *x.shape[a + 1:]))]
 
 
@@ -435,7 +451,8 @@ class Select(OpDef):
         a = norm_axis(self, self.dim, x.rank)
         d = x.shape[a]
         if isinstance(d, int) and not -d <= self.index < d:
-            raise OpError(f"select: index {self.index} is out of range for axis {a} of {x}")
+            raise OpError(f"select: index {self.index} is out of range for axis {a} of {x}",
+                          f"an index on an axis of size {d} runs from 0 to {d - 1} (or {-d} to -1 from the end)")
         return [x.with_shape((*x.shape[:a], *x.shape[a + 1:]))]
 
 

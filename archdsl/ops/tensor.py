@@ -13,11 +13,15 @@ from archdsl.ops.activation import expect_float
 from archdsl.ops.base import Cost, OpDef, Trait, norm_axis
 from archdsl.symmetry.contract import Contraction, Pointwise, Reduction, Reshaped
 
+# Both dtype-mismatch errors of arithmetic say the same thing.
+DTYPE_HINT = ("declare both operands with one dtype; a bool mask becomes numbers with "
+              "where(mask, input=1.0, other=0.0)")
+
 
 def broadcast(op: OpDef, a: TensorType, b: TensorType) -> TensorType:
     """NumPy broadcasting on (symbolic) shapes; equal dims or 1 on either side."""
     if a.dtype != b.dtype:
-        raise OpError(f"{op.name}: dtypes differ: {a.dtype} and {b.dtype}")
+        raise OpError(f"{op.name}: dtypes differ: {a.dtype} and {b.dtype}", DTYPE_HINT)
     ra, rb = list(a.shape), list(b.shape)
     n = max(len(ra), len(rb))
     ra, rb = [1] * (n - len(ra)) + ra, [1] * (n - len(rb)) + rb
@@ -63,7 +67,7 @@ def promote(op: OpDef, a: TensorType, b: TensorType) -> str:
         return a.dtype if _KIND[a.dtype] > _KIND[b.dtype] else b.dtype
     if (a.dtype in _KIND) != (b.dtype in _KIND):
         return b.dtype if a.dtype in _KIND else a.dtype
-    raise OpError(f"{op.name}: dtypes differ: {a.dtype} and {b.dtype}")
+    raise OpError(f"{op.name}: dtypes differ: {a.dtype} and {b.dtype}", DTYPE_HINT)
 
 
 class Add(Binary):
@@ -92,7 +96,7 @@ class AddN(OpDef):
 
     def infer(self, inputs: list[TensorType]) -> list[TensorType]:
         if not inputs:
-            raise OpError("add_n needs at least one tensor")
+            raise OpError("add_n needs at least one tensor", "write add_n([a, b, c]) (or a + b + c)")
         out = inputs[0]
         for t in inputs[1:]:
             out = broadcast(self, out, t)
@@ -113,10 +117,12 @@ class Flatten(OpDef):
     def infer(self, inputs: list[TensorType]) -> list[TensorType]:
         x = inputs[0]
         if x.rank == 0:
-            raise OpError("flatten needs at least one axis")
+            raise OpError("flatten needs at least one axis", "a scalar is already flat: drop flatten, or "
+                          "reshape it to [1]")
         a, b = norm_axis(self, self.start_dim, x.rank), norm_axis(self, self.end_dim, x.rank)
         if a > b:
-            raise OpError(f"flatten: start_dim {self.start_dim} comes after end_dim {self.end_dim}")
+            raise OpError(f"flatten: start_dim {self.start_dim} comes after end_dim {self.end_dim}",
+                          "swap them: flatten merges axes start_dim..end_dim (flatten(1) merges all but the batch)")
         merged: Dim = 1
         for d in x.shape[a:b + 1]:
             merged = merged * d
@@ -165,9 +171,11 @@ class MatMul(OpDef):
     def infer(self, inputs: list[TensorType]) -> list[TensorType]:
         a, b = inputs
         if a.rank < 2 or b.rank < 2:
-            raise OpError(f"matmul needs rank >= 2 on both sides, got {a} and {b}")
+            raise OpError(f"matmul needs rank >= 2 on both sides, got {a} and {b}",
+                          "unsqueeze a vector to [1, n] or [n, 1] first; for a layer over the last axis use Linear")
         if a.shape[-1] != b.shape[-2]:
-            raise OpError(f"matmul: inner dims differ: {a} @ {b} ({a.shape[-1]} vs {b.shape[-2]})")
+            raise OpError(f"matmul: inner dims differ: {a} @ {b} ({a.shape[-1]} vs {b.shape[-2]})",
+                          "the last axis of a must equal the second-to-last of b: transpose(-2, -1) one operand")
         batch = broadcast(self, a.with_shape(a.shape[:-2]), b.with_shape(b.shape[:-2]))
         return [a.with_shape((*batch.shape, a.shape[-2], b.shape[-1]))]
 
@@ -213,7 +221,8 @@ class ScalarArith(OpDef):
     def eval_affine(self, params: dict, x: TensorType) -> tuple[int, object, object]:
         """(axis, scale, shift) as floats (None for 1 and 0)."""
         if self.eval_affine_axis(x) is None:
-            raise OpError(f"scalar {self.fn} {self.value} is not affine")
+            raise OpError(f"scalar {self.fn} {self.value} is not affine",
+                          "only + - * / by a non-zero number fold into a neighbouring linear layer")
         scale, shift = _AFFINE_SCALAR[self.fn](self.value)
         return self.eval_affine_axis(x), scale, shift
 
@@ -254,7 +263,8 @@ class Reduce(OpDef):
         dims = tuple(range(rank)) if self.dim is None else (self.dim,) if isinstance(self.dim, int) else self.dim
         axes = tuple(norm_axis(self, d, rank) for d in dims)
         if len(set(axes)) != len(axes):
-            raise OpError(f"{self.name}: axis repeated in dim={self.dim}")
+            raise OpError(f"{self.name}: axis repeated in dim={self.dim}",
+                          "name each axis once (a negative axis counts from the end: -1 is the last)")
         return tuple(sorted(axes))
 
     def resolve(self, inputs: list[TensorType]) -> Reduce:
