@@ -93,7 +93,26 @@ def op_call(node: Node) -> str:
 def apply_text(node: Node, args: str) -> str:
     """An inline (unnamed) op applied to ``args``: ``relu(x)`` for attribute-free ops, else ``Op(...)(x)``."""
     call = op_call(node)
+    if not node.inputs:                      # a constructor (arange, zeros) is a value where it is written
+        return call
     return f"{node.op.name}({args})" if call.endswith("()") else f"{call}({args})"
+
+
+def _with_ties(node: Node, call: str) -> str:
+    """``Linear(11, bias=false, tie_weight=wte)`` for a layer that reads another layer's parameter."""
+    parent = node.module.rpartition(".")[0]
+    ties = []
+    for local, key in node.params.items():
+        owner = key.rpartition(".")[0]
+        if not local or key == f"{node.module}.{local}":
+            continue
+        if owner.rpartition(".")[0] != parent:
+            raise VerifyError(Diagnostic(f"layer '{node.module}' is tied to '{key}' in another block, which a spec "
+                                         "cannot name", node.span))
+        ties.append(f"tie_{local}={owner.rpartition('.')[2]}")
+    if not ties:
+        return call
+    return call[:-1] + (", " if not call.endswith("()") else "") + ", ".join(ties) + ")"
 
 
 @dataclass
@@ -189,7 +208,7 @@ class _Writer:
             if not _IDENT.match(leaf) or leaf in _RESERVED:
                 raise VerifyError(Diagnostic(f"layer name '{node.module}' cannot be written as a spec name",
                                              node.span))
-            call = op_call(node)
+            call = _with_ties(node, op_call(node))
             if not node.inputs and len(node.outputs) == 1:         # a free parameter is a tensor value itself
                 if leaf not in taken:
                     lines.append(f"{leaf} = {call}")

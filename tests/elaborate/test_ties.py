@@ -61,7 +61,7 @@ def test_passes_do_not_fold_into_a_tied_weight():
     with torch.no_grad():
         m.bn.running_mean.uniform_(-1, 1)
         m.bn.running_var.uniform_(0.5, 2)
-    from archdsl.simplify import simplify     # (archdsl.simplify is also the module's name once it is imported)
+    from archdsl.simplify import simplify  # (archdsl.simplify is also the module's name once it is imported)
 
     deploy = simplify(g, weights=m)
     assert any(n.op.name == "batch_norm1d" for n in deploy.graph.nodes)      # the BN stays: wte reads the weight
@@ -109,3 +109,13 @@ def test_symmetry_treats_the_tied_weight_as_a_member_of_both_uses():
         moved = archdsl.build(g).double().eval()
         moved.load_state_dict({**state, "lm_head.weight": state["wte.weight"]})
         torch.testing.assert_close(moved(ids), m(ids))
+
+
+def test_the_written_spec_keeps_the_tie():
+    from archdsl.ir.to_spec import graph_to_spec
+
+    g = archdsl.compile(GPT)
+    text = graph_to_spec(g)
+    assert "tie_weight=wte" in text
+    again = archdsl.compile(text)
+    assert list(again.params) == list(g.params) and tied_names(again) == tied_names(g)

@@ -314,3 +314,14 @@ def test_onnx_keeps_a_persistent_buffer_as_its_initialiser_and_folds_the_rest():
     assert not any(k.startswith("scratch") for k in inits)                             # computed from constants
     report = archdsl.onnx_parity(archdsl.compile(text), weights=state)
     assert report.ok, str(report)
+
+
+def test_the_written_spec_keeps_constructors_and_buffers():
+    from archdsl.ir.printer import print_graph
+    from archdsl.ir.to_spec import graph_to_spec
+
+    g = archdsl.compile("model M() {\n in x: [N, 4]\n kept = Buffer(arange(4) * 2)\n"
+                        " scratch = Buffer(arange(4) + 1, false)\n out x * kept + x * scratch + x @ eye(4)\n}")
+    again = archdsl.compile(graph_to_spec(g))
+    assert [n.op for n in again.nodes] == [n.op for n in g.nodes] and list(again.params) == ["kept"]
+    assert print_graph(again).count("buffer") == print_graph(g).count("buffer")
