@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from archdsl.errors import OpError
+from archdsl.ir.dims import Ratio, SymDim
 
 MAX_REPEAT = 10_000
 
@@ -85,8 +86,8 @@ BUILTINS: dict[str, Callable[..., Any]] = {
     "int": _int,
     "float": _float,
     "round": _round,
-    "ceil": math.ceil,
-    "floor": math.floor,
+    "ceil": lambda x: x.ceil() if isinstance(x, Ratio) else x if isinstance(x, SymDim) else math.ceil(x),
+    "floor": lambda x: x.floor() if isinstance(x, Ratio) else x if isinstance(x, SymDim) else math.floor(x),
     "sqrt": math.sqrt,
     "make_divisible": make_divisible,
     "zip": _zip,

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from archdsl.elaborate.values import describe
-from archdsl.ir.dims import SymDim
+from archdsl.ir.dims import Ratio, SymDim, divide_exactly
 
 MAX_INT_BITS = 64
 MAX_SYMBOLIC_TEXT = 2_000     # printed length of a symbolic size before arithmetic on it is refused
@@ -131,6 +131,9 @@ def _symbolic(op: str, a: Any, b: Any, fn: Callable[[Any, Any], Any], ok: bool) 
     if op in ("==", "!="):
         same = SymDim.lift(a) == SymDim.lift(b)
         return same if op == "==" else not same
+    if op == "/" and isinstance(a, SymDim) and isinstance(b, int) and b > 0:   # exact, or ceil/floor it
+        exact = divide_exactly(a, b)
+        return exact if exact is not None else Ratio(a, b)
     if not ok:
         raise ScalarError(f"cannot apply '{op}' to the symbolic size {a if isinstance(a, SymDim) else b}",
                           "use '//' for sizes, or give the input a concrete size")

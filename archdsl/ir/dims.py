@@ -265,6 +265,30 @@ def linear_form(d: Dim) -> tuple[str, int, int] | None:
     return mono[0], coef, d._terms.get((), 0)
 
 
+class Ratio:
+    """``num / den`` of a symbolic size that does not divide exactly (``H / 2``): only ``ceil`` and ``floor``
+    (or ``//``) turn it back into a size, so ``ceil(H / 2)`` is ``(H + 1)//2`` and ``ceil(32*P / 2)`` is ``16*P``."""
+
+    __slots__ = ("num", "den")
+
+    def __init__(self, num: SymDim, den: int) -> None:
+        self.num, self.den = num, den
+
+    def floor(self) -> Dim:
+        """The largest size at most the ratio."""
+        return self.num // self.den
+
+    def ceil(self) -> Dim:
+        """The smallest size at least the ratio."""
+        return (self.num + self.den - 1) // self.den
+
+    def __str__(self) -> str:
+        return f"{self.num} / {self.den}"
+
+    def __repr__(self) -> str:
+        return f"{self} (not a whole size: write ceil(...), floor(...) or //)"
+
+
 def divide_exactly(a: Dim, b: Dim) -> Dim | None:
     """``a / b`` when ``b`` is a monomial (``4*h*w``, ``h`` and ``w`` atoms or symbols) dividing every term of
     ``a`` exactly, else None; ``4*N*h*w / (4*h*w) == N``."""

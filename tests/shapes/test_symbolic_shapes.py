@@ -274,3 +274,23 @@ def test_onnx_binds_a_constrained_size() -> None:
     for h, w in ((32, 64), (64, 32)):
         report = onnx_parity(WHERE, sizes={"N": 1, "H": h, "W": w})
         assert report.ok, str(report)
+
+
+def test_ceil_and_floor_of_a_symbolic_ratio_in_the_language() -> None:
+    """`ceil(32*P / 2) == floor(32*P / 2) == 32*P / 2 == 16*P`; `ceil(H / 2)` is `(H + 1)//2`."""
+    src = """
+    model M() {
+      in x: [N, 32*P, H]
+      let a = ceil(32 * P / 2)
+      let b = floor(32 * P / 2)
+      let c = 32 * P / 2
+      y = x |> reshape((N, a, 2, H)) |> reshape((N, b, 2 * H)) |> reshape((N, c * 2, H))
+      out y |> interpolate(size=2 * ceil(H / 2), mode="linear")
+    }
+    """
+    g = archdsl.compile(src)
+    assert [str(t) for t in g.output_types().values()] == ["[N, 32*P, 2*((H + 1)//2)]"]
+    out = archdsl.build(g)(torch.randn(2, 32, 5))
+    assert tuple(out.shape) == (2, 32, 6)
+    with pytest.raises(archdsl.ArchError, match="not a whole size"):
+        archdsl.compile("model M() {\n in x: [N, H]\n out x |> reshape((N, H / 2, 2))\n}")
