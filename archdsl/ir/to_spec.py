@@ -15,8 +15,9 @@ import re
 from dataclasses import dataclass, field
 
 from archdsl.errors import Diagnostic, VerifyError
-from archdsl.ir.dims import SymDim
+from archdsl.ir.dims import SymDim, linear_form
 from archdsl.ir.graph import Graph, Node
+from archdsl.ir.symbols import constrained_form
 from archdsl.ir.types import TensorType
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*$")
@@ -330,10 +331,14 @@ def graph_to_spec(graph: Graph, source: str = "a spec") -> str:
     local: dict[str, str] = {}
     taken: set[str] = set()
     header = []
+    ruled: set[str] = set()
     for name, t in graph.inputs.items():
         local[name] = w.fresh(name, taken)
         dims = ", ".join(str(d) if isinstance(d, int) else _symbol(d) for d in t.shape)
-        header.append(f"  in {local[name]}: {'' if t.dtype == 'float32' else t.dtype}[{dims}]")
+        rules = [r for d in t.shape if (r := constrained_form(d)) is not None and r[0] not in ruled]
+        ruled |= {r[0] for r in rules}
+        where = " where " + " and ".join(f"{s} % {k} == {r}" for s, k, r in rules) if rules else ""
+        header.append(f"  in {local[name]}: {'' if t.dtype == 'float32' else t.dtype}[{dims}]{where}")
     lines = w.body(root, list(graph.inputs), list(graph.outputs.values()), local)
     outs = [f"  out {k} = {local[v]}" for k, v in graph.outputs.items()]
     doc = f"Deploy form of {graph.name} (archdsl simplify of {source}); eval mode."
@@ -352,7 +357,11 @@ def _formatted(text: str) -> str:
 
 
 def _symbol(d: SymDim) -> str:
+    """An input dim as declared: a name, a pattern (``32*P``), or the name of a size with a rule (``H``)."""
+    rule = constrained_form(d)
+    if rule is not None:
+        return rule[0]
     text = str(d)
-    if not _IDENT.match(text):
+    if not _IDENT.match(text) and linear_form(d) is None:
         raise VerifyError(Diagnostic(f"input dimension {text} cannot be declared in a spec"))
     return text

@@ -294,3 +294,15 @@ def test_ceil_and_floor_of_a_symbolic_ratio_in_the_language() -> None:
     assert tuple(out.shape) == (2, 32, 6)
     with pytest.raises(archdsl.ArchError, match="not a whole size"):
         archdsl.compile("model M() {\n in x: [N, H]\n out x |> reshape((N, H / 2, 2))\n}")
+
+
+@pytest.mark.parametrize("src", [UNET_LIKE, WHERE], ids=["pattern", "where"])
+def test_deploy_spec_declares_patterns_and_rules(src: str) -> None:
+    """graph -> .arch (simplify's deploy spec) keeps `32 * P` and `where H % 32 == 0`, and compiles back."""
+    from archdsl.ir.to_spec import graph_to_spec
+
+    g = archdsl.compile(src)
+    text = graph_to_spec(g)
+    assert ("[N, 3, 32 * P, 32 * Q]" in text) if src is UNET_LIKE else ("where H % 32 == 0 and W % 32 == 0" in text)
+    back = archdsl.compile(text)
+    assert back.inputs == g.inputs and back.output_types() == g.output_types()
