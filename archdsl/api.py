@@ -68,7 +68,8 @@ def build(source: Source | Graph, model: str | None = None, seed: int | None = 0
         raise UsageError(Diagnostic(f"build(graph, ...) cannot apply {given} to an already compiled Graph",
                                     hint="compile the spec with them: archdsl.build(spec, model, **params)"))
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or not -(2**63) <= seed < 2**64):
-        raise UsageError(Diagnostic(f"seed must be None or an int that fits in 64 bits, got {type(seed).__name__}"))
+        raise UsageError(Diagnostic(f"seed must be None or an int that fits in 64 bits, got {type(seed).__name__}",
+                                    hint="pass an int from -2**63 to 2**64 - 1, such as seed=0, or leave it out"))
     graph = source if isinstance(source, Graph) else compile(source, model, **params)
     from archdsl.elaborate import builder
 

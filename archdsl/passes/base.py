@@ -54,7 +54,9 @@ class Pass:
 
     def apply(self, graph: Graph, weights: Weights | None = None) -> PassResult:
         """Rewrite ``graph`` (and ``weights`` when given); never mutates its inputs."""
-        raise PassError(Diagnostic(f"pass {self.name} has no rewrite"))
+        raise PassError(Diagnostic(f"pass {self.name} has no rewrite",
+                                   hint="a Pass subclass overrides apply(graph, weights); `archdsl simplify --help` "
+                                        "lists the passes that do"))
 
     def check_mode(self, graph: Graph) -> None:
         """Refuse a train-mode graph when the rewrite is exact only in eval mode."""

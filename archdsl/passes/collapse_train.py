@@ -207,5 +207,7 @@ def collapse_train(module: torch.nn.Module) -> CollapsedTraining:
     """Wrap an archdsl-built module so its linear regions train collapsed (SESR's training-time collapse)."""
     graph = getattr(module, "archdsl_graph", None)
     if graph is None:
-        raise UsageError(Diagnostic("collapse_train needs a module built by archdsl (archdsl.build)"))
+        raise UsageError(Diagnostic("collapse_train needs a module built by archdsl (archdsl.build)",
+                                    hint="build it with archdsl.build(spec) or load it with archdsl.load_built(folder), "
+                                         "then wrap that module"))
     return CollapsedTraining(module, graph)

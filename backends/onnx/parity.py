@@ -98,7 +98,9 @@ def _state(graph: Graph, weights: Weights, seed: int) -> tuple[Any, dict[str, An
         state = read_safetensors(weights) if not isinstance(weights, Mapping) else dict(weights)
         missing = module.load_state_dict(state, strict=False).missing_keys
         if any(not k.endswith("num_batches_tracked") for k in missing):
-            raise UsageError(Diagnostic(f"the weights miss {', '.join(missing[:4])} of model {graph.name}"))
+            raise UsageError(Diagnostic(f"the weights miss {', '.join(missing[:4])} of model {graph.name}",
+                                        hint="give the weights saved for this model (its model.safetensors), or "
+                                             "no weights for a seeded initialisation"))
     return module.eval(), dict(module.state_dict())
 
 

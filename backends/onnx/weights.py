@@ -52,7 +52,9 @@ def read_safetensors(path: str | os.PathLike) -> dict[str, Any]:
             state = {name: f.get_tensor(name) for name in f.keys()}
             aliases = json.loads((f.metadata() or {}).get(_ALIASES_KEY, "{}"))
     except (SafetensorError, OSError, ValueError, json.JSONDecodeError) as exc:
-        raise UsageError(Diagnostic(f"{file} is not a readable safetensors file: {exc}")) from None
+        raise UsageError(Diagnostic(f"{file} is not a readable safetensors file: {exc}",
+                                    hint="give the model.safetensors that `archdsl build` wrote (or "
+                                         "safetensors.torch.save_file made)")) from None
     for name, target in aliases.items():
         if target in state:
             state[name] = state[target]
@@ -69,7 +71,9 @@ def resolve(graph: Graph, weights: Weights, seed: int = 0) -> dict[str, ir.Tenso
     elif isinstance(weights, Mapping):
         state, where = weights, "the state_dict"
     else:
-        raise UsageError(Diagnostic(f"weights must be a safetensors path or a state_dict, got {type(weights).__name__}"))
+        raise UsageError(Diagnostic(f"weights must be a safetensors path or a state_dict, got {type(weights).__name__}",
+                                    hint="pass a path to a .safetensors file, module.state_dict(), or None for the "
+                                         "seeded initialisation"))
     used = {key for node in graph.nodes for key in node.params.values()}
     _check(graph, state, used, where)
     return {key: _tensor(key, state[key]) for key in sorted(used)}

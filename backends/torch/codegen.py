@@ -183,7 +183,9 @@ class _Emitter:
                 self.init.append(f"        {owner}.{kind}({leaf!r}, {value})")
             return attr_ref(path)
         if rule.module is None:
-            raise UsageError(Diagnostic(f"op {node.op.name} owns parameters but its torch lowering builds no module"))
+            raise UsageError(Diagnostic(f"op {node.op.name} owns parameters but its torch lowering builds no module",
+                                        node.span, "the op's torch rule must give module=... to hold the "
+                                        "parameters (a bug in the lowering: report it with this spec)"))
         if path not in self._declared:
             self._declared.add(path)
             self.container(path)

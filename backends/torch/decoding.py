@@ -25,7 +25,8 @@ def step(module: torch.nn.Module, inputs: tuple, state: dict | None = None) -> t
     """``(module(*inputs), new state)`` with the recurrent ops resuming from ``state`` (None: a fresh start)."""
     if state is not None and not isinstance(state, dict):
         raise UsageError(Diagnostic(f"step: state must be the dict a previous step returned (or None), got "
-                                    f"{type(state).__name__}"))
+                                    f"{type(state).__name__}", hint="start with state=None and pass back the "
+                                    "state each call returns: `y, state = model.step(x, state)`"))
     states = {} if state is None else dict(state)
     module.__dict__[STATE_ATTR] = states
     try:
