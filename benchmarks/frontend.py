@@ -39,9 +39,9 @@ block Unit(c: int) {{
   out relu(x |> fc |> norm) + x
 }}
 
-model Chain(width: int = 16, depth: int = {depth}) {{
+model Chain(width: int = 16) {{
   in x: [N, width]
-  body = seq[Unit(width) for i in range(depth)]
+  body = seq[seq[Unit(width) for j in range({inner})] for i in range({outer})]
   out x |> body
 }}
 """
@@ -57,9 +57,10 @@ block Unit(c: int, h: int, k: int) {{
   out x + (relu(x |> up |> norm) |> mix |> down)
 }}
 
-model Varied(width: int = 16, depth: int = {depth}) {{
+model Varied(width: int = 16) {{
   in x: [N, width]
-  body = seq[Unit(width, 8 + i % 512, 8 + i // 512) for i in range(depth)]
+  body = seq[seq[Unit(width, 8 + (i * {inner} + j) % 512, 8 + (i * {inner} + j) // 512) for j in range({inner})]
+             for i in range({outer})]
   out x |> body
 }}
 """
@@ -75,14 +76,20 @@ DISTINCT_BLOCK = """block B{i}(c: int) {{
 """
 
 
+def _loops(units: int) -> dict[str, int]:
+    """Two nested ranges of about ``units`` iterations in all (a comprehension makes at most 10,000 items)."""
+    inner = min(max(units, 1), 1000)
+    return {"outer": max(1, round(units / inner)), "inner": inner}
+
+
 def chain(nodes: int) -> tuple[str, str]:
     """About ``nodes`` nodes: identical four-node units (spec text, model name)."""
-    return CHAIN.format(depth=max(1, nodes // 4)), "Chain"
+    return CHAIN.format(**_loops(nodes // 4)), "Chain"
 
 
 def varied(nodes: int) -> tuple[str, str]:
     """About ``nodes`` nodes: six-node documented units, every unit with its own pair of widths."""
-    return VARIED.format(depth=max(1, nodes // 6)), "Varied"
+    return VARIED.format(**_loops(nodes // 6)), "Varied"
 
 
 def distinct(nodes: int) -> tuple[str, str]:
@@ -98,7 +105,8 @@ SHAPES = {"chain": chain, "varied": varied, "distinct": distinct}
 
 
 def child(shape: str, nodes: int) -> dict:
-    """One cold measurement in this (fresh) process: CPU seconds per phase and peak memory growth."""
+    """One measurement in this fresh process, after a warm-up on a tiny spec: CPU seconds per phase and the
+    growth of peak memory (ru_maxrss, KiB)."""
     from archdsl.elaborate import elaborate_model
     from archdsl.elaborate.loader import Loader
     from archdsl.verify import verify
@@ -107,6 +115,8 @@ def child(shape: str, nodes: int) -> dict:
         text, model, file = RESNET.read_text(encoding="utf-8"), "resnet152", str(RESNET)
     else:
         (text, model), file = SHAPES[shape](nodes), f"<{shape}-{nodes}>"
+    warm = Loader()                 # imports and parser tables are start-up (benchmarks/startup.py), not per node
+    verify(elaborate_model(warm.load_text(chain(4)[0], "<warm-up>"), warm, "Chain"))
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     clock = time.process_time
     t0 = clock()

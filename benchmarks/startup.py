@@ -100,18 +100,15 @@ def timed(script: str) -> tuple[float, float]:
     return float(total), float(call)
 
 
-def zoo_rows(names: list[str], rounds: int) -> list[tuple[str, float, float, float, float]]:
-    """(model, ours, reference, ratio with imports, ratio of the calls alone), medians, for each name with an
-    installed reference; each round runs ours and the reference in turn."""
-    rows = []
+def zoo_rows(names: list[str], rounds: int):
+    """Yield (model, ours, reference, ratio with imports, ratio of the calls alone), medians, for each name with
+    an installed reference; each round runs ours and the reference in turn."""
     for name, (source, kwargs) in references(names).items():
         ours = BUILD_OURS.format(name=name)
         ref = BUILD_REFERENCE.format(name=name, source=source, kwargs=kwargs)
         pairs = [(timed(ours), timed(ref)) for _ in range(rounds)]
-        rows.append((name, statistics.median(a[0] for a, _ in pairs), statistics.median(b[0] for _, b in pairs),
-                     statistics.median(a[0] / b[0] for a, b in pairs),
-                     statistics.median(a[1] / b[1] for a, b in pairs)))
-    return rows
+        yield (name, statistics.median(a[0] for a, _ in pairs), statistics.median(b[0] for _, b in pairs),
+               statistics.median(a[0] / b[0] for a, b in pairs), statistics.median(a[1] / b[1] for a, b in pairs))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -126,19 +123,18 @@ def main(argv: list[str] | None = None) -> int:
     print(f"CPU seconds of fresh processes, medians of {args.rounds} interleaved rounds")
     for label, a, b, ratio, target in cli_rows(args.rounds):
         ok &= ratio <= target
-        print(f"{label:<50} {a:7.3f} s / {b:7.3f} s = {ratio:5.3f}x  (target <= {target}x)")
+        print(f"{label:<50} {a:7.3f} s / {b:7.3f} s = {ratio:5.3f}x  (target <= {target}x)", flush=True)
     if args.zoo:
         from archdsl import zoo
 
         names = [n for n in args.models.split(",") if n in zoo.names()] if args.models else zoo.names()
-        rows = zoo_rows(names, args.zoo_rounds)
         print(f"\ncold zoo.build vs the reference constructor, after `import torch`: the import of archdsl (of "
               f"torchvision/timm) plus the first call, CPU seconds, medians of {args.zoo_rounds} rounds; the last "
-              f"column compares the first calls alone. {len(rows)} of {len(names)} models have a reference here.")
-        for name, ours, ref, ratio, calls in rows:
+              f"column compares the first calls alone. Models without a reference here are skipped.", flush=True)
+        for name, ours, ref, ratio, calls in zoo_rows(names, args.zoo_rounds):
             ok &= ratio <= 1.5
             print(f"{name:<28} {ours:7.3f} s / {ref:7.3f} s = {ratio:5.2f}x{'' if ratio <= 1.5 else ' >1.5x'}"
-                  f"   calls alone {calls:6.2f}x")
+                  f"   calls alone {calls:6.2f}x", flush=True)
     return 0 if ok else 1
 
 
