@@ -18,8 +18,8 @@ def last_dim(op: OpDef, x: TensorType) -> int:
     d = x.shape[-1]
     if not isinstance(d, int):
         raise OpError(f"{op.name} needs a known feature size on the last axis, got {x}",
-                      "declare the last axis of the input with a number or a parameter bound to one; after a "
-                      "conv, flatten(1) a known-size map (adaptive_avg_pool2d(1) makes it [N, C, 1, 1])")
+                      "declare the last axis of the input with a number or a parameter bound to one; after convs "
+                      "over a free-size image, pool to a known size first: `|> AdaptiveAvgPool2d(1) |> flatten(1)`")
     return d
 
 

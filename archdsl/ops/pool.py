@@ -79,7 +79,7 @@ class PoolNd(OpDef):
             if isinstance(o, int) and o <= 0:
                 raise OpError(f"{self.name}: input {x} is too small for kernel {k} with padding {p}",
                               "use a smaller kernel, more padding or ceil_mode=true, or an adaptive pool "
-                              "(adaptive_avg_pool2d(1)) that fits any size")
+                              "(AdaptiveAvgPool2d(1)) that fits any size")
             sizes.append(o)
         return [x.with_shape((*x.shape[:lead], *sizes))]
 
