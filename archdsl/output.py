@@ -51,6 +51,7 @@ import stat
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
+from typing import Literal
 
 from archdsl.errors import Diagnostic, UsageError
 
@@ -65,9 +66,10 @@ _AT_FDCWD = -100
 def output_error(path: str | os.PathLike, exc: OSError, doing: str = "write") -> UsageError:
     """A one-line UsageError for an OSError met while writing ``path`` (ENAMETOOLONG, ENOSPC, EACCES...)."""
     reason = exc.strerror or str(exc)
-    hint = {errno.ENAMETOOLONG: "use a shorter name", errno.ENOSPC: "free some space or write elsewhere",
+    hints: dict[int | None, str] = {errno.ENAMETOOLONG: "use a shorter name", errno.ENOSPC: "free some space or write elsewhere",
             errno.ENOTDIR: "a component of the path is a file, not a folder",
-            errno.EROFS: "that file system is read-only", errno.EACCES: "check the permissions"}.get(exc.errno)
+            errno.EROFS: "that file system is read-only", errno.EACCES: "check the permissions"}
+    hint = hints.get(exc.errno)
     return UsageError(Diagnostic(f"cannot {doing} {os.fspath(path)!s}: {reason}", hint=hint))
 
 
@@ -282,7 +284,7 @@ def _try_lock(folder: Path) -> Iterator[bool]:
         os.close(fd)
 
 
-_libc = None
+_libc: ctypes.CDLL | Literal[False] | None = None    # False: no renameat2 in this libc
 
 
 def _rename2(src: Path, dst: Path, flags: int) -> int | None:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from archdsl.errors import ArchError, Diagnostic, UsageError
 from archdsl.ir.graph import Graph
-from archdsl.output import write_output_dir
+from archdsl.output import Content, write_output_dir
 
 if TYPE_CHECKING:   # torch is imported only when a model is saved or loaded (keeps `import archdsl` light)
     import torch
@@ -38,7 +38,7 @@ def save_built(graph: Graph, module: torch.nn.Module, outdir: str | os.PathLike,
                            source=source or (graph.span.file if graph.span else "a spec"))
     state = module.state_dict()
     flags = {_COLLAPSE_TRAIN_KEY: "true"} if inner is not None else {}
-    files = {MODEL_FILE: code, GRAPH_FILE: graph.to_json(), WEIGHTS_FILE: weights_content(state, flags)}
+    files: dict[str, Content] = {MODEL_FILE: code, GRAPH_FILE: graph.to_json(), WEIGHTS_FILE: weights_content(state, flags)}
     return write_output_dir(outdir, files, force=force)
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from archdsl.analysis.cost import node_macs, node_path
 from archdsl.analysis.report import human
 from archdsl.errors import ArchError
+from archdsl.ir.dims import Dim
 from archdsl.ir.graph import Graph, Node
 from archdsl.viz import op_label, shape_label
 
@@ -93,7 +94,7 @@ class _Page:
         text = lines[span.line - 1].strip() if 0 < span.line <= len(lines) else ""
         return f"{span.file}:{span.line}" + (f"\n{text}" if text else "")
 
-    def node_row(self, node: Node, indent: int) -> tuple[str, int, object]:
+    def node_row(self, node: Node, indent: int) -> tuple[str, int, Dim]:
         try:
             macs = node_macs(node, self.types)
         except (ArchError, ArithmeticError, TypeError, ValueError):
@@ -114,8 +115,10 @@ class _Page:
                f'{_macs_cell(macs)}</div>')
         return row, count, macs
 
-    def block_html(self, block: Block, indent: int) -> tuple[str, int, object]:
-        parts, params, macs = [], 0, 0
+    def block_html(self, block: Block, indent: int) -> tuple[str, int, Dim]:
+        parts = []
+        params = 0
+        macs: Dim = 0
         for item in block.items:
             text, p, m = self.block_html(item, indent + 1) if isinstance(item, Block) else self.node_row(item, indent)
             parts.append(text)
@@ -134,7 +137,7 @@ class _Page:
         return f'<details data-path="{html.escape(name)}"{opened}>{summary}{"".join(parts)}</details>', params, macs
 
 
-def _macs_cell(macs: object) -> str:
+def _macs_cell(macs: Dim) -> str:
     """MACs in a column: a number, or for symbolic sizes a short mark with the formula on hover."""
     text = human(macs)
     if isinstance(macs, int) or len(text) <= 12:
@@ -142,7 +145,7 @@ def _macs_cell(macs: object) -> str:
     return f'<span class="num" title="{html.escape(text)}">f(sizes)</span>'
 
 
-def _macs_total(macs: object) -> str:
+def _macs_total(macs: Dim) -> str:
     text = human(macs)
     return f"{text} MACs" if isinstance(macs, int) or len(text) <= 12 else \
         "MACs depend on the input sizes (give them with --input)"

@@ -88,10 +88,13 @@ def _plain(value: object) -> object:
     return list(_plain(v) for v in value) if isinstance(value, (tuple, list)) else value
 
 
+_WORDS: dict[object, str] = {True: "true", False: "false", None: "none"}
+
+
 def _value(value: object) -> str:
     if isinstance(value, list):
         return "(" + ", ".join(_value(v) for v in value) + ")"
-    return {True: "true", False: "false", None: "none"}.get(value, str(value)) if not isinstance(value, (int, float)) \
+    return _WORDS.get(value, str(value)) if not isinstance(value, (int, float)) \
         or isinstance(value, bool) else str(value)
 
 
@@ -173,13 +176,13 @@ def _representatives(d: Drawing, depth: int) -> None:
                 siblings.setdefault(path[:-1], []).append(path)
         for paths in siblings.values():
             run: list[tuple[str, ...]] = []
-            for path in [*paths, None]:
-                if run and path is not None and _same_block(d.graph, blocks, run, path):
-                    run.append(path)
+            for nxt in [*paths, None]:
+                if run and nxt is not None and _same_block(d.graph, blocks, run, nxt):
+                    run.append(nxt)
                     continue
                 if len(run) > 1:
                     _keep_first(d, blocks, run)
-                run = [path] if path is not None else []
+                run = [nxt] if nxt is not None else []
 
 
 def _same_block(graph: Graph, blocks: dict, run: list[tuple[str, ...]], path: tuple[str, ...]) -> bool:

@@ -19,7 +19,7 @@ import math
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, cast
 
 import torch
 
@@ -64,6 +64,14 @@ def _affine(node: Node, graph: Graph) -> bool:
     if op.has(Trait.CHANNEL_AFFINE) and len(node.inputs) == 1:
         return op.eval_affine_axis(graph.value_types()[node.inputs[0]]) is not None
     return False
+
+
+class _Attends(Protocol):
+    """An op that computes attention probabilities and applies given ones (ops/attention.py)."""
+
+    def attention_weights(self, params: dict, inputs: list) -> Any: ...
+
+    def attend(self, params: dict, weights: Any, inputs: list) -> Any: ...
 
 
 @dataclass
@@ -132,8 +140,9 @@ class LinearInterpreter:
         tensors = dict(self.module.state_dict(keep_vars=True))
         step.params = {local: tensors[full].detach() for local, full in node.params.items()}
         with torch.no_grad():
-            step.weights = node.op.attention_weights(step.params, list(step.at))
-            again = node.op.attend(step.params, step.weights, list(step.at))
+            op = cast(_Attends, node.op)             # its kind is "attention": it has attend
+            step.weights = op.attention_weights(step.params, list(step.at))
+            again = op.attend(step.params, step.weights, list(step.at))
         scale = max(step.out.abs().max().item(), 1e-30)
         tol = 1e-9 if step.out.dtype == torch.float64 else 1e-4
         if again.shape != step.out.shape or (again - step.out).abs().max().item() > tol * scale:
@@ -180,7 +189,7 @@ class LinearInterpreter:
             elif step.kind == "slope":
                 out = step.slope * ins[0] + step.shift
             elif step.kind == "attention":
-                out = step.node.op.attend(step.params, step.weights, ins)
+                out = cast(_Attends, step.node.op).attend(step.params, step.weights, ins)
             else:
                 deltas = [z - z0 for z, z0, f in zip(ins, step.at, step.live, strict=True) if f]
                 change = self._expand(step, deltas)

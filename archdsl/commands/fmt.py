@@ -94,6 +94,8 @@ def _run_one(args: argparse.Namespace) -> int:
     """Format or convert one file."""
     source = spec_source(args.file)
     path = source if isinstance(source, Path) else spec_path(source)
+    if path is None:                  # spec_source returns only files and zoo names
+        raise UsageError(Diagnostic(f"no such file or zoo model: {args.file}"))
     own = "yaml" if path.suffix in (".yaml", ".yml") else "arch"
     to = args.to or own
     text = _read(path)

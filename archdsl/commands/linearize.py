@@ -97,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
     from archdsl.analysis.linearize import LinearInterpreter
     from archdsl.backends.torch.build import build_module
     from archdsl.ir.weights import Weights
-    from archdsl.output import write_output_dir
+    from archdsl.output import Content, write_output_dir
 
     graph = compile(spec_source(args.file), args.model, **parse_params(args.param))
     if len(graph.inputs) != 1:
@@ -113,7 +113,8 @@ def run(args: argparse.Namespace) -> int:
     except RuntimeError as exc:                        # the input does not fit the model
         raise UsageError(Diagnostic(f"model {graph.name} cannot run on an input of shape {list(x.shape)}: "
                                     f"{str(exc).splitlines()[0]}", graph.span)) from None
-    files, lines = {}, [li.describe(), ""]
+    files: dict[str, Content] = {}
+    lines = [li.describe(), ""]
     out = li.output
     if out.dim() == 2:                                 # a classifier: the top logits' votes and bias parts
         for rank, k in enumerate(out[0].argsort(descending=True)[:TOP].tolist()):

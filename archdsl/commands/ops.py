@@ -78,7 +78,7 @@ def signature(op: type[OpDef]) -> str:
         field = fields[name]
         text = f"{name}: {_type(field.annotation)}"
         if not field.is_required():
-            default = field.default_factory() if field.default_factory else field.default
+            default = field.get_default(call_default_factory=True)
             text += f" = {_literal(default)}"
         parts.append(text)
     return f"{op.__name__}({', '.join(parts)})"

@@ -71,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     from archdsl.backends.torch.build import build_module
     from archdsl.backends.torch.codegen import generate_source
     from archdsl.ir.to_spec import graph_to_spec
-    from archdsl.output import write_output_dir
+    from archdsl.output import Content, write_output_dir
     from archdsl.saving import GRAPH_FILE, MODEL_FILE, WEIGHTS_FILE, load_weights, weights_content
     from archdsl.simplify import simplify
 
@@ -86,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
         state = build_module(deploy, seed=args.seed).state_dict()
     report = result.report
     rendered = report.to_json() if args.format == "json" else report.text()
-    files = {
+    files: dict[str, Content] = {
         GRAPH_FILE: deploy.to_json(),
         MODEL_FILE: generate_source(deploy, source=f"{args.file} (deploy form)"),
         WEIGHTS_FILE: weights_content(state),

@@ -81,7 +81,7 @@ def diff_dot(graph, passes: str, depth: int | None) -> str:
     produced = [n for n in result.graph.nodes if n.module in made]
     marked = {f"g1/n:{n.name}" for n in produced}
     if depth is not None:                      # the folded block boxes that hold a produced layer
-        marked |= {"g1/b:" + ".".join(n.module.split(".")[:depth]) for n in produced}
+        marked |= {"g1/b:" + ".".join(n.module.split(".")[:depth]) for n in produced if n.module}
     text = side_by_side({"training form": graph, f"deploy form ({passes})": result.graph}, depth,
                         f"{graph.name}: {len(graph.nodes)} -> {len(result.graph.nodes)} ops")
     lines = []

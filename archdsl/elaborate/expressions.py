@@ -40,8 +40,8 @@ from archdsl.syntax import ast as A
 # tensor (op) tensor
 _TENSOR_BINOPS = {"+": T.Add, "-": T.Sub, "*": T.Mul, "/": T.Div, "@": T.MatMul}
 # tensor (op) scalar  and  scalar (op) tensor
-_SCALAR_RIGHT = {"+": "add", "-": "sub", "*": "mul", "/": "div", "**": "pow"}
-_SCALAR_LEFT = {"+": "add", "-": "rsub", "*": "mul", "/": "rdiv"}
+_SCALAR_RIGHT: dict[str, T.ScalarFn] = {"+": "add", "-": "sub", "*": "mul", "/": "div", "**": "pow"}
+_SCALAR_LEFT: dict[str, T.ScalarFn] = {"+": "add", "-": "rsub", "*": "mul", "/": "rdiv"}
 
 _TEMPLATE = re.compile(r"\{([^{}]*)\}")
 _INDEXABLE = "only containers (seq[...], seq{...}, reparam, lists of layers) have entries to index"
@@ -73,7 +73,7 @@ class Evaluator:
 
     def __init__(self, session: Session, applier: Applies | None = None) -> None:
         self.session = session
-        self.applier = applier                          # set by the elaborator once both parts exist
+        self._applier = applier                         # set by the elaborator once both parts exist
         self.containers = Containers(session, self)
         self.let_stack: list[tuple[str, A.Assign]] = []   # constants being evaluated, for cycle messages
         c = self.containers
@@ -84,6 +84,17 @@ class Evaluator:
             A.Comprehension: c.comprehension, A.IfExpr: self.if_expr, A.UnaryOp: self.unary, A.BinOp: self.binop,
             A.Index: self.index, A.Call: self.call_expr, A.Pipe: self.pipe,
         }
+
+    @property
+    def applier(self) -> Applies:
+        """How tensor-valued expressions add nodes."""
+        if self._applier is None:
+            raise RuntimeError("the evaluator has no applier: the elaborator sets one before evaluating")
+        return self._applier
+
+    @applier.setter
+    def applier(self, applier: Applies) -> None:
+        self._applier = applier
 
     def evaluate(self, expr: A.Expr, scope: Scope) -> Any:
         """Evaluate one expression in ``scope``."""
@@ -152,7 +163,7 @@ class Evaluator:
             return OpRef(op)
         root = scope.root()
         later = dataflow.later_definition(root.block, root.current, name)
-        if later is not None:
+        if later is not None and root.current is not None:     # (later is None without a current statement)
             raise dataflow.use_before_definition(self.session, root.block, root.current, later, name, span)
         hint = suggest.suggestion(name, what, scope, self._any_tensor(args, scope))
         raise self.session.error(f"unknown {what} '{name}'", span, hint or

@@ -15,12 +15,13 @@ class FrozenDict(dict[K, V]):
     """A dict whose contents cannot change after construction; ``|`` and ``set`` return new copies."""
 
     __slots__ = ("_hash",)
+    _hash: int
 
     def _refuse(self, *args: Any, **kwargs: Any):
         raise TypeError("the IR is immutable: build a new mapping (d | {k: v}) and use Graph.replace()")
 
-    __setitem__ = __delitem__ = clear = pop = popitem = setdefault = update = _refuse   # type: ignore[assignment]
-    __ior__ = _refuse   # type: ignore[assignment]
+    __setitem__ = __delitem__ = clear = pop = popitem = setdefault = update = _refuse
+    __ior__ = _refuse
 
     def __hash__(self) -> int:  # type: ignore[override]
         try:

@@ -58,6 +58,13 @@ class GraphEditor:
         self._reindex()
         return self._by_name.get(name)
 
+    def live(self, name: str) -> Node:
+        """The current version of the node called ``name``, which must still be in the graph."""
+        node = self.node(name)
+        if node is None:
+            raise KeyError(f"node {name!r} was removed from the graph being edited")
+        return node
+
     def producer(self, value: str) -> Node | None:
         """The node that computes ``value`` (None for graph inputs)."""
         self._reindex()

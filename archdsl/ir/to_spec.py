@@ -13,6 +13,7 @@ import functools
 import keyword
 import re
 from dataclasses import dataclass, field
+from typing import cast
 
 from archdsl.errors import Diagnostic, VerifyError
 from archdsl.ir.dims import SymDim, linear_form
@@ -74,7 +75,7 @@ def op_call(node: Node) -> str:
     """``Conv2d(64, 3, stride=2)``: positional attributes first, then those that differ from the default."""
     op = node.op
     fields = type(op).model_fields
-    args = []
+    args: list[str] = []
     positional = True
     attrs = op.attrs()
     for name, value in attrs.items():
@@ -101,7 +102,7 @@ def apply_text(node: Node, args: str) -> str:
 
 def _with_ties(node: Node, call: str) -> str:
     """``Linear(11, bias=false, tie_weight=wte)`` for a layer that reads another layer's parameter."""
-    parent = node.module.rpartition(".")[0]
+    parent = (node.module or "").rpartition(".")[0]
     ties = []
     for local, key in node.params.items():
         owner = key.rpartition(".")[0]
@@ -163,11 +164,12 @@ class _Writer:
         lines: list[str] = []
         taken = set(local.values())
         layers: dict[str, str] = {}
-        for kind, item, _ in self.ordered(items):
-            if kind == "node":
+        for _, item, _ in self.ordered(items):
+            if isinstance(item, Node):           # a "node" item; a "child" item is (name, region)
                 lines += self.node_line(item, local, taken, layers)
             else:
-                lines += self.child_lines(*item, local, taken)
+                name, child = cast("tuple[str, Region]", item)
+                lines += self.child_lines(name, child, local, taken)
         return lines
 
     def ordered(self, items: list[tuple[str, object, list[Node]]]) -> list[tuple[str, object, list[Node]]]:
@@ -176,7 +178,7 @@ class _Writer:
         needs = [{made[v] for n in nodes for v in n.inputs if v in made} - {i} for i, (_, _, nodes) in enumerate(items)]
         first = [min(self.order[n.name] for n in nodes) for _, _, nodes in items]
         done: set[int] = set()
-        out = []
+        out: list[tuple[str, object, list[Node]]] = []
         while len(out) < len(items):
             ready = [i for i in range(len(items)) if i not in done and needs[i] <= done]
             if not ready:

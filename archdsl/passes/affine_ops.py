@@ -23,7 +23,8 @@ def _linear(m: cm.ConvMap) -> OpDef:
 def _conv(cls: type[ConvNd]):
     def make(m: cm.ConvMap) -> OpDef:
         return cls(out_channels=m.out_channels, kernel_size=m.size, stride=m.stride, padding=cm.conv_padding(m),
-                   groups=m.groups, bias=m.has_bias, padding_mode=m.mode)
+                   groups=m.groups, bias=m.has_bias,
+                   padding_mode=m.mode)  # type: ignore[arg-type]  # a conv's own padding_mode, carried as str
     return make
 
 
@@ -69,13 +70,19 @@ def chain_input(edit: GraphEditor, node: Node) -> str | None:
 def map_of(edit: GraphEditor, node: Node, weights: Mapping | None) -> cm.ConvMap:
     """The ConvMap of one chain op (weight mode when ``weights`` is given)."""
     source = chain_input(edit, node)
+    if source is None:
+        raise ValueError(f"{node.name} is not an eval-affine map of a channels-first tensor")
     x = edit.types[source]
     channels, spatial = int(x.shape[1]), x.rank - 2
     if len(node.inputs) == 2:                                      # x * p or x / p
         if weights is None:
             return cm.channel_affine(channels, spatial, None, None, False, False)
-        i, exponent = constant_scale(edit, node)
-        factor = weights[edit.producer(node.inputs[i]).params[""]].detach().double().reshape(-1)
+        scaled = constant_scale(edit, node)
+        owner = edit.producer(node.inputs[scaled[0]]) if scaled is not None else None
+        if scaled is None or owner is None:
+            raise ValueError(f"{node.name} does not scale by a free parameter")
+        i, exponent = scaled
+        factor = weights[owner.params[""]].detach().double().reshape(-1)
         return cm.channel_affine(channels, spatial, factor ** exponent, None, False, True)
     params = {local: weights[full] for local, full in node.params.items()} if weights is not None else None
     form = node.op.conv_form(x)

@@ -143,7 +143,8 @@ def compose(a: ConvMap, b: ConvMap) -> ConvMap:
     kernel = torch.zeros((g, b.out_channels // g, a.in_channels // g, *size), dtype=torch.float64)
     for j in product(*(range(k) for k in b.size)):        # each tap of b reads a, shifted by j * stride(a)
         at = tuple(slice(jj * sa, jj * sa + ka) for jj, sa, ka in zip(j, a.stride, a.size, strict=True))
-        kernel[(slice(None), slice(None), slice(None), *at)] += torch.einsum("gom,gmc...->goc...", bv[(..., *j)], av)
+        index: tuple[slice, ...] = (slice(None), slice(None), slice(None), *at)
+        kernel[index] += torch.einsum("gom,gmc...->goc...", bv[(..., *j)], av)  # type: ignore[index]  # (..., ints) indexes a tensor; mypy joins the items to object
     bias = b.bias
     if a.bias is not None:                                # a's bias reaches every tap of b
         taps = bv.sum(dim=tuple(range(3, 3 + b.spatial))) if b.spatial else bv   # [g, O/g, M/g]; sum(()) is all
@@ -184,9 +185,8 @@ def combine(maps: list[ConvMap], coefficients: tuple[float, ...], sizes: tuple |
     size = tuple(h - low + 1 for h, low in zip(hi, lo, strict=True))
     after = []
     for i in range(n):                    # the merged output size equals each branch's
-        known = sizes[i] if sizes is not None else (None, None)
-        if all(isinstance(v, int) for v in known):      # one size: pad after just enough for the last window
-            h, o = known
+        h, o = sizes[i] if sizes is not None else (None, None)
+        if isinstance(h, int) and isinstance(o, int):   # one size: pad after just enough for the last window
             pad = max(0, (o - 1) * first.stride[i] + lo[i] + size[i] - h)
             if (h - lo[i] + pad - size[i]) // first.stride[i] + 1 != o:
                 raise NotExact(f"the branches' output grids differ on spatial axis {i} at input size {h}")
@@ -310,7 +310,7 @@ def through_flatten(a: ConvMap, grid_in: tuple[int, ...], grid_out: tuple[int, .
         return conv(padded, weight, stride=a.stride, groups=a.groups)
 
     zero = torch.zeros((1, a.in_channels, *grid_in), dtype=torch.float64)
-    _, pull = torch.func.vjp(forward, zero)
+    pull = torch.func.vjp(forward, zero)[1]
     kernel = torch.func.vmap(pull)(rows)[0].reshape(b.out_channels, features)
     bias = b.bias
     if a.bias is not None:                     # a(0) is a's bias at every output position

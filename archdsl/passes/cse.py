@@ -42,9 +42,9 @@ class CommonSubexpressions(Pass):
             seen = first.setdefault(key, node)
             if seen is node:
                 continue
-            for old, new in zip(node.outputs, seen.outputs, strict=True):
-                rename[old] = new
-                edit.replace_uses(old, new)
+            for old, kept in zip(node.outputs, seen.outputs, strict=True):
+                rename[old] = kept
+                edit.replace_uses(old, kept)
             edit.remove(node)
             report.append(Change(self.name, ".".join(node.scope), (node.module or node.name,),
                                  seen.module or seen.name, span=node.span))

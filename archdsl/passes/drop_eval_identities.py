@@ -25,7 +25,7 @@ class DropEvalIdentities(Pass):
         edit = GraphEditor(graph)
         report = []
         for original in graph.nodes:
-            node = edit.node(original.name)
+            node = edit.live(original.name)      # nodes are removed only below, each once
             if not node.op.has(Trait.EVAL_IDENTITY) or node.params or len(node.inputs) != 1 \
                     or len(node.outputs) != 1 or edit.types[node.inputs[0]] != node.types[0]:
                 continue

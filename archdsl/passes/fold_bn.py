@@ -130,11 +130,12 @@ class FoldBatchNorm(Pass):
         module = _folded_name(edit, fold)
         source = bn.inputs[0] if fold.before else layer.inputs[0]
         result = layer.outputs[0] if fold.before else bn.outputs[0]
-        tensors = None
-        if weights is not None:
-            tensors = self._weights(edit, fold, weights, x)
+        tensors = self._weights(edit, fold, weights, x) if weights is not None else {}
+        biased = layer.op.with_bias()
+        if biased is None:
+            raise TypeError(f"{layer.op.name} has no form with a bias; a fold needs one")
         edit.remove(layer, bn)
-        new = edit.add_node(layer.op.with_bias(), [source], module=module, scope=layer.scope, span=layer.span,
+        new = edit.add_node(biased, [source], module=module, scope=layer.scope, span=layer.span,
                             tags=layer.tags)
         edit.replace_uses(result, new.outputs[0])
         if weights is not None:
@@ -162,6 +163,8 @@ class FoldBatchNorm(Pass):
         w, dtype = own["weight"], own["weight"].dtype
         param = edit.params[layer.params["weight"]]
         out_axis = layer.op.output_channel_axis(edit.types[layer.inputs[0]])
+        if out_axis is None:
+            raise TypeError(f"{layer.op.name} names no output channel axis; a fold needs one")
         channels = int(edit.types[layer.outputs[0]].shape[out_axis])
         bias = own["bias"].double() if "bias" in own else torch.zeros(channels, dtype=torch.float64)
         if fold.before:                    # W (s x + t) + b = (W s) x + (b + W t)

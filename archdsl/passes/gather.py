@@ -86,7 +86,7 @@ def channel_gather(edit: GraphEditor, node: Node) -> tuple[tuple[tuple[int, int]
         if found is not None and picks != found:
             return None
         found = picks
-    return tuple(found)
+    return tuple(found) if found is not None else None
 
 
 def _source(channel: int, offsets: list[int]) -> tuple[int, int]:

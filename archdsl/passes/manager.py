@@ -44,6 +44,7 @@ class PipelineResult:
 
 def resolve(passes: str | list[str] | tuple[str, ...] | list[Pass]) -> list[Pass]:
     """Pass instances for a pipeline name, a comma-separated list of pass names, or pass instances."""
+    names: list[str | Pass]
     if isinstance(passes, str):
         names = list(PIPELINES[passes]) if passes in PIPELINES else [p.strip() for p in passes.split(",") if p.strip()]
     else:

@@ -52,7 +52,9 @@ def _trace(edit: GraphEditor, value: str) -> Branch:
     v = value
     while True:
         node = edit.producer(v)
-        source = None if node is None or edit.num_uses(v) != 1 else chain_input(edit, node)
+        if node is None or edit.num_uses(v) != 1:
+            break
+        source = chain_input(edit, node)
         if source is None:
             break
         branch.chain.insert(0, node)
@@ -138,6 +140,8 @@ class MergeBranches(Pass):
         """Merge the sum ``total`` when it is exact (and, untagged, no dearer); ``weights`` is updated in place."""
         claimed = "reparam" in total.tags
         coefficients = total.op.sum_coefficients(len(total.inputs))
+        if coefficients is None:
+            raise TypeError(f"{total.name} is not a weighted sum of its inputs")
         types = [edit.types[v] for v in total.inputs]
         if any(t != total.types[0] for t in types) or total.types[0].rank < 2:
             if claimed:

@@ -137,7 +137,8 @@ def make_report(result: PipelineResult, sizes: dict[str, int] | None = None) -> 
                            _minus(_plus(entry[1].macs, before.macs), after.macs))
         previous = step.graph
     base = total[0]
-    rows, seen = [], {}
+    rows: list[tuple] = []
+    seen: dict[str, list[str]] = {}
     for change in result.changes:
         seen.setdefault(_block_of(change.into or (change.merged[0] if change.merged else "")), []).append(
             change.describe())

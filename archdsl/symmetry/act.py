@@ -54,12 +54,12 @@ def _permute(t, entries: list[Entry], g: GroupElement, tau: dict[int, int]):
         if e.index is not None:
             indexed[(e.axis, e.index[0])].append(e)
     for (axis, rows_axis), group in indexed.items():
-        group = sorted({e.index[1]: e for e in group}.values(), key=lambda e: e.index[1])
+        group = sorted({_slab(e)[1]: e for e in group}.values(), key=lambda e: _slab(e)[1])
         rows = srcs.get(rows_axis, np.arange(t.shape[rows_axis]))
         out = t.clone()
         for new in group:
-            start, stop = new.index[1], new.index[2]
-            old = next((e for e in group if e.index[1] <= rows[start] < e.index[2]), None)
+            start, stop = _slab(new)[1], _slab(new)[2]
+            old = next((e for e in group if _slab(e)[1] <= rows[start] < _slab(e)[2]), None)
             if old is None:                       # left out by ``keep``: the slab's columns stay
                 continue
             cols = src_index(old.segs, new.segs, g, tau, t.shape[axis])
@@ -95,11 +95,18 @@ def src_index(old: tuple[Seg, ...], new: tuple[Seg, ...], g: GroupElement, tau: 
     return src
 
 
+def _slab(e: Entry) -> tuple[int, int, int]:
+    """(axis, start, stop) of an entry that covers a slab of its parameter."""
+    if e.index is None:
+        raise ValueError(f"{e.param} covers its whole parameter, not a slab")
+    return e.index
+
+
 def _factor(e: Entry, g: GroupElement, state: dict, size: int) -> np.ndarray | None:
     """Per-position scaling factors of one member axis (None: all ones)."""
     f = None
     for s in e.segs:
-        scale = g.scales.get((s.token, s.leaf)) if s.leaf is not None else None
+        scale = g.scales.get((s.token, s.leaf)) if s.leaf is not None and s.token is not None else None
         if scale is None or scale.ndim == 2:          # matrices: see _mix
             continue
         if e.role and e.role[0] == "bn":
@@ -121,7 +128,7 @@ def _mix(t, e: Entry, g: GroupElement):
     import torch
 
     for s in e.segs:
-        m = g.scales.get((s.token, s.leaf)) if s.leaf is not None else None
+        m = g.scales.get((s.token, s.leaf)) if s.leaf is not None and s.token is not None else None
         if m is None or m.ndim != 2 or e.exponent not in (1, -1):
             continue
         m = m if e.exponent == 1 else np.linalg.inv(m).T

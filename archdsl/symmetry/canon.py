@@ -18,7 +18,7 @@ from collections import defaultdict
 import numpy as np
 
 from archdsl.errors import Diagnostic, UsageError
-from archdsl.symmetry.spec import Entry, GroupElement, SymmetrySpec
+from archdsl.symmetry.spec import Entry, GroupElement, Seg, SymmetrySpec
 
 MAX_SWEEPS = 8
 
@@ -131,7 +131,7 @@ def align(spec: SymmetrySpec, a: dict, b: dict, seed: int = 0, max_iter: int = 1
     except ImportError:
         raise UsageError(Diagnostic("weight matching needs scipy", hint="pip install 'archdsl[symmetry]'")) from None
     rng = np.random.default_rng(seed)
-    members: dict[int, list[tuple[Entry, object]]] = defaultdict(list)
+    members: dict[int, list[tuple[Entry, Seg]]] = defaultdict(list)
     for e in spec.entries:
         for s in e.segs:
             if s.leaf is not None:

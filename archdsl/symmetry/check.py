@@ -8,11 +8,15 @@ statistic shows.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from archdsl.errors import ArchError
 from archdsl.ir.graph import Graph
 from archdsl.ir.symbols import sizes_near
 from archdsl.symmetry.spec import ALL_KINDS, GroupElement, SymmetrySpec
+
+if TYPE_CHECKING:
+    import torch
 
 HE_GAIN = 6 ** 0.5     # kaiming_uniform(a=sqrt(5)) has std 1/sqrt(3 fan_in); this makes it sqrt(2 / fan_in)
 SIDES = (8, 16, 32, 64, 96, 128, 160, 224, 299)
@@ -85,7 +89,7 @@ class Harness:
     """A float64 eval-mode module of a graph, random weights and inputs, to run weights through."""
 
     graph: Graph
-    module: object
+    module: torch.nn.Module
     state: dict
     inputs: list
     reference: tuple | None = None

@@ -237,7 +237,8 @@ class Window(Contract):
     """Sliding windows over trailing spatial axes (pooling, resizing, padding): other axes pass through,
     the windowed ones are pinned; scaling passes as the traits allow."""
 
-    count: Callable[[OpDef, Any], int] | None = None      # windowed axes; default op.spatial or rank - 2
+    # the callables below receive an op of the class declaring the contract (its own fields), hence Any
+    count: Callable[[Any, Any], int] | None = None        # windowed axes; default op.spatial or rank - 2
 
     def derive(self, op: OpDef, ctx: Ctx) -> Outputs:
         x, t, o = ctx.inputs[0], ctx.in_types[0], ctx.out_types[0]
@@ -259,7 +260,7 @@ class Reduction(Contract):
     """Reductions over axes: a reduced axis is consumed (any permutation of it leaves a sum, mean or max
     unchanged; a per-unit scaling does not); the other axes pass through."""
 
-    axes: Callable[[OpDef, Any], tuple[int, ...]]
+    axes: Callable[[Any, Any], tuple[int, ...]]          # (op of the declaring class, input type)
     keepdim: bool = True              # honour the op's keepdim attribute
 
     def derive(self, op: OpDef, ctx: Ctx) -> Outputs:
@@ -282,7 +283,7 @@ class Reduction(Contract):
 class Moved(Contract):
     """Axis reorders (transpose, permute): each output axis is an input axis; any scaling passes."""
 
-    order: Callable[[OpDef, int], list[int]]
+    order: Callable[[Any, int], list[int]]               # (op of the declaring class, rank)
 
     def derive(self, op: OpDef, ctx: Ctx) -> Outputs:
         x = ctx.inputs[0]

@@ -178,7 +178,7 @@ class Context:
             head = tuple(Piece(p.leaf, p.length, p.rep // inner, p.token) for p in a)
             return [head, *[self.pinned(s) for s in sizes[1:]]]
         if all(isinstance(s, int) and s > 1 for s in sizes) and all(p.rep == 1 for p in a):
-            return self.d.heads.split(self, a, [int(s) for s in sizes])        # heads: a stack of chunks
+            return self.d.heads.split(self, a, [s for s in sizes if isinstance(s, int)])  # heads: chunks
         self.pin(a, "split into several axes")
         return [self.pinned(s) for s in sizes]
 

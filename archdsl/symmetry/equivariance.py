@@ -44,7 +44,7 @@ def correspondence(before: SymmetrySpec, after: SymmetrySpec) -> tuple[dict[str,
     pinned_before = {(m.param, m.axis, m.start, m.stop) for c in before.pinned for m in c.members}
     out, problems = {}, []
     for c in after.classes:
-        keys = [(m.param, m.axis, m.start, m.stop, m.rep, m.index) for m in c.members]
+        keys: list[tuple] = [(m.param, m.axis, m.start, m.stop, m.rep, m.index) for m in c.members]
         keys += after.on_values.get(c.id, [])             # values a rewrite keeps (the merged block's output)
         found = {where[k] for k in keys if k in where}
         if len(found) == 1:

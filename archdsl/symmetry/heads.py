@@ -199,7 +199,7 @@ class Heads:
         for key in first.chunks:
             value = {p: key[j] for p, j in at0.items()}               # position -> head index
             ctx.inputs = [lay if n not in entries else
-                          [self._chunk(entries[n], value) if read(a) and read(a)[1] == UNITS else a for a in lay]
+                          [self._chunk(entries[n], value) if (r := read(a)) and r[1] == UNITS else a for a in lay]
                           for n, lay in enumerate(inputs)]
             outs = contract.derive(op, ctx)
             for o, out in enumerate(outs):
@@ -259,7 +259,7 @@ class Heads:
         left, right = read(pairs[0]), read(pairs[1])
         if (left is None) != (right is None):
             return None
-        if left is None:
+        if left is None or right is None:             # both (the line above)
             inner = ctx.tie(pairs[0], pairs[1], "contracted by a matrix product")
             ctx.constrain(inner, "none", "a per-unit scaling of both operands does not cancel")
         elif left[1] != UNITS or right[1] != UNITS or not self._tie_chunks(ctx, left[0], right[0]):
@@ -386,8 +386,9 @@ class Heads:
     def _merge(self, x: list[Layout], axes: list[int]) -> Layout | None:
         """(index axes in order, units) merged back: the chunks one after the other."""
         marks = [read(x[i]) for i in axes]
-        sid = marks[-1][0] if marks[-1] else None
-        if sid is None or marks[-1][1] != UNITS:
+        last = marks[-1]
+        sid = last[0] if last else None
+        if last is None or sid is None or last[1] != UNITS:
             return None
         s = self.stacks[sid]
         if [m for m in marks[:-1]] != [(sid, j) for j in range(len(s.sizes))] or not s.alive:

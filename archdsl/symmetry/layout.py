@@ -78,7 +78,7 @@ class Forest:
 
     parent: list[int] = field(default_factory=list)
     length: list[int] = field(default_factory=list)
-    children: dict[int, tuple[int, int]] = field(default_factory=dict)
+    children: dict[int, tuple[int, ...]] = field(default_factory=dict)
     pinned: dict[int, str] = field(default_factory=dict)
     why: dict[int, list[Why]] = field(default_factory=dict)
     order: list[int] = field(default_factory=list)           # creation order of leaves (stable class order)
@@ -237,7 +237,8 @@ class Forest:
 
     def bounds(self, layout: Layout) -> list[int]:
         """Interior boundaries (int positions) of a layout."""
-        out, at = [], 0
+        out: list[int] = []
+        at: Dim = 0
         for p in self.expand(layout)[:-1]:
             at = at + p.size
             if isinstance(at, int):
@@ -252,7 +253,8 @@ class Forest:
         """The layout cut at sorted ``edges``: the pieces before the first, between each pair, after the last."""
         layout = self.cut(layout, edges, why)
         out: list[list[Piece]] = [[] for _ in range(len(edges) + 1)]
-        at, k = 0, 0
+        at: Dim = 0
+        k = 0
         for p in layout:
             while k < len(edges) and isinstance(at, int) and at >= edges[k]:
                 k += 1

@@ -136,7 +136,8 @@ class SymmetrySpec:
     # -- lookup -----------------------------------------------------------------------------------
     def find(self, cid: str) -> SymClass | BlockClass:
         """A class or block class by id (UsageError listing ids when unknown)."""
-        for c in [*self.classes, *self.block_classes, *self.pinned]:
+        candidates: list[SymClass | BlockClass] = [*self.classes, *self.block_classes, *self.pinned]
+        for c in candidates:
             if c.id == cid:
                 return c
         raise UsageError(Diagnostic(f"no symmetry class '{cid}' in {self.name}",
@@ -201,24 +202,28 @@ class SymmetrySpec:
         for m in leaves:
             src = inv1.get(m, m)
             p1, p2 = g1.perms.get(m), g2.perms.get(src)
-            if p1 is None and p2 is None:
-                continue
-            n = len(p1 if p1 is not None else p2)
-            p1 = np.arange(n) if p1 is None else p1
-            p2 = np.arange(n) if p2 is None else p2
+            if p1 is None:
+                if p2 is None:
+                    continue
+                p1 = np.arange(len(p2))
+            if p2 is None:
+                p2 = np.arange(len(p1))
             out.perms[m] = p1[p2]
         for (t, m) in set(g1.scales) | {(t, tau1.get(leaf, leaf)) for t, leaf in g2.scales}:
             src = inv1.get(m, m)
-            s1 = g1.scales.get((t, m))
-            s2 = g2.scales.get((t, src))
-            n = len(s1 if s1 is not None else s2)
-            s1 = np.ones(n) if s1 is None else s1
-            s2 = np.ones(n) if s2 is None else s2
+            q1 = g1.scales.get((t, m))
+            q2 = g2.scales.get((t, src))
+            known = q1 if q1 is not None else q2
+            if known is None:
+                raise KeyError(f"no scale ({t}, {m}) in either element")
+            n = len(known)
+            f1 = np.ones(n) if q1 is None else q1
+            f2 = np.ones(n) if q2 is None else q2
             back = np.argsort(g1.perms.get(m, np.arange(n)))          # the unit g1 moved to each position
-            if s1.ndim == 1 and s2.ndim == 1:
-                out.scales[(t, m)] = s1 * s2[back]
+            if f1.ndim == 1 and f2.ndim == 1:
+                out.scales[(t, m)] = f1 * f2[back]
             else:                                                     # S1 (P1 S2 P1^-1)
-                out.scales[(t, m)] = _matrix(s1) @ _matrix(s2)[np.ix_(back, back)]
+                out.scales[(t, m)] = _matrix(f1) @ _matrix(f2)[np.ix_(back, back)]
         return out
 
     def _tau(self, g: GroupElement) -> dict[int, int]:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import torch
 
+from archdsl.ir.dims import SymDim
 from archdsl.ir.graph import Graph
 
 TOLERANCE = {torch.float64: 1e-10, torch.float32: 1e-5}     # relative to the output's scale
@@ -33,6 +34,12 @@ def relative_error(ref: torch.Tensor, out: torch.Tensor) -> float:
     return diff / scale if scale > 0 else diff
 
 
+def _concrete(d: int | SymDim, sizes: dict[str, int]) -> int:
+    if not isinstance(d, int):
+        raise ValueError(f"an input size {d} is left unbound by {sizes}")
+    return d
+
+
 def inputs_for(graph: Graph, sizes: dict[str, int], dtype: torch.dtype, seed: int) -> list[torch.Tensor]:
     """Random inputs of the graph's input types with symbols bound to ``sizes``."""
     from archdsl.analysis import substitute
@@ -40,7 +47,7 @@ def inputs_for(graph: Graph, sizes: dict[str, int], dtype: torch.dtype, seed: in
     g = torch.Generator().manual_seed(seed)
     out = []
     for t in graph.inputs.values():
-        shape = [int(substitute(d, sizes)) for d in t.shape]
+        shape = [_concrete(substitute(d, sizes), sizes) for d in t.shape]
         if t.dtype.startswith(("float", "bfloat")):
             out.append(torch.randn(shape, generator=g, dtype=torch.float64).to(dtype))
         else:

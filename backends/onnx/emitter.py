@@ -74,9 +74,10 @@ class Emitter:
 
     def initializer(self, name: str, tensor: ir.TensorProtocol) -> ir.Value:
         """Add an initialiser named ``name`` holding ``tensor``."""
-        value = ir.Value(name=self.unique(name), shape=ir.Shape(tensor.shape), type=ir.TensorType(tensor.dtype),
-                         const_value=tensor)
-        self.initializers[value.name] = value
+        unique = self.unique(name)
+        value = ir.Value(name=unique, shape=ir.Shape(tensor.shape),  # type: ignore[arg-type]  # iterates its dims
+                         type=ir.TensorType(tensor.dtype), const_value=tensor)
+        self.initializers[unique] = value
         return value
 
     def const(self, array: np.ndarray, dtype: ir.DataType | None = None) -> ir.Value:
@@ -162,7 +163,7 @@ class NodeEmitter:
 
     def _expr(self, node: ast.AST, x: ir.Value, axes: dict[str, int]) -> ir.Value:
         if isinstance(node, ast.Constant):
-            return self.i64([int(node.value)])
+            return self.i64([int(node.value)])  # type: ignore[arg-type]  # a dim's constants are ints
         if isinstance(node, ast.Name):
             return self.axis_size(x, axes[node.id]) if node.id in axes else self.symbol(node.id)
         if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):

@@ -65,6 +65,8 @@ def deploy(graph: Graph, weights: Weights, seed: int, passes: str) -> tuple[Grap
     else:
         state = {k: v if isinstance(v, torch.Tensor) else torch.as_tensor(v) for k, v in weights.items()}
     result = run_pipeline(graph, TensorMap(state), passes)
+    if result.weights is None:
+        raise ValueError("the pass pipeline dropped the weights it was given")
     return result.graph, dict(result.weights.only(result.graph))
 
 
@@ -128,7 +130,9 @@ def write_model(model: ir.Model, path: str | os.PathLike | io.BufferedIOBase) ->
     pieces: list[tuple[bytes, bytes]] = []
     for value in held:
         tensor = value.const_value
-        meta = onnx.TensorProto(name=value.name, dims=[int(d) for d in tensor.shape],
+        if tensor is None:
+            raise ValueError(f"initializer {value.name} holds no tensor")
+        meta = onnx.TensorProto(name=value.name, dims=[int(d) for d in tensor.shape],  # type: ignore[arg-type]  # concrete
                                 data_type=tensor.dtype.value).SerializeToString()
         data = tensor.tobytes()
         raw = b"\x4a" + _varint(len(data))                       # TensorProto.raw_data (field 9)

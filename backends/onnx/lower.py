@@ -67,9 +67,10 @@ class Lowerer:
         if key not in self.params:
             p = self.graph.params[key]
             if self.weights is None:
-                value = ir.Value(name=self.emitter.unique(key), shape=ir.Shape(tuple(int(d) for d in p.shape)),
+                name = self.emitter.unique(key)
+                value = ir.Value(name=name, shape=ir.Shape(tuple(int(d) for d in p.shape)),
                                  type=ir.TensorType(DTYPES[p.dtype]))
-                self.emitter.initializers[value.name] = value
+                self.emitter.initializers[name] = value
             else:
                 value = self.emitter.initializer(key, self.weights[key])
             self.params[key] = value

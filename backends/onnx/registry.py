@@ -8,7 +8,7 @@ the ONNX value of each output. Ops with no single ONNX op lower to an exact deco
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from archdsl.ops.base import OpDef
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from archdsl.backends.onnx.emitter import NodeEmitter
 
 # rule(e, op, xs, params) -> the output value (or a sequence of them for multi-output ops)
-Rule = Callable[["NodeEmitter", OpDef, list["ir.Value"], dict[str, "ir.Value"]], "ir.Value | Sequence[ir.Value]"]
+Rule = Callable[["NodeEmitter", OpDef, list["ir.Value"], Mapping[str, "ir.Value"]], "ir.Value | Sequence[ir.Value]"]
 
 RULES: dict[type[OpDef], Rule] = {}
 _R = TypeVar("_R", bound=Callable[..., Any])
