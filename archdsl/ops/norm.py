@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from pydantic import field_validator
 
@@ -61,6 +61,10 @@ class ChannelStatsNorm(Norm):
                            "BatchNorm3d [N, C, D, H, W]: pick the one of your input's rank")
     symmetry: ClassVar = ChannelStats()        # eval mode: running statistics absorb a per-channel scale
     traits: ClassVar = frozenset({Trait.TRAIN_EVAL, Trait.CHANNEL_AFFINE})
+    if TYPE_CHECKING:                          # fields each subclass declares with its own defaults
+        eps: float
+        affine: bool
+        track_running_stats: bool
 
     def infer(self, inputs: list[TensorType]) -> list[TensorType]:
         expect_rank(self, inputs[0], *self.ranks)

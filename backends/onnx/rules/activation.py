@@ -12,7 +12,7 @@ from archdsl.ops import activation as A
 from archdsl.ops.base import OpDef
 
 # ops that are one attribute-free ONNX op
-_UNARY = {A.ReLU: "Relu", A.Sigmoid: "Sigmoid", A.Tanh: "Tanh", A.Mish: "Mish", A.Hardswish: "HardSwish"}
+_UNARY: dict[type[OpDef], str] = {A.ReLU: "Relu", A.Sigmoid: "Sigmoid", A.Tanh: "Tanh", A.Mish: "Mish", A.Hardswish: "HardSwish"}
 
 
 @lowering(*_UNARY)

@@ -9,7 +9,7 @@ from archdsl.ops import activation as A
 from archdsl.ops.base import OpDef
 
 # ops whose lowering is a one-argument function
-_FUNCTIONS = {A.ReLU: "F.relu", A.ReLU6: "F.relu6", A.SiLU: "F.silu", A.Mish: "F.mish", A.Sigmoid: "torch.sigmoid",
+_FUNCTIONS: dict[type[OpDef], str] = {A.ReLU: "F.relu", A.ReLU6: "F.relu6", A.SiLU: "F.silu", A.Mish: "F.mish", A.Sigmoid: "torch.sigmoid",
               A.Hardsigmoid: "F.hardsigmoid", A.Hardswish: "F.hardswish", A.Tanh: "torch.tanh",
               A.LogSigmoid: "F.logsigmoid"}
 

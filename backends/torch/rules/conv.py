@@ -19,7 +19,7 @@ def _conv_module(op: ConvNd, ins: list[TensorType]) -> str:
     pads = op.pads()
     symmetric = _symmetric(pads)
     pad = tuple(a for a, _ in pads) if symmetric else 0
-    extra = {}
+    extra: dict[str, object] = {}
     if isinstance(op, ConvTranspose2d):
         extra["output_padding"] = tuple(op.output_padding) if not isinstance(op.output_padding, int) \
             else (op.output_padding,) * 2

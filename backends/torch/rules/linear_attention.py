@@ -22,6 +22,8 @@ def _short_conv_module(op: LA.ShortConvolution, ins: list[TensorType]) -> str:
 
 @lowering(LA.ShortConvolution, module=_short_conv_module)
 def _short_conv(op: LA.ShortConvolution, args: list[str], ref: str | None, ins: list[TensorType]) -> str:
+    if ref is None:
+        raise ValueError("a ShortConvolution owns a weight: its call needs the module reference")
     return f"rt.decoding.short_conv(self, {ref.removeprefix('self.')!r}, {args[0]}, {ref}, {op.activation!r})"
 
 
