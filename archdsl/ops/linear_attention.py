@@ -236,7 +236,7 @@ class DeltaRule(LinearAttentionOp):
 
     name: ClassVar = "delta_rule"
     kernel: ClassVar = "delta_rule"
-    gates: ClassVar = (("beta", "head"),)
+    gates: ClassVar[tuple[tuple[str, str], ...]] = (("beta", "head"),)
     bidirectional: ClassVar = False
     state_passes: ClassVar = 3
     qk_l2norm: bool = False

@@ -17,7 +17,7 @@ _RANDOM = frozenset({Trait.TRAIN_EVAL, Trait.STOCHASTIC, Trait.EVAL_IDENTITY, Tr
 class Dropping(OpDef):
     """Base of train-only random ops: identity in eval mode; ``p`` is the drop probability."""
 
-    positional: ClassVar = ("p",)
+    positional: ClassVar[tuple[str, ...]] = ("p",)
     traits: ClassVar = _RANDOM
     symmetry: ClassVar = Pointwise(kind="any")  # the identity in eval mode
     family: ClassVar = "regularize"
@@ -36,7 +36,10 @@ class Dropping(OpDef):
 
     def eval_affine(self, params: dict, x: TensorType) -> tuple[int, object, object]:
         """(axis, None, None): scale 1, shift 0."""
-        return self.eval_affine_axis(x), None, None
+        axis = self.eval_affine_axis(x)
+        if axis is None:
+            raise OpError(f"{self.name} is not a channel-affine map of {x}")
+        return axis, None, None
 
     def infer(self, inputs: list[TensorType]) -> list[TensorType]:
         return [inputs[0]]

@@ -470,7 +470,10 @@ class Identity(OpDef):
 
     def eval_affine(self, params: dict, x: TensorType) -> tuple[int, object, object]:
         """(axis, None, None): scale 1, shift 0."""
-        return self.eval_affine_axis(x), None, None
+        axis = self.eval_affine_axis(x)
+        if axis is None:
+            raise OpError(f"{self.name} is not a channel-affine map of {x}")
+        return axis, None, None
 
     def infer(self, inputs: list[TensorType]) -> list[TensorType]:
         return [inputs[0]]

@@ -220,11 +220,12 @@ class ScalarArith(OpDef):
 
     def eval_affine(self, params: dict, x: TensorType) -> tuple[int, object, object]:
         """(axis, scale, shift) as floats (None for 1 and 0)."""
-        if self.eval_affine_axis(x) is None:
+        axis = self.eval_affine_axis(x)
+        if axis is None:
             raise OpError(f"scalar {self.fn} {self.value} is not affine",
                           "only + - * / by a non-zero number fold into a neighbouring linear layer")
         scale, shift = _AFFINE_SCALAR[self.fn](self.value)
-        return self.eval_affine_axis(x), scale, shift
+        return axis, scale, shift
 
     def infer(self, inputs: list[TensorType]) -> list[TensorType]:
         x = inputs[0]
