@@ -175,7 +175,8 @@ def _retype(graph: Graph, node: Node, ins: list[TensorType]) -> list[Diagnostic]
     try:
         _, outs, specs = apply_rules(node.op, ins)
     except _RULE_ERRORS as exc:
-        return [Diagnostic(f"{_what(node)}: {exc}", node.span, getattr(exc, "hint", None))]
+        return [Diagnostic(f"{_what(node)}: {exc}", node.span, getattr(exc, "hint", None)
+                           or "the node's attributes do not fit its inputs: recompute the node from the spec")]
     if tuple(outs) != tuple(node.types):
         got = ", ".join(str(t) for t in node.types)
         want = ", ".join(str(t) for t in outs)

@@ -171,8 +171,9 @@ class Applier:
             text = f"cannot compute the output shape with these attributes ({text})"
         notes = [(f"input {i + 1}, {t.type}, comes from here" if len(inputs) > 1 else f"the input {t.type} comes "
                   "from here", t.span) for i, t in enumerate(inputs)]
-        return self.session.error(f"{op.__class__.__name__}: {text}", span, getattr(exc, "hint", None),
-                                  cls=ShapeError, notes=notes)
+        hint = getattr(exc, "hint", None) or (f"check the attributes against `archdsl ops {op.__class__.__name__}` "
+                                              "(it lists each one's meaning and range)")
+        return self.session.error(f"{op.__class__.__name__}: {text}", span, hint, cls=ShapeError, notes=notes)
 
     # -- containers ----------------------------------------------------------------------------
     def apply_seq(self, layer: SeqLayer, inputs: list[Tensor], at: tuple[str, ...] | None,

@@ -170,8 +170,7 @@ class OpDef(BaseModel):
         ``params`` maps the op's local parameter names to tensors; scale and shift are 1-d tensors over
         the axis (or None for 1 and 0).
         """
-        raise OpError(f"{self.name} is not a per-channel affine op",
-                      "only ops with the channel_affine trait fold into a neighbouring conv or linear")
+        raise OpError(f"{self.name} is not a per-channel affine op", NOT_AFFINE_HINT)
 
     def has(self, trait: Trait) -> bool:
         """True when this op carries ``trait``."""
@@ -180,6 +179,11 @@ class OpDef(BaseModel):
     def attrs(self) -> dict:
         """Attributes as plain data (for printing and JSON)."""
         return self.model_dump(mode="json")
+
+
+# The hint of every "not a channel-affine map" error (eval_affine asked of an op or tensor it does not fit).
+NOT_AFFINE_HINT = ("only ops with the channel_affine trait, on a tensor with a channel axis, fold into a neighbouring "
+                   "conv or linear layer")
 
 
 @functools.lru_cache(maxsize=1 << 17)    # 131072: a 100k-node graph's rules stay cached from elaboration to verify

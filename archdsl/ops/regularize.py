@@ -8,7 +8,7 @@ from pydantic import field_validator
 
 from archdsl.errors import OpError
 from archdsl.ir.types import TensorType
-from archdsl.ops.base import OpDef, ParamSpec, Trait, expect_rank
+from archdsl.ops.base import NOT_AFFINE_HINT, OpDef, ParamSpec, Trait, expect_rank
 from archdsl.symmetry.contract import Pointwise
 
 _RANDOM = frozenset({Trait.TRAIN_EVAL, Trait.STOCHASTIC, Trait.EVAL_IDENTITY, Trait.CHANNEL_AFFINE})
@@ -38,7 +38,7 @@ class Dropping(OpDef):
         """(axis, None, None): scale 1, shift 0."""
         axis = self.eval_affine_axis(x)
         if axis is None:
-            raise OpError(f"{self.name} is not a channel-affine map of {x}")
+            raise OpError(f"{self.name} is not a channel-affine map of {x}", NOT_AFFINE_HINT)
         return axis, None, None
 
     def infer(self, inputs: list[TensorType]) -> list[TensorType]:

@@ -14,7 +14,7 @@ from pydantic import field_validator
 from archdsl.errors import OpError
 from archdsl.ir.dims import Dim, SymDim, divide_exactly
 from archdsl.ir.types import DimField, TensorType
-from archdsl.ops.base import OpDef, PositiveInt, Trait, norm_axis
+from archdsl.ops.base import NOT_AFFINE_HINT, OpDef, PositiveInt, Trait, norm_axis
 from archdsl.symmetry.contract import Broadcast, Cut, Joined, Moved, Pointwise, Reshaped, swapped
 
 _MOVE = frozenset({Trait.LINEAR, Trait.SHAPE_ONLY})
@@ -472,7 +472,7 @@ class Identity(OpDef):
         """(axis, None, None): scale 1, shift 0."""
         axis = self.eval_affine_axis(x)
         if axis is None:
-            raise OpError(f"{self.name} is not a channel-affine map of {x}")
+            raise OpError(f"{self.name} is not a channel-affine map of {x}", NOT_AFFINE_HINT)
         return axis, None, None
 
     def infer(self, inputs: list[TensorType]) -> list[TensorType]:
