@@ -54,7 +54,7 @@ class GraphBuilder:
         self.input_spans: dict[str, Span] = {}
         self.nodes: list[Node] = []
         self.params: dict[str, Param] = {}
-        self.owners: dict[str, tuple[tuple[int, ...], Span | None]] = {}
+        self.owners: dict[str, tuple[tuple[int | str, ...], Span | None]] = {}
         self.value_names: set[str] = set()
         self.suffixes: dict[str, int] = {}
         self.module_docs: dict[str, str] = {}

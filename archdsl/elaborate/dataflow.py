@@ -160,7 +160,7 @@ def at_call_site(session: Session, exc: ArchError) -> ArchError:
     sites, home = session.sites, session.home
     moved, changed = [], False
     for d in exc.diagnostics:
-        outer = next((i for i in range(len(sites) - 1, -1, -1) if sites[i] is not None and sites[i].file == home),
+        outer = next((i for i in range(len(sites) - 1, -1, -1) if (s := sites[i]) is not None and s.file == home),
                      None)
         if d.span is None or d.span.file == home or outer is None:
             moved.append(d)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 from collections import defaultdict
+from typing import cast
 
 from archdsl.ir.graph import Graph
 from archdsl.symmetry.derive import Derivation, walk
@@ -41,7 +42,8 @@ def assemble(d: Derivation) -> SymmetrySpec:
     entries = list(dict.fromkeys(Entry(e.param, e.axis, unpinned[id(e.segs)], e.exponent, e.index, e.role)
                                  for e in raw))
     ids: dict[int, str] = {}
-    classes, pinned = [], []
+    classes: list[SymClass] = []
+    pinned: list[SymClass] = []
     members: dict[int, dict[Member, None]] = defaultdict(dict)          # ordered, without repeats
     kinds: dict[int, set[str]] = defaultdict(set)
     for e in raw:
@@ -52,7 +54,7 @@ def assemble(d: Derivation) -> SymmetrySpec:
                                    e.index)] = None
             if s.token is not None and f.tkind.get(s.token, "none") != "none":
                 kinds[s.leaf].add(f.tkind[s.token])
-    for leaf in sorted(order, key=order.get):
+    for leaf in sorted(order, key=order.__getitem__):
         if leaf in f.pinned:
             c = SymClass(f"p{len(pinned)}", f.length[leaf], "pinned", list(members[leaf]), f.why[leaf],
                          reason=f.pinned[leaf])
@@ -96,7 +98,9 @@ def _segs(d: Derivation, layout: Layout, cache: dict | None = None) -> tuple[Seg
     f = d.forest
     out, at = [], 0
     for p in f.expand(layout):
-        n, r = int(p.length), int(p.rep)
+        if not isinstance(p.length, int) or not isinstance(p.rep, int):
+            raise ValueError(f"a class of symbolic size {p.length} x {p.rep} cannot be laid out in a parameter")
+        n, r = p.length, p.rep
         token = f.tfind(p.token) if p.token is not None and p.leaf is not None else None
         out.append(Seg(at, n, r, p.leaf, token, p.note))
         at += n * r
@@ -140,18 +144,18 @@ def _blocks(d: Derivation, entries: list[Entry]) -> tuple[list[tuple[list[list[i
     out = []
     counts = _counts(entries) if merged else []
     for cis, groups in merged.items():
-        why = [w for ci in sorted(cis) for w in [found[ci][1]]]
+        whys = [w for ci in sorted(cis) for w in [found[ci][1]]]
         sizes = {len(found[ci][0]) for ci in cis}
         if len(sizes) != 1 or len(groups) != sizes.pop() or any(len(n) != len(cis) for n in groups):
-            dropped.append(f"{why[0]}: block permutations dropped (blocks overlap other blocks)")
+            dropped.append(f"{whys[0]}: block permutations dropped (blocks overlap other blocks)")
             continue
         leaves = [list(dict.fromkeys(leaf for ci, b in sorted(nodes) for leaf in found[ci][0][b]))
                   for nodes in sorted(groups, key=lambda n: min(b for _, b in n))]
-        bad = _profile_problem(d, leaves) or _closure_problem(entries, counts, leaves)
-        if bad:
-            dropped.append(f"{why[0]}: block permutations dropped ({bad})")
+        bad = _profile_problem(d, leaves) or _closure_problem(entries, counts, cast("list[list[int]]", leaves))
+        if bad:                   # (_profile_problem refuses None leaves before _closure_problem sees them)
+            dropped.append(f"{whys[0]}: block permutations dropped ({bad})")
         else:
-            out.append((leaves, why))
+            out.append((cast("list[list[int]]", leaves), whys))
     return out, dropped
 
 
@@ -159,7 +163,8 @@ def _profile_problem(d: Derivation, leaves: list[list[int | None]]) -> str:
     f = d.forest
     if any(leaf is None or leaf in f.pinned for blk in leaves for leaf in blk):
         return "a block holds pinned units"
-    if len({tuple(f.length[leaf] for leaf in blk) for blk in leaves}) != 1:
+    known = [[leaf for leaf in blk if leaf is not None] for blk in leaves]     # every leaf (the check above)
+    if len({tuple(f.length[leaf] for leaf in blk) for blk in known}) != 1:
         return "blocks differ in their class sizes"
     flat = [leaf for blk in leaves for leaf in blk]
     if len(set(flat)) != len(flat):

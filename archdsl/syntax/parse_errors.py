@@ -56,11 +56,12 @@ def diagnose(exc: lark.exceptions.UnexpectedInput, text: str, file: str, termina
     column = getattr(exc, "column", 1) or 1
     token = getattr(exc, "token", None)
     if isinstance(exc, lark.exceptions.UnexpectedToken):
+        token = exc.token
         found = "end of file" if token.type == "$END" else f"'{token}'"
         msg = f"unexpected {found}; expected {describe_tokens(exc.expected, terminals)}"
         width = max(1, len(str(token)))
     elif isinstance(exc, lark.exceptions.UnexpectedCharacters):
-        msg, width = f"unexpected character {text[exc.pos_in_stream]!r}", 1
+        msg, width = f"unexpected character {text[exc.pos_in_stream]!r}", 1  # type: ignore[index]  # set here
     else:
         msg, width = "the spec ends in the middle of a construct", 1
     span = Span(file=file, line=line, column=column, end_line=line, end_column=column + width)

@@ -286,7 +286,8 @@ def _parse_rule(text: str, file: str, rule: str) -> Any:
         raise LimitError(Diagnostic(f"spec file is larger than {MAX_SOURCE_BYTES // 1024 // 1024} MiB",
                                     Span(file=file), "a spec this large is generated: split it into imported files"))
     _check_nesting(text, file)
-    _seen.comments = comments = []
+    comments: list = []
+    _seen.comments = comments
     try:
         tree = _parser().parse(text, start=rule)
     except lark.exceptions.UnexpectedInput as exc:
@@ -391,7 +392,7 @@ def _chain_depth(text: str, limit: int) -> int | None:
     Counts operators, calls and indexing along each chain, adding up across open brackets and restarting at
     commas and statement ends; a cheap upper bound of the depth the parser and evaluators will recurse to.
     """
-    stack = [["{", 0]]
+    stack: list[list[Any]] = [["{", 0]]           # [opening bracket, levels inside it]
     total = 0
     for m in _CHAIN.finditer(text):
         tok = m.group()

@@ -135,7 +135,7 @@ class ExprPrinter:
         lines: list[Doc] = []
         for (name, value), following in zip(e.branches, names, strict=True):
             lines += [HARD, name, " = ", inner.doc(value), ";" if following in KEYWORDS else ""]
-        return [f"{head} {{", Indent(len(inner.indent), lines), Indent(len(self.indent), HARD), "}"], ATOM
+        return [f"{head} {{", Indent(len(self.indent + INDENT), lines), Indent(len(self.indent), HARD), "}"], ATOM
 
     def _ReparamList(self, e: A.ReparamList) -> tuple[Doc, int]:
         return ["reparam" if e.merged is None else f"reparam {quote(e.merged)} ", self.doc(e.items)], ATOM
@@ -210,10 +210,10 @@ def format_tensor_type(t: A.TensorTypeExpr) -> str:
 def _stmt_doc(stmt: A.InputStmt | A.OutputStmt | A.Assign, indent: str) -> Doc:
     printer = ExprPrinter(indent)
     if isinstance(stmt, A.InputStmt):
-        head = [f"in {'*' if stmt.variadic else ''}{stmt.name}: ", printer.tensor_type(stmt.type)]
+        head: list[Doc] = [f"in {'*' if stmt.variadic else ''}{stmt.name}: ", printer.tensor_type(stmt.type)]
         return head if stmt.where is None else [*head, " where ", printer.doc(stmt.where)]
     if isinstance(stmt, A.OutputStmt):
-        head: list[Doc] = ["out "]
+        head = ["out "]
         if stmt.name is not None:
             head = [f"out {stmt.name}"]
             if stmt.type is not None:

@@ -67,7 +67,7 @@ def build_loaded(graph: Graph, state: dict[str, torch.Tensor], check_inputs: boo
     except (RuntimeError, NotImplementedError):    # an __init__ computation the meta device cannot do
         module = None
     assign = module is not None and not any(t.is_meta for name, t in module.named_buffers() if name not in state)
-    if not assign:
+    if module is None or not assign:
         module = cls()
     ties = _ties(module) if assign else []
     try:
@@ -90,8 +90,9 @@ def _ties(module: torch.nn.Module) -> list[tuple[str, list[str]]]:
 
 
 def _finish(module: torch.nn.Module, graph: Graph, source: str) -> torch.nn.Module:
-    module.archdsl_source = source
-    module.archdsl_graph = graph
+    # nn.Module's __setattr__ is typed for tensors and modules; these are plain attributes
+    module.archdsl_source = source  # type: ignore[assignment]
+    module.archdsl_graph = graph  # type: ignore[assignment]
     if graph.mode == "eval":            # a deploy form: BatchNorm folded, dropout gone; eval semantics only
         module.eval()
     return module

@@ -12,7 +12,10 @@ class Container(nn.Module):
     """A named-layer container; ``c[0]`` reaches the entry named "0" (torch.nn.Sequential style names)."""
 
     def __getitem__(self, index: int) -> nn.Module:
-        return self._modules[str(index)]
+        module = self._modules[str(index)]
+        if module is None:
+            raise KeyError(f"entry {index} of the container is empty")
+        return module
 
     def __len__(self) -> int:
         return len(self._modules)
@@ -68,7 +71,8 @@ class ParamHolder(nn.Module):
     def __init__(self, specs: dict[str, tuple]) -> None:
         super().__init__()
         for name, (shape, init, dtype, fan_in) in specs.items():
-            self.register_parameter(name, new_tensor(shape, init, dtype, parameter=True, fan_in=fan_in))
+            self.register_parameter(name, new_tensor(shape, init, dtype, parameter=True,  # type: ignore[arg-type]
+                                                     fan_in=fan_in))   # parameter=True: an nn.Parameter
 
 
 class InputShapeError(ValueError):

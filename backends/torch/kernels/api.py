@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -84,7 +85,7 @@ _FORMS = {
 }
 
 
-def _form(family: str, mode: str, device: torch.device, dtype: torch.dtype) -> tuple[str, object]:
+def _form(family: str, mode: str, device: torch.device, dtype: torch.dtype) -> tuple[str, Callable[..., tuple]]:
     """(form name, function) for ``mode``; ``auto`` is Triton on CUDA (fp32/fp16/bf16) when installed, else chunk."""
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}; one of {', '.join(MODES)}")

@@ -87,11 +87,14 @@ def run_steps(step, inputs: list[torch.Tensor | None], state: torch.Tensor,
               scale: float) -> tuple[torch.Tensor, torch.Tensor]:
     """``step(*inputs[:, t], state, scale) -> (o_t, state)`` token after token over [B, T, H, *] inputs (None stays
     None; inputs[2] is v); returns (o [B, T, H, V], final state)."""
+    q, v = inputs[0], inputs[2]
+    if q is None or v is None:
+        raise ValueError("run_steps needs q (inputs[0]) and v (inputs[2])")
     out = []
-    for i in range(inputs[0].shape[1]):
+    for i in range(q.shape[1]):
         o, state = step(*(None if x is None else x[:, i] for x in inputs), state, scale)
         out.append(o)
-    return (torch.stack(out, 1) if out else inputs[2].new_zeros(inputs[2].shape)), state
+    return (torch.stack(out, 1) if out else v.new_zeros(v.shape)), state
 
 
 def check_qkv(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> tuple[int, int, int, int, int]:
