@@ -6,6 +6,7 @@ Every change of module path, owner or depth goes through the one scope manager, 
 from __future__ import annotations
 
 import difflib
+from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -45,10 +46,21 @@ class Applier:
     def __init__(self, session: Session, blocks: Blocks | None = None) -> None:
         self.session = session
         self.builder = session.builder
-        self.blocks = blocks                               # set by the elaborator once both parts exist
+        self._blocks = blocks                              # set by the elaborator once both parts exist
         self.expansions: dict[tuple, Expansion] = {}       # named block applications, for replay
-        self.handlers = {OpLayer: self.apply_op_layer, BlockLayer: self.apply_block, SeqLayer: self.apply_seq,
+        self.handlers: dict[type, Callable[..., list[Tensor]]] = {OpLayer: self.apply_op_layer, BlockLayer: self.apply_block, SeqLayer: self.apply_seq,
                          ReparamLayer: self.apply_reparam}
+
+    @property
+    def blocks(self) -> Blocks:
+        """How block applications expand."""
+        if self._blocks is None:
+            raise RuntimeError("the applier has no block expander: the elaborator sets one before applying")
+        return self._blocks
+
+    @blocks.setter
+    def blocks(self, blocks: Blocks) -> None:
+        self._blocks = blocks
 
     def apply_value(self, layer: Any, inputs: list[Tensor], span: Span) -> Any:
         """Apply ``layer`` to ``inputs`` in the current context; one output or a tuple of outputs."""
@@ -241,7 +253,7 @@ class Applier:
         path = at if at is not None else outer.path
         owner = outer.owner if at is not None else outer.owner + (fresh_uid(),)
         key = self._expansion_key(layer, inputs) if at else None
-        if key in self.expansions:
+        if at is not None and key is not None and key in self.expansions:      # (key is None without at)
             self._budget(layer, len(self.expansions[key].nodes), span)     # before cloning, not after
             return dataflow.from_site(replay(builder, self.expansions[key], at, inputs, owner + (fresh_uid(),)), span)
         first_node, first_doc = len(builder.nodes), len(builder.doc_order)
@@ -249,7 +261,7 @@ class Applier:
             if layer.block.doc and path:
                 builder.add_doc(".".join(path), layer.block.doc)
             outputs = self.blocks.expand(layer, inputs, span)
-        if key is not None:
+        if at is not None and key is not None:
             self.expansions[key] = Expansion(at, tuple(t.value for t in inputs), tuple(builder.nodes[first_node:]),
                                              tuple(outputs), builder.docs_since(first_doc))
         return dataflow.from_site(outputs, span)

@@ -121,8 +121,8 @@ class SymDim:
             return q + r // k
         nested = r._nested_floordiv()
         if nested is not None:   # floor((floor(p/m) + c) / k) == floor((p + c*m) / (m*k))
-            inner_poly, m, c = nested
-            return q + (inner_poly + c * m) // (m * k)
+            inner_poly, mod, c = nested
+            return q + (inner_poly + c * mod) // (mod * k)
         inner = f"({r})" if len(r._terms) > 1 else str(r)
         key = f"({inner}//{k})"
         atom = SymDim({(key,): 1}, {**self._atoms, key: (r, k)})

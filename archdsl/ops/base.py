@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import enum
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, ClassVar
+from typing import Annotated, Any, ClassVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict
 
@@ -200,6 +201,7 @@ def apply_rules(op: OpDef, types: list[TensorType]) -> tuple[OpDef, list[TensorT
     same op to the same types many times (ResNet-152's 36 identical blocks in one stage).
     """
     key = tuple(types)
+    rules: Callable[..., tuple[OpDef, tuple[TensorType, ...], tuple[Any, ...]]]
     try:
         hash((op, key))
         rules = _rules

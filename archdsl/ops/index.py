@@ -156,6 +156,8 @@ class Where(OpDef):
                           hint="make one with a comparison: gt(x, 0.0), eq(a, b)")
         out = cond.with_shape(cond.shape)
         if not values:
+            if self.input is None or self.other is None:     # tensor_count() counted them as numbers
+                raise OpError("where: with no value tensors, input and other must both be numbers")
             dtype = number_dtype(self.input, self.other)
             return [TensorType(shape=cond.shape, dtype=dtype)]
         for v in values:
