@@ -87,7 +87,8 @@ def test_inplace_forms_are_bitwise_the_out_of_place_ones(spec: str) -> None:
     assert_bitwise_equal(graph, torch.randn(2, 4, 5, 5, generator=torch.Generator().manual_seed(0)))
 
 
-@pytest.mark.parametrize("name", ["efficientnet_b0", "mobilenet_v3_small", "mobilenet_v2"])
+@pytest.mark.parametrize("name", ["efficientnet_b0", pytest.param("mobilenet_v3_small", marks=pytest.mark.slow),
+                                  pytest.param("mobilenet_v2", marks=pytest.mark.slow)])
 def test_zoo_models_inplace_bitwise(name: str) -> None:
     graph = archdsl.zoo.compile(name)
     assert_bitwise_equal(graph, torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(0)))

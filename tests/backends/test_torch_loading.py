@@ -53,7 +53,7 @@ def assert_same_module(a: torch.nn.Module, b: torch.nn.Module, x: torch.Tensor) 
         assert torch.equal(a.eval()(x), b.eval()(x))
 
 
-@pytest.mark.parametrize("name", ["efficientnet_b0", "swiftformer_xs"])
+@pytest.mark.parametrize("name", ["efficientnet_b0", pytest.param("swiftformer_xs", marks=pytest.mark.slow)])
 def test_zoo_model_loads_like_init_then_copy(name: str, tmp_path) -> None:
     graph = archdsl.zoo.compile(name)
     save_built(graph, archdsl.build(graph, seed=3), tmp_path / "m")
