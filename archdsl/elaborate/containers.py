@@ -206,7 +206,7 @@ class Containers:
         raise self.session.error(f"{what} has no entry '{key}'", span, f"did you mean '{close[0]}'?" if close else
                                  f"its entries are: {', '.join(names) or 'none'}")
 
-    def as_layer(self, value: Any, span: Span) -> Any:
+    def as_layer(self, value: Any, span: Span | None) -> Any:
         """Coerce op/block names and lists of layers to layers; anything else is an error."""
         if isinstance(value, OpRef):
             return OpLayer(value.op, (), (), span)

@@ -314,7 +314,7 @@ class Concat(OpDef):
 MAX_PIECES = 10_000     # outputs of one split or chunk (each is a graph value); checked before listing them
 
 
-def _few(n: Dim, what: str) -> None:
+def _few(n: Dim | None, what: str) -> None:
     """OpError when a cut would make more than MAX_PIECES pieces (before the list of them is built)."""
     if isinstance(n, int) and n > MAX_PIECES:
         raise OpError(f"{what} would make {n:,} pieces, more than the limit of {MAX_PIECES:,}",

@@ -47,7 +47,7 @@ def _affine_in_training(edit: GraphEditor, node: Node) -> str | None:
     return chain_input(edit, node)
 
 
-def _span(edit: GraphEditor, value: str, top: bool = False) -> tuple[str, list[Node]] | None:
+def _span(edit: GraphEditor, value: str, top: bool = False) -> tuple[str, list[Node]]:
     """Walk back from ``value`` through single-use affine ops and sums of branches that meet at one root."""
     node = edit.producer(value)
     if node is None or (not top and (edit.num_uses(value) != 1 or edit.is_output(value))):
@@ -72,10 +72,14 @@ def _map(edit: GraphEditor, root: str, value: str, members: set[str]) -> cm.Conv
     if value == root:
         return cm.identity(int(x.shape[1]), x.rank - 2, False)
     node = edit.producer(value)
+    if node is None:
+        raise ValueError(f"{value} is a graph input, not computed inside the region from {root}")
     source = chain_input(edit, node)
     if source is not None and node.name in members:
         return cm.compose(_map(edit, root, source, members), map_of(edit, node, None))
     coefficients = node.op.sum_coefficients(len(node.inputs))
+    if coefficients is None:
+        raise ValueError(f"{node.name} is neither an affine map nor a weighted sum")
     return cm.combine([_map(edit, root, v, members) for v in node.inputs], coefficients)
 
 
@@ -115,6 +119,8 @@ def _per_pixel(m: cm.ConvMap) -> int:
 class CollapsedTraining(torch.nn.Module):
     """An archdsl-built module whose linear regions run collapsed: the same parameters under the same
     state_dict names (``inner``'s), the same function and gradients."""
+
+    inner: torch.nn.Module                               # set with object.__setattr__: not a submodule
 
     def __init__(self, module: torch.nn.Module, graph: Graph):
         super().__init__()
@@ -176,7 +182,7 @@ class CollapsedTraining(torch.nn.Module):
         env = {region.root: probe}
         self._run(region.nodes, env)
         response = env[region.output]                                   # [c + 1, O, *out]
-        bias = response[(-1, slice(None), *(slice(z + p, z + p + 1) for z, (p, _) in zip(centre, m.pads,
+        bias = response[(-1, slice(None), *(slice(z + p, z + p + 1) for z, (p, _) in zip(centre, m.pads,  # type: ignore[index]  # ints and slices; mypy joins them to object
                                                                                               strict=True)))]
         window = tuple(slice(p, p + kk) for (p, _), kk in zip(m.pads, k, strict=True))
         taps = (response[:c] - response[c:]).__getitem__((slice(None), slice(None), *window))

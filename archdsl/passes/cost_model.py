@@ -103,13 +103,14 @@ def segment_map(maps: Sequence[ConvMap | Flattened | Shuffled], start: int, stop
     pointwise maps after it move before it (the collapsed op is then followed by the shuffle). A segment neither
     starts at such an entry nor ends at a flatten, and merges at least two maps.
     """
-    if stop - start == 1 and isinstance(maps[start], (Flattened, Shuffled)):
-        return maps[start].as_map(False)
-    if isinstance(maps[start], (Flattened, Shuffled)) or isinstance(maps[stop - 1], Flattened):
+    first = maps[start]
+    if stop - start == 1 and isinstance(first, (Flattened, Shuffled)):
+        return first.as_map(False)
+    if isinstance(first, (Flattened, Shuffled)) or isinstance(maps[stop - 1], Flattened):
         raise NotExact("a collapsed segment neither starts at a flatten or shuffle nor ends at a flatten")
     if stop - start > 1 and sum(not isinstance(m, (Flattened, Shuffled)) for m in maps[start:stop]) < 2:
         raise NotExact("one map and a shuffle: nothing to collapse")
-    m, start_grid, flat, shuffle = maps[start], None if grids is None else grids[start], None, None
+    m, start_grid, flat, shuffle = first, None if grids is None else grids[start], None, None
     for i in range(start + 1, stop):
         b = maps[i]
         if isinstance(b, Flattened):
@@ -121,6 +122,8 @@ def segment_map(maps: Sequence[ConvMap | Flattened | Shuffled], start: int, stop
                 raise NotExact("two pixel shuffles in one segment")
             shuffle = b
         elif flat is not None:
+            if start_grid is None:                     # a flatten is taken only after a known grid
+                raise NotExact("the flatten does not follow a convolution of known spatial size")
             m, flat = through_flatten(m, start_grid, flat.grid, b), None
         else:
             m = compose(m, shuffle.lift(b) if shuffle is not None else b)
@@ -129,7 +132,7 @@ def segment_map(maps: Sequence[ConvMap | Flattened | Shuffled], start: int, stop
 
 def plan(maps: Sequence[ConvMap | Flattened | Shuffled], elems: Sequence[int], penalty: Penalty, force: bool = False,
          allowed: Callable[[int, int], bool] = lambda start, stop: True,
-         own: Sequence[int] | None = None, grids: Sequence[tuple[int, ...] | None] | None = None,
+         own: Sequence[int | None] | None = None, grids: Sequence[tuple[int, ...] | None] | None = None,
          fans: Sequence[bool] | None = None) -> Plan:
     """The cheapest cut of a chain of ``maps`` (``elems[i]``: elements of unit i's input; ``elems[-1]``: output).
 
@@ -157,6 +160,8 @@ def plan(maps: Sequence[ConvMap | Flattened | Shuffled], elems: Sequence[int], p
                 key = (count + 1, total + c - (0.5 if collapsed else 0.0)) if force else (0.0, total + c)
                 if choice is None or key < choice[0]:
                     choice = (key, (*segments, Segment(start, stop, merged, c, collapsed)))
+        if choice is None:      # a single unit always maps on its own
+            raise ValueError(f"no segment of the chain ends at unit {stop}")
         best.append(choice)
     _, segments = best[n]
     kept = sum(cost(segment_map(maps, i, i + 1), elems[i], elems[i + 1], penalty, own[i]) for i in range(n))

@@ -27,7 +27,7 @@ from __future__ import annotations
 import re
 
 import yaml
-from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from yaml.nodes import CollectionNode, MappingNode, Node, ScalarNode, SequenceNode
 
 from archdsl.errors import ArchError, Diagnostic, LimitError, ParseError
 from archdsl.ir.types import Span
@@ -43,7 +43,7 @@ SECTIONS = ("imports", "let", "blocks", "models")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _STD = "tag:yaml.org,2002:"
 _SCALAR_TAGS = frozenset(_STD + t for t in ("str", "int", "float", "bool", "null", "timestamp", "value"))
-_NODE_TAG = {MappingNode: _STD + "map", SequenceNode: _STD + "seq"}
+_NODE_TAG: dict[type[Node], str] = {MappingNode: _STD + "map", SequenceNode: _STD + "seq"}
 _KIND = {MappingNode: "a mapping", SequenceNode: "a list", ScalarNode: "a string"}
 
 Entry = tuple[str, ScalarNode, Node]
@@ -97,7 +97,7 @@ class _Reader:
             while line > node.start_mark.line and not self.lines[line].strip():
                 line -= 1
             return line + 1, len(self.lines[line].rstrip()) + 1
-        if isinstance(node, ScalarNode) or node.flow_style or not node.value:
+        if not isinstance(node, CollectionNode) or node.flow_style or not node.value:
             return self._pos(node.end_mark)
         last = node.value[-1]
         return max(self.end_of(last[0]), self.end_of(last[1])) if isinstance(last, tuple) else self.end_of(last)
@@ -120,7 +120,7 @@ class _Reader:
         if value is None or self.is_null(value):
             return self._pos(start.start_mark), self._pos(key_node.end_mark)
         below = (isinstance(value, ScalarNode) and value.style in ("|", ">")) or \
-            (not isinstance(value, ScalarNode) and not value.flow_style and bool(value.value))
+            (isinstance(value, CollectionNode) and not value.flow_style and bool(value.value))
         if below:
             line, column = self._pos(key_node.end_mark)
             return self._pos(start.start_mark), (line, column + 1), self.end_of(value)[0]
@@ -195,14 +195,14 @@ class _Reader:
 
     def sequence(self, node: Node | None, what: str) -> list[Node]:
         """The items of a list; a null value is an empty list."""
-        if self.is_null(node):
+        if node is None or self.is_null(node):
             return []
         self.visit(node, SequenceNode, what)
         return list(node.value)
 
     def mapping(self, node: Node | None, what: str) -> list[Entry]:
         """``(key, key node, value node)`` in order; keys are unique strings; null is empty."""
-        if self.is_null(node):
+        if node is None or self.is_null(node):
             return []
         self.visit(node, MappingNode, what)
         seen: dict[str, Node] = {}
@@ -236,8 +236,10 @@ class _Reader:
         return text
 
     # -- parsed strings -------------------------------------------------------------------------
-    def _fragment(self, parse, node: ScalarNode, text: str, offset: int = 0):
+    def _fragment(self, parse, node: Node, text: str, offset: int = 0):
         """Parse a string from ``node`` once, however many aliases refer to it (trees are immutable)."""
+        if not isinstance(node, ScalarNode):       # callers read ``text`` with scalar(), which checks this
+            raise self.error(node, "expected a string")
         key = (id(node), parse, offset)
         if key not in self.parsed:
             self.parsed[key] = self._parse_at(parse, node, text, offset)
@@ -282,7 +284,7 @@ class _Reader:
     # -- sections -------------------------------------------------------------------------------
     def document(self, root: Node | None) -> list[A.Import | A.Assign | A.BlockDef]:
         """Every item of the document, in order."""
-        if self.is_null(root):
+        if root is None or self.is_null(root):
             return []
         parts = self.sequence(root, "the document") if isinstance(root, SequenceNode) else [root]
         items: list[A.Import | A.Assign | A.BlockDef] = []
@@ -344,6 +346,7 @@ class _Reader:
             raise self.error(node, "a statement is a mapping with exactly one key",
                              "write `- name: expr`, `- in: {x: '[N, C]'}`, `- let: {k: expr}` or `- out: expr`")
         key, key_node, value = entries[0]
+        stmts: list[A.InputStmt | A.OutputStmt | A.Assign]
         if key == "in":
             stmts = [A.InputStmt(name=self.name(kn, k.removeprefix("*"), "input"), type=self.tensor_type(v),
                                  variadic=k.startswith("*"), where=self.where(v), span=self.span(kn))  # "*xs"
