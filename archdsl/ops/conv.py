@@ -49,9 +49,9 @@ def resolve_padding(pad: Padding, k: tuple[int, ...], s: tuple[int, ...], d: tup
         for i in range(n):
             if s[i] == 1:
                 total = d[i] * (k[i] - 1)
-            elif isinstance(sizes[i], int):
-                out = -(-sizes[i] // s[i])
-                total = max(0, (out - 1) * s[i] + d[i] * (k[i] - 1) + 1 - sizes[i])
+            elif isinstance(size := sizes[i], int):
+                out = -(-size // s[i])
+                total = max(0, (out - 1) * s[i] + d[i] * (k[i] - 1) + 1 - size)
             else:
                 raise OpError(f"{op}: padding='same' with stride {s[i]} needs a known input size, "
                               f"got {sizes[i]}", "give explicit integer padding (k // 2 for odd kernels), or "
@@ -63,13 +63,15 @@ def resolve_padding(pad: Padding, k: tuple[int, ...], s: tuple[int, ...], d: tup
                       "write padding=1, padding=(1, 2), padding='same' or padding='valid'")
     if isinstance(pad, int):
         return ((pad, pad),) * n
-    if all(isinstance(p, int) for p in pad):
+    ints = [p for p in pad if isinstance(p, int)]
+    if len(ints) == len(pad):
         if len(pad) == n:
-            return tuple((p, p) for p in pad)
+            return tuple((p, p) for p in ints)
         if len(pad) == 2 * n:   # (before0, after0, before1, after1, ...)
-            return tuple((pad[2 * i], pad[2 * i + 1]) for i in range(n))
-    if len(pad) == n and all(isinstance(p, tuple) and len(p) == 2 for p in pad):
-        return tuple((int(a), int(b)) for a, b in pad)
+            return tuple((ints[2 * i], ints[2 * i + 1]) for i in range(n))
+    pairs = [p for p in pad if isinstance(p, tuple) and len(p) == 2]
+    if len(pad) == n and len(pairs) == len(pad):
+        return tuple((int(a), int(b)) for a, b in pairs)
     raise OpError(f"{op}: cannot read padding {pad!r} for {n} spatial dims",
                   f"give one int, {n} ints (one per spatial axis), {2 * n} ints (before, after per axis) or "
                   f"{n} (before, after) pairs")

@@ -75,9 +75,9 @@ class Upsample(OpDef):
 
     @model_validator(mode="after")
     def _check(self) -> Upsample:
-        if (self.size is None) == (self.scale_factor is None):
-            raise ValueError("give exactly one of size and scale_factor")
         values = self.size if self.size is not None else self.scale_factor
+        if values is None or (self.size is None) == (self.scale_factor is None):
+            raise ValueError("give exactly one of size and scale_factor")
         if any(not isinstance(v, SymDim) and v <= 0 for v in ((values,) if isinstance(values, int | float | SymDim)
                                                               else values)):
             raise ValueError(f"size and scale_factor must be positive, got {values}")
@@ -85,8 +85,10 @@ class Upsample(OpDef):
             raise ValueError(f"align_corners only applies to modes {', '.join(_ALIGNABLE)}, not {self.mode!r}")
         return self
 
-    def per_axis(self, value: int | float | SymDim | tuple, n: int) -> tuple:
+    def per_axis(self, value: int | float | SymDim | tuple | None, n: int) -> tuple:
         """Broadcast a size or scale to ``n`` spatial axes."""
+        if value is None:
+            raise ValueError(f"{self.name} has neither a size nor a scale_factor")
         if isinstance(value, int | float | SymDim):
             return (value,) * n
         if len(value) != n:

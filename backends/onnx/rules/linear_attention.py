@@ -108,7 +108,7 @@ def _fixed_gate(e: NodeEmitter, op: LA.LinearAttentionOp, q: ir.Value, heads: in
         decay = np.log1p(-(2.0 ** (-5.0 - np.arange(heads, dtype=np.float64))))
     elif isinstance(op, LA.LightningAttention):
         wide = np.float64 if dt == "float64" else np.float32      # as the kernels: the product in the compute dtype
-        decay = wide(-(8 / heads * (1 - op.layer_idx / op.num_layers))) * np.arange(heads, dtype=wide)
+        decay = wide(-(8 / heads * (1 - op.layer_idx / op.num_layers))) * np.arange(heads, dtype=wide)  # type: ignore[operator]  # numpy's stubs cannot pair a scalar type chosen at run time with its array
     else:
         return None
     table = e.emitter.const(decay.astype(np.float64 if dt == "float64" else np.float32))
@@ -202,7 +202,7 @@ def _chunked(e: NodeEmitter, op: LA.LinearAttentionOp, q: ir.Value, k: ir.Value,
     values and gates change nothing) and cut back.
     """
     qt = e.ins[0]
-    kd, vd = (int(d) for d in op.state_size(qt.shape[3], e.ins[2].shape[3]))     # after feature map / normaliser
+    kd, vd = (int(d) for d in op.state_size(qt.shape[3], e.ins[2].shape[3]))  # type: ignore[arg-type]  # weight widths: ints
     heads = int(qt.shape[2])
     steps = qt.shape[1]
     size = steps if isinstance(steps, int) and 0 < steps <= CHUNK else CHUNK
