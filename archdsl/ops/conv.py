@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from typing import ClassVar, Literal
+from typing import ClassVar, Literal, overload
 
 from pydantic import field_validator
 
@@ -18,7 +18,11 @@ IntOrTuple = int | tuple[int, ...]
 Padding = int | str | tuple[int, ...] | tuple[tuple[int, int], ...]
 
 
-def expand(value: IntOrTuple, n: int, what: str, op: str) -> tuple[int, ...]:
+@overload
+def expand(value: IntOrTuple, n: int, what: str, op: str) -> tuple[int, ...]: ...
+@overload
+def expand(value: int | tuple[int | None, ...], n: int, what: str, op: str) -> tuple[int | None, ...]: ...
+def expand(value: int | tuple[int | None, ...], n: int, what: str, op: str) -> tuple[int | None, ...]:
     """Broadcast an int to ``n`` spatial dims; check a tuple has ``n`` entries."""
     if isinstance(value, int):
         return (value,) * n

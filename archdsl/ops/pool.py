@@ -93,7 +93,8 @@ class MaxPoolNd(PoolNd):
     @field_validator("dilation")
     @classmethod
     def _dilation(cls, v: IntOrTuple) -> IntOrTuple:
-        return _positive(v)
+        _positive(v)
+        return v
 
     def dilations(self) -> tuple[int, ...]:
         return expand(self.dilation, self.spatial, "dilation", self.name)
