@@ -13,18 +13,9 @@ from torch.utils.flop_counter import FlopCounterMode
 import archdsl
 from archdsl.analysis import bind, stats, to_csv, to_json, to_text
 from archdsl.ir.dims import SymDim
+from tests.tiny_resnet import with_block
 
-RESNET = """
-block BasicBlock(planes: int, stride: int = 1) {
-  "Two 3x3 convs with a residual."
-  in x: [N, C, H, W]
-  conv1 = Conv2d(planes, 3, stride=stride, padding=1, bias=false)
-  bn1 = BatchNorm2d()
-  conv2 = Conv2d(planes, 3, padding=1, bias=false)
-  bn2 = BatchNorm2d()
-  downsample = seq[Conv2d(planes, 1, stride=stride, bias=false), BatchNorm2d()] if stride != 1 or C != planes
-  out relu(x |> conv1 |> bn1 |> relu |> conv2 |> bn2  +  x |> downsample)
-}
+RESNET = with_block("""\
 model TinyResNet(num_classes: int = 10) {
   in image: [N, 3, H, W]
   conv1 = Conv2d(8, 3, stride=2, padding=1, bias=false)
@@ -35,7 +26,7 @@ model TinyResNet(num_classes: int = 10) {
   out image |> conv1 |> bn1 |> relu |> MaxPool2d(3, stride=2, padding=1)
             |> layer1 |> layer2 |> AdaptiveAvgPool2d(1) |> flatten |> fc
 }
-"""
+""")
 
 DEPTHWISE = """
 model DepthwiseNet() {

@@ -8,26 +8,17 @@ import torch
 import archdsl
 from archdsl.backends.torch.build import build_module
 from archdsl.ir.dims import SymDim
+from tests.tiny_resnet import with_block
 
-SPEC = """\
-block Block(planes: int, stride: int = 1) {
-  in x: [N, C, H, W]
-  conv1 = Conv2d(planes, 3, stride=stride, padding=1, bias=false)
-  bn1 = BatchNorm2d()
-  conv2 = Conv2d(planes, 3, padding=1, bias=false)
-  bn2 = BatchNorm2d()
-  downsample = seq[Conv2d(planes, 1, stride=stride, bias=false), BatchNorm2d()] if stride != 1 or C != planes
-  out relu(x |> conv1 |> bn1 |> relu |> conv2 |> bn2 + x |> downsample)
-}
-
+SPEC = with_block("""\
 model Small(num_classes: int = 3) {
   in image: [N, 3, H, W]
   stem = seq[Conv2d(4, 3, padding=1, bias=false), BatchNorm2d()]
-  layer1 = [Block(8, stride=2 if i == 0 else 1) for i in range(2)]
+  layer1 = [BasicBlock(8, stride=2 if i == 0 else 1) for i in range(2)]
   fc = Linear(num_classes)
   out image |> stem |> relu |> MaxPool2d(2) |> layer1 |> AdaptiveAvgPool2d(1) |> flatten |> fc
 }
-"""
+""")
 
 
 @pytest.fixture(scope="module")

@@ -13,25 +13,17 @@ import torch.multiprocessing as mp
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
-SPEC = """\
-block Block(planes: int, stride: int = 1) {
-  in x: [N, C, H, W]
-  conv1 = Conv2d(planes, 3, stride=stride, padding=1, bias=false)
-  bn1 = BatchNorm2d()
-  conv2 = Conv2d(planes, 3, padding=1, bias=false)
-  bn2 = BatchNorm2d()
-  downsample = seq[Conv2d(planes, 1, stride=stride, bias=false), BatchNorm2d()] if stride != 1 or C != planes
-  out relu(x |> conv1 |> bn1 |> relu |> conv2 |> bn2 + x |> downsample)
-}
+from tests.tiny_resnet import with_block
 
+SPEC = with_block("""\
 model Small(num_classes: int = 3) {
   in image: [N, 3, H, W]
   conv1 = Conv2d(4, 3, padding=1, bias=false)
-  layer1 = [Block(6, stride=2)]
+  layer1 = [BasicBlock(6, stride=2)]
   fc = Linear(num_classes)
   out image |> conv1 |> relu |> layer1 |> AdaptiveAvgPool2d(1) |> flatten |> fc
 }
-"""
+""")
 WORLD = 2
 PER_RANK = 3
 LR = 0.1

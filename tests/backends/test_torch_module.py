@@ -15,31 +15,21 @@ import archdsl
 import archdsl.zoo
 from archdsl.backends.torch.build import build_module
 from archdsl.backends.torch.runtime import InputShapeError
+from tests.tiny_resnet import with_block
 
 ROOT = Path(__file__).resolve().parents[2]
 
-TINY = """\
-block Block(planes: int, stride: int = 1) {
-  "Two 3x3 convs and a residual."
-  in x: [N, C, H, W]
-  conv1 = Conv2d(planes, 3, stride=stride, padding=1, bias=false)
-  bn1 = BatchNorm2d()
-  conv2 = Conv2d(planes, 3, padding=1, bias=false)
-  bn2 = BatchNorm2d()
-  downsample = seq[Conv2d(planes, 1, stride=stride, bias=false), BatchNorm2d()] if stride != 1 or C != planes
-  out relu(x |> conv1 |> bn1 |> relu |> conv2 |> bn2 + x |> downsample)
-}
-
+TINY = with_block("""\
 model Tiny(num_classes: int = 5) {
   in image: [N, 3, H, W]
   conv1 = Conv2d(4, 3, padding=1, bias=false)
   bn1 = BatchNorm2d()
-  layer1 = [Block(4) for i in range(1)]
-  layer2 = [Block(8, stride=2 if i == 0 else 1) for i in range(2)]
+  layer1 = [BasicBlock(4) for i in range(1)]
+  layer2 = [BasicBlock(8, stride=2 if i == 0 else 1) for i in range(2)]
   fc = Linear(num_classes)
   out image |> conv1 |> bn1 |> relu |> layer1 |> layer2 |> AdaptiveAvgPool2d(1) |> flatten |> fc
 }
-"""
+""")
 
 
 class HandBlock(nn.Module):

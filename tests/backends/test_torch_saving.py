@@ -17,27 +17,18 @@ from archdsl.backends.torch.codegen import attr_ref, class_name, generate_source
 from archdsl.cli import main
 from archdsl.errors import UsageError
 from archdsl.saving import load_built, save_built
+from tests.tiny_resnet import with_block
 
-SPEC = """\
-block Block(planes: int, stride: int = 1) {
-  in x: [N, C, H, W]
-  conv1 = Conv2d(planes, 3, stride=stride, padding=1, bias=false)
-  bn1 = BatchNorm2d()
-  conv2 = Conv2d(planes, 3, padding=1, bias=false)
-  bn2 = BatchNorm2d()
-  downsample = seq[Conv2d(planes, 1, stride=stride, bias=false), BatchNorm2d()] if stride != 1 or C != planes
-  out relu(x |> conv1 |> bn1 |> relu |> conv2 |> bn2 + x |> downsample)
-}
-
+SPEC = with_block("""\
 model Small(num_classes: int = 3) {
   in image: [N, 3, H, W]
   conv1 = Conv2d(4, 3, padding=1, bias=false)
   bn1 = BatchNorm2d()
-  layer1 = [Block(6, stride=2 if i == 0 else 1) for i in range(2)]
+  layer1 = [BasicBlock(6, stride=2 if i == 0 else 1) for i in range(2)]
   fc = Linear(num_classes)
   out image |> conv1 |> bn1 |> relu |> layer1 |> AdaptiveAvgPool2d(1) |> flatten |> fc
 }
-"""
+""")
 FILES = {"model.py", "weights.safetensors", "graph.json"}
 
 

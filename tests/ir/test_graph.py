@@ -8,18 +8,9 @@ import pytest
 import archdsl
 from archdsl.ir.graph import Graph
 from archdsl.ir.printer import print_graph
+from tests.tiny_resnet import with_block
 
-RESNET_LIKE = """\
-block BasicBlock(planes: int, stride: int = 1) {
-  "Two 3x3 convs with a residual."
-  in x: [N, C, H, W]
-  conv1 = Conv2d(planes, 3, stride=stride, padding=1, bias=false)
-  bn1 = BatchNorm2d()
-  conv2 = Conv2d(planes, 3, padding=1, bias=false)
-  bn2 = BatchNorm2d()
-  downsample = seq[Conv2d(planes, 1, stride=stride, bias=false), BatchNorm2d()] if stride != 1 or C != planes
-  out relu(x |> conv1 |> bn1 |> relu |> conv2 |> bn2 + x |> downsample)
-}
+RESNET_LIKE = with_block("""\
 model Net(num_classes: int = 10) {
   in image: [N, 3, H, W]
   conv1 = Conv2d(16, 7, stride=2, padding=3, bias=false)
@@ -30,7 +21,7 @@ model Net(num_classes: int = 10) {
   out image |> conv1 |> bn1 |> relu |> MaxPool2d(3, stride=2, padding=1) |> layer1 |> layer2
             |> AdaptiveAvgPool2d(1) |> flatten |> fc
 }
-"""
+""")
 
 BRANCHES = """\
 model Branches() {

@@ -10,18 +10,9 @@ import archdsl
 from archdsl import viz
 from archdsl.analysis import bind
 from archdsl.errors import UsageError
+from tests.tiny_resnet import with_block
 
-RESNET = """
-block BasicBlock(planes: int, stride: int = 1) {
-  "Two 3x3 convs with a residual."
-  in x: [N, C, H, W]
-  conv1 = Conv2d(planes, 3, stride=stride, padding=1, bias=false)
-  bn1 = BatchNorm2d()
-  conv2 = Conv2d(planes, 3, padding=1, bias=false)
-  bn2 = BatchNorm2d()
-  downsample = seq[Conv2d(planes, 1, stride=stride, bias=false), BatchNorm2d()] if stride != 1 or C != planes
-  out relu(x |> conv1 |> bn1 |> relu |> conv2 |> bn2  +  x |> downsample)
-}
+RESNET = with_block("""\
 model TinyResNet(num_classes: int = 10) {
   "A small ResNet."
   in image: [N, 3, H, W]
@@ -32,7 +23,7 @@ model TinyResNet(num_classes: int = 10) {
   fc = Linear(num_classes)
   out image |> conv1 |> bn1 |> relu |> layer1 |> layer2 |> AdaptiveAvgPool2d(1) |> flatten |> fc
 }
-"""
+""")
 
 PARALLEL = """
 block Unit() {
