@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Callable
-from typing import Any, TypeGuard
+from typing import Any, TypeGuard, cast
 
 from archdsl.elaborate.scope import Scope
 from archdsl.elaborate.session import Session
 from archdsl.elaborate.values import Tensor, describe
 from archdsl.errors import ShapeError
-from archdsl.ir.dims import SymDim, linear_form
+from archdsl.ir.dims import Dim, SymDim, linear_form
 from archdsl.ir.symbols import pattern_note
 from archdsl.ir.types import DTYPES, Span, TensorType
 from archdsl.syntax import ast as A
@@ -29,13 +29,13 @@ class Shapes:
         from the input's size when it binds); ``where H % 32 == 0`` makes ``H`` the size ``32*(H//32)``, so
         arithmetic knows it is a multiple of 32."""
         rules = self.where_rules(where)
-        dims = []
+        dims: list[Dim] = []
         for d in texpr.dims:
             if isinstance(d, A.Rest):
                 raise self.session.error("a model input needs every dim; '...' is for block inputs and outputs",
                                          d.span, "name the dims instead: `[N, C, H, W]`")
             if isinstance(d, A.Name) and not scope.get_local(d.id)[0]:
-                sym = SymDim.symbol(d.id)
+                sym: Dim = SymDim.symbol(d.id)
                 if d.id in rules:
                     k, r = rules.pop(d.id)
                     sym = k * (sym // k) + r
@@ -60,7 +60,7 @@ class Shapes:
         if rules:
             name = next(iter(rules))
             raise self.session.error(f"'where' constrains '{name}', which is not a size this input names alone",
-                                     where.span, "constrain the input's own sizes: [N, 3, H, W] where H % 32 == 0")
+                                     where.span if where is not None else None, "constrain the input's own sizes: [N, 3, H, W] where H % 32 == 0")
         return TensorType(shape=tuple(dims), dtype=self.dtype(texpr))
 
     def where_rules(self, where: A.Expr | None) -> dict[str, tuple[int, int]]:
@@ -73,7 +73,7 @@ class Shapes:
         if (isinstance(e, A.BinOp) and e.op == "==" and isinstance(e.left, A.BinOp) and e.left.op == "%"
                 and isinstance(e.left.left, A.Name) and _int(e.left.right) and _int(e.right)
                 and e.left.right.value > 0 and 0 <= e.right.value < e.left.right.value):
-            return {e.left.left.id: (e.left.right.value, e.right.value)}
+            return {e.left.left.id: (int(e.left.right.value), int(e.right.value))}     # ints (_int)
         raise self.session.error("a model input's 'where' states sizes as 'S % k == r' (0 <= r < k), joined by "
                                  "'and'", where.span, "for example: in image: [N, 3, H, W] where H % 32 == 0")
 
@@ -146,12 +146,13 @@ class Shapes:
             raise self.session.error("a tensor type holds at most one '...'", dims[rests[1]].span,
                                      "one '...' stands for any number of dims: [N, ..., C]")
         if not rests:
-            return list(enumerate(dims)) if len(dims) == rank else None
+            return [(i, d) for i, d in enumerate(dims) if not isinstance(d, A.Rest)] if len(dims) == rank else None
         k = rests[0]
         tail = len(dims) - k - 1
         if rank < len(dims) - 1:
             return None
-        return list(enumerate(dims[:k])) + [(rank - tail + j, d) for j, d in enumerate(dims[k + 1:])]
+        return [(i, d) for i, d in enumerate(dims[:k]) if not isinstance(d, A.Rest)] + \
+            [(rank - tail + j, d) for j, d in enumerate(dims[k + 1:]) if not isinstance(d, A.Rest)]   # (one '...')
 
     def solve(self, d: A.Expr, fresh: list[str], got: int | SymDim, scope: Scope, fail: Callable) -> None:
         """Bind the one new name of a pattern dim (``2*H2``, ``32*P``) so that it equals ``got``, exactly."""
@@ -172,8 +173,8 @@ class Shapes:
     def _mismatch(self, message: str, what: str, tensor: Tensor, where: Span, call_span: Span | None) -> ShapeError:
         notes = [(f"{what} is declared here", where)]
         notes += [(f"the tensor {tensor.type} comes from here", tensor.span)] if tensor.span else []
-        return self.session.error(message, call_span or where, "change the layer that makes this tensor, or the "
-                                  "declared type", cls=ShapeError, notes=notes)
+        return cast(ShapeError, self.session.error(message, call_span or where, "change the layer that makes this "
+                                                   "tensor, or the declared type", cls=ShapeError, notes=notes))
 
 
 def _int(e: A.Expr | None) -> TypeGuard[A.Num]:
@@ -204,7 +205,7 @@ def declared_text(texpr: A.TensorTypeExpr) -> str:
     return "[" + ", ".join(dim_text(d) for d in texpr.dims) + "]"
 
 
-def dim_text(d: A.Expr) -> str:
+def dim_text(d: A.Expr | A.Rest) -> str:
     """A declared dim as written: names, numbers and arithmetic on them."""
     if isinstance(d, A.Name):
         return d.id
