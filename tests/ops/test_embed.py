@@ -91,7 +91,7 @@ def test_embedding_shape_rule_matches_torch(lead, dim):
     ('p = Parameter((1, 3), "normal(std=big)")\n out x + p', "std must be a number"),
     ("p = Parameter((0, 3))\n out x + p", "sizes must be positive"),
     ("p = Parameter((N, 3))\n out x + p", "bad value for 'shape'"),
-    ("p = Parameter((1, 4))\n out x + p", "do not broadcast"),
+    ("p = Parameter((1, 4), \"zeros\")\n out x + p", "do not broadcast"),
     ("e = Embedding(10, 4)\n out x |> e", "expects integer ids"),
     ("e = Embedding(10, 4, padding_idx=10)\n out ids |> e", "padding_idx 10 is out of range"),
     ("e = Embedding(0, 4)\n out ids |> e", "bad value for 'num_embeddings'"),
