@@ -106,7 +106,7 @@ def test_non_finite_attributes_are_refused_in_graphs(value: float) -> None:
 @pytest.mark.parametrize("body, dims", [
     ("  fc = Linear(1000000)\n  out x |> fc", "N, 1000000"),
     ("  e = Embedding(10**9, 4096)\n  out x |> e", "N, 3"),
-    ("  p = Parameter((2**20, 2**20, 16))\n  out x", "N, 3"),
+    ("  p = Parameter((2**20, 2**20, 16), \"zeros\")\n  out x", "N, 3"),
     ("  body = [Linear(65536) for i in range(5000)]\n  out x |> body", "N, 65536"),
 ])
 def test_parameter_memory_budget(body: str, dims: str) -> None:
