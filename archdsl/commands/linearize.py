@@ -88,7 +88,12 @@ def _input(args, graph):
 
     (t,) = graph.inputs.values()
     sizes = {s: 1 if s in ("N", "B") else 32 for s in graph.symbols()} | parse_sizes(args.size)
-    shape = [int(substitute(d, sizes)) for d in t.shape]
+    shape = []
+    for d in t.shape:
+        size = substitute(d, sizes)
+        if not isinstance(size, int):
+            raise UsageError(Diagnostic(f"the input size {size} is left unbound", hint="bind it with --size NAME=VALUE"))
+        shape.append(size)
     return torch.randn(shape, generator=torch.Generator().manual_seed(args.random % 2**63), dtype=torch.float64)
 
 

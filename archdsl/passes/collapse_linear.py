@@ -18,19 +18,28 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, replace
-from typing import ClassVar
+from typing import ClassVar, Protocol, TypeVar, cast
 
 from archdsl.errors import Diagnostic, UsageError
 from archdsl.ir.dims import SymDim
 from archdsl.ir.graph import Graph, Node
 from archdsl.ir.rewrite import GraphEditor, join_path
 from archdsl.ir.weights import Weights
-from archdsl.ops.base import apply_rules
+from archdsl.ops.base import OpDef, apply_rules
 from archdsl.passes import convmap as cm
 from archdsl.passes import cost_model
 from archdsl.passes.affine_ops import MERGED_OP, chain_input, map_of
 from archdsl.passes.base import Change, Pass, PassResult
 from archdsl.passes.gather import channel_gather, flatten_shaped, flattens, shuffle_factor
+
+
+class _GraphConv(Protocol):
+    """A graph convolution (an op whose graph_propagation() is not None)."""
+
+    out_features: int
+    bias: bool
+
+    def with_hops(self, hops: int, out_features: int, bias: bool) -> OpDef: ...
 
 
 @dataclass(frozen=True)
@@ -149,16 +158,17 @@ def chains(edit: GraphEditor) -> list[list[Unit]]:
     for value in [*edit.graph.inputs, *(v for n in edit.nodes for v in n.outputs)]:
         for unit in _starts(edit, value, fans):
             run: list[Unit] = []
-            while unit is not None and not covered & {n.name for n in unit.nodes}:
-                run.append(unit)
-                covered.update(n.name for n in unit.nodes)
-                unit = _next(edit, unit.output, fans)
+            cur: Unit | None = unit
+            while cur is not None and not covered & {n.name for n in cur.nodes}:
+                run.append(cur)
+                covered.update(n.name for n in cur.nodes)
+                cur = _next(edit, cur.output, fans)
             if len(run) > 1 or (run and run[0].kind == "fan"):
                 out.append(run)
     return out
 
 
-def unit_map(edit: GraphEditor, unit: Unit, weights: Weights | None) -> cm.ConvMap | cm.Flattened:
+def unit_map(edit: GraphEditor, unit: Unit, weights: Weights | None) -> cm.ConvMap | cm.Flattened | cm.Shuffled:
     """The map of one unit (weight mode when ``weights`` is given); raises NotExact for a fan that is not one map."""
     node = unit.nodes[-1]
     x = edit.types[unit.source]
@@ -167,20 +177,30 @@ def unit_map(edit: GraphEditor, unit: Unit, weights: Weights | None) -> cm.ConvM
     if unit.kind == "flatten":
         return cm.Flattened(int(x.shape[1]), tuple(int(d) for d in x.shape[2:]))
     if unit.kind == "shuffle":
-        return cm.Shuffled(int(node.types[0].shape[1]), shuffle_factor(edit, node), x.rank - 2)
+        return cm.Shuffled(int(node.types[0].shape[1]), _found(shuffle_factor(edit, node), node), x.rank - 2)
     if unit.kind == "gather":
-        (picks,) = channel_gather(edit, node)
+        (picks,) = _found(channel_gather(edit, node), node)
         return cm.selection(int(x.shape[1]), tuple(c for _, c in picks), x.rank - 2, weights is not None)
     members = {n.name for n in unit.nodes[:-1]}
     branches = [_branch(edit, unit.source, v, members, weights) for v in node.inputs]
     coefficients = node.op.sum_coefficients(len(node.inputs))
     if coefficients is not None and all(edit.types[v] == node.types[0] for v in node.inputs):
         return cm.combine(branches, coefficients)
-    (picks,) = channel_gather(edit, node)
+    (picks,) = _found(channel_gather(edit, node), node)
     total, spatial = len(picks), x.rank - 2
     scattered = [cm.compose(b, cm.selection(b.out_channels, tuple(c if j == i else None for j, c in picks),
                                             spatial, weights is not None)) for i, b in enumerate(branches)]
     return cm.combine(scattered, (1.0,) * len(scattered)) if total else scattered[0]
+
+
+_T = TypeVar("_T")
+
+
+def _found(value: _T | None, node: Node) -> _T:
+    """``value`` (a unit's shuffle factor or channel picks, found when the unit was formed), never None."""
+    if value is None:
+        raise ValueError(f"{node.name} is not the shuffle or gather its unit says")
+    return value
 
 
 def _branch(edit: GraphEditor, root: str, value: str, members: set[str], weights: Weights | None) -> cm.ConvMap:
@@ -189,25 +209,31 @@ def _branch(edit: GraphEditor, root: str, value: str, members: set[str], weights
     if value == root:
         return cm.identity(int(x.shape[1]), x.rank - 2, weights is not None)
     node = edit.producer(value)
+    if node is None:
+        raise ValueError(f"{value} is a graph input, not inside the fan from {root}")
     source = chain_input(edit, node) or node.inputs[0]
+    step: cm.ConvMap | cm.Flattened | cm.Shuffled
     if len(node.outputs) > 1:                                     # one piece of a channel split
         x = edit.types[source]
-        picks = channel_gather(edit, node)[node.outputs.index(value)]
+        picks = _found(channel_gather(edit, node), node)[node.outputs.index(value)]
         step = cm.selection(int(x.shape[1]), tuple(c for _, c in picks), x.rank - 2, weights is not None)
     else:
         step = unit_map(edit, Unit((node,), source, value, _single(edit, node, source) or "op"), weights)
+    if not isinstance(step, cm.ConvMap):
+        raise TypeError(f"{node.name}: a flatten or shuffle inside a fan's branch")
     return cm.compose(_branch(edit, root, source, members, weights), step)
 
 
 def graph_chains(edit: GraphEditor) -> list[list[Node]]:
     """Runs of graph convolutions over one adjacency, each read only by the next, all but the last unbiased
     (S (X W1 + 1 b1) is not S X W1 + 1 b1': a bias inside would be propagated too)."""
-    out, seen = [], set()
+    out: list[list[Node]] = []
+    seen: set[str] = set()
     for node in edit.nodes:
         if node.name in seen or node.op.graph_propagation() is None:
             continue
         run = [node]
-        while not run[-1].op.bias:
+        while not cast(_GraphConv, run[-1].op).bias:          # graph_propagation() is not None: a graph conv
             v = run[-1].outputs[0]
             readers = edit.users(v)
             if edit.num_uses(v) != 1 or len(readers) != 1 or readers[0].op.graph_propagation() is None or \
@@ -236,7 +262,7 @@ def _label(nodes: list[Node]) -> str:
 
 def _refresh(edit: GraphEditor, unit: Unit) -> Unit:
     """``unit`` with its nodes as they are now (an earlier collapse rewired the first one's input)."""
-    nodes = tuple(edit.node(n.name) for n in unit.nodes)
+    nodes = tuple(edit.live(n.name) for n in unit.nodes)
     first = nodes[0]
     source = _fork(edit, nodes[-1].inputs[0])[0] if unit.kind == "fan" else chain_input(edit, first) or \
         first.inputs[0]
@@ -323,8 +349,8 @@ class CollapseLinear(Pass):
             for branch in inner:                        # a fan kept as its own ops: its branches' chains
                 branch = [_refresh(edit, u) for u in branch]
                 report += self._rewrite(edit, branch, self._plan(edit, branch), weights, new_weights)
-        for run in graph_chains(edit):
-            report.append(self._collapse_graph(edit, run, weights, new_weights))
+        for convs in graph_chains(edit):
+            report.append(self._collapse_graph(edit, convs, weights, new_weights))
         if not report:
             return PassResult(graph, weights, False)
         new = edit.finish()
@@ -454,8 +480,9 @@ class CollapseLinear(Pass):
     def _collapse_graph(self, edit: GraphEditor, run: list[Node], weights: Weights | None, out: dict | None) -> Change:
         """graph_conv(S, graph_conv(S, X)) -> graph_conv(S, X) with hops added and W = W2 W1 (inner ones unbiased)."""
         last = run[-1]
-        hops = sum(n.op.graph_propagation() for n in run)
-        op = last.op.with_hops(hops, last.op.out_features, last.op.bias)
+        hops = sum(n.op.graph_propagation() or 0 for n in run)      # each is a graph conv (graph_chains)
+        conv = cast(_GraphConv, last.op)
+        op = conv.with_hops(hops, conv.out_features, conv.bias)
         dtype = _float_dtype(weights, run)
         edit.remove(*run)
         for full in {f for n in run for f in n.params.values()}:
@@ -466,6 +493,8 @@ class CollapseLinear(Pass):
                             span=last.span)
         edit.replace_uses(last.outputs[0], new.outputs[0])
         if out is not None:
+            if weights is None:
+                raise ValueError("new weights without the weights they come from")
             product = weights[run[0].params["weight"]].detach().double()
             for n in run[1:]:
                 product = weights[n.params["weight"]].detach().double() @ product

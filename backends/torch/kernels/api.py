@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 import importlib.util
 from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -205,7 +206,7 @@ def linear_attn(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float 
             positions, length = pack.positions + 1, pack.lengths
         if cosformer_len is not None:
             length = torch.full((q_.shape[0],), cosformer_len, device=q_.device)
-        kw = {"focus_power": focus_power, "positions": positions, "length": length}
+        kw: dict[str, Any] = {"focus_power": focus_power, "positions": positions, "length": length}
         if q_.dtype in (torch.float16, torch.bfloat16):    # (the Triton form): maps and key sums in float32
             q_, k_, v_ = q_.float(), k_.float(), v_.float()
         q_, k_ = apply_feature_map(q_, feature_map, **kw), apply_feature_map(k_, feature_map, **kw)
