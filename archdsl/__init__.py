@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from archdsl.ir.weights import Weights
     from archdsl.passes import PassError
     from archdsl.saving import load_built, save_built
-    from archdsl.simplify import Simplified, simplify
+    from archdsl.simplifying import Simplified, simplify
 
 # Public name -> the module that defines it (``linearize`` and ``LinearInterpreter`` import torch).
 _LAZY = {
@@ -39,7 +39,7 @@ _LAZY = {
     "Graph": "archdsl.ir.graph", "Node": "archdsl.ir.graph", "Param": "archdsl.ir.graph",
     "Span": "archdsl.ir.types", "TensorType": "archdsl.ir.types", "Weights": "archdsl.ir.weights",
     "PassError": "archdsl.passes", "load_built": "archdsl.saving", "save_built": "archdsl.saving",
-    "Simplified": "archdsl.simplify", "simplify": "archdsl.simplify",
+    "Simplified": "archdsl.simplifying", "simplify": "archdsl.simplifying",
     "linearize": "archdsl.analysis.linearize", "LinearInterpreter": "archdsl.analysis.linearize",
 }
 

@@ -73,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
     from archdsl.ir.to_spec import graph_to_spec
     from archdsl.output import Content, write_output_dir
     from archdsl.saving import GRAPH_FILE, MODEL_FILE, WEIGHTS_FILE, load_weights, weights_content
-    from archdsl.simplify import simplify
+    from archdsl.simplifying import simplify
 
     check_seed(args.seed)
     graph = compile(spec_source(args.file), args.model, **parse_params(args.param))

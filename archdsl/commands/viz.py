@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
 
         pages = {"": graph}
         if args.diff or args.passes:
-            from archdsl.simplify import simplify
+            from archdsl.simplifying import simplify
 
             passes = args.passes or "deploy"
             pages = {"training form": graph, f"deploy form ({passes})": simplify(graph, passes=passes).graph}
@@ -73,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
 
 def diff_dot(graph, passes: str, depth: int | None) -> str:
     """Training form (left) and simplified form (right); the layers a pass produced are drawn bold and red."""
-    from archdsl.simplify import simplify
+    from archdsl.simplifying import simplify
     from archdsl.viz import side_by_side
 
     result = simplify(graph, passes=passes)

@@ -126,7 +126,7 @@ def check_inputs(spec: tuple, tensors: tuple) -> None:
 def reparameterize(module: nn.Module) -> nn.Module:
     """The deploy form of a module built by archdsl, with weights computed from its current ones (eval mode)."""
     from archdsl.errors import Diagnostic, UsageError
-    from archdsl.simplify import simplify
+    from archdsl.simplifying import simplify
 
     graph = getattr(module, "archdsl_graph", None)
     if graph is None:

@@ -61,9 +61,7 @@ def test_passes_do_not_fold_into_a_tied_weight():
     with torch.no_grad():
         m.bn.running_mean.uniform_(-1, 1)
         m.bn.running_var.uniform_(0.5, 2)
-    run = archdsl.simplify                  # the function (once a direct import of the module has shadowed it,
-    run = getattr(run, "simplify", run)     # the attribute is the module archdsl/simplify.py: take its function)
-    deploy = run(g, weights=m)
+    deploy = archdsl.simplify(g, weights=m)
     assert any(n.op.name == "batch_norm1d" for n in deploy.graph.nodes)      # the BN stays: wte reads the weight
     ids = torch.randint(0, 11, (2, 3))
     torch.testing.assert_close(deploy.module()(ids), m(ids))

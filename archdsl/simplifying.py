@@ -1,4 +1,4 @@
-"""``archdsl.simplify``: the deploy form of a spec (or a built model), with deploy weights when given weights."""
+"""``archdsl.simplify``: the deploy form of a spec or built model (module named apart so the name stays the function)."""
 
 from __future__ import annotations
 
