@@ -69,7 +69,7 @@ def output_error(path: str | os.PathLike, exc: OSError, doing: str = "write") ->
     hints: dict[int | None, str] = {errno.ENAMETOOLONG: "use a shorter name", errno.ENOSPC: "free some space or write elsewhere",
             errno.ENOTDIR: "a component of the path is a file, not a folder",
             errno.EROFS: "that file system is read-only", errno.EACCES: "check the permissions"}
-    hint = hints.get(exc.errno)
+    hint = hints.get(exc.errno, f"check that the path is right and that you may {doing} there")
     return UsageError(Diagnostic(f"cannot {doing} {os.fspath(path)!s}: {reason}", hint=hint))
 
 

@@ -48,6 +48,8 @@ def weights_content(state: dict[str, torch.Tensor], metadata: dict[str, str] | N
 
 
 MAX_GRAPH_BYTES = 256 * 2**20    # a graph.json larger than this is refused before it is read
+# The output folder was damaged or mixed with another build: the one fix for each of its read errors.
+REBUILD_HINT = "the build folder is damaged or mixed from two builds: rebuild it with `archdsl build FILE -o OUTDIR`"
 
 
 def load_built(outdir: str | os.PathLike, check_inputs: bool = False) -> torch.nn.Module:
@@ -71,15 +73,18 @@ def load_built(outdir: str | os.PathLike, check_inputs: bool = False) -> torch.n
     try:
         state = _load_weights(folder / WEIGHTS_FILE, header)
     except (SafetensorError, RuntimeError, OSError, ValueError, KeyError) as exc:
-        raise UsageError(Diagnostic(f"{folder / WEIGHTS_FILE} cannot be read: {exc}")) from exc
+        raise UsageError(Diagnostic(f"{folder / WEIGHTS_FILE} cannot be read: {exc}",
+                                    hint=REBUILD_HINT)) from exc
     try:       # built on the meta device and given the loaded tensors: no initialisation to overwrite
         module = build_loaded(graph, state, check_inputs=check_inputs)
     except ArchError:
         raise
     except StateMismatch as exc:       # load_state_dict: a misfit the header check let through
-        raise UsageError(Diagnostic(f"{folder / WEIGHTS_FILE} does not fit {folder / GRAPH_FILE}: {exc}")) from exc
+        raise UsageError(Diagnostic(f"{folder / WEIGHTS_FILE} does not fit {folder / GRAPH_FILE}: {exc}",
+                                    hint=REBUILD_HINT)) from exc
     except Exception as exc:   # graph.json is untrusted: whatever it does to the code generator is its fault
-        raise UsageError(Diagnostic(f"{folder / GRAPH_FILE} cannot be built: {type(exc).__name__}: {exc}"[:500])) from None
+        raise UsageError(Diagnostic(f"{folder / GRAPH_FILE} cannot be built: {type(exc).__name__}: {exc}"[:500],
+                                    hint=REBUILD_HINT)) from None
     if _metadata(folder / WEIGHTS_FILE).get(_COLLAPSE_TRAIN_KEY) == "true":   # built with --collapse-train
         from archdsl.passes.collapse_train import collapse_train
 
@@ -101,10 +106,12 @@ def _read_graph(path: Path) -> Graph:
 
     try:
         if path.stat().st_size > MAX_GRAPH_BYTES:
-            raise UsageError(Diagnostic(f"{path} is larger than {MAX_GRAPH_BYTES // 2**20} MiB"))
+            raise UsageError(Diagnostic(f"{path} is larger than {MAX_GRAPH_BYTES // 2**20} MiB",
+                                        hint=REBUILD_HINT))
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(Diagnostic(f"cannot read {path}: {exc}")) from None
+        raise UsageError(Diagnostic(f"cannot read {path}: {exc}",
+                                    hint="check that the file exists and is readable UTF-8 text")) from None
     try:
         graph = Graph.from_json(text)
         verify(graph)
@@ -112,10 +119,12 @@ def _read_graph(path: Path) -> Graph:
             if not all(isinstance(d, int) for d in p.shape):
                 raise ValueError(f"parameter '{p.name}' has a symbolic shape {list(map(str, p.shape))}")
     except ArchError as exc:
-        raise UsageError(Diagnostic(f"{path} is not a valid archdsl graph: {exc.diagnostics[0].message}")) from None
+        raise UsageError(Diagnostic(f"{path} is not a valid archdsl graph: {exc.diagnostics[0].message}",
+                                    hint=REBUILD_HINT)) from None
     except (ValueError, KeyError, TypeError, AttributeError, OverflowError, RecursionError, IndexError) as exc:
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__   # pydantic's ValidationError is a ValueError
-        raise UsageError(Diagnostic(f"{path} is not a valid archdsl graph: {message[:300]}")) from None
+        raise UsageError(Diagnostic(f"{path} is not a valid archdsl graph: {message[:300]}",
+                                    hint=REBUILD_HINT)) from None
     return graph
 
 
@@ -140,7 +149,9 @@ def _check_weights(graph: Graph, path: Path, against: str | None = None) -> dict
                       for name in f.keys()}
             metadata = f.metadata() or {}
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
-        raise UsageError(Diagnostic(f"{path} is not a valid safetensors file: {exc}")) from None
+        raise UsageError(Diagnostic(f"{path} is not a valid safetensors file: {exc}",
+                                    hint="give the model.safetensors that `archdsl build` wrote (or "
+                                         "safetensors.torch.save_file made)")) from None
     aliases = _aliases(metadata, header, path)
     problems = []
     for p in graph.params.values():
@@ -158,7 +169,9 @@ def _check_weights(graph: Graph, path: Path, against: str | None = None) -> dict
     if problems:
         raise UsageError(Diagnostic(f"{path} does not fit {against or path.parent / GRAPH_FILE}: "
                                     f"{'; '.join(problems[:3])}"
-                                    + (f" (and {len(problems) - 3} more)" if len(problems) > 3 else "")))
+                                    + (f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""),
+                                    hint="the weights were saved for another model or version of the spec: "
+                                         "give the matching file, or rebuild with `archdsl build FILE -o OUTDIR`"))
     return header
 
 

@@ -157,7 +157,8 @@ class Where(OpDef):
         out = cond.with_shape(cond.shape)
         if not values:
             if self.input is None or self.other is None:     # tensor_count() counted them as numbers
-                raise OpError("where: with no value tensors, input and other must both be numbers")
+                raise OpError("where: with no value tensors, input and other must both be numbers",
+                              hint="where(mask, input=1.0, other=0.0), or pass the values as tensors")
             dtype = number_dtype(self.input, self.other)
             return [TensorType(shape=cond.shape, dtype=dtype)]
         for v in values:

@@ -177,7 +177,8 @@ def save(model: ir.Model, path: str | os.PathLike, *, external_data: bool | None
     except OSError as exc:
         raise output_error(path, exc) from None
     if st is not None and stat.S_ISDIR(st.st_mode):
-        raise UsageError(Diagnostic(f"{os.fspath(path)} is a folder; give the .onnx file to write"))
+        raise UsageError(Diagnostic(f"{os.fspath(path)} is a folder; give the .onnx file to write",
+                                    hint=f"name a file in it: {os.path.join(os.fspath(path), 'model.onnx')}"))
     if st is not None and not force:
         raise UsageError(Diagnostic(f"{os.fspath(path)} already exists", hint="pass --force (force=True) to replace it"))
     if external_data is None:
@@ -186,7 +187,9 @@ def save(model: ir.Model, path: str | os.PathLike, *, external_data: bool | None
     data_name = f"{out.name}.data" if external_data else None
     if st is not None and not stat.S_ISREG(st.st_mode):       # a FIFO or device: written into, never replaced
         if data_name:
-            raise UsageError(Diagnostic(f"cannot write {os.fspath(path)} with external data: not a regular file"))
+            raise UsageError(Diagnostic(f"cannot write {os.fspath(path)} with external data: not a regular file",
+                                        hint="write to a regular .onnx file (the weights go to a .data file "
+                                             "beside it), or pass external_data=False for a model under 2 GB"))
         buffer = io.BytesIO()
         write_model(model, buffer)
         if validate:

@@ -95,7 +95,9 @@ class Lowerer:
             out = rule(e, node.op, [self.values[v] for v in node.inputs], params)
         except (ValueError, KeyError) as exc:
             self.errors.append(Diagnostic(f"cannot lower {node.op.name} (node {node.name}) to ONNX opset "
-                                          f"{self.emitter.opset}: {exc}", node.span))
+                                          f"{self.emitter.opset}: {exc}", node.span,
+                                          "a newer opset may have the operator (--opset); else give the op "
+                                          "attributes its ONNX form supports (`archdsl ops NAME` lists them)"))
             return
         outs = [out] if isinstance(out, ir.Value) else list(out)
         if len(outs) != len(node.outputs):

@@ -18,7 +18,10 @@ ROOT = Path(archdsl.__file__).resolve().parent
 HINTED = ["verify.py", "syntax/parser.py", "syntax/parse_errors.py", "commands/check.py", "elaborate/__init__.py",
           "elaborate/apply.py", "elaborate/blocks.py", "elaborate/dataflow.py", "elaborate/expressions.py",
           "elaborate/loader.py", "elaborate/shapes.py", "elaborate/containers.py", "elaborate/builtins.py",
-          "elaborate/builder.py"]
+          "elaborate/builder.py", "output.py", "saving.py", "zoo.py", "api.py"]
+# Whole folders (relative to the repository root): every module in them that builds an error builds it with a hint
+# (op shape rules and attribute checks, the torch and ONNX lowerings, the passes). A new module is covered at once.
+HINTED_TREES = ["archdsl/ops", "archdsl/passes", "backends"]
 
 
 def _error_calls(path: Path) -> list[tuple[int, ast.Call]]:
@@ -45,12 +48,26 @@ def _hint(call: ast.Call) -> ast.expr | None:
     return given.get("hint", call.args[position] if len(call.args) > position else None)
 
 
+def _bare(path: Path) -> list[int]:
+    """Lines of the errors in ``path`` built without a hint (a literal None counts as none)."""
+    return [line for line, call in _error_calls(path)
+            if _hint(call) is None or (isinstance(_hint(call), ast.Constant) and _hint(call).value is None)]
+
+
 @pytest.mark.parametrize("module", HINTED)
 def test_every_error_in_the_module_has_a_hint(module: str) -> None:
-    """No error is built without a hint (a literal None counts as none)."""
+    """No error is built without a hint."""
     path = ROOT / module
-    calls = _error_calls(path)
-    assert calls, f"{module} builds no errors: the list is stale"
-    bare = [line for line, call in calls
-            if _hint(call) is None or (isinstance(_hint(call), ast.Constant) and _hint(call).value is None)]
+    assert _error_calls(path), f"{module} builds no errors: the list is stale"
+    bare = _bare(path)
     assert not bare, f"{module}: errors without a hint at lines {bare}"
+
+
+@pytest.mark.parametrize("tree", HINTED_TREES)
+def test_every_error_in_the_tree_has_a_hint(tree: str) -> None:
+    """No module under ``tree`` builds an error without a hint."""
+    top = ROOT.parent / tree
+    modules = sorted(top.rglob("*.py"))
+    assert any(_error_calls(p) for p in modules), f"{tree} builds no errors: the list is stale"
+    bare = {str(p.relative_to(ROOT.parent)): lines for p in modules if (lines := _bare(p))}
+    assert not bare, f"errors without a hint (module: lines): {bare}"
