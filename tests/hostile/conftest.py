@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from _hostile import here  # noqa: F401  (a fixture)
+
+from tests.hostile._hostile import here  # noqa: F401  (a fixture)
 
 
 @pytest.fixture(autouse=True)

@@ -7,7 +7,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from _hostile import SPEC, cli, one_paragraph
+
+from tests.hostile._hostile import SPEC, cli, one_paragraph
 
 COMMANDS = [["check"], ["ir"], ["stats"], ["viz"], ["build", "-o", "OUT"], ["fmt"], ["simplify", "-o", "OUT"],
             ["export", "-o", "OUT"], ["symmetries"], ["test"], ["linearize", "--random", "0", "-o", "OUT"]]

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from _hostile import cli, one_paragraph
 from safetensors.torch import load_file, save_file
 
 from archdsl.cli import main
+from tests.hostile._hostile import cli, one_paragraph
 
 REPARAM = """\
 model R() {

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from _hostile import cli
+
+from tests.hostile._hostile import cli
 
 CASES = {
     "clash.arch": "model M() {\n  in x: [N, 3]\n  training = Linear(4)\n  out x |> training\n}\n",

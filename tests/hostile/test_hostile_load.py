@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from _hostile import SPEC, cli, one_paragraph, run_limited
 from safetensors.torch import load_file, save_file
 
 import archdsl
 from archdsl.errors import UsageError
 from archdsl.saving import load_built, save_built
+from tests.hostile._hostile import SPEC, cli, one_paragraph, run_limited
 
 FREE = """\
 model Free() {

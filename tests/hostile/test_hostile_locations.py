@@ -6,10 +6,10 @@ import os
 from pathlib import Path
 
 import pytest
-from _hostile import cli, one_paragraph
 
 import archdsl
 from archdsl.errors import ArchError, LimitError, SpecImportError
+from tests.hostile._hostile import cli, one_paragraph
 
 MODEL = "model M() {\n  in x: [N, 3]\n  out x\n}\n"
 

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from _hostile import cli, one_paragraph
 
 from archdsl.errors import UsageError
 from archdsl.output import write_file, write_output_dir
+from tests.hostile._hostile import cli, one_paragraph
 
 FILES = {"a.txt": "new a", "b.bin": b"new b"}
 

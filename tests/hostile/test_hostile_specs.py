@@ -6,13 +6,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from _hostile import cli, one_paragraph, run_limited
 
 import archdsl
 from archdsl.elaborate import builder
 from archdsl.errors import ArchError, LimitError, UsageError, VerifyError
 from archdsl.reserved import GENERATED_ATTRIBUTES, TORCH_MODULE_ATTRIBUTES
 from archdsl.verify import verify
+from tests.hostile._hostile import cli, one_paragraph, run_limited
 
 
 def model(body: str, before: str = "", dims: str = "N, 3") -> str:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from _hostile import cli, one_paragraph
+
+from tests.hostile._hostile import cli, one_paragraph
 
 HEAD = "models:\n  M:\n    body:\n      - in: {x: '[N, 3]'}\n"
 HOSTILE = {

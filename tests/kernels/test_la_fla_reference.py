@@ -12,9 +12,9 @@ import warnings
 import pytest
 import torch
 import torch.nn.functional as F
-from la_helpers import rel
 
 from archdsl import kernels
+from tests.kernels.la_helpers import rel
 
 pytestmark = pytest.mark.reference
 

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-from la_helpers import CASE_IDS, CASES, loss_and_grads, rel
+
+from tests.kernels.la_helpers import CASE_IDS, CASES, loss_and_grads, rel
 
 SHAPES = [(2, 64, 2, 16), (1, 100, 3, 8), (2, 7, 1, 4)]
 SHAPE_IDS = [f"B{b}-T{t}-H{h}-D{d}" for b, t, h, d in SHAPES]

@@ -8,9 +8,9 @@ import torch
 import torch.nn.functional as F
 from hypothesis import given
 from hypothesis import strategies as st
-from la_helpers import CASE_IDS, CASES, loss_and_grads, rel
 
 from archdsl import kernels
+from tests.kernels.la_helpers import CASE_IDS, CASES, loss_and_grads, rel
 
 CAUSAL_CASES = [c for c in CASES if "cosformer" not in c.name]   # cosFormer's weights depend on the length
 

@@ -12,9 +12,9 @@ import os
 
 import pytest
 import torch
-from la_helpers import CASES, loss_and_grads, rel
 
 from archdsl import kernels
+from tests.kernels.la_helpers import CASES, loss_and_grads, rel
 
 if importlib.util.find_spec("triton") is None:
     if os.environ.get("CI"):

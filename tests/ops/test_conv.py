@@ -9,11 +9,11 @@ import torch
 import torch.nn.functional as F
 from hypothesis import assume, given
 from hypothesis import strategies as st
-from ops.helpers import build_op_spec, check_shape_rule, compile_op, expect_error
 
 import archdsl
 from archdsl.ops.base import Trait
 from archdsl.ops.conv import Conv2d, ConvTranspose2d
+from tests.ops.helpers import build_op_spec, check_shape_rule, compile_op, expect_error
 
 X4 = {"x": "N, 4, H, W"}
 

@@ -6,12 +6,12 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-from ops.helpers import compile_op
 
 import archdsl
 from archdsl import kernels
 from archdsl.ir.types import TensorType
 from archdsl.ops import linear_attention as LA
+from tests.ops.helpers import compile_op
 
 QKV = {"q": "B, T, 2, 4", "k": "B, T, 2, 4", "v": "B, T, 2, 3"}
 GATES = {"g": "B, T, 2", "beta": "B, T, 2", "gk": "B, T, 2, 4"}

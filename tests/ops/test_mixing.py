@@ -7,11 +7,11 @@ import torch
 import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from ops.helpers import build_op_spec, check_shape_rule, compile_op, expect_error, run_op_spec
 
 import archdsl
 from archdsl.ops.base import Trait
 from archdsl.ops.mixing import Normalize
+from tests.ops.helpers import build_op_spec, check_shape_rule, compile_op, expect_error, run_op_spec
 
 
 @pytest.mark.parametrize("dim", [1, -1, 0])

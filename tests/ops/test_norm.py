@@ -7,10 +7,10 @@ import torch
 import torch.nn.functional as F
 from hypothesis import given
 from hypothesis import strategies as st
-from ops.helpers import build_op_spec, check_shape_rule, compile_op, expect_error, run_op_spec
 
 from archdsl.ops.base import Trait
 from archdsl.ops.registry import lookup
+from tests.ops.helpers import build_op_spec, check_shape_rule, compile_op, expect_error, run_op_spec
 
 BN_NAMES = ["op.weight", "op.bias", "op.running_mean", "op.running_var", "op.num_batches_tracked"]
 

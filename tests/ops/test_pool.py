@@ -7,12 +7,12 @@ import torch
 import torch.nn.functional as F
 from hypothesis import assume, given
 from hypothesis import strategies as st
-from ops.helpers import check_shape_rule, compile_op, expect_error, run_op_spec
 
 from archdsl.ir.dims import SymDim
 from archdsl.ops.base import Trait
 from archdsl.ops.pool import pool_out_size
 from archdsl.ops.registry import lookup
+from tests.ops.helpers import check_shape_rule, compile_op, expect_error, run_op_spec
 
 WINDOWED = [
     ("MaxPool2d(3, stride=2, padding=1)", lambda x: F.max_pool2d(x, 3, 2, 1)),

@@ -7,10 +7,10 @@ import torch
 import torch.nn.functional as F
 from hypothesis import given
 from hypothesis import strategies as st
-from ops.helpers import build_op_spec, check_shape_rule, compile_op, expect_error
 
 from archdsl.ops.base import Trait
 from archdsl.ops.registry import lookup
+from tests.ops.helpers import build_op_spec, check_shape_rule, compile_op, expect_error
 
 
 def _torchvision_stochastic_depth(x: torch.Tensor, p: float, mode: str) -> torch.Tensor:

@@ -7,12 +7,12 @@ import torch
 import torch.nn.functional as F
 from hypothesis import assume, given
 from hypothesis import strategies as st
-from ops.helpers import check_shape_rule, compile_op, expect_error, run_op_spec
 
 from archdsl.ir.dims import SymDim
 from archdsl.ops.base import Trait
 from archdsl.ops.registry import lookup
 from archdsl.ops.resample import Upsample
+from tests.ops.helpers import check_shape_rule, compile_op, expect_error, run_op_spec
 
 X = {"x": "N, 8, H, W"}
 

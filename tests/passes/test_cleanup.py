@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from hypothesis import given
 from hypothesis import strategies as st
-from passes.helpers import assert_same_function, ops_of
 
 import archdsl
 from archdsl.passes import run_pipeline
 from archdsl.testing.strategies import SpecCase
+from tests.passes.helpers import assert_same_function, ops_of
 
 DROPS = """
 model Drops() {

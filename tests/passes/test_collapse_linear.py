@@ -6,7 +6,6 @@ from __future__ import annotations
 import pytest
 import torch
 from hypothesis import given, settings
-from passes.helpers import assert_same_function, built, ops_of
 
 import archdsl
 from archdsl.errors import UsageError
@@ -14,6 +13,7 @@ from archdsl.passes.collapse_linear import CollapseLinear
 from archdsl.passes.convmap import regroup
 from archdsl.testing import check_equivalent
 from archdsl.testing.strategies import SpecCase, linear_chains
+from tests.passes.helpers import assert_same_function, built, ops_of
 
 FORCED = [CollapseLinear(force=True), "dce"]
 WEIGHTED = ("conv1d", "conv2d", "conv3d", "linear", "avg_pool1d", "avg_pool2d")

@@ -6,11 +6,11 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from passes.helpers import assert_same_function, ops_of
 
 import archdsl
 from archdsl.passes.collapse_linear import CollapseLinear
 from archdsl.testing.strategies import SpecCase
+from tests.passes.helpers import assert_same_function, ops_of
 
 FORCED = [CollapseLinear(force=True), "dce"]
 

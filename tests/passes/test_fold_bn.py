@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import torch
 from hypothesis import given, settings
-from passes.helpers import assert_same_function, built, ops_of
 
 import archdsl
 from archdsl.ir.weights import Weights
 from archdsl.passes import run_pipeline
 from archdsl.testing.strategies import SpecCase, bn_folds
+from tests.passes.helpers import assert_same_function, built, ops_of
 
 
 def _folds(case: SpecCase) -> bool:

@@ -6,11 +6,11 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from passes.helpers import assert_same_function, built, ops_of
 
 import archdsl
 from archdsl.passes import PassError
 from archdsl.testing.strategies import SpecCase, reparam_blocks
+from tests.passes.helpers import assert_same_function, built, ops_of
 
 
 @given(reparam_blocks())

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from reference_models import compiled, relative_error
 
 import archdsl
 from archdsl import zoo
 from archdsl.analysis import bind
 from archdsl.elaborate.loader import parse_source
 from archdsl.syntax import ast as A
+from tests.specs.reference_models import compiled, relative_error
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 # Zoo models that once took a fixed image size and now run at any size, with two (H, W) their reference runs at.

@@ -9,9 +9,9 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from reference_models import compiled, relative_error
 
 from archdsl import zoo
+from tests.specs.reference_models import compiled, relative_error
 
 LMS = ["linear_transformer_lm", "retnet_lm", "gla_lm", "deltanet_lm", "gated_deltanet_lm"]
 VISION = ["cosformer_deit_tiny", "flatten_deit_tiny", "vig_deit_tiny"]

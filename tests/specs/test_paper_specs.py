@@ -10,11 +10,11 @@ from itertools import pairwise
 import pytest
 import torch
 import torch.nn.functional as F
-from reference_models import compiled, meta_module
 
 import archdsl
 from archdsl.analysis import bind, stats
 from archdsl.verify import verify
+from tests.specs.reference_models import compiled, meta_module
 
 VGG16 = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"]
 SESR = {"m5": (5, 16), "m11": (11, 16), "xl": (11, 32)}     # (m, f): number of 3x3 blocks and feature width

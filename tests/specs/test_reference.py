@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 import torch
-from reference_models import compiled, example_inputs, relative_error, small_sizes, zoo_table
 from torch import nn
 
 import archdsl
 from archdsl import zoo
+from tests.specs.reference_models import compiled, example_inputs, relative_error, small_sizes, zoo_table
 
 pytest.importorskip("torchvision")
 

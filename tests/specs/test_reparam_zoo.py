@@ -16,11 +16,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from reference_models import compiled, meta_module, module_listing
 from torch import nn
 
 import archdsl
 from archdsl import zoo
+from tests.specs.reference_models import compiled, meta_module, module_listing
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 TRAIN_LISTED = ("fastvit_t8", "fastvit_sa12", "repvit_m0_9")

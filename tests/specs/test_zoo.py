@@ -6,7 +6,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from reference_models import (
+
+import archdsl
+from archdsl import zoo
+from archdsl.analysis import bind, stats
+from archdsl.errors import UsageError
+from archdsl.verify import verify
+from tests.specs.reference_models import (
     compiled,
     example_inputs,
     meta_module,
@@ -16,12 +22,6 @@ from reference_models import (
     state_dict_listing,
     zoo_table,
 )
-
-import archdsl
-from archdsl import zoo
-from archdsl.analysis import bind, stats
-from archdsl.errors import UsageError
-from archdsl.verify import verify
 
 MODELS = zoo.names()
 WITH_LISTING = [n for n in MODELS if state_dict_listing(n) is not None]

@@ -7,10 +7,10 @@ import json
 import numpy as np
 import pytest
 import torch
-from helpers import SMALL_MODELS, harness, spec
 
 from archdsl.symmetry.canon import interpolate
 from archdsl.symmetry.export import layers, rebasin, to_json
+from tests.symmetry.helpers import SMALL_MODELS, harness, spec
 
 
 @pytest.mark.parametrize("name", SMALL_MODELS)

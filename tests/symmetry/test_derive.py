@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest
-from helpers import SMALL_MODELS, graph, spec
 
 import archdsl
 from archdsl.symmetry import derive
+from tests.symmetry.helpers import SMALL, SMALL_MODELS, graph, spec
 
 
 def sizes(name: str) -> Counter:
@@ -62,7 +62,7 @@ def test_misaligned_groups_drop_block_permutations_with_a_reason() -> None:
     assert any("blocks differ in their class sizes" in n for n in s.notes)
 
 
-SMALL_TEXT = (__import__("helpers").SMALL).read_text()
+SMALL_TEXT = SMALL.read_text()
 
 
 def test_depthwise_convolution_passes_the_class_through() -> None:

@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pytest
-from helpers import graph, harness
 
 from archdsl.passes import PASSES, PassResult, run_pipeline
 from archdsl.symmetry.equivariance import check_pass, ramp
+from tests.symmetry.helpers import graph, harness
 
 MODELS = ("tiny_resnet", "grouped", "reparam_net", "segments", "tiny_vit")
 EXACT = {"fold-bn", "drop-eval-identities", "cse", "dce", "merge-branches"}     # bitwise under permutations

@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from helpers import CHANGED, TIGHT
 
 import archdsl
 from archdsl.symmetry import GroupElement, derive
 from archdsl.symmetry.check import Harness, relative_error
+from tests.symmetry.helpers import CHANGED, TIGHT
 
 HEADS = Path(__file__).resolve().parents[1] / "data" / "symmetry" / "heads.arch"
 FOLLOWED = ("split_heads", "fused_heads", "two_projections")

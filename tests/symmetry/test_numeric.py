@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from helpers import CHANGED, SMALL_MODELS, TIGHT, harness, spec
 
 from archdsl.symmetry import GroupElement
 from archdsl.symmetry.check import relative_error
+from tests.symmetry.helpers import CHANGED, SMALL_MODELS, TIGHT, harness, spec
 
 
 def shift(n: int) -> np.ndarray:

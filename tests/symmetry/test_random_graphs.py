@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import numpy as np
-from helpers import CHANGED, TIGHT
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import archdsl
 from archdsl.symmetry import GroupElement, derive
 from archdsl.symmetry.check import Harness
+from tests.symmetry.helpers import CHANGED, TIGHT
 
 ACTS = ("relu", "tanh", "gelu", "leaky_relu", "sigmoid")
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 
 import torch
-from helpers import SMALL, harness, spec
 from safetensors.torch import load_file, save_file
 
 from archdsl.cli import main
+from tests.symmetry.helpers import SMALL, harness, spec
 
 
 def test_text_lists_classes_blocks_and_pins(capsys) -> None:
