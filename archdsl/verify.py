@@ -26,6 +26,7 @@ def diagnostics(graph: Graph) -> list[Diagnostic]:
     types: dict[str, TensorType] = dict(graph.inputs)
     used: set[str] = set()
     late: list[tuple[Node, str]] = []
+    finite: dict[int, bool] = {}
     for node in graph.nodes:
         missing = [v for v in node.inputs if v not in types]
         late += [(node, v) for v in missing]
@@ -34,7 +35,9 @@ def diagnostics(graph: Graph) -> list[Diagnostic]:
             if v in types:
                 found.append(Diagnostic(f"value '{v}' is defined twice (again by {_what(node)})", node.span,
                                         "a value has one producer: rename one of the outputs"))
-        found += _params(graph, node) + _finite_attrs(node)
+        if id(node.op) not in finite:                    # replayed blocks share op objects: check each once
+            finite[id(node.op)] = not _finite_attrs(node)
+        found += _params(graph, node) + ([] if finite[id(node.op)] else _finite_attrs(node))
         if not missing:
             found += _retype(graph, node, [types[v] for v in node.inputs])
         types.update(zip(node.outputs, node.types, strict=False))

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import enum
 import functools
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, ClassVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict
 
@@ -201,13 +200,10 @@ def apply_rules(op: OpDef, types: list[TensorType]) -> tuple[OpDef, list[TensorT
     same op to the same types many times (ResNet-152's 36 identical blocks in one stage).
     """
     key = tuple(types)
-    rules: Callable[..., tuple[OpDef, tuple[TensorType, ...], tuple[Any, ...]]]
     try:
-        hash((op, key))
-        rules = _rules
-    except TypeError:                 # an attribute value that cannot be hashed: compute directly
-        rules = _rules.__wrapped__
-    resolved, outs, params = rules(op, key)
+        resolved, outs, params = _rules(op, key)
+    except TypeError:                 # an attribute that cannot be hashed (or a rule's own TypeError): uncached
+        resolved, outs, params = _rules.__wrapped__(op, key)
     return resolved, list(outs), dict(params)
 
 
