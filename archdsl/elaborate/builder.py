@@ -6,7 +6,7 @@ import re
 
 from archdsl.errors import Diagnostic, ElaborationError, LimitError, ShapeError
 from archdsl.ir.frozen import FrozenDict
-from archdsl.ir.graph import Graph, Node, Param
+from archdsl.ir.graph import Graph, Node, Param, trusted
 from archdsl.ir.types import Span, TensorType
 from archdsl.ops.base import OpDef
 
@@ -140,9 +140,9 @@ class GraphBuilder:
         hint = module or ".".join((*scope, op.name))      # unnamed ops are named after their block: layer1_0_relu
         outs = [self.fresh_value(hint if len(types) == 1 else f"{hint}_{i}") for i in range(len(types))]
         # every field is already of its IR type (ops and types come from the rules): construct without re-validating
-        node = Node.model_construct(name=outs[0], op=op, inputs=tuple(inputs), outputs=tuple(outs),
-                                    types=tuple(types), params=FrozenDict(params), module=module, scope=tuple(scope),
-                                    span=span, tags=tuple(tags))
+        node = trusted(Node, dict(name=outs[0], op=op, inputs=tuple(inputs), outputs=tuple(outs), types=tuple(types),
+                                  params=FrozenDict(params), module=module, scope=tuple(scope), span=span,
+                                  tags=tuple(tags)))
         self.nodes.append(node)
         return outs
 

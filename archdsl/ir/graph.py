@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, field_serializer, field_validator
 
@@ -10,6 +10,22 @@ from archdsl.ir.dims import Dim
 from archdsl.ir.frozen import Frozen, FrozenDict
 from archdsl.ir.types import DimField, Span, TensorType
 from archdsl.ops.base import OpDef
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def trusted(cls: type[M], values: dict[str, Any]) -> M:
+    """An IR model from a value for every field, each already of its field's type (the elaborator's hot path:
+    nodes and parameter copies built from checked parts; the graph is verified as a whole afterwards)."""
+    if len(values) != len(cls.model_fields):            # a field left out takes its declared default
+        values = {k: values[k] if k in values else f.get_default(call_default_factory=True)
+                  for k, f in cls.model_fields.items()}
+    obj = object.__new__(cls)
+    object.__setattr__(obj, "__dict__", values)
+    object.__setattr__(obj, "__pydantic_fields_set__", set(values))
+    object.__setattr__(obj, "__pydantic_extra__", None)
+    object.__setattr__(obj, "__pydantic_private__", None)
+    return obj
 
 
 class Param(BaseModel):
@@ -31,6 +47,10 @@ class Param(BaseModel):
         if role not in self.layout:
             raise ValueError(f"parameter {self.name} has no '{role}' axis (layout {self.layout or 'untagged'})")
         return self.layout.index(role)
+
+    def renamed(self, name: str) -> Param:
+        """The same declaration under another name (a replayed block's copy), without re-validating it."""
+        return trusted(Param, {**self.__dict__, "name": name})
 
     def numel(self) -> int:
         """Number of elements (parameter shapes are always concrete)."""
