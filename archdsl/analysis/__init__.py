@@ -10,14 +10,14 @@ import importlib
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from archdsl.analysis.bind import bind, parse_sizes, substitute
     from archdsl.analysis.cost import Row, Stats, node_path, stats
     from archdsl.analysis.report import FORMATS, human, to_csv, to_json, to_text
+    from archdsl.analysis.sizes import bind, parse_sizes, substitute
 
 __all__ = ["FORMATS", "Row", "Stats", "bind", "human", "node_path", "parse_sizes", "stats", "substitute",
            "to_csv", "to_json", "to_text"]
 
-_LAZY = {**dict.fromkeys(("bind", "parse_sizes", "substitute"), "archdsl.analysis.bind"),
+_LAZY = {**dict.fromkeys(("bind", "parse_sizes", "substitute"), "archdsl.analysis.sizes"),
          **dict.fromkeys(("Row", "Stats", "node_path", "stats"), "archdsl.analysis.cost"),
          **dict.fromkeys(("FORMATS", "human", "to_csv", "to_json", "to_text"), "archdsl.analysis.report")}
 

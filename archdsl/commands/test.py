@@ -5,12 +5,17 @@ every pass of the pipeline one step at a time; after each step that changes the 
 must compute what the original computes in eval mode, in float64, on random inputs at two sizes (odd and
 even, so border pixels and stride parity are covered). Exits 1 naming the first pass that changed the
 function, with a command that reproduces it.
+
+Then the symmetry checks: the model's weight-space symmetry group is derived (``archdsl symmetries``), one
+random group element per trial must leave the outputs unchanged (float64, relative 1e-9), and the pipeline
+must commute with the group (T(g.theta) = rho(g).T(theta), and no symmetry lost). ``--no-symmetry`` skips them.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import dataclass
 
 from archdsl.api import compile
 from archdsl.commands.common import add_spec_args, check_seed, parse_params, spec_source
@@ -36,6 +41,7 @@ def add_parser(sub) -> None:
                    help="input sizes to test at (repeatable: one set per flag); default N=2 and every other "
                         "size 32, then 33")
     p.add_argument("--tolerance", type=float, default=1e-10, help="relative error allowed (default 1e-10)")
+    p.add_argument("--no-symmetry", action="store_true", help="skip the symmetry and equivariance checks")
 
 
 def _size_sets(graph, given: list[str] | None) -> list[dict[str, int]]:
@@ -103,6 +109,50 @@ def run(args: argparse.Namespace) -> int:
     print(f"ok: {args.trials} trial(s) x {len(steps_seen)} pass(es) that changed {graph.name} "
           f"({', '.join(sorted(steps_seen)) or 'none'}), {checked} step(s) checked at {at}; "
           f"outputs equal in float64 within {args.tolerance:g}")
+    return 0 if args.no_symmetry else _symmetry(graph, args, sizes[0])
+
+
+SOUND = 1e-9          # a symmetry changes the outputs by rounding only (float64)
+
+
+@dataclass(frozen=True)
+class _Pipeline:
+    """The tested pipeline as one rewrite (run to its fixpoint), for the equivariance check."""
+
+    passes: str
+    name: str = "pipeline"
+
+    def apply(self, graph, weights=None):
+        from archdsl.passes import PassResult, run_pipeline
+
+        result = run_pipeline(graph, weights, self.passes)
+        return PassResult(result.graph, result.weights, result.graph != graph)
+
+
+def _symmetry(graph, args: argparse.Namespace, sizes: dict[str, int]) -> int:
+    """Random group elements keep the outputs; the pipeline commutes with the group. 0 when both hold."""
+    from archdsl.symmetry import derive
+    from archdsl.symmetry.check import Harness
+    from archdsl.symmetry.equivariance import check_pass
+
+    spec = derive(graph)
+    harness = Harness.build(graph, seed=args.seed, sizes=sizes)
+    worst = max(harness.error(spec, spec.sample(args.seed + t)) for t in range(args.trials))
+    eq = check_pass(_Pipeline(args.passes), graph.replace(mode="eval"), harness.state, seed=args.seed)
+    groups = f"{len(spec.classes)} classes, {len(spec.block_classes)} block classes"
+    if worst >= SOUND:
+        print(f"FAIL: symmetry ({groups}): a random group element changed the outputs by {worst:.2e}; "
+              f"see `archdsl symmetries {args.file} --check 3`", file=sys.stderr)
+        return 1
+    if eq.max_error > args.tolerance:
+        print(f"FAIL: the {args.passes} pipeline does not commute with the symmetry group: T(g.theta) differs "
+              f"from rho(g).T(theta) by {eq.max_error:.2e}", file=sys.stderr)
+        return 1
+    print(f"ok: symmetry ({groups}): {args.trials} random group element(s) change the outputs by at most "
+          f"{worst:.1e}; the {args.passes} pipeline commutes with the group "
+          f"({'bitwise' if eq.bitwise else f'within {eq.max_error:.1e}'})")
+    for note in eq.diagnostics:                     # symmetry the rewrite lost or renamed: reported, not an error
+        print(f"  note: {note}")
     return 0
 
 

@@ -7,9 +7,9 @@ from collections import defaultdict
 from typing import cast
 
 from archdsl.ir.graph import Graph
-from archdsl.symmetry.derive import Derivation, walk
 from archdsl.symmetry.layout import Layout, Why
 from archdsl.symmetry.spec import BlockClass, Entry, Member, Seg, SymClass, SymmetrySpec
+from archdsl.symmetry.walk import Derivation, walk
 
 
 def derive(graph: Graph) -> SymmetrySpec:

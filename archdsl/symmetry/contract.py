@@ -2,7 +2,7 @@
 
 A contract says how an op's output axes and parameter axes tie to its input axes (which hidden-unit
 classes it creates, ties, cuts into blocks, consumes or pins) and which per-unit scalings pass through it.
-The derivation (:mod:`archdsl.symmetry.derive`) runs the contracts over a graph; an op without a contract
+The derivation (:mod:`archdsl.symmetry.walk`) runs the contracts over a graph; an op without a contract
 pins every axis it touches, so a new op is safe by default.
 
 Scaling kinds come from the op's traits where they can: LINEAR ops pass any nonzero factor, HOMOGENEOUS
@@ -19,7 +19,7 @@ from typing import Any
 from archdsl.ops.base import OpDef, Trait
 from archdsl.symmetry.layout import Layout, Piece
 
-Ctx = Any            # archdsl.symmetry.derive.Context (duck-typed here to keep this module import-light)
+Ctx = Any            # archdsl.symmetry.walk.Context (duck-typed here to keep this module import-light)
 Outputs = list[list[Layout]]
 
 

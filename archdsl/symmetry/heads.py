@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from archdsl.symmetry.layout import Forest, Layout, Piece, Why
 
 if TYPE_CHECKING:
-    from archdsl.symmetry.derive import Context, Derivation
+    from archdsl.symmetry.walk import Context, Derivation
 
 MARK = "\x00heads:"
 UNITS = -1                       # marker axis number of a stack's unit axis
@@ -358,7 +358,7 @@ class Heads:
         return True
 
     def _reshape(self, ctx: Context) -> list[list[Layout]] | None:
-        from archdsl.symmetry.derive import _groups
+        from archdsl.symmetry.walk import _groups
 
         x, ins, outs = ctx.inputs[0], ctx.in_types[0].shape, ctx.out_types[0].shape
         groups = _groups(ins, outs)

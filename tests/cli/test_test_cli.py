@@ -59,3 +59,21 @@ def test_bad_arguments(spec: Path, capsys) -> None:
     assert main(["test", str(spec), "--trials", "0"]) == 2
     assert main(["test", str(spec), "--passes", "nope"]) == 2
     assert "unknown pass or pipeline 'nope'" in capsys.readouterr().err
+
+
+def test_symmetry_checks_run_after_the_passes(spec: Path, capsys) -> None:
+    heads = Path(__file__).resolve().parents[1] / "data" / "symmetry" / "heads.arch"
+    assert main(["test", str(heads), "-m", "fused_heads", "--trials", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "ok: symmetry (6 classes, 1 block classes): 2 random group element(s)" in out
+    assert "the deploy pipeline commutes with the group (bitwise)" in out
+    assert main(["test", str(spec), "--trials", "1", "--no-symmetry"]) == 0
+    assert "symmetry" not in capsys.readouterr().out
+
+
+def test_a_false_symmetry_fails_the_run(spec: Path, capsys, monkeypatch) -> None:
+    from archdsl.symmetry.check import Harness
+
+    monkeypatch.setattr(Harness, "error", lambda self, spec, g, keep=None: 0.5)
+    assert main(["test", str(spec), "--trials", "1", "--input", "N=2,H=9,W=8"]) == 1
+    assert "FAIL: symmetry" in capsys.readouterr().err
