@@ -1,27 +1,191 @@
-"""The (gated) delta rule, chunked PyTorch in the WY / UT form (the CPU form; autograd gives the backward).
+"""The (gated) delta rule, chunked PyTorch in the WY / UT form with a hand-written chunked backward (the CPU form).
 
-Inside a chunk with start state S0 and cumulative log-decay b (zero without a gate), the beta-scaled
-corrections U[j] = beta[j] u[j] solve one unit lower-triangular system
+Inside a chunk with start state S, scaled queries Q and cumulative log-decay b (zero without a gate; gamma =
+exp(b), Gamma[i, j] = exp(b[i] - b[j]) for i >= j, a = exp(b[C-1])), the beta-scaled corrections U solve one unit
+lower-triangular system
 
-    (I + diag(beta) (tril_strict(K K^T) * exp(b[i] - b[j]))) U = diag(beta) (V - diag(exp(b)) K S0)
+    M U = Y,   M = I + A,   A = tril_strict(diag(beta) (K K^T * Gamma)),   Y = diag(beta) (V - diag(gamma) K S)
 
-so U = Uv - W S0 with Uv, W computed for all chunks at once (``solve_triangular``); then
+so U = Uv - W S with [Uv | W] = M^-1 [diag(beta) V | diag(beta gamma) K] for all chunks at once; then
 
-    O      = scale * (diag(exp(b)) Q S0 + tril(Q K^T * exp(b[i] - b[j])) U)
-    S_next = exp(b[C-1]) S0 + (K * exp(b[C-1] - b))^T U
+    O      = diag(gamma) Q S + P U,        P = tril(Q K^T * Gamma)
+    S_next = a S + Kd^T U,                 Kd = diag(exp(b[C-1] - b)) K
 
-and only the three small products that involve S0 run chunk after chunk. Every exponent is <= 0.
+Only U = Uv - W S and S_next run chunk after chunk; O is one batched product over the stacked chunk states.
+
+The backward runs the adjoint recurrence chunk after chunk, newest first (dS' the gradient of S_next):
+
+    dU = P^T dO + Kd dS',      dS = a dS' + (diag(gamma) Q)^T dO - W^T dU
+
+and everything else batched over the chunks: dY = M^-T dU, dA = -tril_strict(dY U^T), dP = tril(dO U^T), and
+the gradients of q, k, v, beta and the log-decays from those (the decays' through the Gamma, gamma, Kd and a they
+enter). Saved for the backward: the chunked inputs, P, K K^T * Gamma, W, U and the chunk states; nothing of size
+T x T. Every exponent is <= 0 for log-decays <= 0 (masked entries by ``where``).
 """
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from torch.autograd.function import once_differentiable
 
 from archdsl.backends.torch.kernels.common import default_scale
-from archdsl.backends.torch.kernels.simple_gla.chunk import _blocks
 
 CHUNK = 64
+
+
+def _to_blocks(x: torch.Tensor, n: int, c: int) -> torch.Tensor:
+    """[B, N*C, H, *rest] -> [N, B*H, C, *rest], a new contiguous tensor (never a view of ``x``)."""
+    b, _, h = x.shape[:3]
+    rest = x.shape[3:]
+    out = x.new_empty(n, b, h, c, *rest)
+    out.copy_(x.reshape(b, n, c, h, *rest).permute(1, 0, 3, 2, *range(4, 4 + len(rest))))
+    return out.view(n, b * h, c, *rest)
+
+
+def _from_blocks(x: torch.Tensor, b: int, h: int, t: int) -> torch.Tensor:
+    """[N, B*H, C, *rest] -> [B, T, H, *rest] (the first ``t`` of N*C positions)."""
+    n, _, c = x.shape[:3]
+    rest = x.shape[3:]
+    x = x.view(n, b, h, c, *rest).permute(1, 0, 3, 2, *range(4, 4 + len(rest)))
+    return x.reshape(b, n * c, h, *rest)[:, :t]
+
+
+def _decay(cum: torch.Tensor) -> torch.Tensor:
+    """Gamma[i, j] = exp(cum[i] - cum[j]) on and below the diagonal, 0 above (exponents <= 0 for log-decays <= 0)."""
+    c = cum.shape[-1]
+    lower = torch.ones(c, c, dtype=torch.bool, device=cum.device).tril()
+    return torch.where(lower, cum.unsqueeze(-1) - cum.unsqueeze(-2), float("-inf")).exp_()
+
+
+class _ChunkDeltaRule(torch.autograd.Function):
+    """(o, final state) of the chunked (gated) delta rule with the chunked backward described in the module."""
+
+    @staticmethod
+    def forward(ctx, q, k, v, beta, g, h0, scale: float, c: int):
+        b, t, h, kd = q.shape
+        vd = v.shape[-1]
+        pad = (-t) % c
+        if pad:     # zero keys, values, betas and gates after the end leave the state unchanged
+            q, k, v = (F.pad(x, (0, 0, 0, 0, 0, pad)) for x in (q, k, v))
+            beta = F.pad(beta, (0, 0, 0, pad))
+            g = None if g is None else F.pad(g, (0, 0, 0, pad))
+        n = (t + pad) // c
+        qc, kc, vc, bc = _to_blocks(q, n, c).mul_(scale), _to_blocks(k, n, c), _to_blocks(v, n, c), \
+            _to_blocks(beta, n, c)                                                  # [N, BH, C, *]
+        kk = kc @ kc.mT                              # only its strict lower triangle is read (solve and backward)
+        p = qc @ kc.mT
+        if g is None:
+            p.tril_()
+            rhs = torch.cat([vc, kc], -1).mul_(bc.unsqueeze(-1))
+            cum = kdec = qg = None
+        else:
+            cum = _to_blocks(g, n, c).cumsum_(-1)                                   # [N, BH, C]
+            gam = _decay(cum)
+            kk.mul_(gam)
+            p.mul_(gam)
+            gamma = cum.exp()
+            qg = qc * gamma.unsqueeze(-1)
+            kdec = kc * (cum[..., -1:] - cum).exp_().unsqueeze(-1)
+            rhs = torch.cat([vc * bc.unsqueeze(-1), kc * (bc * gamma).unsqueeze(-1)], -1)
+        both = torch.linalg.solve_triangular(kk * bc.unsqueeze(-1), rhs, upper=False, unitriangular=True)
+        uv, w = both[..., :vd], both[..., vd:]
+        states = q.new_empty(n + 1, b * h, kd, vd)                 # the state before each chunk, and the final one
+        if h0 is None:
+            states[0].zero_()
+        else:
+            states[0].copy_(h0.reshape(b * h, kd, vd))
+        u = torch.empty_like(uv)
+        keys = kc if kdec is None else kdec
+        carry = None if cum is None else cum[..., -1].exp().unsqueeze(-1).unsqueeze(-1)   # [N, BH, 1, 1]
+        for i in range(n):
+            torch.baddbmm(uv[i], w[i], states[i], alpha=-1, out=u[i])
+            if carry is None:
+                torch.baddbmm(states[i], keys[i].mT, u[i], out=states[i + 1])
+            else:
+                torch.mul(states[i], carry[i], out=states[i + 1]).baddbmm_(keys[i].mT, u[i])
+        o = (qc if qg is None else qg) @ states[:n]
+        o.view(-1, c, vd).baddbmm_(p.view(-1, c, c), u.view(-1, c, vd))
+        ctx.save_for_backward(qc, kc, vc, bc, cum, p, kk, w, u, states)
+        ctx.shape = (b, t, h, c, h0 is not None, g is not None)
+        ctx.scale = scale
+        ctx.set_materialize_grads(False)
+        return _from_blocks(o, b, h, t), states[n].view(b, h, kd, vd)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, do, dfinal):
+        qc, kc, vc, bc, cum, p, kk, w, u, states = ctx.saved_tensors
+        b, t, h, c, has_h0, gated = ctx.shape
+        n, bh, _, kd = kc.shape
+        vd = vc.shape[-1]
+        if do is None:
+            do = vc.new_zeros(b, t, h, vd)
+        if t % c:
+            do = F.pad(do, (0, 0, 0, 0, 0, (-t) % c))
+        do = _to_blocks(do.to(vc.dtype), n, c)
+        prev = states[:n]
+        if gated:
+            gamma = cum.exp()
+            kdec_scale = (cum[..., -1:] - cum).exp_()
+            qg, kdec = qc * gamma.unsqueeze(-1), kc * kdec_scale.unsqueeze(-1)
+            carry = cum[..., -1].exp().unsqueeze(-1).unsqueeze(-1)
+        else:
+            qg, kdec, carry = qc, kc, None
+        # the adjoint recurrence, newest chunk first: dstates[i] is the gradient of states[i]
+        du = p.mT @ do
+        dstates = vc.new_empty(n + 1, bh, kd, vd)
+        torch.matmul(qg.mT, do, out=dstates[:n])
+        if dfinal is None:
+            dstates[n].zero_()
+        else:
+            dstates[n].copy_(dfinal.reshape(bh, kd, vd))
+        for i in range(n - 1, -1, -1):
+            du[i].baddbmm_(kdec[i], dstates[i + 1])
+            dstates[i].baddbmm_(w[i].mT, du[i], alpha=-1)
+            if carry is None:
+                dstates[i].add_(dstates[i + 1])
+            else:
+                dstates[i].addcmul_(dstates[i + 1], carry[i])
+        dnext = dstates[1:]
+        # through M U = Y: dY = M^-T dU, dA = -dY U^T (strict lower)
+        a = kk * bc.unsqueeze(-1)
+        dy = torch.linalg.solve_triangular(a.mT, du, upper=True, unitriangular=True)
+        da = (dy @ u.mT).tril_(-1).neg_()
+        dp = do @ u.mT
+        dos = do @ prev.mT                                                          # [N, BH, C, K]
+        dys = dy @ prev.mT
+        dkd = u @ dnext.mT                                                          # gradient of Kd
+        dkk = da * bc.unsqueeze(-1)                                                 # gradient of K K^T * Gamma
+        dbeta = (da * kk).sum(-1) + (dy * vc).sum(-1)
+        if gated:
+            # d b[i]: the Gamma entries (row i minus column i), gamma in O and in Y, Kd, and a (last position)
+            zz = dp * p + dkk * kk
+            gam = _decay(cum)
+            dp.mul_(gam)                                                            # upper triangle -> 0
+            dkk.mul_(gam)
+            db = zz.sum(-1) - zz.sum(-2)
+            kys = (kc * dys).sum(-1)
+            dbeta -= gamma * kys
+            db += (qg * dos).sum(-1) - bc * gamma * kys
+            kd_term = (kdec * dkd).sum(-1)
+            db -= kd_term
+            db[..., -1] += kd_term.sum(-1) + carry.squeeze(-1).squeeze(-1) * (prev * dnext).sum((-1, -2))
+            dg = db.flip(-1).cumsum(-1).flip(-1)
+            dq = dp @ kc + dos * gamma.unsqueeze(-1)
+            dk = dp.mT @ qc + (dkk + dkk.mT) @ kc + dkd * kdec_scale.unsqueeze(-1) \
+                - dys * (bc * gamma).unsqueeze(-1)
+        else:
+            dp.tril_()
+            dbeta -= (kc * dys).sum(-1)
+            dg = None
+            dq = dp @ kc + dos
+            dk = dp.mT @ qc + (dkk + dkk.mT) @ kc + dkd - dys * bc.unsqueeze(-1)
+        dv = dy * bc.unsqueeze(-1)
+        dq.mul_(ctx.scale)
+        return (_from_blocks(dq, b, h, t), _from_blocks(dk, b, h, t), _from_blocks(dv, b, h, t),
+                _from_blocks(dbeta, b, h, t), None if dg is None else _from_blocks(dg, b, h, t),
+                dstates[0].view(b, h, kd, vd) if has_h0 else None, None, None)
 
 
 def chunk_delta_rule(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, beta: torch.Tensor,
@@ -29,47 +193,8 @@ def chunk_delta_rule(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, beta: to
                      initial_state: torch.Tensor | None = None, output_final_state: bool = False,
                      chunk_size: int = CHUNK) -> tuple[torch.Tensor, torch.Tensor | None]:
     """q, k [B, T, H, K], v [B, T, H, V], beta (and g) [B, T, H] -> (o [B, T, H, V], state [B, H, K, V])."""
-    b, t, h, kd = q.shape
-    vd = v.shape[-1]
-    scale = default_scale(kd, scale)
+    t, kd = q.shape[1], q.shape[-1]
     c = min(chunk_size, max(t, 1))
-    pad = (-t) % c
-    if pad:
-        q, k, v = (F.pad(x, (0, 0, 0, 0, 0, pad)) for x in (q, k, v))
-        beta = F.pad(beta, (0, 0, 0, pad))
-        g = None if g is None else F.pad(g, (0, 0, 0, pad))
-    n = (t + pad) // c
-    qc, kc, vc = _blocks(q * scale, n, c), _blocks(k, n, c), _blocks(v, n, c)
-    bc = _blocks(beta, n, c)                                                          # [B, H, N, C]
-    ones = torch.ones(c, c, dtype=torch.bool, device=q.device)
-    eye = torch.eye(c, dtype=q.dtype, device=q.device)
-    kk = kc @ kc.transpose(-1, -2)
-    scores = qc @ kc.transpose(-1, -2)
-    if g is None:               # no decay: every exp(b[i] - b[j]) is 1
-        system = eye + torch.where(ones.tril(-1), bc.unsqueeze(-1) * kk, 0.0)
-        rhs_k = bc.unsqueeze(-1) * kc
-        scores = torch.where(ones.tril(), scores, 0.0)
-        qg, kd_, carry = qc, kc, None
-    else:
-        cum = _blocks(g, n, c).cumsum(-1)
-        diff = cum.unsqueeze(-1) - cum.unsqueeze(-2)
-        system = eye + bc.unsqueeze(-1) * kk * torch.where(ones.tril(-1), diff, float("-inf")).exp()
-        rhs_k = (bc * cum.exp()).unsqueeze(-1) * kc
-        scores = scores * torch.where(ones.tril(), diff, float("-inf")).exp()
-        last = cum[..., -1:]
-        qg, kd_, carry = qc * cum.exp().unsqueeze(-1), kc * (last - cum).exp().unsqueeze(-1), last.exp()
-    # one triangular solve for both right-hand sides: [Uv | W] = M^-1 [diag(beta) V | diag(beta exp(b)) K]
-    both = torch.linalg.solve_triangular(system, torch.cat([bc.unsqueeze(-1) * vc, rhs_k], -1), upper=False,
-                                         unitriangular=True)
-    uv, w = both[..., :vd], both[..., vd:]
-    state = q.new_zeros(b, h, kd, vd) if initial_state is None else initial_state.to(q.dtype)
-    outs = []
-    carries = [None] * n if carry is None else carry[..., None].unbind(2)
-    # unbind once: indexing [:, :, i] in the loop would make autograd zero-fill a full-size gradient per chunk
-    for uv_i, w_i, qg_i, s_i, kd_i, a in zip(uv.unbind(2), w.unbind(2), qg.unbind(2), scores.unbind(2),
-                                             kd_.unbind(2), carries, strict=True):
-        u = uv_i - w_i @ state
-        outs.append(qg_i @ state + s_i @ u)
-        state = kd_i.transpose(-1, -2) @ u + (state if a is None else a * state)
-    o = torch.stack(outs, 2).movedim(1, 3).reshape(b, n * c, h, vd)[:, :t]
+    h0 = None if initial_state is None else initial_state.to(q.dtype)
+    o, state = _ChunkDeltaRule.apply(q, k, v, beta, g, h0, default_scale(kd, scale), c)
     return o, (state if output_final_state else None)
