@@ -58,6 +58,35 @@ def _decay(cum: torch.Tensor) -> torch.Tensor:
     return torch.where(lower, cum.unsqueeze(-1) - cum.unsqueeze(-2), float("-inf")).exp_()
 
 
+def _diagonal_blocks(x: torch.Tensor, s: int, row: int, col: int) -> torch.Tensor:
+    """View of the blocks (2p + row, 2p + col), p = 0..C/(2s)-1, of the s x s tiling of ``x`` [..., C, C]:
+    [..., C/(2s), s, s]."""
+    m = x.shape[-1] // (2 * s)
+    x6 = x.view(*x.shape[:-2], m, 2, s, m, 2, s)
+    return torch.diagonal(x6[..., :, row, :, :, col, :], dim1=-4, dim2=-2).movedim(-1, -3)
+
+
+def unit_lower_inverse(a: torch.Tensor) -> torch.Tensor:
+    """(I + tril_strict(a))^-1 for [..., C, C] (the diagonal and upper triangle of ``a`` are not read).
+
+    For a power-of-two C, by doubling: the inverse of [[I + A11, 0], [A21, I + A22]] has the inverses T11, T22 of
+    the diagonal blocks on its diagonal and -T22 A21 T11 below (C^3 / 3 multiply-adds in batched products);
+    otherwise one triangular solve.
+    """
+    c = a.shape[-1]
+    if c & (c - 1):
+        eye = torch.eye(c, dtype=a.dtype, device=a.device).expand_as(a)
+        return torch.linalg.solve_triangular(a, eye, upper=False, unitriangular=True)
+    t = torch.zeros_like(a)
+    t.diagonal(dim1=-2, dim2=-1).fill_(1.0)
+    s = 1
+    while s < c:
+        t21 = _diagonal_blocks(t, s, 1, 1) @ _diagonal_blocks(a, s, 1, 0)
+        _diagonal_blocks(t, s, 1, 0).copy_(torch.matmul(t21, _diagonal_blocks(t, s, 0, 0)).neg_())
+        s *= 2
+    return t
+
+
 class _ChunkDeltaRule(torch.autograd.Function):
     """(o, final state) of the chunked (gated) delta rule with the chunked backward described in the module."""
 
@@ -88,7 +117,8 @@ class _ChunkDeltaRule(torch.autograd.Function):
             qg = qc * gamma.unsqueeze(-1)
             kdec = kc * (cum[..., -1:] - cum).exp_().unsqueeze(-1)
             rhs = torch.cat([vc * bc.unsqueeze(-1), kc * (bc * gamma).unsqueeze(-1)], -1)
-        both = torch.linalg.solve_triangular(kk * bc.unsqueeze(-1), rhs, upper=False, unitriangular=True)
+        tinv = unit_lower_inverse(kk * bc.unsqueeze(-1))                          # M^-1
+        both = tinv @ rhs
         uv, w = both[..., :vd], both[..., vd:]
         states = q.new_empty(n + 1, b * h, kd, vd)                 # the state before each chunk, and the final one
         if h0 is None:
@@ -106,7 +136,7 @@ class _ChunkDeltaRule(torch.autograd.Function):
                 torch.mul(states[i], carry[i], out=states[i + 1]).baddbmm_(keys[i].mT, u[i])
         o = (qc if qg is None else qg) @ states[:n]
         o.view(-1, c, vd).baddbmm_(p.view(-1, c, c), u.view(-1, c, vd))
-        ctx.save_for_backward(qc, kc, vc, bc, cum, p, kk, w, u, states)
+        ctx.save_for_backward(qc, kc, vc, bc, cum, p, kk, tinv, w, u, states)
         ctx.shape = (b, t, h, c, h0 is not None, g is not None)
         ctx.scale = scale
         ctx.set_materialize_grads(False)
@@ -115,7 +145,7 @@ class _ChunkDeltaRule(torch.autograd.Function):
     @staticmethod
     @once_differentiable
     def backward(ctx, do, dfinal):
-        qc, kc, vc, bc, cum, p, kk, w, u, states = ctx.saved_tensors
+        qc, kc, vc, bc, cum, p, kk, tinv, w, u, states = ctx.saved_tensors
         b, t, h, c, has_h0, gated = ctx.shape
         n, bh, _, kd = kc.shape
         vd = vc.shape[-1]
@@ -149,8 +179,7 @@ class _ChunkDeltaRule(torch.autograd.Function):
                 dstates[i].addcmul_(dstates[i + 1], carry[i])
         dnext = dstates[1:]
         # through M U = Y: dY = M^-T dU, dA = -dY U^T (strict lower)
-        a = kk * bc.unsqueeze(-1)
-        dy = torch.linalg.solve_triangular(a.mT, du, upper=True, unitriangular=True)
+        dy = tinv.mT @ du
         da = (dy @ u.mT).tril_(-1).neg_()
         dp = do @ u.mT
         dos = do @ prev.mT                                                          # [N, BH, C, K]
