@@ -20,9 +20,9 @@ demo: setup
 	$(VENV)/bin/archdsl check $(DEMO_MODEL)
 	$(VENV)/bin/archdsl stats $(DEMO_MODEL) --input N=1,H=224,W=224 --depth 1
 	$(VENV)/bin/archdsl build $(DEMO_MODEL) -o out/$(DEMO_MODEL) --force
-	$(VENV)/bin/archdsl viz $(DEMO_MODEL) -o out/$(DEMO_MODEL).svg --depth 2
+	$(VENV)/bin/archdsl viz $(DEMO_MODEL) -o out/$(DEMO_MODEL).svg --depth 1
 	$(VENV)/bin/archdsl simplify repvgg_a0 -o out/repvgg_a0_deploy --force
-	$(VENV)/bin/archdsl viz repvgg_a0 --diff --depth 2 -o out/repvgg_a0_diff.svg
+	$(VENV)/bin/archdsl viz repvgg_a0 --diff --depth 1 -o out/repvgg_a0_diff.svg
 	@echo "built out/$(DEMO_MODEL)/ and drew out/$(DEMO_MODEL).svg; simplified RepVGG-A0 into out/repvgg_a0_deploy/ (drawn in out/repvgg_a0_diff.svg)"
 
 test: setup

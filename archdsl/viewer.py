@@ -14,7 +14,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from archdsl.analysis.cost import node_macs, node_path
+from archdsl.analysis.cost import levels_of, node_macs, node_path
 from archdsl.analysis.report import human
 from archdsl.errors import ArchError
 from archdsl.ir.dims import Dim
@@ -128,7 +128,7 @@ class _Page:
             return "".join(parts), params, macs
         name = ".".join(block.path)
         doc = self.graph.module_docs.get(name, "").strip().split("\n")[0]
-        opened = " open" if len(block.path) < self.depth else ""
+        opened = " open" if len(levels_of(block.path)) < self.depth else ""   # depth counts levels, as viz's
         summary = (f'<summary class="row block" data-name="{html.escape(name.lower())}" style="--d:{indent}">'
                    f'<span class="name">{html.escape(block.path[-1])}</span>'
                    f'<span class="op">{html.escape(doc)}</span><span class="shape"></span>'

@@ -1,6 +1,7 @@
 """Draw a Graph as graphviz DOT: ops with key attributes, shape-labelled edges, blocks as clusters.
 
-At ``depth=K`` every block deeper than K components collapses into one box, and runs of identical
+At ``depth=K`` every block deeper than K levels collapses into one box (a level is a path component, a
+numbered list entry counted with its list: ``stages.1.blocks.0`` is two levels), and runs of identical
 sibling blocks that feed one another (``layer1.0 .. layer1.2``) fold into one box with a ``×n`` badge;
 a run of blocks drawn open shows one representative (``encoder_layer_0 .. 11 ×12``). A node inside a
 cluster is named relative to it; a block's doc string shows once (wrapped), on its first occurrence.
@@ -16,7 +17,7 @@ import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from archdsl.analysis.cost import node_path
+from archdsl.analysis.cost import levels_of, node_levels
 from archdsl.analysis.report import human
 from archdsl.errors import ArchError, Diagnostic, UsageError
 from archdsl.ir.graph import Graph, Node
@@ -144,7 +145,7 @@ def _items(d: Drawing, depth: int | None) -> tuple[list[Item], dict[str, str]]:
     for node in d.graph.nodes:
         if node.name in d.dropped:
             continue
-        path = node_path(node)
+        path = node_levels(node)
         if depth is None or len(path) <= depth:
             item = items.setdefault((*path, "#" + node.name), Item(f"{d.prefix}n:{node.name}", path))
         else:
@@ -160,7 +161,7 @@ def _blocks(graph: Graph, dropped: set[str]) -> dict[tuple[str, ...], list[Node]
     blocks: dict[tuple[str, ...], list[Node]] = {}
     for node in graph.nodes:
         if node.name not in dropped:
-            path = node_path(node)
+            path = node_levels(node)
             for k in range(1, len(path)):
                 blocks.setdefault(path[:k], []).append(node)
     return blocks
@@ -206,7 +207,7 @@ def _signature(graph: Graph, item: Item) -> tuple:
     outside: dict[str, int] = {}
     sig = []
     for node in item.nodes:
-        rel = tuple(node.module.split("."))[len(item.key):] if node.module else ("~", *node.scope[len(item.key):])
+        rel = node_levels(node)[len(item.key):] if node.module else ("~", *levels_of(node.scope)[len(item.key):])
         refs = tuple(("in", inside[v]) if v in inside else ("ext", outside.setdefault(v, len(outside)))
                      for v in node.inputs)
         sig.append((rel, node.op.name, repr(node.op.attrs()), tuple(str(t) for t in node.types), refs))
@@ -263,17 +264,25 @@ def _item_label(d: Drawing, item: Item) -> str:
     graph = d.graph
     if "n:" in item.id[len(d.prefix):len(d.prefix) + 2]:
         node = item.nodes[0]
-        name = ".".join(node.module.split(".")[len(item.cluster):]) if node.module else ""
+        name = ".".join(node_levels(node)[len(item.cluster):]) if node.module else ""
         return f"{name}\n{op_label(node.op)}" if name else op_label(node.op)
     name = ".".join(item.key[len(item.cluster):])
     if item.count > 1:
-        name = f"{name} .. {item.last[-1]}  ×{item.count}"
+        name = run_title(name, item.last[-1], item.count)
     lines = [name, *_doc_lines(d, ".".join(item.key))]
     params = sum(graph.params[p].numel() for p in {f for n in item.nodes for f in n.params.values()}
                  if p in graph.params and not graph.params[p].buffer)
     per = len(item.nodes) // item.count
     lines.append(f"{per} ops, {human(params // item.count)} params" + (" each" if item.count > 1 else ""))
     return "\n".join(lines)
+
+
+def run_title(first: str, last: str, count: int) -> str:
+    """``blocks.0 .. 2  ×3``: a run of list entries names its list once."""
+    head, _, index = last.rpartition(".")
+    if head and first.startswith(head + "."):
+        last = index
+    return f"{first} .. {last}  ×{count}"
 
 
 def _q(text: str) -> str:
@@ -309,7 +318,7 @@ def _emit(d: Drawing, level: dict, indent: str) -> list[str]:
         title = path[-1] if len(path) > 1 else name        # inside its parent's frame: its own name
         if path in d.badges:
             last, count = d.badges[path]
-            title = f"{title} .. {last}  ×{count}"
+            title = run_title(title, last, count)
         label = "\n".join([title, *_doc_lines(d, name)])
         style = "rounded,dashed" if path not in d.badges else "rounded,bold"
         lines.append(f"{indent}subgraph {_q('cluster_' + d.prefix + name)} {{")

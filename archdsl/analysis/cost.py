@@ -43,6 +43,26 @@ def node_path(node: Node) -> tuple[str, ...]:
     return (*node.scope, local)
 
 
+def node_levels(node: Node) -> tuple[str, ...]:
+    """The levels ``--depth`` counts: a node's path with each numbered entry joined to its container.
+
+    ``stages.1.blocks.0.mlp`` is three levels (``stages.1``, ``blocks.0``, ``mlp``), so a block in a list
+    sits one level below its parent as a named sub-block does (``stages.1.downsample``): siblings fold evenly.
+    """
+    return levels_of(node_path(node))
+
+
+def levels_of(path: tuple[str, ...]) -> tuple[str, ...]:
+    """Join every all-digit component of ``path`` to the one before it (``layer1``, ``0`` -> ``layer1.0``)."""
+    levels: list[str] = []
+    for part in path:
+        if part.isdigit() and levels:
+            levels[-1] += "." + part
+        else:
+            levels.append(part)
+    return tuple(levels)
+
+
 def node_macs(node: Node, types: dict) -> Dim:
     """MACs of one node, from its op's ``cost`` rule."""
     return node.op.cost([types[v] for v in node.inputs], list(node.types)).macs
@@ -66,13 +86,13 @@ def node_rows(graph: Graph) -> list[Row]:
 
 
 def group_rows(graph: Graph, rows: list[Row], depth: int) -> list[Row]:
-    """Merge node rows whose paths share the first ``depth`` components, in order of first appearance."""
+    """Merge node rows that share their first ``depth`` levels (:func:`node_levels`), in order of first appearance."""
     groups: dict[tuple[str, ...], list[tuple[Node, Row]]] = {}
     for node, row in zip(graph.nodes, rows, strict=False):  # rows may end with unattached params
-        groups.setdefault(node_path(node)[:depth], []).append((node, row))
+        groups.setdefault(node_levels(node)[:depth], []).append((node, row))
     out = []
     for key, members in groups.items():
-        if len(members) == 1 and node_path(members[0][0]) == key:
+        if len(members) == 1 and node_levels(members[0][0]) == key:
             out.append(members[0][1])
             continue
         name = ".".join(key)

@@ -25,7 +25,8 @@ def add_size_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--input", action="append", metavar="N=1,H=224,...",
                    help="bind symbolic input sizes (comma-separated, repeatable); unbound ones stay symbolic")
     p.add_argument("--depth", type=int, metavar="K",
-                   help="group layers into blocks by the first K components of their module path")
+                   help="group layers into blocks by their first K levels: a level is a module path component, and a "
+                        "numbered list entry counts with its list (layer1.0 is one level, as stages.1.downsample is two)")
 
 
 def check_depth(depth: int | None) -> None:

@@ -1,8 +1,9 @@
 """``archdsl viz FILE -o graph.svg``: draw a model with graphviz.
 
 Boxes show each op with its key attributes (conv2d 3x3/2, 64), edges carry tensor shapes, and blocks
-are drawn as clusters. With --depth K, blocks deeper than K path components collapse into one box and
-runs of identical sibling blocks (layer1.0 .. layer1.2) fold into one box with a ×n badge.
+are drawn as clusters. With --depth K, blocks deeper than K levels collapse into one box (a level is a
+path component; a numbered list entry counts with its list, so layer1.0 is one level and
+stages.1.blocks.0 two) and runs of identical sibling blocks (layer1.0 .. 2) fold into one box with a ×n badge.
 A .dot output is plain text; .svg and .png need graphviz's `dot` program (apt-get install graphviz).
 Without -o, the DOT text is printed.
 """

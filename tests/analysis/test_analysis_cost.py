@@ -114,7 +114,7 @@ def test_shared_params_count_once_at_first_use() -> None:
 
 
 def test_depth_groups_blocks_with_docs() -> None:
-    s = stats(bind(archdsl.compile(RESNET), SIZES["resnet"]), depth=2)
+    s = stats(bind(archdsl.compile(RESNET), SIZES["resnet"]), depth=1)
     names = [r.name for r in s.rows]
     assert names[:4] == ["conv1", "bn1", "relu", "max_pool2d"]
     assert names[4:8] == ["layer1.0", "layer1.1", "layer2.0", "layer2.1"]
@@ -125,14 +125,17 @@ def test_depth_groups_blocks_with_docs() -> None:
     assert (s.params, s.macs) == (full.params, full.macs)
 
 
-def test_depth_one_groups_containers() -> None:
-    s = stats(archdsl.compile(RESNET), depth=1)
-    layer1 = next(r for r in s.rows if r.name == "layer1")
-    assert layer1.nodes == 14 and layer1.doc == ""
+def test_depth_counts_a_list_entry_with_its_list() -> None:
+    graph = archdsl.compile(RESNET)
+    one = [r.name for r in stats(graph, depth=1).rows]
+    assert "layer1.0" in one and "layer1" not in one
+    two = [r.name for r in stats(graph, depth=2).rows]
+    assert "layer2.0.downsample.0" in two and "layer2.0.downsample" not in two   # ops inside the entry
+    assert not any(name.count(".") == 0 and name.startswith("layer") for name in two)
 
 
 def test_text_table_has_totals_and_docs() -> None:
-    text = to_text(stats(bind(archdsl.compile(RESNET), SIZES["resnet"]), depth=2))
+    text = to_text(stats(bind(archdsl.compile(RESNET), SIZES["resnet"]), depth=1))
     assert "Two 3x3 convs with a residual." in text
     total = next(line for line in text.splitlines() if line.startswith("total"))
     graph = archdsl.compile(RESNET)

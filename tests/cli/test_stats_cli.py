@@ -44,7 +44,7 @@ def test_text_table(spec: str, capsys) -> None:
 
 
 def test_depth_shows_block_docs(spec: str, capsys) -> None:
-    assert main(["stats", spec, "--depth", "2", "--param", "width=4"]) == 0
+    assert main(["stats", spec, "--depth", "1", "--param", "width=4"]) == 0
     out = capsys.readouterr().out
     assert "blocks.1" in out and "A linear layer and a ReLU." in out
     assert "MACs symbolic" in out
@@ -61,7 +61,7 @@ def test_json(spec: str, capsys) -> None:
 def test_csv(spec: str, capsys) -> None:
     assert main(["stats", spec, "-m", "Net", "--format", "csv", "--depth", "1"]) == 0
     rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
-    assert [r["name"] for r in rows] == ["blocks", "head", "total"]
+    assert [r["name"] for r in rows] == ["blocks.0", "blocks.1", "head", "total"]
     assert rows[-1]["macs"] == "432*N"
 
 

@@ -8,7 +8,7 @@ import pytest
 
 import archdsl
 from archdsl import viz
-from archdsl.analysis import bind
+from archdsl.analysis import bind, stats
 from archdsl.errors import UsageError
 from tests.tiny_resnet import with_block
 
@@ -48,7 +48,7 @@ def resnet() -> archdsl.Graph:
 def test_nodes_show_op_attributes(resnet: archdsl.Graph) -> None:
     text = viz.to_dot(resnet)
     assert "conv1\\nconv2d 3x3/2, 8" in text
-    assert '"n:layer2_0_downsample_0" [label="0\\nconv2d 1x1/2, 16"' in text   # named inside its frame
+    assert '"n:layer2_0_downsample_0" [label="downsample.0\\nconv2d 1x1/2, 16"' in text   # named inside its frame
     assert "fc\\nlinear, 10" in text
 
 
@@ -59,9 +59,10 @@ def test_op_label_groups_and_dilation() -> None:
 
 def test_full_graph_has_nested_clusters_and_shape_edges(resnet: archdsl.Graph) -> None:
     text = viz.to_dot(resnet)
-    for name in ("cluster_layer1", "cluster_layer1.0", "cluster_layer2.0.downsample"):
+    for name in ("cluster_layer1.0", "cluster_layer2.0"):          # a list entry is framed, not the list
         assert f'subgraph "{name}"' in text
-    assert 'label="0\\nTwo 3x3 convs with a residual."' in text     # a doc shows once, wrapped
+    assert 'subgraph "cluster_layer1"' not in text and "cluster_layer2.0.downsample" not in text
+    assert 'label="layer1.0\\nTwo 3x3 convs with a residual."' in text     # a doc shows once, wrapped
     assert text.count("Two 3x3 convs with a residual.") == 1
     assert '"in:image" -> "n:conv1" [label=" [N, 3, H, W]"]' in text
     assert "×" not in text
@@ -73,20 +74,53 @@ def test_concrete_shapes_after_bind(resnet: archdsl.Graph) -> None:
     assert '"n:fc" -> "out:out" [label=" [1, 10]"]' in text
 
 
-def test_depth_two_folds_repeated_blocks(resnet: archdsl.Graph) -> None:
-    text = viz.to_dot(resnet, depth=2)
-    assert '"b:layer1.0" [label="0 .. 2  ×3' in text
-    assert '"b:layer2.0" [label="0\\n' in text and '"b:layer2.1" [label="1\\n' in text   # a downsample: not identical
-    assert 'subgraph "cluster_layer1"' in text and "cluster_layer1.0" not in text
-    assert re.search(r'"b:layer1\.0" -> "b:layer2\.0"', text)
-    assert "layer1.1" not in text
-
-
-def test_depth_one_collapses_containers(resnet: archdsl.Graph) -> None:
-    text = viz.to_dot(resnet, depth=1)
+def test_depth_one_folds_repeated_list_entries(resnet: archdsl.Graph) -> None:
+    text = viz.to_dot(resnet, depth=1)                 # layer1.0 is one level: the entry with its list
+    assert '"b:layer1.0" [label="layer1.0 .. 2  ×3' in text
+    assert '"b:layer2.0" [label="layer2.0\\n' in text and '"b:layer2.1" [label="layer2.1\\n' in text  # downsample
     assert "cluster_" not in text
-    assert '"b:layer1" -> "b:layer2"' in text
-    assert "14 ops" not in text and "21 ops" in text
+    assert re.search(r'"b:layer1\.0" -> "b:layer2\.0"', text)
+    assert "layer1.1" not in text and "7 ops, 1.18K params each" in text
+
+
+STAGES = """
+block Unit(width: int) {
+  in x: [N, C]
+  fc = Linear(width)
+  out x |> fc |> relu
+}
+block Down(width: int) {
+  in x: [N, C]
+  fc = Linear(width)
+  out x |> fc |> tanh
+}
+block Stage(width: int) {
+  "A downsampling unit, then two units."
+  in x: [N, C]
+  down = Down(width)
+  blocks = [Unit(width) for i in range(2)]
+  out x |> down |> blocks
+}
+model Staged() {
+  in x: [N, 4]
+  stages = [Stage(w) for w in [8, 16]]
+  out x |> stages
+}
+"""
+
+
+def test_named_sub_block_and_list_entries_open_together() -> None:
+    """``stages.1.down`` and ``stages.1.blocks.0`` are both two levels deep: one depth shows both as boxes."""
+    graph = archdsl.compile(STAGES)
+    two = viz.to_dot(graph, depth=2)
+    assert '"b:stages.1.down" [label="down\\n' in two
+    assert '"b:stages.1.blocks.0" [label="blocks.0 .. 1  ×2' in two
+    assert "n:stages_1_down_fc" not in two
+    three = viz.to_dot(graph, depth=3)
+    assert '"b:' not in three and "n:stages_1_down_fc" in three and "n:stages_1_blocks_0_fc" in three
+    assert [r.name for r in stats(graph, depth=2).rows] == [
+        "stages.0.down", "stages.0.blocks.0", "stages.0.blocks.1",
+        "stages.1.down", "stages.1.blocks.0", "stages.1.blocks.1"]
 
 
 def test_parallel_identical_siblings_do_not_fold() -> None:
@@ -136,8 +170,8 @@ def test_render_bad_path(resnet: archdsl.Graph, tmp_path, name: str) -> None:
 
 def test_open_run_of_identical_blocks_shows_one_representative(resnet: archdsl.Graph) -> None:
     """At a depth where layer1.0 .. layer1.2 are drawn open, one is drawn, badged ×3, wired like the run."""
-    text = viz.to_dot(resnet, depth=3)
-    assert 'label="0 .. 2  ×3' in text and "cluster_layer1.0" in text
+    text = viz.to_dot(resnet, depth=2)
+    assert 'label="layer1.0 .. 2  ×3' in text and "cluster_layer1.0" in text
     assert "cluster_layer1.1" not in text and "layer1_1_conv1" not in text
     assert re.search(r'"n:layer1_0_conv1" \[label="conv1\\nconv2d 3x3, 8"', text)
     assert '"n:relu_3" -> "n:layer2_0_conv1"' in text or "-> \"n:layer2_0_conv1\"" in text
