@@ -178,38 +178,38 @@ class _ChunkDeltaRule(torch.autograd.Function):
             else:
                 dstates[i].addcmul_(dstates[i + 1], carry[i])
         dnext = dstates[1:]
-        # through M U = Y: dY = M^-T dU, dA = -dY U^T (strict lower)
+        # through M U = Y: dY = M^-T dU, dA = -dY U^T (strict lower; its sign is carried by nda = -dA)
         dy = tinv.mT @ du
-        da = (dy @ u.mT).tril_(-1).neg_()
+        nda = (dy @ u.mT).tril_(-1)
         dp = do @ u.mT
         dos = do @ prev.mT                                                          # [N, BH, C, K]
         dys = dy @ prev.mT
         dkd = u @ dnext.mT                                                          # gradient of Kd
-        dkk = da * bc.unsqueeze(-1)                                                 # gradient of K K^T * Gamma
-        dbeta = (da * kk).sum(-1) + (dy * vc).sum(-1)
+        dkk = nda * bc.unsqueeze(-1).neg()                                          # gradient of K K^T * Gamma
+        dbeta_a = (nda * kk).sum(-1).neg_()                                         # beta's through A
+        kys = (kc * dys).sum(-1)
         if gated:
-            # d b[i]: the Gamma entries (row i minus column i), gamma in O and in Y, Kd, and a (last position)
-            zz = dp * p + dkk * kk
             gam = _decay(cum)
             dp.mul_(gam)                                                            # upper triangle -> 0
             dkk.mul_(gam)
-            db = zz.sum(-1) - zz.sum(-2)
-            kys = (kc * dys).sum(-1)
-            dbeta -= gamma * kys
-            db += (qg * dos).sum(-1) - bc * gamma * kys
-            kd_term = (kdec * dkd).sum(-1)
-            db -= kd_term
-            db[..., -1] += kd_term.sum(-1) + carry.squeeze(-1).squeeze(-1) * (prev * dnext).sum((-1, -2))
+            dq = torch.addcmul(dp @ kc, dos, gamma.unsqueeze(-1))
+            dk = torch.addcmul(dp.mT @ qc + (dkk + dkk.mT) @ kc, dkd, kdec_scale.unsqueeze(-1))
+            bgam = bc * gamma
+            dk.sub_(dys * bgam.unsqueeze(-1))
+            # d b[i]: every Gamma[i, j] = exp(b[i] - b[j]) scales a product q_i . k_j or k_i . k_j, every gamma[i]
+            # a row q_i or k_i, exp(b[C-1] - b[i]) a row k_i: so db = q . dq - k . dk, corrected for the two
+            # terms where k_i enters with +b[i] (through A's rows: 2 beta dbeta_A; through Y: -2 beta gamma k.dYS)
+            # and for b[C-1], which also scales every row of Kd and the carried state
+            db = (qc * dq).sum(-1) - (kc * dk).sum(-1) + 2 * bc * dbeta_a - 2 * bgam * kys
+            db[..., -1] += (kdec * dkd).sum((-1, -2)) + carry.squeeze(-1).squeeze(-1) * (prev * dnext).sum((-1, -2))
             dg = db.flip(-1).cumsum(-1).flip(-1)
-            dq = dp @ kc + dos * gamma.unsqueeze(-1)
-            dk = dp.mT @ qc + (dkk + dkk.mT) @ kc + dkd * kdec_scale.unsqueeze(-1) \
-                - dys * (bc * gamma).unsqueeze(-1)
+            dbeta = dbeta_a + (dy * vc).sum(-1) - gamma * kys
         else:
             dp.tril_()
-            dbeta -= (kc * dys).sum(-1)
             dg = None
             dq = dp @ kc + dos
             dk = dp.mT @ qc + (dkk + dkk.mT) @ kc + dkd - dys * bc.unsqueeze(-1)
+            dbeta = dbeta_a + (dy * vc).sum(-1) - kys
         dv = dy * bc.unsqueeze(-1)
         dq.mul_(ctx.scale)
         return (_from_blocks(dq, b, h, t), _from_blocks(dk, b, h, t), _from_blocks(dv, b, h, t),
