@@ -45,6 +45,21 @@ def _ident(text: str) -> str:
     return _NOT_IDENT.sub("_", text)
 
 
+def _param(full: str, spec) -> Param:
+    """The Param declaring ``spec`` under ``full``: built without re-validation when every field already has its
+    IR type (concrete int dims, the usual case; the spec's shape tuple is shared), else validated."""
+    fan_in, shape = spec.fan_in, spec.shape
+    if type(shape) is tuple and all(type(d) is int for d in shape) and type(spec.groups) is int \
+            and (fan_in is None or type(fan_in) is int) and type(spec.buffer) is bool \
+            and type(spec.layout) is tuple and all(type(x) is str for x in spec.layout) \
+            and type(spec.dtype) is str and type(spec.init) is str and type(spec.axis) is str:
+        return trusted(Param, {"name": full, "shape": shape, "dtype": spec.dtype, "init": spec.init,
+                               "buffer": spec.buffer, "axis": spec.axis, "fan_in": fan_in, "layout": spec.layout,
+                               "groups": spec.groups})
+    return Param(name=full, shape=shape, dtype=spec.dtype, init=spec.init, buffer=spec.buffer, axis=spec.axis,
+                 fan_in=fan_in, layout=spec.layout, groups=spec.groups)
+
+
 class GraphBuilder:
     """Mutable accumulator used only during elaboration; :meth:`finish` returns the immutable Graph."""
 
@@ -110,8 +125,7 @@ class GraphBuilder:
         mapping = {}
         for local, spec in specs.items():
             full = f"{path}.{local}" if path and local else path or local   # "" = the path itself
-            param = Param(name=full, shape=spec.shape, dtype=spec.dtype, init=spec.init, buffer=spec.buffer,
-                          axis=spec.axis, fan_in=spec.fan_in, layout=spec.layout, groups=spec.groups)
+            param = _param(full, spec)
             old = self.params.get(full)
             if old is not None and old != param:
                 raise ShapeError(Diagnostic(

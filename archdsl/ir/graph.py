@@ -12,17 +12,23 @@ from archdsl.ir.types import DimField, Span, TensorType
 from archdsl.ops.base import OpDef
 
 M = TypeVar("M", bound=BaseModel)
+_ALL_SET: dict[type, set[str]] = {}
 
 
 def trusted(cls: type[M], values: dict[str, Any]) -> M:
     """An IR model from a value for every field, each already of its field's type (the elaborator's hot path:
     nodes and parameter copies built from checked parts; the graph is verified as a whole afterwards)."""
-    if len(values) != len(cls.model_fields):            # a field left out takes its declared default
+    # every field is set: one shared set per class (a set per object was the largest item of a 100k-node graph;
+    # pydantic copies it before any change, in model_copy)
+    fields = _ALL_SET.get(cls)
+    if fields is None:
+        fields = _ALL_SET[cls] = set(cls.model_fields)
+    if len(values) != len(fields):            # a field left out takes its declared default
         values = {k: values[k] if k in values else f.get_default(call_default_factory=True)
                   for k, f in cls.model_fields.items()}
     obj = object.__new__(cls)
     object.__setattr__(obj, "__dict__", values)
-    object.__setattr__(obj, "__pydantic_fields_set__", set(values))
+    object.__setattr__(obj, "__pydantic_fields_set__", fields)
     object.__setattr__(obj, "__pydantic_extra__", None)
     object.__setattr__(obj, "__pydantic_private__", None)
     return obj
