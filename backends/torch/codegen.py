@@ -8,6 +8,8 @@ import keyword
 import re
 from collections import Counter
 
+from archdsl.backends.torch.codegen_cache import LOCAL as CACHED
+from archdsl.backends.torch.codegen_cache import METHODS, ParameterValues
 from archdsl.backends.torch.constants import BuildTime
 from archdsl.backends.torch.registry import rule_for
 from archdsl.backends.torch.rules.common import SYMBOL_LOCALS
@@ -18,7 +20,7 @@ from archdsl.ir.types import TensorType
 from archdsl.ops.base import Trait
 from archdsl.reserved import reserved_component
 
-_RESERVED = {"self", "torch", "nn", "F", "rt", "math"} | set(keyword.kwlist) | set(dir(builtins))
+_RESERVED = {"self", "torch", "nn", "F", "rt", "math", CACHED} | set(keyword.kwlist) | set(dir(builtins))
 _HEADER = '''{doc}
 
 import torch
@@ -87,7 +89,7 @@ def _locals(graph: Graph, symbols: dict[str, str]) -> dict[str, str]:
 class _Emitter:
     """Collects __init__ and forward lines for one graph."""
 
-    def __init__(self, graph: Graph, check_inputs: bool, inplace: bool = True):
+    def __init__(self, graph: Graph, check_inputs: bool, inplace: bool = True, cache: bool = True):
         self.graph = graph
         self.check_inputs = check_inputs
         self.allow_inplace = inplace
@@ -95,6 +97,7 @@ class _Emitter:
         self.symbols = _symbol_locals(graph)
         self.local = _locals(graph, self.symbols)
         self.uses = Counter(v for n in graph.nodes for v in n.inputs) + Counter(graph.outputs.values())
+        self.cached = ParameterValues(graph, cache)     # values of parameters alone: reused while unchanged
         self.fresh = self._fresh_values()
         self.init: list[str] = []
         self.forward: list[str] = []
@@ -133,23 +136,33 @@ class _Emitter:
         if len(node.outputs) > 1:
             targets += ","
         comment = f"  # {node.span.line}:{node.span.column}" if node.span else ""
-        self.forward.append(f"        {targets} = {expr}{comment}")
-        dead = [self.local[v] for v in dict.fromkeys(node.inputs) if last_use.get(v) == index]
-        dead += [self.local[v] for v in node.outputs if v not in last_use]
-        dead = [d for d in dead if not d.startswith("self.")]      # buffers live on
-        if dead:
-            self.forward.append(f"        del {', '.join(dead)}")
+        dead = [v for v in dict.fromkeys(node.inputs) if last_use.get(v) == index]
+        dead += [v for v in node.outputs if v not in last_use]
+
+        def lines(keep: set[str]) -> list[str]:
+            gone = [self.local[v] for v in dead if v not in keep and not self.local[v].startswith("self.")]
+            return [f"        {targets} = {expr}{comment}"] + ([f"        del {', '.join(gone)}"] if gone else [])
+
+        cached = self.cached
+        if cached.holds(node):          # into _parameter_values, which returns the values forward reads
+            cached.lines += lines(set(cached.frontier))
+            cached.note_sources(self, node, ref)
+        if cached.holds(node) and not cached.shares(node):     # and inline, where they are not cached
+            self.forward += cached.inline(node, lines(set()))
+        else:                           # (a parameter read forward needs too is done in both places)
+            self.forward += cached.close(self) + lines(set())
 
     def _fresh_values(self) -> set[str]:
         """Values a single use may overwrite (see :class:`Lowering`): results of ``fresh`` lowerings; for an
         EVAL_IDENTITY op (its eval result is its input) only where that input is fresh and read by it alone."""
         fresh: set[str] = set()
+        cached = set(self.cached.frontier)      # reused from call to call: never overwritten
         for n in self.graph.nodes:
             if not rule_for(n.op).fresh:
                 continue
             if n.op.has(Trait.EVAL_IDENTITY) and not all(v in fresh and self.uses[v] == 1 for v in n.inputs):
                 continue
-            fresh.update(n.outputs)
+            fresh.update(v for v in n.outputs if v not in cached)
         return fresh
 
     def inplace(self, node: Node) -> str | None:
@@ -217,7 +230,8 @@ class _Emitter:
                 self.node(node, last_use, i)
         finally:
             SYMBOL_LOCALS.reset(token)
-        self.forward[body:body] = self.bindings(used)
+        self.forward += self.cached.close(self)
+        self.forward[body:body] = self.bindings(used) + self.cached.start()
         outs = [self.local[v] for v in g.outputs.values()]
         ret = outs[0] if len(outs) == 1 else "(" + ", ".join(outs) + ",)"
         self.forward.append(f"        return {ret}")
@@ -231,6 +245,7 @@ class _Emitter:
         lines += ["", "    def reparameterize(self):",
                   '        """The deploy form (archdsl simplify): re-param branches merged, BatchNorm folded; eval mode."""',
                   "        return rt.reparameterize(self)"]
+        lines += self.cached.methods(self)
         if any(n.op.has(Trait.RECURRENT) for n in g.nodes):
             lines += self.step_method(args)
         lines += ["", f"    def forward(self, {args}):"] + self.forward
@@ -248,7 +263,7 @@ class _Emitter:
                 f"        return rt.decoding.step(self, ({args}{',' if ',' not in args else ''}), state)"]
 
 
-_MODULE_ATTRS = {a for a in dir(__import__("torch").nn.Module) if not a.startswith("__")} | {"reparameterize"}
+_MODULE_ATTRS = {a for a in dir(__import__("torch").nn.Module) if not a.startswith("__")} | {"reparameterize", *METHODS}
 
 
 def _input_spec(graph: Graph) -> tuple:
@@ -259,10 +274,13 @@ def _input_spec(graph: Graph) -> tuple:
     return tuple(spec)
 
 
-def generate_source(graph: Graph, check_inputs: bool = False, source: str = "a spec", inplace: bool = True) -> str:
+def generate_source(graph: Graph, check_inputs: bool = False, source: str = "a spec", inplace: bool = True,
+                    cache: bool = True) -> str:
     """Python source of a module class for ``graph`` (class name from the model name).
 
     ``inplace=False`` writes every op out of place (the in-place forms compute bitwise the same outputs and
-    gradients; tests compare the two).
+    gradients; tests compare the two). ``cache=False`` computes the values that depend on parameters and
+    buffers alone inline on every call instead of reusing them while unchanged (``codegen_cache``; the same
+    outputs bit for bit).
     """
-    return _Emitter(graph, check_inputs, inplace).emit(source)
+    return _Emitter(graph, check_inputs, inplace, cache).emit(source)

@@ -123,6 +123,83 @@ def check_inputs(spec: tuple, tensors: tuple) -> None:
                                       f"should be {text}" + (f" = {expected}" if text != str(expected) else ""))
 
 
+VALUES_ATTR = "_archdsl_values"
+
+
+class ValueCache:
+    """The last values a generated module's ``_parameter_values`` returned, with the key of the sources they were
+    computed from; ``computed`` counts the calls that computed them while caching was allowed (a miss).
+
+    It lives in the module's ``__dict__`` (no state_dict key, no buffer); a copy (``copy.deepcopy``, pickle,
+    ``torch.save``) starts empty, so it never carries tensors of another module.
+    """
+
+    __slots__ = ("entry", "computed")
+
+    def __init__(self) -> None:
+        self.entry: tuple | None = None      # (sources, key, values, the values' versions)
+        self.computed = 0
+
+    def __reduce__(self):
+        return (ValueCache, ())
+
+    def __deepcopy__(self, memo: dict) -> ValueCache:
+        return ValueCache()
+
+
+def _watched() -> bool:
+    """True while something observes or transforms the ops as they run: a tracer (torch.jit.trace), the
+    compiler or exporter (torch.compile, torch.export, torch.onnx.export), a functorch transform (vmap, grad),
+    autocast (it changes dtypes), or a torch function/dispatch mode (FakeTensorMode, FlopCounterMode,
+    ``with torch.device``). The values are then computed in the open, as timm's LeViT does under tracing."""
+    return (torch.jit.is_tracing() or torch.compiler.is_compiling() or torch.onnx.is_in_onnx_export()
+            or torch._C._is_any_autocast_enabled() or torch._C._len_torch_function_stack() > 0
+            or torch._C._len_torch_dispatch_stack() > 0 or torch._C._are_functorch_transforms_active())
+
+
+def parameter_values(module: nn.Module) -> tuple | None:
+    """The values ``module._parameter_values()`` returns, reused from an earlier call while they cannot have
+    changed; None where forward must compute them inline, in their own places (generated code:
+    ``parameter_values = rt.parameter_values(self)``, then ``if parameter_values is None: <the ops>``).
+
+    The values depend on ``module._parameter_sources()`` alone (see ``codegen_cache``). They are reused while
+    every source is the same tensor object with the same ``_version`` (in-place edits, ``load_state_dict``),
+    data pointer, dtype, device and shape (``.to()``, ``.half()``, ``p.data = ...``), in the same inference
+    mode, and no value was overwritten. None (computed inline, nothing kept) when autograd may need them (grad
+    enabled and a source requires grad: training computes them every call, as the same graph as uncached code)
+    or while ``_watched``. Edits through ``.data`` bypass the version counter: ``module.train()``/``eval()``
+    forgets the values.
+    """
+    if _watched():
+        return None
+    sources = module._parameter_sources()  # type: ignore[operator]   # generated methods, not submodules
+    if torch.is_grad_enabled() and any(s.requires_grad for s in sources):
+        return None
+    try:
+        key = (torch.is_inference_mode_enabled(),
+               *[(id(s), s._version, s.data_ptr(), s.dtype, s.device, s.shape) for s in sources])
+    except RuntimeError:         # a source made under inference_mode has no version counter: edits are unseen
+        return None
+    cache = module.__dict__.get(VALUES_ATTR)
+    if cache is None:
+        cache = module.__dict__[VALUES_ATTR] = ValueCache()
+    entry = cache.entry          # the sources held in entry[0] keep their ids unique
+    if entry is not None and entry[1] == key and all(
+            n is None or v._version == n for v, n in zip(entry[2], entry[3], strict=True)):
+        return entry[2]
+    values = module._parameter_values()  # type: ignore[operator]
+    cache.computed += 1      # a value overwritten in place is computed anew (inference tensors have no versions)
+    cache.entry = (sources, key, values, [None if v.is_inference() else v._version for v in values])
+    return values
+
+
+def forget_values(module: nn.Module) -> None:
+    """Drop the values ``parameter_values`` keeps for ``module`` (the next call computes them)."""
+    cache = module.__dict__.get(VALUES_ATTR)
+    if cache is not None:
+        cache.entry = None
+
+
 def reparameterize(module: nn.Module) -> nn.Module:
     """The deploy form of a module built by archdsl, with weights computed from its current ones (eval mode)."""
     from archdsl.errors import Diagnostic, UsageError
