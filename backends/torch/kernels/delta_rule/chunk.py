@@ -52,10 +52,9 @@ def _from_blocks(x: torch.Tensor, b: int, h: int, t: int) -> torch.Tensor:
 
 
 def _decay(cum: torch.Tensor) -> torch.Tensor:
-    """Gamma[i, j] = exp(cum[i] - cum[j]) on and below the diagonal, 0 above (exponents <= 0 for log-decays <= 0)."""
-    c = cum.shape[-1]
-    lower = torch.ones(c, c, dtype=torch.bool, device=cum.device).tril()
-    return torch.where(lower, cum.unsqueeze(-1) - cum.unsqueeze(-2), float("-inf")).exp_()
+    """Gamma[i, j] = exp(cum[i] - cum[j]) on and below the diagonal, 0 above (the exponents above are zeroed before
+    the exp and its results there after: no exponent above 0 is evaluated, and no exp(-inf), which is slow)."""
+    return (cum.unsqueeze(-1) - cum.unsqueeze(-2)).tril_().exp_().tril_()
 
 
 def _diagonal_blocks(x: torch.Tensor, s: int, row: int, col: int) -> torch.Tensor:
@@ -87,6 +86,12 @@ def unit_lower_inverse(a: torch.Tensor) -> torch.Tensor:
     return t
 
 
+def _acc(out: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """out += a @ b in place over [..., M, N] (``out`` contiguous); returns ``out``."""
+    out.view(-1, *out.shape[-2:]).baddbmm_(a.reshape(-1, *a.shape[-2:]), b.reshape(-1, *b.shape[-2:]))
+    return out
+
+
 class _ChunkDeltaRule(torch.autograd.Function):
     """(o, final state) of the chunked (gated) delta rule with the chunked backward described in the module."""
 
@@ -116,7 +121,9 @@ class _ChunkDeltaRule(torch.autograd.Function):
             gamma = cum.exp()
             qg = qc * gamma.unsqueeze(-1)
             kdec = kc * (cum[..., -1:] - cum).exp_().unsqueeze(-1)
-            rhs = torch.cat([vc * bc.unsqueeze(-1), kc * (bc * gamma).unsqueeze(-1)], -1)
+            rhs = q.new_empty(n, b * h, c, vd + kd)
+            torch.mul(vc, bc.unsqueeze(-1), out=rhs[..., :vd])
+            torch.mul(kc, (bc * gamma).unsqueeze(-1), out=rhs[..., vd:])
         tinv = unit_lower_inverse(kk * bc.unsqueeze(-1))                          # M^-1
         both = tinv @ rhs
         uv, w = both[..., :vd], both[..., vd:]
@@ -192,24 +199,24 @@ class _ChunkDeltaRule(torch.autograd.Function):
             gam = _decay(cum)
             dp.mul_(gam)                                                            # upper triangle -> 0
             dkk.mul_(gam)
-            dq = torch.addcmul(dp @ kc, dos, gamma.unsqueeze(-1))
-            dk = torch.addcmul(dp.mT @ qc + (dkk + dkk.mT) @ kc, dkd, kdec_scale.unsqueeze(-1))
-            bgam = bc * gamma
-            dk.sub_(dys * bgam.unsqueeze(-1))
+            kd_last = (kdec * dkd).sum((-1, -2))        # b[C-1] scales every row of Kd (before dkd becomes dk)
+        else:
+            dp.tril_()
+        dq = _acc(dos if not gated else dos.mul_(gamma.unsqueeze(-1)), dp, kc)
+        dk = dkd if not gated else dkd.mul_(kdec_scale.unsqueeze(-1))
+        _acc(_acc(dk, dp.mT, qc), dkk.add_(dkk.mT.contiguous()), kc)
+        bgam = bc if not gated else bc * gamma
+        dk.sub_(dys * bgam.unsqueeze(-1))
+        dbeta = dbeta_a + (dy * vc).sum(-1) - (kys if not gated else gamma * kys)
+        dg = None
+        if gated:
             # d b[i]: every Gamma[i, j] = exp(b[i] - b[j]) scales a product q_i . k_j or k_i . k_j, every gamma[i]
             # a row q_i or k_i, exp(b[C-1] - b[i]) a row k_i: so db = q . dq - k . dk, corrected for the two
             # terms where k_i enters with +b[i] (through A's rows: 2 beta dbeta_A; through Y: -2 beta gamma k.dYS)
             # and for b[C-1], which also scales every row of Kd and the carried state
             db = (qc * dq).sum(-1) - (kc * dk).sum(-1) + 2 * bc * dbeta_a - 2 * bgam * kys
-            db[..., -1] += (kdec * dkd).sum((-1, -2)) + carry.squeeze(-1).squeeze(-1) * (prev * dnext).sum((-1, -2))
+            db[..., -1] += kd_last + carry.squeeze(-1).squeeze(-1) * (prev * dnext).sum((-1, -2))
             dg = db.flip(-1).cumsum(-1).flip(-1)
-            dbeta = dbeta_a + (dy * vc).sum(-1) - gamma * kys
-        else:
-            dp.tril_()
-            dg = None
-            dq = dp @ kc + dos
-            dk = dp.mT @ qc + (dkk + dkk.mT) @ kc + dkd - dys * bc.unsqueeze(-1)
-            dbeta = dbeta_a + (dy * vc).sum(-1) - kys
         dv = dy * bc.unsqueeze(-1)
         dq.mul_(ctx.scale)
         return (_from_blocks(dq, b, h, t), _from_blocks(dk, b, h, t), _from_blocks(dv, b, h, t),
