@@ -1,74 +1,165 @@
-"""Gated linear attention, chunked PyTorch (the CPU form; autograd gives the backward).
+"""Gated linear attention, chunked PyTorch (the CPU form), with a hand-written chunked backward.
 
 With a gate per key channel the intra-chunk scores need the decay per channel:
 ``A[i, j] = sum_k q[i, k] k[j, k] exp(b[i, k] - b[j, k])`` for j <= i, b the cumulative log-decay inside the
 chunk. The factorised form q*exp(b), k*exp(-b) overflows for strong decays; it is exact and safe, though,
 across any boundary r between j and i: ``exp(b[i] - b[j]) = exp(b[i] - r) exp(r - b[j])``, both exponents
 <= 0 (b falls). So the C x C chunk (C a power of two) is split in halves recursively: at each level the
-lower-left block (second half's rows, first half's columns) is one matrix product of q * exp(b - r) and
-k * exp(r - b) with r the cumulative decay at the end of the first half, applied to the first half's values;
-the diagonal q[i] . k[i] has no decay. log2(C) levels, one exponential per token and channel on each (on the last, of single tokens, the
-factor is the gate itself), and no C x C x K tensor. Across chunks a [K, V] state carries the past, as in ``simple_gla/chunk.py``.
+lower-left block of every diagonal block (second half's rows, first half's columns) is one batched matrix
+product of q * exp(b - r) and k * exp(r - b), r the cumulative decay at the end of the first half; on the last
+level (single tokens) the factor is the gate itself; the diagonal is q[i] . k[i]. The blocks are written into
+one C x C matrix per chunk, applied to the values by one batched product. log2(C) levels, one exponential per
+token and channel on each, no C x C x K tensor. Powers are taken in base 2 (``exp2`` of the gates times
+log2(e): ~3x cheaper than ``exp`` on CPU). Across chunks a [K, V] state carries the past, as in
+``simple_gla/chunk.py``.
+
+The backward (``torch.autograd.Function``, once differentiable) keeps A and each level's factors: with
+dA = do v^T (lower triangle) the same block products, transposed, give dq and dk; dv = A^T do plus the state's
+share; the state gradient runs backwards over the chunks. The gate's gradient needs no derivative of an
+exponential: every exponent is a difference b[i] - b[j] (or b[i] - 0, B - b[j] for the states) that enters
+multiplied by q[i] and k[j], so ``d b = q * dq - k * dk`` (plus ``sum_v S_T * dS_T`` at the last position for
+the final state) and dg is its reverse cumulative sum.
 """
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from torch.autograd.function import once_differentiable
 
 from archdsl.backends.torch.kernels.common import bidirectional, default_scale
-from archdsl.backends.torch.kernels.simple_gla.chunk import _blocks
+from archdsl.backends.torch.kernels.simple_gla.chunk import (
+    LOG2E,
+    _state_grads,
+    _states,
+    from_blocks,
+    reverse_cumsum_grad,
+    to_blocks,
+)
 
 CHUNK = 64
 
 
-def _intra(qc: torch.Tensor, kc: torch.Tensor, vc: torch.Tensor, gc: torch.Tensor, cum: torch.Tensor) -> torch.Tensor:
-    """sum_{j <= i in the chunk} exp(b[i] - b[j]) (q[i] . k[j]) v[j] on [B, H, N, C, *] blocks (C a power of 2)."""
-    c = qc.shape[-2]
-    o = (qc * kc).sum(-1, keepdim=True) * vc
+
+
+def _place(a: torch.Tensor, half: int) -> torch.Tensor:
+    """The lower-left ``half x half`` block of every diagonal ``2 half`` block of a [R, C, C], as [R, C/2h, h, h]."""
+    r, c = a.shape[0], a.shape[-1]
+    blocks = a.view(r, c // (2 * half), 2 * half, c // (2 * half), 2 * half).diagonal(dim1=1, dim2=3)
+    return blocks[:, half:, :half].permute(0, 3, 1, 2)
+
+
+def _scores(q: torch.Tensor, k: torch.Tensor, b: torch.Tensor, c: int) -> tuple[torch.Tensor, list]:
+    """Intra-chunk scores A [R, C, C] (lower triangle with diagonal) of rows [R * C, K] (b in base 2) and what
+    the backward needs, one tuple per level (block halves of C/2, C/4, ..., 1)."""
+    kd = q.shape[-1]
+    a = q.new_zeros(q.shape[0] // c, c, c)
+    a.diagonal(dim1=-2, dim2=-1).copy_((q * k).sum(-1).view(-1, c))
+    saved: list = []
     half = c // 2
-    while half >= 2:
-        split = (*qc.shape[:-2], c // (2 * half), 2, half)
-        qs, ks, cs = qc.view(*split, -1), kc.view(*split, -1), cum.view(*split, -1)
-        ref = cs[..., 0, half - 1:half, :]                          # b at the end of each first half
-        qa = qs[..., 1, :, :] * (cs[..., 1, :, :] - ref).exp()
-        kb = ks[..., 0, :, :] * (ref - cs[..., 0, :, :]).exp()
-        v0 = vc.view(*split, -1)[..., 0, :, :]
-        if half > 2:
-            part = (qa @ kb.transpose(-1, -2)) @ v0
-        else:               # 2 x 2 blocks: broadcasting beats many tiny matrix products
-            part = ((qa.unsqueeze(-2) * kb.unsqueeze(-3)).sum(-1).unsqueeze(-1) * v0.unsqueeze(-3)).sum(-2)
-        o.view(*split, -1)[..., 1, :, :] += part
+    while half >= 1:
+        qs, ks, bs = (x.view(-1, 2, half, kd) for x in (q, k, b))
+        ref = bs[:, 0, -1:, :]                                          # b at the end of the first half
+        fq = (bs[:, 1] - ref).exp2_()
+        if half == 1:           # single tokens: the factor is the gate itself, exp(b[2i+1] - b[2i])
+            kt = ks[:, 0] * fq
+            _place(a, 1).copy_((qs[:, 1] * kt).sum(-1).view(a.shape[0], -1, 1, 1))
+            saved.append((fq,))
+            break
+        fk = (ref - bs[:, 0]).exp2_()
+        qt, kt = qs[:, 1] * fq, ks[:, 0] * fk
+        sc = qt @ kt.transpose(-1, -2)
+        _place(a, half).copy_(sc.view(a.shape[0], -1, half, half))
+        saved.append((qt, kt, fq, fk))
         half //= 2
-    if c > 1:               # single tokens: exp(b[2i+1] - b[2i]) is the gate g[2i+1] itself
-        pairs = (*qc.shape[:-2], c // 2, 2, -1)
-        qs, ks, gs, vs = qc.view(pairs), kc.view(pairs), gc.view(pairs), vc.view(pairs)
-        o.view(pairs)[..., 1, :] += (qs[..., 1, :] * ks[..., 0, :] * gs[..., 1, :].exp()).sum(-1, keepdim=True) \
-            * vs[..., 0, :]
-    return o
+    return a, saved
 
 
-def _causal(q, k, v, g, initial_state, chunk):
-    b, t, h, kd = q.shape
-    vd = v.shape[-1]
+def _score_grads(da: torch.Tensor, q: torch.Tensor, k: torch.Tensor, saved: list, dq: torch.Tensor,
+                 dk: torch.Tensor) -> None:
+    """Adds to dq, dk (rows [R * C, K]) the gradients through ``_scores`` given dA [R, C, C] (lower triangle)."""
+    kd, c = q.shape[-1], da.shape[-1]
+    diag = da.diagonal(dim1=-2, dim2=-1).reshape(-1, 1)
+    dq.addcmul_(k, diag)
+    dk.addcmul_(q, diag)
+    half = c // 2
+    for level in saved:
+        dqs, dks = dq.view(-1, 2, half, kd), dk.view(-1, 2, half, kd)
+        dsc = _place(da, half).reshape(-1, half, half)
+        if half == 1:
+            (fq,) = level
+            qs, ks = q.view(-1, 2, 1, kd), k.view(-1, 2, 1, kd)
+            w = dsc.view(-1, 1, 1) * fq
+            dqs[:, 1].addcmul_(w, ks[:, 0])
+            dks[:, 0].addcmul_(w, qs[:, 1])
+            break
+        qt, kt, fq, fk = level
+        dqt, dkt = dsc @ kt, dsc.transpose(-1, -2) @ qt
+        dqs[:, 1].addcmul_(dqt, fq)
+        dks[:, 0].addcmul_(dkt, fk)
+        half //= 2
+
+
+class _ChunkGLA(torch.autograd.Function):
+    """On [B, T, H, *] inputs, T a multiple of the chunk c: (o [B, T, H, V], final state [B, H, K, V])."""
+
+    @staticmethod
+    def forward(ctx, q, k, v, g, h0, scale, c):
+        bsz, t, h, kd = q.shape
+        vd, n = v.shape[-1], t // c
+        qc, kc, vc = to_blocks(q, n, c, scale), to_blocks(k, n, c), to_blocks(v, n, c)   # [B, H, N, C, *]
+        b = to_blocks(g, n, c, LOG2E).cumsum_(-2)                                             # base 2
+        last = b[..., -1:, :]
+        eb, el = b.exp2(), (last - b).exp2_()
+        qe, ke = qc * eb, kc * el
+        a, saved = _scores(qc.view(-1, kd), kc.view(-1, kd), b.view(-1, kd), c)
+        contrib = ke.transpose(-1, -2) @ vc                                                    # [B, H, N, K, V]
+        carry = last.squeeze(-2).exp2()                                                        # [B, H, N, K]
+        prevs, final = _states(carry, contrib, h0)
+        o = (qe.view(-1, c, kd) @ prevs.view(-1, kd, vd)).baddbmm_(a, vc.view(-1, c, vd))
+        ctx.set_materialize_grads(False)
+        ctx.has_h0, ctx.scale, ctx.c = h0 is not None, scale, c
+        ctx.levels = [len(x) for x in saved]
+        ctx.save_for_backward(qc, kc, vc, a, qe, ke, eb, el, carry, prevs, final,
+                              *(x for level in saved for x in level))
+        return from_blocks(o.view(bsz, h, n, c, vd)), final
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, do, dfinal):
+        q, k, v, a, qe, ke, eb, el, carry, prevs, final, *rest = ctx.saved_tensors
+        saved = []
+        for size in ctx.levels:
+            saved.append(tuple(rest[:size]))
+            rest = rest[size:]
+        bsz, h, n, c, kd = q.shape
+        vd = v.shape[-1]
+        do = torch.zeros_like(v) if do is None else to_blocks(do, n, c)
+        dstate, ds = _state_grads(carry, qe.transpose(-1, -2) @ do, dfinal)
+        dstate = dstate.view(-1, kd, vd)                                                       # [BHN, K, V]
+        do_, v_ = do.view(-1, c, vd), v.view(-1, c, vd)
+        da = (do_ @ v_.transpose(-1, -2)).tril_()                                             # [BHN, C, C]
+        dv = (ke.view(-1, c, kd) @ dstate).baddbmm_(a.transpose(-1, -2), do_)
+        dq = (do_ @ prevs.view(-1, kd, vd).transpose(-1, -2)).mul_(eb.view(-1, c, kd)).view(-1, kd)
+        dk = (v_ @ dstate.transpose(-1, -2)).mul_(el.view(-1, c, kd)).view(-1, kd)
+        _score_grads(da, q.view(-1, kd), k.view(-1, kd), saved, dq, dk)
+        dq, dk = dq.view_as(q), dk.view_as(k)
+        db = q * dq - k * dk                                                                   # natural units
+        if dfinal is not None:
+            db[:, :, -1, -1] += (final * dfinal).sum(-1)
+        return (from_blocks(dq, ctx.scale), from_blocks(dk), from_blocks(dv.view(bsz, h, n, c, vd)),
+                from_blocks(reverse_cumsum_grad(db)), (ds if ctx.has_h0 else None), None, None)
+
+
+def _causal(q, k, v, g, initial_state, chunk, scale):
+    t = q.shape[1]
     c = chunk if t >= chunk else 1 << max(t - 1, 0).bit_length()
     pad = (-t) % c
     if pad:
         q, k, v, g = (F.pad(x, (0, 0, 0, 0, 0, pad)) for x in (q, k, v, g))
-    n = (t + pad) // c
-    qc, kc, vc, gc = (_blocks(x, n, c).contiguous() for x in (q, k, v, g))                   # [B,H,N,C,*]
-    cum = gc.cumsum(-2)
-    o = _intra(qc, kc, vc, gc, cum)
-    last = cum[..., -1:, :]
-    contrib = (kc * (last - cum).exp()).transpose(-1, -2) @ vc                                # [B,H,N,K,V]
-    carry = last.squeeze(-2).exp()                                                            # [B,H,N,K]
-    state = q.new_zeros(b, h, kd, vd) if initial_state is None else initial_state.to(q.dtype)
-    prevs = []
-    for a, u in zip(carry[..., None].unbind(2), contrib.unbind(2), strict=True):    # (unbind: see simple_gla)
-        prevs.append(state)
-        state = a * state + u
-    o = o + (qc * cum.exp()) @ torch.stack(prevs, 2)
-    return o.movedim(1, 3).reshape(b, n * c, h, vd)[:, :t], state
+    h0 = None if initial_state is None else initial_state.to(q.dtype).contiguous()
+    o, state = _ChunkGLA.apply(q, k, v, g, h0, scale, c)
+    return (o[:, :t] if pad else o), state
 
 
 def chunk_gla(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, g: torch.Tensor, scale: float | None = None,
@@ -79,8 +170,7 @@ def chunk_gla(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, g: torch.Tensor
         raise ValueError(f"chunk_size must be a power of two, got {chunk_size}")
     scale = default_scale(q.shape[-1], scale)
     if causal:
-        o, final = _causal(q * scale, k, v, g, initial_state, chunk_size)
+        o, final = _causal(q, k, v, g, initial_state, chunk_size, scale)
         return o, (final if output_final_state else None)
-    o = bidirectional(lambda q_, k_, v_, g_: _causal(q_ * scale, k_, v_, g_, None, chunk_size)[0], q, k, v, g,
-                      scale)
+    o = bidirectional(lambda q_, k_, v_, g_: _causal(q_, k_, v_, g_, None, chunk_size, scale)[0], q, k, v, g, scale)
     return o, None
