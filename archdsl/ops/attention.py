@@ -12,7 +12,7 @@ from archdsl.ops.activation import expect_float
 from archdsl.ops.base import Cost, OpDef, ParamSpec, PositiveInt, Trait, expect_rank
 from archdsl.ops.linear import last_dim
 from archdsl.ops.shape import product
-from archdsl.symmetry.contract import AttentionCore, SelfAttention
+from archdsl.symmetry.contract import AttentionCore, Pinned, SelfAttention
 
 
 class ScaledDotProductAttention(OpDef):
@@ -143,4 +143,53 @@ class MultiheadSelfAttention(OpDef):
         return Cost(macs=tokens * 4 * d * d + tokens * x.shape[1] * 2 * d, activations=outputs[0].numel())
 
 
-OPS = (ScaledDotProductAttention, MultiheadSelfAttention)
+class Rotary(OpDef):
+    """Rotary position embedding (RoPE, Su et al. 2021) on [B, T, H, D]: channel pairs turned by position x theta_i.
+
+    With ``d = rotary_dim`` (default D) and ``theta_i = base ** (-2i / d)``, the pair (x_i, x_j) at position t
+    becomes (x_i cos(t theta_i) - x_j sin(t theta_i), x_j cos(t theta_i) + x_i sin(t theta_i)); j = i + d/2 (GPT-NeoX
+    and fla's default) or, with ``interleaved``, the pairs are (2i, 2i + 1) (GPT-J). Channels past d pass
+    unchanged. Positions count from 0; in decoding (``model.step``) they continue from the tokens already seen.
+    fla's RotaryEmbedding (RetNet's q and k) computes the same.
+    """
+
+    name: ClassVar = "rotary"
+    family: ClassVar = "attention"
+    traits: ClassVar = frozenset({Trait.RECURRENT})      # the position offset is its decoding state
+    symmetry: ClassVar = Pinned("a rotary embedding turns channel pairs (i, i + d/2) by their position")
+    rank_hint: ClassVar = "split the heads first: x |> reshape((B, T, num_heads, -1)) |> rotary()"
+    base: float = 10000.0
+    interleaved: bool = False
+    rotary_dim: PositiveInt | None = None
+
+    @field_validator("base")
+    @classmethod
+    def _positive_base(cls, v: float) -> float:
+        if not v > 1.0 or v == float("inf"):
+            raise ValueError(f"base must be a finite number above 1, got {v}")
+        return v
+
+    def width(self, x: TensorType) -> Any:
+        """The number of rotated channels: ``rotary_dim`` or the head width D."""
+        return self.rotary_dim if self.rotary_dim is not None else x.shape[3]
+
+    def infer(self, inputs: list[TensorType]) -> list[TensorType]:
+        x = inputs[0]
+        expect_rank(self, x, 4)
+        expect_float(self, x)
+        head = x.shape[3]
+        if not isinstance(head, int):
+            raise OpError(f"rotary: the head width (axis 3) must be a number, got {head}",
+                          "reshape to heads with a known width: reshape((B, T, num_heads, head_dim))")
+        d = self.width(x)
+        if d > head or d % 2:
+            raise OpError(f"rotary: rotary_dim must be even and at most the head width {head}, got {d}",
+                          "rotate an even number of leading channels of each head")
+        return [x]
+
+    def cost(self, inputs: list[TensorType], outputs: list[TensorType]) -> Cost:
+        x = inputs[0]
+        return Cost(macs=product(x.shape[:3]) * (2 * self.width(x)), activations=x.numel())
+
+
+OPS = (ScaledDotProductAttention, MultiheadSelfAttention, Rotary)

@@ -68,3 +68,17 @@ def short_conv(module: torch.nn.Module, key: str, x: torch.Tensor, conv: torch.n
         states[key] = xp[..., xp.shape[-1] - width:]
     y = F.conv1d(xp, conv.weight, conv.bias, groups=xt.shape[1]).transpose(1, 2)
     return F.silu(y) if activation == "silu" else y
+
+
+def rotary(module: torch.nn.Module, key: str, x: torch.Tensor, base: float, interleaved: bool,
+           rotary_dim: int | None) -> torch.Tensor:
+    """RoPE on [B, T, H, D] from position 0, or while decoding, from the number of tokens seen (kept under ``key``)."""
+    from archdsl.backends.torch.functional import rotary as turn
+
+    states = module.__dict__.get(STATE_ATTR)
+    if states is None:
+        return turn(x, 0, base, interleaved, rotary_dim)
+    seen = states.get(key)
+    offset = 0 if seen is None else int(seen)
+    states[key] = torch.tensor(offset + x.shape[1])
+    return turn(x, offset, base, interleaved, rotary_dim)

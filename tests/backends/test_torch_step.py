@@ -83,7 +83,8 @@ def test_language_models_decode_token_by_token(name):
         full = module(ids)
         steps, state = decoded(module, [ids], 4)
     torch.testing.assert_close(steps, full, rtol=1e-10, atol=1e-12)
-    recurrent = 2 * (4 if "deltanet" in name else 1)          # per layer: the attention (+ three short convs)
+    per_layer = {"deltanet_lm": 4, "gated_deltanet_lm": 4, "retnet_lm": 3}.get(name, 1)
+    recurrent = 2 * per_layer        # per layer: the attention (+ three short convs, or RetNet's two rotaries)
     assert len(state) == recurrent
 
 

@@ -108,6 +108,15 @@ def recurrence(q, k, v, update):
     return torch.stack(outs, 1)
 
 
+def rope(x, base=10000.0):
+    """fla's RotaryEmbedding (RetNet's q and k): pairs (i, i + d/2) turned by t * base^(-2i/d), t from 0."""
+    d = x.shape[-1]
+    theta = base ** (-torch.arange(0, d, 2, dtype=x.dtype) / d)
+    angle = (torch.arange(x.shape[1], dtype=x.dtype)[:, None] * theta)[None, :, None, :]
+    x1, x2 = x.chunk(2, -1)
+    return torch.cat([x1 * angle.cos() - x2 * angle.sin(), x2 * angle.cos() + x1 * angle.sin()], -1)
+
+
 def outer(k, v):
     return k.unsqueeze(-1) * v.unsqueeze(-2)
 
@@ -126,6 +135,7 @@ def mixer(name, p, x, h, eps=1e-6):
         den = (q * k.cumsum(1)).sum(-1, keepdim=True) * scale
         return lin("o_proj", (num / (den + 1e-6)).flatten(2))
     if name == "retnet_lm":
+        q, k = rope(q), rope(k)
         gamma = (1 - 2.0 ** (-5.0 - torch.arange(h, dtype=x.dtype)))[:, None, None]
         o = recurrence(q, k, v, lambda s, t: gamma * s + outer(k[:, t], v[:, t])) * scale
         o = rms(o, p["g_norm_swish_gate.weight"], eps) * F.silu(heads(lin("g_proj"), h))

@@ -1,4 +1,5 @@
-"""Softmax attention as MatMul/Softmax/MatMul (ONNX has no Attention op before opset 23)."""
+"""Softmax attention as MatMul/Softmax/MatMul and the rotary embedding from Range/Cos/Sin (ONNX has neither
+Attention nor RotaryEmbedding before opset 23)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import onnx_ir as ir
 from archdsl.backends.onnx.emitter import DTYPES, NodeEmitter
 from archdsl.backends.onnx.registry import lowering
 from archdsl.ir.types import TensorType
-from archdsl.ops.attention import MultiheadSelfAttention, ScaledDotProductAttention
+from archdsl.ops.attention import MultiheadSelfAttention, Rotary, ScaledDotProductAttention
 
 CAUSAL_CONSTANT_LIMIT = 1 << 16     # causal masks up to this many entries are stored; larger ones made at run time
 
@@ -72,3 +73,30 @@ def _mhsa(e: NodeEmitter, op: MultiheadSelfAttention, xs: list[ir.Value],
     y = e.op("Reshape", e.op("Transpose", y, perm=[0, 2, 1, 3]), e.i64([0, 0, d]))
     y = e.op("MatMul", y, e.op("Transpose", params["out_proj.weight"], perm=[1, 0]))
     return e.op("Add", y, params["out_proj.bias"]) if "out_proj.bias" in params else y
+
+
+@lowering(Rotary)
+def _rotary(e: NodeEmitter, op: Rotary, xs: list[ir.Value], params: dict[str, ir.Value]) -> ir.Value:
+    # positions 0 .. T-1 (Range), angles t * theta_i in float32 (float64 for float64), the pairs turned by Mul/Sub/Add
+    x, t = xs[0], e.ins[0]
+    d, head = int(op.width(t)), int(t.shape[3])
+    work = "float64" if t.dtype == "float64" else "float32"
+    steps = e.op("Squeeze", e.axis_size(x, 1), e.i64([0]))
+    positions = e.op("Cast", e.op("Range", e.i64(0), steps, e.i64(1)), to=DTYPES[work])
+    inv_freq = op.base ** (-np.arange(0, d, 2, dtype=np.float64) / d)
+    angles = e.op("Mul", e.op("Unsqueeze", positions, e.i64([1])), e.emitter.const(inv_freq, DTYPES[work]))
+    axes = [0, 2, 4] if op.interleaved else [0, 2]                 # [1, T, 1, d/2(, 1)]
+    cos, sin = (e.op("Unsqueeze", e.op(f, angles), e.i64(axes)) for f in ("Cos", "Sin"))
+    if work != t.dtype:
+        cos, sin = (e.op("Cast", v, to=DTYPES[t.dtype]) for v in (cos, sin))
+    sizes = [d, head - d] if head > d else [d]
+    rot, *rest = e.op("Split", x, e.i64(sizes), axis=3, outputs=len(sizes)) if head > d else (x,)
+    if op.interleaved:
+        rot = e.op("Reshape", rot, e.i64([0, 0, 0, d // 2, 2]))
+    x1, x2 = e.op("Split", rot, e.i64([1, 1] if op.interleaved else [d // 2, d // 2]), axis=-1, outputs=2)
+    first = e.op("Sub", e.op("Mul", x1, cos), e.op("Mul", x2, sin))
+    second = e.op("Add", e.op("Mul", x2, cos), e.op("Mul", x1, sin))
+    turned = e.op("Concat", first, second, axis=-1)
+    if op.interleaved:
+        turned = e.op("Reshape", turned, e.i64([0, 0, 0, d]))
+    return e.op("Concat", turned, *rest, axis=3) if rest else turned

@@ -103,6 +103,8 @@ CASES = [
      "out scaled_dot_product_attention(q, k, v, is_causal=true)"),
     (SEQ, "a = MultiheadSelfAttention(2)\n out x |> a"),
     (SEQ, "a = MultiheadSelfAttention(4, bias=false)\n out x |> a"),
+    ("in x: [N, T, 2, 8]", "out rotary(x) + rotary(x, interleaved=true, base=500.0)"),
+    ("in x: [N, T, 2, 8]", "out rotary(x, rotary_dim=4) + rotary(x, rotary_dim=6, interleaved=true)"),
     ("in ids: int64[N, T]", "tok = Embedding(10, 8, padding_idx=0)\n out ids |> tok"),
     (SEQ, "pos = Parameter((1, 1, 8), \"normal(std=0.5)\")\n out x + pos"),
     (X4, "out normalize(x, 1) + normalize(x, (2, 3), p=1.0) + normalize(x, -1, p=3.0, eps=1e-3)"),
