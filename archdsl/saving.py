@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Callable
@@ -9,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from archdsl.errors import ArchError, Diagnostic, UsageError
+from archdsl.gcpause import gc_paused
 from archdsl.ir.graph import Graph
 from archdsl.output import Content, write_output_dir
 
@@ -58,25 +60,44 @@ def load_built(outdir: str | os.PathLike, check_inputs: bool = False) -> torch.n
     model.py is never imported: the module is regenerated from the graph, which is verified first. Both
     files are untrusted input: every declared parameter is checked against the weights file's header (name,
     shape, dtype, size) before anything is allocated, and every problem is a UsageError naming the file.
-    """
-    from archdsl.backends.torch.build import StateMismatch, build_loaded
 
+    Within one process, a graph.json whose bytes (SHA-256) match one this function has already verified and
+    built reuses that Graph and generated source (a pure function of those bytes): loading further checkpoints
+    of one model skips parsing, verifying and generating again. Any other bytes are read as untrusted.
+    """
     folder = Path(outdir)
     missing = [name for name in (GRAPH_FILE, WEIGHTS_FILE) if not (folder / name).is_file()]
     if missing:
         raise UsageError(Diagnostic(f"{folder} is not a built model: missing {', '.join(missing)}",
                                     hint="create one with `archdsl build FILE -o OUTDIR`"))
-    graph = _read_graph(folder / GRAPH_FILE)
-    header = _check_weights(graph, folder / WEIGHTS_FILE)
-    from safetensors import SafetensorError
+    raw = _read_bytes(folder / GRAPH_FILE)
+    key = (hashlib.sha256(raw).digest(), check_inputs)
+    with gc_paused():           # many small objects, none garbage until the load ends
+        graph, source = _LOADED.get(key) or (_read_graph(folder / GRAPH_FILE, raw), None)
+        state, metadata = _read_weights(graph, folder / WEIGHTS_FILE)
+        module, source = _build(folder, graph, state, check_inputs, source)
+    if len(raw) <= _MEMO_MAX_BYTES:
+        _LOADED.pop(key, None)
+        _LOADED[key] = (graph, source)
+        while len(_LOADED) > _MEMO_ENTRIES:
+            del _LOADED[next(iter(_LOADED))]
+    if metadata.get(_COLLAPSE_TRAIN_KEY) == "true":   # built with --collapse-train
+        from archdsl.passes.collapse_train import collapse_train
 
-    try:
-        state = _load_weights(folder / WEIGHTS_FILE, header)
-    except (SafetensorError, RuntimeError, OSError, ValueError, KeyError) as exc:
-        raise UsageError(Diagnostic(f"{folder / WEIGHTS_FILE} cannot be read: {exc}",
-                                    hint=REBUILD_HINT)) from exc
+        return collapse_train(module)
+    return module
+
+
+def _build(folder: Path, graph: Graph, state: dict[str, torch.Tensor], check_inputs: bool,
+           source: str | None) -> tuple[torch.nn.Module, str]:
+    """The module of a verified graph holding ``state``, and its generated source (``source``, when known)."""
+    from archdsl.backends.torch.build import StateMismatch, build_loaded
+    from archdsl.backends.torch.codegen import generate_source
+
     try:       # built on the meta device and given the loaded tensors: no initialisation to overwrite
-        module = build_loaded(graph, state, check_inputs=check_inputs)
+        if source is None:
+            source = generate_source(graph, check_inputs=check_inputs)
+        return build_loaded(graph, state, check_inputs=check_inputs, source=source), source
     except ArchError:
         raise
     except StateMismatch as exc:       # load_state_dict: a misfit the header check let through
@@ -85,31 +106,35 @@ def load_built(outdir: str | os.PathLike, check_inputs: bool = False) -> torch.n
     except Exception as exc:   # graph.json is untrusted: whatever it does to the code generator is its fault
         raise UsageError(Diagnostic(f"{folder / GRAPH_FILE} cannot be built: {type(exc).__name__}: {exc}"[:500],
                                     hint=REBUILD_HINT)) from None
-    if _metadata(folder / WEIGHTS_FILE).get(_COLLAPSE_TRAIN_KEY) == "true":   # built with --collapse-train
-        from archdsl.passes.collapse_train import collapse_train
-
-        return collapse_train(module)
-    return module
 
 
-def _metadata(path: Path) -> dict[str, str]:
-    """The safetensors header's metadata (the file was checked by _check_weights)."""
-    from safetensors import safe_open
+# Graphs load_built verified and built, with their generated source: {(SHA-256 of graph.json, check_inputs):
+# (Graph, source)}, the most recently used last. Graphs and sources are immutable; large graphs are not kept.
+_LOADED: dict[tuple[bytes, bool], tuple[Graph, str]] = {}
+_MEMO_ENTRIES = 8
+_MEMO_MAX_BYTES = 8 * 2**20
 
-    with safe_open(str(path), framework="pt") as f:
-        return f.metadata() or {}
 
-
-def _read_graph(path: Path) -> Graph:
-    """graph.json, parsed and verified; any failure is a UsageError naming the file."""
-    from archdsl.verify import verify
-
+def _read_bytes(path: Path) -> bytes:
+    """The bytes of graph.json (refused when larger than MAX_GRAPH_BYTES); a UsageError naming the file."""
     try:
         if path.stat().st_size > MAX_GRAPH_BYTES:
             raise UsageError(Diagnostic(f"{path} is larger than {MAX_GRAPH_BYTES // 2**20} MiB",
                                         hint=REBUILD_HINT))
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+        return path.read_bytes()
+    except OSError as exc:
+        raise UsageError(Diagnostic(f"cannot read {path}: {exc}",
+                                    hint="check that the file exists and is readable UTF-8 text")) from None
+
+
+def _read_graph(path: Path, raw: bytes | None = None) -> Graph:
+    """graph.json (its bytes ``raw`` when already read), parsed and verified; any failure is a UsageError
+    naming the file."""
+    from archdsl.verify import verify
+
+    try:
+        text = (_read_bytes(path) if raw is None else raw).decode("utf-8")
+    except UnicodeDecodeError as exc:
         raise UsageError(Diagnostic(f"cannot read {path}: {exc}",
                                     hint="check that the file exists and is readable UTF-8 text")) from None
     try:
@@ -133,25 +158,47 @@ def load_weights(graph: Graph, path: str | os.PathLike) -> dict[str, torch.Tenso
     path = Path(path)
     if not path.is_file():
         raise UsageError(Diagnostic(f"no such weights file: {path}", hint="give a .safetensors file"))
-    header = _check_weights(graph, path, f"model {graph.name}")
-    return _load_weights(path, header)
+    return _read_weights(graph, path, f"model {graph.name}")[0]
 
 
-def _check_weights(graph: Graph, path: Path, against: str | None = None) -> dict[str, tuple[str, tuple[int, ...]]]:
-    """The weights file's header ({name: (dtype, shape)}), checked against the graph before allocating."""
+def _read_weights(graph: Graph, path: Path, against: str | None = None) -> tuple[dict[str, torch.Tensor],
+                                                                                  dict[str, str]]:
+    """The state dict in a safetensors file (aliases restored) and the file's metadata, read in one opening of
+    the file; its header is checked against the graph's declarations before any tensor is read."""
     from safetensors import SafetensorError, safe_open
 
+    try:
+        f = safe_open(str(path), framework="pt")
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise UsageError(Diagnostic(f"{path} is not a valid safetensors file: {exc}", hint=_SAFETENSORS_HINT)) from None
+    with f:
+        try:
+            names = list(f.keys())
+            slices = [f.get_slice(name) for name in names]
+            header = {name: (str(s.get_dtype()), tuple(s.get_shape())) for name, s in zip(names, slices, strict=True)}
+            metadata = f.metadata() or {}
+        except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+            raise UsageError(Diagnostic(f"{path} is not a valid safetensors file: {exc}",
+                                        hint=_SAFETENSORS_HINT)) from None
+        aliases = _check_weights(graph, path, header, metadata, against)
+        try:
+            state = f.get_tensors() if hasattr(f, "get_tensors") else {name: f.get_tensor(name) for name in names}
+        except (SafetensorError, RuntimeError, OSError, ValueError, KeyError) as exc:
+            raise UsageError(Diagnostic(f"{path} cannot be read: {exc}", hint=REBUILD_HINT)) from exc
+    for name, target in aliases.items():
+        state[name] = state[target]
+    return state, metadata
+
+
+_SAFETENSORS_HINT = "give the model.safetensors that `archdsl build` wrote (or safetensors.torch.save_file made)"
+
+
+def _check_weights(graph: Graph, path: Path, header: dict[str, tuple[str, tuple[int, ...]]], metadata: dict[str, str],
+                   against: str | None = None) -> dict[str, str]:
+    """The file's aliases ({tied name: stored name}), once its header ({name: (dtype, shape)}) is checked against
+    the graph: every declared parameter present with its dtype and shape, nothing else."""
     from archdsl.ir.ties import tied_names
 
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            header = {name: (str(f.get_slice(name).get_dtype()), tuple(f.get_slice(name).get_shape()))
-                      for name in f.keys()}
-            metadata = f.metadata() or {}
-    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
-        raise UsageError(Diagnostic(f"{path} is not a valid safetensors file: {exc}",
-                                    hint="give the model.safetensors that `archdsl build` wrote (or "
-                                         "safetensors.torch.save_file made)")) from None
     aliases = _aliases(metadata, header, path)
     problems = []
     for p in graph.params.values():
@@ -172,7 +219,7 @@ def _check_weights(graph: Graph, path: Path, against: str | None = None) -> dict
                                     + (f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""),
                                     hint="the weights were saved for another model or version of the spec: "
                                          "give the matching file, or rebuild with `archdsl build FILE -o OUTDIR`"))
-    return header
+    return aliases
 
 
 _SAFETENSORS_DTYPES = {"float32": "F32", "float64": "F64", "float16": "F16", "bfloat16": "BF16", "int64": "I64",
@@ -216,15 +263,3 @@ def _save_weights(state: dict[str, torch.Tensor], path: Path, metadata: dict[str
         tensors[name] = t.to("cpu", copy=shared or t.device.type != "cpu").contiguous()
     extra = {**(metadata or {}), **({_ALIASES_KEY: json.dumps(aliases)} if aliases else {})}
     save_file(tensors, str(path), metadata=extra or None)
-
-
-def _load_weights(path: Path, header: dict) -> dict[str, torch.Tensor]:
-    """The state dict saved by :func:`_save_weights`, aliases restored (``header`` checked by _check_weights)."""
-    from safetensors import safe_open
-
-    with safe_open(str(path), framework="pt") as f:
-        state = {name: f.get_tensor(name) for name in header}
-        aliases = _aliases(f.metadata() or {}, header, path)
-    for name, target in aliases.items():
-        state[name] = state[target]
-    return state

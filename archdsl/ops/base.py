@@ -43,6 +43,10 @@ class Trait(enum.Enum):
     RECURRENT = "recurrent"              # carries a state along time (axis 1): has a step form (model.step)
     BUFFER = "buffer"                    # keeps its (build-time constant) input as a module buffer
 
+    # members are singletons compared by identity: hash them so too, in C (Enum's own __hash__ is Python code,
+    # and op.has(trait) runs several times per node in code generation and verification)
+    __hash__ = object.__hash__
+
 
 @dataclass(frozen=True)
 class ParamSpec:

@@ -8,6 +8,7 @@ import sys
 import types
 
 import torch
+from torch.utils._device import DeviceContext  # what `with torch.device(...)` enters
 
 from archdsl.backends.torch.codegen import class_name, generate_source
 from archdsl.ir.graph import Graph
@@ -50,26 +51,29 @@ class StateMismatch(ValueError):
     """A state dict that does not fit the module built for a graph (``load_state_dict``'s complaint)."""
 
 
-def build_loaded(graph: Graph, state: dict[str, torch.Tensor], check_inputs: bool = False) -> torch.nn.Module:
+def build_loaded(graph: Graph, state: dict[str, torch.Tensor], check_inputs: bool = False,
+                 source: str | None = None) -> torch.nn.Module:
     """An ``nn.Module`` for ``graph`` holding the tensors of ``state`` (every parameter and persistent buffer,
     strict): built on the meta device and given ``state``'s tensors (``load_state_dict(assign=True)``), so no
     weight is initialised only to be overwritten. Tensors shared under several names stay one Parameter.
 
     Where construction leaves a tensor outside ``state`` (a non-persistent buffer computed in ``__init__``), or
     cannot run on the meta device, the module is built on the CPU and ``state`` copied in: the buffers are computed.
-    A misfit raises :class:`StateMismatch`.
+    A misfit raises :class:`StateMismatch`. ``source``: the module source generated for ``graph`` with
+    ``check_inputs``, when the caller has it already.
     """
-    source = generate_source(graph, check_inputs=check_inputs)
+    if source is None:
+        source = generate_source(graph, check_inputs=check_inputs)
     cls = load_source(source, class_name(graph))
+    meta: torch.nn.Module | None
     try:
-        with torch.device("meta"):
-            module = cls()
+        meta = on_meta(cls)
     except (RuntimeError, NotImplementedError):    # an __init__ computation the meta device cannot do
-        module = None
-    assign = module is not None and not any(t.is_meta for name, t in module.named_buffers() if name not in state)
-    if module is None or not assign:
-        module = cls()
-    ties = _ties(module) if assign else []
+        meta = None
+    ties, left_on_meta = _walk(meta, state) if meta is not None else ([], True)
+    assign = not left_on_meta
+    module = meta if meta is not None and assign else cls()
+    ties = ties if assign else []           # a copying load keeps shared Parameters shared
     try:
         module.load_state_dict(state, strict=True, assign=assign)
     except (RuntimeError, ValueError, KeyError) as exc:
@@ -81,12 +85,52 @@ def build_loaded(graph: Graph, state: dict[str, torch.Tensor], check_inputs: boo
     return _finish(module, graph, source)
 
 
-def _ties(module: torch.nn.Module) -> list[tuple[str, list[str]]]:
-    """Parameters registered under several names: (first name, the other names)."""
+def on_meta(cls: type[torch.nn.Module]) -> torch.nn.Module:
+    """``cls()`` with every tensor on the meta device and the initialisers skipped where they would write to a
+    meta tensor: a meta tensor holds no values, so ``kaiming_uniform_`` on it changes nothing but costs (about a
+    third of a ResNet-50's construction). A tensor on a real device is initialised as ever."""
+    with _MetaNoInit("meta"):
+        return cls()
+
+
+def _initialisers() -> frozenset:
+    """The in-place initialisers (torch.nn.init and the Tensor methods they call) that only write values."""
+    init = torch.nn.init
+    names = ("uniform_", "normal_", "trunc_normal_", "constant_", "ones_", "zeros_", "eye_", "dirac_",
+             "xavier_uniform_", "xavier_normal_", "kaiming_uniform_", "kaiming_normal_", "orthogonal_", "sparse_")
+    methods = ("uniform_", "normal_", "zero_", "fill_", "exponential_", "random_")
+    return frozenset([*(getattr(init, n) for n in names if hasattr(init, n)),
+                      *(getattr(torch.Tensor, n) for n in methods if hasattr(torch.Tensor, n))])
+
+
+_INITIALISERS = _initialisers()
+
+
+class _MetaNoInit(DeviceContext):
+    """``torch.device("meta")`` (tensors made without a device land on meta) that returns an initialiser's
+    meta tensor untouched instead of dispatching the call."""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        if func in _INITIALISERS:
+            target = args[0] if args else (kwargs or {}).get("tensor")
+            if isinstance(target, torch.Tensor) and target.is_meta:
+                return target
+        return super().__torch_function__(func, types, args, kwargs)
+
+
+def _walk(module: torch.nn.Module, state: dict[str, torch.Tensor]) -> tuple[list[tuple[str, list[str]]], bool]:
+    """One walk over the modules of a module built on meta: the parameters registered under several names
+    ((first name, the other names)), and whether a buffer that ``state`` does not hold is left on meta."""
     names: dict[int, list[str]] = {}
-    for name, p in module.named_parameters(remove_duplicate=False):
-        names.setdefault(id(p), []).append(name)
-    return [(group[0], group[1:]) for group in names.values() if len(group) > 1]
+    left_on_meta = False
+    for prefix, m in module.named_modules(remove_duplicate=False):
+        dot = f"{prefix}." if prefix else ""
+        for leaf, p in m._parameters.items():
+            if p is not None:
+                names.setdefault(id(p), []).append(dot + leaf)
+        for leaf, b in m._buffers.items():
+            left_on_meta = left_on_meta or (b is not None and b.is_meta and dot + leaf not in state)
+    return [(group[0], group[1:]) for group in names.values() if len(group) > 1], left_on_meta
 
 
 def _finish(module: torch.nn.Module, graph: Graph, source: str) -> torch.nn.Module:

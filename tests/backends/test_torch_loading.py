@@ -134,3 +134,42 @@ def test_misfit_state_is_a_state_mismatch_and_a_clean_load_error(tmp_path) -> No
     (tmp_path / "m" / "weights.safetensors").write_bytes((tmp_path / "o" / "weights.safetensors").read_bytes())
     with pytest.raises(UsageError, match="does not fit"):
         load_built(tmp_path / "m")
+
+
+def test_another_checkpoint_of_a_loaded_graph_and_a_tampered_graph(tmp_path) -> None:
+    """A second load of the same graph.json bytes reuses the verified graph and source, never the weights;
+    changed bytes are read as untrusted again."""
+    graph = archdsl.compile(SMALL)
+    save_built(graph, archdsl.build(graph, seed=1), tmp_path / "a")
+    save_built(graph, archdsl.build(graph, seed=2), tmp_path / "b")
+    a, b = load_built(tmp_path / "a"), load_built(tmp_path / "b")
+    assert a.archdsl_graph is b.archdsl_graph and a.archdsl_source is b.archdsl_source
+    assert_same_module(b, old_path(graph, archdsl.build(graph, seed=2).state_dict()), torch.randn(2, 3, 8, 8))
+    assert not torch.equal(a.fc.weight, b.fc.weight)
+    path = tmp_path / "b" / "graph.json"
+    path.write_text(path.read_text().replace('"relu"', '"no_such_op"'))
+    with pytest.raises(UsageError, match="not a valid archdsl graph"):
+        load_built(tmp_path / "b")
+
+
+def test_meta_construction_skips_only_initialisers_of_meta_tensors() -> None:
+    """on_meta: tensors made without a device land on meta, uninitialised; one made on the CPU is initialised."""
+    from archdsl.backends.torch.build import on_meta
+
+    class Mixed(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = torch.nn.Conv2d(3, 4, 3)
+            self.bn = torch.nn.BatchNorm2d(4)
+            self.table = torch.nn.Parameter(torch.nn.init.normal_(torch.empty(5, 2, device="cpu"), std=3.0))
+            self.register_buffer("ones", torch.ones(3, device="cpu").fill_(2.0))
+
+    module = on_meta(Mixed)
+    assert module.conv.weight.is_meta and module.bn.running_var.is_meta and module.bn.num_batches_tracked.is_meta
+    assert module.table.device.type == "cpu" and module.table.std() > 1.0
+    assert torch.equal(module.ones, torch.full((3,), 2.0))
+    torch.manual_seed(0)
+    with torch.device("meta"):
+        plain = Mixed()
+    torch.manual_seed(0)
+    assert torch.equal(on_meta(Mixed).table, plain.table)      # the same random numbers as a plain meta build
