@@ -31,7 +31,7 @@ from torch.autograd.function import once_differentiable
 
 from archdsl.backends.torch.kernels.common import default_scale
 
-CHUNK = 64
+CHUNK = 32
 
 
 def _to_blocks(x: torch.Tensor, n: int, c: int) -> torch.Tensor:
