@@ -13,7 +13,7 @@ token and channel on each, no C x C x K tensor. Powers are taken in base 2 (``ex
 log2(e): ~3x cheaper than ``exp`` on CPU). Across chunks a [K, V] state carries the past, as in
 ``simple_gla/chunk.py``.
 
-The backward (``torch.autograd.Function``, once differentiable) keeps A and each level's factors: with
+The backward (``torch.autograd.Function``; no second derivatives: a clear error) keeps A and each level's factors: with
 dA = do v^T (lower triangle) the same block products, transposed, give dq and dk; dv = A^T do plus the state's
 share; the state gradient runs backwards over the chunks. The gate's gradient needs no derivative of an
 exponential: every exponent is a difference b[i] - b[j] (or b[i] - 0, B - b[j] for the states) that enters
@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch.autograd.function import once_differentiable
 
 from archdsl.backends.torch.kernels.common import bidirectional, default_scale
 from archdsl.backends.torch.kernels.simple_gla.chunk import (
@@ -33,7 +32,8 @@ from archdsl.backends.torch.kernels.simple_gla.chunk import (
     _state_grads,
     _states,
     from_blocks,
-    reverse_cumsum_grad,
+    gate_grad,
+    refuse_double_backward,
     to_blocks,
 )
 
@@ -77,11 +77,10 @@ def _scores(q: torch.Tensor, k: torch.Tensor, b: torch.Tensor, c: int) -> tuple[
 
 def _score_grads(da: torch.Tensor, q: torch.Tensor, k: torch.Tensor, saved: list, dq: torch.Tensor,
                  dk: torch.Tensor) -> None:
-    """Adds to dq, dk (rows [R * C, K]) the gradients through ``_scores`` given dA [R, C, C] (lower triangle)."""
+    """Adds to dq, dk (rows [R * C, K]) the gradients through ``_scores`` given dA [R, C, C] (lower triangle),
+    all but the diagonal's (q[i] . k[i], no decay: the caller adds it after the gate's gradient, where its two
+    shares would cancel only up to rounding)."""
     kd, c = q.shape[-1], da.shape[-1]
-    diag = da.diagonal(dim1=-2, dim2=-1).reshape(-1, 1)
-    dq.addcmul_(k, diag)
-    dk.addcmul_(q, diag)
     half = c // 2
     for level in saved:
         dqs, dks = dq.view(-1, 2, half, kd), dk.view(-1, 2, half, kd)
@@ -120,14 +119,14 @@ class _ChunkGLA(torch.autograd.Function):
         ctx.set_materialize_grads(False)
         ctx.has_h0, ctx.scale, ctx.c = h0 is not None, scale, c
         ctx.levels = [len(x) for x in saved]
-        ctx.save_for_backward(qc, kc, vc, a, qe, ke, eb, el, carry, prevs, final,
+        ctx.save_for_backward(qc, kc, vc, a, qe, ke, eb, el, carry, prevs,
                               *(x for level in saved for x in level))
         return from_blocks(o.view(bsz, h, n, c, vd)), final
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, do, dfinal):
-        q, k, v, a, qe, ke, eb, el, carry, prevs, final, *rest = ctx.saved_tensors
+        refuse_double_backward("GLA", do, dfinal)
+        q, k, v, a, qe, ke, eb, el, carry, prevs, *rest = ctx.saved_tensors
         saved = []
         for size in ctx.levels:
             saved.append(tuple(rest[:size]))
@@ -141,14 +140,18 @@ class _ChunkGLA(torch.autograd.Function):
         da = (do_ @ v_.transpose(-1, -2)).tril_()                                             # [BHN, C, C]
         dv = (ke.view(-1, c, kd) @ dstate).baddbmm_(a.transpose(-1, -2), do_)
         dq = (do_ @ prevs.view(-1, kd, vd).transpose(-1, -2)).mul_(eb.view(-1, c, kd)).view(-1, kd)
-        dk = (v_ @ dstate.transpose(-1, -2)).mul_(el.view(-1, c, kd)).view(-1, kd)
-        _score_grads(da, q.view(-1, kd), k.view(-1, kd), saved, dq, dk)
-        dq, dk = dq.view_as(q), dk.view_as(k)
-        db = q * dq - k * dk                                                                   # natural units
-        if dfinal is not None:
-            db[:, :, -1, -1] += (final * dfinal).sum(-1)
+        dks = (v_ @ dstate.transpose(-1, -2)).mul_(el.view(-1, c, kd)).view_as(k)              # state share
+        dk = torch.zeros_like(k)
+        _score_grads(da, q.view(-1, kd), k.view(-1, kd), saved, dq, dk.view(-1, kd))
+        dq = dq.view_as(q)
+        # d b (natural units) = q dq - k dk, chunk by chunk (see gate_grad); the diagonal's shares cancel exactly
+        carried = carry * (prevs * dstate.view_as(prevs)).sum(-1)
+        dg = gate_grad(q * dq - k * dk, k * dks, carried)
+        diag = da.diagonal(dim1=-2, dim2=-1).view(*q.shape[:-1], 1)
+        dq.addcmul_(k, diag)
+        dk.add_(dks).addcmul_(q, diag)
         return (from_blocks(dq, ctx.scale), from_blocks(dk), from_blocks(dv.view(bsz, h, n, c, vd)),
-                from_blocks(reverse_cumsum_grad(db)), (ds if ctx.has_h0 else None), None, None)
+                from_blocks(dg), (ds if ctx.has_h0 else None), None, None)
 
 
 def _causal(q, k, v, g, initial_state, chunk, scale):

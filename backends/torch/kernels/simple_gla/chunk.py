@@ -11,7 +11,7 @@ Every exponent is <= 0 for a forgetting gate (g <= 0), and the upper triangle is
 (``exp2`` of the gates times log2(e): ~3x cheaper than ``exp`` on CPU). Without a gate (linear attention) the
 scores are masked by ``tril`` and the states are running sums.
 
-The backward (``torch.autograd.Function``, once differentiable) keeps the forward's scores A, decays and chunk
+The backward (``torch.autograd.Function``; no second derivatives: a clear error) keeps the forward's scores A, decays and chunk
 states: with dA = (do v^T) * decay, ``dq = dA k + exp(b) do S_prev^T``, ``dk = dA^T q + exp(B - b) v dS^T``,
 ``dv = A^T do + (k exp(B - b)) dS``, the state gradient dS running backwards over the chunks
 (``dS_prev = exp(B) dS + (q exp(b))^T do``). Every exponent is a difference of cumulative gates that enters
@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch.autograd.function import once_differentiable
 
 from archdsl.backends.torch.kernels.common import bidirectional, default_scale
 
@@ -97,13 +96,25 @@ def _state_grads(carry: torch.Tensor | None, qdo: torch.Tensor,
     return dnext, torch.addcmul(us[0], a[0], steps[0])
 
 
-def reverse_cumsum_grad(db: torch.Tensor) -> torch.Tensor:
-    """dg from d(cumulative gate) on chunk blocks [B, H, N, C, *]: dg[t] = sum of db over positions >= t (within
-    the chunk by differences of the chunk's own cumulative sum, across chunks by the later chunks' totals)."""
-    cum = db.cumsum(3)
-    tot = cum.select(3, -1)                                          # [B, H, N, *]
-    later = tot.flip(2).cumsum(2).flip(2) - tot                     # chunks after
-    return (tot.unsqueeze(3) - cum).add_(db).add_(later.unsqueeze(3))
+def refuse_double_backward(name: str, *grads: torch.Tensor | None) -> None:
+    """RuntimeError when the backward is asked to build a graph (create_graph=True: second derivatives)."""
+    if torch.is_grad_enabled() and any(x is not None and x.requires_grad for x in grads):
+        raise RuntimeError(f"the chunked {name} backward has no second derivatives (create_graph=True); "
+                           f"use mode='naive' for double backward")
+
+
+def gate_grad(inner: torch.Tensor, keys: torch.Tensor, carried: torch.Tensor) -> torch.Tensor:
+    """dg on chunk blocks [B, H, N, C, *] from the chunk-local pieces of the gradient of the cumulative gate b.
+
+    b restarts in every chunk, so dg[t] = sum over positions s >= t of its chunk of d b[s]. Of d b, ``inner``
+    = q dq - k dk without the keys' state share; that share (``keys`` = k dk_state) and the end-of-chunk decay
+    B = b[C-1] of the state leaving the chunk cancel to ``carried`` (= exp(B) <S_in, dS_out>, [B, H, N, *]) plus
+    the keys' share before t: summed that way, with no difference of large terms (the state's last token
+    undecayed against its own key share), dg stays exact for decays of any strength.
+    """
+    cum = inner.cumsum(3)
+    before = keys.cumsum(3).sub_(keys)
+    return (cum.narrow(3, -1, 1) - cum).add_(inner).add_(before).add_(carried.unsqueeze(3))
 
 
 class _ChunkSimpleGLA(torch.autograd.Function):
@@ -138,8 +149,8 @@ class _ChunkSimpleGLA(torch.autograd.Function):
         return from_blocks(o.view(bsz, h, n, c, vd)), final
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, do, dfinal):
+        refuse_double_backward("simple GLA / linear attention", do, dfinal)
         q, k, v, a, qe, ke, decay, carry, eb, el, prevs, final = ctx.saved_tensors
         bsz, h, n, c, kd = q.shape
         vd = v.shape[-1]
@@ -152,16 +163,19 @@ class _ChunkSimpleGLA(torch.autograd.Function):
         dv = (ke.view(-1, c, kd) @ dnext).baddbmm_(a.transpose(-1, -2), do_)
         dq = do_ @ prevs.view(-1, kd, vd).transpose(-1, -2)
         dk = v_ @ dnext.transpose(-1, -2)
+        dg = None
         if decay is not None:
             dq.mul_(eb.view(-1, c, 1))
             dk.mul_(el.view(-1, c, 1))
+            # d b (natural units) = sum_K (q dq - k dk): the intra-chunk share as row minus column sums of
+            # dA * A without the diagonal (whose two shares cancel exactly), the state shares by dot products
+            p = (do_ @ v_.transpose(-1, -2)).mul_(a)
+            p.diagonal(dim1=-2, dim2=-1).zero_()
+            inner = (p.sum(-1) - p.sum(-2)).add_((q_ * dq).sum(-1))
+            keys = (k_ * dk).sum(-1)
+            carried = carry * (prevs * dnext.view_as(prevs)).sum((-1, -2))
+            dg = from_blocks(gate_grad(inner.view(bsz, h, n, c), keys.view(bsz, h, n, c), carried))
         dq, dk = dq.baddbmm_(da, k_).view_as(q), dk.baddbmm_(da.transpose(-1, -2), q_).view_as(k)
-        dg = None
-        if decay is not None:
-            db = (q * dq).sum(-1) - (k * dk).sum(-1)                                            # natural units
-            if dfinal is not None:
-                db[:, :, -1, -1] += (final * dfinal).sum((-1, -2))
-            dg = from_blocks(reverse_cumsum_grad(db))
         return (from_blocks(dq, ctx.scale), from_blocks(dk), from_blocks(dv.view(bsz, h, n, c, vd)), dg,
                 (dh0 if ctx.has_h0 else None), None, None)
 
