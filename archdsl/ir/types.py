@@ -50,6 +50,21 @@ class Span(BaseModel):
         return f"{self.file}:{self.line}:{self.column}"
 
 
+_SPAN_FIELDS = {"file", "line", "column", "end_line", "end_column"}
+
+
+def make_span(file: str, line: int, column: int, end_line: int, end_column: int) -> Span:
+    """``Span(...)`` from values already of the right types, without pydantic's validation (the parser's hot
+    path: one span per syntax node)."""
+    obj = object.__new__(Span)
+    object.__setattr__(obj, "__dict__", {"file": file, "line": line, "column": column, "end_line": end_line,
+                                         "end_column": end_column})
+    object.__setattr__(obj, "__pydantic_fields_set__", _SPAN_FIELDS)
+    object.__setattr__(obj, "__pydantic_extra__", None)
+    object.__setattr__(obj, "__pydantic_private__", None)
+    return obj
+
+
 class TensorType(BaseModel):
     """A tensor's shape (ints or symbolic dims) and dtype."""
 

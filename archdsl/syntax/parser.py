@@ -13,9 +13,9 @@ from lark import Token, Transformer, v_args
 
 from archdsl.errors import ArchError, Diagnostic, LimitError, ParseError
 from archdsl.gcpause import gc_paused
-from archdsl.ir.types import Span
+from archdsl.ir.types import Span, make_span
 from archdsl.syntax import ast as A
-from archdsl.syntax import tables
+from archdsl.syntax import fastparse, tables
 from archdsl.syntax.parse_errors import diagnose, recover, resume_after
 from archdsl.syntax.parse_errors import offset_span as _offset_span
 from archdsl.syntax.parse_errors import open_brackets as _open_brackets
@@ -274,6 +274,18 @@ class _ToAst(Transformer):
         return [tuple(str(t) for t in c), True]
 
 
+class _LeanToAst(_ToAst):
+    """``_ToAst`` for the lean driver (``fastparse``): a rule's position comes as ``(line, column, end_line,
+    end_column)`` or None, in ``self.meta``."""
+
+    meta: tuple[int, int, int, int] | None = None
+
+    def s(self, meta) -> Span:
+        if meta is None:
+            return Span(file=self.file)
+        return make_span(self.file, *meta)
+
+
 def parse(text: str, file: str = "<string>") -> A.Module:
     """Parse .arch source text into a Module; raises ParseError with a span on bad input."""
     with gc_paused():           # linear time on large specs (see archdsl.gcpause)
@@ -286,6 +298,16 @@ def _parse_rule(text: str, file: str, rule: str) -> Any:
         raise LimitError(Diagnostic(f"spec file is larger than {MAX_SOURCE_BYTES // 1024 // 1024} MiB",
                                     Span(file=file), "a spec this large is generated: split it into imported files"))
     _check_nesting(text, file)
+    try:
+        lean = _LeanToAst(file)
+        lean_comments: list = []
+        result = fastparse.parse(_parser(), text, rule, lean, lean_comments, Comment)
+    except Exception:       # noqa: BLE001 - any problem: lark parses again and reports it exactly as it always has
+        pass
+    else:
+        if rule == "start":
+            result = attach(result, lean_comments, text.split("\n"), arch_layout(text, lean.doc_spans))
+        return result
     comments: list = []
     _seen.comments = comments
     try:

@@ -163,7 +163,7 @@ def _attach_block(block: A.BlockDef, comments: list[Comment], blanks: set[int], 
         trivia[1] = dataclasses.replace(trivia[1], before=_strip(trivia[1].before, leading=True))
     header, rest = trivia[0], trivia[1:]
     doc_trivia = rest.pop(0) if doc else A.NO_TRIVIA
-    body = tuple(dataclasses.replace(s, trivia=t) for s, t in zip(block.body, rest, strict=True))
+    body = tuple(s if t == s.trivia else dataclasses.replace(s, trivia=t) for s, t in zip(block.body, rest, strict=True))
     return dataclasses.replace(block, body=body, header=header, doc_trivia=doc_trivia,
                                end=_strip(end, leading=not block.body and doc is None, trailing=True))
 
