@@ -156,7 +156,7 @@ def _method(transformer: Any, name: str) -> Any:
 _DROPPED = object()          # the value of a token no rule keeps
 
 
-def parse(parser: lark.Lark, text: str, rule: str, transformer: Any, comments: list, comment: Any) -> Any:
+def parse(parser: lark.Lark, text: str, rule: str, transformer: Any, comments: list, comment: Any) -> Any:  # noqa: C901, PLR0912, PLR0915 - one hot loop
     """Parse ``text`` from ``rule`` and build the syntax tree with ``transformer`` (a ``_ToAst``), whose
     ``meta`` is set to ``(line, column, end_line, end_column)`` before each of its methods runs. Comments are
     appended to ``comments`` as ``comment(line, column, text)``. Raises Unsupported on any error."""
