@@ -37,7 +37,7 @@ from archdsl.backends.torch.kernels.simple_gla.chunk import (
     to_blocks,
 )
 
-CHUNK = 64
+CHUNK = 32          # measured: 0.9x the time of 64 on CPU (one level less, same state work)
 
 
 
@@ -49,30 +49,41 @@ def _place(a: torch.Tensor, half: int) -> torch.Tensor:
     return blocks[:, half:, :half].permute(0, 3, 1, 2)
 
 
-def _scores(q: torch.Tensor, k: torch.Tensor, b: torch.Tensor, c: int) -> tuple[torch.Tensor, list]:
-    """Intra-chunk scores A [R, C, C] (lower triangle with diagonal) of rows [R * C, K] (b in base 2) and what
-    the backward needs, one tuple per level (block halves of C/2, C/4, ..., 1)."""
+def _scores(q: torch.Tensor, k: torch.Tensor, e: torch.Tensor, c: int,
+            keep: bool) -> tuple[torch.Tensor, list, torch.Tensor, torch.Tensor]:
+    """Intra-chunk scores A [R, C, C] (lower triangle with diagonal) of rows [R * C, K] from the gates' powers
+    e = exp(g); with ``keep``, what the backward needs, one (half, tensors) per level. Also exp(b) and
+    exp(b[C-1] - b) per row (b the cumulative gate in the chunk), the state's factors.
+
+    Levels bottom-up (halves 1, 2, 4, ..., C/2): p (inclusive) and r (exclusive, from the right) are running
+    products of e inside aligned segments of the level's size, so p on a second half is exp(b - b[end of the
+    first half]) and r on a first half exp(b[its end] - b); doubling the segment multiplies p's second halves
+    by the first half's total and r's first halves by the second half's. Products of gate powers (all <= 1 for
+    forgetting gates): no subtraction, no exponential past e itself, nothing that overflows.
+    """
     kd = q.shape[-1]
     a = q.new_zeros(q.shape[0] // c, c, c)
     a.diagonal(dim1=-2, dim2=-1).copy_((q * k).sum(-1).view(-1, c))
+    p, r = e, torch.ones_like(e)
     saved: list = []
-    half = c // 2
-    while half >= 1:
-        qs, ks, bs = (x.view(-1, 2, half, kd) for x in (q, k, b))
-        ref = bs[:, 0, -1:, :]                                          # b at the end of the first half
-        fq = (bs[:, 1] - ref).exp2_()
-        if half == 1:           # single tokens: the factor is the gate itself, exp(b[2i+1] - b[2i])
-            kt = ks[:, 0] * fq
-            _place(a, 1).copy_((qs[:, 1] * kt).sum(-1).view(a.shape[0], -1, 1, 1))
-            saved.append((fq,))
-            break
-        fk = (ref - bs[:, 0]).exp2_()
-        qt, kt = qs[:, 1] * fq, ks[:, 0] * fk
-        sc = qt @ kt.transpose(-1, -2)
-        _place(a, half).copy_(sc.view(a.shape[0], -1, half, half))
-        saved.append((qt, kt, fq, fk))
-        half //= 2
-    return a, saved
+    half = 1
+    while half < c:
+        qs, ks, ps, rs = (x.view(-1, 2, half, kd) for x in (q, k, p, r))
+        fq, fk = ps[:, 1], rs[:, 0]
+        qt = qs[:, 1] * fq
+        if half == 1:           # single tokens: the factor is the gate itself; kt = k
+            _place(a, 1).copy_((qt * ks[:, 0]).sum(-1).view(a.shape[0], -1, 1, 1))
+            if keep:
+                saved.append((half, (fq.clone(),)))
+        else:
+            kt = ks[:, 0] * fk
+            _place(a, half).copy_((qt @ kt.transpose(-1, -2)).view(a.shape[0], -1, half, half))
+            if keep:
+                saved.append((half, (qt, kt, fq.clone(), fk.clone())))
+        rs[:, 0].mul_(ps[:, 1, -1:])        # before p's second halves change
+        ps[:, 1].mul_(ps[:, 0, -1:])        # (in place: e is not needed after this)
+        half *= 2
+    return a, saved, p, r
 
 
 def _score_grads(da: torch.Tensor, q: torch.Tensor, k: torch.Tensor, saved: list, dq: torch.Tensor,
@@ -80,9 +91,8 @@ def _score_grads(da: torch.Tensor, q: torch.Tensor, k: torch.Tensor, saved: list
     """Adds to dq, dk (rows [R * C, K]) the gradients through ``_scores`` given dA [R, C, C] (lower triangle),
     all but the diagonal's (q[i] . k[i], no decay: the caller adds it after the gate's gradient, where its two
     shares would cancel only up to rounding)."""
-    kd, c = q.shape[-1], da.shape[-1]
-    half = c // 2
-    for level in saved:
+    kd = q.shape[-1]
+    for half, level in saved:
         dqs, dks = dq.view(-1, 2, half, kd), dk.view(-1, 2, half, kd)
         dsc = _place(da, half).reshape(-1, half, half)
         if half == 1:
@@ -91,12 +101,11 @@ def _score_grads(da: torch.Tensor, q: torch.Tensor, k: torch.Tensor, saved: list
             w = dsc.view(-1, 1, 1) * fq
             dqs[:, 1].addcmul_(w, ks[:, 0])
             dks[:, 0].addcmul_(w, qs[:, 1])
-            break
+            continue
         qt, kt, fq, fk = level
         dqt, dkt = dsc @ kt, dsc.transpose(-1, -2) @ qt
         dqs[:, 1].addcmul_(dqt, fq)
         dks[:, 0].addcmul_(dkt, fk)
-        half //= 2
 
 
 class _ChunkGLA(torch.autograd.Function):
@@ -107,20 +116,20 @@ class _ChunkGLA(torch.autograd.Function):
         bsz, t, h, kd = q.shape
         vd, n = v.shape[-1], t // c
         qc, kc, vc = to_blocks(q, n, c, scale), to_blocks(k, n, c), to_blocks(v, n, c)   # [B, H, N, C, *]
-        b = to_blocks(g, n, c, LOG2E).cumsum_(-2)                                             # base 2
-        last = b[..., -1:, :]
-        eb, el = b.exp2(), (last - b).exp2_()
+        e = to_blocks(g, n, c, LOG2E).exp2_()                                                 # exp(g)
+        keep = any(ctx.needs_input_grad[:5])
+        a, saved, eb, el = _scores(qc.view(-1, kd), kc.view(-1, kd), e.view(-1, kd), c, keep)
+        eb, el = eb.view_as(qc), el.view_as(qc)                                                # exp(b), exp(B - b)
         qe, ke = qc * eb, kc * el
-        a, saved = _scores(qc.view(-1, kd), kc.view(-1, kd), b.view(-1, kd), c)
         contrib = ke.transpose(-1, -2) @ vc                                                    # [B, H, N, K, V]
-        carry = last.squeeze(-2).exp2()                                                        # [B, H, N, K]
+        carry = eb[..., -1, :]                                                                 # [B, H, N, K]
         prevs, final = _states(carry, contrib, h0)
         o = (qe.view(-1, c, kd) @ prevs.view(-1, kd, vd)).baddbmm_(a, vc.view(-1, c, vd))
         ctx.set_materialize_grads(False)
         ctx.has_h0, ctx.scale, ctx.c = h0 is not None, scale, c
-        ctx.levels = [len(x) for x in saved]
+        ctx.levels = [(half, len(x)) for half, x in saved]
         ctx.save_for_backward(qc, kc, vc, a, qe, ke, eb, el, carry, prevs,
-                              *(x for level in saved for x in level))
+                              *(x for _, level in saved for x in level))
         return from_blocks(o.view(bsz, h, n, c, vd)), final
 
     @staticmethod
@@ -128,8 +137,8 @@ class _ChunkGLA(torch.autograd.Function):
         refuse_double_backward("GLA", do, dfinal)
         q, k, v, a, qe, ke, eb, el, carry, prevs, *rest = ctx.saved_tensors
         saved = []
-        for size in ctx.levels:
-            saved.append(tuple(rest[:size]))
+        for half, size in ctx.levels:
+            saved.append((half, tuple(rest[:size])))
             rest = rest[size:]
         bsz, h, n, c, kd = q.shape
         vd = v.shape[-1]

@@ -159,6 +159,8 @@ class _ChunkSimpleGLA(torch.autograd.Function):
         dnext = dnext.view(-1, kd, vd)
         do_, v_, q_, k_ = do.view(-1, c, vd), v.view(-1, c, vd), q.view(-1, c, kd), k.view(-1, c, kd)
         da = do_ @ v_.transpose(-1, -2)
+        # d b's intra-chunk share: row minus column sums of (do v^T) * A without the diagonal (see below)
+        p = None if decay is None else da * a
         da = da.tril_() if decay is None else da.mul_(decay)
         dv = (ke.view(-1, c, kd) @ dnext).baddbmm_(a.transpose(-1, -2), do_)
         dq = do_ @ prevs.view(-1, kd, vd).transpose(-1, -2)
@@ -169,7 +171,7 @@ class _ChunkSimpleGLA(torch.autograd.Function):
             dk.mul_(el.view(-1, c, 1))
             # d b (natural units) = sum_K (q dq - k dk): the intra-chunk share as row minus column sums of
             # dA * A without the diagonal (whose two shares cancel exactly), the state shares by dot products
-            p = (do_ @ v_.transpose(-1, -2)).mul_(a)
+            assert p is not None
             p.diagonal(dim1=-2, dim2=-1).zero_()
             inner = (p.sum(-1) - p.sum(-2)).add_((q_ * dq).sum(-1))
             keys = (k_ * dk).sum(-1)
