@@ -34,21 +34,35 @@ from archdsl.backends.torch.kernels.common import default_scale
 CHUNK = 32
 
 
-def _to_blocks(x: torch.Tensor, n: int, c: int) -> torch.Tensor:
-    """[B, N*C, H, *rest] -> [N, B*H, C, *rest], a new contiguous tensor (never a view of ``x``)."""
+def _to_blocks(x: torch.Tensor, n: int, c: int, times: float | None = None) -> torch.Tensor:
+    """[B, N*C, H, *rest] -> [N, B*H, C, *rest] (times ``times`` in the same pass), a new contiguous tensor (never
+    a view of ``x``)."""
     b, _, h = x.shape[:3]
     rest = x.shape[3:]
     out = x.new_empty(n, b, h, c, *rest)
-    out.copy_(x.reshape(b, n, c, h, *rest).permute(1, 0, 3, 2, *range(4, 4 + len(rest))))
+    src = x.reshape(b, n, c, h, *rest).permute(1, 0, 3, 2, *range(4, 4 + len(rest)))
+    if times is None:
+        out.copy_(src)
+    else:
+        torch.mul(src, times, out=out)
     return out.view(n, b * h, c, *rest)
 
 
-def _from_blocks(x: torch.Tensor, b: int, h: int, t: int) -> torch.Tensor:
-    """[N, B*H, C, *rest] -> [B, T, H, *rest] (the first ``t`` of N*C positions)."""
+def _from_blocks(x: torch.Tensor, b: int, h: int, t: int, times: torch.Tensor | float | None = None) -> torch.Tensor:
+    """[N, B*H, C, *rest] -> [B, T, H, *rest] (the first ``t`` of N*C positions), times ``times`` (a scalar or a
+    tensor of ``x``'s shape, possibly with trailing 1s) in the same pass."""
     n, _, c = x.shape[:3]
     rest = x.shape[3:]
-    x = x.view(n, b, h, c, *rest).permute(1, 0, 3, 2, *range(4, 4 + len(rest)))
-    return x.reshape(b, n * c, h, *rest)[:, :t]
+    order = (1, 0, 3, 2, *range(4, 4 + len(rest)))
+    out = x.new_empty(b, n, c, h, *rest)
+    src = x.view(n, b, h, c, *rest).permute(order)
+    if times is None:
+        out.copy_(src)
+    elif isinstance(times, torch.Tensor):
+        torch.mul(src, times.view(n, b, h, c, *times.shape[3:]).permute(order), out=out)
+    else:
+        torch.mul(src, times, out=out)
+    return out.view(b, n * c, h, *rest)[:, :t]
 
 
 def _decay(cum: torch.Tensor) -> torch.Tensor:
@@ -105,8 +119,8 @@ class _ChunkDeltaRule(torch.autograd.Function):
             beta = F.pad(beta, (0, 0, 0, pad))
             g = None if g is None else F.pad(g, (0, 0, 0, pad))
         n = (t + pad) // c
-        qc, kc, vc, bc = _to_blocks(q, n, c).mul_(scale), _to_blocks(k, n, c), _to_blocks(v, n, c), \
-            _to_blocks(beta, n, c)                                                  # [N, BH, C, *]
+        qc, kc, vc, bc = (_to_blocks(q, n, c, scale), _to_blocks(k, n, c), _to_blocks(v, n, c),
+                          _to_blocks(beta, n, c))                                   # [N, BH, C, *]
         kk = kc @ kc.mT                              # only its strict lower triangle is read (solve and backward)
         p = qc @ kc.mT
         if g is None:
@@ -147,7 +161,7 @@ class _ChunkDeltaRule(torch.autograd.Function):
         ctx.shape = (b, t, h, c, h0 is not None, g is not None)
         ctx.scale = scale
         ctx.set_materialize_grads(False)
-        return _from_blocks(o, b, h, t), states[n].view(b, h, kd, vd)
+        return _from_blocks(o, b, h, t), states[n].view(b, h, kd, vd).clone()    # (states is saved: no view out)
 
     @staticmethod
     @once_differentiable
@@ -206,7 +220,7 @@ class _ChunkDeltaRule(torch.autograd.Function):
         dk = dkd if not gated else dkd.mul_(kdec_scale.unsqueeze(-1))
         _acc(_acc(dk, dp.mT, qc), dkk.add_(dkk.mT.contiguous()), kc)
         bgam = bc if not gated else bc * gamma
-        dk.sub_(dys * bgam.unsqueeze(-1))
+        dk.addcmul_(dys, bgam.unsqueeze(-1), value=-1.0)
         dbeta = dbeta_a + (dy * vc).sum(-1) - (kys if not gated else gamma * kys)
         dg = None
         if gated:
@@ -217,9 +231,8 @@ class _ChunkDeltaRule(torch.autograd.Function):
             db = (qc * dq).sum(-1) - (kc * dk).sum(-1) + 2 * bc * dbeta_a - 2 * bgam * kys
             db[..., -1] += kd_last + carry.squeeze(-1).squeeze(-1) * (prev * dnext).sum((-1, -2))
             dg = db.flip(-1).cumsum(-1).flip(-1)
-        dv = dy * bc.unsqueeze(-1)
-        dq.mul_(ctx.scale)
-        return (_from_blocks(dq, b, h, t), _from_blocks(dk, b, h, t), _from_blocks(dv, b, h, t),
+        return (_from_blocks(dq, b, h, t, ctx.scale), _from_blocks(dk, b, h, t),
+                _from_blocks(dy, b, h, t, bc.unsqueeze(-1)),
                 _from_blocks(dbeta, b, h, t), None if dg is None else _from_blocks(dg, b, h, t),
                 dstates[0].view(b, h, kd, vd) if has_h0 else None, None, None)
 
