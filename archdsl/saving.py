@@ -26,18 +26,21 @@ _COLLAPSE_TRAIN_KEY = "archdsl.collapse_train"   # "true": load_built wraps the 
 
 
 def save_built(graph: Graph, module: torch.nn.Module, outdir: str | os.PathLike, force: bool = False,
-               source: str | None = None) -> dict[str, Path]:
+               source: str | None = None, code: str | None = None) -> dict[str, Path]:
     """Write model.py, weights.safetensors and graph.json into ``outdir`` atomically; return the paths.
 
     Written with :func:`archdsl.output.write_output_dir`: readers never see a half-written model, two
     concurrent saves to one folder never both succeed, and an existing ``outdir`` is replaced (atomically)
-    only with ``force=True`` and only when it holds nothing but files this function writes.
+    only with ``force=True`` and only when it holds nothing but files this function writes. ``code``: the
+    source :func:`~archdsl.backends.torch.build.build_module` generated for ``module`` from ``graph`` with the
+    label ``source`` (written as model.py instead of generating it again).
     """
     from archdsl.backends.torch.codegen import generate_source
 
     inner = getattr(module, "collapse_train_inner", None)     # archdsl.build(..., collapse_train=True)
-    code = generate_source(graph, check_inputs=hasattr(inner or module, "_input_spec"),
-                           source=source or (graph.span.file if graph.span else "a spec"))
+    if code is None:
+        code = generate_source(graph, check_inputs=hasattr(inner or module, "_input_spec"),
+                               source=source or (graph.span.file if graph.span else "a spec"))
     state = module.state_dict()
     flags = {_COLLAPSE_TRAIN_KEY: "true"} if inner is not None else {}
     files: dict[str, Content] = {MODEL_FILE: code, GRAPH_FILE: graph.to_json(), WEIGHTS_FILE: weights_content(state, flags)}

@@ -51,7 +51,8 @@ def run(args: argparse.Namespace) -> int:
 
     check_seed(args.seed)
     graph = _compile_reporting_warnings(args)
-    module = build_module(graph, seed=args.seed, check_inputs=args.check_inputs)
+    module = build_module(graph, seed=args.seed, check_inputs=args.check_inputs, label=args.file)
+    code = module.archdsl_source                # model.py: this very source, not generated a second time
     notes = []
     if args.collapse_train:
         from archdsl.passes.collapse_train import collapse_train
@@ -60,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
         notes = [f"collapse-train: {len(module.regions)} linear region(s) train collapsed"
                  + ("" if module.regions else " (none is cheaper as one convolution; training runs expanded)")]
         notes += [f"  {line}" for line in module.describe()]
-    paths = save_built(graph, module, args.output, force=args.force, source=args.file)
+    paths = save_built(graph, module, args.output, force=args.force, source=args.file, code=code)
     params = sum(p.numel() for p in module.parameters())
     buffers = sum(b.numel() for b in module.buffers())
     print(f"built {graph.name} from {args.file}: {params:,} parameters, {buffers:,} buffer elements (seed {args.seed})")

@@ -34,9 +34,11 @@ def load_source(source: str, cls: str) -> type[torch.nn.Module]:
     return getattr(module, cls)
 
 
-def build_module(graph: Graph, seed: int | None = 0, check_inputs: bool = False) -> torch.nn.Module:
-    """An ``nn.Module`` for ``graph`` with PyTorch-default initialisation under ``seed``."""
-    source = generate_source(graph, check_inputs=check_inputs)
+def build_module(graph: Graph, seed: int | None = 0, check_inputs: bool = False,
+                 label: str = "a spec") -> torch.nn.Module:
+    """An ``nn.Module`` for ``graph`` with PyTorch-default initialisation under ``seed`` (``label``: where the
+    generated source says the graph came from)."""
+    source = generate_source(graph, check_inputs=check_inputs, source=label)
     cls = load_source(source, class_name(graph))
     if seed is None:
         module = cls()

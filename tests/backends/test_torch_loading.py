@@ -173,3 +173,18 @@ def test_meta_construction_skips_only_initialisers_of_meta_tensors() -> None:
         plain = Mixed()
     torch.manual_seed(0)
     assert torch.equal(on_meta(Mixed).table, plain.table)      # the same random numbers as a plain meta build
+
+
+@pytest.mark.parametrize("check_inputs", [False, True])
+def test_cli_build_writes_the_source_of_the_module_it_built(tmp_path, check_inputs: bool) -> None:
+    """`archdsl build` writes the source it generated for the module (not a second generation): the same text
+    as generating it from the graph with the spec's name and the same --check-inputs."""
+    from archdsl.backends.torch.codegen import generate_source
+    from archdsl.cli import main
+
+    spec = tmp_path / "small.arch"
+    spec.write_text(SMALL)
+    assert main(["build", str(spec), "-o", str(tmp_path / "m"), *(["--check-inputs"] if check_inputs else [])]) == 0
+    graph = archdsl.compile(spec)
+    assert (tmp_path / "m" / "model.py").read_text() == generate_source(graph, check_inputs, source=str(spec))
+    assert hasattr(load_built(tmp_path / "m", check_inputs=check_inputs), "_input_spec") == check_inputs
