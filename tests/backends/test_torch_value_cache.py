@@ -331,3 +331,19 @@ def test_cached_modules_are_the_uncached_ones_bit_for_bit(spec: str, edited: int
         with torch.no_grad():
             for m in (cached, plain):
                 getattr(m, f"p{edited}").mul_(-0.5)
+
+
+def test_autocast_and_functional_call_compute_the_values(pair):
+    cached, plain = pair
+    same(cached, plain)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        assert torch.equal(cached(X), plain(X))
+    assert computed(cached) == 1
+    swapped = {"table": torch.randn(4, 6, generator=torch.Generator().manual_seed(7))}
+    with torch.no_grad():
+        got = torch.func.functional_call(cached, swapped, (X,))
+        assert torch.equal(got, torch.func.functional_call(plain, swapped, (X,)))
+    same(cached, plain)                                 # its own table again
+    grads = [torch.func.grad(lambda p, m=m: torch.func.functional_call(m, p, (X,)).sum())(
+        {"table": m.table.detach()})["table"] for m in pair]
+    assert torch.equal(*grads)
