@@ -103,7 +103,11 @@ def _score_grads(da: torch.Tensor, q: torch.Tensor, k: torch.Tensor, saved: list
             dks[:, 0].addcmul_(w, qs[:, 1])
             continue
         qt, kt, fq, fk = level
-        dqt, dkt = dsc @ kt, dsc.transpose(-1, -2) @ qt
+        if half == 2:       # 2 x 2 blocks: broadcast products beat tiny matrix products
+            dqt = (dsc[..., None] * kt[:, None]).sum(-2)
+            dkt = (dsc[..., None] * qt[:, :, None]).sum(-3)
+        else:
+            dqt, dkt = dsc @ kt, dsc.transpose(-1, -2) @ qt
         dqs[:, 1].addcmul_(dqt, fq)
         dks[:, 0].addcmul_(dkt, fk)
 

@@ -109,12 +109,15 @@ def gate_grad(inner: torch.Tensor, keys: torch.Tensor, carried: torch.Tensor) ->
     b restarts in every chunk, so dg[t] = sum over positions s >= t of its chunk of d b[s]. Of d b, ``inner``
     = q dq - k dk without the keys' state share; that share (``keys`` = k dk_state) and the end-of-chunk decay
     B = b[C-1] of the state leaving the chunk cancel to ``carried`` (= exp(B) <S_in, dS_out>, [B, H, N, *]) plus
-    the keys' share before t: summed that way, with no difference of large terms (the state's last token
-    undecayed against its own key share), dg stays exact for decays of any strength.
+    the keys' share before t: dg[t] = sum_{s >= t} inner[s] + carried + sum_{s < t} keys[s], with no difference
+    of large terms (the state's last token undecayed against its own key share): dg stays exact for decays of
+    any strength. One cumulative sum: dg = total(inner) + carried - (exclusive cumulative sum of inner - keys).
     """
-    cum = inner.cumsum(3)
-    before = keys.cumsum(3).sub_(keys)
-    return (cum.narrow(3, -1, 1) - cum).add_(inner).add_(before).add_(carried.unsqueeze(3))
+    d = inner - keys
+    c = d.shape[3]
+    before = torch.zeros_like(d)            # exclusive sum, not inclusive minus self: keys[C-1] is O(1)
+    before.narrow(3, 1, c - 1).copy_(d.narrow(3, 0, c - 1).cumsum(3))
+    return (inner.sum(3) + carried).unsqueeze(3) - before
 
 
 class _ChunkSimpleGLA(torch.autograd.Function):
