@@ -1,12 +1,13 @@
 """The (gated) delta rule, chunked PyTorch in the WY / UT form with a hand-written chunked backward (the CPU form).
 
-Inside a chunk with start state S, scaled queries Q and cumulative log-decay b (zero without a gate; gamma =
-exp(b), Gamma[i, j] = exp(b[i] - b[j]) for i >= j, a = exp(b[C-1])), the beta-scaled corrections U solve one unit
-lower-triangular system
+Inside a chunk of C = 32 tokens with start state S, scaled queries Q and cumulative log-decay b (zero without a
+gate; gamma = exp(b), Gamma[i, j] = exp(b[i] - b[j]) for i >= j, a = exp(b[C-1])), the beta-scaled corrections U
+solve one unit lower-triangular system
 
     M U = Y,   M = I + A,   A = tril_strict(diag(beta) (K K^T * Gamma)),   Y = diag(beta) (V - diag(gamma) K S)
 
-so U = Uv - W S with [Uv | W] = M^-1 [diag(beta) V | diag(beta gamma) K] for all chunks at once; then
+so U = Uv - W S with [Uv | W] = M^-1 [diag(beta) V | diag(beta gamma) K] for all chunks at once (M^-1 by block
+doubling in batched products, no triangular solve); then
 
     O      = diag(gamma) Q S + P U,        P = tril(Q K^T * Gamma)
     S_next = a S + Kd^T U,                 Kd = diag(exp(b[C-1] - b)) K
@@ -18,9 +19,10 @@ The backward runs the adjoint recurrence chunk after chunk, newest first (dS' th
     dU = P^T dO + Kd dS',      dS = a dS' + (diag(gamma) Q)^T dO - W^T dU
 
 and everything else batched over the chunks: dY = M^-T dU, dA = -tril_strict(dY U^T), dP = tril(dO U^T), and
-the gradients of q, k, v, beta and the log-decays from those (the decays' through the Gamma, gamma, Kd and a they
-enter). Saved for the backward: the chunked inputs, P, K K^T * Gamma, W, U and the chunk states; nothing of size
-T x T. Every exponent is <= 0 for log-decays <= 0 (masked entries by ``where``).
+the gradients of q, k, v, beta and the log-decays from those (the decays' as q . dq - k . dk plus two row
+corrections and the chunk-end terms, see the backward). Saved for the backward: the chunked inputs, P,
+K K^T * Gamma, M^-1, W, U and the chunk states, nothing recomputed but Gamma; nothing of size T x T. Every exponent
+is <= 0 for log-decays <= 0 (entries above the diagonal zeroed before the exp and after it).
 """
 
 from __future__ import annotations
