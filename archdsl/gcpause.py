@@ -22,4 +22,23 @@ def gc_paused() -> Iterator[None]:
         yield
     finally:
         if enabled:
+            _promote()
             gc.enable()
+
+
+PROMOTE_AT = 50_000     # objects allocated in the pause past which they move to the oldest generation at once
+
+
+def _promote() -> None:
+    """Move what the paused phase built into the oldest generation without scanning it.
+
+    Left in the youngest generation, the phase's objects (a large graph: millions) would be scanned by the first
+    collection after the pause, again as they age through the middle generation, and once more at the next full
+    collection: about a second per pass on a 100k-node graph, for objects that are nearly all long-lived. The
+    collector's own freeze and unfreeze move every tracked object into the oldest generation (no scan), where
+    garbage among them is found at the next full collection as usual. Skipped when the program froze objects
+    itself (``gc.freeze``), so its permanent generation stays as it made it.
+    """
+    if gc.get_count()[0] >= PROMOTE_AT and gc.get_freeze_count() == 0:
+        gc.freeze()
+        gc.unfreeze()

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import difflib
-import gc
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +19,7 @@ from archdsl.elaborate.session import Session
 from archdsl.elaborate.shapes import Shapes
 from archdsl.elaborate.values import BlockLayer, Tensor, describe
 from archdsl.errors import Diagnostic, ElaborationError, LimitError, UsageError
+from archdsl.gcpause import gc_paused
 from archdsl.ir.graph import Graph
 from archdsl.syntax import ast as A
 
@@ -58,6 +56,16 @@ class Elaborator:
                 "the spec nests too deeply to elaborate (blocks within blocks and long expressions together)",
                 self.session.where, "split long expressions into named values, or nest fewer blocks"),
                 self.session.sources) from None
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        """Drop this elaboration's bookkeeping now: its parts refer to each other, so it would otherwise live on
+        until a full garbage collection (the front end moves what it builds to the oldest generation)."""
+        self.applier.expansions.clear()
+        builder = self.session.builder
+        builder.nodes, builder.value_names, builder.suffixes, builder.owners = [], set(), {}, {}
+        builder.doc_order = []
 
     def _model(self, block: A.BlockDef, ns: Namespace, params: dict[str, Any]) -> Graph:
         builder = self.session.builder
@@ -147,21 +155,7 @@ def elaborate_model(ns: Namespace, loader: Loader, model: str | None = None, **p
                                     f"models here: {', '.join(names) or 'none'}"))
     block, home = found
     check_model_params(block, params)
-    with _gc_paused():
+    with gc_paused():           # linear time on large graphs (see archdsl.gcpause)
         return Elaborator(loader, block.name).model(block, home, params)
 
 
-@contextlib.contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector while elaborating.
-
-    Elaboration allocates many small objects and frees few, so generational collections would rescan an
-    ever larger heap: the time per node grew by a third from 1k to 10k nodes. Memory is bounded by MAX_NODES.
-    """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()

@@ -145,7 +145,7 @@ class GraphBuilder:
         if self.param_bytes > MAX_PARAM_BYTES:
             raise budget_error(self.param_bytes, span, self.sources)
 
-    def add_node(self, op: OpDef, inputs: list[str], types: list[TensorType], params: dict[str, str],
+    def add_node(self, op: OpDef, inputs: list[str], types: list[TensorType] | tuple[TensorType, ...], params: dict[str, str],
                  module: str | None, scope: tuple[str, ...], span: Span | None, tags: tuple[str, ...] = ()) -> list[str]:
         """Append a node and return its output value names."""
         if len(self.nodes) >= MAX_NODES:
@@ -161,7 +161,10 @@ class GraphBuilder:
         return outs
 
     def finish(self, outputs: dict[str, str], doc: str, span: Span | None) -> Graph:
-        """The immutable Graph."""
-        return Graph(name=self.name, inputs=self.inputs, nodes=tuple(self.nodes), outputs=outputs,
-                     params=self.params, doc=doc, span=span, input_spans=self.input_spans,
-                     module_docs=self.module_docs)
+        """The immutable Graph, from parts already of their IR types (not validated again: a 100k-node graph's
+        mappings would be copied twice more); the builder keeps the frozen mappings, so no copy outlives this."""
+        self.inputs, self.params = FrozenDict(self.inputs), FrozenDict(self.params)
+        self.input_spans, self.module_docs = FrozenDict(self.input_spans), FrozenDict(self.module_docs)
+        return trusted(Graph, {"name": self.name, "inputs": self.inputs, "nodes": tuple(self.nodes),
+                               "outputs": FrozenDict(outputs), "params": self.params, "doc": doc, "span": span,
+                               "input_spans": self.input_spans, "module_docs": self.module_docs, "mode": "train"})

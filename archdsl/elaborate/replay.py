@@ -59,6 +59,7 @@ def replay(builder: GraphBuilder, exp: Expansion, at: tuple[str, ...], inputs: l
     """
     old, new = ".".join(exp.path), ".".join(at)
     rename = dict(zip(exp.inputs, (t.value for t in inputs), strict=True))
+    prefix, scopes = tuple(new.split(".")), {}
     for key, doc in exp.docs:
         builder.add_doc(_moved(key, old, new) or key, doc)
     for node in exp.nodes:
@@ -72,9 +73,11 @@ def replay(builder: GraphBuilder, exp: Expansion, at: tuple[str, ...], inputs: l
             params[local] = moved
         if params and module is not None and old != new:
             builder.claim_module(module, owner, node.span)
-        scope = tuple(new.split(".")) + node.scope[len(exp.path):] \
-            if new and node.scope[:len(exp.path)] == exp.path else node.scope
-        outs = builder.add_node(node.op, [rename.get(v, v) for v in node.inputs], list(node.types), params,
+        scope = scopes.get(node.scope)
+        if scope is None:           # nodes of one block share their scope tuple (and its strings)
+            scope = scopes[node.scope] = prefix + node.scope[len(exp.path):] \
+                if new and node.scope[:len(exp.path)] == exp.path else node.scope
+        outs = builder.add_node(node.op, [rename.get(v, v) for v in node.inputs], node.types, params,
                                 module, scope, node.span, node.tags)
         rename.update(zip(node.outputs, outs, strict=True))
     return [Tensor(rename.get(t.value, t.value), t.type, t.span) for t in exp.outputs]
