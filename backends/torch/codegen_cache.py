@@ -6,7 +6,8 @@ caches that gather in eval mode (its ``get_attention_biases``); archdsl does it 
 
 * A value is *parameter-only* when its node runs in forward (it is not a build-time constant, see
   ``constants.py``), its output shapes are static, its op is neither stochastic, train/eval-dependent,
-  recurrent nor a buffer, and each input is parameter-only, a build-time constant or a buffer. Free parameters
+  recurrent nor a buffer, it calls no submodule (a module's forward hooks, weight_norm's among them, must run
+  every call), and each input is parameter-only, a build-time constant or a buffer. Free parameters
   (``attention_biases``) start such chains. A value a graph output may be (the output, a view it is of, an
   eval-mode dropout's input) is not parameter-only, nor anything computed from it: a returned tensor is never
   the cache's own.
@@ -54,6 +55,8 @@ def parameter_only_values(graph: Graph) -> set[str]:
         found: set[str] = set()
         for node in graph.nodes:
             if all(v in constant for v in node.outputs) or any(node.op.has(t) for t in _VARYING):
+                continue
+            if node.params and "" not in node.params:      # a submodule's call: its hooks run every call
                 continue
             if not _static(node) or any(v in excluded for v in node.outputs):     # excluded: may be returned
                 continue
@@ -158,14 +161,10 @@ class ParameterValues:
         return id(node) in self.shared
 
     def note_sources(self, emitter: _Emitter, node: Node, ref: str | None) -> None:
-        """Record the tensors ``node`` (a region node) reads from the module: its parameters and the constants
+        """Record the tensors ``node`` (a region node) reads from the module: a free parameter, or the constants
         and buffers among its inputs."""
-        if ref is not None:
-            if "" in node.params:
-                self.sources[ref] = None
-            for name in node.params:
-                if name:
-                    self.sources[f"{ref}.{name}"] = None
+        if ref is not None:             # a free parameter (the region calls no submodule)
+            self.sources[ref] = None
         for v in node.inputs:
             if v not in self.values:
                 self.sources[emitter.local[v]] = None

@@ -347,3 +347,17 @@ def test_autocast_and_functional_call_compute_the_values(pair):
     grads = [torch.func.grad(lambda p, m=m: torch.func.functional_call(m, p, (X,)).sum())(
         {"table": m.table.detach()})["table"] for m in pair]
     assert torch.equal(*grads)
+
+
+def test_submodule_calls_stay_in_forward():
+    """A Linear applied to a parameter runs every call: its forward hooks (weight_norm's) must see each one."""
+    graph = archdsl.compile("model Case() {\n  in x: [N, 6]\n  p = Parameter((6, 6), \"normal\")\n"
+                            "  proj = Linear(6)\n  out x @ (p |> proj)\n}")
+    assert not ParameterValues(graph).region
+    module = build(graph, cache=True).eval()
+    calls = []
+    module.proj.register_forward_hook(lambda *args: calls.append(1))
+    with torch.no_grad():
+        module(torch.randn(2, 6))
+        module(torch.randn(2, 6))
+    assert len(calls) == 2
