@@ -31,6 +31,7 @@ from archdsl.backends.torch.kernels.simple_gla.chunk import (
     LOG2E,
     _state_grads,
     _states,
+    blocks_view,
     from_blocks,
     gate_grad,
     refuse_double_backward,
@@ -163,8 +164,8 @@ class _ChunkGLA(torch.autograd.Function):
         diag = da.diagonal(dim1=-2, dim2=-1).view(*q.shape[:-1], 1)
         dq.addcmul_(k, diag)
         dk.add_(dks).addcmul_(q, diag)
-        return (from_blocks(dq, ctx.scale), from_blocks(dk), from_blocks(dv.view(bsz, h, n, c, vd)),
-                from_blocks(dg), (ds if ctx.has_h0 else None), None, None)
+        return (blocks_view(dq.mul_(ctx.scale)), blocks_view(dk), blocks_view(dv.view(bsz, h, n, c, vd)),
+                blocks_view(dg), (ds if ctx.has_h0 else None), None, None)
 
 
 def _causal(q, k, v, g, initial_state, chunk, scale):

@@ -38,6 +38,13 @@ def to_blocks(x: torch.Tensor, n: int, c: int, factor: float | None = None) -> t
     return out.copy_(src) if factor is None else torch.mul(src, factor, out=out)
 
 
+def blocks_view(x: torch.Tensor) -> torch.Tensor:
+    """[B, H, N, C, *rest] -> [B, N*C, H, *rest] as a strided view (no copy; for gradients, whose consumer -
+    autograd's accumulation or the next backward - reads any layout)."""
+    b, h, n, c = x.shape[:4]
+    return x.movedim(1, 3).reshape(b, n * c, h, *x.shape[4:])
+
+
 def from_blocks(x: torch.Tensor, factor: float | None = None) -> torch.Tensor:
     """[B, H, N, C, *rest] -> [B, N*C, H, *rest] contiguous, times ``factor`` in the same pass."""
     b, h, n, c = x.shape[:4]
@@ -179,9 +186,10 @@ class _ChunkSimpleGLA(torch.autograd.Function):
             inner = (p.sum(-1) - p.sum(-2)).add_((q_ * dq).sum(-1))
             keys = (k_ * dk).sum(-1)
             carried = carry * (prevs * dnext.view_as(prevs)).sum((-1, -2))
-            dg = from_blocks(gate_grad(inner.view(bsz, h, n, c), keys.view(bsz, h, n, c), carried))
-        dq, dk = dq.baddbmm_(da, k_).view_as(q), dk.baddbmm_(da.transpose(-1, -2), q_).view_as(k)
-        return (from_blocks(dq, ctx.scale), from_blocks(dk), from_blocks(dv.view(bsz, h, n, c, vd)), dg,
+            dg = blocks_view(gate_grad(inner.view(bsz, h, n, c), keys.view(bsz, h, n, c), carried))
+        dq = dq.baddbmm_(da, k_, beta=ctx.scale, alpha=ctx.scale).view_as(q)      # gradient of unscaled q
+        dk = dk.baddbmm_(da.transpose(-1, -2), q_).view_as(k)
+        return (blocks_view(dq), blocks_view(dk), blocks_view(dv.view(bsz, h, n, c, vd)), dg,
                 (dh0 if ctx.has_h0 else None), None, None)
 
 
