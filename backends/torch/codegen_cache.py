@@ -49,18 +49,20 @@ def _static(node: Node) -> bool:
 def parameter_only_values(graph: Graph) -> set[str]:
     """Values of forward nodes computed from parameters, buffers and build-time constants alone, that no graph
     output is (or is computed from)."""
+    if not any("" in n.params or n.op.has(Trait.BUFFER) for n in graph.nodes):
+        return set()        # chains start at a free parameter or a buffer (constants alone are build-time)
     constant = build_time_values(graph) | {v for n in graph.nodes if n.op.has(Trait.BUFFER) for v in n.outputs}
 
     def closure(excluded: set[str]) -> set[str]:
         found: set[str] = set()
-        for node in graph.nodes:
+        for node in graph.nodes:        # (cheapest test first: most nodes read an input's value)
+            if not all(v in found or v in constant for v in node.inputs):
+                continue
             if all(v in constant for v in node.outputs) or any(node.op.has(t) for t in _VARYING):
                 continue
             if node.params and "" not in node.params:      # a submodule's call: its hooks run every call
                 continue
-            if not _static(node) or any(v in excluded for v in node.outputs):     # excluded: may be returned
-                continue
-            if all(v in found or v in constant for v in node.inputs):
+            if _static(node) and not any(v in excluded for v in node.outputs):     # excluded: may be returned
                 found.update(node.outputs)
         return found
 
