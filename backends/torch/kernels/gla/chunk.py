@@ -6,19 +6,19 @@ chunk. The factorised form q*exp(b), k*exp(-b) overflows for strong decays; it i
 across any boundary r between j and i: ``exp(b[i] - b[j]) = exp(b[i] - r) exp(r - b[j])``, both exponents
 <= 0 (b falls). So the C x C chunk (C a power of two) is split in halves recursively: at each level the
 lower-left block of every diagonal block (second half's rows, first half's columns) is one batched matrix
-product of q * exp(b - r) and k * exp(r - b), r the cumulative decay at the end of the first half; on the last
-level (single tokens) the factor is the gate itself; the diagonal is q[i] . k[i]. The blocks are written into
-one C x C matrix per chunk, applied to the values by one batched product. log2(C) levels, one exponential per
-token and channel on each, no C x C x K tensor. Powers are taken in base 2 (``exp2`` of the gates times
-log2(e): ~3x cheaper than ``exp`` on CPU). Across chunks a [K, V] state carries the past, as in
-``simple_gla/chunk.py``.
+product of q * exp(b - r) and k * exp(r - b), r the cumulative decay at the end of the first half; the diagonal
+is q[i] . k[i]. Those factors are products of the gates' powers exp(g) (each <= 1) over a segment, built level
+by level from the single tokens up (``_scores``): one ``exp2`` per token and channel in all, no difference of
+cumulative sums, nothing that overflows; the last level's products are the state's exp(b) and exp(B - b). The
+blocks are written into one C x C matrix per chunk, applied to the values by one batched product; no C x C x K
+tensor. Across chunks a [K, V] state carries the past, as in ``simple_gla/chunk.py``.
 
-The backward (``torch.autograd.Function``; no second derivatives: a clear error) keeps A and each level's factors: with
-dA = do v^T (lower triangle) the same block products, transposed, give dq and dk; dv = A^T do plus the state's
-share; the state gradient runs backwards over the chunks. The gate's gradient needs no derivative of an
-exponential: every exponent is a difference b[i] - b[j] (or b[i] - 0, B - b[j] for the states) that enters
-multiplied by q[i] and k[j], so ``d b = q * dq - k * dk`` (plus ``sum_v S_T * dS_T`` at the last position for
-the final state) and dg is its reverse cumulative sum.
+The backward (``torch.autograd.Function``; no second derivatives: a clear error) keeps A and each level's
+factors (only when a gradient is needed): with dA = do v^T (lower triangle) the same block products,
+transposed, give dq and dk; dv = A^T do plus the state's share; the state gradient runs backwards over the
+chunks. The gate's gradient needs no derivative of an exponential: every exponent is a difference b[i] - b[j]
+(or b[i] - 0, B - b[j] for the states) that enters multiplied by q[i] and k[j], so ``d b = q * dq - k * dk``,
+summed chunk by chunk (``simple_gla.chunk.gate_grad``).
 """
 
 from __future__ import annotations
@@ -39,8 +39,6 @@ from archdsl.backends.torch.kernels.simple_gla.chunk import (
 )
 
 CHUNK = 32          # measured: 0.9x the time of 64 on CPU (one level less, same state work)
-
-
 
 
 def _place(a: torch.Tensor, half: int) -> torch.Tensor:
@@ -131,7 +129,7 @@ class _ChunkGLA(torch.autograd.Function):
         prevs, final = _states(carry, contrib, h0)
         o = (qe.view(-1, c, kd) @ prevs.view(-1, kd, vd)).baddbmm_(a, vc.view(-1, c, vd))
         ctx.set_materialize_grads(False)
-        ctx.has_h0, ctx.scale, ctx.c = h0 is not None, scale, c
+        ctx.has_h0, ctx.scale = h0 is not None, scale
         ctx.levels = [(half, len(x)) for half, x in saved]
         ctx.save_for_backward(qc, kc, vc, a, qe, ke, eb, el, carry, prevs,
                               *(x for _, level in saved for x in level))

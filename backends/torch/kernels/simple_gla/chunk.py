@@ -11,13 +11,14 @@ Every exponent is <= 0 for a forgetting gate (g <= 0), and the upper triangle is
 (``exp2`` of the gates times log2(e): ~3x cheaper than ``exp`` on CPU). Without a gate (linear attention) the
 scores are masked by ``tril`` and the states are running sums.
 
-The backward (``torch.autograd.Function``; no second derivatives: a clear error) keeps the forward's scores A, decays and chunk
-states: with dA = (do v^T) * decay, ``dq = dA k + exp(b) do S_prev^T``, ``dk = dA^T q + exp(B - b) v dS^T``,
-``dv = A^T do + (k exp(B - b)) dS``, the state gradient dS running backwards over the chunks
-(``dS_prev = exp(B) dS + (q exp(b))^T do``). Every exponent is a difference of cumulative gates that enters
-multiplied by q on one side and k on the other, so ``d b = sum_K (q dq - k dk)`` (plus ``<S_T, dS_T>`` at the
-last position) and the gate's gradient is its reverse cumulative sum: no derivative of an exponential is taken.
-Eight matrix products against the forward's four.
+The backward (``torch.autograd.Function``; no second derivatives: a clear error) keeps the forward's scores A,
+decays and chunk states: with dA = (do v^T) * decay, ``dq = dA k + exp(b) do S_prev^T``,
+``dk = dA^T q + exp(B - b) v dS^T``, ``dv = A^T do + (k exp(B - b)) dS``, the state gradient dS running backwards
+over the chunks (``dS_prev = exp(B) dS + (q exp(b))^T do``). Every exponent is a difference of cumulative gates
+that enters multiplied by q on one side and k on the other, so ``d b = sum_K (q dq - k dk)`` and the gate's
+gradient is its reverse cumulative sum inside each chunk, the state's share carried (``gate_grad``): no
+derivative of an exponential is taken. Eight matrix products against the forward's four; the gradients are
+returned as strided views of the chunk blocks.
 """
 
 from __future__ import annotations
