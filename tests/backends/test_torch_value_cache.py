@@ -285,18 +285,22 @@ def test_levit_reuses_its_attention_biases_bitwise():
 @st.composite
 def chains(draw) -> str:
     """A model mixing parameter-only values (from three [4, 4] parameters and a constant index) with values of
-    the input x [N, 4, 4]: each op reads any earlier values; unread values are outputs (some parameter-only)."""
+    the input x [N, 4, 4]: each op reads any earlier values; one value is added to x, the unread ones are outputs
+    (some parameter-only)."""
     lines, values, read = [], ["x", "p0", "p1", "p2"], set()
     for i in range(draw(st.integers(2, 8))):
         kind = draw(st.sampled_from(("unary", "add", "matmul", "transpose", "gather", "dropout")))
-        src, other = draw(st.sampled_from(values)), draw(st.sampled_from(values))
+        pool = values + ["p0", "p1", "p2"]                # parameters twice as likely: more cached chains
+        src, other = draw(st.sampled_from(pool)), draw(st.sampled_from(pool))
         read.update((src, other) if kind in ("add", "matmul") else (src,))
         expr = {"unary": f"{draw(st.sampled_from(('sigmoid', 'tanh', 'relu')))}({src})",
                 "add": f"{src} + {other}", "matmul": f"{src} @ {other}", "transpose": f"transpose({src}, -1, -2)",
                 "gather": f"index_select({src}, _idx, -1)", "dropout": f"dropout({src}, 0.25)"}[kind]
         lines.append(f"  v{i} = {expr}")
         values.append(f"v{i}")
-    outs = [v for v in values if v not in read]      # parameters among them: outputs of parameters alone
+    mixed = draw(st.sampled_from(values[4:]))        # one value meets the input: x + it
+    read.add(mixed)
+    outs = [f"x + {mixed}"] + [v for v in values if v not in read]    # parameters among them: outputs of them alone
     return "\n".join(["model Case() {", "  in x: [N, 4, 4]",
                       *(f'  p{i} = Parameter((4, 4), "normal")' for i in range(3)),
                       "  _idx = Buffer(arange(3, -1, -1), persistent=false)", *lines,
