@@ -215,7 +215,6 @@ class _ChunkDeltaRule(torch.autograd.Function):
             gam = _decay(cum)
             dp.mul_(gam)                                                            # upper triangle -> 0
             dkk.mul_(gam)
-            kd_last = (kdec * dkd).sum((-1, -2))        # b[C-1] scales every row of Kd (before dkd becomes dk)
         else:
             dp.tril_()
         dq = _acc(dos if not gated else dos.mul_(gamma.unsqueeze(-1)), dp, kc)
@@ -229,9 +228,10 @@ class _ChunkDeltaRule(torch.autograd.Function):
             # d b[i]: every Gamma[i, j] = exp(b[i] - b[j]) scales a product q_i . k_j or k_i . k_j, every gamma[i]
             # a row q_i or k_i, exp(b[C-1] - b[i]) a row k_i: so db = q . dq - k . dk, corrected for the two
             # terms where k_i enters with +b[i] (through A's rows: 2 beta dbeta_A; through Y: -2 beta gamma k.dYS)
-            # and for b[C-1], which also scales every row of Kd and the carried state
+            # and for b[C-1], which besides scales the whole of S_next = exp(b[C-1]) (S + sum_j exp(-b[j]) k_j u_j^T):
+            # <S_next, dS_next>
             db = (qc * dq).sum(-1) - (kc * dk).sum(-1) + 2 * bc * dbeta_a - 2 * bgam * kys
-            db[..., -1] += kd_last + carry.squeeze(-1).squeeze(-1) * (prev * dnext).sum((-1, -2))
+            db[..., -1] += torch.linalg.vecdot(states[1:].flatten(-2), dnext.flatten(-2))
             dg = db.flip(-1).cumsum(-1).flip(-1)
         return (_from_blocks(dq, b, h, t, ctx.scale), _from_blocks(dk, b, h, t),
                 _from_blocks(dy, b, h, t, bc.unsqueeze(-1)),
