@@ -27,9 +27,14 @@ def diagnostics(graph: Graph) -> list[Diagnostic]:
     used: set[str] = set()
     late: list[tuple[Node, str]] = []
     finite: dict[int, bool] = {}
+    params = graph.params
     for node in graph.nodes:
-        missing = [v for v in node.inputs if v not in types]
-        late += [(node, v) for v in missing]
+        try:
+            ins = [types[v] for v in node.inputs]
+            missing = False
+        except KeyError:
+            missing = [v for v in node.inputs if v not in types]
+            late += [(node, v) for v in missing]
         used.update(node.inputs)
         for v in node.outputs:
             if v in types:
@@ -37,9 +42,14 @@ def diagnostics(graph: Graph) -> list[Diagnostic]:
                                         "a value has one producer: rename one of the outputs"))
         if id(node.op) not in finite:                    # replayed blocks share op objects: check each once
             finite[id(node.op)] = not _finite_attrs(node)
-        found += _params(graph, node) + ([] if finite[id(node.op)] else _finite_attrs(node))
+        for full in node.params.values():
+            if full not in params:
+                found += _params(graph, node)
+                break
+        if not finite[id(node.op)]:
+            found += _finite_attrs(node)
         if not missing:
-            found += _retype(graph, node, [types[v] for v in node.inputs])
+            found += _retype(graph, node, ins)
         types.update(zip(node.outputs, node.types, strict=False))
     if late:
         found += _ordering(graph, late)
@@ -59,6 +69,7 @@ def _names(graph: Graph) -> list[Diagnostic]:
     """Layer and parameter names must be valid nn.Module attribute paths (``training`` or ``a..b`` are not)."""
     found: list[Diagnostic] = []
     seen: set[str] = set()
+    good: set[str] = set()          # path components known to be fine (most repeat: body, 0, fc, weight)
     for node in graph.nodes:
         free = graph.params.get(node.params.get("", ""))
         if free is not None:     # a free parameter is initialised from its IR initialiser string
@@ -70,7 +81,13 @@ def _names(graph: Graph) -> list[Diagnostic]:
         paths = [node.module] if node.module is not None and node.params else []
         paths += [graph.params[k].name for k in node.params.values() if k in graph.params]
         for path in paths:
-            bad = reserved_component(path)
+            bad = None
+            for part in path.split("."):
+                if part not in good:
+                    if reserved_component(part) is not None:        # a component has no dots: itself or None
+                        bad = part
+                        break
+                    good.add(part)
             if bad is None:
                 continue
             parts = path.split(".")
@@ -123,7 +140,8 @@ def _structure(graph: Graph) -> list[Diagnostic]:
             found.append(Diagnostic(f"{_what(node)} takes {node.op.arity} input(s), got {len(node.inputs)}",
                                     node.span, f"pass exactly {node.op.arity} input value(s)"))
         for t in node.types:
-            found += _dtype(t.dtype, _what(node), node.span)
+            if t.dtype not in DTYPES:
+                found += _dtype(t.dtype, _what(node), node.span)
     for p in graph.params.values():
         found += _dtype(p.dtype, f"parameter '{p.name}'", graph.span)
     return found
@@ -212,6 +230,8 @@ def _dead_results(graph: Graph, used: set[str]) -> list[Diagnostic]:
     """Results nobody reads are dead code (warnings; ``dce`` removes them)."""
     out = []
     for node in graph.nodes:
+        if used.issuperset(node.outputs):
+            continue
         unused = [v for v in node.outputs if v not in used]
         if len(unused) == len(node.outputs):
             if not node.op.has(Trait.STOCHASTIC):

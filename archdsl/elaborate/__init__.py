@@ -63,6 +63,7 @@ class Elaborator:
         """Drop this elaboration's bookkeeping now: its parts refer to each other, so it would otherwise live on
         until a full garbage collection (the front end moves what it builds to the oldest generation)."""
         self.applier.expansions.clear()
+        self.applier.ops.clear()
         builder = self.session.builder
         builder.nodes, builder.value_names, builder.suffixes, builder.owners = [], set(), {}, {}
         builder.doc_order = []

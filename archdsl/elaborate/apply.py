@@ -48,6 +48,7 @@ class Applier:
         self.builder = session.builder
         self._blocks = blocks                              # set by the elaborator once both parts exist
         self.expansions: dict[tuple, Expansion] = {}       # named block applications, for replay
+        self.ops: dict[tuple, OpDef] = {}                   # (op class, its arguments) -> the op made from them
         self.handlers: dict[type, Callable[..., list[Tensor]]] = {OpLayer: self.apply_op_layer, BlockLayer: self.apply_block, SeqLayer: self.apply_seq,
                          ReparamLayer: self.apply_reparam}
 
@@ -109,13 +110,22 @@ class Applier:
                 raise error(f"{op.__name__}: argument '{k}' is given twice", layer.span,
                             "give it once, by position or by name")
             attrs[k] = v
+        values = {k: _tuples(v) for k, v in attrs.items()}
+        key = plain_key(tuple(values.items()))      # type-exact: Linear(8) and Linear(8.0) are told apart
+        if key is not None:
+            made = self.ops.get((op, key))
+            if made is not None:                    # one object per distinct op: validated once, and the
+                return made                         # rule cache then finds it by identity
         try:
-            return op(**{k: _tuples(v) for k, v in attrs.items()})
+            made = op(**values)
         except pydantic.ValidationError as exc:
             raise self._validation_error(layer, exc) from None
         except (TypeError, ValueError, ArithmeticError) as exc:
             raise error(f"{op.__name__}: bad arguments: {exc}", layer.span,
                         f"`archdsl ops {op.name}` shows its signature") from None
+        if key is not None:
+            self.ops[(op, key)] = made
+        return made
 
     def _validation_error(self, layer: OpLayer, exc: pydantic.ValidationError) -> ArchError:
         """The first pydantic complaint as a spec error pointing at the offending argument."""

@@ -19,12 +19,12 @@ caller parses again with lark, whose errors and messages are the reference (``pa
 from __future__ import annotations
 
 import functools
+import re
 from typing import Any
 
 import lark
 from lark import Token
 from lark.lexer import PatternStr, UnlessCallback
-from lark.parse_tree_builder import ParseTreeBuilder
 from lark.parsers.lalr_analysis import Shift
 from lark.tree import Tree
 
@@ -66,12 +66,15 @@ class Tables:
                      and not (not r.expansion[0].is_term and r.expansion[0].name.startswith("_"))
                      and not any(r.options.empty_indices or ()) for r in rules]
         self.chains: dict[tuple[int, int, str], int] = {}   # memo of unit-reduction chains (see ``parse``)
-        self.builder = ParseTreeBuilder(rules, Tree, False, False, parser.options.maybe_placeholders)
-        # lark's child filter as data: per rule, the children kept (an index, or -1 for a None placeholder of an
-        # absent ``[optional]`` part), None to keep them all, or False when a child is an inlined ``_rule``
-        # (lark's own filter runs then); and whether a single child stands for the rule (``?rule``)
+        # lark's child filter as data: per rule, the children kept (an index; -1 for the None placeholder of an
+        # absent ``[optional]`` part; -2 - index for the child list of an inlined ``_rule``, spliced in), or None
+        # to keep them all; and whether a single child stands for the rule (``?rule``)
         self.picks = [_pick(r, parser.options.maybe_placeholders) for r in rules]
+        self.splices = [p is not None and any(i < -1 for i in p) for p in self.picks]
         self.expand1 = [bool(r.options.expand1) and not r.alias for r in rules]
+        self.inlined = [r.origin.name.startswith("_") for r in rules]     # a `_rule`: its parent splices it
+        if any(r.alias or r.options.expand1 for r, inline in zip(rules, self.inlined, strict=True) if inline):
+            raise Unsupported("an inlined _rule with an alias or a ?")
         self.methods: dict[type, list[Any]] = {}        # per transformer class: its method for each rule
         self.names = [r.alias or r.options.template_source or r.origin.name for r in rules]
         # terminals some rule keeps as a child (the others are punctuation and keywords, dropped by the filter)
@@ -95,14 +98,20 @@ class Tables:
                         retype[name] = words
                     elif name not in basic.ignore_types:
                         raise Unsupported(f"lexer callback on {name}")
-                by_lexer[id(basic)] = (scanner._mres[0].match, retype)
+                mre = scanner._mres[0]
+                ws = basic.terminals_by_name.get("WS")
+                if ws is not None and "WS" in basic.ignore_types:
+                    # leading white space is taken with the token (one match instead of two; a token never
+                    # starts with white space, so what matches is the same)
+                    mre = re.compile(f"(?:{ws.pattern.to_regexp()})?(?:{mre.pattern})", mre.flags)
+                by_lexer[id(basic)] = (mre.match, retype)
             self.scanners[state] = by_lexer[id(basic)]
         root = lexer.root_lexer
         self.ignore = frozenset(root.ignore_types)
         self.newline_types = frozenset(root.newline_types)
 
 
-def _pick(rule: Any, placeholders: bool) -> tuple[int, ...] | None | bool:
+def _pick(rule: Any, placeholders: bool) -> tuple[int, ...] | None:
     """Which children lark's ``maybe_create_child_filter`` keeps for ``rule`` (see ``Tables.picks``)."""
     empty = rule.options.empty_indices if placeholders else None
     if empty:
@@ -114,9 +123,7 @@ def _pick(rule: Any, placeholders: bool) -> tuple[int, ...] | None | bool:
     for i, sym in enumerate(rule.expansion):
         keep += [-1] * nones[i]
         if not (sym.is_term and sym.filter_out):
-            if not sym.is_term and sym.name.startswith("_"):
-                return False
-            keep.append(i)
+            keep.append(-2 - i if not sym.is_term and sym.name.startswith("_") else i)
     keep += [-1] * nones[len(rule.expansion)]
     return None if keep == list(range(len(rule.expansion))) else tuple(keep)
 
@@ -125,26 +132,6 @@ def _pick(rule: Any, placeholders: bool) -> tuple[int, ...] | None | bool:
 def tables(parser: lark.Lark) -> Tables:
     """The driver's tables for ``parser`` (built once per process)."""
     return Tables(parser)
-
-
-class _Callee:
-    """What lark's tree builder calls for a rule: the transformer method of that name, given the reduction's
-    position (kept on the transformer, as ``meta``); a name without a method makes a lark Tree (``_`` rules
-    that the parent's child filter inlines)."""
-
-    def __init__(self, transformer: Any):
-        self.transformer = transformer
-
-    def __getattr__(self, name: str) -> Any:
-        method = getattr(type(self.transformer), name, None)
-        if method is None or name.startswith("_"):
-            raise AttributeError(name)
-        method = getattr(method, "base_func", method)          # the plain function under lark's v_args
-        transformer = self.transformer
-
-        def call(children: list) -> Any:
-            return method(transformer, transformer.meta, children)
-        return call
 
 
 def _method(transformer: Any, name: str) -> Any:
@@ -161,11 +148,10 @@ def parse(parser: lark.Lark, text: str, rule: str, transformer: Any, comments: l
     ``meta`` is set to ``(line, column, end_line, end_column)`` before each of its methods runs. Comments are
     appended to ``comments`` as ``comment(line, column, text)``. Raises Unsupported on any error."""
     t = tables(parser)
-    lark_callbacks: dict = {}       # lark's own callbacks, made only for a rule whose child is an inlined _rule
     methods = t.methods.get(type(transformer))
     if methods is None:
         methods = t.methods[type(transformer)] = [_method(transformer, name) for name in t.names]
-    picks, expand1, names = t.picks, t.expand1, t.names
+    picks, splices, expand1, names, inlined = t.picks, t.splices, t.expand1, t.names, t.inlined
     actions, sizes, origins, unit, kept = t.actions, t.sizes, t.origins, t.unit, t.kept
     scanners, ignore, newline_types, chains = t.scanners, t.ignore, t.newline_types, t.chains
     end_state = t.end_states[rule]
@@ -181,7 +167,14 @@ def parse(parser: lark.Lark, text: str, rule: str, transformer: Any, comments: l
                 raise Unsupported("no token here")
             kind = m.lastgroup
             end = m.end()
-            value = m.group()
+            value = m.group(kind)
+            start = end - len(value)
+            if start != pos:                    # white space before the token
+                count = text.count("\n", pos, start)
+                if count:
+                    line += count
+                    line_start = text.rindex("\n", pos, start) + 1
+                pos = start
             column = pos - line_start + 1
             first_line = line
             if kind in newline_types:
@@ -255,20 +248,29 @@ def parse(parser: lark.Lark, text: str, rule: str, transformer: Any, comments: l
                 else:
                     children, here = [], None
                 pick = picks[r]
-                if pick is False:
-                    if not lark_callbacks:
-                        lark_callbacks = t.builder.create_callback(_Callee(transformer))
-                    transformer.meta = here
-                    result = lark_callbacks[t.rules[r]](children)
-                else:
-                    if pick is not None:
-                        children = [children[i] if i >= 0 else None for i in pick]
-                    if expand1[r] and len(children) == 1:
-                        result = children[0]
+                if pick is not None:
+                    if splices[r]:
+                        spliced: list = []
+                        for i in pick:
+                            if i >= 0:
+                                spliced.append(children[i])
+                            elif i == -1:
+                                spliced.append(None)
+                            elif spliced:
+                                spliced += children[-2 - i]
+                            else:       # the list of a left-recursive `_rule` grows in place (as in lark)
+                                spliced = children[-2 - i]
+                        children = spliced
                     else:
-                        method = methods[r]
-                        result = method(transformer, here, children) if method is not None \
-                            else Tree(names[r], children)
+                        children = [children[i] if i >= 0 else None for i in pick]
+                if inlined[r]:
+                    result = children               # spliced into the parent's children
+                elif expand1[r] and len(children) == 1:
+                    result = children[0]
+                else:
+                    method = methods[r]
+                    result = method(transformer, here, children) if method is not None \
+                        else Tree(names[r], children)
                 goto = actions[states[-1]][origin]
                 states.append(goto)
                 values.append(result)

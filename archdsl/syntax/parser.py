@@ -403,9 +403,16 @@ def _shifted(node: Any, line: int, column: int) -> Any:
     return node
 
 
-# Tokens that deepen an expression tree; strings, comments and numbers are matched first and skipped.
-_CHAIN = re.compile(r""""(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*'|#[^\n]*|\d+(?:\.\d*)?(?:[eE][-+]?\d+)?|[A-Za-z_]\w*|\|>|\*\*|//|[=!<>]=|[-+*/%@<>.]|[()\[\]{},\n]""")
-_WORD_OPS = {"and", "or", "not", "if", "else"}
+# Tokens that deepen an expression tree, one regular-expression step each: strings, comments, numbers, words
+# other than and/or/not/if/else and characters no counted token starts with are taken possessively in front of
+# the next token that counts (operators, brackets, commas, newlines), so Python sees only those. The tokens are
+# those of scanning with ``"..."|'...'|#...|number|word|\|>|\*\*|//|[=!<>]=|[-+*/%@<>.]|[()[\]{},\n]`` and
+# skipping everything else (tests/syntax/test_fastparse.py checks the two agree).
+_WORD_OP = r"(?:and|or|not|if|else)(?!\w)"
+_COUNTED = re.compile(r"""(?:"(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*'|#[^\n]*|\d+(?:\.\d*)?(?:[eE][-+]?\d+)?"""
+                      rf"""|(?!{_WORD_OP})[A-Za-z_]\w*|[^-+*/%@<>.=!|()\[\]{{}},\n"'#\w]|(?![A-Za-z_\d])\w"""
+                      r"""|=(?!=)|!(?!=)|\|(?!>)|["'])*+"""
+                      rf"""(\|>|\*\*|//|[=!<>]=|[-+*/%@<>.]|[()\[\]{{}},\n]|{_WORD_OP}|\Z)""")
 
 
 def _chain_depth(text: str, limit: int) -> int | None:
@@ -416,21 +423,18 @@ def _chain_depth(text: str, limit: int) -> int | None:
     """
     stack: list[list[Any]] = [["{", 0]]           # [opening bracket, levels inside it]
     total = 0
-    for m in _CHAIN.finditer(text):
-        tok = m.group()
+    for m in _COUNTED.finditer(text):
+        tok = m.group(1)
+        if not tok:
+            break
         c = tok[0]
-        if c in "\"'#" or c.isdigit():
-            continue
-        if c.isalpha() or c == "_":
-            if tok not in _WORD_OPS:
-                continue
-        elif c in "([{":
+        if c in "([{":
             weight = 3 if c == "(" else 2     # a call is three levels of the parse tree
             stack[-1][1] += weight
             total += weight
             stack.append([c, 0])
             if total > limit:
-                return m.start()
+                return m.start(1)
             continue
         elif c in ")]}":
             if len(stack) > 1:
@@ -445,7 +449,7 @@ def _chain_depth(text: str, limit: int) -> int | None:
         stack[-1][1] += 1
         total += 1
         if total > limit:
-            return m.start()
+            return m.start(1)
     return None
 
 

@@ -72,7 +72,8 @@ def distribute(slots: list[Extent], comments: list[Comment], blanks: set[int], r
         before[i] += [(line, "") for line in range(previous + 1, start[0]) if line in blanks]
         previous = max(previous, stop[0], *last)
     end += [(line, "") for line in range(previous + 1, region[1] + 1) if line in blanks]
-    trivia = [A.Trivia(_collapse(b), t) for b, t in zip(before, trailing, strict=True)]
+    trivia = [A.Trivia(_collapse(b), t) if b or t is not None else A.NO_TRIVIA
+              for b, t in zip(before, trailing, strict=True)]
     return trivia, _collapse(end)
 
 
@@ -147,10 +148,11 @@ def attach(module: A.Module, comments: list[Comment], lines: list[str], layout: 
     trivia, end = distribute(extents, outer, blanks, (1, len(lines)))
     items = []
     for index, (item, ext, t) in enumerate(zip(module.items, extents, trivia, strict=True)):
-        t = dataclasses.replace(t, before=_strip(t.before, leading=index == 0))
+        if index == 0 and t.before[:1] == ("",):
+            t = dataclasses.replace(t, before=_strip(t.before, leading=True))
         if isinstance(item, A.BlockDef):
             item = _attach_block(item, inner[index], blanks, ext, layout)
-        items.append(dataclasses.replace(item, trivia=t))
+        items.append(item if t == item.trivia else dataclasses.replace(item, trivia=t))
     return dataclasses.replace(module, items=tuple(items), end=_strip(end, trailing=True))
 
 
@@ -159,13 +161,16 @@ def _attach_block(block: A.BlockDef, comments: list[Comment], blanks: set[int], 
     doc = layout.doc(block)
     slots = [layout.header(block), *([doc] if doc else []), *(layout.extent(s) for s in block.body)]
     trivia, end = distribute(slots, comments, blanks, (ext[0][0], ext[1][0]))
-    if len(trivia) > 1:
+    if len(trivia) > 1 and trivia[1].before[:1] == ("",):
         trivia[1] = dataclasses.replace(trivia[1], before=_strip(trivia[1].before, leading=True))
     header, rest = trivia[0], trivia[1:]
     doc_trivia = rest.pop(0) if doc else A.NO_TRIVIA
     body = tuple(s if t == s.trivia else dataclasses.replace(s, trivia=t) for s, t in zip(block.body, rest, strict=True))
-    return dataclasses.replace(block, body=body, header=header, doc_trivia=doc_trivia,
-                               end=_strip(end, leading=not block.body and doc is None, trailing=True))
+    end = _strip(end, leading=not block.body and doc is None, trailing=True)
+    if (header, doc_trivia, end) == (block.header, block.doc_trivia, block.end) and \
+            all(a is b for a, b in zip(body, block.body, strict=True)):
+        return block                        # nothing to attach (the common case in generated specs)
+    return dataclasses.replace(block, body=body, header=header, doc_trivia=doc_trivia, end=end)
 
 
 # -- .arch text -----------------------------------------------------------------------------------

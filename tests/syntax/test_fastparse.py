@@ -4,9 +4,12 @@ string, comment and blank line, on every spec the project ships and on fragments
 from __future__ import annotations
 
 import dataclasses
+import re
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from archdsl.errors import ParseError
 from archdsl.ir.types import Span
@@ -110,3 +113,37 @@ def test_bad_input_is_left_to_lark(text, monkeypatch):
     with pytest.raises(ParseError) as error:
         P.parse(text, "e.arch")
     assert str(error.value) == str(lark_error.value)
+
+
+# -- the nesting estimate's tokens ------------------------------------------------------------------------
+# The straightforward scan: every token in order, the loop skipping strings, comments, numbers and other words.
+_ALL_TOKENS = re.compile(r""""(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*'|#[^\n]*|\d+(?:\.\d*)?(?:[eE][-+]?\d+)?|"""
+                         r"""[A-Za-z_]\w*|\|>|\*\*|//|[=!<>]=|[-+*/%@<>.]|[()\[\]{},\n]""")
+
+
+def counted_reference(text: str) -> list[tuple[int, str]]:
+    found = []
+    for m in _ALL_TOKENS.finditer(text):
+        tok = m.group()
+        if tok[0] in "\"'#" or tok[0].isdigit() or (
+                (tok[0].isalpha() or tok[0] == "_") and tok not in {"and", "or", "not", "if", "else"}):
+            continue
+        found.append((m.start(), tok))
+    return found
+
+
+def counted(text: str) -> list[tuple[int, str]]:
+    return [(m.start(1), m.group(1)) for m in P._COUNTED.finditer(text) if m.group(1)]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from([*"ab_éd19٣.eE+-*/%@<>=!|&()[]{},;:# \t\n\r\"'\\", "and", "or", "not", "if",
+                                 "else", "andx", "|>", "**", "//", "=="]), max_size=60).map("".join))
+def test_nesting_tokens_match_a_plain_scan(text):
+    assert counted(text) == counted_reference(text)
+
+
+@pytest.mark.parametrize("path", SPECS[:8], ids=lambda p: p.name)
+def test_nesting_tokens_on_specs(path):
+    text = path.read_text(encoding="utf-8")
+    assert counted(text) == counted_reference(text)
