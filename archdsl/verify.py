@@ -29,9 +29,9 @@ def diagnostics(graph: Graph) -> list[Diagnostic]:
     finite: dict[int, bool] = {}
     params = graph.params
     for node in graph.nodes:
+        missing: list[str] = []
         try:
             ins = [types[v] for v in node.inputs]
-            missing = False
         except KeyError:
             missing = [v for v in node.inputs if v not in types]
             late += [(node, v) for v in missing]

@@ -59,7 +59,8 @@ def replay(builder: GraphBuilder, exp: Expansion, at: tuple[str, ...], inputs: l
     """
     old, new = ".".join(exp.path), ".".join(at)
     rename = dict(zip(exp.inputs, (t.value for t in inputs), strict=True))
-    prefix, scopes = tuple(new.split(".")), {}
+    prefix = tuple(new.split("."))
+    scopes: dict[tuple[str, ...], tuple[str, ...]] = {}
     for key, doc in exp.docs:
         builder.add_doc(_moved(key, old, new) or key, doc)
     for node in exp.nodes:

@@ -232,7 +232,8 @@ def parse(parser: lark.Lark, text: str, rule: str, transformer: Any, comments: l
                     children = values[-n:]
                     spots = places[-n:]
                     del states[-n:], values[-n:], places[-n:]
-                    first = last = None
+                    first: Any = None
+                    last: Any = None
                     for spot in spots:
                         if spot is not None:
                             first = spot
@@ -263,6 +264,7 @@ def parse(parser: lark.Lark, text: str, rule: str, transformer: Any, comments: l
                         children = spliced
                     else:
                         children = [children[i] if i >= 0 else None for i in pick]
+                result: Any
                 if inlined[r]:
                     result = children               # spliced into the parent's children
                 elif expand1[r] and len(children) == 1:
