@@ -158,7 +158,7 @@ class _ChunkGLA(torch.autograd.Function):
         dq = dq.view_as(q)
         # d b (natural units) = q dq - k dk, chunk by chunk (see gate_grad); the diagonal's shares cancel exactly
         carried = carry * (prevs * dstate.view_as(prevs)).sum(-1)
-        dg = gate_grad(q * dq - k * dk, k * dks, carried)
+        dg = gate_grad(torch.mul(q, dq).addcmul_(k, dk, value=-1), k * dks, carried)
         diag = da.diagonal(dim1=-2, dim2=-1).view(*q.shape[:-1], 1)
         dq.addcmul_(k, diag)
         dk.add_(dks).addcmul_(q, diag)

@@ -121,11 +121,13 @@ def gate_grad(inner: torch.Tensor, keys: torch.Tensor, carried: torch.Tensor) ->
     of large terms (the state's last token undecayed against its own key share): dg stays exact for decays of
     any strength. One cumulative sum: dg = total(inner) + carried - (exclusive cumulative sum of inner - keys).
     """
-    d = inner - keys
+    total = inner.sum(3, keepdim=True).add_(carried.unsqueeze(3))
+    d = inner.sub_(keys)                    # (``inner`` is consumed)
     c = d.shape[3]
-    before = torch.zeros_like(d)            # exclusive sum, not inclusive minus self: keys[C-1] is O(1)
-    before.narrow(3, 1, c - 1).copy_(d.narrow(3, 0, c - 1).cumsum(3))
-    return (inner.sum(3) + carried).unsqueeze(3) - before
+    out = torch.empty_like(d)               # exclusive sum, not inclusive minus self: keys[C-1] is O(1)
+    out.narrow(3, 0, 1).zero_()
+    torch.cumsum(d.narrow(3, 0, c - 1), 3, out=out.narrow(3, 1, c - 1))
+    return out.neg_().add_(total)
 
 
 class _ChunkSimpleGLA(torch.autograd.Function):
@@ -170,23 +172,30 @@ class _ChunkSimpleGLA(torch.autograd.Function):
         dnext = dnext.view(-1, kd, vd)
         do_, v_, q_, k_ = do.view(-1, c, vd), v.view(-1, c, vd), q.view(-1, c, kd), k.view(-1, c, kd)
         da = do_ @ v_.transpose(-1, -2)
-        # d b's intra-chunk share: row minus column sums of (do v^T) * A without the diagonal (see below)
-        p = None if decay is None else da * a
+        intra = None
+        if decay is not None:
+            # d b (natural units) = sum_K (q dq - k dk). Its intra-chunk share: row minus column sums of
+            # (do v^T) * A without the diagonal (whose two shares cancel exactly); the products go through one
+            # scratch buffer (fresh large temporaries cost page faults at long T)
+            scratch = q.new_empty(max(a.numel(), q.numel(), prevs.numel()))
+            prod = torch.mul(da, a, out=scratch[:a.numel()].view_as(a))
+            prod.diagonal(dim1=-2, dim2=-1).zero_()
+            intra = prod.sum(-1) - prod.sum(-2)
         da = da.tril_() if decay is None else da.mul_(decay)
         dv = (ke.view(-1, c, kd) @ dnext).baddbmm_(a.transpose(-1, -2), do_)
         dq = do_ @ prevs.view(-1, kd, vd).transpose(-1, -2)
         dk = v_ @ dnext.transpose(-1, -2)
         dg = None
-        if decay is not None:
+        if intra is not None:
             dq.mul_(eb.view(-1, c, 1))
             dk.mul_(el.view(-1, c, 1))
-            # d b (natural units) = sum_K (q dq - k dk): the intra-chunk share as row minus column sums of
-            # dA * A without the diagonal (whose two shares cancel exactly), the state shares by dot products
-            assert p is not None
-            p.diagonal(dim1=-2, dim2=-1).zero_()
-            inner = (p.sum(-1) - p.sum(-2)).add_((q_ * dq).sum(-1))
-            keys = (k_ * dk).sum(-1)
-            carried = carry * (prevs * dnext.view_as(prevs)).sum((-1, -2))
+
+            def dot(x, y, dims):
+                return torch.mul(x, y, out=scratch[:x.numel()].view_as(x)).sum(dims)
+
+            inner = intra.add_(dot(q_, dq, -1))                         # the state shares by dot products
+            keys = dot(k_, dk, -1)
+            carried = carry * dot(prevs, dnext.view_as(prevs), (-1, -2))
             dg = blocks_view(gate_grad(inner.view(bsz, h, n, c), keys.view(bsz, h, n, c), carried))
         dq = dq.baddbmm_(da, k_, beta=ctx.scale, alpha=ctx.scale).view_as(q)      # gradient of unscaled q
         dk = dk.baddbmm_(da.transpose(-1, -2), q_).view_as(k)
