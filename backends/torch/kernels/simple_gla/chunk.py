@@ -46,15 +46,11 @@ def blocks_view(x: torch.Tensor) -> torch.Tensor:
     return x.movedim(1, 3).reshape(b, n * c, h, *x.shape[4:])
 
 
-def from_blocks(x: torch.Tensor, factor: float | None = None) -> torch.Tensor:
-    """[B, H, N, C, *rest] -> [B, N*C, H, *rest] contiguous, times ``factor`` in the same pass."""
+def from_blocks(x: torch.Tensor) -> torch.Tensor:
+    """[B, H, N, C, *rest] -> [B, N*C, H, *rest], contiguous (one copy)."""
     b, h, n, c = x.shape[:4]
     out = x.new_empty(b, n * c, h, *x.shape[4:])
-    dst = out.view(b, n, c, h, *x.shape[4:]).movedim(3, 1)
-    if factor is None:
-        dst.copy_(x)
-    else:
-        torch.mul(x, factor, out=dst)
+    out.view(b, n, c, h, *x.shape[4:]).movedim(3, 1).copy_(x)
     return out
 
 
@@ -158,13 +154,13 @@ class _ChunkSimpleGLA(torch.autograd.Function):
         o = (qe.view(-1, c, kd) @ prevs.view(-1, kd, vd)).baddbmm_(a, vf)
         ctx.set_materialize_grads(False)
         ctx.has_h0, ctx.scale = h0 is not None, scale
-        ctx.save_for_backward(qc, kc, vc, a, qe, ke, decay, carry, eb, el, prevs, final)
+        ctx.save_for_backward(qc, kc, vc, a, qe, ke, decay, carry, eb, el, prevs)
         return from_blocks(o.view(bsz, h, n, c, vd)), final
 
     @staticmethod
     def backward(ctx, do, dfinal):
         refuse_double_backward("simple GLA / linear attention", do, dfinal)
-        q, k, v, a, qe, ke, decay, carry, eb, el, prevs, final = ctx.saved_tensors
+        q, k, v, a, qe, ke, decay, carry, eb, el, prevs = ctx.saved_tensors
         bsz, h, n, c, kd = q.shape
         vd = v.shape[-1]
         do = torch.zeros_like(v) if do is None else to_blocks(do, n, c)
