@@ -9,7 +9,7 @@ from archdsl.ir.types import Span
 NO_SPAN = Span()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Trivia:
     """Comments and blank lines around a statement: kept for ``archdsl fmt``, never compared or elaborated."""
 
@@ -20,7 +20,7 @@ class Trivia:
 NO_TRIVIA = Trivia()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Num:
     """An int or float literal."""
 
@@ -30,7 +30,7 @@ class Num:
     text: str | None = field(default=None, compare=False, repr=False)  # as the author spelled it (1e-6)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Str:
     """A string literal; ``{expr}`` parts are name templates, filled in at elaboration."""
 
@@ -39,7 +39,7 @@ class Str:
     parens: bool = field(default=False, compare=False, repr=False)   # the author wrote ( )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Const:
     """``true``, ``false`` or ``none``."""
 
@@ -48,7 +48,7 @@ class Const:
     parens: bool = field(default=False, compare=False, repr=False)   # the author wrote ( )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Name:
     """A reference to a parameter, dim, value, layer, block or op."""
 
@@ -57,7 +57,7 @@ class Name:
     parens: bool = field(default=False, compare=False, repr=False)   # the author wrote ( )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ListLit:
     """``[a, b]`` (or ``seq[a, b]`` when ``seq`` is true: an index-named container)."""
 
@@ -67,7 +67,7 @@ class ListLit:
     parens: bool = field(default=False, compare=False, repr=False)   # the author wrote ( )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class TupleLit:
     """``(a, b)``."""
 
@@ -76,7 +76,7 @@ class TupleLit:
     parens: bool = field(default=False, compare=False, repr=False)   # the author wrote ( )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CompFor:
     """``for a, b in iterable`` in a comprehension."""
 
@@ -86,7 +86,7 @@ class CompFor:
     parens: bool = field(default=False, compare=False, repr=False)   # `for (a, b) in ...`
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Comprehension:
     """``[elt for ... if cond]``; ``key`` set for ``seq{"name{i}": elt for ...}``."""
 
@@ -99,7 +99,7 @@ class Comprehension:
     parens: bool = field(default=False, compare=False, repr=False)   # the author wrote ( )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SeqNamed:
     """``seq{conv0: Conv2d(...), norm0: BatchNorm2d()}``: a container with author-chosen names."""
 
@@ -108,7 +108,7 @@ class SeqNamed:
     parens: bool = field(default=False, compare=False, repr=False)   # the author wrote ( )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Reparam:
     """``reparam { a = ...; b = ... }``: named branches applied to one input and summed.
 
@@ -121,7 +121,7 @@ class Reparam:
     parens: bool = field(default=False, compare=False, repr=False)   # the author wrote ( )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ReparamList:
     """``reparam[a, b]`` or ``reparam[f(i) for i in range(n)]``: index-named branches, summed."""
 
@@ -131,7 +131,7 @@ class ReparamList:
     parens: bool = field(default=False, compare=False, repr=False)   # the author wrote ( )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class BinOp:
     """Arithmetic, comparison and boolean operators (``+ - * / // % @ ** == != < <= > >= and or``)."""
 
@@ -142,7 +142,7 @@ class BinOp:
     parens: bool = field(default=False, compare=False, repr=False)   # the author wrote ( )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class UnaryOp:
     """``-x`` or ``not x``."""
 
@@ -152,7 +152,7 @@ class UnaryOp:
     parens: bool = field(default=False, compare=False, repr=False)   # the author wrote ( )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class IfExpr:
     """``body if cond else orelse``; without ``else`` the value is absent (an identity layer)."""
 
@@ -163,7 +163,7 @@ class IfExpr:
     parens: bool = field(default=False, compare=False, repr=False)   # the author wrote ( )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Pipe:
     """``value |> layer``."""
 
@@ -173,7 +173,7 @@ class Pipe:
     parens: bool = field(default=False, compare=False, repr=False)   # the author wrote ( )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Call:
     """``f(a, b, k=v)``."""
 
@@ -184,7 +184,7 @@ class Call:
     parens: bool = field(default=False, compare=False, repr=False)   # the author wrote ( )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Index:
     """``obj[i]``."""
 
@@ -194,7 +194,7 @@ class Index:
     parens: bool = field(default=False, compare=False, repr=False)   # the author wrote ( )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Attr:
     """``ns.Name``: a block or constant from an imported spec."""
 
@@ -208,14 +208,14 @@ Expr = (Attr | Num | Str | Const | Name | ListLit | TupleLit | Comprehension | S
         | IfExpr | Pipe | Call | Index)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Rest:
     """``...`` in a tensor type: any number of dims (``[N, ..., C]``, in block inputs and outputs)."""
 
     span: Span = field(default=NO_SPAN, compare=False)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class TensorTypeExpr:
     """``[N, C, H, W]`` or ``int64[N, T]``; dims are expressions, and at most one :class:`Rest`."""
 
@@ -224,7 +224,7 @@ class TensorTypeExpr:
     span: Span = field(default=NO_SPAN, compare=False)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class InputStmt:
     """``in x: [N, C, H, W]``; ``in *xs: [...]`` (variadic) takes zero or more tensors, as a list."""
 
@@ -236,7 +236,7 @@ class InputStmt:
     trivia: Trivia = field(default=NO_TRIVIA, compare=False, repr=False)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class OutputStmt:
     """``out expr`` or ``out name: [..] = expr``."""
 
@@ -247,7 +247,7 @@ class OutputStmt:
     trivia: Trivia = field(default=NO_TRIVIA, compare=False, repr=False)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Assign:
     """``name = expr`` (a layer, a value or a constant), or ``a, b = expr``."""
 
@@ -261,7 +261,7 @@ class Assign:
 Stmt = InputStmt | OutputStmt | Assign
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class TypeName:
     """A parameter type as written: ``int``, ``layer``, ``list[int]``, ``tuple[int, float]``."""
 
@@ -273,7 +273,7 @@ class TypeName:
         return f"{self.name}[{', '.join(str(a) for a in self.args)}]" if self.args else self.name
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ParamDecl:
     """``name: type = default`` in a block header."""
 
@@ -283,7 +283,7 @@ class ParamDecl:
     span: Span = field(default=NO_SPAN, compare=False)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class BlockDef:
     """``block Name(params) { ... }`` or ``model Name(...) { ... }``."""
 
@@ -299,7 +299,7 @@ class BlockDef:
     end: tuple[str, ...] = field(default=(), compare=False, repr=False)        # comments before its `}`
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Import:
     """``import "path.arch" as alias``."""
 
@@ -309,7 +309,7 @@ class Import:
     trivia: Trivia = field(default=NO_TRIVIA, compare=False, repr=False)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Module:
     """One spec file: imports, top-level constants and block/model definitions, in order."""
 
