@@ -128,3 +128,25 @@ def test_strong_gates_stay_finite_in_float32():
     assert torch.isfinite(o).all() and torch.isfinite(s).all()
     assert rel(o, ref[0]) < 1e-4 and rel(s, ref[1]) < 1e-4
     _check(_grads(o, s, {k: y[k] for k in leaves}), want, torch.float32)
+
+
+def _saved_bytes(t: int, gated: bool) -> int:
+    total = 0
+
+    def pack(x):
+        nonlocal total
+        total += x.numel() * x.element_size()
+        return x
+
+    x = _inputs(1, t, 2, 16, 8, 1.0, 0, torch.float32)
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda x: x):
+        chunk_delta_rule(x["q"], x["k"], x["v"], x["beta"], x["g"] if gated else None, initial_state=x["h0"],
+                         output_final_state=True)
+    return total
+
+
+def test_saved_memory_is_affine_in_t():
+    """What the backward keeps grows by the same amount for every further 256 tokens (no T x T tensor)."""
+    for gated in (False, True):
+        sizes = [_saved_bytes(t, gated) for t in (256, 512, 768)]
+        assert sizes[2] - sizes[1] == sizes[1] - sizes[0] > 0
