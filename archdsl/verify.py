@@ -27,6 +27,7 @@ def diagnostics(graph: Graph) -> list[Diagnostic]:
     used: set[str] = set()
     late: list[tuple[Node, str]] = []
     finite: dict[int, bool] = {}
+    rules: dict[tuple[int, ...], tuple] = {}       # apply_rules by the identity of op and input types (see _retype)
     params = graph.params
     for node in graph.nodes:
         missing: list[str] = []
@@ -49,7 +50,7 @@ def diagnostics(graph: Graph) -> list[Diagnostic]:
         if not finite[id(node.op)]:
             found += _finite_attrs(node)
         if not missing:
-            found += _retype(graph, node, ins)
+            found += _retype(graph, node, ins, rules)
         types.update(zip(node.outputs, node.types, strict=False))
     if late:
         found += _ordering(graph, late)
@@ -191,10 +192,23 @@ def _params(graph: Graph, node: Node) -> list[Diagnostic]:
             for full in node.params.values() if full not in graph.params]
 
 
-def _retype(graph: Graph, node: Node, ins: list[TensorType]) -> list[Diagnostic]:
-    """Re-run the op's shape and parameter rules; a mismatch means the graph was edited inconsistently."""
+def _retype(graph: Graph, node: Node, ins: list[TensorType],
+            rules: dict[tuple[int, ...], tuple] | None = None) -> list[Diagnostic]:
+    """Re-run the op's shape and parameter rules; a mismatch means the graph was edited inconsistently.
+
+    ``rules`` memoises the rules' results by the identity of the op and input type objects (nodes share them:
+    replayed blocks, ops made once per distinct arguments), so most nodes cost no hashing of IR objects; the
+    objects stay alive in the graph while it is checked, so their identities are not reused meanwhile.
+    """
+    key = (id(node.op), *map(id, ins))
+    known = rules.get(key) if rules is not None else None
     try:
-        _, outs, specs = apply_rules(node.op, ins)
+        if known is None:
+            _, outs, specs = apply_rules(node.op, ins)
+            if rules is not None:
+                rules[key] = (outs, specs)
+        else:
+            outs, specs = known
     except _RULE_ERRORS as exc:
         return [Diagnostic(f"{_what(node)}: {exc}", node.span, getattr(exc, "hint", None)
                            or "the node's attributes do not fit its inputs: recompute the node from the spec")]
