@@ -8,7 +8,7 @@ import sys
 import types
 
 import torch
-from torch.utils._device import DeviceContext  # what `with torch.device(...)` enters
+from torch.utils._device import DeviceContext, _device_constructors  # what `with torch.device(...)` enters
 
 from archdsl.backends.torch.codegen import class_name, generate_source
 from archdsl.ir.graph import Graph
@@ -106,6 +106,7 @@ def _initialisers() -> frozenset:
 
 
 _INITIALISERS = _initialisers()
+_CONSTRUCTORS = _device_constructors()      # the factory functions DeviceContext gives a device
 
 
 class _MetaNoInit(DeviceContext):
@@ -113,11 +114,14 @@ class _MetaNoInit(DeviceContext):
     meta tensor untouched instead of dispatching the call."""
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
         if func in _INITIALISERS:
-            target = args[0] if args else (kwargs or {}).get("tensor")
+            target = args[0] if args else kwargs.get("tensor")
             if isinstance(target, torch.Tensor) and target.is_meta:
                 return target
-        return super().__torch_function__(func, types, args, kwargs)
+        elif func in _CONSTRUCTORS and kwargs.get("device") is None:     # DeviceContext's own rule, inlined
+            kwargs["device"] = self.device
+        return func(*args, **kwargs)
 
 
 def _walk(module: torch.nn.Module, state: dict[str, torch.Tensor]) -> tuple[list[tuple[str, list[str]]], bool]:

@@ -72,9 +72,12 @@ def lowering(*ops: type[OpDef], module: Callable[..., str] | None = None, fresh:
 def rule_for(op: OpDef) -> Lowering:
     """The lowering of ``op``'s exact class; KeyError when missing."""
     rule = RULES.get(type(op))
-    if rule is None:            # the rule modules are imported on first need (once: load is cached)
+    if rule is None:            # the rule modules are imported on first need: the op's own family's, else all
         from archdsl.backends.torch import rules
 
-        rules.load()
-        rule = RULES[type(op)]
+        rules.load_family(type(op).__module__.rpartition(".")[2])
+        rule = RULES.get(type(op))
+        if rule is None:
+            rules.load()
+            rule = RULES[type(op)]
     return rule
