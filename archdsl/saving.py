@@ -213,7 +213,8 @@ def _check_weights(graph: Graph, path: Path, header: dict[str, tuple[str, tuple[
         want = _SAFETENSORS_DTYPES.get(p.dtype, p.dtype)
         if shape != tuple(p.shape) or dtype != want:
             problems.append(f"'{p.name}' is {dtype}{list(shape)}, the graph declares {want}{list(p.shape)}")
-    extra = sorted(set(header) - set(graph.params) - set(tied_names(graph)))
+    unknown = set(header) - set(graph.params)
+    extra = sorted(unknown - set(tied_names(graph))) if unknown else []     # tied names: only when there are others
     if extra:
         problems.append(f"unexpected tensors {', '.join(extra[:3])}")
     if problems:
