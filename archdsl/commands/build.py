@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     check_seed(args.seed)
     graph = _compile_reporting_warnings(args)
     module = build_module(graph, seed=args.seed, check_inputs=args.check_inputs, label=args.file)
-    code = module.archdsl_source                # model.py: this very source, not generated a second time
+    code: str = module.archdsl_source  # type: ignore[assignment]   # model.py: this very source, not generated again
     notes = []
     if args.collapse_train:
         from archdsl.passes.collapse_train import collapse_train

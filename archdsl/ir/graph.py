@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, field_serializer, field_validator
+from pydantic import BaseModel, ConfigDict, ValidationInfo, field_serializer, field_validator
 
 from archdsl.ir.dims import Dim
 from archdsl.ir.frozen import Frozen, FrozenDict
@@ -87,12 +87,21 @@ class Node(BaseModel):
 
     @field_validator("op", mode="before")
     @classmethod
-    def _val_op(cls, value: Any) -> OpDef:
+    def _val_op(cls, value: Any, info: ValidationInfo) -> OpDef:
         if isinstance(value, OpDef):
             return value
         from archdsl.ops.registry import op_class
 
-        return op_class(value["name"]).model_validate(value["attrs"], strict=False)
+        # from_json: one op object per distinct spelling of an op (equal reprs are equal JSON values), validated
+        # once and shared by its nodes, as the elaborator shares them (verify then checks each op once)
+        memo = info.context.get("ops") if isinstance(info.context, dict) else None
+        key = repr(value) if memo is not None else ""
+        op = memo.get(key) if memo is not None else None
+        if op is None:
+            op = op_class(value["name"]).model_validate(value["attrs"], strict=False)
+            if memo is not None:
+                memo[key] = op
+        return op
 
 
 class Graph(BaseModel):
@@ -166,7 +175,7 @@ class Graph(BaseModel):
     @classmethod
     def from_json(cls, text: str) -> Graph:
         """Parse JSON made by :meth:`to_json`."""
-        return cls.model_validate_json(text)
+        return cls.model_validate_json(text, context={"ops": {}})
 
     def replace(self, **changes: Any) -> Graph:
         """A validated copy with some fields changed (the IR is immutable; mappings are frozen again)."""
