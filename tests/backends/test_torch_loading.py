@@ -188,3 +188,18 @@ def test_cli_build_writes_the_source_of_the_module_it_built(tmp_path, check_inpu
     graph = archdsl.compile(spec)
     assert (tmp_path / "m" / "model.py").read_text() == generate_source(graph, check_inputs, source=str(spec))
     assert hasattr(load_built(tmp_path / "m", check_inputs=check_inputs), "_input_spec") == check_inputs
+
+
+def test_loaded_graph_memo_is_bounded_and_keyed_by_check_inputs(tmp_path, monkeypatch) -> None:
+    from archdsl import saving
+
+    monkeypatch.setattr(saving, "_LOADED", {})
+    monkeypatch.setattr(saving, "_MEMO_ENTRIES", 2)
+    for classes in (3, 4, 5):
+        graph = archdsl.compile(SMALL, num_classes=classes)
+        save_built(graph, archdsl.build(graph), tmp_path / str(classes))
+        load_built(tmp_path / str(classes))
+    assert len(saving._LOADED) == 2                  # the oldest went
+    plain, checked = load_built(tmp_path / "5"), load_built(tmp_path / "5", check_inputs=True)
+    assert not hasattr(plain, "_input_spec") and hasattr(checked, "_input_spec")
+    assert plain.archdsl_graph is checked.archdsl_graph or plain.archdsl_graph == checked.archdsl_graph
