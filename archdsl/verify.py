@@ -63,7 +63,9 @@ def diagnostics(graph: Graph) -> list[Diagnostic]:
         if name not in used:
             found.append(Diagnostic(f"input '{name}' is never used", graph.input_spans.get(name),
                                     "remove the input, or read it in the dataflow"))
-    return found + _names(graph) + _unused_params(graph) + _dead_results(graph, used)
+    dead = _dead_results(graph, used)
+    del types, used                         # the value tables go before the parameter table is built (peak memory)
+    return found + _names(graph) + _unused_params(graph) + dead
 
 
 def _names(graph: Graph) -> list[Diagnostic]:

@@ -45,14 +45,19 @@ def _ident(text: str) -> str:
     return _NOT_IDENT.sub("_", text)
 
 
-def _param(full: str, spec) -> Param:
+def _param(full: str, spec, typed: dict[int, object]) -> Param:
     """The Param declaring ``spec`` under ``full``: built without re-validation when every field already has its
     IR type (concrete int dims, the usual case; the spec's shape tuple is shared), else validated."""
     fan_in, shape = spec.fan_in, spec.shape
+    if typed.get(id(spec)) is spec:
+        return trusted(Param, {"name": full, "shape": shape, "dtype": spec.dtype, "init": spec.init,
+                               "buffer": spec.buffer, "axis": spec.axis, "fan_in": fan_in, "layout": spec.layout,
+                               "groups": spec.groups})
     if type(shape) is tuple and all(type(d) is int for d in shape) and type(spec.groups) is int \
             and (fan_in is None or type(fan_in) is int) and type(spec.buffer) is bool \
             and type(spec.layout) is tuple and all(type(x) is str for x in spec.layout) \
             and type(spec.dtype) is str and type(spec.init) is str and type(spec.axis) is str:
+        typed[id(spec)] = spec              # the rule cache hands out the same specs again: check each once
         return trusted(Param, {"name": full, "shape": shape, "dtype": spec.dtype, "init": spec.init,
                                "buffer": spec.buffer, "axis": spec.axis, "fan_in": fan_in, "layout": spec.layout,
                                "groups": spec.groups})
@@ -69,7 +74,9 @@ class GraphBuilder:
         self.inputs: dict[str, TensorType] = {}
         self.input_spans: dict[str, Span] = {}
         self.nodes: list[Node] = []
-        self.params: dict[str, Param] = {}
+        # frozen from the start (the builder alone adds to it, through add_param), so the Graph takes it as is
+        self.params: FrozenDict[str, Param] = FrozenDict()
+        self.typed_specs: dict[int, object] = {}      # id -> a ParamSpec already checked (held: ids stay valid)
         self.owners: dict[str, tuple[tuple[int | str, ...], Span | None]] = {}
         self.value_names: set[str] = set()
         self.suffixes: dict[str, int] = {}
@@ -125,7 +132,7 @@ class GraphBuilder:
         mapping = {}
         for local, spec in specs.items():
             full = f"{path}.{local}" if path and local else path or local   # "" = the path itself
-            param = _param(full, spec)
+            param = _param(full, spec, self.typed_specs)
             old = self.params.get(full)
             if old is not None and old != param:
                 raise ShapeError(Diagnostic(
@@ -135,13 +142,17 @@ class GraphBuilder:
                     self.sources)
             if old is None:
                 self.count_param(param, span)
-            self.params[full] = param
+            self.add_param(full, param)
             mapping[local] = full
         return mapping
 
+    def add_param(self, full: str, param: Param) -> None:
+        """Declare (or re-declare, unchanged) the parameter ``full``."""
+        dict.__setitem__(self.params, full, param)
+
     def count_param(self, param: Param, span: Span | None) -> None:
         """Add a new parameter's bytes to the model's total; LimitError past MAX_PARAM_BYTES."""
-        self.param_bytes += param_bytes([param])
+        self.param_bytes += param.numel() * DTYPE_BYTES.get(param.dtype, 8)
         if self.param_bytes > MAX_PARAM_BYTES:
             raise budget_error(self.param_bytes, span, self.sources)
 
@@ -163,7 +174,7 @@ class GraphBuilder:
     def finish(self, outputs: dict[str, str], doc: str, span: Span | None) -> Graph:
         """The immutable Graph, from parts already of their IR types (not validated again: a 100k-node graph's
         mappings would be copied twice more); the builder keeps the frozen mappings, so no copy outlives this."""
-        self.inputs, self.params = FrozenDict(self.inputs), FrozenDict(self.params)
+        self.inputs = FrozenDict(self.inputs)
         self.input_spans, self.module_docs = FrozenDict(self.input_spans), FrozenDict(self.module_docs)
         return trusted(Graph, {"name": self.name, "inputs": self.inputs, "nodes": tuple(self.nodes),
                                "outputs": FrozenDict(outputs), "params": self.params, "doc": doc, "span": span,

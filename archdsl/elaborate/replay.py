@@ -69,7 +69,7 @@ def replay(builder: GraphBuilder, exp: Expansion, at: tuple[str, ...], inputs: l
         for local, full in node.params.items():
             moved = _moved(full, old, new) or full
             if moved not in builder.params:
-                builder.params[moved] = builder.params[full].renamed(moved)
+                builder.add_param(moved, builder.params[full].renamed(moved))
                 builder.count_param(builder.params[moved], node.span)
             params[local] = moved
         if params and module is not None and old != new:
