@@ -143,8 +143,10 @@ class _ChunkSimpleGLA(torch.autograd.Function):
         else:
             b = to_blocks(g, n, c, LOG2E).cumsum_(-1)                                         # [B, H, N, C], base 2
             last = b[..., -1:]
-            lower = torch.ones(c, c, dtype=torch.bool, device=q.device).tril()
-            decay = torch.where(lower, b.unsqueeze(-1) - b.unsqueeze(-2), float("-inf")).exp2_().view(-1, c, c)
+            # -inf above the diagonal before exp2 (added in place: as a ``where``, ~1.5x faster)
+            above = torch.ones(c, c, dtype=torch.bool, device=q.device).triu(1)
+            mask = torch.zeros(c, c, dtype=b.dtype, device=q.device).masked_fill_(above, float("-inf"))
+            decay = (b.unsqueeze(-1) - b.unsqueeze(-2)).add_(mask).exp2_().view(-1, c, c)
             a.mul_(decay)
             carry = last.squeeze(-1).exp2()                                                    # [B, H, N]
             eb, el = b.exp2(), (last - b).exp2_()
