@@ -141,3 +141,15 @@ def test_second_derivative_is_a_clear_error(family):
         torch.autograd.grad(o.square().sum(), [x["q"]], create_graph=True)
     (dq,) = torch.autograd.grad(o.square().sum(), [x["q"]])     # without create_graph: fine
     assert torch.isfinite(dq).all()
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("causal", [True, False])
+def test_no_tokens_called_directly(family, causal):
+    """T = 0 straight into the chunked function (the public API short-cuts it): empty output, state passed on."""
+    x = _inputs(family, 2, 0, 3, 4, 5, seed=0)
+    fn = gla_chunk.chunk_gla if family == "gla" else sgla_chunk.chunk_simple_gla
+    h0 = x["h0"] if causal else None
+    o, s = fn(x["q"], x["k"], x["v"], x.get("g"), initial_state=h0, output_final_state=causal, causal=causal)
+    assert o.shape == (2, 0, 3, 5)
+    assert (torch.equal(s, x["h0"]) if causal else s is None)

@@ -34,6 +34,7 @@ from archdsl.backends.torch.kernels.simple_gla.chunk import (
     blocks_view,
     from_blocks,
     gate_grad,
+    no_tokens,
     refuse_double_backward,
     to_blocks,
 )
@@ -184,6 +185,9 @@ def chunk_gla(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, g: torch.Tensor
     if chunk_size <= 0 or chunk_size & (chunk_size - 1):
         raise ValueError(f"chunk_size must be a power of two, got {chunk_size}")
     scale = default_scale(q.shape[-1], scale)
+    if q.shape[1] == 0:         # no tokens: nothing to attend; the state passes through
+        o, final = no_tokens(q, v, initial_state)
+        return o, (final if causal and output_final_state else None)
     if causal:
         o, final = _causal(q, k, v, g, initial_state, chunk_size, scale)
         return o, (final if output_final_state else None)

@@ -100,6 +100,14 @@ def _state_grads(carry: torch.Tensor | None, qdo: torch.Tensor,
     return dnext, torch.addcmul(us[0], a[0], steps[0])
 
 
+def no_tokens(q: torch.Tensor, v: torch.Tensor,
+              initial_state: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(empty o, the state passed through) for T = 0."""
+    b, _, h, kd = q.shape
+    state = q.new_zeros(b, h, kd, v.shape[-1]) if initial_state is None else initial_state.to(q.dtype)
+    return v.new_zeros(v.shape), state
+
+
 def refuse_double_backward(name: str, *grads: torch.Tensor | None) -> None:
     """RuntimeError when the backward is asked to build a graph (create_graph=True: second derivatives)."""
     if torch.is_grad_enabled() and any(x is not None and x.requires_grad for x in grads):
@@ -224,6 +232,9 @@ def chunk_simple_gla(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, g: torch
     Computes in the inputs' dtype; callers upcast half precision first.
     """
     scale = default_scale(q.shape[-1], scale)
+    if q.shape[1] == 0:         # no tokens: nothing to attend; the state passes through
+        o, final = no_tokens(q, v, initial_state)
+        return o, (final if causal and output_final_state else None)
     if causal:
         o, final = _causal(q, k, v, g, initial_state, chunk_size, scale)
         return o, (final if output_final_state else None)
