@@ -184,19 +184,18 @@ def _int(e: A.Expr | None) -> TypeGuard[A.Num]:
 def free_names(d: A.Expr, scope: Scope) -> list[str]:
     """Names in a dim expression that nothing binds yet (``P`` in ``32*P``), in order; [] for a bare name."""
     out: list[str] = []
-
-    def walk(e: A.Expr) -> None:
+    if isinstance(d, A.Name):
+        return out
+    stack: list[A.Expr] = [d]       # left to right, without a recursive closure (its cycle would keep the scope)
+    while stack:
+        e = stack.pop()
         if isinstance(e, A.Name):
             if e.id not in out and not scope.get_local(e.id)[0] and e.id not in scope.namespace.lets:
                 out.append(e.id)
         elif isinstance(e, A.BinOp):
-            walk(e.left)
-            walk(e.right)
+            stack += (e.right, e.left)
         elif isinstance(e, A.UnaryOp):
-            walk(e.operand)
-
-    if not isinstance(d, A.Name):
-        walk(d)
+            stack.append(e.operand)
     return out
 
 
