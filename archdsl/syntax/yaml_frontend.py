@@ -68,6 +68,25 @@ def parse_yaml(text: str, file: str = "<string>") -> A.Module:
         raise LimitError(Diagnostic("the YAML document nests too deeply", Span(file=file)), {file: text}) from None
 
 
+
+WHERE = re.compile(r"\s+where\s")
+
+
+def split_where(text: str) -> tuple[int, int]:
+    """(end of the tensor type, start of its ``where`` condition or 0) in an input's type string.
+
+    The condition starts after the first ``where`` that follows the type's closing bracket: a size may be a
+    symbol spelled ``where`` (``[N, where * 2]``), and the type is everything when no condition follows.
+    """
+    depth, close = 0, -1
+    for i, ch in enumerate(text):
+        depth += {"[": 1, "]": -1}.get(ch, 0)
+        if ch == "]" and depth == 0:
+            close = i
+            break
+    found = WHERE.match(text, close + 1) if close >= 0 else None
+    return (close + 1, found.end()) if found else (len(text), 0)
+
 class _Reader:
     """Walks composed YAML nodes (never constructed Python objects) into syntax-tree nodes."""
 
@@ -264,13 +283,13 @@ class _Reader:
     def tensor_type(self, node: Node) -> A.TensorTypeExpr:
         """A tensor type string such as ``[N, C, H, W]`` or ``int64[B, T]`` (before any ``where``)."""
         text = self.scalar(node, "a tensor type")
-        return self._fragment(parse_tensor_type, node, text.partition(" where ")[0])
+        return self._fragment(parse_tensor_type, node, text[:split_where(text)[0]])
 
     def where(self, node: Node) -> A.Expr | None:
         """The condition after ``where`` in an input's type string (``[N, 3, H, W] where H % 32 == 0``)."""
         text = self.scalar(node, "a tensor type")
-        head, sep, cond = text.partition(" where ")
-        return self._fragment(parse_expression, node, cond, len(head) + len(sep)) if sep else None
+        end, start = split_where(text)
+        return self._fragment(parse_expression, node, text[start:], start) if start else None
 
     def param(self, name: str, key_node: ScalarNode, node: Node) -> A.ParamDecl:
         """``name: "type"`` or ``name: "type = default"``."""

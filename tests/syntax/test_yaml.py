@@ -257,3 +257,14 @@ def test_module_api_rejects_a_duplicate_parameter() -> None:
     module = A.Module((A.BlockDef("block", "B", (A.ParamDecl("a", A.TypeName("int")), A.ParamDecl("a", A.TypeName("int"))), ()),))
     with pytest.raises(ParseError, match="declared twice"):
         format_yaml(module)
+
+
+@pytest.mark.parametrize(("arch", "cond"), [
+    ("[N, where * 2]", None),                                   # a size symbol spelled `where`
+    ("[N, 3, H, W] where H % 32 == 0", "H % 32 == 0"),
+    ("[N, where] where where % 2 == 0", "where % 2 == 0"),
+])
+def test_where_conditions_start_after_the_type(arch: str, cond: str | None) -> None:
+    module = parse(f"model M() {{\n  in x: {arch}\n  out x |> relu\n}}\n", "m")
+    assert parse_yaml(format_yaml(module), "m") == module
+    assert (module.items[0].body[0].where is not None) == (cond is not None)
