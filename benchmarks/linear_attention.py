@@ -187,7 +187,7 @@ def backward_ratios(t: int, args: argparse.Namespace) -> None:
             with torch.no_grad():
                 fn()
 
-        ratio, mine, _ = interleaved(both, fwd, max(1, args.repeat // 2))
+        ratio, mine, _ = interleaved(both, fwd, args.repeat)      # as many rounds as the forward ratios
         per_token = saved_bytes(fn) / t
         print(f"T={t:>5} fwd+bwd {name:>11} {mine:7.1f} ms = {ratio:4.2f}x forward; saved for backward "
               f"{per_token / 1024:6.1f} KiB/token")
