@@ -115,7 +115,10 @@ def child(shape: str, nodes: int) -> dict:
         text, model, file = RESNET.read_text(encoding="utf-8"), "resnet152", str(RESNET)
     else:
         (text, model), file = SHAPES[shape](nodes), f"<{shape}-{nodes}>"
-    warm = Loader()                 # imports and parser tables are start-up (benchmarks/startup.py), not per node
+    from archdsl.ops.registry import all_ops
+
+    all_ops()                       # imports (op families load when first named) and parser tables are start-up
+    warm = Loader()                 # (benchmarks/startup.py), not per node
     verify(elaborate_model(warm.load_text(chain(4)[0], "<warm-up>"), warm, "Chain"))
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     clock = time.process_time
