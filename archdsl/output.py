@@ -373,16 +373,16 @@ def write_files(folder: str | os.PathLike, files: Mapping[str, Content], force: 
     _make_parent(out)
     if not out.is_dir():
         raise output_error(shown, OSError(errno.ENOTDIR, os.strerror(errno.ENOTDIR)), "create")
-    with _locked(out):
-        _recover(out / first)
+    with _locked(out):                          # another writer's stale-folder cleanup must not see our
+        _recover(out / first)                   # folder between its creation and its lock: both happen here
         _check_files(out, files, force)
+        try:
+            tmp = Path(tempfile.mkdtemp(prefix=f".{first}{_MARK}", suffix=".tmp", dir=out))
+        except OSError as exc:
+            raise output_error(shown, exc, "create") from None
+        fd = os.open(tmp, os.O_RDONLY | os.O_DIRECTORY)
+        fcntl.flock(fd, fcntl.LOCK_EX)          # marks the folder live; released by the kernel if we die
     try:
-        tmp = Path(tempfile.mkdtemp(prefix=f".{first}{_MARK}", suffix=".tmp", dir=out))
-    except OSError as exc:
-        raise output_error(shown, exc, "create") from None
-    fd = os.open(tmp, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
         _fill(tmp, out, files)
         with _locked(out):
             _check_files(out, files, force)
