@@ -387,6 +387,29 @@ def test_write_files_never_replaces_special_files(tmp_path: Path, kind: str) -> 
     assert os.path.lexists(target) and not (target.is_file() and not target.is_symlink())
 
 
+def _exclusive_writers_race(folder: Path, writers: int) -> list[object]:
+    """Start ``writers`` threads at once, each writing ``folder/x.onnx`` exclusively; what each one got."""
+    results: list[object] = []
+    barrier = threading.Barrier(writers)
+
+    def writer(i: int) -> None:
+        barrier.wait(10)
+        try:
+            write_file(folder / "x.onnx", bytes([i]) * 10_000, exclusive=True)
+            results.append(i)
+        except UsageError as exc:
+            results.append(exc)
+        except Exception as exc:    # noqa: BLE001 - recorded so the assertion names it
+            results.append(repr(exc))
+
+    threads = [threading.Thread(target=writer, args=(i,)) for i in range(writers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    return results
+
+
 def test_exclusive_write_file_races(tmp_path: Path) -> None:
     """Of many concurrent exclusive writers of one file exactly one wins, and its bytes are complete.
 
@@ -395,24 +418,7 @@ def test_exclusive_write_file_races(tmp_path: Path) -> None:
     """
     for round_ in range(25):
         folder = tmp_path / str(round_)
-        results: list[object] = []
-        barrier = threading.Barrier(6)
-
-        def writer(i: int) -> None:
-            barrier.wait(10)
-            try:
-                write_file(folder / "x.onnx", bytes([i]) * 10_000, exclusive=True)
-                results.append(i)
-            except UsageError as exc:
-                results.append(exc)
-            except Exception as exc:    # noqa: BLE001 - recorded so the assertion below names it
-                results.append(repr(exc))
-
-        threads = [threading.Thread(target=writer, args=(i,)) for i in range(6)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(30)
+        results = _exclusive_writers_race(folder, 6)
         assert not [r for r in results if isinstance(r, str)], results
         winners = [r for r in results if isinstance(r, int)]
         assert len(winners) == 1 and (folder / "x.onnx").read_bytes() == bytes(winners) * 10_000
