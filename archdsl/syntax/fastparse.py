@@ -20,13 +20,16 @@ from __future__ import annotations
 
 import functools
 import re
+import sys
+from bisect import bisect_right
 from typing import Any
 
 import lark
-from lark import Token
 from lark.lexer import PatternStr, UnlessCallback
 from lark.parsers.lalr_analysis import Shift
 from lark.tree import Tree
+
+from archdsl.syntax.ast import MAX_POSITION
 
 
 class Unsupported(Exception):
@@ -79,36 +82,34 @@ class Tables:
         self.names = [r.alias or r.options.template_source or r.origin.name for r in rules]
         # terminals some rule keeps as a child (the others are punctuation and keywords, dropped by the filter)
         self.kept = {s.name for r in rules for s in r.expansion if s.is_term and not s.filter_out}
-        # per state: the compiled alternatives of lark's contextual lexer and the keyword retyping of names
-        self.scanners: dict[int, tuple[Any, dict[str, dict[str, str]]]] = {}
-        by_lexer: dict[int, tuple[Any, dict[str, dict[str, str]]]] = {}
-        for state, basic in lexer.lexers.items():
-            if id(basic) not in by_lexer:
-                scanner = basic.scanner
-                if len(scanner._mres) != 1:
-                    raise Unsupported("lexer split over several regular expressions")
-                retype: dict[str, dict[str, str]] = {}
-                for name, cb in basic.callback.items():
-                    if isinstance(cb, UnlessCallback):
-                        words = {}
-                        for term in cb.scanner.terminals:
-                            if not isinstance(term.pattern, PatternStr) or term.pattern.flags:
-                                raise Unsupported("keyword with flags")
-                            words[term.pattern.value] = term.name
-                        retype[name] = words
-                    elif name not in basic.ignore_types:
-                        raise Unsupported(f"lexer callback on {name}")
-                mre = scanner._mres[0]
-                ws = basic.terminals_by_name.get("WS")
-                if ws is not None and "WS" in basic.ignore_types:
-                    # leading white space is taken with the token (one match instead of two; a token never
-                    # starts with white space, so what matches is the same)
-                    mre = re.compile(f"(?:{ws.pattern.to_regexp()})?(?:{mre.pattern})", mre.flags)
-                by_lexer[id(basic)] = (mre.match, retype)
-            self.scanners[state] = by_lexer[id(basic)]
         root = lexer.root_lexer
         self.ignore = frozenset(root.ignore_types)
         self.newline_types = frozenset(root.newline_types)
+        # one scanner for every state: lark's root lexer (all terminals, in lark's order). Where a state's own
+        # lexer could match differently (the root's token is not one the state accepts), the parse stops and
+        # lark parses instead (see ``parse``).
+        root.scanner                                         # noqa: B018 - builds the scanner and its callbacks
+        if len(root.scanner._mres) != 1:
+            raise Unsupported("lexer split over several regular expressions")
+        mre = root.scanner._mres[0]
+        ws = root.terminals_by_name.get("WS")
+        if ws is not None and "WS" in root.ignore_types:
+            mre = re.compile(f"(?:{ws.pattern.to_regexp()})?(?:{mre.pattern})", mre.flags)
+        self.match = mre.match
+        self.kinds: list[Any] = [None] * (mre.groups + 1)        # group number -> terminal name
+        for name, number in mre.groupindex.items():
+            self.kinds[number] = name
+        self.retype: dict[str, dict[str, str]] = {}             # a terminal's words that are other terminals
+        for name, cb in root.callback.items():
+            if isinstance(cb, UnlessCallback):
+                words = {}
+                for term in cb.scanner.terminals:
+                    if not isinstance(term.pattern, PatternStr) or term.pattern.flags:
+                        raise Unsupported("keyword with flags")
+                    words[term.pattern.value] = term.name
+                self.retype[name] = words
+            elif name not in root.ignore_types:
+                raise Unsupported(f"lexer callback on {name}")
 
 
 def _pick(rule: Any, placeholders: bool) -> tuple[int, ...] | None:
@@ -143,59 +144,74 @@ def _method(transformer: Any, name: str) -> Any:
 _DROPPED = object()          # the value of a token no rule keeps
 
 
-def parse(parser: lark.Lark, text: str, rule: str, transformer: Any, comments: list, comment: Any) -> Any:  # noqa: C901, PLR0912, PLR0915 - one hot loop
-    """Parse ``text`` from ``rule`` and build the syntax tree with ``transformer`` (a ``_ToAst``), whose
-    ``meta`` is set to ``(line, column, end_line, end_column)`` before each of its methods runs. Comments are
-    appended to ``comments`` as ``comment(line, column, text)``. Raises Unsupported on any error."""
+def line_starts(text: str) -> list[int]:
+    """The offset at which each line of ``text`` starts (lines end at ``\n``, as lark counts them)."""
+    starts = [0]
+    starts += [m.end() for m in _NEWLINE.finditer(text)]
+    return starts
+
+
+_NEWLINE = re.compile("\n")
+
+
+def parse(parser: lark.Lark, text: str, rule: str, transformer: Any, comments: list, comment: Any,  # noqa: C901, PLR0912, PLR0915 - one hot loop
+          lines: list[int] | None = None) -> Any:
+    """Parse ``text`` from ``rule`` and build the syntax tree with ``transformer`` (a ``_LeanToAst``).
+
+    Each transformer method is called as ``method(transformer, here, children)``: ``here`` is the rule's packed
+    span (``ast.pack``, with the base ``transformer.base``; None for the rules in ``transformer.SPANLESS``) and
+    tokens among the children are plain strings (names interned). Comments are appended to ``comments`` as
+    ``comment(line, column, text)``. ``lines`` are the line starts of ``text`` (``line_starts``), when the
+    caller has them. Raises Unsupported on any error."""
     t = tables(parser)
     methods = t.methods.get(type(transformer))
     if methods is None:
-        methods = t.methods[type(transformer)] = [_method(transformer, name) for name in t.names]
+        spanless: frozenset[str] = getattr(transformer, "SPANLESS", frozenset())
+        methods = t.methods[type(transformer)] = [(_method(transformer, name), name not in spanless)
+                                                  for name in t.names]
     picks, splices, expand1, names, inlined = t.picks, t.splices, t.expand1, t.names, t.inlined
     actions, sizes, origins, unit, kept = t.actions, t.sizes, t.origins, t.unit, t.kept
-    scanners, ignore, newline_types, chains = t.scanners, t.ignore, t.newline_types, t.chains
+    ignore, chains, match, kinds, retypes = t.ignore, t.chains, t.match, t.kinds, t.retype
+    if len(text) >= MAX_POSITION:
+        raise Unsupported("text too long for packed spans")
+    ls = line_starts(text) if lines is None else lines
+    base = transformer.base
+    intern = sys.intern
     end_state = t.end_states[rule]
     states = [t.start_states[rule]]
     values: list[Any] = []
-    places: list[Any] = []          # per stack entry: (line, column, end_line, end_column) or None (nothing)
-    pos, size, line, line_start = 0, len(text), 1, 0
+    firsts: list[Any] = []          # per stack entry: offset of its first character, or None (nothing)
+    lasts: list[Any] = []           # and just past its last one
+    pos, size = 0, len(text)
     while True:
         if pos < size:
-            match, retype = scanners[states[-1]]
             m = match(text, pos)
             if m is None:
                 raise Unsupported("no token here")
-            kind = m.lastgroup
-            end = m.end()
-            value = m.group(kind)
-            start = end - len(value)
-            if start != pos:                    # white space before the token
-                count = text.count("\n", pos, start)
-                if count:
-                    line += count
-                    line_start = text.rindex("\n", pos, start) + 1
-                pos = start
-            column = pos - line_start + 1
-            first_line = line
-            if kind in newline_types:
-                count = value.count("\n")
-                if count:
-                    line += count
-                    line_start = pos + value.rindex("\n") + 1
+            number = m.lastindex
+            kind = kinds[number]
+            start, end = m.span(number)
+            pos = end
             if kind in ignore:
                 if kind == "COMMENT":
-                    comments.append(comment(first_line, column, value.rstrip()))
-                pos = end
+                    line = bisect_right(ls, start)
+                    comments.append(comment(line, start - ls[line - 1] + 1, text[start:end].rstrip()))
                 continue
-            words = retype.get(kind)
+            words = retypes.get(kind)
             if words is not None:
-                kind = words.get(value, kind)
-            place = (first_line, column, line, end - line_start + 1)
-            token: Any = Token(kind, value, pos, first_line, column, line, end - line_start + 1, end) \
-                if kind in kept else _DROPPED
-            pos = end
+                value = text[start:end]
+                word = words.get(value)
+                if word is not None and word in actions[states[-1]]:
+                    kind = word
+                    token: Any = _DROPPED if kind not in kept else value
+                else:
+                    token = intern(value) if kind == "NAME" else value
+            elif kind in kept:
+                token = text[start:end]
+            else:
+                token = _DROPPED
         else:
-            kind, token, place = "$END", None, None
+            kind, token, start, end = "$END", None, None, None
         while True:
             top = states[-1]
             act = actions[top].get(kind)
@@ -222,60 +238,63 @@ def parse(parser: lark.Lark, text: str, rule: str, transformer: Any, comments: l
                     raise Unsupported("shift at the end")
                 states.append(act)
                 values.append(token)
-                places.append(place)
+                firsts.append(start)
+                lasts.append(end)
                 break
             r = ~act
-            origin = origins[r]
-            if True:
-                n = sizes[r]
-                if n:
-                    children = values[-n:]
-                    spots = places[-n:]
-                    del states[-n:], values[-n:], places[-n:]
-                    first: Any = None
-                    last: Any = None
-                    for spot in spots:
-                        if spot is not None:
-                            first = spot
+            n = sizes[r]
+            if n:
+                children = values[-n:]
+                first = firsts[-n]
+                if first is None:
+                    for first in firsts[-n:]:
+                        if first is not None:
                             break
-                    if first is not None:
-                        for spot in reversed(spots):
-                            if spot is not None:
-                                last = spot
-                                break
-                        here = (first[0], first[1], last[2], last[3])
-                    else:
-                        here = None
+                last = lasts[-1]
+                if last is None:
+                    for last in reversed(lasts[-n:]):
+                        if last is not None:
+                            break
+                del states[-n:], values[-n:], firsts[-n:], lasts[-n:]
+            else:
+                children, first, last = [], None, None
+            pick = picks[r]
+            if pick is not None:
+                if splices[r]:
+                    spliced: list = []
+                    for i in pick:
+                        if i >= 0:
+                            spliced.append(children[i])
+                        elif i == -1:
+                            spliced.append(None)
+                        elif spliced:
+                            spliced += children[-2 - i]
+                        else:       # the list of a left-recursive `_rule` grows in place (as in lark)
+                            spliced = children[-2 - i]
+                    children = spliced
                 else:
-                    children, here = [], None
-                pick = picks[r]
-                if pick is not None:
-                    if splices[r]:
-                        spliced: list = []
-                        for i in pick:
-                            if i >= 0:
-                                spliced.append(children[i])
-                            elif i == -1:
-                                spliced.append(None)
-                            elif spliced:
-                                spliced += children[-2 - i]
-                            else:       # the list of a left-recursive `_rule` grows in place (as in lark)
-                                spliced = children[-2 - i]
-                        children = spliced
-                    else:
-                        children = [children[i] if i >= 0 else None for i in pick]
-                result: Any
-                if inlined[r]:
-                    result = children               # spliced into the parent's children
-                elif expand1[r] and len(children) == 1:
-                    result = children[0]
+                    children = [children[i] if i >= 0 else None for i in pick]
+            result: Any
+            if inlined[r]:
+                result = children               # spliced into the parent's children
+            elif expand1[r] and len(children) == 1:
+                result = children[0]
+            else:
+                method, spanned = methods[r]
+                if method is None:
+                    result = Tree(names[r], children)
+                elif not spanned:
+                    result = method(transformer, None, children)
+                elif first is None:
+                    result = method(transformer, base, children)          # no text: Span(file=file)
                 else:
-                    method = methods[r]
-                    result = method(transformer, here, children) if method is not None \
-                        else Tree(names[r], children)
-                goto = actions[states[-1]][origin]
-                states.append(goto)
-                values.append(result)
-                places.append(here)
+                    a = bisect_right(ls, first)
+                    b = bisect_right(ls, last)
+                    result = method(transformer, base | a << 69 | (first - ls[a - 1] + 1) << 46 | b << 23
+                                    | (last - ls[b - 1] + 1), children)
+            states.append(actions[states[-1]][origins[r]])
+            values.append(result)
+            firsts.append(first)
+            lasts.append(last)
             if token is None and states[-1] == end_state:
                 return values[-1]

@@ -13,7 +13,7 @@ from lark import Token, Transformer, v_args
 
 from archdsl.errors import ArchError, Diagnostic, LimitError, ParseError
 from archdsl.gcpause import gc_paused
-from archdsl.ir.types import Span, make_span
+from archdsl.ir.types import Span
 from archdsl.syntax import ast as A
 from archdsl.syntax import fastparse, tables
 from archdsl.syntax.parse_errors import diagnose, recover, resume_after
@@ -274,16 +274,218 @@ class _ToAst(Transformer):
         return [tuple(str(t) for t in c), True]
 
 
-class _LeanToAst(_ToAst):
-    """``_ToAst`` for the lean driver (``fastparse``): a rule's position comes as ``(line, column, end_line,
-    end_column)`` or None, in ``self.meta``."""
+def _token_span(here: int, text: str) -> Any:
+    """The packed span of the token ``text`` that starts where the rule at ``here`` starts (one line)."""
+    return here >> 46 << 46 | (here >> 69 & A.MAX_POSITION) << 23 | ((here >> 46 & A.MAX_POSITION) + len(text))
 
-    meta: tuple[int, int, int, int] | None = None
 
-    def s(self, meta) -> Span:
-        if meta is None:
-            return Span(file=self.file)
-        return make_span(self.file, *meta)
+class _LeanToAst:
+    """The ``_ToAst`` methods for the lean driver (``fastparse``): a method gets the rule's packed span (``here``;
+    None for the rules in ``SPANLESS``) and its children, tokens among them as plain strings. Its nodes are
+    those ``_ToAst`` makes from lark's tree, spans stored packed (``ast.pack``)."""
+
+    SPANLESS = frozenset({"arguments", "pos_arg", "kw_arg", "branch", "comp_if", "targets", "paren_targets"})
+
+    def __init__(self, file: str):
+        self.file = file
+        self.base = A.span_base(file)
+        self.doc_spans: dict[int, Span] = {}      # id(BlockDef) -> span of its doc string
+
+    def start(self, here: Any, c: list) -> A.Module:
+        return A.Module(items=tuple(c), file=self.file)
+
+    def import_stmt(self, here: Any, c: list) -> A.Import:
+        return A.Import(path=unquote(c[0]), alias=c[1] if c[1] else None, span=here)
+
+    def kind(self, here: Any, c: list) -> str:
+        if c[0] not in ("block", "model"):
+            raise fastparse.Unsupported("not a block or model")       # lark reports it
+        return c[0]
+
+    def block_def(self, here: Any, c: list) -> A.BlockDef:
+        kind, name, *rest = c
+        params = tuple(p for p in rest if isinstance(p, A.ParamDecl))
+        doc = next((d for d in rest if isinstance(d, A.Str)), None)
+        body = tuple(x for x in rest if isinstance(x, (A.InputStmt, A.OutputStmt, A.Assign)))
+        block = A.BlockDef(kind=kind, name=name, params=params, body=body, doc=doc.value if doc else None, span=here)
+        if doc is not None:
+            self.doc_spans[id(block)] = doc.span
+        return block
+
+    def doc(self, here: Any, c: list) -> A.Str:
+        return A.Str(unquote(c[0]), span=here)
+
+    def param(self, here: Any, c: list) -> A.ParamDecl:
+        return A.ParamDecl(name=c[0], type=c[1], default=c[2], span=_token_span(here, c[0]))
+
+    def type_name(self, here: Any, c: list) -> A.TypeName:
+        base, *args = [x for x in c if x is not None]
+        return A.TypeName(base, tuple(args), span=here)
+
+    def in_stmt(self, here: Any, c: list) -> A.InputStmt:
+        return A.InputStmt(name=c[1], type=c[2], variadic=c[0] is not None, where=c[3], span=here)
+
+    def out_anon(self, here: Any, c: list) -> A.OutputStmt:
+        return A.OutputStmt(name=None, type=None, value=c[0], span=here)
+
+    def out_named(self, here: Any, c: list) -> A.OutputStmt:
+        return A.OutputStmt(name=c[0], type=c[1], value=c[2], span=here)
+
+    def assign(self, here: Any, c: list) -> A.Assign:
+        return A.Assign(targets=tuple(c[:-1]), value=c[-1], span=here)
+
+    def let_stmt(self, here: Any, c: list) -> A.Assign:
+        return A.Assign(targets=(c[0],), value=c[1], let=True, span=here)
+
+    def rest_dim(self, here: Any, c: list) -> A.Rest:
+        return A.Rest(span=here)                  # the rule is its one token
+
+    def tensor_type(self, here: Any, c: list) -> A.TensorTypeExpr:
+        return A.TensorTypeExpr(dims=tuple(x for x in c[1:] if x is not None), dtype=c[0], span=here)
+
+    def if_else(self, here: Any, c: list) -> A.IfExpr:
+        return A.IfExpr(body=c[0], cond=c[1], orelse=c[2], span=here)
+
+    def if_absent(self, here: Any, c: list) -> A.IfExpr:
+        return A.IfExpr(body=c[0], cond=c[1], orelse=None, span=here)
+
+    def or_op(self, here: Any, c: list) -> A.BinOp:
+        return A.BinOp("or", c[0], c[1], span=here)
+
+    def and_op(self, here: Any, c: list) -> A.BinOp:
+        return A.BinOp("and", c[0], c[1], span=here)
+
+    def not_op(self, here: Any, c: list) -> A.UnaryOp:
+        return A.UnaryOp("not", c[0], span=here)
+
+    def compare(self, here: Any, c: list) -> A.BinOp:
+        return A.BinOp(c[1], c[0], c[2], span=here)
+
+    binop = compare
+
+    def neg(self, here: Any, c: list) -> A.UnaryOp:
+        return A.UnaryOp("-", c[0], span=here)
+
+    def pow(self, here: Any, c: list) -> A.BinOp:
+        return A.BinOp("**", c[0], c[2], span=here)
+
+    def pipe(self, here: Any, c: list) -> A.Pipe:
+        return A.Pipe(c[0], c[1], span=here)
+
+    def call(self, here: Any, c: list) -> A.Call:
+        func, args = c
+        if not args:
+            return A.Call(func=func, args=(), kwargs=(), span=here)
+        pos = tuple(a for a in args if not isinstance(a, tuple))
+        kws = tuple(a for a in args if isinstance(a, tuple)) if len(pos) != len(args) else ()
+        return A.Call(func=func, args=pos, kwargs=kws, span=here)
+
+    def index(self, here: Any, c: list) -> A.Index:
+        return A.Index(c[0], c[1], span=here)
+
+    def attr(self, here: Any, c: list) -> A.Attr:
+        return A.Attr(c[0], c[1], span=here)
+
+    def arguments(self, here: Any, c: list) -> list:
+        return c
+
+    def pos_arg(self, here: Any, c: list) -> Any:
+        return c[0]
+
+    def kw_arg(self, here: Any, c: list) -> tuple:
+        return (c[0], c[1])
+
+    def number(self, here: Any, c: list) -> A.Num:
+        text = c[0]
+        value = float(text) if "." in text or "e" in text or "E" in text else int(text)
+        return A.Num(value, span=here, text=text)
+
+    def string(self, here: Any, c: list) -> A.Str:
+        return A.Str(unquote(c[0]), span=here)
+
+    def true(self, here: Any, c: list) -> A.Const:
+        return A.Const(True, span=here)
+
+    def false(self, here: Any, c: list) -> A.Const:
+        return A.Const(False, span=here)
+
+    def none(self, here: Any, c: list) -> A.Const:
+        return A.Const(None, span=here)
+
+    def name(self, here: Any, c: list) -> A.Name:
+        return A.Name(c[0], span=here)
+
+    def paren(self, here: Any, c: list) -> Any:
+        return A.with_parens(c[0])
+
+    def tuple_lit(self, here: Any, c: list) -> A.TupleLit:
+        return A.TupleLit(tuple(x for x in c if x is not None), span=here)
+
+    def list_lit(self, here: Any, c: list) -> A.ListLit:
+        return A.ListLit(tuple(x for x in c if x is not None), span=here)
+
+    def seq_list(self, here: Any, c: list) -> A.ListLit:
+        return A.ListLit(tuple(x for x in c if x is not None), seq=True, span=here)
+
+    def _comp(self, here: Any, c: list, seq: bool, key: Any = None) -> A.Comprehension:
+        elt, *rest = c
+        clauses = tuple(x for x in rest if isinstance(x, A.CompFor))
+        cond = next((x for x in rest if x is not None and not isinstance(x, A.CompFor)), None)
+        return A.Comprehension(elt=elt, clauses=clauses, cond=cond, key=key, seq=seq, span=here)
+
+    def list_comp(self, here: Any, c: list) -> A.Comprehension:
+        return self._comp(here, c, seq=False)
+
+    def seq_comp(self, here: Any, c: list) -> A.Comprehension:
+        return self._comp(here, c, seq=True)
+
+    def seq_named(self, here: Any, c: list) -> A.SeqNamed:
+        return A.SeqNamed(tuple(x for x in c if x is not None), span=here)
+
+    def seq_named_comp(self, here: Any, c: list) -> A.Comprehension:
+        (key, value), *rest = c
+        return self._comp(here, [value, *rest], seq=True, key=key)
+
+    def entry(self, here: Any, c: list) -> tuple:
+        tok = c[0]
+        span = _token_span(here, tok)
+        key = A.Str(unquote(tok), span=span) if tok[0] in "\"'" else A.Name(tok, span=span)
+        return (key, c[1])
+
+    @staticmethod
+    def _merged(c: list) -> tuple[str | None, list]:
+        """The optional merged-layer name (``reparam "fused" {...}``) and the rest of the children."""
+        if c and isinstance(c[0], str):
+            return unquote(c[0]), c[1:]
+        return None, c[1:] if c and c[0] is None else c          # the [STRING] placeholder when absent
+
+    def reparam(self, here: Any, c: list) -> A.Reparam:
+        merged, rest = self._merged(c)
+        return A.Reparam(tuple(rest), merged, span=here)
+
+    def reparam_list(self, here: Any, c: list) -> A.ReparamList:
+        merged, rest = self._merged(c)
+        return A.ReparamList(A.ListLit(tuple(x for x in rest if x is not None), span=here), merged, span=here)
+
+    def reparam_comp(self, here: Any, c: list) -> A.ReparamList:
+        merged, rest = self._merged(c)
+        return A.ReparamList(self._comp(here, rest, seq=False), merged, span=here)
+
+    def branch(self, here: Any, c: list) -> tuple:
+        return (c[0], c[1])
+
+    def comp_for(self, here: Any, c: list) -> A.CompFor:
+        targets, parens = c[0] if isinstance(c[0], list) else (c[0], False)
+        return A.CompFor(targets=targets, iterable=c[1], span=here, parens=parens)
+
+    def comp_if(self, here: Any, c: list) -> Any:
+        return c[0]
+
+    def targets(self, here: Any, c: list) -> tuple:
+        return tuple(c)
+
+    def paren_targets(self, here: Any, c: list) -> list:
+        return [tuple(c), True]
 
 
 def parse(text: str, file: str = "<string>") -> A.Module:
