@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from archdsl.errors import Diagnostic, ErrorCollector, UsageError
 
@@ -60,6 +61,14 @@ def build(source: Source | Graph, model: str | None = None, seed: int | None = 0
     ``collapse_train``: linear regions run as one convolution computed from the expanded parameters at each
     step (SESR's training-time collapse; :mod:`archdsl.passes.collapse_train`); the parameters stay expanded.
     """
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or not -(2**63) <= seed < 2**64):
+        raise UsageError(Diagnostic(f"seed must be None or an int that fits in 64 bits, got {type(seed).__name__}",
+                                    hint="pass an int from -2**63 to 2**64 - 1, such as seed=0, or leave it out"))
+    if isinstance(source, (str, os.PathLike)):      # a spec file: through the compile cache
+        cached = _build_file(source, model, seed, check_inputs, params)
+        if cached is not None:
+            return _collapsed(cached) if collapse_train else cached
+
     from archdsl.backends.torch.build import build_module
     from archdsl.ir.graph import Graph
 
@@ -67,9 +76,6 @@ def build(source: Source | Graph, model: str | None = None, seed: int | None = 0
         given = ", ".join([*(["model"] if model is not None else []), *params])
         raise UsageError(Diagnostic(f"build(graph, ...) cannot apply {given} to an already compiled Graph",
                                     hint="compile the spec with them: archdsl.build(spec, model, **params)"))
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or not -(2**63) <= seed < 2**64):
-        raise UsageError(Diagnostic(f"seed must be None or an int that fits in 64 bits, got {type(seed).__name__}",
-                                    hint="pass an int from -2**63 to 2**64 - 1, such as seed=0, or leave it out"))
     graph = source if isinstance(source, Graph) else compile(source, model, **params)
     from archdsl.elaborate import builder
 
@@ -77,10 +83,115 @@ def build(source: Source | Graph, model: str | None = None, seed: int | None = 0
     if total > builder.MAX_PARAM_BYTES:
         raise builder.budget_error(total, graph.span)
     module = build_module(graph, seed=seed, check_inputs=check_inputs)
-    if collapse_train:
-        from archdsl.passes.collapse_train import collapse_train as collapsed
+    return _collapsed(module) if collapse_train else module
 
-        return collapsed(module)
+
+def _collapsed(module):
+    from archdsl.passes.collapse_train import collapse_train
+
+    return collapse_train(module)
+
+
+def _spec_file(source: Source) -> str | None:
+    """The path of ``source`` when :func:`archdsl.elaborate.load` reads it as a spec file that exists."""
+    if isinstance(source, str) and ("\n" in source or "{" in source or not source.endswith((".arch", ".yaml", ".yml"))):
+        return None
+    path = os.fspath(source)
+    if not isinstance(path, str):
+        return None
+    try:
+        return path if os.path.isfile(path) else None
+    except (OSError, ValueError):
+        return None
+
+
+_SIMPLE = (bool, int, float, str, type(None))
+
+
+def _plain(value: Any) -> bool:
+    """Whether ``value`` is made of JSON-like scalars, lists and tuples (so its repr names it exactly)."""
+    if isinstance(value, (list, tuple)):
+        return len(value) <= 4096 and all(_plain(v) for v in value)
+    return type(value) in _SIMPLE
+
+
+def _build_file(source: Source, model: str | None, seed: int | None, check_inputs: bool,
+                params: dict[str, Any]):
+    """The module of a spec file through the compile cache (:mod:`archdsl.compilecache`): on a hit, the stored
+    generated code is instantiated (its graph made from the stored JSON on first use of ``archdsl_graph``); on a
+    miss, the spec is compiled and built as ever and the result stored. None when the cache does not apply (no
+    cache, spec text, parameters of other types): the caller compiles as ever."""
+    from archdsl import compilecache
+
+    if compilecache.cache_dir() is None or not all(_plain(v) for v in params.values()):
+        return None
+    resolved = _resolve(source)
+    path = _spec_file(resolved)
+    if path is None:
+        return None
+    if resolved is not source and model is None:
+        model = str(source)           # a zoo name names its model
+    text = compilecache.file_digest(path)
+    if text is None:
+        return None
+    roots = _import_roots()
+    key = compilecache.key_of("build", path, os.path.realpath(path), text, model,
+                              repr(sorted(params.items())), bool(check_inputs), roots)
+    entry = compilecache.load(key)
+    if entry is not None and _fresh(entry.meta.get("deps")):
+        from archdsl.backends.torch.build import GraphThunk, instantiate, load_source
+
+        try:
+            cls = load_source(entry.source, str(entry.meta["class"]), entry.code)
+            thunk = GraphThunk(entry.text)
+            return instantiate(cls, seed, thunk, entry.source, mode=str(entry.meta["mode"]))
+        except (KeyError, AttributeError, TypeError):   # an entry of another layout: rebuilt below
+            pass
+    return _build_and_store(key, path, model, seed, check_inputs, params)
+
+
+IMPORT_PATH_ENV = "ARCHDSL_IMPORT_PATH"      # archdsl.elaborate.loader.IMPORT_PATH_ENV (a test holds them equal)
+
+
+def _import_roots() -> list[str]:
+    """The extra folders imports may reach (``$ARCHDSL_IMPORT_PATH``, ``archdsl -I``): part of a cache key, read
+    without importing the elaborator (a cache hit never needs it; ``-I`` is set only once it is imported)."""
+    loader = sys.modules.get("archdsl.elaborate.loader")
+    return [os.environ.get(IMPORT_PATH_ENV, ""), *(loader.import_path.get() if loader is not None else ())]
+
+
+def _fresh(deps: Any) -> bool:
+    """Whether every file an entry was compiled from still has the text it had ([[path, SHA-256], ...])."""
+    from archdsl.compilecache import file_digest
+
+    if not isinstance(deps, list):
+        return False
+    return all(isinstance(d, list) and len(d) == 2 and isinstance(d[0], str) and file_digest(d[0]) == d[1]
+               for d in deps)
+
+
+def _build_and_store(key: str, path: str, model: str | None, seed: int | None, check_inputs: bool,
+                     params: dict[str, Any]):
+    """Compile and build the spec file ``path`` as :func:`build` does, then store the result under ``key``."""
+    from archdsl import compilecache
+    from archdsl.backends.torch.build import build_module, compile_source
+    from archdsl.elaborate import builder, elaborate_model, load
+    from archdsl.verify import verify
+
+    ns, loader = load(path)
+    graph = elaborate_model(ns, loader, model, **params)
+    verify(graph, loader.sources)
+    total = builder.param_bytes(graph.params.values())
+    if total > builder.MAX_PARAM_BYTES:
+        raise builder.budget_error(total, graph.span)
+    module = build_module(graph, seed=seed, check_inputs=check_inputs)
+    source = cast(str, module.archdsl_source)
+    deps = [[os.path.realpath(file), compilecache.text_digest(text)] for file, text in loader.sources.items()]
+    filename, code = compile_source(source)
+    from archdsl.backends.torch.codegen import class_name
+
+    compilecache.store(compilecache.Entry(key, {"class": class_name(graph), "mode": graph.mode, "deps": deps},
+                                          source, filename, code, graph.to_json()))
     return module
 
 

@@ -5,17 +5,20 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import types
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from archdsl.errors import ArchError, Diagnostic, UsageError
 from archdsl.gcpause import gc_paused
-from archdsl.ir.graph import Graph
 from archdsl.output import Content, write_output_dir
 
 if TYPE_CHECKING:   # torch is imported only when a model is saved or loaded (keeps `import archdsl` light)
     import torch
+
+    from archdsl.backends.torch.build import GraphThunk
+    from archdsl.ir.graph import Graph
 
 MODEL_FILE = "model.py"
 WEIGHTS_FILE = "weights.safetensors"
@@ -64,9 +67,11 @@ def load_built(outdir: str | os.PathLike, check_inputs: bool = False) -> torch.n
     files are untrusted input: every declared parameter is checked against the weights file's header (name,
     shape, dtype, size) before anything is allocated, and every problem is a UsageError naming the file.
 
-    Within one process, a graph.json whose bytes (SHA-256) match one this function has already verified and
-    built reuses that Graph and generated source (a pure function of those bytes): loading further checkpoints
-    of one model skips parsing, verifying and generating again. Any other bytes are read as untrusted.
+    A graph.json whose bytes (SHA-256) match one this archdsl has verified and built before reuses what was made
+    from them (a pure function of those bytes): within the process its Graph and generated source, across
+    processes the source, code object and declarations kept in the compile cache (:mod:`archdsl.compilecache`;
+    the Graph itself is then read from these bytes on first use of ``archdsl_graph``). Loading further checkpoints
+    of one model skips parsing, verifying and generating again; any other bytes are read as untrusted.
     """
     folder = Path(outdir)
     missing = [name for name in (GRAPH_FILE, WEIGHTS_FILE) if not (folder / name).is_file()]
@@ -74,14 +79,20 @@ def load_built(outdir: str | os.PathLike, check_inputs: bool = False) -> torch.n
         raise UsageError(Diagnostic(f"{folder} is not a built model: missing {', '.join(missing)}",
                                     hint="create one with `archdsl build FILE -o OUTDIR`"))
     raw = _read_bytes(folder / GRAPH_FILE)
-    key = (hashlib.sha256(raw).digest(), check_inputs)
+    digest = hashlib.sha256(raw).digest()
+    key = (digest, check_inputs)
     with gc_paused():           # many small objects, none garbage until the load ends
-        graph, source = _LOADED.get(key) or (_read_graph(folder / GRAPH_FILE, raw), None)
-        state, metadata = _read_weights(graph, folder / WEIGHTS_FILE)
-        module, source = _build(folder, graph, state, check_inputs, source)
+        known = _LOADED.get(key) or _cached(digest, check_inputs, raw)
+        if known is None:
+            graph = _read_graph(folder / GRAPH_FILE, raw)
+            known = _Known(graph, declarations(graph))
+        state, metadata = _read_weights(known.decls, folder / WEIGHTS_FILE)
+        module = _build(folder, known, state, check_inputs)
+    if known.stored is None:
+        _store(digest, check_inputs, known)
     if len(raw) <= _MEMO_MAX_BYTES:
         _LOADED.pop(key, None)
-        _LOADED[key] = (graph, source)
+        _LOADED[key] = known
         while len(_LOADED) > _MEMO_ENTRIES:
             del _LOADED[next(iter(_LOADED))]
     if metadata.get(_COLLAPSE_TRAIN_KEY) == "true":   # built with --collapse-train
@@ -91,16 +102,115 @@ def load_built(outdir: str | os.PathLike, check_inputs: bool = False) -> torch.n
     return module
 
 
-def _build(folder: Path, graph: Graph, state: dict[str, torch.Tensor], check_inputs: bool,
-           source: str | None) -> tuple[torch.nn.Module, str]:
-    """The module of a verified graph holding ``state``, and its generated source (``source``, when known)."""
-    from archdsl.backends.torch.build import StateMismatch, build_loaded
-    from archdsl.backends.torch.codegen import generate_source
+class Declarations:
+    """What loading weights checks against a graph: its name, its parameters' (name, dtype, shape) and the tied
+    names (``ties.tied_names``)."""
+
+    __slots__ = ("name", "params", "tied")
+
+    def __init__(self, name: str, params: list[tuple[str, str, tuple[int, ...]]], tied: list[str]) -> None:
+        self.name, self.params, self.tied = name, params, tied
+
+    def to_json(self) -> dict:
+        return {"name": self.name, "params": [[n, d, list(s)] for n, d, s in self.params], "tied": self.tied}
+
+    @classmethod
+    def from_json(cls, data: object) -> Declarations | None:
+        """Declarations from :meth:`to_json`'s form; None when ``data`` is not of that form."""
+        if not isinstance(data, dict):
+            return None
+        name, params, tied = data.get("name"), data.get("params"), data.get("tied")
+        if not (isinstance(name, str) and isinstance(params, list) and isinstance(tied, list)
+                and all(isinstance(t, str) for t in tied)):
+            return None
+        out = []
+        for p in params:
+            if not (isinstance(p, list) and len(p) == 3 and isinstance(p[0], str) and isinstance(p[1], str)
+                    and isinstance(p[2], list) and all(type(d) is int for d in p[2])):
+                return None
+            out.append((p[0], p[1], tuple(p[2])))
+        return cls(name, out, tied)
+
+
+def declarations(graph: Graph) -> Declarations:
+    """The :class:`Declarations` of ``graph``."""
+    from archdsl.ir.ties import tied_names
+
+    params = [(p.name, p.dtype, tuple(p.shape)) for p in graph.params.values()]
+    return Declarations(graph.name, params, sorted(tied_names(graph)))
+
+
+class _Known:
+    """What a load makes from graph.json's bytes: the Graph (or a thunk that reads it), the declarations, and once
+    built the generated source, class name, mode and code object. ``stored``: whether it is in the compile cache
+    (None: not yet tried)."""
+
+    __slots__ = ("cls", "code", "decls", "graph", "mode", "source", "stored")
+
+    def __init__(self, graph: Graph | GraphThunk, decls: Declarations, source: str | None = None,
+                 cls: str | None = None, mode: str | None = None, code: types.CodeType | None = None,
+                 stored: bool | None = None) -> None:
+        self.graph, self.decls, self.source, self.cls, self.mode, self.code = graph, decls, source, cls, mode, code
+        self.stored = stored
+
+
+def _cache_key(digest: bytes, check_inputs: bool) -> str:
+    from archdsl import compilecache
+
+    return compilecache.key_of("load_built", digest.hex(), bool(check_inputs))
+
+
+def _cached(digest: bytes, check_inputs: bool, raw: bytes) -> _Known | None:
+    """What the compile cache holds for these graph.json bytes (verified and built by this archdsl before)."""
+    from archdsl import compilecache
+
+    if compilecache.cache_dir() is None:
+        return None
+    entry = compilecache.load(_cache_key(digest, check_inputs))
+    if entry is None:
+        return None
+    meta = entry.meta
+    decls = Declarations.from_json(meta.get("decls"))
+    if decls is None or not isinstance(meta.get("class"), str) or not isinstance(meta.get("mode"), str):
+        return None
+    from archdsl.backends.torch.build import GraphThunk
+
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    return _Known(GraphThunk(text), decls, entry.source, meta["class"], meta["mode"], entry.code, stored=True)
+
+
+def _store(digest: bytes, check_inputs: bool, known: _Known) -> None:
+    """Keep what this load made from verified graph.json bytes in the compile cache."""
+    from archdsl import compilecache
+
+    known.stored = False
+    if compilecache.cache_dir() is None or known.source is None or known.cls is None or known.mode is None:
+        return
+    from archdsl.backends.torch.build import compile_source
+
+    filename, code = compile_source(known.source)
+    meta = {"class": known.cls, "mode": known.mode, "decls": known.decls.to_json()}
+    known.stored = compilecache.store(compilecache.Entry(_cache_key(digest, check_inputs), meta, known.source,
+                                                         filename, code))
+
+
+def _build(folder: Path, known: _Known, state: dict[str, torch.Tensor], check_inputs: bool) -> torch.nn.Module:
+    """The module of a verified graph holding ``state`` (``known`` gains its generated source when it had none)."""
+    from archdsl.backends.torch.build import GraphThunk, StateMismatch, load_into, load_source
 
     try:       # built on the meta device and given the loaded tensors: no initialisation to overwrite
-        if source is None:
-            source = generate_source(graph, check_inputs=check_inputs)
-        return build_loaded(graph, state, check_inputs=check_inputs, source=source), source
+        if known.source is None:
+            from archdsl.backends.torch.codegen import class_name, generate_source
+
+            graph = known.graph() if isinstance(known.graph, GraphThunk) else known.graph
+            known.source = generate_source(graph, check_inputs=check_inputs)
+            known.cls, known.mode = class_name(graph), graph.mode
+        assert known.cls is not None
+        cls = load_source(known.source, known.cls, known.code)
+        return load_into(cls, state, known.graph, known.source, mode=known.mode)
     except ArchError:
         raise
     except StateMismatch as exc:       # load_state_dict: a misfit the header check let through
@@ -111,9 +221,9 @@ def _build(folder: Path, graph: Graph, state: dict[str, torch.Tensor], check_inp
                                     hint=REBUILD_HINT)) from None
 
 
-# Graphs load_built verified and built, with their generated source: {(SHA-256 of graph.json, check_inputs):
-# (Graph, source)}, the most recently used last. Graphs and sources are immutable; large graphs are not kept.
-_LOADED: dict[tuple[bytes, bool], tuple[Graph, str]] = {}
+# What load_built made from graph.json bytes it verified: {(SHA-256 of graph.json, check_inputs): _Known}, the most
+# recently used last. Graphs and sources are immutable; large graphs are not kept.
+_LOADED: dict[tuple[bytes, bool], _Known] = {}
 _MEMO_ENTRIES = 8
 _MEMO_MAX_BYTES = 8 * 2**20
 
@@ -133,6 +243,7 @@ def _read_bytes(path: Path) -> bytes:
 def _read_graph(path: Path, raw: bytes | None = None) -> Graph:
     """graph.json (its bytes ``raw`` when already read), parsed and verified; any failure is a UsageError
     naming the file."""
+    from archdsl.ir.graph import Graph
     from archdsl.verify import verify
 
     try:
@@ -161,10 +272,10 @@ def load_weights(graph: Graph, path: str | os.PathLike) -> dict[str, torch.Tenso
     path = Path(path)
     if not path.is_file():
         raise UsageError(Diagnostic(f"no such weights file: {path}", hint="give a .safetensors file"))
-    return _read_weights(graph, path, f"model {graph.name}")[0]
+    return _read_weights(declarations(graph), path, f"model {graph.name}")[0]
 
 
-def _read_weights(graph: Graph, path: Path, against: str | None = None) -> tuple[dict[str, torch.Tensor],
+def _read_weights(decls: Declarations, path: Path, against: str | None = None) -> tuple[dict[str, torch.Tensor],
                                                                                   dict[str, str]]:
     """The state dict in a safetensors file (aliases restored) and the file's metadata, read in one opening of
     the file; its header is checked against the graph's declarations before any tensor is read."""
@@ -183,7 +294,7 @@ def _read_weights(graph: Graph, path: Path, against: str | None = None) -> tuple
         except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
             raise UsageError(Diagnostic(f"{path} is not a valid safetensors file: {exc}",
                                         hint=_SAFETENSORS_HINT)) from None
-        aliases = _check_weights(graph, path, header, metadata, against)
+        aliases = _check_weights(decls, path, header, metadata, against)
         try:
             state = f.get_tensors() if hasattr(f, "get_tensors") else {name: f.get_tensor(name) for name in names}
         except (SafetensorError, RuntimeError, OSError, ValueError, KeyError) as exc:
@@ -196,25 +307,25 @@ def _read_weights(graph: Graph, path: Path, against: str | None = None) -> tuple
 _SAFETENSORS_HINT = "give the model.safetensors that `archdsl build` wrote (or safetensors.torch.save_file made)"
 
 
-def _check_weights(graph: Graph, path: Path, header: dict[str, tuple[str, tuple[int, ...]]], metadata: dict[str, str],
-                   against: str | None = None) -> dict[str, str]:
+def _check_weights(decls: Declarations, path: Path, header: dict[str, tuple[str, tuple[int, ...]]],
+                   metadata: dict[str, str], against: str | None = None) -> dict[str, str]:
     """The file's aliases ({tied name: stored name}), once its header ({name: (dtype, shape)}) is checked against
-    the graph: every declared parameter present with its dtype and shape, nothing else."""
-    from archdsl.ir.ties import tied_names
-
+    the graph's declarations: every declared parameter present with its dtype and shape, nothing else."""
     aliases = _aliases(metadata, header, path)
     problems = []
-    for p in graph.params.values():
-        stored = p.name if p.name in header else aliases.get(p.name)
+    declared = set()
+    for name, dtype_declared, shape_declared in decls.params:
+        declared.add(name)
+        stored = name if name in header else aliases.get(name)
         if stored is None:
-            problems.append(f"'{p.name}' is missing")
+            problems.append(f"'{name}' is missing")
             continue
         dtype, shape = header[stored]
-        want = _SAFETENSORS_DTYPES.get(p.dtype, p.dtype)
-        if shape != tuple(p.shape) or dtype != want:
-            problems.append(f"'{p.name}' is {dtype}{list(shape)}, the graph declares {want}{list(p.shape)}")
-    unknown = set(header) - set(graph.params)
-    extra = sorted(unknown - set(tied_names(graph))) if unknown else []     # tied names: only when there are others
+        want = _SAFETENSORS_DTYPES.get(dtype_declared, dtype_declared)
+        if shape != shape_declared or dtype != want:
+            problems.append(f"'{name}' is {dtype}{list(shape)}, the graph declares {want}{list(shape_declared)}")
+    unknown = set(header) - declared
+    extra = sorted(unknown - set(decls.tied)) if unknown else []     # tied names: only when there are others
     if extra:
         problems.append(f"unexpected tensors {', '.join(extra[:3])}")
     if problems:

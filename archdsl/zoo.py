@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import difflib
 import functools
+import importlib
 import importlib.resources
+import os
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,6 +27,9 @@ __all__ = ["build", "compile", "models_in", "names", "scan_models", "spec_dir", 
 
 def spec_dir() -> Path:
     """The folder of the shipped specs (the ``archdsl.specs`` package)."""
+    folders = list(importlib.import_module("archdsl.specs").__path__)      # a folder of files, as archdsl is always installed
+    if len(folders) == 1 and os.path.isdir(folders[0]):
+        return Path(folders[0])
     return Path(str(importlib.resources.files("archdsl.specs")))
 
 
@@ -81,6 +86,32 @@ def _index() -> dict[str, Path]:
 
 @functools.lru_cache(maxsize=4)
 def _index_of(files: tuple[tuple[str, int], ...]) -> dict[str, Path]:
+    """The index of these files (path, modification time); kept in the compile cache between processes, under a
+    key of the files' paths, sizes and modification times (and archdsl's code, as every entry)."""
+    from archdsl import compilecache
+
+    key = None
+    if compilecache.cache_dir() is not None:
+        stamps = []
+        for path, mtime in files:
+            try:
+                stamps.append([path, mtime, os.stat(path).st_size])
+            except OSError:
+                stamps = []
+                break
+        key = compilecache.key_of("zoo-index", stamps) if stamps else None
+    entry = compilecache.load(key) if key is not None else None
+    if entry is not None and isinstance(entry.meta.get("index"), dict):
+        index = entry.meta["index"]
+        if all(isinstance(k, str) and isinstance(v, str) for k, v in index.items()):
+            return {k: Path(v) for k, v in index.items()}
+    index = _scan_index(files)
+    if key is not None:
+        compilecache.store(compilecache.Entry(key, {"index": {k: str(v) for k, v in index.items()}}, "", ""))
+    return index
+
+
+def _scan_index(files: tuple[tuple[str, int], ...]) -> dict[str, Path]:
     index: dict[str, Path] = {}
     for path, mtime in files:
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import threading
@@ -19,6 +20,21 @@ settings.register_profile("ci", max_examples=30, derandomize=True, deadline=None
                           suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile("dev", max_examples=15, deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
+
+_CACHE_FOLDERS = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def _compile_cache_root(tmp_path_factory):
+    return tmp_path_factory.mktemp("compile-cache")
+
+
+@pytest.fixture(autouse=True)
+def _compile_cache(_compile_cache_root, monkeypatch):
+    """Each test gets an empty compile cache of its own (archdsl.compilecache), never the user's ~/.cache."""
+    monkeypatch.delenv("ARCHDSL_NO_CACHE", raising=False)
+    monkeypatch.setenv("ARCHDSL_CACHE_DIR", str(_compile_cache_root / str(next(_CACHE_FOLDERS))))
+
 
 HANG_LIMIT = 180    # seconds: a liveness guard against hangs, far above any test's run time (not a speed claim)
 

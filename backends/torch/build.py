@@ -6,30 +6,46 @@ import hashlib
 import linecache
 import sys
 import types
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch.utils._device import DeviceContext, _device_constructors  # what `with torch.device(...)` enters
 
-from archdsl.backends.torch.codegen import class_name, generate_source
-from archdsl.ir.graph import Graph
+if TYPE_CHECKING:       # the code generator and the IR load only when a module is generated (not from the cache)
+    from archdsl.ir.graph import Graph
 
 
-def load_source(source: str, cls: str) -> type[torch.nn.Module]:
+def source_file(source: str) -> tuple[str, str]:
+    """(module name, file name) under which generated ``source`` is imported (a digest of the source)."""
+    digest = hashlib.sha1(source.encode()).hexdigest()[:16]
+    return f"archdsl_generated_{digest}", f"<archdsl-generated {digest}>"
+
+
+def compile_source(source: str) -> tuple[str, types.CodeType]:
+    """(file name, code object) of generated ``source``, as :func:`load_source` compiles it."""
+    filename = source_file(source)[1]
+    return filename, compile(source, filename, "exec")
+
+
+def load_source(source: str, cls: str, code: types.CodeType | None = None) -> type[torch.nn.Module]:
     """Import generated module source under a unique module name and return its class.
 
     The source is archdsl's own output (from codegen), never text from a spec file: running it is how
-    a generated module comes to exist, as if it had been written to disk and imported.
+    a generated module comes to exist, as if it had been written to disk and imported. ``code``: the source's
+    code object compiled by :func:`compile_source` (from archdsl's compile cache), else it is compiled here.
     """
-    digest = hashlib.sha1(source.encode()).hexdigest()[:16]
-    name = f"archdsl_generated_{digest}"
+    name, filename = source_file(source)
     module = sys.modules.get(name)
     if module is None:
-        filename = f"<archdsl-generated {digest}>"
         linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
         module = types.ModuleType(name)
         module.__file__ = filename
-        code = compile(source, filename, "exec")
+        if code is None or code.co_filename != filename:
+            code = compile(source, filename, "exec")
         exec(code, module.__dict__)  # noqa: S102 - our generated code (see docstring)
+        for value in list(module.__dict__.values()):
+            if isinstance(value, type) and issubclass(value, torch.nn.Module) and value.__module__ == name:
+                value.archdsl_graph = _GraphSlot()      # type: ignore[attr-defined]
         sys.modules[name] = module
     return getattr(module, cls)
 
@@ -38,15 +54,74 @@ def build_module(graph: Graph, seed: int | None = 0, check_inputs: bool = False,
                  label: str = "a spec") -> torch.nn.Module:
     """An ``nn.Module`` for ``graph`` with PyTorch-default initialisation under ``seed`` (``label``: where the
     generated source says the graph came from)."""
+    from archdsl.backends.torch.codegen import class_name, generate_source
+
     source = generate_source(graph, check_inputs=check_inputs, source=label)
-    cls = load_source(source, class_name(graph))
+    return instantiate(load_source(source, class_name(graph)), seed, graph, source)
+
+
+def instantiate(cls: type[torch.nn.Module], seed: int | None, graph: Graph | GraphThunk, source: str,
+                mode: str | None = None) -> torch.nn.Module:
+    """``cls()`` with PyTorch-default initialisation under ``seed`` (the global RNG left as it was), carrying
+    ``graph`` (or a thunk that makes it on first use; ``mode``: the graph's mode then) and ``source``."""
     if seed is None:
         module = cls()
     else:
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
+            _seed(seed)
             module = cls()
-    return _finish(module, graph, source)
+    return _finish(module, graph, source, mode)
+
+
+def _seed(seed: int) -> None:
+    """``torch.manual_seed(seed)``; on a machine without an accelerator, the CPU generator's alone (the same
+    numbers: modules are made on the CPU; torch.manual_seed's first call costs milliseconds queueing lazy seeds
+    for CUDA and XPU)."""
+    if torch.cuda.is_available() or torch.backends.mps.is_available() or torch.xpu.is_available():
+        torch.manual_seed(seed)
+    else:
+        torch.default_generator.manual_seed(seed)
+
+
+class GraphThunk:
+    """A module's graph, made on first use: ``Graph.from_json`` of JSON text this archdsl verified before (from
+    the compile cache). Every call returns the same Graph."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.graph: Graph | None = None
+
+    def __call__(self) -> Graph:
+        if self.graph is None:
+            from archdsl.ir.graph import Graph
+
+            self.graph = Graph.from_json(self.text)
+        return self.graph
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"text": self.text, "graph": None}
+
+
+class _GraphSlot:
+    """``module.archdsl_graph`` of a generated class: the Graph the module was built from, made on first use when
+    the module came from the compile cache (a :class:`GraphThunk` in its ``__dict__``)."""
+
+    def __get__(self, obj: Any, owner: Any = None) -> Any:
+        if obj is None:
+            return self
+        try:
+            value = obj.__dict__["_archdsl_graph"]
+        except KeyError:
+            raise AttributeError(f"'{type(obj).__name__}' object has no attribute 'archdsl_graph'") from None
+        if isinstance(value, GraphThunk):
+            value = obj.__dict__["_archdsl_graph"] = value()
+        return value
+
+    def __set__(self, obj: Any, value: Any) -> None:
+        obj.__dict__["_archdsl_graph"] = value
+
+    def __delete__(self, obj: Any) -> None:
+        obj.__dict__.pop("_archdsl_graph", None)
 
 
 class StateMismatch(ValueError):
@@ -64,9 +139,18 @@ def build_loaded(graph: Graph, state: dict[str, torch.Tensor], check_inputs: boo
     A misfit raises :class:`StateMismatch`. ``source``: the module source generated for ``graph`` with
     ``check_inputs``, when the caller has it already.
     """
+    from archdsl.backends.torch.codegen import class_name, generate_source
+
     if source is None:
         source = generate_source(graph, check_inputs=check_inputs)
     cls = load_source(source, class_name(graph))
+    return load_into(cls, state, graph, source)
+
+
+def load_into(cls: type[torch.nn.Module], state: dict[str, torch.Tensor], graph: Graph | GraphThunk, source: str,
+              mode: str | None = None) -> torch.nn.Module:
+    """:func:`build_loaded` of a generated class: ``cls`` built on meta and given ``state``'s tensors, carrying
+    ``graph`` (or a thunk; ``mode``: the graph's mode then) and ``source``."""
     meta: torch.nn.Module | None
     try:
         meta = on_meta(cls)
@@ -84,7 +168,7 @@ def build_loaded(graph: Graph, state: dict[str, torch.Tensor], check_inputs: boo
         for name in others:
             owner, _, leaf = name.rpartition(".")
             setattr(module.get_submodule(owner), leaf, module.get_parameter(first))
-    return _finish(module, graph, source)
+    return _finish(module, graph, source, mode)
 
 
 def on_meta(cls: type[torch.nn.Module]) -> torch.nn.Module:
@@ -139,10 +223,13 @@ def _walk(module: torch.nn.Module, state: dict[str, torch.Tensor]) -> tuple[list
     return [(group[0], group[1:]) for group in names.values() if len(group) > 1], left_on_meta
 
 
-def _finish(module: torch.nn.Module, graph: Graph, source: str) -> torch.nn.Module:
+def _finish(module: torch.nn.Module, graph: Graph | GraphThunk, source: str,
+            mode: str | None = None) -> torch.nn.Module:
     # nn.Module's __setattr__ is typed for tensors and modules; these are plain attributes
     module.archdsl_source = source  # type: ignore[assignment]
     module.archdsl_graph = graph  # type: ignore[assignment]
-    if graph.mode == "eval":            # a deploy form: BatchNorm folded, dropout gone; eval semantics only
+    if mode is None:
+        mode = graph().mode if isinstance(graph, GraphThunk) else graph.mode
+    if mode == "eval":            # a deploy form: BatchNorm folded, dropout gone; eval semantics only
         module.eval()
     return module

@@ -1,0 +1,318 @@
+"""A persistent compile cache: generated module source (and its code object) by a key of everything it depends on.
+
+``archdsl.build`` of a spec file (``archdsl.zoo.build`` among them) and ``archdsl.load_built`` store what they
+compiled here, as Python keeps ``__pycache__`` and torch inductor its kernels: a later process that asks for the
+same thing reuses the generated source and its marshalled code object instead of parsing, elaborating, verifying
+and generating again. What makes an entry valid:
+
+* Its key is the SHA-256 of everything that determines the result: what is built (the spec file's path and text,
+  the model name, the parameters and build flags; or the bytes of a graph.json), archdsl's code (its version and
+  the size and modification time of every file of the package, so an edited source tree never reuses stale code),
+  and the torch and Python versions. A spec's imported files are recorded in the entry with the SHA-256 of their
+  text (like a depfile) and checked again on every hit.
+* An entry starts with a format tag and holds its own key and the SHA-256 of its payload; anything else (a
+  truncated, corrupt or foreign file) is ignored and rewritten, never executed.
+
+Location: ``$ARCHDSL_CACHE_DIR``, else ``$XDG_CACHE_HOME/archdsl``, else ``~/.cache/archdsl``. ``ARCHDSL_CACHE_DIR=``
+(empty) or ``ARCHDSL_NO_CACHE=1`` turns it off. Entries are written atomically (a temporary file, then
+``os.replace``), so concurrent processes only ever see whole entries; a folder that cannot be created or written
+means no cache, silently. At most :data:`MAX_ENTRIES` entries and :data:`MAX_BYTES` bytes are kept (the least
+recently used go first). ``archdsl cache info`` / ``archdsl cache clear`` show and empty it.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import marshal
+import os
+import sys
+import tempfile
+import time
+import types
+from pathlib import Path
+from typing import Any
+
+FORMAT = b"archdsl-compile-cache 1\n"      # the first line of every entry
+SUFFIX = ".entry"
+SUBDIR = "v1"                              # entries of this format live in CACHE_DIR/v1
+MAX_ENTRIES = 256
+MAX_BYTES = 256 * 2**20
+MAX_ENTRY_BYTES = 64 * 2**20               # a larger entry is neither written nor read
+CACHE_DIR_ENV = "ARCHDSL_CACHE_DIR"
+NO_CACHE_ENV = "ARCHDSL_NO_CACHE"
+_STALE_TMP_SECONDS = 3600                  # a temporary file older than this was left by a killed writer
+
+__all__ = ["Entry", "cache_dir", "clear", "fingerprint", "info", "key_of", "load", "store", "text_digest"]
+
+
+def cache_dir() -> Path | None:
+    """The cache folder, or None when the cache is turned off (the folder need not exist yet)."""
+    if os.environ.get(NO_CACHE_ENV, "").strip() not in ("", "0"):
+        return None
+    explicit = os.environ.get(CACHE_DIR_ENV)
+    if explicit is not None:
+        return Path(explicit) if explicit.strip() else None
+    xdg = os.environ.get("XDG_CACHE_HOME", "")
+    if xdg and os.path.isabs(xdg):
+        return Path(xdg) / "archdsl"
+    try:
+        return Path.home() / ".cache" / "archdsl"
+    except (RuntimeError, KeyError, OSError):      # no home folder to speak of
+        return None
+
+
+@functools.lru_cache(maxsize=1)
+def fingerprint() -> str:
+    """SHA-256 of archdsl's code (its version; the relative path, size and modification time of every file of the
+    package), the torch version and the Python version: computed once per process, from ``os.scandir``."""
+    import importlib
+    import importlib.util
+
+    import archdsl
+
+    roots = [Path(archdsl.__file__).parent]
+    for name in ("archdsl.backends", "archdsl.grammar"):     # folders of their own in an editable install
+        for folder in importlib.import_module(name).__path__:
+            path = Path(folder)
+            if not any(path == r or r in path.parents for r in roots):
+                roots.append(path)
+    stamps: list[Any] = [archdsl.__version__, _torch_version(), sys.version, importlib.util.MAGIC_NUMBER.hex()]
+    for root in roots:
+        stamps.append(str(root))
+        _walk(str(root), stamps)
+    return hashlib.sha256(repr(stamps).encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _walk(folder: str, stamps: list[Any]) -> None:
+    """Append (name, size, modification time) of every file below ``folder`` (not caches or hidden files)."""
+    try:
+        with os.scandir(folder) as it:
+            entries = sorted((e.name, e) for e in it)
+    except OSError:
+        return
+    for name, entry in entries:
+        if name == "__pycache__" or name.startswith("."):
+            continue
+        try:
+            if entry.is_dir():
+                stamps.append(name)
+                _walk(entry.path, stamps)
+                stamps.append("..")
+            else:
+                st = entry.stat()
+                stamps.append((name, st.st_size, st.st_mtime_ns))
+        except OSError:
+            continue
+
+
+def _torch_version() -> str:
+    import torch
+
+    return str(torch.__version__)
+
+
+def key_of(*parts: Any) -> str:
+    """The key of an entry: SHA-256 of ``parts`` (JSON values) and :func:`fingerprint`."""
+    text = json.dumps([fingerprint(), *parts], separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def text_digest(text: str) -> str:
+    """SHA-256 of a spec's text (the depfile's record of an imported file)."""
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def file_digest(path: str) -> str | None:
+    """SHA-256 of the text of spec file ``path`` as the loader reads it (UTF-8, byte order mark dropped); None
+    when it cannot be read."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return text_digest(f.read().removeprefix("\ufeff"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+
+
+class Entry:
+    """One cache entry: ``meta`` (a JSON object), the generated ``source``, its ``code`` object (compiled with the
+    file name ``filename``) and a ``text`` payload (a graph's JSON, or "")."""
+
+    __slots__ = ("code", "filename", "key", "meta", "source", "text")
+
+    def __init__(self, key: str, meta: dict[str, Any], source: str, filename: str,
+                 code: types.CodeType | None = None, text: str = "") -> None:
+        self.key, self.meta, self.source, self.filename, self.code, self.text = key, meta, source, filename, code, text
+
+
+def _path(folder: Path, key: str) -> Path:
+    return folder / SUBDIR / f"{key}{SUFFIX}"
+
+
+def load(key: str) -> Entry | None:
+    """The entry stored under ``key``, or None (no cache, no entry, or one that is not whole and ours)."""
+    folder = cache_dir()
+    if folder is None or len(key) != 64:
+        return None
+    path = _path(folder, key)
+    try:
+        with open(path, "rb") as f:
+            data = f.read(MAX_ENTRY_BYTES + 1)
+    except (OSError, ValueError):
+        return None
+    entry = _decode(data, key)
+    if entry is not None:
+        try:
+            os.utime(path)          # recently used: eviction takes the oldest first
+        except OSError:
+            pass
+    return entry
+
+
+def _decode(data: bytes, key: str) -> Entry | None:
+    """An entry from its bytes, when it is whole, of this format and under this key; None otherwise."""
+    if len(data) > MAX_ENTRY_BYTES or not data.startswith(FORMAT):
+        return None
+    end = data.find(b"\n", len(FORMAT))
+    if end < 0:
+        return None
+    try:
+        header = json.loads(data[len(FORMAT):end])
+        if not isinstance(header, dict) or header.get("key") != key:
+            return None
+        sizes = header["sizes"]
+        payload = memoryview(data)[end + 1:]
+        if (not isinstance(sizes, list) or len(sizes) != 3 or not all(isinstance(n, int) and n >= 0 for n in sizes)
+                or sum(sizes) != len(payload) or hashlib.sha256(payload).hexdigest() != header["sha256"]):
+            return None
+        a, b = sizes[0], sizes[0] + sizes[1]
+        source = bytes(payload[:a]).decode("utf-8")
+        code = marshal.loads(payload[a:b]) if sizes[1] else None
+        text = bytes(payload[b:]).decode("utf-8")
+        meta, filename = header["meta"], header["filename"]
+        if not isinstance(meta, dict) or not isinstance(filename, str):
+            return None
+        if code is not None and not (isinstance(code, types.CodeType) and code.co_filename == filename):
+            return None
+    except (ValueError, KeyError, TypeError, EOFError, UnicodeDecodeError, RecursionError):
+        return None
+    return Entry(key, meta, source, filename, code, text)
+
+
+def store(entry: Entry) -> bool:
+    """Write ``entry`` atomically (silently nothing when there is no cache or it cannot be written); True when
+    written. Keeps the cache within its bounds."""
+    folder = cache_dir()
+    if folder is None:
+        return False
+    try:
+        code = marshal.dumps(entry.code) if entry.code is not None else b""
+        parts = [entry.source.encode("utf-8"), code, entry.text.encode("utf-8")]
+    except (ValueError, UnicodeEncodeError):
+        return False
+    payload = b"".join(parts)
+    header = {"key": entry.key, "filename": entry.filename, "meta": entry.meta, "sizes": [len(p) for p in parts],
+              "sha256": hashlib.sha256(payload).hexdigest()}
+    try:
+        head = json.dumps(header, separators=(",", ":"), ensure_ascii=True).encode()
+    except (TypeError, ValueError):
+        return False
+    data = FORMAT + head + b"\n" + payload
+    if len(data) > MAX_ENTRY_BYTES:
+        return False
+    target = _path(folder, entry.key)
+    try:
+        target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=SUFFIX)
+    except OSError:
+        return False
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, target)
+    except OSError:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        return False
+    _evict(target.parent)
+    return True
+
+
+def _evict(folder: Path, max_entries: int | None = None, max_bytes: int | None = None) -> None:
+    """Remove the least recently used entries beyond the bounds, and temporary files of killed writers."""
+    max_entries = MAX_ENTRIES if max_entries is None else max_entries
+    max_bytes = MAX_BYTES if max_bytes is None else max_bytes
+    now = time.time()
+    found: list[tuple[float, int, str]] = []
+    try:
+        with os.scandir(folder) as it:
+            for e in it:
+                try:
+                    st = e.stat()
+                except OSError:
+                    continue
+                if e.name.startswith(".tmp-"):
+                    if now - st.st_mtime > _STALE_TMP_SECONDS:
+                        _unlink(e.path)
+                elif e.name.endswith(SUFFIX):
+                    found.append((st.st_mtime, st.st_size, e.path))
+    except OSError:
+        return
+    total = sum(size for _, size, _ in found)
+    if len(found) <= max_entries and total <= max_bytes:
+        return
+    found.sort()
+    while found and (len(found) > max_entries or total > max_bytes):
+        _, size, path = found.pop(0)
+        _unlink(path)
+        total -= size
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+def info() -> dict[str, Any]:
+    """Where the cache is, whether it is on, and how many entries and bytes it holds."""
+    folder = cache_dir()
+    entries = size = 0
+    if folder is not None:
+        try:
+            with os.scandir(folder / SUBDIR) as it:
+                for e in it:
+                    if e.name.endswith(SUFFIX) and not e.name.startswith("."):
+                        try:
+                            size += e.stat().st_size
+                            entries += 1
+                        except OSError:
+                            continue
+        except OSError:
+            pass
+    return {"enabled": folder is not None, "folder": str(folder) if folder is not None else None,
+            "entries": entries, "bytes": size, "max_entries": MAX_ENTRIES, "max_bytes": MAX_BYTES}
+
+
+def clear() -> int:
+    """Remove every entry (and temporary file) of the cache; the number of entries removed."""
+    folder = cache_dir()
+    if folder is None:
+        return 0
+    removed = 0
+    try:
+        with os.scandir(folder / SUBDIR) as it:
+            names = [(e.name, e.path) for e in it if e.is_file(follow_symlinks=False)]
+    except OSError:
+        return 0
+    for name, path in names:
+        if name.endswith(SUFFIX):
+            try:
+                os.unlink(path)
+                removed += not name.startswith(".")
+            except OSError:
+                continue
+    return removed
