@@ -369,6 +369,14 @@ def unpack(packed: int) -> Span:
     return make_span(file, line, packed >> (2 * _BITS) & _MASK, packed >> _BITS & _MASK, packed & _MASK)
 
 
+def unpack_positions(packed: int) -> tuple[tuple[int, int], tuple[int, int]]:
+    """``((line, column), (end_line, end_column))`` of a packed span (all 1 for a rule that matched no text)."""
+    if not packed >> (3 * _BITS) & _MASK:
+        return (1, 1), (1, 1)
+    return ((packed >> (3 * _BITS) & _MASK, packed >> (2 * _BITS) & _MASK),
+            (packed >> _BITS & _MASK, packed & _MASK))
+
+
 class _SpanSlot:
     """The ``span`` attribute of a syntax node class: its slot, read through ``unpack`` when it holds an int."""
 
@@ -397,6 +405,20 @@ def with_parens(node: Any) -> Any:
     """``dataclasses.replace(node, parens=True)``, keeping a packed span packed."""
     values = {f.name: getattr(node, f.name) for f in dataclasses.fields(node) if f.name not in ("span", "parens")}
     return type(node)(**values, span=raw_span(node), parens=True)
+
+
+def maker(cls: type) -> Any:
+    """A fast constructor of ``cls`` for the parser: ``maker(cls)(field values in order)``, every field given
+    (the span packed or not); the same node ``cls(...)`` makes, without the frozen dataclass's per-field
+    ``object.__setattr__``."""
+    names = [f.name for f in dataclasses.fields(cls)]
+    slots = {f"_set_{n}": (cls.__dict__[n].set if isinstance(cls.__dict__[n], _SpanSlot) else cls.__dict__[n].__set__)
+             for n in names}
+    params = ", ".join(names)
+    body = "".join(f"    _set_{n}(_node, {n})\n" for n in names)
+    scope: dict[str, Any] = {"_new": object.__new__, "_cls": cls, **slots}
+    exec(f"def make({params}):\n    _node = _new(_cls)\n{body}    return _node\n", scope)      # noqa: S102 - fixed text
+    return scope["make"]
 
 
 for _cls in (Num, Str, Const, Name, ListLit, TupleLit, CompFor, Comprehension, SeqNamed, Reparam, ReparamList, BinOp,

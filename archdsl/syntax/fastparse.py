@@ -39,7 +39,7 @@ class Unsupported(Exception):
 class Tables:
     """Everything the loop needs, precomputed once from the lark parser."""
 
-    def __init__(self, parser: lark.Lark):
+    def __init__(self, parser: lark.Lark):  # noqa: C901 - one table after another
         frontend = parser.parser
         inner = frontend.parser.parser
         table = inner.parse_table
@@ -84,21 +84,21 @@ class Tables:
         self.kept = {s.name for r in rules for s in r.expansion if s.is_term and not s.filter_out}
         root = lexer.root_lexer
         self.ignore = frozenset(root.ignore_types)
-        self.newline_types = frozenset(root.newline_types)
         # one scanner for every state: lark's root lexer (all terminals, in lark's order). Where a state's own
         # lexer could match differently (the root's token is not one the state accepts), the parse stops and
         # lark parses instead (see ``parse``).
         root.scanner                                         # noqa: B018 - builds the scanner and its callbacks
         if len(root.scanner._mres) != 1:
             raise Unsupported("lexer split over several regular expressions")
-        mre = root.scanner._mres[0]
+        named = root.scanner._mres[0]
         ws = root.terminals_by_name.get("WS")
-        if ws is not None and "WS" in root.ignore_types:
-            mre = re.compile(f"(?:{ws.pattern.to_regexp()})?(?:{mre.pattern})", mre.flags)
-        self.match = mre.match
-        self.kinds: list[Any] = [None] * (mre.groups + 1)        # group number -> terminal name
-        for name, number in mre.groupindex.items():
-            self.kinds[number] = name
+        if ws is None or "WS" not in root.ignore_types or ws.pattern.to_regexp() != _WS:
+            raise Unsupported("white space is not the grammar's WS")
+        # the same alternatives in the same order, unnamed (so the regular expression engine can skip those that
+        # cannot start at a character), with leading white space taken along and any other character last
+        alternatives = [f"(?:{t.pattern.to_regexp()})" for t in root.scanner.terminals if t.name != "WS"]
+        self.tokens = re.compile(f"(?:{_WS})?({'|'.join(alternatives)}|[^ \\t\\f\\r\\n])", named.flags).finditer
+        self.named = named.fullmatch
         self.retype: dict[str, dict[str, str]] = {}             # a terminal's words that are other terminals
         for name, cb in root.callback.items():
             if isinstance(cb, UnlessCallback):
@@ -110,6 +110,36 @@ class Tables:
                 self.retype[name] = words
             elif name not in root.ignore_types:
                 raise Unsupported(f"lexer callback on {name}")
+        self.keywords = self.retype.pop("NAME", {})
+        # a token's terminal from its first character, where that decides it (the alternatives before NAME,
+        # NUMBER and STRING in lark's order start with none of these characters; checked here)
+        first: dict[str, str] = {}
+        for chars, kind in ((_LETTERS, "NAME"), ("0123456789", "NUMBER"), ("\"'", "STRING"), ("#", "COMMENT")):
+            for ch in chars:
+                found = named.match(ch + "0" * (kind == "NUMBER") + ch * (kind == "STRING"))
+                if found is None or found.lastgroup != kind:
+                    raise Unsupported(f"{ch!r} does not start a {kind}")
+                first[ch] = kind
+        self.first = first
+        # every other token (punctuation: a short list): its terminal, the terminal it becomes where a state
+        # accepts that (``*`` -> STAR, ``-`` -> MINUS), and whether the tree keeps each; filled as met
+        self.punctuation: dict[str, tuple[str, str | None]] = {}
+        # the parse table by terminal or rule name: per state, the shift (>= 0), the reduction ~rule (< 0), or
+        # a ``?rule: child`` reduction (<= UNIT - rule); None where the state has no action
+        count = max(table.states) + 1
+        by_symbol: dict[str, list[int | None]] = {}
+        for state, acts in self.actions.items():
+            for sym, act in acts.items():
+                column = by_symbol.setdefault(sym, [None] * count)
+                column[state] = UNIT - ~act if act < 0 and self.unit[~act] else act
+        self.by_symbol = by_symbol
+        self.gotos = [by_symbol[origin] for origin in self.origins]
+        self.chain_memo: dict[str, dict[int, int]] = {}      # per terminal: unit chains by (top, below) state
+
+
+_WS = "(?:[ \t\f\r\n])+"
+_LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_"
+UNIT = -1 << 20
 
 
 def _pick(rule: Any, placeholders: bool) -> tuple[int, ...] | None:
@@ -154,6 +184,17 @@ def line_starts(text: str) -> list[int]:
 _NEWLINE = re.compile("\n")
 
 
+def _punctuation(t: Tables, token: str) -> tuple[str, str | None] | None:
+    """The terminal of a punctuation token and what it becomes where a state accepts that (see ``Tables``)."""
+    found = t.named(token)
+    if found is None or found.lastgroup is None:
+        return None                          # a character no terminal starts with: lark reports it
+    kind = found.lastgroup
+    word = t.retype.get(kind, {}).get(token)
+    t.punctuation[token] = (kind, word)
+    return kind, word
+
+
 def parse(parser: lark.Lark, text: str, rule: str, transformer: Any, comments: list, comment: Any,  # noqa: C901, PLR0912, PLR0915 - one hot loop
           lines: list[int] | None = None) -> Any:
     """Parse ``text`` from ``rule`` and build the syntax tree with ``transformer`` (a ``_LeanToAst``).
@@ -170,8 +211,8 @@ def parse(parser: lark.Lark, text: str, rule: str, transformer: Any, comments: l
         methods = t.methods[type(transformer)] = [(_method(transformer, name), name not in spanless)
                                                   for name in t.names]
     picks, splices, expand1, names, inlined = t.picks, t.splices, t.expand1, t.names, t.inlined
-    actions, sizes, origins, unit, kept = t.actions, t.sizes, t.origins, t.unit, t.kept
-    ignore, chains, match, kinds, retypes = t.ignore, t.chains, t.match, t.kinds, t.retype
+    sizes, kept, gotos, by_symbol = t.sizes, t.kept, t.gotos, t.by_symbol
+    first_char, punctuation, keywords, chain_memo = t.first, t.punctuation, t.keywords, t.chain_memo
     if len(text) >= MAX_POSITION:
         raise Unsupported("text too long for packed spans")
     ls = line_starts(text) if lines is None else lines
@@ -182,65 +223,62 @@ def parse(parser: lark.Lark, text: str, rule: str, transformer: Any, comments: l
     values: list[Any] = []
     firsts: list[Any] = []          # per stack entry: offset of its first character, or None (nothing)
     lasts: list[Any] = []           # and just past its last one
-    pos, size = 0, len(text)
-    while True:
-        if pos < size:
-            m = match(text, pos)
-            if m is None:
+    push_state, push_value, push_first, push_last = states.append, values.append, firsts.append, lasts.append
+    token: Any
+    kind: Any
+    for m in t.tokens(text):
+        value = m.group(1)
+        start, end = m.span(1)
+        kind = first_char.get(value[0])
+        if kind is None:                                            # punctuation
+            found = punctuation.get(value) or _punctuation(t, value)
+            if found is None:
                 raise Unsupported("no token here")
-            number = m.lastindex
-            kind = kinds[number]
-            start, end = m.span(number)
-            pos = end
-            if kind in ignore:
-                if kind == "COMMENT":
-                    line = bisect_right(ls, start)
-                    comments.append(comment(line, start - ls[line - 1] + 1, text[start:end].rstrip()))
-                continue
-            words = retypes.get(kind)
-            if words is not None:
-                value = text[start:end]
-                word = words.get(value)
-                if word is not None and word in actions[states[-1]]:
-                    kind = word
-                    token: Any = _DROPPED if kind not in kept else value
-                else:
-                    token = intern(value) if kind == "NAME" else value
-            elif kind in kept:
-                token = text[start:end]
+            kind, word = found
+            if word is not None and (by_symbol.get(word) or ())[states[-1]] is not None:   # noqa: RUF034
+                kind = word
+            token = value if kind in kept else _DROPPED
+        elif kind == "NAME":
+            word = keywords.get(value)
+            if word is not None and by_symbol[word][states[-1]] is not None:
+                kind, token = word, _DROPPED
             else:
-                token = _DROPPED
+                token = intern(value)
+        elif kind == "COMMENT":
+            line = bisect_right(ls, start)
+            comments.append(comment(line, start - ls[line - 1] + 1, value.rstrip()))
+            continue
         else:
-            kind, token, start, end = "$END", None, None, None
+            token = value
+        acts = by_symbol.get(kind)
+        if acts is None:
+            raise Unsupported("a terminal no state accepts")
+        memo = chain_memo.get(kind)
+        if memo is None:
+            memo = chain_memo[kind] = {}
         while True:
             top = states[-1]
-            act = actions[top].get(kind)
+            act = acts[top]
             if act is None:
                 raise Unsupported("unexpected token")
-            if act < 0 and unit[~act]:
-                # a chain of `?rule: child` reductions: the states below stay, only the top one changes, so the
-                # chain's end depends on (state below, top state, token) alone and is looked up once computed
-                below = states[-2]
-                key = (below, top, kind)
-                new = chains.get(key)
-                if new is None:
-                    new = top
-                    while act is not None and act < 0 and unit[~act]:
-                        new = actions[below][origins[~act]]
-                        act = actions[new].get(kind)
-                    chains[key] = new
-                states[-1] = new
-                if token is None and new == end_state:
-                    return values[-1]
-                continue
             if act >= 0:
-                if token is None:
-                    raise Unsupported("shift at the end")
-                states.append(act)
-                values.append(token)
-                firsts.append(start)
-                lasts.append(end)
+                push_state(act)
+                push_value(token)
+                push_first(start)
+                push_last(end)
                 break
+            if act <= UNIT:
+                # a chain of `?rule: child` reductions: the states below stay, only the top one changes, so the
+                # chain's end depends on (top state, state below) alone for this token, and is looked up once
+                # computed
+                below = states[-2]
+                key = top << 16 | below
+                new = memo.get(key)
+                if new is None:
+                    new = _chain(t, acts, top, below)
+                    memo[key] = new
+                states[-1] = new
+                continue
             r = ~act
             n = sizes[r]
             if n:
@@ -255,7 +293,6 @@ def parse(parser: lark.Lark, text: str, rule: str, transformer: Any, comments: l
                     for last in reversed(lasts[-n:]):
                         if last is not None:
                             break
-                del states[-n:], values[-n:], firsts[-n:], lasts[-n:]
             else:
                 children, first, last = [], None, None
             pick = picks[r]
@@ -292,9 +329,94 @@ def parse(parser: lark.Lark, text: str, rule: str, transformer: Any, comments: l
                     b = bisect_right(ls, last)
                     result = method(transformer, base | a << 69 | (first - ls[a - 1] + 1) << 46 | b << 23
                                     | (last - ls[b - 1] + 1), children)
-            states.append(actions[states[-1]][origins[r]])
-            values.append(result)
-            firsts.append(first)
-            lasts.append(last)
-            if token is None and states[-1] == end_state:
-                return values[-1]
+            if n == 1:                          # the rule's one entry becomes the rule's
+                states[-1] = gotos[r][states[-2]]
+                values[-1] = result
+            elif n:
+                states[-n:] = (gotos[r][states[-n - 1]],)
+                values[-n:] = (result,)
+                firsts[-n:] = (first,)
+                lasts[-n:] = (last,)
+            else:
+                push_state(gotos[r][states[-1]])
+                push_value(result)
+                push_first(first)
+                push_last(last)
+    # the end of the text: reduce until the rule is complete
+    return _finish(t, states, values, firsts, lasts, transformer, methods, end_state, base, ls)
+
+
+def _chain(t: Tables, acts: list, top: int, below: int) -> int:
+    """Where a chain of ``?rule: child`` reductions from state ``top`` (over ``below``) ends for a terminal whose
+    actions are ``acts``."""
+    new, act = top, acts[top]
+    while act is not None and act <= UNIT:
+        new = t.gotos[UNIT - act][below]
+        if new is None:
+            raise Unsupported("no goto")
+        act = acts[new]
+    return new
+
+
+def _finish(t: Tables, states: list, values: list, firsts: list, lasts: list, transformer: Any, methods: list,  # noqa: C901 - parse's loop for the last token
+            end_state: int, base: int, ls: list[int]) -> Any:
+    """The reductions at the end of the text (the lookahead ``$END``), as in ``parse``; the finished result."""
+    acts = t.by_symbol.get("$END")
+    if acts is None:
+        raise Unsupported("no end")
+    while True:
+        top = states[-1]
+        if top == end_state:
+            return values[-1]
+        act = acts[top]
+        if act is None or act >= 0:
+            raise Unsupported("unexpected end")
+        if act <= UNIT:
+            states[-1] = _chain(t, acts, top, states[-2])
+            continue
+        r = ~act
+        n = t.sizes[r]
+        spots = list(zip(firsts[-n:], lasts[-n:], strict=True)) if n else []
+        children = values[-n:] if n else []
+        if n:
+            del states[-n:], values[-n:], firsts[-n:], lasts[-n:]
+        first = next((f for f, _ in spots if f is not None), None)
+        last = next((e for _, e in reversed(spots) if e is not None), None)
+        pick = t.picks[r]
+        if pick is not None:
+            spliced: list = []
+            for i in pick:
+                if i >= 0:
+                    spliced.append(children[i])
+                elif i == -1:
+                    spliced.append(None)
+                elif spliced:
+                    spliced += children[-2 - i]
+                else:
+                    spliced = children[-2 - i]
+            children = spliced
+        result: Any
+        if t.inlined[r]:
+            result = children
+        elif t.expand1[r] and len(children) == 1:
+            result = children[0]
+        else:
+            method, spanned = methods[r]
+            if method is None:
+                result = Tree(t.names[r], children)
+            elif not spanned:
+                result = method(transformer, None, children)
+            elif first is None:
+                result = method(transformer, base, children)
+            else:
+                a = bisect_right(ls, first)
+                b = bisect_right(ls, last)
+                result = method(transformer, base | a << 69 | (first - ls[a - 1] + 1) << 46 | b << 23
+                                | (last - ls[b - 1] + 1), children)
+        goto = t.gotos[r][states[-1]]
+        if goto is None:
+            raise Unsupported("no goto")
+        states.append(goto)
+        values.append(result)
+        firsts.append(first)
+        lasts.append(last)

@@ -274,6 +274,29 @@ class _ToAst(Transformer):
         return [tuple(str(t) for t in c), True]
 
 
+# constructors that skip the frozen dataclass __init__ (every field in order; see ast.maker)
+_Import = A.maker(A.Import)
+_BlockDef = A.maker(A.BlockDef)
+_Str = A.maker(A.Str)
+_ParamDecl = A.maker(A.ParamDecl)
+_TypeName = A.maker(A.TypeName)
+_InputStmt = A.maker(A.InputStmt)
+_OutputStmt = A.maker(A.OutputStmt)
+_Assign = A.maker(A.Assign)
+_Rest = A.maker(A.Rest)
+_TensorTypeExpr = A.maker(A.TensorTypeExpr)
+_IfExpr = A.maker(A.IfExpr)
+_BinOp = A.maker(A.BinOp)
+_UnaryOp = A.maker(A.UnaryOp)
+_Pipe = A.maker(A.Pipe)
+_Call = A.maker(A.Call)
+_Index = A.maker(A.Index)
+_Attr = A.maker(A.Attr)
+_Num = A.maker(A.Num)
+_Const = A.maker(A.Const)
+_Name = A.maker(A.Name)
+
+
 def _token_span(here: int, text: str) -> Any:
     """The packed span of the token ``text`` that starts where the rule at ``here`` starts (one line)."""
     return here >> 46 << 46 | (here >> 69 & A.MAX_POSITION) << 23 | ((here >> 46 & A.MAX_POSITION) + len(text))
@@ -295,7 +318,7 @@ class _LeanToAst:
         return A.Module(items=tuple(c), file=self.file)
 
     def import_stmt(self, here: Any, c: list) -> A.Import:
-        return A.Import(path=unquote(c[0]), alias=c[1] if c[1] else None, span=here)
+        return _Import(unquote(c[0]), c[1] if c[1] else None, here, A.NO_TRIVIA)
 
     def kind(self, here: Any, c: list) -> str:
         if c[0] not in ("block", "model"):
@@ -307,84 +330,84 @@ class _LeanToAst:
         params = tuple(p for p in rest if isinstance(p, A.ParamDecl))
         doc = next((d for d in rest if isinstance(d, A.Str)), None)
         body = tuple(x for x in rest if isinstance(x, (A.InputStmt, A.OutputStmt, A.Assign)))
-        block = A.BlockDef(kind=kind, name=name, params=params, body=body, doc=doc.value if doc else None, span=here)
+        block = _BlockDef(kind, name, params, body, doc.value if doc else None, here, A.NO_TRIVIA, A.NO_TRIVIA, A.NO_TRIVIA, ())
         if doc is not None:
             self.doc_spans[id(block)] = doc.span
         return block
 
     def doc(self, here: Any, c: list) -> A.Str:
-        return A.Str(unquote(c[0]), span=here)
+        return _Str(unquote(c[0]), here, False)
 
     def param(self, here: Any, c: list) -> A.ParamDecl:
-        return A.ParamDecl(name=c[0], type=c[1], default=c[2], span=_token_span(here, c[0]))
+        return _ParamDecl(c[0], c[1], c[2], _token_span(here, c[0]))
 
     def type_name(self, here: Any, c: list) -> A.TypeName:
         base, *args = [x for x in c if x is not None]
-        return A.TypeName(base, tuple(args), span=here)
+        return _TypeName(base, tuple(args), here)
 
     def in_stmt(self, here: Any, c: list) -> A.InputStmt:
-        return A.InputStmt(name=c[1], type=c[2], variadic=c[0] is not None, where=c[3], span=here)
+        return _InputStmt(c[1], c[2], c[0] is not None, c[3], here, A.NO_TRIVIA)
 
     def out_anon(self, here: Any, c: list) -> A.OutputStmt:
-        return A.OutputStmt(name=None, type=None, value=c[0], span=here)
+        return _OutputStmt(None, None, c[0], here, A.NO_TRIVIA)
 
     def out_named(self, here: Any, c: list) -> A.OutputStmt:
-        return A.OutputStmt(name=c[0], type=c[1], value=c[2], span=here)
+        return _OutputStmt(c[0], c[1], c[2], here, A.NO_TRIVIA)
 
     def assign(self, here: Any, c: list) -> A.Assign:
-        return A.Assign(targets=tuple(c[:-1]), value=c[-1], span=here)
+        return _Assign(tuple(c[:-1]), c[-1], False, here, A.NO_TRIVIA)
 
     def let_stmt(self, here: Any, c: list) -> A.Assign:
-        return A.Assign(targets=(c[0],), value=c[1], let=True, span=here)
+        return _Assign((c[0],), c[1], True, here, A.NO_TRIVIA)
 
     def rest_dim(self, here: Any, c: list) -> A.Rest:
-        return A.Rest(span=here)                  # the rule is its one token
+        return _Rest(here)                  # the rule is its one token
 
     def tensor_type(self, here: Any, c: list) -> A.TensorTypeExpr:
-        return A.TensorTypeExpr(dims=tuple(x for x in c[1:] if x is not None), dtype=c[0], span=here)
+        return _TensorTypeExpr(tuple(x for x in c[1:] if x is not None), c[0], here)
 
     def if_else(self, here: Any, c: list) -> A.IfExpr:
-        return A.IfExpr(body=c[0], cond=c[1], orelse=c[2], span=here)
+        return _IfExpr(c[0], c[1], c[2], here, False)
 
     def if_absent(self, here: Any, c: list) -> A.IfExpr:
-        return A.IfExpr(body=c[0], cond=c[1], orelse=None, span=here)
+        return _IfExpr(c[0], c[1], None, here, False)
 
     def or_op(self, here: Any, c: list) -> A.BinOp:
-        return A.BinOp("or", c[0], c[1], span=here)
+        return _BinOp("or", c[0], c[1], here, False)
 
     def and_op(self, here: Any, c: list) -> A.BinOp:
-        return A.BinOp("and", c[0], c[1], span=here)
+        return _BinOp("and", c[0], c[1], here, False)
 
     def not_op(self, here: Any, c: list) -> A.UnaryOp:
-        return A.UnaryOp("not", c[0], span=here)
+        return _UnaryOp("not", c[0], here, False)
 
     def compare(self, here: Any, c: list) -> A.BinOp:
-        return A.BinOp(c[1], c[0], c[2], span=here)
+        return _BinOp(c[1], c[0], c[2], here, False)
 
     binop = compare
 
     def neg(self, here: Any, c: list) -> A.UnaryOp:
-        return A.UnaryOp("-", c[0], span=here)
+        return _UnaryOp("-", c[0], here, False)
 
     def pow(self, here: Any, c: list) -> A.BinOp:
-        return A.BinOp("**", c[0], c[2], span=here)
+        return _BinOp("**", c[0], c[2], here, False)
 
     def pipe(self, here: Any, c: list) -> A.Pipe:
-        return A.Pipe(c[0], c[1], span=here)
+        return _Pipe(c[0], c[1], here, False)
 
     def call(self, here: Any, c: list) -> A.Call:
         func, args = c
         if not args:
-            return A.Call(func=func, args=(), kwargs=(), span=here)
+            return _Call(func, (), (), here, False)
         pos = tuple(a for a in args if not isinstance(a, tuple))
         kws = tuple(a for a in args if isinstance(a, tuple)) if len(pos) != len(args) else ()
-        return A.Call(func=func, args=pos, kwargs=kws, span=here)
+        return _Call(func, pos, kws, here, False)
 
     def index(self, here: Any, c: list) -> A.Index:
-        return A.Index(c[0], c[1], span=here)
+        return _Index(c[0], c[1], here, False)
 
     def attr(self, here: Any, c: list) -> A.Attr:
-        return A.Attr(c[0], c[1], span=here)
+        return _Attr(c[0], c[1], here, False)
 
     def arguments(self, here: Any, c: list) -> list:
         return c
@@ -398,22 +421,22 @@ class _LeanToAst:
     def number(self, here: Any, c: list) -> A.Num:
         text = c[0]
         value = float(text) if "." in text or "e" in text or "E" in text else int(text)
-        return A.Num(value, span=here, text=text)
+        return _Num(value, here, False, text)
 
     def string(self, here: Any, c: list) -> A.Str:
-        return A.Str(unquote(c[0]), span=here)
+        return _Str(unquote(c[0]), here, False)
 
     def true(self, here: Any, c: list) -> A.Const:
-        return A.Const(True, span=here)
+        return _Const(True, here, False)
 
     def false(self, here: Any, c: list) -> A.Const:
-        return A.Const(False, span=here)
+        return _Const(False, here, False)
 
     def none(self, here: Any, c: list) -> A.Const:
-        return A.Const(None, span=here)
+        return _Const(None, here, False)
 
     def name(self, here: Any, c: list) -> A.Name:
-        return A.Name(c[0], span=here)
+        return _Name(c[0], here, False)
 
     def paren(self, here: Any, c: list) -> Any:
         return A.with_parens(c[0])

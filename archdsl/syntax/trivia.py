@@ -146,12 +146,18 @@ def attach(module: A.Module, comments: list[Comment], lines: list[str], layout: 
         else:
             outer.append(c)
     trivia, end = distribute(extents, outer, blanks, (1, len(lines)))
+    ordered = sorted(blanks)
     items = []
     for index, (item, ext, t) in enumerate(zip(module.items, extents, trivia, strict=True)):
         if index == 0 and t.before[:1] == ("",):
             t = dataclasses.replace(t, before=_strip(t.before, leading=True))
         if isinstance(item, A.BlockDef):
-            item = _attach_block(item, inner[index], blanks, ext, layout)
+            first = bisect.bisect_left(ordered, ext[0][0])          # a blank line inside the block, if any
+            if inner[index] or (first < len(ordered) and ordered[first] <= ext[1][0]) or \
+                    (item.header, item.doc_trivia, item.end) != (A.NO_TRIVIA, A.NO_TRIVIA, ()) or \
+                    any(s.trivia is not A.NO_TRIVIA for s in item.body):
+                item = _attach_block(item, inner[index], blanks, ext, layout)
+            # else no comment or blank line inside it: every part of it has no trivia, as it has already
         items.append(item if t == item.trivia else dataclasses.replace(item, trivia=t))
     return dataclasses.replace(module, items=tuple(items), end=_strip(end, trailing=True))
 
@@ -189,7 +195,9 @@ def arch_layout(text: str, doc_spans: dict[int, Span]) -> Layout:
         return line + 1, offset - offsets[line] + 1
 
     def extent(node) -> Extent:
-        s = node.span
+        s = A.raw_span(node)
+        if type(s) is int:
+            return A.unpack_positions(s)
         return (s.line, s.column), (s.end_line, s.end_column)
 
     def header(block: A.BlockDef) -> Extent:
