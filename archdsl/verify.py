@@ -18,6 +18,7 @@ from archdsl.reserved import reserved_component
 
 # What an op's shape or parameter rule may raise on inputs it was not written for.
 _RULE_ERRORS = (OpError, ArithmeticError, ValueError, TypeError, IndexError, KeyError)
+RULE_MEMO = 4096        # rule results remembered while one graph is checked (most nodes share a few dozen)
 
 
 def diagnostics(graph: Graph) -> list[Diagnostic]:
@@ -29,31 +30,51 @@ def diagnostics(graph: Graph) -> list[Diagnostic]:
     finite: dict[int, bool] = {}
     rules: dict[tuple[int, ...], tuple] = {}       # apply_rules by the identity of op and input types (see _retype)
     params = graph.params
+    lookup = types.__getitem__
     for node in graph.nodes:
         missing: list[str] = []
+        inputs = node.inputs
         try:
-            ins = [types[v] for v in node.inputs]
+            ins = list(map(lookup, inputs))
         except KeyError:
-            missing = [v for v in node.inputs if v not in types]
+            missing = [v for v in inputs if v not in types]
             late += [(node, v) for v in missing]
-        used.update(node.inputs)
-        for v in node.outputs:
+        used.update(inputs)
+        outputs = node.outputs
+        for v in outputs:
             if v in types:
                 found.append(Diagnostic(f"value '{v}' is defined twice (again by {_what(node)})", node.span,
                                         "a value has one producer: rename one of the outputs"))
-        if id(node.op) not in finite:                    # replayed blocks share op objects: check each once
-            finite[id(node.op)] = not _finite_attrs(node)
-        for full in node.params.values():
-            if full not in params:
-                found += _params(graph, node)
-                break
-        if not finite[id(node.op)]:
+        op_id = id(node.op)
+        ok = finite.get(op_id)
+        if ok is None:                                  # replayed blocks share op objects: check each once
+            ok = finite[op_id] = not _finite_attrs(node)
+        if node.params:
+            for full in node.params.values():
+                if full not in params:
+                    found += _params(graph, node)
+                    break
+        if not ok:
             found += _finite_attrs(node)
         if not missing:
-            found += _retype(graph, node, ins, rules)
-        types.update(zip(node.outputs, node.types, strict=False))
+            problems = _retype(graph, node, ins, rules)
+            if problems:
+                found += problems
+        if len(outputs) == 1 and node.types:
+            types[outputs[0]] = node.types[0]
+        else:
+            types.update(zip(outputs, node.types, strict=False))
     if late:
         found += _ordering(graph, late)
+    found += _ends(graph, types, used)
+    dead = _dead_results(graph, used)
+    del types, used                         # the value tables go before the parameter table is built (peak memory)
+    return found + _names(graph) + _unused_params(graph) + dead
+
+
+def _ends(graph: Graph, types: dict[str, TensorType], used: set[str]) -> list[Diagnostic]:
+    """Outputs name defined values; every input is read (``used`` gains the outputs)."""
+    found = []
     for name, v in graph.outputs.items():
         if v not in types:
             found.append(Diagnostic(f"output '{name}' refers to undefined value '{v}'", graph.span,
@@ -63,9 +84,7 @@ def diagnostics(graph: Graph) -> list[Diagnostic]:
         if name not in used:
             found.append(Diagnostic(f"input '{name}' is never used", graph.input_spans.get(name),
                                     "remove the input, or read it in the dataflow"))
-    dead = _dead_results(graph, used)
-    del types, used                         # the value tables go before the parameter table is built (peak memory)
-    return found + _names(graph) + _unused_params(graph) + dead
+    return found
 
 
 def _names(graph: Graph) -> list[Diagnostic]:
@@ -73,39 +92,64 @@ def _names(graph: Graph) -> list[Diagnostic]:
     found: list[Diagnostic] = []
     seen: set[str] = set()
     good: set[str] = set()          # path components known to be fine (most repeat: body, 0, fc, weight)
+
+    def first_bad(path: str) -> str | None:
+        for part in path.split("."):
+            if part not in good:
+                if reserved_component(part) is not None:        # a component has no dots: itself or None
+                    return part
+                good.add(part)
+        return None
+
+    declared = graph.params
+    root = declared.get("")
     for node in graph.nodes:
-        free = graph.params.get(node.params.get("", ""))
+        owned = node.params
+        free = declared.get(owned.get("", "")) if owned else root
         if free is not None:     # a free parameter is initialised from its IR initialiser string
             try:
                 check_init(free.init)
             except ValueError as exc:
                 found.append(Diagnostic(f"parameter '{free.name}': {exc}", node.span,
                                         "Parameter's initialisers are listed in docs/ops.md"))
-        paths = [node.module] if node.module is not None and node.params else []
-        paths += [graph.params[k].name for k in node.params.values() if k in graph.params]
-        for path in paths:
-            bad = None
-            for part in path.split("."):
-                if part not in good:
-                    if reserved_component(part) is not None:        # a component has no dots: itself or None
-                        bad = part
-                        break
-                    good.add(part)
-            if bad is None:
+        if not owned:
+            continue
+        module = node.module
+        if module is not None:
+            bad = first_bad(module)
+            if bad is not None:
+                _bad_name(found, seen, node, module, bad)
                 continue
-            parts = path.split(".")
-            where = ".".join(parts[:parts.index(bad) + 1])     # report each bad prefix once (layer, not its weights)
-            if where in seen:
-                break
-            seen.add(where)
-            if bad == "":
-                found.append(Diagnostic(f"module path {path!r} of {_what(node)} has an empty component", node.span,
-                                        "a module path is dot-separated names (layer1.0.conv1), none of them empty"))
+            prefix = module + "."
+        for full in owned.values():
+            param = declared.get(full)
+            if param is None:
+                continue
+            path = param.name
+            if module is not None and path.startswith(prefix):     # the module's components are known good
+                rest = path[len(prefix):]
+                bad = None if rest in good else first_bad(rest)
             else:
-                found.append(Diagnostic(f"layer name '{bad}' (in '{where}') clashes with an attribute of "
-                                        "torch.nn.Module", node.span, "rename the layer"))
-            break
+                bad = first_bad(path)
+            if bad is not None:
+                _bad_name(found, seen, node, path, bad)
+                break
     return found
+
+
+def _bad_name(found: list[Diagnostic], seen: set[str], node: Node, path: str, bad: str) -> None:
+    """Report the component ``bad`` of ``path``, once per bad prefix (the layer, not each of its weights)."""
+    parts = path.split(".")
+    where = ".".join(parts[:parts.index(bad) + 1])
+    if where in seen:
+        return
+    seen.add(where)
+    if bad == "":
+        found.append(Diagnostic(f"module path {path!r} of {_what(node)} has an empty component", node.span,
+                                "a module path is dot-separated names (layer1.0.conv1), none of them empty"))
+    else:
+        found.append(Diagnostic(f"layer name '{bad}' (in '{where}') clashes with an attribute of "
+                                "torch.nn.Module", node.span, "rename the layer"))
 
 
 def _finite_attrs(node: Node) -> list[Diagnostic]:
@@ -133,20 +177,23 @@ def _structure(graph: Graph) -> list[Diagnostic]:
         found += _dtype(t.dtype, f"input '{name}'", graph.input_spans.get(name))
     seen: set[str] = set()
     for node in graph.nodes:
-        if node.name in seen:
-            found.append(Diagnostic(f"two nodes are named '{node.name}'", node.span, "node names are unique: rename one"))
+        count = len(seen)
         seen.add(node.name)
+        if len(seen) == count:
+            found.append(Diagnostic(f"two nodes are named '{node.name}'", node.span, "node names are unique: rename one"))
         if len(node.types) != len(node.outputs):
             found.append(Diagnostic(f"{_what(node)} has {len(node.outputs)} output(s) but {len(node.types)} "
                                     "type(s)", node.span, "give each output value exactly one TensorType"))
-        if node.op.arity is not None and len(node.inputs) != node.op.arity:
-            found.append(Diagnostic(f"{_what(node)} takes {node.op.arity} input(s), got {len(node.inputs)}",
-                                    node.span, f"pass exactly {node.op.arity} input value(s)"))
+        arity = node.op.arity
+        if arity is not None and len(node.inputs) != arity:
+            found.append(Diagnostic(f"{_what(node)} takes {arity} input(s), got {len(node.inputs)}",
+                                    node.span, f"pass exactly {arity} input value(s)"))
         for t in node.types:
             if t.dtype not in DTYPES:
                 found += _dtype(t.dtype, _what(node), node.span)
     for p in graph.params.values():
-        found += _dtype(p.dtype, f"parameter '{p.name}'", graph.span)
+        if p.dtype not in DTYPES:
+            found += _dtype(p.dtype, f"parameter '{p.name}'", graph.span)
     return found
 
 
@@ -200,29 +247,37 @@ def _retype(graph: Graph, node: Node, ins: list[TensorType],
 
     ``rules`` memoises the rules' results by the identity of the op and input type objects (nodes share them:
     replayed blocks, ops made once per distinct arguments), so most nodes cost no hashing of IR objects; the
-    objects stay alive in the graph while it is checked, so their identities are not reused meanwhile.
+    objects stay alive in the graph while it is checked, so their identities are not reused meanwhile. It holds
+    at most RULE_MEMO results (then starts again), so its size does not grow with the graph.
     """
     key = (id(node.op), *map(id, ins))
     known = rules.get(key) if rules is not None else None
-    try:
-        if known is None:
+    if known is None:
+        try:
             _, outs, specs = apply_rules(node.op, ins)
-            if rules is not None:
-                rules[key] = (outs, specs)
-        else:
-            outs, specs = known
-    except _RULE_ERRORS as exc:
-        return [Diagnostic(f"{_what(node)}: {exc}", node.span, getattr(exc, "hint", None)
-                           or "the node's attributes do not fit its inputs: recompute the node from the spec")]
-    if tuple(outs) != tuple(node.types):
+        except _RULE_ERRORS as exc:
+            return [Diagnostic(f"{_what(node)}: {exc}", node.span, getattr(exc, "hint", None)
+                               or "the node's attributes do not fit its inputs: recompute the node from the spec")]
+        known = (tuple(outs), specs)
+        if rules is not None:
+            if len(rules) >= RULE_MEMO:          # bounded: the entries of a 100k-node graph would be its peak
+                rules.clear()
+            rules[key] = known
+    outs, specs = known
+    if outs != tuple(node.types):
         got = ", ".join(str(t) for t in node.types)
         want = ", ".join(str(t) for t in outs)
         return [Diagnostic(f"{_what(node)} is typed {got} but its inputs give {want}", node.span,
                            "recompute the node's output types after changing its inputs or attributes")]
+    owned = node.params
+    if len(specs) == len(owned) and all(local in owned for local in specs) and all(
+            (declared := graph.params.get(full)) is None or tuple(declared.shape) == tuple(specs[local].shape)
+            for local, full in owned.items()):
+        return []                               # every parameter given, none extra, each of its shape
     found = [Diagnostic(f"{_what(node)} needs its parameter '{local or '(the layer itself)'}', which it is not "
                         "given", node.span, "map it to a declared parameter in the node's params")
-             for local in specs if local not in node.params]
-    for local, full in node.params.items():
+             for local in specs if local not in owned]
+    for local, full in owned.items():
         declared = graph.params.get(full)
         if local not in specs:
             found.append(Diagnostic(f"{_what(node)} has no parameter '{local}' (given '{full}')", node.span,
@@ -236,7 +291,10 @@ def _retype(graph: Graph, node: Node, ins: list[TensorType],
 
 def _unused_params(graph: Graph) -> list[Diagnostic]:
     """A declared parameter no node uses is dead weight (warning)."""
-    owned = {full for node in graph.nodes for full in node.params.values()}
+    owned: set[str] = set()
+    for node in graph.nodes:
+        if node.params:
+            owned.update(node.params.values())
     return [Diagnostic(f"parameter '{name}' is declared but no node uses it", graph.span,
                        "remove it from the parameter table", severity="warning")
             for name in graph.params if name not in owned]
@@ -246,7 +304,8 @@ def _dead_results(graph: Graph, used: set[str]) -> list[Diagnostic]:
     """Results nobody reads are dead code (warnings; ``dce`` removes them)."""
     out = []
     for node in graph.nodes:
-        if used.issuperset(node.outputs):
+        outputs = node.outputs
+        if (outputs[0] in used) if len(outputs) == 1 else used.issuperset(outputs):
             continue
         unused = [v for v in node.outputs if v not in used]
         if len(unused) == len(node.outputs):

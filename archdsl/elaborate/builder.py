@@ -5,8 +5,9 @@ from __future__ import annotations
 import re
 
 from archdsl.errors import Diagnostic, ElaborationError, LimitError, ShapeError
+from archdsl.ir.construct import maker, trusted
 from archdsl.ir.frozen import FrozenDict
-from archdsl.ir.graph import Graph, Node, Param, trusted
+from archdsl.ir.graph import Graph, Node, Param
 from archdsl.ir.types import Span, TensorType
 from archdsl.ops.base import OpDef
 
@@ -39,30 +40,26 @@ def _size(n: int) -> str:
 
 
 _NOT_IDENT = re.compile(r"[^A-Za-z0-9_]")
+_make_param = maker(Param)
+_make_node = maker(Node)
+_NO_PARAMS: FrozenDict[str, str] = FrozenDict()        # shared by every node without parameters
 
 
 def _ident(text: str) -> str:
+    """``text`` with every character but ASCII letters, digits and '_' replaced by '_' (``layer1.0.conv``)."""
+    joined = text.replace(".", "_")
+    if joined.isascii() and ("_" + joined).isidentifier():       # the usual dotted path: nothing else to replace
+        return joined
     return _NOT_IDENT.sub("_", text)
 
 
-def _param(full: str, spec, typed: dict[int, object]) -> Param:
-    """The Param declaring ``spec`` under ``full``: built without re-validation when every field already has its
-    IR type (concrete int dims, the usual case; the spec's shape tuple is shared), else validated."""
-    fan_in, shape = spec.fan_in, spec.shape
-    if typed.get(id(spec)) is spec:
-        return trusted(Param, {"name": full, "shape": shape, "dtype": spec.dtype, "init": spec.init,
-                               "buffer": spec.buffer, "axis": spec.axis, "fan_in": fan_in, "layout": spec.layout,
-                               "groups": spec.groups})
-    if type(shape) is tuple and all(type(d) is int for d in shape) and type(spec.groups) is int \
-            and (fan_in is None or type(fan_in) is int) and type(spec.buffer) is bool \
-            and type(spec.layout) is tuple and all(type(x) is str for x in spec.layout) \
-            and type(spec.dtype) is str and type(spec.init) is str and type(spec.axis) is str:
-        typed[id(spec)] = spec              # the rule cache hands out the same specs again: check each once
-        return trusted(Param, {"name": full, "shape": shape, "dtype": spec.dtype, "init": spec.init,
-                               "buffer": spec.buffer, "axis": spec.axis, "fan_in": fan_in, "layout": spec.layout,
-                               "groups": spec.groups})
-    return Param(name=full, shape=shape, dtype=spec.dtype, init=spec.init, buffer=spec.buffer, axis=spec.axis,
-                 fan_in=fan_in, layout=spec.layout, groups=spec.groups)
+def _plain_spec(spec) -> bool:
+    """Every field of the ParamSpec is already of its Param field's type (concrete int dims, the usual case)."""
+    fan_in = spec.fan_in
+    return type(spec.shape) is tuple and all(type(d) is int for d in spec.shape) and type(spec.groups) is int \
+        and (fan_in is None or type(fan_in) is int) and type(spec.buffer) is bool \
+        and type(spec.layout) is tuple and all(type(x) is str for x in spec.layout) \
+        and type(spec.dtype) is str and type(spec.init) is str and type(spec.axis) is str
 
 
 class GraphBuilder:
@@ -90,10 +87,11 @@ class GraphBuilder:
         name, k = base, self.suffixes.get(base, 1)
         if k > 1:
             name = f"{base}_{k}"
-        while name in self.value_names:
-            k += 1
-            name = f"{base}_{k}"
-        self.suffixes[base] = k        # names are never released, so the next free suffix is at least k
+        if name in self.value_names:
+            while name in self.value_names:
+                k += 1
+                name = f"{base}_{k}"
+            self.suffixes[base] = k    # names are never released, so the next free suffix is at least k
         self.value_names.add(name)
         return name
 
@@ -130,19 +128,34 @@ class GraphBuilder:
     def declare_params(self, path: str, specs: dict, span: Span | None) -> dict[str, str]:
         """Add the op's parameters under ``path``; re-declaring the same shape shares them."""
         mapping = {}
+        params, typed = self.params, self.typed_specs
         for local, spec in specs.items():
             full = f"{path}.{local}" if path and local else path or local   # "" = the path itself
-            param = _param(full, spec, self.typed_specs)
-            old = self.params.get(full)
-            if old is not None and old != param:
+            plain = typed.get(id(spec)) is spec
+            if not plain and _plain_spec(spec):
+                typed[id(spec)] = spec          # the rule cache hands out the same specs again: check each once
+                plain = True
+            if plain:                   # built without re-validation: every field already has its IR type
+                param = _make_param(full, spec.shape, spec.dtype, spec.init, spec.buffer, spec.axis, spec.fan_in,
+                                    spec.layout, spec.groups)
+            else:
+                param = Param(name=full, shape=spec.shape, dtype=spec.dtype, init=spec.init, buffer=spec.buffer,
+                              axis=spec.axis, fan_in=spec.fan_in, layout=spec.layout, groups=spec.groups)
+            old = params.get(full)
+            if old is None:
+                numel = 1
+                for d in param.shape:           # Param.numel, inline (a 100k-node model declares 200k of them)
+                    numel *= int(d)
+                self.param_bytes += numel * DTYPE_BYTES.get(param.dtype, 8)
+                if self.param_bytes > MAX_PARAM_BYTES:
+                    raise budget_error(self.param_bytes, span, self.sources)
+            elif old != param:
                 raise ShapeError(Diagnostic(
                     f"shared layer '{path}' is applied to inputs that need {local} of shape "
                     f"{list(param.shape)}, but its first use made it {list(old.shape)}", span,
                     "a shared layer has one set of weights: apply it to inputs of one shape, or use two layers"),
                     self.sources)
-            if old is None:
-                self.count_param(param, span)
-            self.add_param(full, param)
+            dict.__setitem__(params, full, param)
             mapping[local] = full
         return mapping
 
@@ -157,18 +170,20 @@ class GraphBuilder:
             raise budget_error(self.param_bytes, span, self.sources)
 
     def add_node(self, op: OpDef, inputs: list[str], types: list[TensorType] | tuple[TensorType, ...], params: dict[str, str],
-                 module: str | None, scope: tuple[str, ...], span: Span | None, tags: tuple[str, ...] = ()) -> list[str]:
+                 module: str | None, scope: tuple[str, ...], span: Span | None, tags: tuple[str, ...] = ()) -> tuple[str, ...]:
         """Append a node and return its output value names."""
         if len(self.nodes) >= MAX_NODES:
             raise LimitError(Diagnostic(f"the model has more than {MAX_NODES:,} nodes", span,
                                         "check repeat counts"), self.sources)
         hint = module or ".".join((*scope, op.name))      # unnamed ops are named after their block: layer1_0_relu
-        outs = [self.fresh_value(hint if len(types) == 1 else f"{hint}_{i}") for i in range(len(types))]
-        # every field is already of its IR type (ops and types come from the rules): construct without re-validating
-        node = trusted(Node, dict(name=outs[0], op=op, inputs=tuple(inputs), outputs=tuple(outs), types=tuple(types),
-                                  params=FrozenDict(params), module=module, scope=tuple(scope), span=span,
-                                  tags=tuple(tags)))
-        self.nodes.append(node)
+        if len(types) == 1:
+            outs: tuple[str, ...] = (self.fresh_value(hint),)
+        else:
+            outs = tuple(self.fresh_value(f"{hint}_{i}") for i in range(len(types)))
+        # every field is already of its IR type (ops and types come from the rules): constructed without validation
+        self.nodes.append(_make_node(outs[0], op, tuple(inputs), outs, tuple(types),
+                                     FrozenDict(params) if params else _NO_PARAMS, module, tuple(scope), span,
+                                     tuple(tags)))
         return outs
 
     def finish(self, outputs: dict[str, str], doc: str, span: Span | None) -> Graph:

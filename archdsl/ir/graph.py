@@ -2,38 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationInfo, field_serializer, field_validator
 
+from archdsl.ir.construct import compact, maker
 from archdsl.ir.dims import Dim
 from archdsl.ir.frozen import Frozen, FrozenDict
 from archdsl.ir.types import DimField, Span, TensorType
 from archdsl.ops.base import OpDef
 
-M = TypeVar("M", bound=BaseModel)
-_ALL_SET: dict[type, set[str]] = {}
 
-
-def trusted(cls: type[M], values: dict[str, Any]) -> M:
-    """An IR model from a value for every field, each already of its field's type (the elaborator's hot path:
-    nodes and parameter copies built from checked parts; the graph is verified as a whole afterwards)."""
-    # every field is set: one shared set per class (a set per object was the largest item of a 100k-node graph;
-    # pydantic copies it before any change, in model_copy)
-    fields = _ALL_SET.get(cls)
-    if fields is None:
-        fields = _ALL_SET[cls] = set(cls.model_fields)
-    if len(values) != len(fields):            # a field left out takes its declared default
-        values = {k: values[k] if k in values else f.get_default(call_default_factory=True)
-                  for k, f in cls.model_fields.items()}
-    obj = object.__new__(cls)
-    object.__setattr__(obj, "__dict__", values)
-    object.__setattr__(obj, "__pydantic_fields_set__", fields)
-    object.__setattr__(obj, "__pydantic_extra__", None)
-    object.__setattr__(obj, "__pydantic_private__", None)
-    return obj
-
-
+@compact
 class Param(BaseModel):
     """A parameter or buffer declaration: full (state_dict) name, shape, dtype and initialiser."""
 
@@ -56,7 +36,8 @@ class Param(BaseModel):
 
     def renamed(self, name: str) -> Param:
         """The same declaration under another name (a replayed block's copy), without re-validating it."""
-        return trusted(Param, {**self.__dict__, "name": name})
+        return maker(Param)(name, self.shape, self.dtype, self.init, self.buffer, self.axis, self.fan_in, self.layout,
+                            self.groups)
 
     def numel(self) -> int:
         """Number of elements (parameter shapes are always concrete)."""
@@ -66,6 +47,7 @@ class Param(BaseModel):
         return total
 
 
+@compact
 class Node(BaseModel):
     """One op application: attributes, input and output values, owned params, source span, scope."""
 
@@ -104,6 +86,7 @@ class Node(BaseModel):
         return op
 
 
+@compact
 class Graph(BaseModel):
     """A verified-or-not network: inputs, nodes in topological order, outputs and parameters."""
 

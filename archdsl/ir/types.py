@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, PlainSerializer, PlainValidator
 
+from archdsl.ir.construct import compact, maker
 from archdsl.ir.dims import Dim, SymDim, parse_dim
 
 
@@ -36,6 +38,7 @@ DimField = Annotated[Any, PlainValidator(_validate_dim), PlainSerializer(_serial
 DTYPES = ("float32", "float64", "float16", "bfloat16", "int64", "int32", "bool")
 
 
+@compact
 class Span(BaseModel):
     """Where something came from: file, 1-based line and column, and the end position."""
 
@@ -50,21 +53,12 @@ class Span(BaseModel):
         return f"{self.file}:{self.line}:{self.column}"
 
 
-_SPAN_FIELDS = {"file", "line", "column", "end_line", "end_column"}
+# ``Span(file, line, column, end_line, end_column)`` from values already of the right types, without pydantic's
+# validation (the parser's hot path: one span per syntax node), and compact (see archdsl.ir.construct)
+make_span: Callable[[str, int, int, int, int], Span] = maker(Span)
 
 
-def make_span(file: str, line: int, column: int, end_line: int, end_column: int) -> Span:
-    """``Span(...)`` from values already of the right types, without pydantic's validation (the parser's hot
-    path: one span per syntax node)."""
-    obj = object.__new__(Span)
-    object.__setattr__(obj, "__dict__", {"file": file, "line": line, "column": column, "end_line": end_line,
-                                         "end_column": end_column})
-    object.__setattr__(obj, "__pydantic_fields_set__", _SPAN_FIELDS)
-    object.__setattr__(obj, "__pydantic_extra__", None)
-    object.__setattr__(obj, "__pydantic_private__", None)
-    return obj
-
-
+@compact
 class TensorType(BaseModel):
     """A tensor's shape (ints or symbolic dims) and dtype."""
 
@@ -79,7 +73,22 @@ class TensorType(BaseModel):
 
     def with_shape(self, shape: tuple[Dim, ...] | list[Dim]) -> TensorType:
         """The same dtype with another shape."""
-        return TensorType(shape=tuple(shape), dtype=self.dtype)
+        shape = tuple(shape)
+        for d in shape:        # ints and SymDims as they are (what validation keeps); anything else is validated
+            if type(d) is not int and not (type(d) is SymDim and d.simplify() is d):
+                return TensorType(shape=shape, dtype=self.dtype)
+        return _make_tensor_type(shape, self.dtype)
+
+    # equality and hash as pydantic defines them (same class, equal fields), without reading ``__dict__``
+    def __eq__(self, other: object) -> bool:
+        if self is other:
+            return True
+        if not isinstance(other, BaseModel):
+            return NotImplemented
+        return type(other) is type(self) and self.shape == other.shape and self.dtype == other.dtype  # type: ignore[attr-defined]
+
+    def __hash__(self) -> int:
+        return hash((self.shape, self.dtype))
 
     def numel(self) -> Dim:
         """Number of elements (symbolic when the shape is)."""
@@ -91,3 +100,6 @@ class TensorType(BaseModel):
     def __str__(self) -> str:
         dims = ", ".join(str(d) for d in self.shape)
         return f"[{dims}]" if self.dtype == "float32" else f"{self.dtype}[{dims}]"
+
+
+_make_tensor_type = maker(TensorType)
