@@ -135,7 +135,7 @@ def _build_file(source: Source, model: str | None, seed: int | None, check_input
     if text is None:
         return None
     roots = _import_roots()
-    key = compilecache.key_of("build", path, os.path.realpath(path), text, model,
+    key = compilecache.key_of("build", compilecache.torch_version(), path, os.path.realpath(path), text, model,
                               repr(sorted(params.items())), bool(check_inputs), roots)
     entry = compilecache.load(key)
     if entry is not None and _fresh(entry.meta.get("deps")):

@@ -11,7 +11,7 @@ from archdsl.errors import ArchError, Diagnostic, LimitError
 
 # One module per command under archdsl/commands/, each with `add_parser(subparsers)` and `run(args) -> int`.
 COMMANDS = ("check", "ir", "fmt", "build", "simplify", "test", "export", "stats", "viz", "symmetry", "align", "ops",
-            "linearize")
+            "linearize", "cache")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

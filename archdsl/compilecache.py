@@ -8,8 +8,8 @@ and generating again. What makes an entry valid:
 * Its key is the SHA-256 of everything that determines the result: what is built (the spec file's path and text,
   the model name, the parameters and build flags; or the bytes of a graph.json), archdsl's code (its version and
   the size and modification time of every file of the package, so an edited source tree never reuses stale code),
-  and the torch and Python versions. A spec's imported files are recorded in the entry with the SHA-256 of their
-  text (like a depfile) and checked again on every hit.
+  and the Python version; entries of generated code add torch's version. A spec's imported files are recorded in
+  the entry with the SHA-256 of their text (like a depfile) and checked again on every hit.
 * An entry starts with a format tag and holds its own key and the SHA-256 of its payload; anything else (a
   truncated, corrupt or foreign file) is ignored and rewritten, never executed.
 
@@ -44,7 +44,8 @@ CACHE_DIR_ENV = "ARCHDSL_CACHE_DIR"
 NO_CACHE_ENV = "ARCHDSL_NO_CACHE"
 _STALE_TMP_SECONDS = 3600                  # a temporary file older than this was left by a killed writer
 
-__all__ = ["Entry", "cache_dir", "clear", "fingerprint", "info", "key_of", "load", "store", "text_digest"]
+__all__ = ["Entry", "cache_dir", "clear", "fingerprint", "info", "key_of", "load", "store", "text_digest",
+           "torch_version"]
 
 
 def cache_dir() -> Path | None:
@@ -66,7 +67,7 @@ def cache_dir() -> Path | None:
 @functools.lru_cache(maxsize=1)
 def fingerprint() -> str:
     """SHA-256 of archdsl's code (its version; the relative path, size and modification time of every file of the
-    package), the torch version and the Python version: computed once per process, from ``os.scandir``."""
+    package) and the Python version: computed once per process, from ``os.scandir``."""
     import importlib
     import importlib.util
 
@@ -78,7 +79,7 @@ def fingerprint() -> str:
             path = Path(folder)
             if not any(path == r or r in path.parents for r in roots):
                 roots.append(path)
-    stamps: list[Any] = [archdsl.__version__, _torch_version(), sys.version, importlib.util.MAGIC_NUMBER.hex()]
+    stamps: list[Any] = [archdsl.__version__, sys.version, importlib.util.MAGIC_NUMBER.hex()]
     for root in roots:
         stamps.append(str(root))
         _walk(str(root), stamps)
@@ -107,7 +108,9 @@ def _walk(folder: str, stamps: list[Any]) -> None:
             continue
 
 
-def _torch_version() -> str:
+def torch_version() -> str:
+    """torch's version: part of the key of every entry of generated code (imports torch; the zoo index's key,
+    which ``archdsl check`` reads, leaves it out)."""
     import torch
 
     return str(torch.__version__)

@@ -157,7 +157,7 @@ class _Known:
 def _cache_key(digest: bytes, check_inputs: bool) -> str:
     from archdsl import compilecache
 
-    return compilecache.key_of("load_built", digest.hex(), bool(check_inputs))
+    return compilecache.key_of("load_built", compilecache.torch_version(), digest.hex(), bool(check_inputs))
 
 
 def _cached(digest: bytes, check_inputs: bool, raw: bytes) -> _Known | None:

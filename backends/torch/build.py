@@ -110,18 +110,18 @@ class _GraphSlot:
         if obj is None:
             return self
         try:
-            value = obj.__dict__["_archdsl_graph"]
+            value = obj.__dict__["archdsl_graph"]
         except KeyError:
             raise AttributeError(f"'{type(obj).__name__}' object has no attribute 'archdsl_graph'") from None
         if isinstance(value, GraphThunk):
-            value = obj.__dict__["_archdsl_graph"] = value()
+            value = obj.__dict__["archdsl_graph"] = value()
         return value
 
     def __set__(self, obj: Any, value: Any) -> None:
-        obj.__dict__["_archdsl_graph"] = value
+        obj.__dict__["archdsl_graph"] = value
 
     def __delete__(self, obj: Any) -> None:
-        obj.__dict__.pop("_archdsl_graph", None)
+        obj.__dict__.pop("archdsl_graph", None)
 
 
 class StateMismatch(ValueError):

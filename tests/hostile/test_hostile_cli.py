@@ -43,7 +43,7 @@ def test_every_command_that_takes_a_file_is_covered() -> None:
     """A new command that reads FILE must join COMMANDS above (the hostile suite grows with the CLI)."""
     from archdsl.cli import COMMANDS as ALL
 
-    covered = {c[0] for c in COMMANDS} | {"align", "symmetry", "ops"}   # align: --spec FILE; ops: no FILE
+    covered = {c[0] for c in COMMANDS} | {"align", "symmetry", "ops", "cache"}   # align: --spec FILE; ops, cache: no FILE
     assert set(ALL) <= covered, sorted(set(ALL) - covered)
 
 

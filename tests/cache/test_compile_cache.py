@@ -1,0 +1,306 @@
+"""The compile cache (archdsl.compilecache): hits give the module an uncached build gives, anything stale misses.
+
+Every test runs with a cache folder of its own (tests/conftest.py sets ARCHDSL_CACHE_DIR per test).
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import pickle
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+import torch
+
+import archdsl
+from archdsl import api, compilecache
+from archdsl.backends.torch.build import GraphThunk
+from archdsl.testing.equivalence import inputs_for
+
+SPEC = """\
+model Tiny(width: int = 4) {
+  in image: [N, 3, H, W]
+  stem = seq[Conv2d(width, 3, padding=1), BatchNorm2d()]
+  fc = Linear(2)
+  out image |> stem |> relu |> AdaptiveAvgPool2d(1) |> flatten |> fc
+}
+"""
+
+
+def entries() -> list[Path]:
+    folder = compilecache.cache_dir()
+    assert folder is not None
+    return sorted((folder / compilecache.SUBDIR).glob(f"*{compilecache.SUFFIX}"))
+
+
+def no_compile(monkeypatch) -> None:
+    """Make any compilation fail: what builds now must come from the cache."""
+    def refuse(*args, **kwargs):
+        raise AssertionError("compiled although the cache holds the result")
+
+    monkeypatch.setattr(api, "_build_and_store", refuse)
+
+
+def assert_same(a: torch.nn.Module, b: torch.nn.Module, sizes: dict[str, int] | None = None) -> None:
+    """Same class, same state_dict keys and values (bit for bit), same mode, same source, same forward."""
+    assert type(a) is type(b)
+    assert a.archdsl_source == b.archdsl_source
+    sa, sb = a.state_dict(), b.state_dict()
+    assert list(sa) == list(sb)
+    for k in sa:
+        assert sa[k].dtype == sb[k].dtype and torch.equal(sa[k], sb[k]), k
+    assert a.training == b.training
+    if sizes is not None:
+        graph = a.archdsl_graph
+        inputs = inputs_for(graph, sizes, torch.float32, seed=0)
+        a.eval(), b.eval()
+        with torch.no_grad():
+            ya, yb = a(*inputs), b(*inputs)
+        for x, y in zip(ya if isinstance(ya, tuple) else (ya,), yb if isinstance(yb, tuple) else (yb,), strict=True):
+            assert torch.equal(x, y)
+
+
+@pytest.mark.parametrize(("name", "sizes"), [("mobilenet_v3_small", {"N": 1, "H": 64, "W": 64}),
+                                             ("levit_128", {"B": 1}),
+                                             ("sesr_m5_x2", {"N": 1, "H": 12, "W": 12}),
+                                             ("dcgan_generator", {"N": 2})])
+def test_cached_build_equals_uncached(name: str, sizes: dict[str, int], monkeypatch) -> None:
+    monkeypatch.setenv("ARCHDSL_NO_CACHE", "1")
+    plain = archdsl.zoo.build(name, seed=3)
+    assert entries_or_none() is None
+    monkeypatch.delenv("ARCHDSL_NO_CACHE")
+    filling = archdsl.zoo.build(name, seed=3)
+    assert len([p for p in entries() if "deps" in read_entry(p).meta]) == 1
+    no_compile(monkeypatch)
+    hit = archdsl.zoo.build(name, seed=3)
+    assert isinstance(hit.__dict__["archdsl_graph"], GraphThunk)      # the graph is made on first use only
+    assert_same(plain, filling)
+    assert_same(plain, hit, sizes)
+    assert hit.archdsl_graph == plain.archdsl_graph
+    assert hit.archdsl_graph is hit.archdsl_graph
+    other = archdsl.zoo.build(name, seed=4)          # the seed is not part of the key: a hit, other weights
+    assert not all(torch.equal(x, y) for x, y in zip(hit.state_dict().values(), other.state_dict().values(),
+                                                     strict=True))
+
+
+def entries_or_none() -> list[Path] | None:
+    return entries() if compilecache.cache_dir() is not None else None
+
+
+def test_hit_in_a_fresh_process_compiles_nothing(tmp_path: Path) -> None:
+    """A second process builds from the cache without importing the parser, elaborator, verifier or generator,
+    and makes the same weights."""
+    script = ("import sys, torch, archdsl\nm = archdsl.zoo.build('shufflenet_v2_x1_0')\n"
+              "print(sum(float(t.double().sum()) for t in m.state_dict().values()))\n"
+              "print(sorted(n for n in ('archdsl.elaborate', 'archdsl.syntax.parser', 'archdsl.verify', "
+              "'archdsl.backends.torch.codegen', 'pydantic') if n in sys.modules))\n")
+    env = {**os.environ, "ARCHDSL_CACHE_DIR": str(tmp_path / "cache")}
+    first = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True)
+    second = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True)
+    assert first.stdout.splitlines()[0] == second.stdout.splitlines()[0]
+    assert "archdsl.elaborate" in first.stdout.splitlines()[1]
+    assert second.stdout.splitlines()[1] == "[]", second.stdout
+
+
+def test_stale_on_spec_edit_and_on_params(tmp_path: Path, monkeypatch) -> None:
+    spec = tmp_path / "tiny.arch"
+    spec.write_text(SPEC)
+    assert archdsl.build(spec).stem[0].out_channels == 4
+    assert archdsl.build(spec, width=6).stem[0].out_channels == 6       # parameters are part of the key
+    assert archdsl.build(str(spec), width=6).stem[0].out_channels == 6
+    spec.write_text(SPEC.replace("width: int = 4", "width: int = 5"))
+    assert archdsl.build(spec).stem[0].out_channels == 5                # edited: compiled again
+    assert archdsl.build(spec, check_inputs=True).stem[0].out_channels == 5
+    assert hasattr(archdsl.build(spec, check_inputs=True), "_input_spec")
+    assert not hasattr(archdsl.build(spec), "_input_spec")
+    assert archdsl.build(spec, width=6).stem[0].out_channels == 6        # a new text: compiled again
+    no_compile(monkeypatch)
+    assert archdsl.build(spec, width=6).stem[0].out_channels == 6        # unchanged: from the cache
+    assert archdsl.build(spec).stem[0].out_channels == 5
+
+
+def test_stale_on_imported_file_edit(tmp_path: Path) -> None:
+    (tmp_path / "parts.arch").write_text("block Stem(c: int) {\n  in x: [N, C, H, W]\n"
+                                         "  conv = Conv2d(c, 3, padding=1)\n  out x |> conv\n}\n")
+    spec = tmp_path / "main.arch"
+    spec.write_text('import "parts.arch"\nmodel M() {\n  in image: [N, 3, H, W]\n'
+                    "  out image |> Stem(4) |> relu\n}\n")
+    first = archdsl.build(spec)
+    (tmp_path / "parts.arch").write_text("block Stem(c: int) {\n  in x: [N, C, H, W]\n"
+                                         "  conv = Conv2d(c, 1)\n  out x |> conv\n}\n")
+    second = archdsl.build(spec)
+    convs = [[m for m in mod.modules() if isinstance(m, torch.nn.Conv2d)][0] for mod in (first, second)]
+    assert convs[0].kernel_size == (3, 3) and convs[1].kernel_size == (1, 1)
+
+
+def test_std_imports_are_recorded() -> None:
+    """A spec's imports of the shipped library are in its entry's dependency list (re-checked on each hit)."""
+    archdsl.zoo.build("mobilenet_v3_small")
+    [entry] = [e for e in map(read_entry, entries()) if "deps" in e.meta]
+    files = [Path(path).parent.name + "/" + Path(path).name for path, _ in entry.meta["deps"]]
+    assert "specs/mobilenet.arch" in files and "std/blocks.arch" in files, files
+    assert all(Path(path).is_absolute() for path, _ in entry.meta["deps"])
+
+
+def read_entry(path: Path) -> compilecache.Entry:
+    entry = compilecache._decode(path.read_bytes(), path.name.removesuffix(compilecache.SUFFIX))
+    assert entry is not None
+    return entry
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage", "empty", "foreign key", "flipped byte", "other format"])
+def test_damaged_entry_is_ignored_and_rewritten(damage: str, tmp_path: Path, monkeypatch) -> None:
+    spec = tmp_path / "tiny.arch"
+    spec.write_text(SPEC)
+    good = archdsl.build(spec)
+    [path] = [p for p in entries() if "deps" in read_entry(p).meta]
+    data = path.read_bytes()
+    damaged = {"truncate": data[: len(data) // 2], "garbage": os.urandom(300), "empty": b"",
+               "foreign key": data.replace(path.stem.encode(), b"0" * 64, 1),
+               "flipped byte": data[:-10] + bytes([data[-10] ^ 1]) + data[-9:],
+               "other format": b"archdsl-compile-cache 0\n" + data[len(compilecache.FORMAT):]}[damage]
+    path.write_bytes(damaged)
+    assert compilecache._decode(damaged, path.stem) is None
+    again = archdsl.build(spec)
+    assert_same(good, again)
+    assert read_entry(path).source == good.archdsl_source          # rewritten whole
+
+
+def test_unwritable_or_odd_cache_folder_means_no_cache(tmp_path: Path, monkeypatch) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    spec = tmp_path / "tiny.arch"
+    spec.write_text(SPEC)
+    for folder in (blocker / "cache", blocker, tmp_path / ("x" * 5000)):     # under a file; a file; too long
+        monkeypatch.setenv("ARCHDSL_CACHE_DIR", str(folder))
+        assert archdsl.build(spec).stem[0].out_channels == 4
+        assert compilecache.load("0" * 64) is None
+    assert blocker.read_text() == "not a folder"
+
+
+def test_turned_off_by_environment(tmp_path: Path, monkeypatch) -> None:
+    spec = tmp_path / "tiny.arch"
+    spec.write_text(SPEC)
+    monkeypatch.setenv("ARCHDSL_CACHE_DIR", str(tmp_path / "c"))
+    for name, value in (("ARCHDSL_NO_CACHE", "1"), ("ARCHDSL_CACHE_DIR", "")):
+        with monkeypatch.context() as m:
+            m.setenv(name, value)
+            assert compilecache.cache_dir() is None
+            archdsl.build(spec)
+    assert not (tmp_path / "c").exists()
+    monkeypatch.setenv("ARCHDSL_NO_CACHE", "0")
+    assert compilecache.cache_dir() == tmp_path / "c"
+
+
+def test_location(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.delenv("ARCHDSL_CACHE_DIR")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert compilecache.cache_dir() == tmp_path / "xdg" / "archdsl"
+    monkeypatch.setenv("XDG_CACHE_HOME", "relative/ignored")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert compilecache.cache_dir() == tmp_path / "home" / ".cache" / "archdsl"
+
+
+def test_concurrent_writers_and_readers() -> None:
+    """Writers of one key never leave a partial entry a reader could see; every read is whole or absent."""
+    key = compilecache.key_of("test", "concurrent")
+    source = "x = 1\n" * 20000
+    filename, code = "<t>", compile(source, "<t>", "exec")
+    seen: list[object] = []
+    errors: list[BaseException] = []
+
+    def write() -> None:
+        try:
+            for _ in range(20):
+                assert compilecache.store(compilecache.Entry(key, {"n": 1}, source, filename, code, "t" * 5000))
+        except BaseException as exc:       # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    def read() -> None:
+        for _ in range(60):
+            entry = compilecache.load(key)
+            seen.append(None if entry is None else (entry.source == source and entry.text == "t" * 5000))
+
+    threads = [threading.Thread(target=write) for _ in range(4)] + [threading.Thread(target=read) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and all(s in (None, True) for s in seen)
+    assert len(entries()) == 1 and not [p for p in entries()[0].parent.iterdir() if p.name.startswith(".tmp-")]
+
+
+def test_concurrent_processes_build_one_spec(tmp_path: Path) -> None:
+    spec = tmp_path / "tiny.arch"
+    spec.write_text(SPEC)
+    script = f"import archdsl\nprint(archdsl.build({str(spec)!r}).stem[0].out_channels)\n"
+    env = {**os.environ, "ARCHDSL_CACHE_DIR": str(tmp_path / "cache")}
+    procs = [subprocess.Popen([sys.executable, "-c", script], env=env, stdout=subprocess.PIPE, text=True)
+             for _ in range(3)]
+    outs = [p.communicate()[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0] and outs == ["4\n"] * 3
+    folder = tmp_path / "cache" / compilecache.SUBDIR
+    assert all(compilecache._decode(p.read_bytes(), p.stem) is not None for p in folder.iterdir())
+
+
+def test_bounded_size(monkeypatch) -> None:
+    monkeypatch.setattr(compilecache, "MAX_ENTRIES", 3)
+    keys = [compilecache.key_of("bounded", i) for i in range(5)]
+    for i, key in enumerate(keys):
+        compilecache.store(compilecache.Entry(key, {}, "", ""))
+        os.utime(entries()[0].parent / f"{key}{compilecache.SUFFIX}", (1000 + i, 1000 + i))
+    assert [p.stem for p in entries()] == sorted(keys[2:])                # the oldest went
+    monkeypatch.setattr(compilecache, "MAX_BYTES", 1)
+    compilecache.store(compilecache.Entry(compilecache.key_of("bounded", "big"), {}, "y" * 100, ""))
+    assert len(entries()) <= 1
+
+
+def test_archdsl_code_is_part_of_the_key(tmp_path: Path) -> None:
+    """The fingerprint follows every file of a folder it walks: an edited file gives other stamps."""
+    (tmp_path / "a.py").write_text("x = 1\n")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "b.py").write_text("y = 1\n")
+    (tmp_path / "__pycache__").mkdir()
+
+    def stamps() -> list:
+        out: list = []
+        compilecache._walk(str(tmp_path), out)
+        return out
+
+    before = stamps()
+    (tmp_path / "__pycache__" / "a.pyc").write_bytes(b"ignored")
+    assert stamps() == before
+    (tmp_path / "sub" / "b.py").write_text("y = 22\n")
+    assert stamps() != before
+    assert len(compilecache.fingerprint()) == 64 and compilecache.key_of(1) != compilecache.key_of(2)
+
+
+def test_import_path_env_name_is_the_loaders() -> None:
+    from archdsl.elaborate.loader import IMPORT_PATH_ENV
+
+    assert api.IMPORT_PATH_ENV == IMPORT_PATH_ENV
+
+
+def test_lazy_graph_survives_copy_and_pickle(tmp_path: Path) -> None:
+    spec = tmp_path / "tiny.arch"
+    spec.write_text(SPEC)
+    archdsl.build(spec)
+    hit = archdsl.build(spec)
+    assert isinstance(hit.__dict__["archdsl_graph"], GraphThunk)
+    clone = copy.deepcopy(hit)
+    assert clone.archdsl_graph == archdsl.compile(spec)
+    thunk = pickle.loads(pickle.dumps(hit.__dict__["archdsl_graph"]))
+    assert thunk() == archdsl.compile(spec)
+    del clone.archdsl_graph
+    assert getattr(clone, "archdsl_graph", None) is None
+    assert archdsl.build(spec, collapse_train=True).graph == archdsl.compile(spec)
+
+
+def test_spec_text_and_graphs_bypass_the_cache(tmp_path: Path) -> None:
+    assert archdsl.build(SPEC).stem[0].out_channels == 4
+    assert archdsl.build(archdsl.compile(SPEC, width=3)).stem[0].out_channels == 3
+    assert entries_or_none() in (None, [])
