@@ -123,7 +123,7 @@ class Tables:
         self.first = first
         # every other token (punctuation: a short list): its terminal, the terminal it becomes where a state
         # accepts that (``*`` -> STAR, ``-`` -> MINUS), and whether the tree keeps each; filled as met
-        self.punctuation: dict[str, tuple[str, str | None]] = {}
+        self.punctuation: dict[str, tuple[str, str | None, int]] = {}
         # the parse table by terminal or rule name: per state, the shift (>= 0), the reduction ~rule (< 0), or
         # a ``?rule: child`` reduction (<= UNIT - rule); None where the state has no action
         count = max(table.states) + 1
@@ -184,26 +184,37 @@ def line_starts(text: str) -> list[int]:
 _NEWLINE = re.compile("\n")
 
 
-def _punctuation(t: Tables, token: str) -> tuple[str, str | None] | None:
-    """The terminal of a punctuation token and what it becomes where a state accepts that (see ``Tables``)."""
+_WORD_OPS = frozenset({"and", "or", "not", "if", "else"})
+_PAREN, _BRACKET, _BRACE, _CLOSE, _COMMA = -1, -2, -3, -4, -5
+_OPERATORS = re.compile(r"\|>|\*\*|//|[=!<>]=|[-+*/%@<>.]")      # as parser._COUNTED splits punctuation
+
+
+def _punctuation(t: Tables, token: str) -> tuple[str, str | None, int] | None:
+    """The terminal of a punctuation token, what it becomes where a state accepts that (see ``Tables``), and
+    its part in the nesting estimate (a count of operators, or a bracket or comma code)."""
     found = t.named(token)
     if found is None or found.lastgroup is None:
         return None                          # a character no terminal starts with: lark reports it
     kind = found.lastgroup
     word = t.retype.get(kind, {}).get(token)
-    t.punctuation[token] = (kind, word)
-    return kind, word
+    code = {"(": _PAREN, "[": _BRACKET, "{": _BRACE, ")": _CLOSE, "]": _CLOSE, "}": _CLOSE, ",": _COMMA}.get(
+        token, len(_OPERATORS.findall(token)))
+    if len(token) <= 3:                     # `.5` is a number, and numbers are many: only punctuation is kept
+        t.punctuation[token] = (kind, word, code)
+    return kind, word, code
 
 
 def parse(parser: lark.Lark, text: str, rule: str, transformer: Any, comments: list, comment: Any,  # noqa: C901, PLR0912, PLR0915 - one hot loop
-          lines: list[int] | None = None) -> Any:
+          lines: list[int] | None = None, limits: tuple[int, int] | None = None) -> Any:
     """Parse ``text`` from ``rule`` and build the syntax tree with ``transformer`` (a ``_LeanToAst``).
 
     Each transformer method is called as ``method(transformer, here, children)``: ``here`` is the rule's packed
     span (``ast.pack``, with the base ``transformer.base``; None for the rules in ``transformer.SPANLESS``) and
     tokens among the children are plain strings (names interned). Comments are appended to ``comments`` as
     ``comment(line, column, text)``. ``lines`` are the line starts of ``text`` (``line_starts``), when the
-    caller has them. Raises Unsupported on any error."""
+    caller has them. With ``limits`` (most brackets open at once, largest nesting estimate), raises Unsupported
+    where ``parser._check_nesting`` would refuse the text (so the caller need not run it before a parse that
+    succeeds). Raises Unsupported on any error."""
     t = tables(parser)
     methods = t.methods.get(type(transformer))
     if methods is None:
@@ -226,17 +237,30 @@ def parse(parser: lark.Lark, text: str, rule: str, transformer: Any, comments: l
     push_state, push_value, push_first, push_last = states.append, values.append, firsts.append, lasts.append
     token: Any
     kind: Any
+    # the nesting estimate of ``parser._check_nesting``, on the same tokens: open brackets, and per open bracket
+    # the operators, calls and indexing counted since the last comma (or line break, inside braces)
+    check = limits is not None
+    max_depth, max_chain = limits if limits is not None else (0, 0)
+    counts = [0]                    # per open bracket (the first: the file, a brace): its count
+    braces = [True]                 # and whether it is a brace
+    brace_top, total, size = True, 0, len(text)
+    newline = text.find("\n")
+    if newline < 0:
+        newline = size
     for m in t.tokens(text):
         value = m.group(1)
         start, end = m.span(1)
         kind = first_char.get(value[0])
+        code = 0
         if kind is None:                                            # punctuation
             found = punctuation.get(value) or _punctuation(t, value)
             if found is None:
                 raise Unsupported("no token here")
-            kind, word = found
-            if word is not None and (by_symbol.get(word) or ())[states[-1]] is not None:   # noqa: RUF034
-                kind = word
+            kind, word, code = found
+            if word is not None:
+                row = by_symbol.get(word)
+                if row is not None and row[states[-1]] is not None:
+                    kind = word
             token = value if kind in kept else _DROPPED
         elif kind == "NAME":
             word = keywords.get(value)
@@ -244,12 +268,47 @@ def parse(parser: lark.Lark, text: str, rule: str, transformer: Any, comments: l
                 kind, token = word, _DROPPED
             else:
                 token = intern(value)
+            if value in _WORD_OPS:
+                code = 1
         elif kind == "COMMENT":
             line = bisect_right(ls, start)
             comments.append(comment(line, start - ls[line - 1] + 1, value.rstrip()))
             continue
-        else:
+        else:                                                       # a number or a string
+            if len(value) == 1 and kind == "STRING":
+                raise Unsupported("an unclosed string")              # (the last alternative took the quote)
             token = value
+        if check:
+            if start > newline:                                     # a line break before this token
+                newline = text.find("\n", start)
+                if newline < 0:
+                    newline = size
+                if brace_top:
+                    total -= counts[-1]
+                    counts[-1] = 0
+            if code:
+                if code > 0:
+                    counts[-1] += code
+                    total += code
+                elif code == _COMMA:
+                    total -= counts[-1]
+                    counts[-1] = 0
+                elif code == _CLOSE:
+                    if len(counts) > 1:
+                        total -= counts.pop()
+                        braces.pop()
+                        brace_top = braces[-1]
+                else:                                               # an opening bracket
+                    weight = 3 if code == _PAREN else 2
+                    counts[-1] += weight
+                    total += weight
+                    counts.append(0)
+                    brace_top = code == _BRACE
+                    braces.append(brace_top)
+                    if len(counts) > max_depth + 1:
+                        raise Unsupported("brackets nest too deeply")
+                if total > max_chain:
+                    raise Unsupported("expressions nest too deeply")
         acts = by_symbol.get(kind)
         if acts is None:
             raise Unsupported("a terminal no state accepts")
@@ -380,8 +439,8 @@ def _finish(t: Tables, states: list, values: list, firsts: list, lasts: list, tr
         children = values[-n:] if n else []
         if n:
             del states[-n:], values[-n:], firsts[-n:], lasts[-n:]
-        first = next((f for f, _ in spots if f is not None), None)
-        last = next((e for _, e in reversed(spots) if e is not None), None)
+        first: Any = next((f for f, _ in spots if f is not None), None)
+        last: Any = next((e for _, e in reversed(spots) if e is not None), None)
         pick = t.picks[r]
         if pick is not None:
             spliced: list = []

@@ -522,17 +522,18 @@ def _parse_rule(text: str, file: str, rule: str) -> Any:
     if len(text.encode("utf-8", errors="replace")) > MAX_SOURCE_BYTES:
         raise LimitError(Diagnostic(f"spec file is larger than {MAX_SOURCE_BYTES // 1024 // 1024} MiB",
                                     Span(file=file), "a spec this large is generated: split it into imported files"))
-    _check_nesting(text, file)
-    try:
+    try:                    # the lean driver checks the nesting limits itself (as _check_nesting, on its tokens)
         lean = _LeanToAst(file)
         lean_comments: list = []
-        result = fastparse.parse(_parser(), text, rule, lean, lean_comments, Comment)
+        result = fastparse.parse(_parser(), text, rule, lean, lean_comments, Comment,
+                                 limits=(MAX_NESTING, MAX_CHAIN))
     except Exception:       # noqa: BLE001 - any problem: lark parses again and reports it exactly as it always has
         pass
     else:
         if rule == "start":
             result = attach(result, lean_comments, text.split("\n"), arch_layout(text, lean.doc_spans))
         return result
+    _check_nesting(text, file)
     comments: list = []
     _seen.comments = comments
     try:
