@@ -291,13 +291,29 @@ def _retype(graph: Graph, node: Node, ins: list[TensorType],
 
 def _unused_params(graph: Graph) -> list[Diagnostic]:
     """A declared parameter no node uses is dead weight (warning)."""
+    declared = iter(graph.params)
+    expected = next(declared, None)
+    for node in graph.nodes:     # the usual order (an elaborated graph): each parameter used once, in declared order
+        for full in node.params.values():
+            if full != expected:
+                return _unused_by_set(graph)
+            expected = next(declared, None)
+    rest = [] if expected is None else [expected, *declared]     # used by no node
+    return [_unused_param(graph, name) for name in rest]
+
+
+def _unused_by_set(graph: Graph) -> list[Diagnostic]:
+    """:func:`_unused_params` for any order of use (a set of every used name: the larger peak)."""
     owned: set[str] = set()
     for node in graph.nodes:
         if node.params:
             owned.update(node.params.values())
-    return [Diagnostic(f"parameter '{name}' is declared but no node uses it", graph.span,
-                       "remove it from the parameter table", severity="warning")
-            for name in graph.params if name not in owned]
+    return [_unused_param(graph, name) for name in graph.params if name not in owned]
+
+
+def _unused_param(graph: Graph, name: str) -> Diagnostic:
+    return Diagnostic(f"parameter '{name}' is declared but no node uses it", graph.span,
+                      "remove it from the parameter table", severity="warning")
 
 
 def _dead_results(graph: Graph, used: set[str]) -> list[Diagnostic]:

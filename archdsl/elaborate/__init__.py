@@ -65,7 +65,7 @@ class Elaborator:
         self.applier.expansions.clear()
         self.applier.ops.clear()
         builder = self.session.builder
-        builder.nodes, builder.value_names, builder.suffixes, builder.owners = [], set(), {}, {}
+        builder.nodes, builder.value_names, builder.suffixes, builder.owners = [], {}, {}, {}
         builder.doc_order, builder.typed_specs = [], {}
 
     def _model(self, block: A.BlockDef, ns: Namespace, params: dict[str, Any]) -> Graph:

@@ -288,9 +288,10 @@ class Applier:
     def _expansion_key(self, layer: BlockLayer, inputs: list[Tensor]) -> tuple | None:
         """Identity of a block application, when its arguments are plain data (see ``replay``)."""
         args = plain_key((tuple(layer.args), tuple(layer.kwargs)))
-        if args is None or len({t.value for t in inputs}) != len(inputs):
+        if args is None or len(inputs) > 1 and len({t.value for t in inputs}) != len(inputs):
             return None
-        return (id(layer.block), id(layer.namespace), args, tuple(t.type for t in inputs), self.session.ctx.depth)
+        return (id(layer.block), id(layer.namespace), self.session.ctx.depth, len(inputs), *(t.type for t in inputs),
+                *args)
 
     def _depth_error(self, layer: BlockLayer, span: Span) -> ArchError:
         """Too deep: name the chain of blocks (usually one block applying itself)."""

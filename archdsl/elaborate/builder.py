@@ -75,7 +75,7 @@ class GraphBuilder:
         self.params: FrozenDict[str, Param] = FrozenDict()
         self.typed_specs: dict[int, object] = {}      # id -> a ParamSpec already checked (held: ids stay valid)
         self.owners: dict[str, tuple[tuple[int | str, ...], Span | None]] = {}
-        self.value_names: set[str] = set()
+        self.value_names: dict[str, Node | None] = {}     # every value so far -> the node making it (None: input)
         self.suffixes: dict[str, int] = {}
         self.module_docs: dict[str, str] = {}
         self.doc_order: list[str] = []      # module_docs' keys in the order they were added (O(1) "docs since")
@@ -92,7 +92,7 @@ class GraphBuilder:
                 k += 1
                 name = f"{base}_{k}"
             self.suffixes[base] = k    # names are never released, so the next free suffix is at least k
-        self.value_names.add(name)
+        self.value_names[name] = None
         return name
 
     def add_doc(self, path: str, doc: str) -> None:
@@ -107,7 +107,7 @@ class GraphBuilder:
 
     def add_input(self, name: str, t: TensorType, span: Span | None) -> str:
         """Declare a graph input."""
-        self.value_names.add(name)
+        self.value_names[name] = None
         self.inputs[name] = t
         if span:
             self.input_spans[name] = span
@@ -180,10 +180,19 @@ class GraphBuilder:
             outs: tuple[str, ...] = (self.fresh_value(hint),)
         else:
             outs = tuple(self.fresh_value(f"{hint}_{i}") for i in range(len(types)))
+        # a node reading one value shares its producer's outputs tuple, and its types tuple when the type is the
+        # same (relu, norms, residual adds): two tuples less per node in a chain
+        producer = self.value_names.get(inputs[0]) if inputs else None
+        ins = producer.outputs if producer is not None and len(inputs) == 1 and len(producer.outputs) == 1 \
+            else tuple(inputs)
+        typed = producer.types if producer is not None and len(types) == 1 and len(producer.types) == 1 \
+            and producer.types[0] is types[0] else tuple(types)
         # every field is already of its IR type (ops and types come from the rules): constructed without validation
-        self.nodes.append(_make_node(outs[0], op, tuple(inputs), outs, tuple(types),
-                                     FrozenDict(params) if params else _NO_PARAMS, module, tuple(scope), span,
-                                     tuple(tags)))
+        node = _make_node(outs[0], op, ins, outs, typed, FrozenDict(params) if params else _NO_PARAMS, module,
+                          tuple(scope), span, tuple(tags))
+        self.nodes.append(node)
+        for v in outs:
+            self.value_names[v] = node
         return outs
 
     def finish(self, outputs: dict[str, str], doc: str, span: Span | None) -> Graph:

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from archdsl.errors import ArchError, Diagnostic, LimitError, UsageError, warn
@@ -133,17 +131,30 @@ def report_unused(session: Session, block: A.BlockDef, unused: list[tuple[str, s
 
 
 # -- several independent errors ------------------------------------------------------------------------
-@contextmanager
-def statement(session: Session, scope: Any, stmt: A.Stmt) -> Iterator[None]:
-    """Run one statement; on an error, record it, poison the statement's names and carry on."""
-    try:
-        yield
-    except Poisoned:
-        session.errors.failed += 1
-        _poison(scope, stmt)
-    except (LimitError, UsageError):
-        raise                        # a limit reached is not worth going on after; usage is not the spec's
-    except ArchError as exc:
+class statement:  # noqa: N801 - used as a function: ``with statement(session, scope, stmt):``
+    """Run one statement; on an error, record it, poison the statement's names and carry on.
+
+    A class rather than a generator context manager: it is entered once per statement of every block application.
+    """
+
+    __slots__ = ("session", "scope", "stmt")
+
+    def __init__(self, session: Session, scope: Any, stmt: A.Stmt) -> None:
+        self.session, self.scope, self.stmt = session, scope, stmt
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any) -> bool:
+        if kind is None:
+            return False
+        session = self.session
+        if issubclass(kind, Poisoned):
+            session.errors.failed += 1
+            _poison(self.scope, self.stmt)
+            return True
+        if issubclass(kind, (LimitError, UsageError)) or not isinstance(exc, ArchError):
+            return False             # a limit reached is not worth going on after; usage is not the spec's
         session.errors.failed += 1
         exc = at_call_site(session, exc)
         seen = {(d.message, str(d.span)) for e in session.errors.errors for d in e.diagnostics}
@@ -151,7 +162,8 @@ def statement(session: Session, scope: Any, stmt: A.Stmt) -> Iterator[None]:
             session.errors.errors.append(exc)
         if session.errors.count >= session.errors.cap:
             session.errors.raise_if_any()
-        _poison(scope, stmt)
+        _poison(self.scope, self.stmt)
+        return True
 
 
 def at_call_site(session: Session, exc: ArchError) -> ArchError:

@@ -47,6 +47,7 @@ _TEMPLATE = re.compile(r"\{([^{}]*)\}")
 _INDEXABLE = "only containers (seq[...], seq{...}, reparam, lists of layers) have entries to index"
 _INSIDE_BLOCK = "a block's layers are not reachable from outside; use a container: `head = seq{fc: ...}`, `head.fc`"
 _EVALUATING = object()
+_OP_REFS: dict[type[OpDef], OpRef] = {}       # one reference per op class (equal references are interchangeable)
 
 
 def spread(values: list[Any]) -> list[Any]:
@@ -160,7 +161,10 @@ class Evaluator:
             return BUILTINS[name]
         op = lookup(name)
         if op is not None:
-            return OpRef(op)
+            ref = _OP_REFS.get(op)
+            if ref is None:
+                ref = _OP_REFS[op] = OpRef(op)
+            return ref
         root = scope.root()
         later = dataflow.later_definition(root.block, root.current, name)
         if later is not None and root.current is not None:     # (later is None without a current statement)

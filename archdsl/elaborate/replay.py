@@ -16,16 +16,31 @@ from archdsl.ir.dims import SymDim
 from archdsl.ir.graph import Node
 
 _PLAIN = (bool, int, float, str, SymDim, type(None))
+_EXACT = frozenset(_PLAIN)
 
 
-def plain_key(value: Any) -> Any:
-    """A hashable, type-exact key for a parameter value, or None when the value is not plain data."""
+def plain_key(value: Any) -> tuple | None:
+    """A hashable, type-exact key for a parameter value, or None when the value is not plain data.
+
+    One flat tuple (a prefix code: a scalar is its type and value, a list or tuple its type, its length and its
+    items' codes), so a key is one object however deeply the value nests.
+    """
+    out: list[Any] = []
+    return tuple(out) if _encode(value, out) else None
+
+
+def _encode(value: Any, out: list[Any]) -> bool:
+    kind = type(value)
+    if kind in _EXACT or not isinstance(value, (list, tuple)) and isinstance(value, _PLAIN):
+        out += (kind, value)
+        return True
     if isinstance(value, (list, tuple)):
-        items = [plain_key(v) for v in value]
-        return None if any(i is None for i in items) else (type(value).__name__, tuple(items))
-    if isinstance(value, _PLAIN):
-        return (type(value).__name__, value)
-    return None            # layers and other objects: expand normally, never guess their identity
+        out += (kind, len(value))
+        for item in value:
+            if not _encode(item, out):
+                return False
+        return True
+    return False            # layers and other objects: expand normally, never guess their identity
 
 
 @dataclass(frozen=True)

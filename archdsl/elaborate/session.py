@@ -12,7 +12,7 @@ from archdsl.ir.types import Span
 MAX_STEPS = 500_000          # comprehension items and built-in list elements, per elaboration
 
 
-@dataclass(frozen=True)
+@dataclass(unsafe_hash=True, slots=True)           # never changed once made (not frozen: made per application)
 class Ctx:
     """Where an application happens: module path, owner identities, block depth."""
 
