@@ -123,7 +123,7 @@ class Tables:
         self.first = first
         # every other token (punctuation: a short list): its terminal, the terminal it becomes where a state
         # accepts that (``*`` -> STAR, ``-`` -> MINUS), and whether the tree keeps each; filled as met
-        self.punctuation: dict[str, tuple[str, str | None, int]] = {}
+        self.fixed: dict[str, tuple[str, str | None, Any, int, str]] = {}
         # the parse table by terminal or rule name: per state, the shift (>= 0), the reduction ~rule (< 0), or
         # a ``?rule: child`` reduction (<= UNIT - rule); None where the state has no action
         count = max(table.states) + 1
@@ -134,7 +134,11 @@ class Tables:
                 column[state] = UNIT - ~act if act < 0 and self.unit[~act] else act
         self.by_symbol = by_symbol
         self.gotos = [by_symbol[origin] for origin in self.origins]
-        self.chain_memo: dict[str, dict[int, int]] = {}      # per terminal: unit chains by (top, below) state
+        # per terminal: its column of the table and the ends of unit chains by (top, below) state (see ``parse``)
+        self.per_kind: dict[str, tuple[list[int | None], dict[int, int]]] = {
+            sym: (column, {}) for sym, column in by_symbol.items()}
+        for word, kind in self.keywords.items():
+            self.fixed[word] = ("NAME", kind, by_symbol.get(kind), 1 if word in _WORD_OPS else 0, word)
 
 
 _WS = "(?:[ \t\f\r\n])+"
@@ -189,9 +193,9 @@ _PAREN, _BRACKET, _BRACE, _CLOSE, _COMMA = -1, -2, -3, -4, -5
 _OPERATORS = re.compile(r"\|>|\*\*|//|[=!<>]=|[-+*/%@<>.]")      # as parser._COUNTED splits punctuation
 
 
-def _punctuation(t: Tables, token: str) -> tuple[str, str | None, int] | None:
-    """The terminal of a punctuation token, what it becomes where a state accepts that (see ``Tables``), and
-    its part in the nesting estimate (a count of operators, or a bracket or comma code)."""
+def _punctuation(t: Tables, token: str) -> tuple[str, str | None, Any, int, str] | None:
+    """A punctuation token's entry in ``Tables.fixed`` (kept there when short: numbers such as ``.5`` also come
+    here, and they are many), or None where no terminal matches it."""
     found = t.named(token)
     if found is None or found.lastgroup is None:
         return None                          # a character no terminal starts with: lark reports it
@@ -199,9 +203,10 @@ def _punctuation(t: Tables, token: str) -> tuple[str, str | None, int] | None:
     word = t.retype.get(kind, {}).get(token)
     code = {"(": _PAREN, "[": _BRACKET, "{": _BRACE, ")": _CLOSE, "]": _CLOSE, "}": _CLOSE, ",": _COMMA}.get(
         token, len(_OPERATORS.findall(token)))
-    if len(token) <= 3:                     # `.5` is a number, and numbers are many: only punctuation is kept
-        t.punctuation[token] = (kind, word, code)
-    return kind, word, code
+    entry = (kind, word, None if word is None else t.by_symbol.get(word), code, token)
+    if len(token) <= 3:
+        t.fixed[token] = entry
+    return entry
 
 
 def parse(parser: lark.Lark, text: str, rule: str, transformer: Any, comments: list, comment: Any,  # noqa: C901, PLR0912, PLR0915 - one hot loop
@@ -219,11 +224,11 @@ def parse(parser: lark.Lark, text: str, rule: str, transformer: Any, comments: l
     methods = t.methods.get(type(transformer))
     if methods is None:
         spanless: frozenset[str] = getattr(transformer, "SPANLESS", frozenset())
-        methods = t.methods[type(transformer)] = [(_method(transformer, name), name not in spanless)
-                                                  for name in t.names]
-    picks, splices, expand1, names, inlined = t.picks, t.splices, t.expand1, t.names, t.inlined
-    sizes, kept, gotos, by_symbol = t.sizes, t.kept, t.gotos, t.by_symbol
-    first_char, punctuation, keywords, chain_memo = t.first, t.punctuation, t.keywords, t.chain_memo
+        methods = t.methods[type(transformer)] = [
+            (t.sizes[r], t.picks[r], t.splices[r], t.inlined[r], t.expand1[r], t.gotos[r],
+             _method(transformer, name), name not in spanless, name) for r, name in enumerate(t.names)]
+    kept, per_kind = t.kept, t.per_kind
+    first_char, fixed = t.first, t.fixed
     if len(text) >= MAX_POSITION:
         raise Unsupported("text too long for packed spans")
     ls = line_starts(text) if lines is None else lines
@@ -250,34 +255,28 @@ def parse(parser: lark.Lark, text: str, rule: str, transformer: Any, comments: l
     for m in t.tokens(text):
         value = m.group(1)
         start, end = m.span(1)
-        kind = first_char.get(value[0])
-        code = 0
-        if kind is None:                                            # punctuation
-            found = punctuation.get(value) or _punctuation(t, value)
-            if found is None:
-                raise Unsupported("no token here")
-            kind, word, code = found
-            if word is not None:
-                row = by_symbol.get(word)
-                if row is not None and row[states[-1]] is not None:
-                    kind = word
-            token = value if kind in kept else _DROPPED
-        elif kind == "NAME":
-            word = keywords.get(value)
-            if word is not None and by_symbol[word][states[-1]] is not None:
-                kind, token = word, _DROPPED
-            else:
-                token = intern(value)
-            if value in _WORD_OPS:
-                code = 1
-        elif kind == "COMMENT":
-            line = bisect_right(ls, start)
-            comments.append(comment(line, start - ls[line - 1] + 1, value.rstrip()))
-            continue
-        else:                                                       # a number or a string
-            if len(value) == 1 and kind == "STRING":
-                raise Unsupported("an unclosed string")              # (the last alternative took the quote)
-            token = value
+        found = fixed.get(value)
+        if found is None:
+            kind = first_char.get(value[0])
+            if kind == "NAME":
+                token, code = intern(value), 0
+            elif kind is None:                                      # punctuation not met before, or no token
+                found = _punctuation(t, value)
+                if found is None:
+                    raise Unsupported("no token here")
+            elif kind == "COMMENT":
+                line = bisect_right(ls, start)
+                comments.append(comment(line, start - ls[line - 1] + 1, value.rstrip()))
+                continue
+            else:                                                   # a number or a string
+                if len(value) == 1 and kind == "STRING":
+                    raise Unsupported("an unclosed string")          # (the last alternative took the quote)
+                token, code = value, 0
+        if found is not None:               # punctuation or a keyword: what it is, or becomes where accepted
+            kind, word, row, code, canonical = found
+            if row is not None and row[states[-1]] is not None:
+                kind = word
+            token = canonical if kind in kept else _DROPPED
         if check:
             if start > newline:                                     # a line break before this token
                 newline = text.find("\n", start)
@@ -309,12 +308,10 @@ def parse(parser: lark.Lark, text: str, rule: str, transformer: Any, comments: l
                         raise Unsupported("brackets nest too deeply")
                 if total > max_chain:
                     raise Unsupported("expressions nest too deeply")
-        acts = by_symbol.get(kind)
-        if acts is None:
+        known = per_kind.get(kind)
+        if known is None:
             raise Unsupported("a terminal no state accepts")
-        memo = chain_memo.get(kind)
-        if memo is None:
-            memo = chain_memo[kind] = {}
+        acts, memo = known
         while True:
             top = states[-1]
             act = acts[top]
@@ -338,8 +335,7 @@ def parse(parser: lark.Lark, text: str, rule: str, transformer: Any, comments: l
                     memo[key] = new
                 states[-1] = new
                 continue
-            r = ~act
-            n = sizes[r]
+            n, pick, splice, inline, expand, gotos, method, spanned, name = methods[~act]
             if n:
                 children = values[-n:]
                 first = firsts[-n]
@@ -354,9 +350,8 @@ def parse(parser: lark.Lark, text: str, rule: str, transformer: Any, comments: l
                             break
             else:
                 children, first, last = [], None, None
-            pick = picks[r]
             if pick is not None:
-                if splices[r]:
+                if splice:
                     spliced: list = []
                     for i in pick:
                         if i >= 0:
@@ -371,33 +366,31 @@ def parse(parser: lark.Lark, text: str, rule: str, transformer: Any, comments: l
                 else:
                     children = [children[i] if i >= 0 else None for i in pick]
             result: Any
-            if inlined[r]:
+            if inline:
                 result = children               # spliced into the parent's children
-            elif expand1[r] and len(children) == 1:
+            elif expand and len(children) == 1:
                 result = children[0]
+            elif method is None:
+                result = Tree(name, children)
+            elif not spanned:
+                result = method(transformer, None, children)
+            elif first is None:
+                result = method(transformer, base, children)              # no text: Span(file=file)
             else:
-                method, spanned = methods[r]
-                if method is None:
-                    result = Tree(names[r], children)
-                elif not spanned:
-                    result = method(transformer, None, children)
-                elif first is None:
-                    result = method(transformer, base, children)          # no text: Span(file=file)
-                else:
-                    a = bisect_right(ls, first)
-                    b = bisect_right(ls, last)
-                    result = method(transformer, base | a << 69 | (first - ls[a - 1] + 1) << 46 | b << 23
-                                    | (last - ls[b - 1] + 1), children)
+                a = bisect_right(ls, first)
+                b = bisect_right(ls, last)
+                result = method(transformer, base | a << 69 | (first - ls[a - 1] + 1) << 46 | b << 23
+                                | (last - ls[b - 1] + 1), children)
             if n == 1:                          # the rule's one entry becomes the rule's
-                states[-1] = gotos[r][states[-2]]
+                states[-1] = gotos[states[-2]]
                 values[-1] = result
             elif n:
-                states[-n:] = (gotos[r][states[-n - 1]],)
+                states[-n:] = (gotos[states[-n - 1]],)
                 values[-n:] = (result,)
                 firsts[-n:] = (first,)
                 lasts[-n:] = (last,)
             else:
-                push_state(gotos[r][states[-1]])
+                push_state(gotos[states[-1]])
                 push_value(result)
                 push_first(first)
                 push_last(last)
@@ -460,7 +453,7 @@ def _finish(t: Tables, states: list, values: list, firsts: list, lasts: list, tr
         elif t.expand1[r] and len(children) == 1:
             result = children[0]
         else:
-            method, spanned = methods[r]
+            method, spanned = methods[r][6:8]
             if method is None:
                 result = Tree(t.names[r], children)
             elif not spanned:

@@ -50,14 +50,17 @@ def lean_tokens(text: str) -> list[tuple[int, int, str]] | str:
         value = m.group(1)
         if m.start() != pos:
             return str(pos)
-        kind = t.first.get(value[0])
-        if kind is None:
-            known = t.punctuation.get(value) or fastparse._punctuation(t, value)
-            if known is None:
+        known = t.fixed.get(value)                          # punctuation and keywords met before
+        if known is None:
+            kind = t.first.get(value[0])
+            if kind is None:
+                known = fastparse._punctuation(t, value)
+                if known is None:
+                    return str(m.start(1))
+            elif kind == "STRING" and len(value) == 1:     # an unclosed quote (the driver refuses it)
                 return str(m.start(1))
+        if known is not None:
             kind = known[0]
-        elif kind == "STRING" and len(value) == 1:         # an unclosed quote (the driver refuses it)
-            return str(m.start(1))
         found.append((*m.span(1), kind))
         pos = m.end()
     if text[pos:].strip(" \t\f\r\n"):
