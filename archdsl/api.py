@@ -143,7 +143,7 @@ def _build_file(source: Source, model: str | None, seed: int | None, check_input
 
         try:
             cls = load_source(entry.source, str(entry.meta["class"]), entry.code)
-            thunk = GraphThunk(entry.text)
+            thunk = GraphThunk(entry.packed)
             return instantiate(cls, seed, thunk, entry.source, mode=str(entry.meta["mode"]))
         except (KeyError, AttributeError, TypeError):   # an entry of another layout: rebuilt below
             pass

@@ -31,6 +31,7 @@ import sys
 import tempfile
 import time
 import types
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -139,13 +140,27 @@ def file_digest(path: str) -> str | None:
 
 class Entry:
     """One cache entry: ``meta`` (a JSON object), the generated ``source``, its ``code`` object (compiled with the
-    file name ``filename``) and a ``text`` payload (a graph's JSON, or "")."""
+    file name ``filename``) and a ``text`` payload (a graph's JSON, or ""), stored compressed (``packed``: zlib of
+    its UTF-8) and decompressed on first use of ``text``."""
 
-    __slots__ = ("code", "filename", "key", "meta", "source", "text")
+    __slots__ = ("_text", "code", "filename", "key", "meta", "packed", "source")
 
     def __init__(self, key: str, meta: dict[str, Any], source: str, filename: str,
-                 code: types.CodeType | None = None, text: str = "") -> None:
-        self.key, self.meta, self.source, self.filename, self.code, self.text = key, meta, source, filename, code, text
+                 code: types.CodeType | None = None, text: str = "", packed: bytes | None = None) -> None:
+        self.key, self.meta, self.source, self.filename, self.code = key, meta, source, filename, code
+        self._text: str | None = None if packed is not None else text
+        self.packed = packed if packed is not None else zlib.compress(text.encode("utf-8", "surrogatepass"), 1)
+
+    @property
+    def text(self) -> str:
+        if self._text is None:
+            self._text = unpack(self.packed)
+        return self._text
+
+
+def unpack(packed: bytes) -> str:
+    """The text of an entry's ``packed`` payload."""
+    return zlib.decompress(packed).decode("utf-8", "surrogatepass")
 
 
 def _path(folder: Path, key: str) -> Path:
@@ -191,7 +206,7 @@ def _decode(data: bytes, key: str) -> Entry | None:
         a, b = sizes[0], sizes[0] + sizes[1]
         source = bytes(payload[:a]).decode("utf-8")
         code = marshal.loads(payload[a:b]) if sizes[1] else None
-        text = bytes(payload[b:]).decode("utf-8")
+        packed = bytes(payload[b:])
         meta, filename = header["meta"], header["filename"]
         if not isinstance(meta, dict) or not isinstance(filename, str):
             return None
@@ -199,7 +214,7 @@ def _decode(data: bytes, key: str) -> Entry | None:
             return None
     except (ValueError, KeyError, TypeError, EOFError, UnicodeDecodeError, RecursionError):
         return None
-    return Entry(key, meta, source, filename, code, text)
+    return Entry(key, meta, source, filename, code, packed=packed)
 
 
 def store(entry: Entry) -> bool:
@@ -210,7 +225,7 @@ def store(entry: Entry) -> bool:
         return False
     try:
         code = marshal.dumps(entry.code) if entry.code is not None else b""
-        parts = [entry.source.encode("utf-8"), code, entry.text.encode("utf-8")]
+        parts = [entry.source.encode("utf-8"), code, entry.packed]
     except (ValueError, UnicodeEncodeError):
         return False
     payload = b"".join(parts)

@@ -70,7 +70,18 @@ def _require(name: str) -> Path:
 
 def spec_files() -> list[Path]:
     """The shipped spec files that make up the zoo (``specs/*.arch`` and YAML specs; not ``specs/std/``)."""
-    return sorted(p for p in spec_dir().iterdir() if p.is_file() and p.suffix in SPEC_SUFFIXES)
+    return [Path(path) for path, _, _ in _spec_stamps()]
+
+
+def _spec_stamps() -> list[tuple[str, int, int]]:
+    """(path, modification time, size) of each spec file of the zoo, sorted by path (one ``os.scandir``)."""
+    out = []
+    with os.scandir(spec_dir()) as it:
+        for e in it:
+            if e.name.endswith(SPEC_SUFFIXES) and e.is_file():
+                st = e.stat()
+                out.append((e.path, st.st_mtime_ns, st.st_size))
+    return sorted(out)
 
 
 def _index() -> dict[str, Path]:
@@ -81,25 +92,16 @@ def _index() -> dict[str, Path]:
     resolves to the first file in sorted order; the zoo tests refuse both that and a file whose scan differs
     from its parse.
     """
-    return _index_of(tuple((str(p), p.stat().st_mtime_ns) for p in spec_files()))
+    return _index_of(tuple(_spec_stamps()))
 
 
 @functools.lru_cache(maxsize=4)
-def _index_of(files: tuple[tuple[str, int], ...]) -> dict[str, Path]:
-    """The index of these files (path, modification time); kept in the compile cache between processes, under a
-    key of the files' paths, sizes and modification times (and archdsl's code, as every entry)."""
+def _index_of(files: tuple[tuple[str, int, int], ...]) -> dict[str, Path]:
+    """The index of these files (path, modification time, size); kept in the compile cache between processes,
+    under a key of those stamps (and archdsl's code, as every entry)."""
     from archdsl import compilecache
 
-    key = None
-    if compilecache.cache_dir() is not None:
-        stamps = []
-        for path, mtime in files:
-            try:
-                stamps.append([path, mtime, os.stat(path).st_size])
-            except OSError:
-                stamps = []
-                break
-        key = compilecache.key_of("zoo-index", stamps) if stamps else None
+    key = compilecache.key_of("zoo-index", files) if compilecache.cache_dir() is not None else None
     entry = compilecache.load(key) if key is not None else None
     if entry is not None and isinstance(entry.meta.get("index"), dict):
         index = entry.meta["index"]
@@ -111,9 +113,9 @@ def _index_of(files: tuple[tuple[str, int], ...]) -> dict[str, Path]:
     return index
 
 
-def _scan_index(files: tuple[tuple[str, int], ...]) -> dict[str, Path]:
+def _scan_index(files: tuple[tuple[str, int, int], ...]) -> dict[str, Path]:
     index: dict[str, Path] = {}
-    for path, mtime in files:
+    for path, mtime, _ in files:
         try:
             models = _models_in(path, mtime)
         except ArchError:

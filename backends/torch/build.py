@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import linecache
 import sys
@@ -9,7 +10,6 @@ import types
 from typing import TYPE_CHECKING, Any
 
 import torch
-from torch.utils._device import DeviceContext, _device_constructors  # what `with torch.device(...)` enters
 
 if TYPE_CHECKING:       # the code generator and the IR load only when a module is generated (not from the cache)
     from archdsl.ir.graph import Graph
@@ -85,17 +85,19 @@ def _seed(seed: int) -> None:
 
 class GraphThunk:
     """A module's graph, made on first use: ``Graph.from_json`` of JSON text this archdsl verified before (from
-    the compile cache). Every call returns the same Graph."""
+    the compile cache; ``text``: the text, or bytes of it compressed by :mod:`archdsl.compilecache`). Every call
+    returns the same Graph."""
 
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str | bytes) -> None:
         self.text = text
         self.graph: Graph | None = None
 
     def __call__(self) -> Graph:
         if self.graph is None:
+            from archdsl.compilecache import unpack
             from archdsl.ir.graph import Graph
 
-            self.graph = Graph.from_json(self.text)
+            self.graph = Graph.from_json(self.text if isinstance(self.text, str) else unpack(self.text))
         return self.graph
 
     def __getstate__(self) -> dict[str, Any]:
@@ -175,7 +177,7 @@ def on_meta(cls: type[torch.nn.Module]) -> torch.nn.Module:
     """``cls()`` with every tensor on the meta device and the initialisers skipped where they would write to a
     meta tensor: a meta tensor holds no values, so ``kaiming_uniform_`` on it changes nothing but costs (about a
     third of a ResNet-50's construction). A tensor on a real device is initialised as ever."""
-    with _MetaNoInit("meta"):
+    with _meta_no_init()("meta"):
         return cls()
 
 
@@ -189,23 +191,30 @@ def _initialisers() -> frozenset:
                       *(getattr(torch.Tensor, n) for n in methods if hasattr(torch.Tensor, n))])
 
 
-_INITIALISERS = _initialisers()
-_CONSTRUCTORS = _device_constructors()      # the factory functions DeviceContext gives a device
+@functools.cache
+def _meta_no_init() -> type:
+    """The context class of :func:`on_meta` (made on first use: building a module with initialisation never
+    needs it)."""
+    from torch.utils._device import DeviceContext, _device_constructors  # what `with torch.device(...)` enters
 
+    initialisers = _initialisers()
+    constructors = _device_constructors()      # the factory functions DeviceContext gives a device
 
-class _MetaNoInit(DeviceContext):
-    """``torch.device("meta")`` (tensors made without a device land on meta) that returns an initialiser's
-    meta tensor untouched instead of dispatching the call."""
+    class _MetaNoInit(DeviceContext):
+        """``torch.device("meta")`` (tensors made without a device land on meta) that returns an initialiser's
+        meta tensor untouched instead of dispatching the call."""
 
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        kwargs = kwargs or {}
-        if func in _INITIALISERS:
-            target = args[0] if args else kwargs.get("tensor")
-            if isinstance(target, torch.Tensor) and target.is_meta:
-                return target
-        elif func in _CONSTRUCTORS and kwargs.get("device") is None:     # DeviceContext's own rule, inlined
-            kwargs["device"] = self.device
-        return func(*args, **kwargs)
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            kwargs = kwargs or {}
+            if func in initialisers:
+                target = args[0] if args else kwargs.get("tensor")
+                if isinstance(target, torch.Tensor) and target.is_meta:
+                    return target
+            elif func in constructors and kwargs.get("device") is None:     # DeviceContext's own rule, inlined
+                kwargs["device"] = self.device
+            return func(*args, **kwargs)
+
+    return _MetaNoInit
 
 
 def _walk(module: torch.nn.Module, state: dict[str, torch.Tensor]) -> tuple[list[tuple[str, list[str]]], bool]:
