@@ -14,6 +14,7 @@ from archdsl.elaborate.shapes import Shapes
 from archdsl.elaborate.values import (
     Absent,
     BlockLayer,
+    Layer,
     Named,
     OpLayer,
     Tensor,
@@ -49,8 +50,8 @@ class Blocks:
         if len(layer.args) > len(block.params):
             raise error(f"block {block.name} takes {len(block.params)} parameter(s), got {len(layer.args)}",
                         layer.arg_spans.get(len(block.params)) or layer.span, f"{block.name}({', '.join(decls)})")
-        given = {p.name: (v, layer.arg_spans.get(i))
-                 for i, (p, v) in enumerate(zip(block.params, layer.args, strict=False))}
+        given: dict[str, tuple[Any, str | int]] = {p.name: (v, i) for i, (p, v) in
+                                                    enumerate(zip(block.params, layer.args, strict=False))}
         for k, v in layer.kwargs:
             if k not in decls:
                 close = difflib.get_close_matches(k, list(decls), n=1)
@@ -60,17 +61,21 @@ class Blocks:
             if k in given:
                 raise error(f"parameter '{k}' of {block.name} is given twice", layer.arg_spans.get(k) or layer.span,
                             "give it once, by position or by name")
-            given[k] = (v, layer.arg_spans.get(k))
+            given[k] = (v, k)
         for p in block.params:
             if p.name in given:
-                value, where = given[p.name]
+                value, key = given[p.name]
             elif p.default is not None:
-                value, where = self.evaluator.evaluate(p.default, scope), p.default.span
+                value, key = self.evaluator.evaluate(p.default, scope), None
             else:
                 raise error(f"block {block.name} needs the parameter '{p.name}: {p.type}'", layer.span,
                             f"pass it: {block.name}(..., {p.name}=...), or give it a default in the block",
                             notes=[(f"'{p.name}' is declared here", p.span)])
-            scope.names[p.name] = self.check_param_type(block.name, p, value, where or layer.span)
+            if p.type.name != "layer" and param_types.matches(p.type, value):    # the usual case: no place needed
+                scope.names[p.name] = param_types.coerce(p.type, value)
+            else:                       # spans are made when read: only for an error or a layer made here
+                where = layer.arg_spans.get(key) if key is not None else p.default.span if p.default else None
+                scope.names[p.name] = self.check_param_type(block.name, p, value, where or layer.span)
             scope.used.add(p.name)
 
     def _param_decls(self, block: A.BlockDef) -> dict[str, A.ParamDecl]:
@@ -148,27 +153,27 @@ class Blocks:
     def exec_assign(self, stmt: A.Assign, scope: Scope) -> None:
         """``name = expr``: a layer gets the name as its module name; a value is just bound."""
         value = self.evaluator.evaluate(stmt.value, scope)
-        ctx = self.session.ctx
+        ctx, span = self.session.ctx, stmt.span        # (a syntax node's span is made on each read: read once)
         if len(stmt.targets) == 1 and isinstance(value, Unnamed):    # idx = Buffer(expr): the buffer's name
-            value = self.applier.apply(value.layer, list(value.inputs), ctx.path + (stmt.targets[0],), stmt.span)[0]
+            value = self.applier.apply(value.layer, list(value.inputs), ctx.path + (stmt.targets[0],), span)[0]
         elif len(stmt.targets) == 1 and isinstance(value, OpLayer) and value.op.arity == 0:
             # a source op (a free parameter such as a class token) is applied where it is named
-            value = self.applier.apply(value, [], ctx.path + (stmt.targets[0],), stmt.span)[0]
+            value = self.applier.apply(value, [], ctx.path + (stmt.targets[0],), span)[0]
         elif len(stmt.targets) == 1 and (is_layer(value) or isinstance(value, list) and layer_like(value)) \
                 or isinstance(value, Absent):
             name = stmt.targets[0]
-            layer = self.evaluator.containers.as_layer(value, stmt.value.span)
-            value = Named(name, layer, stmt.span, path=ctx.path + (name,),
+            layer = value if isinstance(value, Layer) else self.evaluator.containers.as_layer(value, stmt.value.span)
+            value = Named(name, layer, span, path=ctx.path + (name,),
                           owner=ctx.owner + (name,))   # stable: re-applying the enclosing layer shares
         for t in stmt.targets:
             if t in scope.names and t != "_":
-                raise self.session.error(f"'{t}' is already defined in this block", stmt.span,
+                raise self.session.error(f"'{t}' is already defined in this block", span,
                                          "a name is defined once per block: give this value a new name",
                                          notes=[("first defined here", scope.assigned[t])]
                                          if t in scope.assigned else [])
-        self.evaluator.containers.bind_targets(stmt.targets, value, scope, stmt.span)
+        self.evaluator.containers.bind_targets(stmt.targets, value, scope, span)
         for t in stmt.targets:
-            scope.assigned[t] = stmt.span
+            scope.assigned[t] = span
 
     def exec_output(self, stmt: A.OutputStmt, scope: Scope) -> Tensor:
         """``out expr``: the value must be a tensor; an annotation is checked."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import itertools
 import re
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from archdsl.elaborate.builtins import MAX_REPEAT
@@ -82,7 +83,7 @@ class Containers:
         evaluate = self.evaluator.evaluate
         results: list[tuple[Any, Any]] = []
         for inner in self.iterate(e.clauses, scope, e.span):
-            if e.cond is not None and not self.evaluator.truth(evaluate(e.cond, inner), e.cond.span):
+            if e.cond is not None and not self.evaluator.truth(evaluate(e.cond, inner), e.cond):
                 continue
             key = evaluate(e.key, inner) if e.key is not None else None
             results.append((key, evaluate(e.elt, inner)))
@@ -220,8 +221,35 @@ class Containers:
                                  "a layer is an op or block call (Conv2d(...)), a named layer, or a container of them")
 
 
-def arg_spans(e: A.Call) -> dict[str | int, Span]:
-    """Where each argument of a call was written: position index or keyword name -> span."""
-    spans: dict[str | int, Span] = {i: a.span for i, a in enumerate(e.args)}
-    spans.update({k: v.span for k, v in e.kwargs})
-    return spans
+class ArgSpans(Mapping):
+    """Where each argument of a call was written: position index (after the first ``skip``, which are the
+    call's tensor inputs) or keyword name -> span. Made when first read: errors read it, most calls never do
+    (a span is made on each read of a syntax node's)."""
+
+    __slots__ = ("call", "skip", "_spans")
+
+    def __init__(self, call: A.Call, skip: int = 0) -> None:
+        self.call, self.skip = call, skip
+        self._spans: dict[str | int, Span] | None = None
+
+    def _table(self) -> dict[str | int, Span]:
+        if self._spans is None:
+            e, skip = self.call, self.skip
+            spans: dict[str | int, Span] = {i - skip: a.span for i, a in enumerate(e.args) if i >= skip}
+            spans.update({k: v.span for k, v in e.kwargs})
+            self._spans = spans
+        return self._spans
+
+    def __getitem__(self, key: str | int) -> Span:
+        return self._table()[key]
+
+    def __iter__(self) -> Iterator[str | int]:
+        return iter(self._table())
+
+    def __len__(self) -> int:
+        return len(self._table())
+
+
+def arg_spans(e: A.Call, skip: int = 0) -> ArgSpans:
+    """Where each argument of a call was written (see :class:`ArgSpans`)."""
+    return ArgSpans(e, skip)

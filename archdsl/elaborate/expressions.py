@@ -101,18 +101,19 @@ class Evaluator:
         """Evaluate one expression in ``scope``."""
         return self.dispatch[type(expr)](expr, scope)
 
-    def scalar(self, fn: Callable[..., Any], span: Span | None, *args: Any) -> Any:
-        """Run a pure scalar function, turning its ScalarError into a located error."""
+    def scalar(self, fn: Callable[..., Any], at: Any, *args: Any) -> Any:
+        """Run a pure scalar function, turning its ScalarError into an error located at ``at`` (a span, or a syntax
+        node whose span is then read: a syntax node makes its span on each read)."""
         try:
             return fn(*args)
         except ScalarError as exc:
-            raise self.session.error(exc.message, span, exc.hint,
+            raise self.session.error(exc.message, _span(at), exc.hint,
                                      cls=LimitError if exc.limit else ElaborationError) from None
 
     # -- leaves ------------------------------------------------------------------------------
     def number(self, e: A.Num, scope: Scope) -> Any:
         """A number literal, within 64 bits and finite."""
-        return self.scalar(scalars.number, e.span, e.value)
+        return self.scalar(scalars.number, e, e.value)
 
     def fill_template(self, text: str, scope: Scope, span: Span) -> str:
         """Replace each ``{expr}`` in a string with its value (``"denselayer{i+1}"``)."""
@@ -143,11 +144,12 @@ class Evaluator:
         found, value = scope.get_local(e.id)
         if found:
             return value
-        return self.lookup_global(e.id, scope, e.span)
+        return self.lookup_global(e.id, scope, e)
 
-    def lookup_global(self, name: str, scope: Scope, span: Span, what: str = "name",
+    def lookup_global(self, name: str, scope: Scope, at: Any, what: str = "name",
                       args: tuple[A.Expr, ...] = ()) -> Any:
-        """Constants, blocks, import aliases, built-ins and ops, in that order (``what`` names the role in errors)."""
+        """Constants, blocks, import aliases, built-ins and ops, in that order (``what`` names the role in errors;
+        ``at``: the place, or the syntax node whose span is the place)."""
         ns = scope.namespace
         let = ns.find_let(name)
         if let is not None:
@@ -165,6 +167,7 @@ class Evaluator:
             if ref is None:
                 ref = _OP_REFS[op] = OpRef(op)
             return ref
+        span = at if isinstance(at, Span) else at.span
         root = scope.root()
         later = dataflow.later_definition(root.block, root.current, name)
         if later is not None and root.current is not None:     # (later is None without a current statement)
@@ -178,7 +181,7 @@ class Evaluator:
         (a call's ``args`` tell its did-you-mean whether an op or a built-in function is meant)."""
         if isinstance(expr, A.Name):
             found, value = scope.get_local(expr.id)
-            return value if found else self.lookup_global(expr.id, scope, expr.span, what, args)
+            return value if found else self.lookup_global(expr.id, scope, expr, what, args)
         return self.evaluate(expr, scope)
 
     def _any_tensor(self, args: tuple[A.Expr, ...], scope: Scope) -> bool:
@@ -230,13 +233,13 @@ class Evaluator:
                                  f"{describe(obj)}", e.span, _INSIDE_BLOCK if isinstance(obj, Layer) else None)
 
     # -- operators ---------------------------------------------------------------------------
-    def truth(self, value: Any, span: Span) -> bool:
-        """A condition's value; refuses tensors and undecidable symbolic comparisons."""
-        return self.scalar(scalars.truth, span, value)
+    def truth(self, value: Any, at: Any) -> bool:
+        """A condition's value; refuses tensors and undecidable symbolic comparisons (``at``: as for scalar)."""
+        return self.scalar(scalars.truth, at, value)
 
     def if_expr(self, e: A.IfExpr, scope: Scope) -> Any:
         """``a if cond else b``; without ``else`` a false condition gives an absent layer."""
-        if self.truth(self.evaluate(e.cond, scope), e.cond.span):
+        if self.truth(self.evaluate(e.cond, scope), e.cond):
             return self.evaluate(e.body, scope)
         if e.orelse is None:
             return Absent(e.span)
@@ -246,25 +249,25 @@ class Evaluator:
         """``not x`` and ``-x`` (on a tensor: a node)."""
         value = self.evaluate(e.operand, scope)
         if e.op == "not":
-            return not self.truth(value, e.operand.span)
+            return not self.truth(value, e.operand)
         if isinstance(value, Tensor):
             return self.applier.apply_op(T.ScalarArith(fn="neg"), [value], e.span)[0]
-        return self.scalar(scalars.negate, e.span, value)
+        return self.scalar(scalars.negate, e, value)
 
     def binop(self, e: A.BinOp, scope: Scope) -> Any:
         """``and``/``or`` short-circuit; tensor arithmetic adds nodes; the rest is scalar."""
         if e.op in ("and", "or"):
-            left = self.truth(self.evaluate(e.left, scope), e.left.span)
+            left = self.truth(self.evaluate(e.left, scope), e.left)
             if (e.op == "and" and not left) or (e.op == "or" and left):
                 return left
-            return self.truth(self.evaluate(e.right, scope), e.right.span)
+            return self.truth(self.evaluate(e.right, scope), e.right)
         a, b = self.evaluate(e.left, scope), self.evaluate(e.right, scope)
         if isinstance(a, Tensor) or isinstance(b, Tensor):
             return self.tensor_binop(e, a, b)
         cost = scalars.concat_cost(e.op, a, b)
         if cost:
             self.session.spend(cost, e.span)
-        return self.scalar(scalars.binop, e.span, e.op, a, b)
+        return self.scalar(scalars.binop, e, e.op, a, b)
 
     def tensor_binop(self, e: A.BinOp, a: Any, b: Any) -> Tensor:
         """``+ - * / @`` between tensors, and tensor-scalar arithmetic."""
@@ -367,10 +370,7 @@ class Evaluator:
         if any(isinstance(a, Tensor) for a in rest) or any(isinstance(v, Tensor) for v in kwargs.values()):
             raise self.session.error(f"{op.__name__}: tensors must come before the other arguments", e.span,
                                      f"write {op.__name__}(x, ...) with the tensors first")
-        spans = arg_spans(e)
-        skip = len(args) - len(rest)      # positions taken by the tensor inputs
-        spans = {(k - skip if isinstance(k, int) else k): v for k, v in spans.items()
-                 if not isinstance(k, int) or k >= skip}
+        spans = arg_spans(e, len(args) - len(rest))      # positions after those of the tensor inputs
         layer = OpLayer(op, tuple(rest), tuple(kwargs.items()), e.span, arg_spans=spans)
         if not inputs and op.arity == 0 and op.params is OpDef.params:
             return self.applier.apply_value(layer, [], e.span)  # a constructor (arange, zeros): a value at once
@@ -383,9 +383,16 @@ class Evaluator:
     def pipe(self, e: A.Pipe, scope: Scope) -> Any:
         """``x |> layer`` (a tuple on the left feeds several inputs)."""
         value = self.evaluate(e.value, scope)
-        layer = self.containers.as_layer(self.callee(e.layer, scope, "layer, op or block"), e.layer.span)
+        layer = self.callee(e.layer, scope, "layer, op or block")
+        if not isinstance(layer, Layer):        # (as_layer returns a layer as it is: no span to make)
+            layer = self.containers.as_layer(layer, e.layer.span)
         inputs = spread(list(value) if isinstance(value, tuple) else [value])
         if not all(isinstance(v, Tensor) for v in inputs):
             raise self.session.error(f"'|>' needs a tensor on the left, got {describe(value)}", e.value.span,
                                      "a pipe feeds a tensor to a layer: `x |> layer`")
         return self.applier.apply_value(layer, inputs, e.layer.span)
+
+
+def _span(at: Any) -> Span | None:
+    """The place ``at`` stands for: a span, or a syntax node's span (read only when needed: it is made on read)."""
+    return at if at is None or isinstance(at, Span) else at.span

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -96,7 +97,7 @@ class OpLayer(Layer):
     args: tuple[Any, ...]
     kwargs: tuple[tuple[str, Any], ...]
     span: Span | None = None
-    arg_spans: dict[str | int, Span] = field(default_factory=dict)   # argument (index or name) -> its span
+    arg_spans: Mapping[str | int, Span] = field(default_factory=dict)   # argument (index or name) -> its span
 
 
 @dataclass(eq=False)
@@ -108,7 +109,7 @@ class BlockLayer(Layer):
     args: tuple[Any, ...]
     kwargs: tuple[tuple[str, Any], ...]
     span: Span | None = None
-    arg_spans: dict[str | int, Span] = field(default_factory=dict)   # argument (index or name) -> its span
+    arg_spans: Mapping[str | int, Span] = field(default_factory=dict)   # argument (index or name) -> its span
 
 
 @dataclass(frozen=True, eq=False)
