@@ -21,7 +21,6 @@ from __future__ import annotations
 import functools
 import re
 import sys
-from bisect import bisect_right
 from typing import Any
 
 import lark
@@ -178,16 +177,6 @@ def _method(transformer: Any, name: str) -> Any:
 _DROPPED = object()          # the value of a token no rule keeps
 
 
-def line_starts(text: str) -> list[int]:
-    """The offset at which each line of ``text`` starts (lines end at ``\n``, as lark counts them)."""
-    starts = [0]
-    starts += [m.end() for m in _NEWLINE.finditer(text)]
-    return starts
-
-
-_NEWLINE = re.compile("\n")
-
-
 _WORD_OPS = frozenset({"and", "or", "not", "if", "else"})
 _PAREN, _BRACKET, _BRACE, _CLOSE, _COMMA = -1, -2, -3, -4, -5
 _OPERATORS = re.compile(r"\|>|\*\*|//|[=!<>]=|[-+*/%@<>.]")      # as parser._COUNTED splits punctuation
@@ -210,16 +199,15 @@ def _punctuation(t: Tables, token: str) -> tuple[str, str | None, Any, int, str]
 
 
 def parse(parser: lark.Lark, text: str, rule: str, transformer: Any, comments: list, comment: Any,  # noqa: C901, PLR0912, PLR0915 - one hot loop
-          lines: list[int] | None = None, limits: tuple[int, int] | None = None) -> Any:
+          limits: tuple[int, int] | None = None) -> Any:
     """Parse ``text`` from ``rule`` and build the syntax tree with ``transformer`` (a ``_LeanToAst``).
 
     Each transformer method is called as ``method(transformer, here, children)``: ``here`` is the rule's packed
     span (``ast.pack``, with the base ``transformer.base``; None for the rules in ``transformer.SPANLESS``) and
     tokens among the children are plain strings (names interned). Comments are appended to ``comments`` as
-    ``comment(line, column, text)``. ``lines`` are the line starts of ``text`` (``line_starts``), when the
-    caller has them. With ``limits`` (most brackets open at once, largest nesting estimate), raises Unsupported
-    where ``parser._check_nesting`` would refuse the text (so the caller need not run it before a parse that
-    succeeds). Raises Unsupported on any error."""
+    ``comment(line, column, text)``. With ``limits`` (most brackets open at once, largest nesting estimate),
+    raises Unsupported where ``parser._check_nesting`` would refuse the text (so the caller need not run it
+    before a parse that succeeds). Raises Unsupported on any error."""
     t = tables(parser)
     methods = t.methods.get(type(transformer))
     if methods is None:
@@ -231,14 +219,13 @@ def parse(parser: lark.Lark, text: str, rule: str, transformer: Any, comments: l
     first_char, fixed = t.first, t.fixed
     if len(text) >= MAX_POSITION:
         raise Unsupported("text too long for packed spans")
-    ls = line_starts(text) if lines is None else lines
     base = transformer.base
     intern = sys.intern
     end_state = t.end_states[rule]
     states = [t.start_states[rule]]
     values: list[Any] = []
-    firsts: list[Any] = []          # per stack entry: offset of its first character, or None (nothing)
-    lasts: list[Any] = []           # and just past its last one
+    firsts: list[Any] = []          # per stack entry: line << 23 | column of its first character, or None
+    lasts: list[Any] = []           # and of the place just past its last one
     push_state, push_value, push_first, push_last = states.append, values.append, firsts.append, lasts.append
     token: Any
     kind: Any
@@ -249,12 +236,21 @@ def parse(parser: lark.Lark, text: str, rule: str, transformer: Any, comments: l
     counts = [0]                    # per open bracket (the first: the file, a brace): its count
     braces = [True]                 # and whether it is a brace
     brace_top, total, size = True, 0, len(text)
-    newline = text.find("\n")
+    line, line_start, newline = 1, 0, text.find("\n")        # the current line, its start and its end
     if newline < 0:
         newline = size
     for m in t.tokens(text):
         value = m.group(1)
         start, end = m.span(1)
+        if start > newline:                 # on a later line (tokens hold no line breaks): count them once
+            line += text.count("\n", newline, start)
+            line_start = text.rindex("\n", newline, start) + 1
+            newline = text.find("\n", start)
+            if newline < 0:
+                newline = size
+            if brace_top:                   # the nesting estimate: a line break inside braces ends a chain
+                total -= counts[-1]
+                counts[-1] = 0
         found = fixed.get(value)
         if found is None:
             kind = first_char.get(value[0])
@@ -265,8 +261,7 @@ def parse(parser: lark.Lark, text: str, rule: str, transformer: Any, comments: l
                 if found is None:
                     raise Unsupported("no token here")
             elif kind == "COMMENT":
-                line = bisect_right(ls, start)
-                comments.append(comment(line, start - ls[line - 1] + 1, value.rstrip()))
+                comments.append(comment(line, start - line_start + 1, value.rstrip()))
                 continue
             else:                                                   # a number or a string
                 if len(value) == 1 and kind == "STRING":
@@ -278,13 +273,6 @@ def parse(parser: lark.Lark, text: str, rule: str, transformer: Any, comments: l
                 kind = word
             token = canonical if kind in kept else _DROPPED
         if check:
-            if start > newline:                                     # a line break before this token
-                newline = text.find("\n", start)
-                if newline < 0:
-                    newline = size
-                if brace_top:
-                    total -= counts[-1]
-                    counts[-1] = 0
             if code:
                 if code > 0:
                     counts[-1] += code
@@ -320,8 +308,8 @@ def parse(parser: lark.Lark, text: str, rule: str, transformer: Any, comments: l
             if act >= 0:
                 push_state(act)
                 push_value(token)
-                push_first(start)
-                push_last(end)
+                push_first(line << 23 | (start - line_start + 1))
+                push_last(line << 23 | (end - line_start + 1))
                 break
             if act <= UNIT:
                 # a chain of `?rule: child` reductions: the states below stay, only the top one changes, so the
@@ -377,10 +365,7 @@ def parse(parser: lark.Lark, text: str, rule: str, transformer: Any, comments: l
             elif first is None:
                 result = method(transformer, base, children)              # no text: Span(file=file)
             else:
-                a = bisect_right(ls, first)
-                b = bisect_right(ls, last)
-                result = method(transformer, base | a << 69 | (first - ls[a - 1] + 1) << 46 | b << 23
-                                | (last - ls[b - 1] + 1), children)
+                result = method(transformer, base | first << 46 | last, children)
             if n == 1:                          # the rule's one entry becomes the rule's
                 states[-1] = gotos[states[-2]]
                 values[-1] = result
@@ -395,7 +380,7 @@ def parse(parser: lark.Lark, text: str, rule: str, transformer: Any, comments: l
                 push_first(first)
                 push_last(last)
     # the end of the text: reduce until the rule is complete
-    return _finish(t, states, values, firsts, lasts, transformer, methods, end_state, base, ls)
+    return _finish(t, states, values, firsts, lasts, transformer, methods, end_state, base)
 
 
 def _chain(t: Tables, acts: list, top: int, below: int) -> int:
@@ -411,7 +396,7 @@ def _chain(t: Tables, acts: list, top: int, below: int) -> int:
 
 
 def _finish(t: Tables, states: list, values: list, firsts: list, lasts: list, transformer: Any, methods: list,  # noqa: C901 - parse's loop for the last token
-            end_state: int, base: int, ls: list[int]) -> Any:
+            end_state: int, base: int) -> Any:
     """The reductions at the end of the text (the lookahead ``$END``), as in ``parse``; the finished result."""
     acts = t.by_symbol.get("$END")
     if acts is None:
@@ -461,10 +446,7 @@ def _finish(t: Tables, states: list, values: list, firsts: list, lasts: list, tr
             elif first is None:
                 result = method(transformer, base, children)
             else:
-                a = bisect_right(ls, first)
-                b = bisect_right(ls, last)
-                result = method(transformer, base | a << 69 | (first - ls[a - 1] + 1) << 46 | b << 23
-                                | (last - ls[b - 1] + 1), children)
+                result = method(transformer, base | first << 46 | last, children)
         goto = t.gotos[r][states[-1]]
         if goto is None:
             raise Unsupported("no goto")
