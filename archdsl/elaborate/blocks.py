@@ -14,7 +14,6 @@ from archdsl.elaborate.shapes import Shapes
 from archdsl.elaborate.values import (
     Absent,
     BlockLayer,
-    Layer,
     Named,
     OpLayer,
     Tensor,
@@ -153,7 +152,7 @@ class Blocks:
     def exec_assign(self, stmt: A.Assign, scope: Scope) -> None:
         """``name = expr``: a layer gets the name as its module name; a value is just bound."""
         value = self.evaluator.evaluate(stmt.value, scope)
-        ctx, span = self.session.ctx, stmt.span        # (a syntax node's span is made on each read: read once)
+        ctx, span = self.session.ctx, self.session.span_of(stmt)     # (a syntax node makes its span on each read)
         if len(stmt.targets) == 1 and isinstance(value, Unnamed):    # idx = Buffer(expr): the buffer's name
             value = self.applier.apply(value.layer, list(value.inputs), ctx.path + (stmt.targets[0],), span)[0]
         elif len(stmt.targets) == 1 and isinstance(value, OpLayer) and value.op.arity == 0:
@@ -162,7 +161,7 @@ class Blocks:
         elif len(stmt.targets) == 1 and (is_layer(value) or isinstance(value, list) and layer_like(value)) \
                 or isinstance(value, Absent):
             name = stmt.targets[0]
-            layer = value if isinstance(value, Layer) else self.evaluator.containers.as_layer(value, stmt.value.span)
+            layer = self.evaluator.containers.as_layer(value, stmt.value)
             value = Named(name, layer, span, path=ctx.path + (name,),
                           owner=ctx.owner + (name,))   # stable: re-applying the enclosing layer shares
         for t in stmt.targets:

@@ -89,7 +89,7 @@ class Containers:
             results.append((key, evaluate(e.elt, inner)))
         if not e.seq:
             return [v for _, v in results]
-        entries = tuple((self.check_name(k, e.span) if k is not None else None, self.as_layer(v, e.elt.span))
+        entries = tuple((self.check_name(k, e.span) if k is not None else None, self.as_layer(v, e.elt))
                         for k, v in results)
         if e.key is not None:
             self.check_unique([k for k, _ in entries], e.span)
@@ -119,18 +119,20 @@ class Containers:
                                      "loop over a list, range(...), zip(...) or a container")
         for item in items:
             inner = scope.child()
-            self.bind_targets(first.targets, item, inner, first.span)
+            self.bind_targets(first.targets, item, inner, first)
             yield from self._iterate_rec(rest, inner)
 
-    def bind_targets(self, targets: tuple[str, ...], value: Any, scope: Scope, span: Span) -> None:
-        """Bind ``a, b = value`` (tuple unpacking with a clear error on a length mismatch)."""
+    def bind_targets(self, targets: tuple[str, ...], value: Any, scope: Scope, at: Any) -> None:
+        """Bind ``a, b = value`` (tuple unpacking with a clear error on a length mismatch at ``at``: a span, or a
+        syntax node whose span is read then)."""
         if len(targets) == 1:
             scope.names[targets[0]] = value
             return
         if not isinstance(value, (list, tuple)) or len(value) != len(targets):
             n = len(value) if isinstance(value, (list, tuple)) else 1
             raise self.session.error(f"cannot unpack {describe(value)} of {n} items into {len(targets)} names "
-                                     f"({', '.join(targets)})", span, "give as many names as there are items")
+                                     f"({', '.join(targets)})", at if isinstance(at, Span) else at.span,
+                                     "give as many names as there are items")
         for t, v in zip(targets, value, strict=False):
             scope.names[t] = v
 
@@ -207,16 +209,18 @@ class Containers:
         raise self.session.error(f"{what} has no entry '{key}'", span, f"did you mean '{close[0]}'?" if close else
                                  f"its entries are: {', '.join(names) or 'none'}")
 
-    def as_layer(self, value: Any, span: Span | None) -> Any:
-        """Coerce op/block names and lists of layers to layers; anything else is an error."""
+    def as_layer(self, value: Any, at: Any) -> Any:
+        """Coerce op/block names and lists of layers to layers; anything else is an error. ``at``: the place (a
+        span, None, or a syntax node whose span is read only when a layer is made here or for an error)."""
+        if isinstance(value, (Layer, Named)):
+            return value
+        span = at if at is None or isinstance(at, Span) else self.session.span_of(at)
         if isinstance(value, OpRef):
             return OpLayer(value.op, (), (), span)
         if isinstance(value, BlockRef):
             return BlockLayer(value.block, value.namespace, (), (), span)
         if isinstance(value, list) and layer_like(value):
             return SeqLayer(tuple((None, self.as_layer(v, span)) for v in value), span)
-        if isinstance(value, (Layer, Named)):
-            return value
         raise self.session.error(f"expected a layer here, got {describe(value)}", span,
                                  "a layer is an op or block call (Conv2d(...)), a named layer, or a container of them")
 

@@ -271,14 +271,14 @@ class Evaluator:
 
     def tensor_binop(self, e: A.BinOp, a: Any, b: Any) -> Tensor:
         """``+ - * / @`` between tensors, and tensor-scalar arithmetic."""
-        apply_op = self.applier.apply_op
+        apply_op, span = self.applier.apply_op, self.session.span_of(e)
         if isinstance(a, Tensor) and isinstance(b, Tensor) and e.op in _TENSOR_BINOPS:
-            return apply_op(_TENSOR_BINOPS[e.op](), [a, b], e.span)[0]
+            return apply_op(_TENSOR_BINOPS[e.op](), [a, b], span)[0]
         scalar_ok = (int, float)
         if isinstance(a, Tensor) and isinstance(b, scalar_ok) and e.op in _SCALAR_RIGHT:
-            return apply_op(T.ScalarArith(fn=_SCALAR_RIGHT[e.op], value=float(b)), [a], e.span)[0]
+            return apply_op(T.ScalarArith(fn=_SCALAR_RIGHT[e.op], value=float(b)), [a], span)[0]
         if isinstance(b, Tensor) and isinstance(a, scalar_ok) and e.op in _SCALAR_LEFT:
-            return apply_op(T.ScalarArith(fn=_SCALAR_LEFT[e.op], value=float(a)), [b], e.span)[0]
+            return apply_op(T.ScalarArith(fn=_SCALAR_LEFT[e.op], value=float(a)), [b], span)[0]
         raise self.session.error(f"operator '{e.op}' does not apply to {describe(a)} and {describe(b)}", e.span,
                                  "tensors take + - * / @ with tensors, and + - * / with numbers")
 
@@ -317,7 +317,7 @@ class Evaluator:
                 raise error(f"block {func.block.name} takes parameters, not tensors", e.span,
                             f"create it first and then apply it: `x |> {func.block.name}(...)` or "
                             f"`{func.block.name}(...)(x)`")
-            return BlockLayer(func.block, func.namespace, tuple(args), tuple(kwargs.items()), e.span,
+            return BlockLayer(func.block, func.namespace, tuple(args), tuple(kwargs.items()), self.session.span_of(e),
                               arg_spans=arg_spans(e))
         if isinstance(func, (Layer, list)) and (isinstance(func, Layer) or is_layer(func)):
             args = spread(args)
@@ -371,26 +371,26 @@ class Evaluator:
             raise self.session.error(f"{op.__name__}: tensors must come before the other arguments", e.span,
                                      f"write {op.__name__}(x, ...) with the tensors first")
         spans = arg_spans(e, len(args) - len(rest))      # positions after those of the tensor inputs
-        layer = OpLayer(op, tuple(rest), tuple(kwargs.items()), e.span, arg_spans=spans)
+        span = self.session.span_of(e)
+        layer = OpLayer(op, tuple(rest), tuple(kwargs.items()), span, arg_spans=spans)
         if not inputs and op.arity == 0 and op.params is OpDef.params:
-            return self.applier.apply_value(layer, [], e.span)  # a constructor (arange, zeros): a value at once
+            return self.applier.apply_value(layer, [], span)  # a constructor (arange, zeros): a value at once
         if not inputs:
             return layer
         if Trait.BUFFER in op.traits:       # named (and applied) where it is assigned: idx = Buffer(expr)
-            return Unnamed(layer, tuple(inputs), e.span)
-        return self.applier.apply_value(layer, inputs, e.span)
+            return Unnamed(layer, tuple(inputs), span)
+        return self.applier.apply_value(layer, inputs, span)
 
     def pipe(self, e: A.Pipe, scope: Scope) -> Any:
         """``x |> layer`` (a tuple on the left feeds several inputs)."""
         value = self.evaluate(e.value, scope)
-        layer = self.callee(e.layer, scope, "layer, op or block")
-        if not isinstance(layer, Layer):        # (as_layer returns a layer as it is: no span to make)
-            layer = self.containers.as_layer(layer, e.layer.span)
+        span = self.session.span_of(e.layer)
+        layer = self.containers.as_layer(self.callee(e.layer, scope, "layer, op or block"), span)
         inputs = spread(list(value) if isinstance(value, tuple) else [value])
         if not all(isinstance(v, Tensor) for v in inputs):
             raise self.session.error(f"'|>' needs a tensor on the left, got {describe(value)}", e.value.span,
                                      "a pipe feeds a tensor to a layer: `x |> layer`")
-        return self.applier.apply_value(layer, inputs, e.layer.span)
+        return self.applier.apply_value(layer, inputs, span)
 
 
 def _span(at: Any) -> Span | None:

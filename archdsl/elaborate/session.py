@@ -4,12 +4,14 @@ budget, and where the application being expanded sits (its module path, owners a
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from archdsl.elaborate.builder import GraphBuilder
 from archdsl.errors import ArchError, Diagnostic, ElaborationError, ErrorCollector, LimitError
 from archdsl.ir.types import Span
 
 MAX_STEPS = 500_000          # comprehension items and built-in list elements, per elaboration
+SPAN_MEMO = 4096             # syntax nodes whose spans a session remembers at once (see Session.span_of)
 
 
 @dataclass(unsafe_hash=True, slots=True)           # never changed once made (not frozen: made per application)
@@ -34,6 +36,24 @@ class Session:
     errors: ErrorCollector = field(default_factory=ErrorCollector)   # independent errors, reported together
     sites: list[Span | None] = field(default_factory=list)  # where each block on block_stack is applied
     home: str | None = None                          # the model's file: errors elsewhere move to a call site here
+
+    spans: dict[int, tuple[Any, Span]] = field(default_factory=dict)   # see span_of
+
+    def span_of(self, node: Any) -> Span:
+        """``node.span`` of a syntax node, the same Span object each time while the node is remembered.
+
+        A syntax node stores its place packed and makes a Span on each read; a block applied 10k times would make
+        (and its nodes keep) 10k equal Spans per statement. The memo holds the node itself, so its id is not reused
+        while remembered, and at most SPAN_MEMO nodes (then starts again), so its size does not grow with the spec.
+        """
+        known = self.spans.get(id(node))
+        if known is not None and known[0] is node:
+            return known[1]
+        if len(self.spans) >= SPAN_MEMO:
+            self.spans.clear()
+        span = node.span
+        self.spans[id(node)] = (node, span)
+        return span
 
     def error(self, message: str, span: Span | None, hint: str | None = None, cls: type[ArchError] = ElaborationError,
               notes=()) -> ArchError:
