@@ -22,9 +22,14 @@ def source_file(source: str) -> tuple[str, str]:
 
 
 def compile_source(source: str) -> tuple[str, types.CodeType]:
-    """(file name, code object) of generated ``source``, as :func:`load_source` compiles it."""
+    """(file name, code object) of generated ``source``, as :func:`load_source` compiles it (the code object it
+    compiled last, when it was this source's)."""
     filename = source_file(source)[1]
-    return filename, compile(source, filename, "exec")
+    code = _COMPILED.pop(filename, None)
+    return filename, code if code is not None else compile(source, filename, "exec")
+
+
+_COMPILED: dict[str, types.CodeType] = {}      # {file name: code object} load_source compiled lately (at most 4)
 
 
 def load_source(source: str, cls: str, code: types.CodeType | None = None) -> type[torch.nn.Module]:
@@ -41,7 +46,12 @@ def load_source(source: str, cls: str, code: types.CodeType | None = None) -> ty
         module = types.ModuleType(name)
         module.__file__ = filename
         if code is None or code.co_filename != filename:
-            code = compile(source, filename, "exec")
+            code = _COMPILED[filename] = compile(source, filename, "exec")
+            while len(_COMPILED) > 4:
+                try:
+                    _COMPILED.pop(next(iter(_COMPILED)), None)
+                except (StopIteration, RuntimeError):    # emptied or changed by another thread meanwhile
+                    break
         exec(code, module.__dict__)  # noqa: S102 - our generated code (see docstring)
         for value in list(module.__dict__.values()):
             if isinstance(value, type) and issubclass(value, torch.nn.Module) and value.__module__ == name:
