@@ -123,7 +123,8 @@ def _build_file(source: Source, model: str | None, seed: int | None, check_input
     cache, spec text, parameters of other types): the caller compiles as ever."""
     from archdsl import compilecache
 
-    if compilecache.cache_dir() is None or not all(_plain(v) for v in params.values()):
+    if compilecache.cache_dir() is None or not (model is None or isinstance(model, str)) \
+            or not all(_plain(v) for v in params.values()):
         return None
     resolved = _resolve(source)
     path = _spec_file(resolved)
@@ -176,10 +177,14 @@ def _build_and_store(key: str, path: str, model: str | None, seed: int | None, c
     from archdsl import compilecache
     from archdsl.backends.torch.build import build_module, compile_source
     from archdsl.elaborate import builder, elaborate_model, load
+    from archdsl.errors import collect_warnings, warn
     from archdsl.verify import verify
 
     ns, loader = load(path)
-    graph = elaborate_model(ns, loader, model, **params)
+    with collect_warnings() as warned:
+        graph = elaborate_model(ns, loader, model, **params)
+    for w in warned:            # as uncached: through the caller's collector or the warnings module
+        warn(w.diagnostic, w.sources, w.model)
     verify(graph, loader.sources)
     total = builder.param_bytes(graph.params.values())
     if total > builder.MAX_PARAM_BYTES:
@@ -187,6 +192,8 @@ def _build_and_store(key: str, path: str, model: str | None, seed: int | None, c
     module = build_module(graph, seed=seed, check_inputs=check_inputs)
     source = cast(str, module.archdsl_source)
     deps = [[os.path.realpath(file), compilecache.text_digest(text)] for file, text in loader.sources.items()]
+    if warned:                  # a spec that warns is compiled every time (a hit would not warn)
+        return module
     filename, code = compile_source(source)
     from archdsl.backends.torch.codegen import class_name
 

@@ -304,3 +304,12 @@ def test_spec_text_and_graphs_bypass_the_cache(tmp_path: Path) -> None:
     assert archdsl.build(SPEC).stem[0].out_channels == 4
     assert archdsl.build(archdsl.compile(SPEC, width=3)).stem[0].out_channels == 3
     assert entries_or_none() in (None, [])
+
+
+def test_a_spec_that_warns_warns_every_time(tmp_path: Path) -> None:
+    spec = tmp_path / "dead.arch"
+    spec.write_text(SPEC.replace("  fc = Linear(2)\n", "  fc = Linear(2)\n  spare = Linear(5)\n"))
+    for _ in range(2):
+        with pytest.warns(archdsl.errors.ArchWarning, match="'spare' is defined but never used"):
+            assert archdsl.build(spec).fc.out_features == 2
+    assert entries_or_none() in (None, [])
