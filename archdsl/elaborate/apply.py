@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from archdsl.elaborate.blocks import Blocks
 
 MAX_DEPTH = 64
+RULE_MEMO = 4096          # rule results an Applier remembers at once (see Applier.rules)
 
 
 class Applier:
@@ -49,6 +50,9 @@ class Applier:
         self._blocks = blocks                              # set by the elaborator once both parts exist
         self.expansions: dict[tuple, Expansion] = {}       # named block applications, for replay
         self.ops: dict[tuple, OpDef] = {}                   # (op class, its arguments) -> the op made from them
+        # (id of an op, ids of its input types) -> the rules' results (apply_rules memoises by value: this skips
+        # hashing the op and the types for the same objects, as most nodes of a large spec have)
+        self.rules: dict[tuple, tuple] = {}
         self.handlers: dict[type, Callable[..., list[Tensor]]] = {OpLayer: self.apply_op_layer, BlockLayer: self.apply_block, SeqLayer: self.apply_seq,
                          ReparamLayer: self.apply_reparam}
 
@@ -111,7 +115,7 @@ class Applier:
                             "give it once, by position or by name")
             attrs[k] = v
         values = {k: _tuples(v) for k, v in attrs.items()}
-        key = plain_key(tuple(values.items()))      # type-exact: Linear(8) and Linear(8.0) are told apart
+        key = _scalar_key(values) or plain_key(tuple(values.items()))   # type-exact: Linear(8) is not Linear(8.0)
         if key is not None:
             made = self.ops.get((op, key))
             if made is not None:                    # one object per distinct op: validated once, and the
@@ -163,10 +167,18 @@ class Applier:
             raise self.session.error(f"{op.__class__.__name__} takes {op.arity} tensor input(s), got {len(inputs)}",
                                      span, f"`archdsl ops {op.name}` shows its inputs")
         types = [t.type for t in inputs]
-        try:
-            op, outs, params = apply_rules(op, types)
-        except (OpError, ArithmeticError, ValueError, TypeError, IndexError, KeyError) as exc:
-            raise self._op_error(op, exc, inputs, span) from None
+        key = (id(op), *map(id, types))
+        known = self.rules.get(key)
+        if known is None:
+            try:
+                resolved, outs, params = apply_rules(op, types)
+            except (OpError, ArithmeticError, ValueError, TypeError, IndexError, KeyError) as exc:
+                raise self._op_error(op, exc, inputs, span) from None
+            if len(self.rules) >= RULE_MEMO:
+                self.rules.clear()
+            # the entry holds the op and the types, so the ids in its key stay theirs while it is remembered
+            known = self.rules[key] = (resolved, tuple(outs), params, op, types)
+        op, outs, params = known[0], known[1], known[2]     # (read only: shared by the nodes it types)
         module = ".".join(at) if at else None
         if params and module is None:
             raise self.session.error(f"{op.__class__.__name__} has parameters, so it needs a name", span,
@@ -176,8 +188,8 @@ class Applier:
         ctx = self.session.ctx
         if module is not None and params:
             self.builder.claim_module(module, ctx.owner, span)
-            mapping = self.builder.declare_params(module, {k: s for k, s in params.items() if k not in (ties or {})},
-                                                  span)
+            mapping = self.builder.declare_params(
+                module, {k: s for k, s in params.items() if k not in ties} if ties else params, span)
         if ties:
             mapping.update(tie_params(self.session, self.builder.params, op, params, ties, span))
         names = self.builder.add_node(op, [t.value for t in inputs], outs, mapping, module, ctx.path, span, tags)
@@ -302,6 +314,21 @@ class Applier:
         hint = f"block {name} applies itself; a recursion must stop within {MAX_DEPTH} levels" \
             if stack.count(name) > 1 else "are blocks applying each other?"
         return self.session.error(f"blocks nest deeper than {MAX_DEPTH} levels ({text})", span, hint, cls=LimitError)
+
+
+_SCALARS = frozenset((bool, int, float, str, type(None)))
+
+
+def _scalar_key(values: dict[str, Any]) -> tuple | None:
+    """The ops cache's key for arguments that are all plain scalars (``Linear(64)``): one flat tuple, told apart from
+    :func:`plain_key`'s (which starts with a type, never None); None for other arguments."""
+    key: list[Any] = [None]
+    for name, value in values.items():
+        kind = type(value)
+        if kind not in _SCALARS:
+            return None
+        key += (name, kind, value)
+    return tuple(key)
 
 
 def _as_list(value: Any) -> list[Tensor]:
