@@ -313,3 +313,28 @@ def test_a_spec_that_warns_warns_every_time(tmp_path: Path) -> None:
         with pytest.warns(archdsl.errors.ArchWarning, match="'spare' is defined but never used"):
             assert archdsl.build(spec).fc.out_features == 2
     assert entries_or_none() in (None, [])
+
+
+def test_zoo_index_is_kept_and_follows_edits(tmp_path: Path, monkeypatch) -> None:
+    from archdsl import zoo
+
+    zoo._index_of.cache_clear()
+    shipped = zoo.names()
+    zoo._index_of.cache_clear()
+    real_scan = zoo._scan_index
+
+    def refuse(files):
+        raise AssertionError("scanned although the cache holds the index")
+
+    monkeypatch.setattr(zoo, "_scan_index", refuse)
+    assert zoo.names() == shipped                       # another process: read from the cache
+    monkeypatch.setattr(zoo, "_scan_index", real_scan)
+    folder = tmp_path / "specs"
+    folder.mkdir()
+    (folder / "a.arch").write_text(SPEC)
+    monkeypatch.setattr(zoo, "spec_dir", lambda: folder)
+    assert zoo.names() == ["Tiny"]
+    (folder / "a.arch").write_text(SPEC + SPEC.replace("Tiny", "Other"))
+    zoo._index_of.cache_clear()
+    assert zoo.names() == ["Other", "Tiny"]
+    zoo._index_of.cache_clear()
