@@ -403,8 +403,18 @@ def raw_span(node: Any) -> Any:
 
 def with_parens(node: Any) -> Any:
     """``dataclasses.replace(node, parens=True)``, keeping a packed span packed."""
-    values = {f.name: getattr(node, f.name) for f in dataclasses.fields(node) if f.name not in ("span", "parens")}
-    return type(node)(**values, span=raw_span(node), parens=True)
+    cls = type(node)
+    known = _PARENS.get(cls)
+    if known is None:
+        names = tuple(f.name for f in dataclasses.fields(cls))
+        known = _PARENS[cls] = (maker(cls), tuple(cls.__dict__[n] for n in names), names.index("parens"))
+    make, slots, parens = known
+    values = [slot.get(node) if isinstance(slot, _SpanSlot) else slot.__get__(node) for slot in slots]
+    values[parens] = True
+    return make(*values)
+
+
+_PARENS: dict[type, Any] = {}
 
 
 def maker(cls: type) -> Any:

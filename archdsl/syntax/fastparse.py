@@ -212,9 +212,12 @@ def parse(parser: lark.Lark, text: str, rule: str, transformer: Any, comments: l
     methods = t.methods.get(type(transformer))
     if methods is None:
         spanless: frozenset[str] = getattr(transformer, "SPANLESS", frozenset())
-        methods = t.methods[type(transformer)] = [
-            (t.sizes[r], t.picks[r], t.splices[r], t.inlined[r], t.expand1[r], t.gotos[r],
-             _method(transformer, name), name not in spanless, name) for r, name in enumerate(t.names)]
+        methods = [(t.sizes[r], t.picks[r], t.splices[r], t.inlined[r], t.expand1[r], t.gotos[r],
+                    _method(transformer, name), name not in spanless, name) for r, name in enumerate(t.names)]
+        for r, (n, pick, _, inline, expand, gotos, method, spanned, _) in enumerate(methods):
+            if n == 1 and pick is None and not inline and not expand and method is not None:
+                methods[r] = (gotos, method, spanned)           # the short form the loop takes at once
+        t.methods[type(transformer)] = methods
     kept, per_kind = t.kept, t.per_kind
     first_char, fixed = t.first, t.fixed
     if len(text) >= MAX_POSITION:
@@ -323,7 +326,15 @@ def parse(parser: lark.Lark, text: str, rule: str, transformer: Any, comments: l
                     memo[key] = new
                 states[-1] = new
                 continue
-            n, pick, splice, inline, expand, gotos, method, spanned, name = methods[~act]
+            info: Any = methods[~act]
+            if len(info) == 3:                  # one child, kept as it is, and a method: the commonest case
+                gotos, method, spanned = info
+                first = firsts[-1]
+                values[-1] = method(transformer, None if not spanned else base if first is None
+                                    else base | first << 46 | lasts[-1], [values[-1]])
+                states[-1] = gotos[states[-2]]
+                continue
+            n, pick, splice, inline, expand, gotos, method, spanned, name = info
             if n:
                 children = values[-n:]
                 first = firsts[-n]
@@ -438,7 +449,7 @@ def _finish(t: Tables, states: list, values: list, firsts: list, lasts: list, tr
         elif t.expand1[r] and len(children) == 1:
             result = children[0]
         else:
-            method, spanned = methods[r][6:8]
+            method, spanned = methods[r][-3:-1] if len(methods[r]) == 9 else methods[r][1:]
             if method is None:
                 result = Tree(t.names[r], children)
             elif not spanned:

@@ -312,7 +312,7 @@ class _LeanToAst:
     def __init__(self, file: str):
         self.file = file
         self.base = A.span_base(file)
-        self.doc_spans: dict[int, Span] = {}      # id(BlockDef) -> span of its doc string
+        self.doc_spans: dict[int, Any] = {}       # id(BlockDef) -> span of its doc string (packed)
 
     def start(self, here: Any, c: list) -> A.Module:
         return A.Module(items=tuple(c), file=self.file)
@@ -332,7 +332,7 @@ class _LeanToAst:
         body = tuple(x for x in rest if isinstance(x, (A.InputStmt, A.OutputStmt, A.Assign)))
         block = _BlockDef(kind, name, params, body, doc.value if doc else None, here, A.NO_TRIVIA, A.NO_TRIVIA, A.NO_TRIVIA, ())
         if doc is not None:
-            self.doc_spans[id(block)] = doc.span
+            self.doc_spans[id(block)] = A.raw_span(doc)       # packed (trivia.arch_layout reads either)
         return block
 
     def doc(self, here: Any, c: list) -> A.Str:

@@ -14,8 +14,8 @@ import dataclasses
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
-from archdsl.ir.types import Span
 from archdsl.syntax import ast as A
 
 Pos = tuple[int, int]                       # 1-based line and column
@@ -184,7 +184,7 @@ def _attach_block(block: A.BlockDef, comments: list[Comment], blanks: set[int], 
 _SKIP = re.compile(r""""(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*'|#[^\n]*|[()\[\]{}]""")
 
 
-def arch_layout(text: str, doc_spans: dict[int, Span]) -> Layout:
+def arch_layout(text: str, doc_spans: dict[int, Any]) -> Layout:
     """Statement extents of parsed .arch ``text``: spans, a header up to its ``{``, doc spans by block id."""
     offsets = [0]
     for line in text.split("\n"):
@@ -215,6 +215,8 @@ def arch_layout(text: str, doc_spans: dict[int, Span]) -> Layout:
 
     def doc(block: A.BlockDef) -> Extent | None:
         span = doc_spans.get(id(block))
+        if type(span) is int:
+            return A.unpack_positions(span)
         return None if span is None else ((span.line, span.column), (span.end_line, span.end_column))
 
     return Layout(extent, header, doc)
