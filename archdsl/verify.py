@@ -103,6 +103,7 @@ def _names(graph: Graph) -> list[Diagnostic]:
 
     declared = graph.params
     root = declared.get("")
+    parent = "\0"                   # a prefix ending in "." whose components are known good (none yet)
     for node in graph.nodes:
         owned = node.params
         free = declared.get(owned.get("", "")) if owned else root
@@ -116,11 +117,13 @@ def _names(graph: Graph) -> list[Diagnostic]:
             continue
         module = node.module
         if module is not None:
-            bad = first_bad(module)
+            # consecutive layers share their parent's path (body.3.217.up, .norm): its components are known good
+            bad = first_bad(module[len(parent):]) if module.startswith(parent) else first_bad(module)
             if bad is not None:
                 _bad_name(found, seen, node, module, bad)
                 continue
             prefix = module + "."
+            parent = module[:module.rfind(".") + 1]
         for full in owned.values():
             param = declared.get(full)
             if param is None:
@@ -270,10 +273,17 @@ def _retype(graph: Graph, node: Node, ins: list[TensorType],
         return [Diagnostic(f"{_what(node)} is typed {got} but its inputs give {want}", node.span,
                            "recompute the node's output types after changing its inputs or attributes")]
     owned = node.params
-    if len(specs) == len(owned) and all(local in owned for local in specs) and all(
-            (declared := graph.params.get(full)) is None or tuple(declared.shape) == tuple(specs[local].shape)
-            for local, full in owned.items()):
-        return []                               # every parameter given, none extra, each of its shape
+    if len(specs) == len(owned):                # the usual case: every parameter given, none extra, each of its shape
+        table = graph.params
+        for local, full in owned.items():
+            spec = specs.get(local)
+            if spec is None:
+                break
+            declared = table.get(full)
+            if declared is not None and declared.shape is not spec.shape and tuple(declared.shape) != tuple(spec.shape):
+                break
+        else:
+            return []
     found = [Diagnostic(f"{_what(node)} needs its parameter '{local or '(the layer itself)'}', which it is not "
                         "given", node.span, "map it to a declared parameter in the node's params")
              for local in specs if local not in owned]
