@@ -87,8 +87,12 @@ def fingerprint() -> str:
     return hashlib.sha256(repr(stamps).encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def _walk(folder: str, stamps: list[Any]) -> None:
-    """Append (name, size, modification time) of every file below ``folder`` (not caches or hidden files)."""
+def _walk(folder: str, stamps: list[Any], depth: int = 0) -> None:
+    """Append (name, size, modification time) of every file below ``folder`` (not caches or hidden files; at most
+    16 folders deep, so a link that loops ends)."""
+    if depth > 16:
+        stamps.append("...")
+        return
     try:
         with os.scandir(folder) as it:
             entries = sorted((e.name, e) for e in it)
@@ -100,7 +104,7 @@ def _walk(folder: str, stamps: list[Any]) -> None:
         try:
             if entry.is_dir():
                 stamps.append(name)
-                _walk(entry.path, stamps)
+                _walk(entry.path, stamps, depth + 1)
                 stamps.append("..")
             else:
                 st = entry.stat()
