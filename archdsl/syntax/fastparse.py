@@ -240,6 +240,7 @@ def parse(parser: lark.Lark, text: str, rule: str, transformer: Any, comments: l
     braces = [True]                 # and whether it is a brace
     brace_top, total, size = True, 0, len(text)
     line, line_start, newline = 1, 0, text.find("\n")        # the current line, its start and its end
+    at = (1 << 23) + 1
     if newline < 0:
         newline = size
     for m in t.tokens(text):
@@ -248,6 +249,7 @@ def parse(parser: lark.Lark, text: str, rule: str, transformer: Any, comments: l
         if start > newline:                 # on a later line (tokens hold no line breaks): count them once
             line += text.count("\n", newline, start)
             line_start = text.rindex("\n", newline, start) + 1
+            at = (line << 23) + 1 - line_start          # + offset: the packed line and column of the offset
             newline = text.find("\n", start)
             if newline < 0:
                 newline = size
@@ -311,8 +313,8 @@ def parse(parser: lark.Lark, text: str, rule: str, transformer: Any, comments: l
             if act >= 0:
                 push_state(act)
                 push_value(token)
-                push_first(line << 23 | (start - line_start + 1))
-                push_last(line << 23 | (end - line_start + 1))
+                push_first(at + start)
+                push_last(at + end)
                 break
             if act <= UNIT:
                 # a chain of `?rule: child` reductions: the states below stay, only the top one changes, so the
