@@ -327,10 +327,16 @@ class _LeanToAst:
 
     def block_def(self, here: Any, c: list) -> A.BlockDef:
         kind, name, *rest = c
-        params = tuple(p for p in rest if isinstance(p, A.ParamDecl))
-        doc = next((d for d in rest if isinstance(d, A.Str)), None)
-        body = tuple(x for x in rest if isinstance(x, (A.InputStmt, A.OutputStmt, A.Assign)))
-        block = _BlockDef(kind, name, params, body, doc.value if doc else None, here, A.NO_TRIVIA, A.NO_TRIVIA, A.NO_TRIVIA, ())
+        params, body, doc = [], [], None
+        for x in rest:                          # parameters, the doc string, statements, placeholders (None)
+            if type(x) is A.ParamDecl:
+                params.append(x)
+            elif type(x) is A.Str:
+                doc = doc or x
+            elif x is not None:
+                body.append(x)
+        block = _BlockDef(kind, name, tuple(params), tuple(body), doc.value if doc else None, here, A.NO_TRIVIA,
+                          A.NO_TRIVIA, A.NO_TRIVIA, ())
         if doc is not None:
             self.doc_spans[id(block)] = A.raw_span(doc)       # packed (trivia.arch_layout reads either)
         return block
@@ -399,9 +405,10 @@ class _LeanToAst:
         func, args = c
         if not args:
             return _Call(func, (), (), here, False)
-        pos = tuple(a for a in args if not isinstance(a, tuple))
-        kws = tuple(a for a in args if isinstance(a, tuple)) if len(pos) != len(args) else ()
-        return _Call(func, pos, kws, here, False)
+        kws = [a for a in args if type(a) is tuple]         # keyword arguments are (name, value) pairs
+        if not kws:
+            return _Call(func, tuple(args), (), here, False)
+        return _Call(func, tuple(a for a in args if type(a) is not tuple), tuple(kws), here, False)
 
     def index(self, here: Any, c: list) -> A.Index:
         return _Index(c[0], c[1], here, False)
