@@ -20,6 +20,7 @@ from archdsl.syntax import fastparse
 from archdsl.syntax import parser as P
 from archdsl.syntax.parse_errors import open_brackets
 from archdsl.syntax.trivia import Comment
+from tests.syntax.test_fastparse import differences, lark_only
 
 ROOT = Path(__file__).resolve().parents[2]
 SPECS = sorted([*ROOT.joinpath("specs").rglob("*.arch"), *ROOT.joinpath("tests", "data").rglob("*.arch")])
@@ -200,3 +201,27 @@ def test_maker_builds_what_the_constructor_builds():
         made = A.maker(cls)(*values)
         built = cls(**{f.name: v for f, v in zip(fields, values, strict=True)})
         assert [getattr(made, f.name) for f in fields] == [getattr(built, f.name) for f in fields]
+
+
+# -- whole files: the lean driver against lark --------------------------------------------------------------------
+BLOCK = '''block B{i}(c: int{default}) {{{head}
+  "Block {i}."
+  in x: [N, c]{tail}
+  a = Linear({w}){blank}
+  n = LayerNorm()
+  out x + (gelu(x |> a |> n) |> Linear(c, bias=true)) * {w}.5e-1
+}}
+'''
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["", " = 4", " = -(2 ** 3)"]), st.sampled_from(["", "  # head"]),
+                          st.sampled_from(["", "   # tail"]), st.sampled_from(["", "\n", "\n\n  # own line\n"])),
+                min_size=1, max_size=4))
+def test_generated_specs_same_tree_as_lark(parts):
+    text = "\n".join(BLOCK.format(i=i, w=8 + i, default=d, head=h, tail=t, blank=b)
+                     for i, (d, h, t, b) in enumerate(parts))
+    fastparse.parse(P._parser(), text, "start", P._LeanToAst("g.arch"), [], Comment)    # no fallback to lark
+    with pytest.MonkeyPatch.context() as patch:
+        expected = lark_only(patch, P.parse, text, "g.arch")
+    assert differences(expected, P.parse(text, "g.arch")) is None
