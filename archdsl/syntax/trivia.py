@@ -186,9 +186,14 @@ _SKIP = re.compile(r""""(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*'|#[^\n]*|[()\[\]{}
 
 def arch_layout(text: str, doc_spans: dict[int, Any]) -> Layout:
     """Statement extents of parsed .arch ``text``: spans, a header up to its ``{``, doc spans by block id."""
-    offsets = [0]
-    for line in text.split("\n"):
-        offsets.append(offsets[-1] + len(line) + 1)
+    offsets: list[int] = []                 # where each line starts: made when a block's header is first asked for
+
+    def line_offsets() -> list[int]:
+        if not offsets:
+            offsets.append(0)
+            for line in text.split("\n"):
+                offsets.append(offsets[-1] + len(line) + 1)
+        return offsets
 
     def pos(offset: int) -> Pos:
         line = bisect.bisect_right(offsets, offset) - 1
@@ -201,7 +206,7 @@ def arch_layout(text: str, doc_spans: dict[int, Any]) -> Layout:
         return (s.line, s.column), (s.end_line, s.end_column)
 
     def header(block: A.BlockDef) -> Extent:
-        start = offsets[block.span.line - 1] + block.span.column - 1
+        start = line_offsets()[block.span.line - 1] + block.span.column - 1
         depth = 0
         for m in _SKIP.finditer(text, start):
             ch = m.group()
