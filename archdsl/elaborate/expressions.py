@@ -22,6 +22,7 @@ from archdsl.elaborate.values import (
     BlockLayer,
     BlockRef,
     Layer,
+    Named,
     NamespaceRef,
     OpLayer,
     OpRef,
@@ -384,12 +385,14 @@ class Evaluator:
     def pipe(self, e: A.Pipe, scope: Scope) -> Any:
         """``x |> layer`` (a tuple on the left feeds several inputs)."""
         value = self.evaluate(e.value, scope)
-        span = self.session.span_of(e.layer)
-        layer = self.containers.as_layer(self.callee(e.layer, scope, "layer, op or block"), span)
+        layer = self.containers.as_layer(self.callee(e.layer, scope, "layer, op or block"), e.layer)
         inputs = spread(list(value) if isinstance(value, tuple) else [value])
         if not all(isinstance(v, Tensor) for v in inputs):
             raise self.session.error(f"'|>' needs a tensor on the left, got {describe(value)}", e.value.span,
                                      "a pipe feeds a tensor to a layer: `x |> layer`")
+        op = layer.layer if isinstance(layer, Named) else layer
+        # an op layer (named or not) places its node and its errors at its own span: the pipe's is not read
+        span = op.span if type(op) is OpLayer and op.span is not None else self.session.span_of(e.layer)
         return self.applier.apply_value(layer, inputs, span)
 
 
