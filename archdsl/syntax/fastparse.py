@@ -244,8 +244,8 @@ def parse(parser: lark.Lark, text: str, rule: str, transformer: Any, comments: l
     if newline < 0:
         newline = size
     for m in t.tokens(text):
-        value = m.group(1)
         start, end = m.span(1)
+        value = text[start:end]
         if start > newline:                 # on a later line (tokens hold no line breaks): count them once
             line += text.count("\n", newline, start)
             line_start = text.rindex("\n", newline, start) + 1
