@@ -183,6 +183,7 @@ def test_packed_spans_read_as_spans():
     assert block.params[0].span == Span(file="p.arch", line=1, column=9, end_line=1, end_column=10)
     for again in (copy.deepcopy(block), pickle.loads(pickle.dumps(block)), dataclasses.replace(block, name="C")):
         assert again.span == block.span and again.body[1].value.layer.span == out.layer.span
+    assert isinstance(A.raw_span(pickle.loads(pickle.dumps(block))), Span)     # never a number of this process
     assert repr(block).count("Span(") > 3
     assert A.Name("x", span=Span(file="q")).span == Span(file="q")       # a Span given is kept as it is
 
