@@ -8,7 +8,7 @@ from typing import Any
 from archdsl.elaborate import dataflow, param_types
 from archdsl.elaborate.apply import Applier
 from archdsl.elaborate.expressions import Evaluator
-from archdsl.elaborate.scope import Scope
+from archdsl.elaborate.scope import Scope, place
 from archdsl.elaborate.session import Session
 from archdsl.elaborate.shapes import Shapes
 from archdsl.elaborate.values import (
@@ -126,7 +126,7 @@ class Blocks:
                         raise self.session.error(f"'{stmt.name}' is already defined in this block", stmt.span,
                                                  "a name is defined once per block: rename the input")
                     scope.names[stmt.name] = tensors if stmt.variadic else tensors[0]
-                    scope.assigned[stmt.name] = stmt.span
+                    scope.assigned[stmt.name] = stmt
                     scope.inputs.add(stmt.name)
                 elif isinstance(stmt, A.Assign):
                     self.exec_assign(stmt, scope)
@@ -152,27 +152,28 @@ class Blocks:
     def exec_assign(self, stmt: A.Assign, scope: Scope) -> None:
         """``name = expr``: a layer gets the name as its module name; a value is just bound."""
         value = self.evaluator.evaluate(stmt.value, scope)
-        ctx, span = self.session.ctx, self.session.span_of(stmt)     # (a syntax node makes its span on each read)
+        ctx = self.session.ctx          # (a syntax node makes its span on each read: the statement is passed on)
         if len(stmt.targets) == 1 and isinstance(value, Unnamed):    # idx = Buffer(expr): the buffer's name
-            value = self.applier.apply(value.layer, list(value.inputs), ctx.path + (stmt.targets[0],), span)[0]
+            value = self.applier.apply(value.layer, list(value.inputs), ctx.path + (stmt.targets[0],),
+                                       self.session.span_of(stmt))[0]
         elif len(stmt.targets) == 1 and isinstance(value, OpLayer) and value.op.arity == 0:
             # a source op (a free parameter such as a class token) is applied where it is named
-            value = self.applier.apply(value, [], ctx.path + (stmt.targets[0],), span)[0]
+            value = self.applier.apply(value, [], ctx.path + (stmt.targets[0],), self.session.span_of(stmt))[0]
         elif len(stmt.targets) == 1 and (is_layer(value) or isinstance(value, list) and layer_like(value)) \
                 or isinstance(value, Absent):
             name = stmt.targets[0]
             layer = self.evaluator.containers.as_layer(value, stmt.value)
-            value = Named(name, layer, span, path=ctx.path + (name,),
+            value = Named(name, layer, stmt, path=ctx.path + (name,),
                           owner=ctx.owner + (name,))   # stable: re-applying the enclosing layer shares
         for t in stmt.targets:
             if t in scope.names and t != "_":
-                raise self.session.error(f"'{t}' is already defined in this block", span,
+                raise self.session.error(f"'{t}' is already defined in this block", stmt.span,
                                          "a name is defined once per block: give this value a new name",
-                                         notes=[("first defined here", scope.assigned[t])]
+                                         notes=[("first defined here", place(scope.assigned[t]))]
                                          if t in scope.assigned else [])
-        self.evaluator.containers.bind_targets(stmt.targets, value, scope, span)
+        self.evaluator.containers.bind_targets(stmt.targets, value, scope, stmt)
         for t in stmt.targets:
-            scope.assigned[t] = span
+            scope.assigned[t] = stmt
 
     def exec_output(self, stmt: A.OutputStmt, scope: Scope) -> Tensor:
         """``out expr``: the value must be a tensor; an annotation is checked."""
@@ -190,11 +191,11 @@ class Blocks:
         """Names this instantiation does not use: dead code when no statement reads them (a warning; an input:
         an error), fine when one does (the branch a static conditional did not take)."""
         unused = []
-        for name, span in scope.assigned.items():
+        for name, where in scope.assigned.items():
             value = scope.names.get(name)
             used = name in scope.used or (isinstance(value, Named) and value.uses > 0) or name.startswith("_")
             if not used:
                 what = "input" if name in scope.inputs else "layer" if isinstance(value, Named) else \
                     "value" if isinstance(value, Tensor) else "name"
-                unused.append((what, name, span))
+                unused.append((what, name, place(where)))
         dataflow.report_unused(self.session, block, unused)

@@ -45,7 +45,7 @@ class Containers:
         """``[a, b]`` (a list) or ``seq[a, b]`` (a sequential container)."""
         items = [self.evaluator.evaluate(x, scope) for x in e.items]
         if e.seq:
-            return SeqLayer(tuple((None, self.as_layer(v, x.span)) for v, x in zip(items, e.items, strict=False)),
+            return SeqLayer(tuple((None, self.as_layer(v, x)) for v, x in zip(items, e.items, strict=False)),
                             e.span)
         return items
 

@@ -113,7 +113,7 @@ def use_before_definition(session: Session, block: A.BlockDef, current: int, fou
 
 
 # -- dead code -------------------------------------------------------------------------------------------
-def report_unused(session: Session, block: A.BlockDef, unused: list[tuple[str, str, Span]]) -> None:
+def report_unused(session: Session, block: A.BlockDef, unused: list[tuple[str, str, Span | None]]) -> None:
     """Of the names one instantiation of ``block`` left unused, those no statement reads are dead code: a
     warning (an input: an error). Names some statement reads are used elsewhere (the branch a static
     conditional did not take here, another instantiation) and are fine."""

@@ -16,7 +16,7 @@ class Scope:
 
     namespace: Namespace
     names: dict[str, Any] = field(default_factory=dict)
-    assigned: dict[str, Span] = field(default_factory=dict)
+    assigned: dict[str, Any] = field(default_factory=dict)      # name -> its statement (or a Span): see place()
     used: set[str] = field(default_factory=set)
     parent: Scope | None = None
     inputs: set[str] = field(default_factory=set)     # names bound by `in` statements
@@ -55,3 +55,9 @@ class Scope:
             out += list(scope.names)
             scope = scope.parent
         return out
+
+
+def place(where: Any) -> Span | None:
+    """The span of ``where``: a Span, None, or a syntax node (whose span is made when read, so it is kept unread
+    until an error or a warning needs it)."""
+    return where if where is None or isinstance(where, Span) else where.span

@@ -142,12 +142,22 @@ class Named(Layer):
 
     name: str
     layer: Layer
-    span: Span | None = None
+    where: Any = None                     # its Span, or the statement naming it (see ``span``)
     path: tuple[str, ...] = ()            # full module path where it was bound
     owner: tuple[int | str, ...] = ()     # identities of the applications it was bound in, and its name
     uses: int = 0
     scope: tuple[str, ...] | None = None  # the nodes' scope when applied (None: ``path``); a container's entry
                                           # reached by index keeps the container's scope
+
+    @property
+    def span(self) -> Span | None:
+        """Where the layer is named (a syntax node makes its span on each read: read only when needed)."""
+        where = self.where
+        return where if where is None or isinstance(where, Span) else where.span
+
+    @span.setter
+    def span(self, value: Span | None) -> None:
+        self.where = value
 
 
 def describe(value: Any) -> str:
