@@ -28,6 +28,7 @@ caller parses again with lark, whose errors and messages are the reference (``pa
 from __future__ import annotations
 
 import functools
+import operator
 import re
 import sys
 from typing import Any
@@ -145,6 +146,7 @@ class Tables:
         # per terminal: its column of the table and the ends of unit chains by (top, below) state (see ``parse``)
         self.per_kind: dict[str, tuple[list[int | None], dict[int, int]]] = {
             sym: (column, {}) for sym, column in by_symbol.items()}
+        self.nowhere: tuple[list[int | None], dict[int, int]] = ([None] * count, {})    # a terminal no state accepts
         for word, kind in self.keywords.items():
             self.fixed[word] = ("NAME", kind, by_symbol.get(kind), 1 if word in _WORD_OPS else 0, word)
 
@@ -207,6 +209,53 @@ def _punctuation(t: Tables, token: str) -> tuple[str, str | None, Any, int, str]
     return entry
 
 
+_ALL, _ONE, _SOME, _SPLICE, _PLACEHOLDERS = range(5)
+
+
+def _take(n: int, pick: tuple[int, ...] | None, splice: bool) -> tuple[int, Any]:
+    """How the loop takes a rule's kept children (``Tables.picks``) from the top ``n`` values of the stack: all of
+    them; one (its index from the top); several (an itemgetter of those indices); spliced ``_rule`` lists among
+    them; or with None placeholders (the pick)."""
+    if pick is None:
+        return _ALL, None
+    if splice:
+        return _SPLICE, pick
+    if -1 in pick or not pick:
+        return _PLACEHOLDERS, pick
+    if len(pick) == 1:
+        return _ONE, pick[0] - n
+    return _SOME, operator.itemgetter(*(i - n for i in pick))
+
+
+def _classify(t: Tables, value: str, per_kind: dict) -> tuple | None:
+    """The parse loop's entry for the token text ``value``: the column of the parse table for its terminal, that
+    terminal's memo of unit chains (see ``parse``), the token as the tree keeps it (``_DROPPED`` where no rule
+    keeps it), its nesting-estimate code, and the same three for the terminal it becomes where a state accepts
+    that (a keyword, ``*`` -> STAR, ``-`` -> MINUS), or None; None for a comment. Raises Unsupported where no
+    terminal matches."""
+    found = t.fixed.get(value)                  # punctuation and keywords met before
+    if found is None:
+        kind = t.first.get(value[0])
+        if kind == "COMMENT":
+            return None
+        if kind is None:                                            # punctuation not met before, or no token
+            found = _punctuation(t, value)
+            if found is None:
+                raise Unsupported("no token here")
+        else:                                                       # a name, a number or a string
+            if len(value) == 1 and kind == "STRING":
+                raise Unsupported("an unclosed string")              # (the last alternative took the quote)
+            acts, memo = per_kind.get(kind) or t.nowhere
+            return (acts, memo, sys.intern(value) if kind == "NAME" else value, 0, None, None, None)
+    kind, word, row, code, canonical = found
+    acts, memo = per_kind.get(kind) or t.nowhere
+    token = canonical if kind in t.kept else _DROPPED
+    if row is None:
+        return (acts, memo, token, code, None, None, None)
+    wacts, wmemo = per_kind[word]
+    return (acts, memo, token, code, wacts, wmemo, canonical if word in t.kept else _DROPPED)
+
+
 def parse(parser: lark.Lark, text: str, rule: str, transformer: Any, comments: list, comment: Any,  # noqa: C901, PLR0912, PLR0915 - one hot loop
           limits: tuple[int, int] | None = None) -> Any:
     """Parse ``text`` from ``rule`` and build the syntax tree with ``transformer`` (a ``_LeanToAst``).
@@ -221,18 +270,17 @@ def parse(parser: lark.Lark, text: str, rule: str, transformer: Any, comments: l
     methods = t.methods.get(type(transformer))
     if methods is None:
         spanless: frozenset[str] = getattr(transformer, "SPANLESS", frozenset())
-        methods = [(t.sizes[r], t.picks[r], t.splices[r], t.inlined[r], t.expand1[r], t.gotos[r],
+        methods = [(t.sizes[r], *_take(t.sizes[r], t.picks[r], t.splices[r]), t.inlined[r], t.expand1[r], t.gotos[r],
                     _method(transformer, name), name not in spanless, name) for r, name in enumerate(t.names)]
-        for r, (n, pick, _, inline, expand, gotos, method, spanned, _) in enumerate(methods):
-            if n == 1 and pick is None and not inline and not expand and method is not None:
+        for r, (n, mode, _, inline, expand, gotos, method, spanned, _) in enumerate(methods):
+            if n == 1 and mode == _ALL and not inline and not expand and method is not None:
                 methods[r] = (gotos, method, spanned)           # the short form the loop takes at once
         t.methods[type(transformer)] = methods
-    kept, per_kind = t.kept, t.per_kind
-    first_char, fixed = t.first, t.fixed
+    per_kind = t.per_kind
+    seen: dict[str, tuple] = {}     # per token text met: its ``_classify`` entry (the same every time it is met)
     if len(text) >= MAX_POSITION:
         raise Unsupported("text too long for packed spans")
     base = transformer.base
-    intern = sys.intern
     end_state = t.end_states[rule]
     states = [t.start_states[rule]]
     values: list[Any] = []
@@ -240,7 +288,6 @@ def parse(parser: lark.Lark, text: str, rule: str, transformer: Any, comments: l
     lasts: list[Any] = []           # and of the place just past its last one
     push_state, push_value, push_first, push_last = states.append, values.append, firsts.append, lasts.append
     token: Any
-    kind: Any
     # the nesting estimate of ``parser._check_nesting``, on the same tokens: open brackets, and per open bracket
     # the operators, calls and indexing counted since the last comma (or line break, inside braces)
     check = limits is not None
@@ -265,27 +312,16 @@ def parse(parser: lark.Lark, text: str, rule: str, transformer: Any, comments: l
             if brace_top:                   # the nesting estimate: a line break inside braces ends a chain
                 total -= counts[-1]
                 counts[-1] = 0
-        found = fixed.get(value)
+        found = seen.get(value)
         if found is None:
-            kind = first_char.get(value[0])
-            if kind == "NAME":
-                token, code = intern(value), 0
-            elif kind is None:                                      # punctuation not met before, or no token
-                found = _punctuation(t, value)
-                if found is None:
-                    raise Unsupported("no token here")
-            elif kind == "COMMENT":
+            found = _classify(t, value, per_kind)
+            if found is None:                                       # a comment
                 comments.append(comment(line, start - line_start + 1, value.rstrip()))
                 continue
-            else:                                                   # a number or a string
-                if len(value) == 1 and kind == "STRING":
-                    raise Unsupported("an unclosed string")          # (the last alternative took the quote)
-                token, code = value, 0
-        if found is not None:               # punctuation or a keyword: what it is, or becomes where accepted
-            kind, word, row, code, canonical = found
-            if row is not None and row[states[-1]] is not None:
-                kind = word
-            token = canonical if kind in kept else _DROPPED
+            seen[value] = found
+        acts, memo, token, code, wacts, wmemo, wtoken = found
+        if wacts is not None and wacts[states[-1]] is not None:     # a keyword or ``*``/``-`` where accepted
+            acts, memo, token = wacts, wmemo, wtoken
         if check:
             if code:
                 if code > 0:
@@ -310,10 +346,6 @@ def parse(parser: lark.Lark, text: str, rule: str, transformer: Any, comments: l
                         raise Unsupported("brackets nest too deeply")
                 if total > max_chain:
                     raise Unsupported("expressions nest too deeply")
-        known = per_kind.get(kind)
-        if known is None:
-            raise Unsupported("a terminal no state accepts")
-        acts, memo = known
         while True:
             top = states[-1]
             act = acts[top]
@@ -345,9 +377,8 @@ def parse(parser: lark.Lark, text: str, rule: str, transformer: Any, comments: l
                                     else base | first << 46 | lasts[-1], [values[-1]])
                 states[-1] = gotos[states[-2]]
                 continue
-            n, pick, splice, inline, expand, gotos, method, spanned, name = info
+            n, mode, take, inline, expand, gotos, method, spanned, name = info
             if n:
-                children = values[-n:]
                 first = firsts[-n]
                 if first is None:
                     for first in firsts[-n:]:
@@ -359,22 +390,27 @@ def parse(parser: lark.Lark, text: str, rule: str, transformer: Any, comments: l
                         if last is not None:
                             break
             else:
-                children, first, last = [], None, None
-            if pick is not None:
-                if splice:
-                    spliced: list = []
-                    for i in pick:
-                        if i >= 0:
-                            spliced.append(children[i])
-                        elif i == -1:
-                            spliced.append(None)
-                        elif spliced:
-                            spliced += children[-2 - i]
-                        else:       # the list of a left-recursive `_rule` grows in place (as in lark)
-                            spliced = children[-2 - i]
-                    children = spliced
-                else:
-                    children = [children[i] if i >= 0 else None for i in pick]
+                first, last = None, None
+            if mode == _ONE:                    # the children lark's filter keeps (see ``_take``)
+                children = [values[take]]
+            elif mode == _SOME:
+                children = [*take(values)]
+            elif mode == _ALL:
+                children = values[-n:] if n else []
+            elif mode == _SPLICE:
+                spliced: list = []
+                for i in take:
+                    if i >= 0:
+                        spliced.append(values[i - n])
+                    elif i == -1:
+                        spliced.append(None)
+                    elif spliced:
+                        spliced += values[-2 - i - n]
+                    else:       # the list of a left-recursive `_rule` grows in place (as in lark)
+                        spliced = values[-2 - i - n]
+                children = spliced
+            else:
+                children = [values[i - n] if i >= 0 else None for i in take]
             result: Any
             if inline:
                 result = children               # spliced into the parent's children
