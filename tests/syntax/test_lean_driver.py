@@ -226,3 +226,64 @@ def test_generated_specs_same_tree_as_lark(parts):
     with pytest.MonkeyPatch.context() as patch:
         expected = lark_only(patch, P.parse, text, "g.arch")
     assert differences(expected, P.parse(text, "g.arch")) is None
+
+
+# -- the per-parse token entries and the child picks: a broken version is caught -------------------------------
+TWO_BLOCKS = BLOCK.format(i=1, w=9, default="", head="", tail="", blank="") + \
+    BLOCK.format(i=2, w=8, default=" = 4", head="", tail="", blank="")
+
+
+def lean_and_lark(text: str) -> tuple:
+    with pytest.MonkeyPatch.context() as patch:
+        expected = lark_only(patch, P.parse, text, "g.arch")
+    return P.parse(text, "g.arch"), expected
+
+
+def lean_differences(text: str) -> str | None:
+    """Where the lean driver's own tree (no fallback, no trivia) differs from lark's (None: nowhere)."""
+    tree = fastparse.parse(P._parser(), text, "start", P._LeanToAst("g.arch"), [], Comment)
+    with pytest.MonkeyPatch.context() as patch:
+        return differences(lark_only(patch, P.parse, text, "g.arch").items, tree.items)
+
+
+def test_token_entries_are_per_text(monkeypatch):
+    """Each token text is classified once per parse and its entry reused; an entry shared between two texts (a
+    broken key: first character and length) gives another tree, and the comparison with lark says so."""
+    lean_tree, expected = lean_and_lark(TWO_BLOCKS)
+    assert differences(expected, lean_tree) is None
+    real, calls, stale = fastparse._classify, [], {}
+    monkeypatch.setattr(fastparse, "_classify", lambda t, value, kinds: calls.append(value) or real(t, value, kinds))
+    fastparse.parse(P._parser(), TWO_BLOCKS, "start", P._LeanToAst("g.arch"), [], Comment)
+    assert len(calls) == len(set(calls)) and {"B1", "B2", "x", "(", "in"} <= set(calls)
+
+    def broken(t, value, kinds):
+        return stale.setdefault((value[0], len(value)), real(t, value, kinds))
+
+    monkeypatch.setattr(fastparse, "_classify", broken)
+    found = differences(expected, P.parse(TWO_BLOCKS, "g.arch"))
+    assert found is not None and "B1" in found
+
+
+def test_every_way_of_taking_children_is_used_and_checked(monkeypatch):
+    """The shipped specs take children in every one of ``_take``'s ways; taking them in the wrong order is
+    caught."""
+    t = fastparse.tables(P._parser())
+    modes = {fastparse._take(t.sizes[r], t.picks[r], t.splices[r])[0] for r in range(len(t.rules))}
+    assert modes == {fastparse._ALL, fastparse._ONE, fastparse._SOME, fastparse._SPLICE, fastparse._PLACEHOLDERS}
+    real = fastparse._take
+
+    def reversed_take(n, pick, splice):
+        mode, take = real(n, pick, splice)
+        if mode == fastparse._SOME:
+            return mode, lambda values: take(values)[::-1]
+        return mode, take
+
+    assert lean_differences(TWO_BLOCKS) is None
+    monkeypatch.setattr(fastparse, "_take", reversed_take)
+    monkeypatch.setattr(fastparse.tables(P._parser()), "methods", {})        # built again with the broken take
+    try:
+        with pytest.raises(Exception):      # noqa: B017, PT011 - refused (the spec tests require no fallback), or:
+            assert lean_differences(TWO_BLOCKS) is None
+    finally:
+        monkeypatch.undo()
+        fastparse.tables(P._parser()).methods.clear()
