@@ -33,6 +33,7 @@ from archdsl.errors import ArchError, Diagnostic, LimitError, OpError, ShapeErro
 from archdsl.ir.types import Span
 from archdsl.ops.base import OpDef, apply_rules
 from archdsl.ops.tensor import AddN
+from archdsl.syntax.ast import release_body
 
 if TYPE_CHECKING:
     from archdsl.elaborate.blocks import Blocks
@@ -283,6 +284,10 @@ class Applier:
             if layer.block.doc and path:
                 builder.add_doc(".".join(path), layer.block.doc)
             outputs = self.blocks.expand(layer, inputs, span)
+        if layer.block.name not in session.block_stack:     # not being expanded further out (a recursion)
+            # a block applied once is not read again, most often: its body's syntax goes until it is (then it
+            # is parsed again, once, and kept)
+            release_body(layer.block, getattr(layer.namespace, "source", None))
         if at is not None and key is not None:
             self.expansions[key] = Expansion(at, tuple(t.value for t in inputs), tuple(builder.nodes[first_node:]),
                                              tuple(outputs), builder.docs_since(first_doc))

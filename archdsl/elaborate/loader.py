@@ -44,6 +44,7 @@ class Namespace:
     aliases: dict[str, Namespace] = field(default_factory=dict)
     star: list[Namespace] = field(default_factory=list)
     let_values: dict[str, Any] = field(default_factory=dict)
+    source: str | None = None           # the .arch text ``module`` was parsed from (None: YAML), see A.release_body
 
     def find_block(self, name: str) -> tuple[A.BlockDef, Namespace] | None:
         """A block defined here or star-imported, with the namespace it lives in."""
@@ -114,7 +115,7 @@ class Loader:
         text = text.removeprefix("\ufeff")
         self.sources[file] = text
         self._set_roots(os.getcwd())
-        return self._namespace(parse_source(text, file), file)
+        return self._namespace(parse_source(text, file), file, text)
 
     def load_file(self, path: str, span: Span | None = None) -> Namespace:
         """Load a spec file, reusing an earlier load of the same file."""
@@ -133,7 +134,7 @@ class Loader:
         self.stack.append(real)
         self.import_spans.append(span)
         try:
-            ns = self._namespace(parse_source(text, path), path)
+            ns = self._namespace(parse_source(text, path), path, text)
         finally:
             self.stack.pop()
             self.import_spans.pop()
@@ -165,8 +166,8 @@ class Loader:
                                           "move the shared blocks into a third file both import", notes=notes),
                                self.sources)
 
-    def _namespace(self, module: A.Module, file: str) -> Namespace:
-        ns = Namespace(module=module, file=file)
+    def _namespace(self, module: A.Module, file: str, text: str) -> Namespace:
+        ns = Namespace(module=module, file=file, source=None if file.endswith((".yaml", ".yml")) else text)
         for item in module.items:
             if isinstance(item, A.Import):
                 target = self._load_import(item, file)

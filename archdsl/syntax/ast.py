@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import array
 import dataclasses
+import re
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -431,7 +433,118 @@ def maker(cls: type) -> Any:
     return scope["make"]
 
 
+# A large spec's block bodies need not all stay in memory while it elaborates: a block applied once is not
+# read again. ``release_body`` swaps a parsed body for a ``_Released`` marker holding the source text; reading
+# ``block.body`` then parses the block's text again (positions are the same: the text is re-parsed at its own
+# line and column) and keeps that body for good (a ``_Kept`` tuple, never released again).
+
+class _Kept(tuple):
+    """A block body parsed again after a release: it stays."""
+
+    __slots__ = ()
+
+
+class _Released:
+    """Stands in a released block body: the source text the block was parsed from."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str):
+        self.text = text
+
+
+_LINE_STARTS: list[Any] = [None, None]       # (text, its line start offsets): the last text re-parsed from
+
+
+def _line_start(text: str, line: int) -> int:
+    """Offset of the first character of 1-based ``line`` in ``text``."""
+    if _LINE_STARTS[0] is not text:
+        starts = array.array("q", [0])
+        starts.extend(m.end() for m in re.finditer("\n", text))
+        _LINE_STARTS[:] = [text, starts]
+    return int(_LINE_STARTS[1][line - 1])
+
+
+def _reparse_body(block: Any, text: str) -> tuple:
+    """The body of ``block`` parsed again from ``text`` (the text its span points into): its own text is parsed
+    (after as many spaces as its first line is indented) and the spans moved down to its first line, so the work
+    is the block's size, not the file's."""
+    from archdsl.syntax.parser import parse  # (the parser imports this module)
+
+    span = block.span
+    line, column = span.line, span.column
+    start, end = _line_start(text, line) + column - 1, _line_start(text, span.end_line) + span.end_column - 1
+    items = parse(" " * (column - 1) + text[start:end], span.file).items
+    again = _moved(items[0], line - 1) if len(items) == 1 else None
+    if type(again) is not BlockDef or again.span != span or again.name != block.name:
+        raise RuntimeError(f"block {block.name}: its source text changed after it was parsed")
+    return again.body
+
+
+_MOVES: dict[type, Any] = {}
+
+
+def _moved(node: Any, lines: int) -> Any:
+    """A copy of a syntax (sub)tree with every span ``lines`` lines further down (packed spans stay packed)."""
+    kind = type(node)
+    if kind is tuple or kind is _Kept:
+        return tuple(_moved(x, lines) for x in node)
+    plan = _MOVES.get(kind)
+    if plan is None:
+        if not dataclasses.is_dataclass(kind) or "span" not in kind.__dataclass_fields__:
+            return node                             # a string, a number, None, Trivia
+        slots = [(kind.__dict__[f.name], f.name == "span") for f in dataclasses.fields(kind)]
+        plan = _MOVES[kind] = (maker(kind), [(s.get if isinstance(s, _SpanSlot) else s.__get__, is_span)
+                                             for s, is_span in slots])
+    make, getters = plan
+    shift = lines << (3 * _BITS) | lines << _BITS
+    values = []
+    for get, is_span in getters:
+        value = get(node)
+        if not is_span:
+            value = _moved(value, lines)
+        elif type(value) is int:
+            value = value + shift if value >> (3 * _BITS) & _MASK else value
+        elif isinstance(value, Span):
+            value = value.model_copy(update={"line": value.line + lines, "end_line": value.end_line + lines})
+        values.append(value)
+    return make(*values)
+
+
+class _BodySlot(_SpanSlot):
+    """``BlockDef.body``: its slot, parsed again from the source when it holds a ``_Released`` marker."""
+
+    __slots__ = ()
+
+    def __get__(self, obj: Any, cls: Any = None) -> Any:
+        if obj is None:
+            return self
+        value = self.get(obj)
+        if type(value) is _Released:
+            value = _Kept(_reparse_body(obj, value.text))
+            self.set(obj, value)
+        return value
+
+
+def release_body(block: Any, text: str | None) -> bool:
+    """Let ``block``'s body go until it is read again (then parsed again from ``text``, the source ``block`` was
+    parsed from). Only a body the .arch parser made (packed span) and not parsed again before is released."""
+    slot = type(block).__dict__.get("body")
+    if text is None or type(slot) is not _BodySlot or type(slot.get(block)) is not tuple:
+        return False
+    packed = raw_span(block)
+    if type(packed) is int:
+        spans_text = bool(packed >> (3 * _BITS) & _MASK)
+    else:                                       # a Span where the trivia were attached (NO_SPAN: not parsed text)
+        spans_text = (packed.line, packed.column) < (packed.end_line, packed.end_column)
+    if not spans_text:
+        return False
+    slot.set(block, _Released(text))
+    return True
+
+
 for _cls in (Num, Str, Const, Name, ListLit, TupleLit, CompFor, Comprehension, SeqNamed, Reparam, ReparamList, BinOp,
              UnaryOp, IfExpr, Pipe, Call, Index, Attr, Rest, TensorTypeExpr, InputStmt, OutputStmt, Assign, TypeName,
              ParamDecl, BlockDef, Import):
     type.__setattr__(_cls, "span", _SpanSlot(_cls.__dict__["span"]))     # over the slot dataclass made
+type.__setattr__(BlockDef, "body", _BodySlot(BlockDef.__dict__["body"]))
