@@ -27,6 +27,7 @@ import hashlib
 import json
 import marshal
 import os
+import stat
 import sys
 import tempfile
 import time
@@ -178,7 +179,11 @@ def load(key: str) -> Entry | None:
         return None
     path = _path(folder, key)
     try:
+        if not _private(os.lstat(path.parent)):
+            return None
         with open(path, "rb") as f:
+            if not _private(os.fstat(f.fileno())):
+                return None
             data = f.read(MAX_ENTRY_BYTES + 1)
     except (OSError, ValueError):
         return None
@@ -189,6 +194,13 @@ def load(key: str) -> Entry | None:
         except OSError:
             pass
     return entry
+
+
+def _private(st: os.stat_result) -> bool:
+    """Whether a cache folder or entry is this user's alone: owned by us, writable by nobody else (an entry holds
+    code that runs; like ssh's StrictModes, a cache another account could write is not used)."""
+    return st.st_uid == os.geteuid() and not st.st_mode & 0o022 and (stat.S_ISDIR(st.st_mode)
+                                                                     or stat.S_ISREG(st.st_mode))
 
 
 def _decode(data: bytes, key: str) -> Entry | None:
@@ -245,7 +257,9 @@ def store(entry: Entry) -> bool:
     target = _path(folder, entry.key)
     try:
         target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=SUFFIX)
+        if not _private(os.lstat(target.parent)):
+            return False
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=SUFFIX)     # mode 0600
     except OSError:
         return False
     try:

@@ -182,6 +182,27 @@ def test_unwritable_or_odd_cache_folder_means_no_cache(tmp_path: Path, monkeypat
     assert blocker.read_text() == "not a folder"
 
 
+def test_entries_others_could_write_are_not_used(tmp_path: Path, monkeypatch) -> None:
+    """An entry holds code that runs: one in a folder, or a file, that other accounts may write is ignored (and
+    nothing is written into such a folder)."""
+    spec = tmp_path / "tiny.arch"
+    spec.write_text(SPEC)
+    archdsl.build(spec)
+    [path] = [p for p in entries() if "deps" in read_entry(p).meta]
+    key = path.stem
+    assert compilecache.load(key) is not None
+    path.chmod(0o666)
+    assert compilecache.load(key) is None
+    path.chmod(0o600)
+    path.parent.chmod(0o777)
+    try:
+        assert compilecache.load(key) is None
+        assert not compilecache.store(read_entry(path))
+    finally:
+        path.parent.chmod(0o700)
+    assert compilecache.load(key) is not None
+
+
 def test_turned_off_by_environment(tmp_path: Path, monkeypatch) -> None:
     spec = tmp_path / "tiny.arch"
     spec.write_text(SPEC)
