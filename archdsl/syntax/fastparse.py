@@ -154,6 +154,8 @@ class Tables:
 _WS = "(?:[ \t\f\r\n])+"
 _LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_"
 UNIT = -1 << 20
+_LOW = (1 << 46) - 1            # of a packed span: the end's line and column
+_HIGH = ~_LOW                   # and the rest (the file, the start's line and column)
 
 
 def _pick(rule: Any, placeholders: bool) -> tuple[int, ...] | None:
@@ -284,9 +286,10 @@ def parse(parser: lark.Lark, text: str, rule: str, transformer: Any, comments: l
     end_state = t.end_states[rule]
     states = [t.start_states[rule]]
     values: list[Any] = []
-    firsts: list[Any] = []          # per stack entry: line << 23 | column of its first character, or None
-    lasts: list[Any] = []           # and of the place just past its last one
-    push_state, push_value, push_first, push_last = states.append, values.append, firsts.append, lasts.append
+    # per stack entry: its packed span (``ast.pack``: the base, then line << 23 | column of its first character and
+    # of the place just past its last one), or None where it holds no text
+    spans: list[Any] = []
+    push_state, push_value, push_span = states.append, values.append, spans.append
     token: Any
     # the nesting estimate of ``parser._check_nesting``, on the same tokens: open brackets, and per open bracket
     # the operators, calls and indexing counted since the last comma (or line break, inside braces)
@@ -297,6 +300,7 @@ def parse(parser: lark.Lark, text: str, rule: str, transformer: Any, comments: l
     brace_top, total, size = True, 0, len(text)
     line, line_start, newline = 1, 0, text.find("\n")        # the current line, its start and its end
     at = (1 << 23) + 1
+    lead = base + (at << 46) + at               # + (offset << 46) + end offset: the packed span of a token
     if newline < 0:
         newline = size
     for m in t.tokens(text):
@@ -306,6 +310,7 @@ def parse(parser: lark.Lark, text: str, rule: str, transformer: Any, comments: l
             line += text.count("\n", newline, start)
             line_start = text.rindex("\n", newline, start) + 1
             at = (line << 23) + 1 - line_start          # + offset: the packed line and column of the offset
+            lead = base + (at << 46) + at
             newline = text.find("\n", start)
             if newline < 0:
                 newline = size
@@ -346,16 +351,15 @@ def parse(parser: lark.Lark, text: str, rule: str, transformer: Any, comments: l
                         raise Unsupported("brackets nest too deeply")
                 if total > max_chain:
                     raise Unsupported("expressions nest too deeply")
+        top = states[-1]
         while True:
-            top = states[-1]
             act = acts[top]
             if act is None:
                 raise Unsupported("unexpected token")
             if act >= 0:
                 push_state(act)
                 push_value(token)
-                push_first(at + start)
-                push_last(at + end)
+                push_span(lead + (start << 46) + end)
                 break
             if act <= UNIT:
                 # a chain of `?rule: child` reductions: the states below stay, only the top one changes, so the
@@ -367,30 +371,31 @@ def parse(parser: lark.Lark, text: str, rule: str, transformer: Any, comments: l
                 if new is None:
                     new = _chain(t, acts, top, below)
                     memo[key] = new
-                states[-1] = new
+                states[-1] = top = new
                 continue
             info: Any = methods[~act]
             if len(info) == 3:                  # one child, kept as it is, and a method: the commonest case
                 gotos, method, spanned = info
-                first = firsts[-1]
-                values[-1] = method(transformer, None if not spanned else base if first is None
-                                    else base | first << 46 | lasts[-1], [values[-1]])
-                states[-1] = gotos[states[-2]]
+                here = spans[-1]
+                values[-1] = method(transformer, None if not spanned else base if here is None else here,
+                                    [values[-1]])
+                states[-1] = top = gotos[states[-2]]
                 continue
             n, mode, take, inline, expand, gotos, method, spanned, name = info
             if n:
-                first = firsts[-n]
+                first = spans[-n]
                 if first is None:
-                    for first in firsts[-n:]:
+                    for first in spans[-n:]:
                         if first is not None:
                             break
-                last = lasts[-1]
+                last = spans[-1]
                 if last is None:
-                    for last in reversed(lasts[-n:]):
+                    for last in reversed(spans[-n:]):
                         if last is not None:
                             break
+                here = None if first is None else first & _HIGH | last & _LOW
             else:
-                first, last = None, None
+                here = None
             if mode == _ONE:                    # the children lark's filter keeps (see ``_take``)
                 children = [values[take]]
             elif mode == _SOME:
@@ -420,25 +425,25 @@ def parse(parser: lark.Lark, text: str, rule: str, transformer: Any, comments: l
                 result = Tree(name, children)
             elif not spanned:
                 result = method(transformer, None, children)
-            elif first is None:
+            elif here is None:
                 result = method(transformer, base, children)              # no text: Span(file=file)
             else:
-                result = method(transformer, base | first << 46 | last, children)
+                result = method(transformer, here, children)
             if n == 1:                          # the rule's one entry becomes the rule's
-                states[-1] = gotos[states[-2]]
+                states[-1] = top = gotos[states[-2]]
                 values[-1] = result
             elif n:
-                states[-n:] = (gotos[states[-n - 1]],)
+                top = gotos[states[-n - 1]]
+                states[-n:] = (top,)
                 values[-n:] = (result,)
-                firsts[-n:] = (first,)
-                lasts[-n:] = (last,)
+                spans[-n:] = (here,)
             else:
-                push_state(gotos[states[-1]])
+                top = gotos[top]
+                push_state(top)
                 push_value(result)
-                push_first(first)
-                push_last(last)
+                push_span(here)
     # the end of the text: reduce until the rule is complete
-    return _finish(t, states, values, firsts, lasts, transformer, methods, end_state, base)
+    return _finish(t, states, values, spans, transformer, methods, end_state, base)
 
 
 def _chain(t: Tables, acts: list, top: int, below: int) -> int:
@@ -453,7 +458,7 @@ def _chain(t: Tables, acts: list, top: int, below: int) -> int:
     return new
 
 
-def _finish(t: Tables, states: list, values: list, firsts: list, lasts: list, transformer: Any, methods: list,  # noqa: C901 - parse's loop for the last token
+def _finish(t: Tables, states: list, values: list, spans: list, transformer: Any, methods: list,  # noqa: C901 - parse's loop for the last token
             end_state: int, base: int) -> Any:
     """The reductions at the end of the text (the lookahead ``$END``), as in ``parse``; the finished result."""
     acts = t.by_symbol.get("$END")
@@ -471,12 +476,11 @@ def _finish(t: Tables, states: list, values: list, firsts: list, lasts: list, tr
             continue
         r = ~act
         n = t.sizes[r]
-        spots = list(zip(firsts[-n:], lasts[-n:], strict=True)) if n else []
+        spots = [s for s in spans[-n:] if s is not None] if n else []
         children = values[-n:] if n else []
         if n:
-            del states[-n:], values[-n:], firsts[-n:], lasts[-n:]
-        first: Any = next((f for f, _ in spots if f is not None), None)
-        last: Any = next((e for _, e in reversed(spots) if e is not None), None)
+            del states[-n:], values[-n:], spans[-n:]
+        here = spots[0] & _HIGH | spots[-1] & _LOW if spots else None
         pick = t.picks[r]
         if pick is not None:
             spliced: list = []
@@ -501,14 +505,13 @@ def _finish(t: Tables, states: list, values: list, firsts: list, lasts: list, tr
                 result = Tree(t.names[r], children)
             elif not spanned:
                 result = method(transformer, None, children)
-            elif first is None:
+            elif here is None:
                 result = method(transformer, base, children)
             else:
-                result = method(transformer, base | first << 46 | last, children)
+                result = method(transformer, here, children)
         goto = t.gotos[r][states[-1]]
         if goto is None:
             raise Unsupported("no goto")
         states.append(goto)
         values.append(result)
-        firsts.append(first)
-        lasts.append(last)
+        spans.append(here)
