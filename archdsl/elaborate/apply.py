@@ -40,6 +40,8 @@ if TYPE_CHECKING:
 
 MAX_DEPTH = 64
 RULE_MEMO = 4096          # rule results an Applier remembers at once (see Applier.rules)
+EXPANSION_MEMO = 4096     # block applications an Applier remembers at once for replay (a spec of many distinct
+                          # applications would otherwise keep one record per application until the end)
 
 
 class Applier:
@@ -49,7 +51,7 @@ class Applier:
         self.session = session
         self.builder = session.builder
         self._blocks = blocks                              # set by the elaborator once both parts exist
-        self.expansions: dict[tuple, Expansion] = {}       # named block applications, for replay
+        self.expansions: dict[tuple, Expansion] = {}       # named block applications, for replay (EXPANSION_MEMO)
         self.ops: dict[tuple, OpDef] = {}                   # (op class, its arguments) -> the op made from them
         # (id of an op, ids of its input types) -> the rules' results (apply_rules memoises by value: this skips
         # hashing the op and the types for the same objects, as most nodes of a large spec have)
@@ -289,6 +291,8 @@ class Applier:
             # is parsed again, once, and kept)
             release_body(layer.block, getattr(layer.namespace, "source", None))
         if at is not None and key is not None:
+            if len(self.expansions) >= EXPANSION_MEMO:
+                self.expansions.clear()
             self.expansions[key] = Expansion(at, tuple(t.value for t in inputs), tuple(builder.nodes[first_node:]),
                                              tuple(outputs), builder.docs_since(first_doc))
         return dataflow.from_site(outputs, span)

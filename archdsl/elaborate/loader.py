@@ -44,7 +44,7 @@ class Namespace:
     aliases: dict[str, Namespace] = field(default_factory=dict)
     star: list[Namespace] = field(default_factory=list)
     let_values: dict[str, Any] = field(default_factory=dict)
-    source: str | None = None           # the .arch text ``module`` was parsed from (None: YAML), see A.release_body
+    source: A.SourceText | None = None  # the .arch text ``module`` was parsed from (None: YAML), see A.release_body
 
     def find_block(self, name: str) -> tuple[A.BlockDef, Namespace] | None:
         """A block defined here or star-imported, with the namespace it lives in."""
@@ -167,7 +167,7 @@ class Loader:
                                self.sources)
 
     def _namespace(self, module: A.Module, file: str, text: str) -> Namespace:
-        ns = Namespace(module=module, file=file, source=None if file.endswith((".yaml", ".yml")) else text)
+        ns = Namespace(module=module, file=file, source=None if file.endswith((".yaml", ".yml")) else A.SourceText(text))
         for item in module.items:
             if isinstance(item, A.Import):
                 target = self._load_import(item, file)

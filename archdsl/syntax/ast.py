@@ -368,7 +368,9 @@ def unpack(packed: int) -> Span:
     line = packed >> (3 * _BITS) & _MASK
     if not line:
         return Span(file=file)
-    return make_span(file, line, packed >> (2 * _BITS) & _MASK, packed >> _BITS & _MASK, packed & _MASK)
+    end_line = packed >> _BITS & _MASK
+    # (a one-line span holds its line number once: numbers past 256 are objects of their own, 28 bytes each)
+    return make_span(file, line, packed >> (2 * _BITS) & _MASK, line if end_line == line else end_line, packed & _MASK)
 
 
 def unpack_positions(packed: int) -> tuple[tuple[int, int], tuple[int, int]]:
@@ -434,7 +436,7 @@ def maker(cls: type) -> Any:
 
 
 # A large spec's block bodies need not all stay in memory while it elaborates: a block applied once is not
-# read again. ``release_body`` swaps a parsed body for a ``_Released`` marker holding the source text; reading
+# read again. ``release_body`` swaps a parsed body for the ``SourceText`` it was parsed from; reading
 # ``block.body`` then parses the block's text again (positions are the same: the text is re-parsed at its own
 # line and column) and keeps that body for good (a ``_Kept`` tuple, never released again).
 
@@ -444,8 +446,8 @@ class _Kept(tuple):
     __slots__ = ()
 
 
-class _Released:
-    """Stands in a released block body: the source text the block was parsed from."""
+class SourceText:
+    """The .arch text a module was parsed from; it stands in the bodies of its released blocks (one object for all)."""
 
     __slots__ = ("text",)
 
@@ -512,7 +514,7 @@ def _moved(node: Any, lines: int) -> Any:
 
 
 class _BodySlot(_SpanSlot):
-    """``BlockDef.body``: its slot, parsed again from the source when it holds a ``_Released`` marker."""
+    """``BlockDef.body``: its slot, parsed again from the source when it holds a ``SourceText`` marker."""
 
     __slots__ = ()
 
@@ -520,17 +522,17 @@ class _BodySlot(_SpanSlot):
         if obj is None:
             return self
         value = self.get(obj)
-        if type(value) is _Released:
+        if type(value) is SourceText:
             value = _Kept(_reparse_body(obj, value.text))
             self.set(obj, value)
         return value
 
 
-def release_body(block: Any, text: str | None) -> bool:
-    """Let ``block``'s body go until it is read again (then parsed again from ``text``, the source ``block`` was
-    parsed from). Only a body the .arch parser made (packed span) and not parsed again before is released."""
+def release_body(block: Any, source: SourceText | None) -> bool:
+    """Let ``block``'s body go until it is read again (then parsed again from ``source``, the text ``block`` was
+    parsed from). Only a body the .arch parser made and not parsed again before is released."""
     slot = type(block).__dict__.get("body")
-    if text is None or type(slot) is not _BodySlot or type(slot.get(block)) is not tuple:
+    if source is None or type(slot) is not _BodySlot or type(slot.get(block)) is not tuple:
         return False
     packed = raw_span(block)
     if type(packed) is int:
@@ -539,7 +541,7 @@ def release_body(block: Any, text: str | None) -> bool:
         spans_text = (packed.line, packed.column) < (packed.end_line, packed.end_column)
     if not spans_text:
         return False
-    slot.set(block, _Released(text))
+    slot.set(block, source)
     return True
 
 

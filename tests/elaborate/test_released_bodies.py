@@ -94,7 +94,7 @@ def test_distinct_blocks_give_the_same_graph(monkeypatch: pytest.MonkeyPatch) ->
     graph, ns = same(distinct(30), "Distinct", monkeypatch)
     assert graph is not None
     slot = A.BlockDef.__dict__["body"]
-    assert type(slot.get(ns.blocks["B1"])) is A._Released           # applied once: let go
+    assert type(slot.get(ns.blocks["B1"])) is A.SourceText           # applied once: let go
     assert type(slot.get(ns.blocks["Distinct"])) is tuple           # the model itself is kept
 
 
@@ -138,7 +138,7 @@ def test_reparsed_bodies_equal_the_first_parse_spans_and_trivia_included() -> No
         for block in parse(text, str(file)).items:
             if isinstance(block, A.BlockDef):
                 before, trivia = repr(block.body), [s.trivia for s in block.body]
-                assert A.release_body(block, text)
+                assert A.release_body(block, A.SourceText(text))
                 assert repr(block.body) == before and [s.trivia for s in block.body] == trivia
 
 
@@ -146,11 +146,20 @@ def test_released_blocks_pickle_and_compare_as_before() -> None:
     module = parse(TWICE, "twice.arch")
     block = module.items[0]
     copy = pickle.loads(pickle.dumps(block))
-    assert A.release_body(block, TWICE)
+    assert A.release_body(block, A.SourceText(TWICE))
     assert block == copy and pickle.loads(pickle.dumps(block)) == copy and hash(repr(block)) == hash(repr(copy))
 
 
 def test_only_arch_text_is_released() -> None:
     yaml_like = A.BlockDef("block", "B", (), (), None)              # a Span object with no text: not from a parse
-    assert A.release_body(yaml_like, "block B() {}") is False
+    assert A.release_body(yaml_like, A.SourceText("block B() {}")) is False
     assert A.release_body(parse(TWICE, "t.arch").items[0], None) is False
+
+
+def test_a_full_replay_memo_starts_again_with_the_same_graph(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The applier remembers at most EXPANSION_MEMO block applications for replay; past it, it starts again."""
+    text = distinct(12).replace("more = seq[", "more = seq[B0(16), B1(16), B0(16), ")
+    kept, kept_text, _ = elaborate(text, "Distinct", True, monkeypatch)
+    monkeypatch.setattr(apply, "EXPANSION_MEMO", 2)
+    small, small_text, _ = elaborate(text, "Distinct", True, monkeypatch)
+    assert kept is not None and small == kept and small_text == kept_text
