@@ -275,6 +275,7 @@ def parse(parser: lark.Lark, text: str, rule: str, transformer: Any, comments: l
         methods = [(t.sizes[r], *_take(t.sizes[r], t.picks[r], t.splices[r]), t.inlined[r], t.expand1[r], t.gotos[r],
                     _method(transformer, name), name not in spanless, name) for r, name in enumerate(t.names)]
         for r, (n, mode, _, inline, expand, gotos, method, spanned, _) in enumerate(methods):
+            methods[r] += (not inline and not expand and method is not None and spanned,)
             if n == 1 and mode == _ALL and not inline and not expand and method is not None:
                 methods[r] = (gotos, method, spanned)           # the short form the loop takes at once
         t.methods[type(transformer)] = methods
@@ -381,7 +382,7 @@ def parse(parser: lark.Lark, text: str, rule: str, transformer: Any, comments: l
                                     [values[-1]])
                 states[-1] = top = gotos[states[-2]]
                 continue
-            n, mode, take, inline, expand, gotos, method, spanned, name = info
+            n, mode, take, inline, expand, gotos, method, spanned, name, plain = info
             if n:
                 first = spans[-n]
                 if first is None:
@@ -417,7 +418,9 @@ def parse(parser: lark.Lark, text: str, rule: str, transformer: Any, comments: l
             else:
                 children = [values[i - n] if i >= 0 else None for i in take]
             result: Any
-            if inline:
+            if plain:                           # a method given the span (the commonest case)
+                result = method(transformer, base if here is None else here, children)
+            elif inline:
                 result = children               # spliced into the parent's children
             elif expand and len(children) == 1:
                 result = children[0]
@@ -500,7 +503,7 @@ def _finish(t: Tables, states: list, values: list, spans: list, transformer: Any
         elif t.expand1[r] and len(children) == 1:
             result = children[0]
         else:
-            method, spanned = methods[r][-3:-1] if len(methods[r]) == 9 else methods[r][1:]
+            method, spanned = methods[r][-4:-2] if len(methods[r]) == 10 else methods[r][1:]
             if method is None:
                 result = Tree(t.names[r], children)
             elif not spanned:
