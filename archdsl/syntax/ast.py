@@ -449,34 +449,32 @@ class _Kept(tuple):
 class SourceText:
     """The .arch text a module was parsed from; it stands in the bodies of its released blocks (one object for all)."""
 
-    __slots__ = ("text",)
+    __slots__ = ("text", "starts")
 
     def __init__(self, text: str):
         self.text = text
+        self.starts: array.array | None = None      # offsets of the lines' first characters, once needed
+
+    def offset(self, line: int, column: int) -> int:
+        """Offset in the text of 1-based ``line``, ``column``."""
+        starts = self.starts
+        if starts is None:
+            starts = array.array("q", [0])
+            starts.extend(m.end() for m in re.finditer("\n", self.text))
+            self.starts = starts
+        return int(starts[line - 1]) + column - 1
 
 
-_LINE_STARTS: list[Any] = [None, None]       # (text, its line start offsets): the last text re-parsed from
-
-
-def _line_start(text: str, line: int) -> int:
-    """Offset of the first character of 1-based ``line`` in ``text``."""
-    if _LINE_STARTS[0] is not text:
-        starts = array.array("q", [0])
-        starts.extend(m.end() for m in re.finditer("\n", text))
-        _LINE_STARTS[:] = [text, starts]
-    return int(_LINE_STARTS[1][line - 1])
-
-
-def _reparse_body(block: Any, text: str) -> tuple:
-    """The body of ``block`` parsed again from ``text`` (the text its span points into): its own text is parsed
+def _reparse_body(block: Any, source: SourceText) -> tuple:
+    """The body of ``block`` parsed again from ``source`` (the text its span points into): its own text is parsed
     (after as many spaces as its first line is indented) and the spans moved down to its first line, so the work
     is the block's size, not the file's."""
     from archdsl.syntax.parser import parse  # (the parser imports this module)
 
     span = block.span
     line, column = span.line, span.column
-    start, end = _line_start(text, line) + column - 1, _line_start(text, span.end_line) + span.end_column - 1
-    items = parse(" " * (column - 1) + text[start:end], span.file).items
+    start, end = source.offset(line, column), source.offset(span.end_line, span.end_column)
+    items = parse(" " * (column - 1) + source.text[start:end], span.file).items
     again = _moved(items[0], line - 1) if len(items) == 1 else None
     if type(again) is not BlockDef or again.span != span or again.name != block.name:
         raise RuntimeError(f"block {block.name}: its source text changed after it was parsed")
@@ -523,7 +521,7 @@ class _BodySlot(_SpanSlot):
             return self
         value = self.get(obj)
         if type(value) is SourceText:
-            value = _Kept(_reparse_body(obj, value.text))
+            value = _Kept(_reparse_body(obj, value))
             self.set(obj, value)
         return value
 
