@@ -65,6 +65,21 @@ model Twice() {
 """
 
 
+@pytest.fixture(autouse=True)
+def release_small_specs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Bodies are let go only in big spec files (apply.RELEASE_FROM_TEXT); these tests use small ones."""
+    monkeypatch.setattr(apply, "RELEASE_FROM_TEXT", 0)
+
+
+def test_only_big_spec_files_let_bodies_go(monkeypatch: pytest.MonkeyPatch) -> None:
+    text = distinct(12)
+    slot = A.BlockDef.__dict__["body"]
+    for threshold, released in ((len(text) + 1, False), (len(text), True)):
+        monkeypatch.setattr(apply, "RELEASE_FROM_TEXT", threshold)
+        _, _, ns = elaborate(text, "Distinct", True, monkeypatch)
+        assert (type(slot.get(ns.blocks["B1"])) is A.SourceText) is released
+
+
 def elaborate(text: str, model: str, release: bool, monkeypatch: pytest.MonkeyPatch):
     """The graph (or the error) of ``model``, with bodies released or kept; parsed afresh either way."""
     _parse_cached.cache_clear()
