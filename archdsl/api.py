@@ -17,16 +17,22 @@ Source = str | os.PathLike
 
 def compile(source: Source, model: str | None = None, **params: Any) -> Graph:  # noqa: A001
     """Parse, elaborate and verify one model of a spec (path or text); raises ArchError subclasses."""
-    from archdsl.elaborate import elaborate_model, load  # here, so that importing the API stays cheap
-    from archdsl.verify import verify
-
     resolved = _resolve(source)
     if resolved is not source and model is None:
         model = str(source)           # a zoo name names its model
-    ns, loader = load(resolved)
+    return _compile(resolved, model, params)[0]
+
+
+def _compile(source: Source, model: str | None, params: dict[str, Any]) -> tuple[Graph, dict[str, str]]:
+    """The verified graph of ``model`` in ``source`` (already resolved) and the texts of the files it was read
+    from (``{path: text}``, the spec and its imports)."""
+    from archdsl.elaborate import elaborate_model, load  # here, so that importing the API stays cheap
+    from archdsl.verify import verify
+
+    ns, loader = load(source)
     graph = elaborate_model(ns, loader, model, **params)
     verify(graph, loader.sources)
-    return graph
+    return graph, loader.sources
 
 
 def compile_all(source: Source, **params: Any) -> dict[str, Graph]:
@@ -69,7 +75,6 @@ def build(source: Source | Graph, model: str | None = None, seed: int | None = 0
         if cached is not None:
             return _collapsed(cached) if collapse_train else cached
 
-    from archdsl.backends.torch.build import build_module
     from archdsl.ir.graph import Graph
 
     if isinstance(source, Graph) and (model is not None or params):
@@ -77,13 +82,20 @@ def build(source: Source | Graph, model: str | None = None, seed: int | None = 0
         raise UsageError(Diagnostic(f"build(graph, ...) cannot apply {given} to an already compiled Graph",
                                     hint="compile the spec with them: archdsl.build(spec, model, **params)"))
     graph = source if isinstance(source, Graph) else compile(source, model, **params)
+    module = _module_of(graph, seed, check_inputs)
+    return _collapsed(module) if collapse_train else module
+
+
+def _module_of(graph: Graph, seed: int | None, check_inputs: bool):
+    """The module of a verified ``graph``, after the parameter budget check (a hand-made Graph was never counted
+    by the elaborator)."""
+    from archdsl.backends.torch.build import build_module
     from archdsl.elaborate import builder
 
-    total = builder.param_bytes(graph.params.values())     # a hand-made Graph was never counted by the elaborator
+    total = builder.param_bytes(graph.params.values())
     if total > builder.MAX_PARAM_BYTES:
         raise builder.budget_error(total, graph.span)
-    module = build_module(graph, seed=seed, check_inputs=check_inputs)
-    return _collapsed(module) if collapse_train else module
+    return build_module(graph, seed=seed, check_inputs=check_inputs)
 
 
 def _collapsed(module):
@@ -175,23 +187,18 @@ def _build_and_store(key: str, path: str, model: str | None, seed: int | None, c
                      params: dict[str, Any]):
     """Compile and build the spec file ``path`` as :func:`build` does, then store the result under ``key``."""
     from archdsl import compilecache
-    from archdsl.backends.torch.build import build_module, compile_source
-    from archdsl.elaborate import builder, elaborate_model, load
+    from archdsl.backends.torch.build import compile_source
     from archdsl.errors import collect_warnings, warn
-    from archdsl.verify import verify
 
-    ns, loader = load(path)
-    with collect_warnings() as warned:
-        graph = elaborate_model(ns, loader, model, **params)
-    for w in warned:            # as uncached: through the caller's collector or the warnings module
-        warn(w.diagnostic, w.sources, w.model)
-    verify(graph, loader.sources)
-    total = builder.param_bytes(graph.params.values())
-    if total > builder.MAX_PARAM_BYTES:
-        raise builder.budget_error(total, graph.span)
-    module = build_module(graph, seed=seed, check_inputs=check_inputs)
+    try:
+        with collect_warnings() as warned:
+            graph, sources = _compile(path, model, params)
+    finally:
+        for w in warned:        # as uncached: through the caller's collector or the warnings module
+            warn(w.diagnostic, w.sources, w.model)
+    module = _module_of(graph, seed, check_inputs)
     source = cast(str, module.archdsl_source)
-    deps = [[os.path.realpath(file), compilecache.text_digest(text)] for file, text in loader.sources.items()]
+    deps = [[os.path.realpath(file), compilecache.text_digest(text)] for file, text in sources.items()]
     if warned:                  # a spec that warns is compiled every time (a hit would not warn)
         return module
     filename, code = compile_source(source)

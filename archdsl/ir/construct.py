@@ -40,6 +40,8 @@ def maker(cls: type[M]) -> Callable[..., M]:
               "    return _obj\n")
     scope: dict[str, Any] = {"_new": object.__new__, "_set": object.__setattr__, "_cls": cls,
                              "_fields_set": set(fields)}
+    # the text is built from the field names of archdsl's own IR classes (checked identifiers above), never from
+    # a spec, graph.json or any other file
     exec(compile(source, f"<maker of {cls.__name__}>", "exec"), scope)   # noqa: S102 - our own field names
     made = _MAKERS[cls] = scope["make"]
     made.__qualname__ = made.__name__ = f"make_{cls.__name__}"

@@ -431,6 +431,7 @@ def maker(cls: type) -> Any:
     params = ", ".join(names)
     body = "".join(f"    _set_{n}(_node, {n})\n" for n in names)
     scope: dict[str, Any] = {"_new": object.__new__, "_cls": cls, **slots}
+    # the text is built from the field names of archdsl's own syntax classes, never from spec text or a file
     exec(f"def make({params}):\n    _node = _new(_cls)\n{body}    return _node\n", scope)      # noqa: S102 - fixed text
     return scope["make"]
 
