@@ -67,7 +67,7 @@ class Elaborator:
         self.applier.rules.clear()
         builder = self.session.builder
         builder.nodes, builder.value_names, builder.suffixes, builder.owners = [], {}, {}, {}
-        builder.doc_order, builder.typed_specs = [], {}
+        builder.doc_order, builder.plans = [], {}
 
     def _model(self, block: A.BlockDef, ns: Namespace, params: dict[str, Any]) -> Graph:
         builder = self.session.builder

@@ -1,6 +1,7 @@
 """Layer application: ops become nodes, blocks are expanded (or replayed), containers are walked.
 
-Every change of module path, owner or depth goes through the one scope manager, ``session.within``.
+The context of an application (module path, owners, depth: ``session.ctx``) is set on entry and restored on exit,
+by ``session.within`` or, on the paths taken once per node or block, by the same assignments inline.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from archdsl.elaborate.values import (
 )
 from archdsl.errors import ArchError, Diagnostic, LimitError, OpError, ShapeError
 from archdsl.ir.types import Span
-from archdsl.ops.base import OpDef, apply_rules
+from archdsl.ops.base import OpDef, rules_of
 from archdsl.ops.tensor import AddN
 from archdsl.syntax.ast import release_body
 
@@ -59,8 +60,9 @@ class Applier:
         # (id of an op, ids of its input types) -> the rules' results (apply_rules memoises by value: this skips
         # hashing the op and the types for the same objects, as most nodes of a large spec have)
         self.rules: dict[tuple, tuple] = {}
-        self.handlers: dict[type, Callable[..., list[Tensor]]] = {OpLayer: self.apply_op_layer, BlockLayer: self.apply_block, SeqLayer: self.apply_seq,
-                         ReparamLayer: self.apply_reparam}
+        self.handlers: dict[type, Callable[..., list[Tensor]]] = {
+            OpLayer: self.apply_op_layer, BlockLayer: self.apply_block, SeqLayer: self.apply_seq,
+            ReparamLayer: self.apply_reparam, Named: self.apply_named, Absent: self.apply_absent}
 
     @property
     def blocks(self) -> Blocks:
@@ -80,23 +82,43 @@ class Applier:
 
     def apply(self, layer: Any, inputs: list[Tensor], at: tuple[str, ...] | None, span: Span) -> list[Tensor]:
         """Apply at module path ``at`` (None: an anonymous, inline use)."""
-        if isinstance(layer, list) and is_layer(layer):
-            layer = SeqLayer(tuple((None, v) for v in layer), span)
-        if isinstance(layer, Named):
-            layer.uses += 1
-            scope = layer.path if layer.scope is None else layer.scope
-            with self.session.within(Ctx(scope, layer.owner, self.session.ctx.depth)):
-                return self.apply(layer.layer, inputs, layer.path, span)
-        if isinstance(layer, Absent):
-            if len(inputs) != 1:
-                raise self.session.error(f"an absent layer passes one tensor through, got {len(inputs)}", span,
-                                     "an absent layer is the identity: give it a single input")
-            return inputs
-        handler = self.handlers.get(type(layer))
+        handler = self.handlers.get(type(layer))      # one lookup by the value's exact type
         if handler is None:
+            if isinstance(layer, list) and is_layer(layer):
+                return self.apply_seq(SeqLayer(tuple((None, v) for v in layer), span), inputs, at, span)
+            if isinstance(layer, Named):
+                return self.apply_named(layer, inputs, at, span)
+            if isinstance(layer, Absent):
+                return self.apply_absent(layer, inputs, at, span)
             raise self.session.error(f"{describe(layer)} cannot be applied to tensors", span,
                                      "apply a layer, an op or a block: `x |> Conv2d(...)`, `relu(x)`")
         return handler(layer, inputs, at, span)
+
+    def apply_named(self, layer: Named, inputs: list[Tensor], at: tuple[str, ...] | None,
+                    span: Span) -> list[Tensor]:
+        """A named layer applies under its own path and owner (``at`` is its path, whatever the caller's)."""
+        layer.uses += 1
+        scope = layer.path if layer.scope is None else layer.scope
+        inner = layer.layer
+        if type(inner) is OpLayer:          # one node: its scope and owner are given to it, no context to enter
+            if inner.kwargs:
+                return self.apply_op_layer(inner, inputs, layer.path, span, scope, layer.owner)
+            return self.add(self.make_op(inner), inputs, inner.span or span, layer.path, scope, layer.owner)
+        session = self.session
+        outer = session.ctx
+        session.ctx = Ctx(scope, layer.owner, outer.depth)
+        try:
+            return self.apply(inner, inputs, layer.path, span)
+        finally:
+            session.ctx = outer
+
+    def apply_absent(self, layer: Absent, inputs: list[Tensor], at: tuple[str, ...] | None,
+                     span: Span) -> list[Tensor]:
+        """An absent layer is the identity on one tensor."""
+        if len(inputs) != 1:
+            raise self.session.error(f"an absent layer passes one tensor through, got {len(inputs)}", span,
+                                     "an absent layer is the identity: give it a single input")
+        return inputs
 
     def _anonymous(self, at: tuple[str, ...] | None) -> tuple[tuple[str, ...], Ctx]:
         """An unnamed container applies under the enclosing path, with a fresh owner identity."""
@@ -108,13 +130,20 @@ class Applier:
     # -- ops -----------------------------------------------------------------------------------
     def make_op(self, layer: OpLayer) -> OpDef:
         """Bind positional and keyword arguments to the op's attributes and validate them."""
-        op, error = layer.op, self.session.error
+        op, args = layer.op, layer.args
+        if not layer.kwargs and len(args) <= len(op.positional):     # the usual Linear(64): no dicts to build
+            key: tuple | None = _positional_key(op.positional, args)
+            if key is not None:
+                made = self.ops.get((op, key))
+                if made is not None:
+                    return made
+        error = self.session.error
         attrs: dict[str, Any] = {}
-        if len(layer.args) > len(op.positional):
+        if len(args) > len(op.positional):
             raise error(f"{op.__name__} takes at most {len(op.positional)} positional arguments "
-                        f"({', '.join(op.positional) or 'none'}), got {len(layer.args)}", layer.span,
+                        f"({', '.join(op.positional) or 'none'}), got {len(args)}", layer.span,
                         f"name the others: {op.__name__}(..., name=value); `archdsl ops {op.name}` lists them")
-        attrs.update(zip(op.positional, layer.args, strict=False))
+        attrs.update(zip(op.positional, args, strict=False))
         for k, v in layer.kwargs:
             if k in attrs:
                 raise error(f"{op.__name__}: argument '{k}' is given twice", layer.span,
@@ -157,48 +186,74 @@ class Applier:
         return error(f"{op.__name__}: bad value for '{field}': {msg[:1].lower()}{msg[1:]}", where,
                      f"got {describe(err.get('input'))} ({err.get('input')!r})")
 
-    def apply_op_layer(self, layer: OpLayer, inputs: list[Tensor], at: tuple[str, ...] | None,
-                       span: Span) -> list[Tensor]:
-        """One node: resolve, infer types, declare parameters (``tie_weight=wte``: use layer wte's weight)."""
-        ties = {k.removeprefix("tie_"): v for k, v in layer.kwargs if k.startswith("tie_")}
-        if ties:
-            layer = replace(layer, kwargs=tuple((k, v) for k, v in layer.kwargs if not k.startswith("tie_")))
-        return self.apply_op(self.make_op(layer), inputs, layer.span or span, at, ties=ties)
+    def apply_op_layer(self, layer: OpLayer, inputs: list[Tensor], at: tuple[str, ...] | None, span: Span,
+                       path: tuple[str, ...] | None = None, owner: tuple[int | str, ...] | None = None) -> list[Tensor]:
+        """One node: resolve, infer types, declare parameters (``tie_weight=wte``: use layer wte's weight).
+        ``path`` and ``owner``: the node's scope and parameter owner (None: the current context's)."""
+        if path is None or owner is None:
+            ctx = self.session.ctx
+            path, owner = ctx.path, ctx.owner
+        kwargs = layer.kwargs
+        if kwargs and any(k.startswith("tie_") for k, _ in kwargs):
+            ties = {k.removeprefix("tie_"): v for k, v in kwargs if k.startswith("tie_")}
+            layer = replace(layer, kwargs=tuple((k, v) for k, v in kwargs if not k.startswith("tie_")))
+            return self.add(self.make_op(layer), inputs, layer.span or span, at, path, owner, ties=ties)
+        return self.add(self.make_op(layer), inputs, layer.span or span, at, path, owner)
 
     def apply_op(self, op: OpDef, inputs: list[Tensor], span: Span | None,
                  at: tuple[str, ...] | None = None, tags: tuple[str, ...] = (),
                  ties: dict[str, Any] | None = None) -> list[Tensor]:
-        """Add a node for ``op`` on ``inputs``; returns its output tensors."""
-        if op.arity is not None and len(inputs) != op.arity:
+        """Add a node for ``op`` on ``inputs`` in the current context; returns its output tensors."""
+        ctx = self.session.ctx
+        return self.add(op, inputs, span, at, ctx.path, ctx.owner, tags, ties)
+
+    def add(self, op: OpDef, inputs: list[Tensor], span: Span | None, at: tuple[str, ...] | None,
+            path: tuple[str, ...], owner: tuple[int | str, ...], tags: tuple[str, ...] = (),
+            ties: dict[str, Any] | None = None) -> list[Tensor]:
+        """Add a node for ``op`` on ``inputs`` in scope ``path``, its parameters (at module path ``at``) owned by
+        ``owner``; returns its output tensors."""
+        arity = op.arity
+        if arity is not None and len(inputs) != arity:
             raise self.session.error(f"{op.__class__.__name__} takes {op.arity} tensor input(s), got {len(inputs)}",
                                      span, f"`archdsl ops {op.name}` shows its inputs")
-        types = [t.type for t in inputs]
-        key = (id(op), *map(id, types))
+        if arity == 1:
+            first = inputs[0].type
+            types = [first]
+            key: tuple = (id(op), id(first))
+        else:
+            types = [t.type for t in inputs]
+            key = (id(op), *map(id, types))
         known = self.rules.get(key)
         if known is None:
             try:
-                resolved, outs, params = apply_rules(op, types)
+                resolved, outs, params = rules_of(op, types)
             except (OpError, ArithmeticError, ValueError, TypeError, IndexError, KeyError) as exc:
                 raise self._op_error(op, exc, inputs, span) from None
             if len(self.rules) >= RULE_MEMO:
                 self.rules.clear()
             # the entry holds the op and the types, so the ids in its key stay theirs while it is remembered
-            known = self.rules[key] = (resolved, tuple(outs), params, op, types)
+            known = self.rules[key] = (resolved, outs, params, op, types)
         op, outs, params = known[0], known[1], known[2]     # (read only: shared by the nodes it types)
+        builder = self.builder
         module = ".".join(at) if at else None
-        if params and module is None:
-            raise self.session.error(f"{op.__class__.__name__} has parameters, so it needs a name", span,
-                                     f"declare it first: `my_{op.name} = {op.__class__.__name__}(...)`, "
-                                     f"then use `x |> my_{op.name}`")
-        mapping = {}
-        ctx = self.session.ctx
-        if module is not None and params:
-            self.builder.claim_module(module, ctx.owner, span)
-            mapping = self.builder.declare_params(
-                module, {k: s for k, s in params.items() if k not in ties} if ties else params, span)
+        if params:
+            if module is None:
+                raise self.session.error(f"{op.__class__.__name__} has parameters, so it needs a name", span,
+                                         f"declare it first: `my_{op.name} = {op.__class__.__name__}(...)`, "
+                                         f"then use `x |> my_{op.name}`")
+            builder.claim_module(module, owner, span)
+            mapping = builder.declare_params(module, tuple((k, s) for k, s in params if k not in ties)
+                                             if ties else params, span)
+        else:
+            mapping = {}
         if ties:
-            mapping.update(tie_params(self.session, self.builder.params, op, params, ties, span))
-        names = self.builder.add_node(op, [t.value for t in inputs], outs, mapping, module, ctx.path, span, tags)
+            mapping.update(tie_params(self.session, builder.params, op, dict(params), ties, span))
+        if len(inputs) == 1:
+            names = builder.add_node(op, [inputs[0].value], outs, mapping, module, path, span, tags)
+        else:
+            names = builder.add_node(op, [t.value for t in inputs], outs, mapping, module, path, span, tags)
+        if len(names) == 1:
+            return [Tensor(names[0], outs[0], span)]
         return [Tensor(n, t, span) for n, t in zip(names, outs, strict=False)]
 
     def _op_error(self, op: OpDef, exc: Exception, inputs: list[Tensor], span: Span | None) -> ArchError:
@@ -226,13 +281,18 @@ class Applier:
         values = inputs
         index = 0
         at, ctx = self._anonymous(at)
-        with self.session.within(ctx):
+        session, apply = self.session, self.apply
+        outer = session.ctx
+        session.ctx = ctx
+        try:
             for key, entry in layer.entries:
-                if isinstance(entry, Absent):
+                if type(entry) is Absent or isinstance(entry, Absent):
                     continue
                 name = key if key is not None else str(index)
                 index += 1
-                values = _as_list(self.apply(entry, values, at + (name,), getattr(entry, "span", None) or span))
+                values = _as_list(apply(entry, values, at + (name,), getattr(entry, "span", None) or span))
+        finally:
+            session.ctx = outer
         return values
 
     def apply_reparam(self, layer: ReparamLayer, inputs: list[Tensor], at: tuple[str, ...] | None,
@@ -281,14 +341,23 @@ class Applier:
         path = at if at is not None else outer.path
         owner = outer.owner if at is not None else outer.owner + (fresh_uid(),)
         key = self._expansion_key(layer, inputs) if at else None
-        if at is not None and key is not None and key in self.expansions:      # (key is None without at)
-            self._budget(layer, len(self.expansions[key].nodes), span)     # before cloning, not after
-            return dataflow.from_site(replay(builder, self.expansions[key], at, inputs, owner + (fresh_uid(),)), span)
+        known = self.expansions.get(key) if key is not None else None     # (key is None without at)
+        if known is not None and at is not None:
+            self._budget(layer, len(known.nodes), span)     # before cloning, not after
+            return dataflow.from_site(replay(builder, known, at, inputs, owner + (fresh_uid(),)), span)
         first_node, first_doc = len(builder.nodes), len(builder.doc_order)
-        with session.within(Ctx(path, owner, outer.depth + 1), layer.block.name, span):
-            if layer.block.doc and path:
-                builder.add_doc(".".join(path), layer.block.doc)
+        block = layer.block
+        session.ctx = Ctx(path, owner, outer.depth + 1)
+        session.block_stack.append(block.name)
+        session.sites.append(span)
+        try:
+            if block.doc and path:
+                builder.add_doc(".".join(path), block.doc)
             outputs = self.blocks.expand(layer, inputs, span)
+        finally:
+            session.ctx = outer
+            session.block_stack.pop()
+            session.sites.pop()
         source = getattr(layer.namespace, "source", None)
         if (source is not None and len(source.text) >= RELEASE_FROM_TEXT
                 and layer.block.name not in session.block_stack):     # not being expanded further out (a recursion)
@@ -298,7 +367,7 @@ class Applier:
         if at is not None and key is not None:
             if len(self.expansions) >= EXPANSION_MEMO:
                 self.expansions.clear()
-            self.expansions[key] = Expansion(at, tuple(t.value for t in inputs), tuple(builder.nodes[first_node:]),
+            self.expansions[key] = Expansion(at, tuple([t.value for t in inputs]), tuple(builder.nodes[first_node:]),
                                              tuple(outputs), builder.docs_since(first_doc))
         return dataflow.from_site(outputs, span)
 
@@ -338,6 +407,17 @@ def _scalar_key(values: dict[str, Any]) -> tuple | None:
     :func:`plain_key`'s (which starts with a type, never None); None for other arguments."""
     key: list[Any] = [None]
     for name, value in values.items():
+        kind = type(value)
+        if kind not in _SCALARS:
+            return None
+        key += (name, kind, value)
+    return tuple(key)
+
+
+def _positional_key(names: tuple[str, ...], args: tuple[Any, ...]) -> tuple | None:
+    """:func:`_scalar_key` of positional arguments bound to ``names``, without the dict (None unless all scalars)."""
+    key: list[Any] = [None]
+    for name, value in zip(names, args, strict=False):
         kind = type(value)
         if kind not in _SCALARS:
             return None

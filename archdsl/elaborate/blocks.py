@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+from collections.abc import Iterator
 from typing import Any
 
 from archdsl.elaborate import dataflow, param_types
@@ -22,6 +23,7 @@ from archdsl.elaborate.values import (
     is_layer,
     layer_like,
 )
+from archdsl.errors import ArchError
 from archdsl.ir.types import Span
 from archdsl.syntax import ast as A
 
@@ -102,47 +104,56 @@ class Blocks:
     # -- statements -----------------------------------------------------------------------------
     def run_body(self, block: A.BlockDef, scope: Scope, inputs: list[Tensor], span: Span) -> list[Tensor]:
         """Execute a block's statements in order and return its outputs."""
-        fixed = self._fixed_inputs(block)
-        variadic = fixed < sum(isinstance(s, A.InputStmt) for s in block.body)
+        body = block.body                   # (read once: a released body is parsed again when read)
+        fixed = self._fixed_inputs(block, body)
+        variadic = fixed < sum(type(s) is A.InputStmt or isinstance(s, A.InputStmt) for s in body)
         if len(inputs) < fixed or (len(inputs) > fixed and not variadic):
             raise self.session.error(f"block {block.name} takes {'at least ' if variadic else ''}{fixed} input(s), "
                                      f"got {len(inputs)}", span, f"its `in` statements declare what {block.name} "
                                      "takes: apply it to that many tensors (`x |> b` or `b(x, y)`)")
         outputs: list[Tensor] = []
         feed = iter(inputs)
-        scope.block, failed = block, self.session.errors.failed
-        for index, stmt in enumerate(block.body):
+        session = self.session
+        scope.block, failed = block, session.errors.failed
+        exec_assign, exec_output = self.exec_assign, self.exec_output
+        for index, stmt in enumerate(body):
             scope.current = index
-            with dataflow.statement(self.session, scope, stmt):     # an error: recorded, the next statement runs
-                if isinstance(stmt, A.InputStmt):
-                    tensors = list(feed) if stmt.variadic else [next(feed)]     # `in *xs`: the rest, as a list
-                    for tensor in tensors:
-                        self.shapes.unify(stmt.type, tensor, scope, f"input '{stmt.name}' of {block.name}",
-                                          stmt.span, span)
-                    if stmt.where is not None:
-                        self.shapes.check_where(stmt.where, scope, f"input '{stmt.name}' of {block.name}",
-                                                stmt.span, span)
-                    if stmt.name in scope.names:
-                        raise self.session.error(f"'{stmt.name}' is already defined in this block", stmt.span,
-                                                 "a name is defined once per block: rename the input")
-                    scope.names[stmt.name] = tensors if stmt.variadic else tensors[0]
-                    scope.assigned[stmt.name] = stmt
-                    scope.inputs.add(stmt.name)
-                elif isinstance(stmt, A.Assign):
-                    self.exec_assign(stmt, scope)
+            try:            # an error: recorded, the next statement runs (see dataflow.recover)
+                if isinstance(stmt, A.Assign):
+                    exec_assign(stmt, scope)
+                elif isinstance(stmt, A.OutputStmt):
+                    outputs.append(exec_output(stmt, scope))
                 else:
-                    outputs.append(self.exec_output(stmt, scope))
+                    self.exec_input(stmt, scope, feed, block, span)
+            except (dataflow.Poisoned, ArchError) as exc:
+                if not dataflow.recover(session, scope, stmt, exc):
+                    raise
         scope.current = None
-        dataflow.failed_since(self.session, failed)      # errors in this body: skip the statement that applied it
+        dataflow.failed_since(session, failed)      # errors in this body: skip the statement that applied it
         if not outputs:
-            raise self.session.error(f"block {block.name} has no `out` statement", block.span,
-                                     "a block returns its result with `out expr`")
+            raise session.error(f"block {block.name} has no `out` statement", block.span,
+                                "a block returns its result with `out expr`")
         self.check_unused(scope, block)
         return outputs
 
-    def _fixed_inputs(self, block: A.BlockDef) -> int:
+    def exec_input(self, stmt: A.InputStmt, scope: Scope, feed: Iterator[Tensor], block: A.BlockDef,
+                   span: Span) -> None:
+        """``in x: [N, C]``: the next input (``in *xs``: the rest, as a list), unified with its declared type."""
+        tensors = list(feed) if stmt.variadic else [next(feed)]
+        for tensor in tensors:
+            self.shapes.unify(stmt.type, tensor, scope, f"input '{stmt.name}' of {block.name}", stmt.span, span)
+        if stmt.where is not None:
+            self.shapes.check_where(stmt.where, scope, f"input '{stmt.name}' of {block.name}", stmt.span, span)
+        if stmt.name in scope.names:
+            raise self.session.error(f"'{stmt.name}' is already defined in this block", stmt.span,
+                                     "a name is defined once per block: rename the input")
+        scope.names[stmt.name] = tensors if stmt.variadic else tensors[0]
+        scope.assigned[stmt.name] = stmt
+        scope.inputs.add(stmt.name)
+
+    def _fixed_inputs(self, block: A.BlockDef, body: tuple[A.Stmt, ...]) -> int:
         """How many inputs the block always takes; a variadic input (``in *xs``) may only come last."""
-        decls = [s for s in block.body if isinstance(s, A.InputStmt)]
+        decls = [s for s in body if isinstance(s, A.InputStmt)]
         for d in decls[:-1]:
             if d.variadic:
                 raise self.session.error(f"the variadic input '*{d.name}' must be the last input of {block.name}",
@@ -151,33 +162,46 @@ class Blocks:
 
     def exec_assign(self, stmt: A.Assign, scope: Scope) -> None:
         """``name = expr``: a layer gets the name as its module name; a value is just bound."""
-        value = self.evaluator.evaluate(stmt.value, scope)
+        expr = stmt.value
+        value = self.evaluator.dispatch[type(expr)](expr, scope)    # (Evaluator.evaluate, inline)
         ctx = self.session.ctx          # (a syntax node makes its span on each read: the statement is passed on)
-        if len(stmt.targets) == 1 and isinstance(value, Unnamed):    # idx = Buffer(expr): the buffer's name
-            value = self.applier.apply(value.layer, list(value.inputs), ctx.path + (stmt.targets[0],),
+        targets = stmt.targets
+        if len(targets) == 1 and type(value) is OpLayer and value.op.arity != 0:    # the usual `fc = Linear(64)`
+            name = targets[0]
+            if name in scope.names and name != "_":
+                raise self._defined_twice(name, stmt, scope)
+            scope.names[name] = Named(name, value, stmt, path=ctx.path + (name,), owner=ctx.owner + (name,))
+            scope.assigned[name] = stmt
+            return
+        if len(targets) == 1 and isinstance(value, Unnamed):    # idx = Buffer(expr): the buffer's name
+            value = self.applier.apply(value.layer, list(value.inputs), ctx.path + (targets[0],),
                                        self.session.span_of(stmt))[0]
-        elif len(stmt.targets) == 1 and isinstance(value, OpLayer) and value.op.arity == 0:
+        elif len(targets) == 1 and isinstance(value, OpLayer) and value.op.arity == 0:
             # a source op (a free parameter such as a class token) is applied where it is named
-            value = self.applier.apply(value, [], ctx.path + (stmt.targets[0],), self.session.span_of(stmt))[0]
-        elif len(stmt.targets) == 1 and (is_layer(value) or isinstance(value, list) and layer_like(value)) \
+            value = self.applier.apply(value, [], ctx.path + (targets[0],), self.session.span_of(stmt))[0]
+        elif len(targets) == 1 and (is_layer(value) or isinstance(value, list) and layer_like(value)) \
                 or isinstance(value, Absent):
-            name = stmt.targets[0]
+            name = targets[0]
             layer = self.evaluator.containers.as_layer(value, stmt.value)
             value = Named(name, layer, stmt, path=ctx.path + (name,),
                           owner=ctx.owner + (name,))   # stable: re-applying the enclosing layer shares
-        for t in stmt.targets:
+        for t in targets:
             if t in scope.names and t != "_":
-                raise self.session.error(f"'{t}' is already defined in this block", stmt.span,
-                                         "a name is defined once per block: give this value a new name",
-                                         notes=[("first defined here", place(scope.assigned[t]))]
-                                         if t in scope.assigned else [])
-        self.evaluator.containers.bind_targets(stmt.targets, value, scope, stmt)
-        for t in stmt.targets:
+                raise self._defined_twice(t, stmt, scope)
+        self.evaluator.containers.bind_targets(targets, value, scope, stmt)
+        for t in targets:
             scope.assigned[t] = stmt
+
+    def _defined_twice(self, name: str, stmt: A.Assign, scope: Scope) -> ArchError:
+        return self.session.error(f"'{name}' is already defined in this block", stmt.span,
+                                  "a name is defined once per block: give this value a new name",
+                                  notes=[("first defined here", place(scope.assigned[name]))]
+                                  if name in scope.assigned else [])
 
     def exec_output(self, stmt: A.OutputStmt, scope: Scope) -> Tensor:
         """``out expr``: the value must be a tensor; an annotation is checked."""
-        value = self.evaluator.evaluate(stmt.value, scope)
+        expr = stmt.value
+        value = self.evaluator.dispatch[type(expr)](expr, scope)    # (Evaluator.evaluate, inline)
         if not isinstance(value, Tensor):
             shown = f" ({value!r})" if isinstance(value, (int, float, str)) else ""
             raise self.session.error(f"`out` needs a tensor, got {describe(value)}{shown}", stmt.value.span,

@@ -9,9 +9,10 @@ from archdsl.ir.construct import maker, trusted
 from archdsl.ir.frozen import FrozenDict
 from archdsl.ir.graph import Graph, Node, Param
 from archdsl.ir.types import Span, TensorType
-from archdsl.ops.base import OpDef
+from archdsl.ops.base import OpDef, ParamSpec
 
 MAX_NODES = 500_000
+PLAN_MEMO = 4096                 # parameter plans a builder remembers at once (see GraphBuilder._plan)
 MAX_PARAM_BYTES = 64 * 2**30     # parameters and buffers of one model; checked as they are declared, before any build
 DTYPE_BYTES = {"float32": 4, "float64": 8, "float16": 2, "bfloat16": 2, "int64": 8, "int32": 4, "bool": 1}
 
@@ -43,6 +44,7 @@ _NOT_IDENT = re.compile(r"[^A-Za-z0-9_]")
 _make_param = maker(Param)
 _make_node = maker(Node)
 _NO_PARAMS: FrozenDict[str, str] = FrozenDict()        # shared by every node without parameters
+_set = dict.__setitem__                                 # fills the builder's frozen mappings (it alone adds to them)
 
 
 def _ident(text: str) -> str:
@@ -73,7 +75,7 @@ class GraphBuilder:
         self.nodes: list[Node] = []
         # frozen from the start (the builder alone adds to it, through add_param), so the Graph takes it as is
         self.params: FrozenDict[str, Param] = FrozenDict()
-        self.typed_specs: dict[int, object] = {}      # id -> a ParamSpec already checked (held: ids stay valid)
+        self.plans: dict[int, tuple[tuple | dict, list]] = {}     # id of an op's ParamSpecs -> how to declare them
         self.owners: dict[str, tuple[tuple[int | str, ...], Span | None]] = {}
         self.value_names: dict[str, Node | None] = {}     # every value so far -> the node making it (None: input)
         self.suffixes: dict[str, int] = {}
@@ -103,7 +105,11 @@ class GraphBuilder:
 
     def docs_since(self, count: int) -> tuple[tuple[str, str], ...]:
         """Docs added after the first ``count`` (``len(doc_order)`` read earlier), in order."""
-        return tuple((k, self.module_docs[k]) for k in self.doc_order[count:])
+        order = self.doc_order
+        if len(order) == count:
+            return ()
+        docs = self.module_docs
+        return tuple([(k, docs[k]) for k in order[count:]])
 
     def add_input(self, name: str, t: TensorType, span: Span | None) -> str:
         """Declare a graph input."""
@@ -125,28 +131,24 @@ class GraphBuilder:
                 "give each layer its own name; to share weights, apply the same named layer twice",
                 notes=((f"'{path}' was first used here", prev[1]),)), self.sources)
 
-    def declare_params(self, path: str, specs: dict, span: Span | None) -> dict[str, str]:
-        """Add the op's parameters under ``path``; re-declaring the same shape shares them."""
+    def declare_params(self, path: str, specs: tuple | dict, span: Span | None) -> dict[str, str]:
+        """Add the op's parameters under ``path`` (``specs``: (local name, ParamSpec) pairs, or a dict of them);
+        re-declaring the same shape shares them."""
+        plan = self.plans.get(id(specs))
+        if plan is None or plan[0] is not specs:
+            plan = self._plan(specs)
         mapping = {}
-        params, typed = self.params, self.typed_specs
-        for local, spec in specs.items():
+        params = self.params
+        for local, args, nbytes, spec in plan[1]:
             full = f"{path}.{local}" if path and local else path or local   # "" = the path itself
-            plain = typed.get(id(spec)) is spec
-            if not plain and _plain_spec(spec):
-                typed[id(spec)] = spec          # the rule cache hands out the same specs again: check each once
-                plain = True
-            if plain:                   # built without re-validation: every field already has its IR type
-                param = _make_param(full, spec.shape, spec.dtype, spec.init, spec.buffer, spec.axis, spec.fan_in,
-                                    spec.layout, spec.groups)
+            if args is not None:        # built without re-validation: every field already has its IR type
+                param = _make_param(full, *args)
             else:
                 param = Param(name=full, shape=spec.shape, dtype=spec.dtype, init=spec.init, buffer=spec.buffer,
                               axis=spec.axis, fan_in=spec.fan_in, layout=spec.layout, groups=spec.groups)
             old = params.get(full)
             if old is None:
-                numel = 1
-                for d in param.shape:           # Param.numel, inline (a 100k-node model declares 200k of them)
-                    numel *= int(d)
-                self.param_bytes += numel * DTYPE_BYTES.get(param.dtype, 8)
+                self.param_bytes += nbytes if args is not None else param.numel() * DTYPE_BYTES.get(param.dtype, 8)
                 if self.param_bytes > MAX_PARAM_BYTES:
                     raise budget_error(self.param_bytes, span, self.sources)
             elif old != param:
@@ -155,13 +157,32 @@ class GraphBuilder:
                     f"{list(param.shape)}, but its first use made it {list(old.shape)}", span,
                     "a shared layer has one set of weights: apply it to inputs of one shape, or use two layers"),
                     self.sources)
-            dict.__setitem__(params, full, param)
+            _set(params, full, param)
             mapping[local] = full
         return mapping
 
+    def _plan(self, specs: tuple | dict) -> tuple[tuple | dict, list[tuple[str, tuple | None, int, ParamSpec]]]:
+        """How to declare ``specs`` (the rule cache hands out the same pairs again, so each is looked at once): per
+        parameter its local name, the Param fields after the name when every one is already of its IR type (else
+        None: validated), its bytes, and the spec. Remembered for at most PLAN_MEMO dicts at once."""
+        steps: list[tuple[str, tuple | None, int, ParamSpec]] = []
+        for local, spec in specs.items() if isinstance(specs, dict) else specs:
+            if _plain_spec(spec):
+                numel = 1
+                for d in spec.shape:            # Param.numel, once per spec (a 100k-node model declares 200k)
+                    numel *= d
+                steps.append((local, (spec.shape, spec.dtype, spec.init, spec.buffer, spec.axis, spec.fan_in,
+                                      spec.layout, spec.groups), numel * DTYPE_BYTES.get(spec.dtype, 8), spec))
+            else:
+                steps.append((local, None, 0, spec))
+        if len(self.plans) >= PLAN_MEMO:
+            self.plans.clear()
+        plan = self.plans[id(specs)] = (specs, steps)      # (the entry holds the dict: the id stays its own)
+        return plan
+
     def add_param(self, full: str, param: Param) -> None:
         """Declare (or re-declare, unchanged) the parameter ``full``."""
-        dict.__setitem__(self.params, full, param)
+        _set(self.params, full, param)
 
     def count_param(self, param: Param, span: Span | None) -> None:
         """Add a new parameter's bytes to the model's total; LimitError past MAX_PARAM_BYTES."""
@@ -172,27 +193,43 @@ class GraphBuilder:
     def add_node(self, op: OpDef, inputs: list[str], types: list[TensorType] | tuple[TensorType, ...], params: dict[str, str],
                  module: str | None, scope: tuple[str, ...], span: Span | None, tags: tuple[str, ...] = ()) -> tuple[str, ...]:
         """Append a node and return its output value names."""
-        if len(self.nodes) >= MAX_NODES:
+        nodes, value_names = self.nodes, self.value_names
+        if len(nodes) >= MAX_NODES:
             raise LimitError(Diagnostic(f"the model has more than {MAX_NODES:,} nodes", span,
                                         "check repeat counts"), self.sources)
         hint = module or ".".join((*scope, op.name))      # unnamed ops are named after their block: layer1_0_relu
+        outs: tuple[str, ...]
         if len(types) == 1:
-            outs: tuple[str, ...] = (self.fresh_value(hint),)
+            base = hint.replace(".", "_")
+            if base.isidentifier() and base.isascii() and base not in value_names and base not in self.suffixes:
+                value_names[base] = None        # (fresh_value's answer, in its usual case: the hint is free)
+                outs = (base,)
+            else:
+                outs = (self.fresh_value(hint),)
         else:
             outs = tuple(self.fresh_value(f"{hint}_{i}") for i in range(len(types)))
         # a node reading one value shares its producer's outputs tuple, and its types tuple when the type is the
         # same (relu, norms, residual adds): two tuples less per node in a chain
-        producer = self.value_names.get(inputs[0]) if inputs else None
-        ins = producer.outputs if producer is not None and len(inputs) == 1 and len(producer.outputs) == 1 \
-            else tuple(inputs)
-        typed = producer.types if producer is not None and len(types) == 1 and len(producer.types) == 1 \
-            and producer.types[0] is types[0] else tuple(types)
+        ins: tuple[str, ...]
+        typed: tuple[TensorType, ...]
+        if len(inputs) == 1:
+            producer = value_names.get(inputs[0])
+            if producer is not None and len(producer.outputs) == 1:
+                ins = producer.outputs
+                typed = producer.types if len(types) == 1 and producer.types[0] is types[0] else tuple(types)
+            else:
+                ins, typed = tuple(inputs), tuple(types)
+        else:
+            producer = value_names.get(inputs[0]) if inputs else None
+            ins = tuple(inputs)
+            typed = producer.types if producer is not None and len(types) == 1 and len(producer.types) == 1 \
+                and producer.types[0] is types[0] else tuple(types)
         # every field is already of its IR type (ops and types come from the rules): constructed without validation
         node = _make_node(outs[0], op, ins, outs, typed, FrozenDict(params) if params else _NO_PARAMS, module,
                           tuple(scope), span, tuple(tags))
-        self.nodes.append(node)
+        nodes.append(node)
         for v in outs:
-            self.value_names[v] = node
+            value_names[v] = node
         return outs
 
     def finish(self, outputs: dict[str, str], doc: str, span: Span | None) -> Graph:

@@ -131,39 +131,28 @@ def report_unused(session: Session, block: A.BlockDef, unused: list[tuple[str, s
 
 
 # -- several independent errors ------------------------------------------------------------------------
-class statement:  # noqa: N801 - used as a function: ``with statement(session, scope, stmt):``
-    """Run one statement; on an error, record it, poison the statement's names and carry on.
+def recover(session: Session, scope: Any, stmt: A.Stmt, exc: BaseException) -> bool:
+    """After statement ``stmt`` raised ``exc``: True when the error is recorded (or, for a Poisoned, was already)
+    and the statement's names are poisoned, so the next statement runs; False when ``exc`` is to propagate.
 
-    A class rather than a generator context manager: it is entered once per statement of every block application.
+    Called from ``except (Poisoned, ArchError)`` around each statement of a block body (a try costs nothing
+    when nothing is raised; a context manager would be entered once per statement of every block application).
     """
-
-    __slots__ = ("session", "scope", "stmt")
-
-    def __init__(self, session: Session, scope: Any, stmt: A.Stmt) -> None:
-        self.session, self.scope, self.stmt = session, scope, stmt
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any) -> bool:
-        if kind is None:
-            return False
-        session = self.session
-        if issubclass(kind, Poisoned):
-            session.errors.failed += 1
-            _poison(self.scope, self.stmt)
-            return True
-        if issubclass(kind, (LimitError, UsageError)) or not isinstance(exc, ArchError):
-            return False             # a limit reached is not worth going on after; usage is not the spec's
+    if isinstance(exc, Poisoned):
         session.errors.failed += 1
-        exc = at_call_site(session, exc)
-        seen = {(d.message, str(d.span)) for e in session.errors.errors for d in e.diagnostics}
-        if any((d.message, str(d.span)) not in seen for d in exc.diagnostics):   # a block applied twice: once
-            session.errors.errors.append(exc)
-        if session.errors.count >= session.errors.cap:
-            session.errors.raise_if_any()
-        _poison(self.scope, self.stmt)
+        _poison(scope, stmt)
         return True
+    if isinstance(exc, (LimitError, UsageError)) or not isinstance(exc, ArchError):
+        return False             # a limit reached is not worth going on after; usage is not the spec's
+    session.errors.failed += 1
+    exc = at_call_site(session, exc)
+    seen = {(d.message, str(d.span)) for e in session.errors.errors for d in e.diagnostics}
+    if any((d.message, str(d.span)) not in seen for d in exc.diagnostics):   # a block applied twice: once
+        session.errors.errors.append(exc)
+    if session.errors.count >= session.errors.cap:
+        session.errors.raise_if_any()
+    _poison(scope, stmt)
+    return True
 
 
 def at_call_site(session: Session, exc: ArchError) -> ArchError:

@@ -12,7 +12,8 @@ from typing import Any, Protocol
 
 from archdsl.elaborate import dataflow, scalars, suggest
 from archdsl.elaborate.builtins import BUILTINS, BuiltinLimit
-from archdsl.elaborate.containers import Containers, arg_spans
+from archdsl.elaborate.containers import ArgSpans, Containers, arg_spans
+from archdsl.elaborate.dataflow import POISON
 from archdsl.elaborate.loader import Namespace
 from archdsl.elaborate.scalars import ScalarError
 from archdsl.elaborate.scope import Scope
@@ -49,6 +50,7 @@ _INDEXABLE = "only containers (seq[...], seq{...}, reparam, lists of layers) hav
 _INSIDE_BLOCK = "a block's layers are not reachable from outside; use a container: `head = seq{fc: ...}`, `head.fc`"
 _EVALUATING = object()
 _OP_REFS: dict[type[OpDef], OpRef] = {}       # one reference per op class (equal references are interchangeable)
+_INT_BOUND = 1 << scalars.MAX_INT_BITS          # ints strictly within it have at most MAX_INT_BITS bits
 
 
 def spread(values: list[Any]) -> list[Any]:
@@ -67,6 +69,9 @@ class Applies(Protocol):
 
     def apply_value(self, layer: Any, inputs: list[Tensor], span: Span) -> Any: ...
 
+    def apply_named(self, layer: Named, inputs: list[Tensor], at: tuple[str, ...] | None,
+                    span: Span) -> list[Tensor]: ...
+
     def apply_op(self, op: OpDef, inputs: list[Tensor], span: Span | None) -> list[Tensor]: ...
 
 
@@ -78,6 +83,8 @@ class Evaluator:
         self._applier = applier                         # set by the elaborator once both parts exist
         self.containers = Containers(session, self)
         self.let_stack: list[tuple[str, A.Assign]] = []   # constants being evaluated, for cycle messages
+        self.binary_ops: dict[str, OpDef] = {}            # ``a + b`` on tensors: the op of each operator
+        self.global_ops: dict[tuple[int, str], tuple[Namespace, OpRef]] = {}   # see lookup_global
         c = self.containers
         self.dispatch: dict[type, Callable[[Any, Scope], Any]] = {
             A.Num: self.number, A.Const: lambda e, s: e.value, A.Str: lambda e, s: self.fill_template(e.value, s, e.span),
@@ -114,7 +121,10 @@ class Evaluator:
     # -- leaves ------------------------------------------------------------------------------
     def number(self, e: A.Num, scope: Scope) -> Any:
         """A number literal, within 64 bits and finite."""
-        return self.scalar(scalars.number, e, e.value)
+        value = e.value
+        if type(value) is int and -_INT_BOUND < value < _INT_BOUND:     # the usual case, as scalars.number finds
+            return value
+        return self.scalar(scalars.number, e, value)
 
     def fill_template(self, text: str, scope: Scope, span: Span) -> str:
         """Replace each ``{expr}`` in a string with its value (``"denselayer{i+1}"``)."""
@@ -142,16 +152,26 @@ class Evaluator:
 
     def name(self, e: A.Name, scope: Scope) -> Any:
         """A local name, else a global one."""
-        found, value = scope.get_local(e.id)
+        key = e.id
+        names = scope.names
+        if key in names:                # a name of this scope (Scope.get_local's first step, inline)
+            value = names[key]
+            if value is not POISON:
+                scope.used.add(key)
+                return value
+        found, value = scope.get_local(key)
         if found:
             return value
-        return self.lookup_global(e.id, scope, e)
+        return self.lookup_global(key, scope, e)
 
     def lookup_global(self, name: str, scope: Scope, at: Any, what: str = "name",
                       args: tuple[A.Expr, ...] = ()) -> Any:
         """Constants, blocks, import aliases, built-ins and ops, in that order (``what`` names the role in errors;
         ``at``: the place, or the syntax node whose span is the place)."""
         ns = scope.namespace
+        known = self.global_ops.get((id(ns), name))
+        if known is not None and known[0] is ns:        # an op's name, found before in this namespace
+            return known[1]
         let = ns.find_let(name)
         if let is not None:
             return self.let_value(name, let[0], let[1])
@@ -167,6 +187,9 @@ class Evaluator:
             ref = _OP_REFS.get(op)
             if ref is None:
                 ref = _OP_REFS[op] = OpRef(op)
+            # a namespace's constants, blocks and aliases are fixed once it is loaded, so the name stays the op's
+            # (the entry holds the namespace: the id in its key stays its own)
+            self.global_ops[(id(ns), name)] = (ns, ref)
             return ref
         span = at if isinstance(at, Span) else at.span
         root = scope.root()
@@ -180,10 +203,22 @@ class Evaluator:
     def callee(self, expr: A.Expr, scope: Scope, what: str, args: tuple[A.Expr, ...] = ()) -> Any:
         """Evaluate the function of a call or the layer of a pipe; an unknown bare name is reported as ``what``
         (a call's ``args`` tell its did-you-mean whether an op or a built-in function is meant)."""
-        if isinstance(expr, A.Name):
-            found, value = scope.get_local(expr.id)
-            return value if found else self.lookup_global(expr.id, scope, expr, what, args)
-        return self.evaluate(expr, scope)
+        if type(expr) is A.Name or isinstance(expr, A.Name):
+            key = expr.id
+            names = scope.names
+            if key in names:            # (as in ``name``)
+                value = names[key]
+                if value is not POISON:
+                    scope.used.add(key)
+                    return value
+            found, value = scope.get_local(key)
+            if found:
+                return value
+            known = self.global_ops.get((id(scope.namespace), key))
+            if known is not None and known[0] is scope.namespace:     # (lookup_global's first step, inline)
+                return known[1]
+            return self.lookup_global(key, scope, expr, what, args)
+        return self.dispatch[type(expr)](expr, scope)
 
     def _any_tensor(self, args: tuple[A.Expr, ...], scope: Scope) -> bool:
         """Whether a call's arguments include a tensor (for the did-you-mean of an unknown function only)."""
@@ -262,7 +297,8 @@ class Evaluator:
             if (e.op == "and" and not left) or (e.op == "or" and left):
                 return left
             return self.truth(self.evaluate(e.right, scope), e.right)
-        a, b = self.evaluate(e.left, scope), self.evaluate(e.right, scope)
+        dispatch = self.dispatch
+        a, b = dispatch[type(e.left)](e.left, scope), dispatch[type(e.right)](e.right, scope)
         if isinstance(a, Tensor) or isinstance(b, Tensor):
             return self.tensor_binop(e, a, b)
         cost = scalars.concat_cost(e.op, a, b)
@@ -274,7 +310,10 @@ class Evaluator:
         """``+ - * / @`` between tensors, and tensor-scalar arithmetic."""
         apply_op, span = self.applier.apply_op, self.session.span_of(e)
         if isinstance(a, Tensor) and isinstance(b, Tensor) and e.op in _TENSOR_BINOPS:
-            return apply_op(_TENSOR_BINOPS[e.op](), [a, b], span)[0]
+            op = self.binary_ops.get(e.op)
+            if op is None:                  # (attribute-free ops: one object each, which the rule cache finds)
+                op = self.binary_ops[e.op] = _TENSOR_BINOPS[e.op]()
+            return apply_op(op, [a, b], span)[0]
         scalar_ok = (int, float)
         if isinstance(a, Tensor) and isinstance(b, scalar_ok) and e.op in _SCALAR_RIGHT:
             return apply_op(T.ScalarArith(fn=_SCALAR_RIGHT[e.op], value=float(b)), [a], span)[0]
@@ -300,12 +339,15 @@ class Evaluator:
     def call_expr(self, e: A.Call, scope: Scope) -> Any:
         """``f(args)``: evaluate the function and the arguments, then :meth:`call`."""
         func = self.callee(e.func, scope, suggest.CALL, e.args)
-        args = [self.evaluate(a, scope) for a in e.args]
+        dispatch = self.dispatch
+        args = [dispatch[type(a)](a, scope) for a in e.args]
         kwargs = {}
         for k, v in e.kwargs:
             if k in kwargs:
                 raise self.session.error(f"argument '{k}' is given twice", v.span, "give each argument once")
-            kwargs[k] = self.evaluate(v, scope)
+            kwargs[k] = dispatch[type(v)](v, scope)
+        if type(func) is OpRef:
+            return self.call_op(func.op, args, kwargs, e)
         return self.call(func, args, kwargs, e)
 
     def call(self, func: Any, args: list[Any], kwargs: dict[str, Any], e: A.Call) -> Any:
@@ -360,23 +402,27 @@ class Evaluator:
 
     def call_op(self, op: type[OpDef], args: list[Any], kwargs: dict[str, Any], e: A.Call) -> Any:
         """``relu(x)`` applies at once; ``Conv2d(64, 3)`` makes a layer for later application."""
-        inputs: list[Tensor] = []
-        rest = list(args)
-        if op.arity is None and rest and isinstance(rest[0], (list, tuple)) and rest[0] and \
-                all(isinstance(t, Tensor) for t in rest[0]):
-            inputs = list(rest.pop(0))              # concat([a, b], dim=1)
-        else:
-            while rest and isinstance(rest[0], Tensor):   # relu(x), gla(q, k, v, g), add_n(a, b, c)
-                inputs.append(rest.pop(0))
-        if any(isinstance(a, Tensor) for a in rest) or any(isinstance(v, Tensor) for v in kwargs.values()):
+        if op.arity is None and args and isinstance(args[0], (list, tuple)) and args[0] and \
+                all(isinstance(t, Tensor) for t in args[0]):
+            inputs: list[Tensor] = list(args[0])     # concat([a, b], dim=1)
+            skip = 1
+        else:                                       # relu(x), gla(q, k, v, g), add_n(a, b, c)
+            skip = 0
+            for a in args:
+                if not isinstance(a, Tensor):
+                    break
+                skip += 1
+            inputs = args[:skip]
+        rest = args[skip:] if skip else args
+        if any(isinstance(a, Tensor) for a in rest) or kwargs and any(isinstance(v, Tensor) for v in kwargs.values()):
             raise self.session.error(f"{op.__name__}: tensors must come before the other arguments", e.span,
                                      f"write {op.__name__}(x, ...) with the tensors first")
-        spans = arg_spans(e, len(args) - len(rest))      # positions after those of the tensor inputs
         span = self.session.span_of(e)
-        layer = OpLayer(op, tuple(rest), tuple(kwargs.items()), span, arg_spans=spans)
-        if not inputs and op.arity == 0 and op.params is OpDef.params:
-            return self.applier.apply_value(layer, [], span)  # a constructor (arange, zeros): a value at once
+        layer = OpLayer(op, tuple(rest), tuple(kwargs.items()) if kwargs else (), span,
+                        ArgSpans(e, skip))        # positions after those of the tensor inputs
         if not inputs:
+            if op.arity == 0 and op.params is OpDef.params:
+                return self.applier.apply_value(layer, [], span)  # a constructor (arange, zeros): a value at once
             return layer
         if Trait.BUFFER in op.traits:       # named (and applied) where it is assigned: idx = Buffer(expr)
             return Unnamed(layer, tuple(inputs), span)
@@ -384,8 +430,14 @@ class Evaluator:
 
     def pipe(self, e: A.Pipe, scope: Scope) -> Any:
         """``x |> layer`` (a tuple on the left feeds several inputs)."""
-        value = self.evaluate(e.value, scope)
-        layer = self.containers.as_layer(self.callee(e.layer, scope, "layer, op or block"), e.layer)
+        value = self.dispatch[type(e.value)](e.value, scope)
+        target = self.callee(e.layer, scope, "layer, op or block")
+        if type(value) is Tensor and type(target) is Named:
+            op = target.layer
+            if type(op) is OpLayer and op.span is not None:     # the usual `x |> fc`: a named op on one tensor
+                outs = self.applier.apply_named(target, [value], None, op.span)     # (apply_value's dispatch)
+                return outs[0] if len(outs) == 1 else tuple(outs)
+        layer = self.containers.as_layer(target, e.layer)
         inputs = spread(list(value) if isinstance(value, tuple) else [value])
         if not all(isinstance(v, Tensor) for v in inputs):
             raise self.session.error(f"'|>' needs a tensor on the left, got {describe(value)}", e.value.span,

@@ -7,8 +7,7 @@ times cheaper than evaluating the block body again, and gives exactly the graph 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from archdsl.elaborate.builder import GraphBuilder
 from archdsl.elaborate.values import Tensor
@@ -43,9 +42,8 @@ def _encode(value: Any, out: list[Any]) -> bool:
     return False            # layers and other objects: expand normally, never guess their identity
 
 
-@dataclass(frozen=True)
-class Expansion:
-    """What one named block application added to the graph."""
+class Expansion(NamedTuple):
+    """What one named block application added to the graph (a tuple: one is made per block application)."""
 
     path: tuple[str, ...]
     inputs: tuple[str, ...]

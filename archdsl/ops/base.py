@@ -197,6 +197,16 @@ def _rules(op: OpDef, types: tuple[TensorType, ...]) -> tuple[OpDef, tuple[Tenso
     return resolved, tuple(resolved.infer(ins)), tuple(resolved.params(ins).items())
 
 
+def rules_of(op: OpDef, types: list[TensorType]) -> tuple[OpDef, tuple[TensorType, ...], tuple[tuple[str, ParamSpec], ...]]:
+    """:func:`apply_rules`' results as the memo holds them (read only: the same tuples for every equal op and input
+    types, so a caller may key its own memos by their identity, as the elaborator's parameter plans do)."""
+    key = tuple(types)
+    try:
+        return _rules(op, key)
+    except TypeError:                 # an attribute that cannot be hashed (or a rule's own TypeError): uncached
+        return _rules.__wrapped__(op, key)
+
+
 def apply_rules(op: OpDef, types: list[TensorType]) -> tuple[OpDef, list[TensorType], dict[str, ParamSpec]]:
     """``resolve``, ``infer`` and ``params`` of ``op`` on ``types``, memoised.
 
