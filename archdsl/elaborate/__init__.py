@@ -64,6 +64,7 @@ class Elaborator:
         until a full garbage collection (the front end moves what it builds to the oldest generation)."""
         self.applier.expansions.clear()
         self.applier.ops.clear()
+        self.applier.by_args.clear()
         self.applier.rules.clear()
         builder = self.session.builder
         builder.nodes, builder.value_names, builder.suffixes, builder.owners = [], {}, {}, {}

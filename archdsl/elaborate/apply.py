@@ -57,6 +57,7 @@ class Applier:
         self._blocks = blocks                              # set by the elaborator once both parts exist
         self.expansions: dict[tuple, Expansion] = {}       # named block applications, for replay (EXPANSION_MEMO)
         self.ops: dict[tuple, OpDef] = {}                   # (op class, its arguments) -> the op made from them
+        self.by_args: dict[tuple, OpDef] = {}               # (op class, positional scalars, their types) -> the same
         # (id of an op, ids of its input types) -> the rules' results (apply_rules memoises by value: this skips
         # hashing the op and the types for the same objects, as most nodes of a large spec have)
         self.rules: dict[tuple, tuple] = {}
@@ -131,12 +132,23 @@ class Applier:
     def make_op(self, layer: OpLayer) -> OpDef:
         """Bind positional and keyword arguments to the op's attributes and validate them."""
         op, args = layer.op, layer.args
-        if not layer.kwargs and len(args) <= len(op.positional):     # the usual Linear(64): no dicts to build
-            key: tuple | None = _positional_key(op.positional, args)
-            if key is not None:
-                made = self.ops.get((op, key))
-                if made is not None:
-                    return made
+        if layer.kwargs:
+            return self._make_op(layer)
+        # the usual Linear(64): the op made before from equal positional scalars of the same types
+        fast = (op, args, *map(type, args))
+        try:
+            made = self.by_args.get(fast)
+        except TypeError:               # an unhashable argument (a list)
+            return self._make_op(layer)
+        if made is not None:
+            return made
+        made = self._make_op(layer)
+        if all(type(a) in _SCALARS for a in args):      # (then the key is exact, as _scalar_key's)
+            self.by_args[fast] = made
+        return made
+
+    def _make_op(self, layer: OpLayer) -> OpDef:
+        op, args = layer.op, layer.args
         error = self.session.error
         attrs: dict[str, Any] = {}
         if len(args) > len(op.positional):
@@ -407,17 +419,6 @@ def _scalar_key(values: dict[str, Any]) -> tuple | None:
     :func:`plain_key`'s (which starts with a type, never None); None for other arguments."""
     key: list[Any] = [None]
     for name, value in values.items():
-        kind = type(value)
-        if kind not in _SCALARS:
-            return None
-        key += (name, kind, value)
-    return tuple(key)
-
-
-def _positional_key(names: tuple[str, ...], args: tuple[Any, ...]) -> tuple | None:
-    """:func:`_scalar_key` of positional arguments bound to ``names``, without the dict (None unless all scalars)."""
-    key: list[Any] = [None]
-    for name, value in zip(names, args, strict=False):
         kind = type(value)
         if kind not in _SCALARS:
             return None

@@ -51,20 +51,25 @@ class Blocks:
         if len(layer.args) > len(block.params):
             raise error(f"block {block.name} takes {len(block.params)} parameter(s), got {len(layer.args)}",
                         layer.arg_spans.get(len(block.params)) or layer.span, f"{block.name}({', '.join(decls)})")
-        given: dict[str, tuple[Any, str | int]] = {p.name: (v, i) for i, (p, v) in
-                                                    enumerate(zip(block.params, layer.args, strict=False))}
-        for k, v in layer.kwargs:
-            if k not in decls:
-                close = difflib.get_close_matches(k, list(decls), n=1)
-                raise error(f"block {block.name} has no parameter '{k}'", layer.span,
-                            f"did you mean '{close[0]}'?" if close else
-                            f"its parameters are: {', '.join(decls) or 'none'}")
-            if k in given:
-                raise error(f"parameter '{k}' of {block.name} is given twice", layer.arg_spans.get(k) or layer.span,
-                            "give it once, by position or by name")
-            given[k] = (v, k)
-        for p in block.params:
-            if p.name in given:
+        args = layer.args
+        given: dict[str, tuple[Any, str | int]] | None = None     # (None: positional arguments only)
+        if layer.kwargs:
+            given = {p.name: (v, i) for i, (p, v) in enumerate(zip(block.params, args, strict=False))}
+            for k, v in layer.kwargs:
+                if k not in decls:
+                    close = difflib.get_close_matches(k, list(decls), n=1)
+                    raise error(f"block {block.name} has no parameter '{k}'", layer.span,
+                                f"did you mean '{close[0]}'?" if close else
+                                f"its parameters are: {', '.join(decls) or 'none'}")
+                if k in given:
+                    raise error(f"parameter '{k}' of {block.name} is given twice",
+                                layer.arg_spans.get(k) or layer.span, "give it once, by position or by name")
+                given[k] = (v, k)
+        key: str | int | None
+        for i, p in enumerate(block.params):
+            if given is None and i < len(args):
+                value, key = args[i], i
+            elif given is not None and p.name in given:
                 value, key = given[p.name]
             elif p.default is not None:
                 value, key = self.evaluator.evaluate(p.default, scope), None
@@ -105,8 +110,8 @@ class Blocks:
     def run_body(self, block: A.BlockDef, scope: Scope, inputs: list[Tensor], span: Span) -> list[Tensor]:
         """Execute a block's statements in order and return its outputs."""
         body = block.body                   # (read once: a released body is parsed again when read)
-        fixed = self._fixed_inputs(block, body)
-        variadic = fixed < sum(type(s) is A.InputStmt or isinstance(s, A.InputStmt) for s in body)
+        fixed, declared = self._fixed_inputs(block, body)
+        variadic = fixed < declared
         if len(inputs) < fixed or (len(inputs) > fixed and not variadic):
             raise self.session.error(f"block {block.name} takes {'at least ' if variadic else ''}{fixed} input(s), "
                                      f"got {len(inputs)}", span, f"its `in` statements declare what {block.name} "
@@ -151,14 +156,18 @@ class Blocks:
         scope.assigned[stmt.name] = stmt
         scope.inputs.add(stmt.name)
 
-    def _fixed_inputs(self, block: A.BlockDef, body: tuple[A.Stmt, ...]) -> int:
-        """How many inputs the block always takes; a variadic input (``in *xs``) may only come last."""
-        decls = [s for s in body if isinstance(s, A.InputStmt)]
+    def _fixed_inputs(self, block: A.BlockDef, body: tuple[A.Stmt, ...]) -> tuple[int, int]:
+        """How many inputs the block always takes, and how many `in` statements it has; a variadic input
+        (``in *xs``) may only come last."""
+        decls = []
+        for stmt in body:
+            if isinstance(stmt, A.InputStmt):
+                decls.append(stmt)
         for d in decls[:-1]:
             if d.variadic:
                 raise self.session.error(f"the variadic input '*{d.name}' must be the last input of {block.name}",
                                          d.span, "it takes all the tensors after the fixed inputs")
-        return len(decls) - (1 if decls and decls[-1].variadic else 0)
+        return len(decls) - (1 if decls and decls[-1].variadic else 0), len(decls)
 
     def exec_assign(self, stmt: A.Assign, scope: Scope) -> None:
         """``name = expr``: a layer gets the name as its module name; a value is just bound."""
@@ -170,7 +179,7 @@ class Blocks:
             name = targets[0]
             if name in scope.names and name != "_":
                 raise self._defined_twice(name, stmt, scope)
-            scope.names[name] = Named(name, value, stmt, path=ctx.path + (name,), owner=ctx.owner + (name,))
+            scope.names[name] = Named(name, value, stmt, ctx.path + (name,), ctx.owner + (name,))    # (path, owner)
             scope.assigned[name] = stmt
             return
         if len(targets) == 1 and isinstance(value, Unnamed):    # idx = Buffer(expr): the buffer's name

@@ -45,6 +45,7 @@ _make_param = maker(Param)
 _make_node = maker(Node)
 _NO_PARAMS: FrozenDict[str, str] = FrozenDict()        # shared by every node without parameters
 _set = dict.__setitem__                                 # fills the builder's frozen mappings (it alone adds to them)
+_setdefault = dict.setdefault
 
 
 def _ident(text: str) -> str:
@@ -121,11 +122,8 @@ class GraphBuilder:
 
     def claim_module(self, path: str, owner: tuple[int | str, ...], span: Span | None) -> None:
         """Record who owns the parameters at ``path``; two different layers may not share a name."""
-        prev = self.owners.get(path)
-        if prev is None:
-            self.owners[path] = (owner, span)
-            return
-        if prev[0] != owner:
+        prev = _setdefault(self.owners, path, (owner, span))      # (one look-up: the path is new, most often)
+        if prev[0] is not owner and prev[0] != owner:
             raise ElaborationError(Diagnostic(
                 f"two different layers both want the parameter name '{path}'", span,
                 "give each layer its own name; to share weights, apply the same named layer twice",
@@ -146,8 +144,8 @@ class GraphBuilder:
             else:
                 param = Param(name=full, shape=spec.shape, dtype=spec.dtype, init=spec.init, buffer=spec.buffer,
                               axis=spec.axis, fan_in=spec.fan_in, layout=spec.layout, groups=spec.groups)
-            old = params.get(full)
-            if old is None:
+            old = _setdefault(params, full, param)       # (one look-up in a mapping of 100k+ names)
+            if old is param:
                 self.param_bytes += nbytes if args is not None else param.numel() * DTYPE_BYTES.get(param.dtype, 8)
                 if self.param_bytes > MAX_PARAM_BYTES:
                     raise budget_error(self.param_bytes, span, self.sources)
@@ -157,7 +155,8 @@ class GraphBuilder:
                     f"{list(param.shape)}, but its first use made it {list(old.shape)}", span,
                     "a shared layer has one set of weights: apply it to inputs of one shape, or use two layers"),
                     self.sources)
-            _set(params, full, param)
+            else:
+                _set(params, full, param)       # the same declaration again: the newest object, as before
             mapping[local] = full
         return mapping
 
@@ -201,11 +200,13 @@ class GraphBuilder:
         outs: tuple[str, ...]
         if len(types) == 1:
             base = hint.replace(".", "_")
-            if base.isidentifier() and base.isascii() and base not in value_names and base not in self.suffixes:
-                value_names[base] = None        # (fresh_value's answer, in its usual case: the hint is free)
-                outs = (base,)
-            else:
-                outs = (self.fresh_value(hint),)
+            free = False
+            if base.isidentifier() and base.isascii() and base not in self.suffixes:
+                # fresh_value's answer in its usual case, the hint free (one look-up in a mapping of 100k+ names)
+                count = len(value_names)
+                value_names.setdefault(base, None)
+                free = len(value_names) > count
+            outs = (base,) if free else (self.fresh_value(hint),)
         else:
             outs = tuple(self.fresh_value(f"{hint}_{i}") for i in range(len(types)))
         # a node reading one value shares its producer's outputs tuple, and its types tuple when the type is the

@@ -51,6 +51,8 @@ _INSIDE_BLOCK = "a block's layers are not reachable from outside; use a containe
 _EVALUATING = object()
 _OP_REFS: dict[type[OpDef], OpRef] = {}       # one reference per op class (equal references are interchangeable)
 _INT_BOUND = 1 << scalars.MAX_INT_BITS          # ints strictly within it have at most MAX_INT_BITS bits
+# int (op) int with an int or bool result (scalars.OPS but '/'): the same function scalars.binop applies
+_INT_OPS = {op: fn for op, (fn, _) in scalars.OPS.items() if op != "/"}
 
 
 def spread(values: list[Any]) -> list[Any]:
@@ -71,6 +73,12 @@ class Applies(Protocol):
 
     def apply_named(self, layer: Named, inputs: list[Tensor], at: tuple[str, ...] | None,
                     span: Span) -> list[Tensor]: ...
+
+    by_args: dict[tuple, OpDef]
+
+    def add(self, op: OpDef, inputs: list[Tensor], span: Span | None, at: tuple[str, ...] | None,
+            path: tuple[str, ...], owner: tuple[int | str, ...], tags: tuple[str, ...] = (),
+            ties: dict[str, Any] | None = None) -> list[Tensor]: ...
 
     def apply_op(self, op: OpDef, inputs: list[Tensor], span: Span | None) -> list[Tensor]: ...
 
@@ -299,6 +307,12 @@ class Evaluator:
             return self.truth(self.evaluate(e.right, scope), e.right)
         dispatch = self.dispatch
         a, b = dispatch[type(e.left)](e.left, scope), dispatch[type(e.right)](e.right, scope)
+        if type(a) is int and type(b) is int:        # sizes and indices: scalars.binop's answer, when in bounds
+            fn = _INT_OPS.get(e.op)
+            if fn is not None and (b or e.op not in ("//", "%")):
+                result = fn(a, b)
+                if -_INT_BOUND < result < _INT_BOUND:
+                    return result
         if isinstance(a, Tensor) or isinstance(b, Tensor):
             return self.tensor_binop(e, a, b)
         cost = scalars.concat_cost(e.op, a, b)
@@ -414,10 +428,20 @@ class Evaluator:
                 skip += 1
             inputs = args[:skip]
         rest = args[skip:] if skip else args
-        if any(isinstance(a, Tensor) for a in rest) or kwargs and any(isinstance(v, Tensor) for v in kwargs.values()):
+        late = False
+        for a in rest:
+            if isinstance(a, Tensor):
+                late = True
+        if late or kwargs and any(isinstance(v, Tensor) for v in kwargs.values()):
             raise self.session.error(f"{op.__name__}: tensors must come before the other arguments", e.span,
                                      f"write {op.__name__}(x, ...) with the tensors first")
         span = self.session.span_of(e)
+        if inputs and not rest and not kwargs:          # relu(x): the op made before, applied at once
+            made = self.applier.by_args.get((op, ()))
+            if made is not None and Trait.BUFFER not in op.traits:
+                ctx = self.session.ctx      # (apply_value -> apply_op_layer -> add, without the layer object)
+                outs = self.applier.add(made, inputs, span, None, ctx.path, ctx.owner)
+                return outs[0] if len(outs) == 1 else tuple(outs)
         layer = OpLayer(op, tuple(rest), tuple(kwargs.items()) if kwargs else (), span,
                         ArgSpans(e, skip))        # positions after those of the tensor inputs
         if not inputs:

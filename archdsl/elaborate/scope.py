@@ -10,7 +10,7 @@ from archdsl.elaborate.loader import Namespace
 from archdsl.ir.types import Span
 
 
-@dataclass
+@dataclass(slots=True)
 class Scope:
     """Local names of one block application; comprehension variables live in child scopes."""
 

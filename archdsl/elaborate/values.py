@@ -86,10 +86,11 @@ class Unnamed:
 class Layer:
     """Base of unapplied layers; applying one to tensors adds nodes to the graph."""
 
+    __slots__ = ()          # (the layers made per statement, OpLayer, BlockLayer and Named, keep no dict)
     span: Span | None
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class OpLayer(Layer):
     """An op with its attributes bound, waiting for inputs: ``Conv2d(64, 3)``."""
 
@@ -100,7 +101,7 @@ class OpLayer(Layer):
     arg_spans: Mapping[str | int, Span] = field(default_factory=dict)   # argument (index or name) -> its span
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class BlockLayer(Layer):
     """A block with its parameters bound: ``BasicBlock(64, stride=2)``."""
 
@@ -136,7 +137,7 @@ class Absent(Layer):
     span: Span | None = None
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Named(Layer):
     """A layer bound to a name in a block: applications put its parameters under that name."""
 
