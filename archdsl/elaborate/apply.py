@@ -261,12 +261,14 @@ class Applier:
         if ties:
             mapping.update(tie_params(self.session, builder.params, op, dict(params), ties, span))
         if len(inputs) == 1:
-            names = builder.add_node(op, [inputs[0].value], outs, mapping, module, path, span, tags)
+            source = inputs[0]
+            names = builder.add_node(op, [source.value], outs, mapping, module, path, span, tags, source.node)
         else:
             names = builder.add_node(op, [t.value for t in inputs], outs, mapping, module, path, span, tags)
+        node = builder.nodes[-1]
         if len(names) == 1:
-            return [Tensor(names[0], outs[0], span)]
-        return [Tensor(n, t, span) for n, t in zip(names, outs, strict=False)]
+            return [Tensor(names[0], outs[0], span, node)]
+        return [Tensor(n, t, span, node) for n, t in zip(names, outs, strict=False)]
 
     def _op_error(self, op: OpDef, exc: Exception, inputs: list[Tensor], span: Span | None) -> ArchError:
         """A shape-rule failure, naming the op once and pointing at where each input came from."""

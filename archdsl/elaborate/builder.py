@@ -190,8 +190,10 @@ class GraphBuilder:
             raise budget_error(self.param_bytes, span, self.sources)
 
     def add_node(self, op: OpDef, inputs: list[str], types: list[TensorType] | tuple[TensorType, ...], params: dict[str, str],
-                 module: str | None, scope: tuple[str, ...], span: Span | None, tags: tuple[str, ...] = ()) -> tuple[str, ...]:
-        """Append a node and return its output value names."""
+                 module: str | None, scope: tuple[str, ...], span: Span | None, tags: tuple[str, ...] = (),
+                 producer: Node | None = None) -> tuple[str, ...]:
+        """Append a node and return its output value names (``producer``: the node making ``inputs[0]``, when the
+        caller knows it; None: looked up)."""
         nodes, value_names = self.nodes, self.value_names
         if len(nodes) >= MAX_NODES:
             raise LimitError(Diagnostic(f"the model has more than {MAX_NODES:,} nodes", span,
@@ -214,7 +216,8 @@ class GraphBuilder:
         ins: tuple[str, ...]
         typed: tuple[TensorType, ...]
         if len(inputs) == 1:
-            producer = value_names.get(inputs[0])
+            if producer is None:
+                producer = value_names.get(inputs[0])
             if producer is not None and len(producer.outputs) == 1:
                 ins = producer.outputs
                 typed = producer.types if len(types) == 1 and producer.types[0] is types[0] else tuple(types)

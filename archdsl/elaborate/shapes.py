@@ -106,6 +106,8 @@ class Shapes:
               call_span: Span | None) -> None:
         """Match a declared type against an actual tensor, binding unbound dim names."""
         actual = tensor.type
+        if texpr.dtype is None and actual.dtype == "float32" and self._plain_names(texpr.dims, actual.shape, scope):
+            return
         dtype = self.dtype(texpr)
         pairs = self._aligned(texpr, actual.rank)
         if pairs is None or dtype != actual.dtype:
@@ -136,6 +138,30 @@ class Shapes:
                 said = dim_text(d) if dim_text(d) == str(want) else f"{dim_text(d)} = {want}"
                 raise self._mismatch(f"{what} expects {declared_text(texpr)}, got {actual}: dim {i} should be "
                                      f"{said} but is {got}", what, tensor, where, call_span)
+
+    def _plain_names(self, dims: tuple, shape: tuple, scope: Scope) -> bool:
+        """:meth:`unify`'s usual case, ``[N, c]``: one name per dim, each bound here to its size or already equal
+        to it (an int). False when anything else is met: unify then does it all (the names bound so far are
+        bound as it binds them, so it finds them equal)."""
+        if len(dims) != len(shape):
+            return False
+        names = scope.names
+        for d, got in zip(dims, shape, strict=True):
+            if type(d) is not A.Name:
+                return False
+            key = d.id
+            if key in names:                # (Scope.get_local's first step)
+                value = names[key]
+                if type(value) is not int or type(got) is not int or value != got:
+                    return False
+                scope.used.add(key)
+                continue
+            found, value = scope.get_local(key)
+            if found:
+                return False
+            names[key] = got
+            scope.used.add(key)
+        return True
 
     def _aligned(self, texpr: A.TensorTypeExpr, rank: int) -> list[tuple[int, A.Expr]] | None:
         """(axis, declared dim) pairs for a tensor of ``rank``; ``...`` takes the dims between its neighbours.

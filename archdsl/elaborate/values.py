@@ -30,6 +30,8 @@ class Tensor:
     value: str
     type: TensorType
     span: Span | None = None
+    # the node making ``value`` when known (None: look it up), so the next node need not search 100k value names
+    node: Any = field(default=None, compare=False, hash=False, repr=False)
 
     def __str__(self) -> str:
         return f"tensor {self.type}"
