@@ -74,7 +74,7 @@ class GraphBuilder:
         self.inputs: dict[str, TensorType] = {}
         self.input_spans: dict[str, Span] = {}
         self.nodes: list[Node] = []
-        # frozen from the start (the builder alone adds to it, through add_param), so the Graph takes it as is
+        # frozen from the start (the builder alone adds to it: declare_params, replay), so the Graph takes it as is
         self.params: FrozenDict[str, Param] = FrozenDict()
         self.plans: dict[int, tuple[tuple | dict, list]] = {}     # id of an op's ParamSpecs -> how to declare them
         self.owners: dict[str, tuple[tuple[int | str, ...], Span | None]] = {}
@@ -178,10 +178,6 @@ class GraphBuilder:
             self.plans.clear()
         plan = self.plans[id(specs)] = (specs, steps)      # (the entry holds the dict: the id stays its own)
         return plan
-
-    def add_param(self, full: str, param: Param) -> None:
-        """Declare (or re-declare, unchanged) the parameter ``full``."""
-        _set(self.params, full, param)
 
     def count_param(self, param: Param, span: Span | None) -> None:
         """Add a new parameter's bytes to the model's total; LimitError past MAX_PARAM_BYTES."""

@@ -15,6 +15,7 @@ from archdsl.ir.dims import SymDim
 from archdsl.ir.graph import Node
 
 _PLAIN = (bool, int, float, str, SymDim, type(None))
+_setdefault = dict.setdefault
 _EXACT = frozenset(_PLAIN)
 
 
@@ -72,26 +73,36 @@ def replay(builder: GraphBuilder, exp: Expansion, at: tuple[str, ...], inputs: l
     """
     old, new = ".".join(exp.path), ".".join(at)
     rename = dict(zip(exp.inputs, (t.value for t in inputs), strict=True))
+    # the node making each value the clone reads (the inputs' when they know it): add_node's producer, without a
+    # search of the graph's value names
+    made: dict[str, Any] = {t.value: t.node for t in inputs if t.node is not None}
     prefix = tuple(new.split("."))
     scopes: dict[tuple[str, ...], tuple[str, ...]] = {}
+    params = builder.params
     for key, doc in exp.docs:
         builder.add_doc(_moved(key, old, new) or key, doc)
     for node in exp.nodes:
         module = _moved(node.module, old, new)
-        params = {}
+        mapping = {}
         for local, full in node.params.items():
             moved = _moved(full, old, new) or full
-            if moved not in builder.params:
-                builder.add_param(moved, builder.params[full].renamed(moved))
-                builder.count_param(builder.params[moved], node.span)
-            params[local] = moved
-        if params and module is not None and old != new:
+            if moved != full:           # (the same name: the recorded expansion declared it)
+                param = params[full].renamed(moved)
+                if _setdefault(params, moved, param) is param:      # new here (one look-up of 100k+ names)
+                    builder.count_param(param, node.span)
+            mapping[local] = moved
+        if mapping and module is not None and old != new:
             builder.claim_module(module, owner, node.span)
         scope = scopes.get(node.scope)
         if scope is None:           # nodes of one block share their scope tuple (and its strings)
             scope = scopes[node.scope] = prefix + node.scope[len(exp.path):] \
                 if new and node.scope[:len(exp.path)] == exp.path else node.scope
-        outs = builder.add_node(node.op, [rename.get(v, v) for v in node.inputs], node.types, params,
-                                module, scope, node.span, node.tags)
-        rename.update(zip(node.outputs, outs, strict=True))
-    return [Tensor(rename.get(t.value, t.value), t.type, t.span) for t in exp.outputs]
+        ins = [rename.get(v, v) for v in node.inputs]
+        outs = builder.add_node(node.op, ins, node.types, mapping, module, scope, node.span, node.tags,
+                                made.get(ins[0]) if len(ins) == 1 else None)
+        clone = builder.nodes[-1]
+        for v, out in zip(node.outputs, outs, strict=True):
+            rename[v] = out
+            made[out] = clone
+    return [Tensor(value, t.type, t.span, made.get(value))
+            for t in exp.outputs for value in (rename.get(t.value, t.value),)]
