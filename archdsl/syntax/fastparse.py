@@ -1,520 +1,651 @@
-"""A lean driver for the .arch LALR tables: the same grammar, tables, tokens and syntax tree as lark, without
-lark's per-token machinery.
+"""The lean parser for well-formed .arch text: recursive descent over one bulk scan, the same syntax tree as lark.
 
-lark's LALR front end builds a Token object for every token, a parse Tree with position metadata for every
-rule, and then walks that tree again to make the syntax tree: about 20 µs per token on a large spec. This
-driver runs the same tables (``grammar/arch_tables.json``, through the ``lark.Lark`` object) in one loop, at
-about 2 µs per token:
+lark's LALR front end builds a Token object for every token and a parse Tree with position metadata for every
+rule, then walks that tree again to make the syntax tree: about 20 µs per token on a large spec. This parser
+reads the grammar (``grammar/arch.lark``) by hand, at about 1 µs per token:
 
-- one scanner for all states: lark's root lexer alternatives, in lark's order, unnamed (so the regular
-  expression engine skips those that cannot start at a character), leading white space taken along; a token's
-  terminal comes from its first character (names, numbers, strings, comments) or a small table (punctuation,
-  keywords). Where a state's own contextual lexer could have split the text differently, the root's token is
-  not one the state accepts, and the parse stops (lark then parses). A keyword or ``*``/``-`` becomes its own
-  terminal where the state accepts that, as lark's per-state keyword retyping does;
-- tokens are plain strings (names interned); positions are tracked per line and packed into ints, and a
-  rule's span is packed too (``ast.pack``: nodes keep an int, ``node.span`` makes the Span when read);
-- a reduction of a ``?rule`` to its single child (the long chains ``atom -> postfix -> ... -> expr``) only
-  changes the state; every other rule runs lark's own child filter and the ``_LeanToAst`` method at once,
-  with the rule's position (first token to last token of everything it reduced, as lark's
-  ``propagate_positions``);
-- the nesting limits of ``parser._check_nesting`` are computed on the same tokens, so a text that parses here
-  needs no separate scans (tests/syntax/test_lean_driver.py checks this never accepts more).
+- one scan of the text (``Scan``): a regular expression made of lark's terminals in lark's order (so a token
+  is the one lark's root lexer takes), comments and white space skipped; per token its text (one object per
+  distinct text) and the packed line and column of its start, in an array (no object per token). A rule's
+  span (``ast.pack``) is made from its first and last tokens' when its node is built. Comments are found by a
+  second expression, only when the text has a ``#``;
+- a recursive-descent parser with precedence climbing for the expression levels, which calls the
+  ``parser._LeanToAst`` methods with the children lark's tree would give them (its child filter, with None
+  for an absent ``[optional]``) and the rule's span (first token to last token of everything the rule
+  matched, as lark's ``propagate_positions``), so the nodes are those of the lark path;
+- keywords: a word is its keyword wherever this parser expects that keyword (lark's contextual lexer does the
+  same, as the keyword is then one the LALR state accepts); a keyword's word where a name is expected (which
+  lark may or may not read as a name, depending on its state) is left to lark;
+- the nesting limits: the text is cut at top-level items that start on a fresh line (where
+  ``parser._check_nesting``'s estimate starts afresh); a stretch of 150 tokens or fewer cannot exceed them (at
+  most 3 per token, against 450), a longer one is given to ``_check_nesting``'s own test (``nesting``).
 
-It handles well-formed input only: on any error (a syntax error, a bad ``kind``, anything unexpected) the
-caller parses again with lark, whose errors and messages are the reference (``parser._parse_rule``).
+It handles well-formed input only: on anything else (a syntax error, a bad ``kind``, a keyword read as a name,
+a grammar this parser was not written for) it raises Unsupported, and the caller parses again with lark, whose
+errors and messages are the reference (``parser._parse_rule``). tests/syntax/test_lean_driver.py checks the
+scanner, the keywords and the trees against lark, and that this never accepts what lark refuses.
 """
 
 from __future__ import annotations
 
+import bisect
 import functools
-import operator
+import hashlib
 import re
-import sys
+from array import array
+from collections.abc import Callable
+from itertools import accumulate
 from typing import Any
 
-import lark
-from lark.lexer import PatternStr, UnlessCallback
-from lark.parsers.lalr_analysis import Shift
-from lark.tree import Tree
-
 from archdsl.syntax.ast import MAX_POSITION
+from archdsl.syntax.printer import KEYWORDS  # the grammar's keywords (tests/syntax/test_printer.py)
 
 
 class Unsupported(Exception):
-    """Input the lean driver does not handle (any error): the caller falls back to lark."""
+    """Input the lean parser does not handle (any error): the caller falls back to lark."""
 
 
-class Tables:
-    """Everything the loop needs, precomputed once from the lark parser."""
-
-    def __init__(self, parser: lark.Lark):  # noqa: C901 - one table after another
-        frontend = parser.parser
-        inner = frontend.parser.parser
-        table = inner.parse_table
-        lexer = frontend.lexer
-        self.start_states = dict(table.start_states)
-        self.end_states = dict(table.end_states)
-        rules: list = []
-        rule_index: dict = {}
-        self.actions: dict[int, dict[str, int]] = {}       # state -> token or rule name -> shift (>= 0) / ~rule
-        for state, row in table.states.items():
-            acts = {}
-            for sym, (action, arg) in row.items():
-                if action is Shift:
-                    acts[sym] = arg
-                else:
-                    if arg not in rule_index:
-                        rule_index[arg] = len(rules)
-                        rules.append(arg)
-                    acts[sym] = ~rule_index[arg]
-            self.actions[state] = acts
-        self.rules = rules
-        self.sizes = [len(r.expansion) for r in rules]
-        self.origins = [r.origin.name for r in rules]
-        # a `?rule: child` reduces to the child itself: only the state changes
-        self.unit = [bool(r.options.expand1) and not r.alias and len(r.expansion) == 1
-                     and not (r.expansion[0].is_term and r.expansion[0].filter_out)
-                     and not (not r.expansion[0].is_term and r.expansion[0].name.startswith("_"))
-                     and not any(r.options.empty_indices or ()) for r in rules]
-        self.chains: dict[tuple[int, int, str], int] = {}   # memo of unit-reduction chains (see ``parse``)
-        # lark's child filter as data: per rule, the children kept (an index; -1 for the None placeholder of an
-        # absent ``[optional]`` part; -2 - index for the child list of an inlined ``_rule``, spliced in), or None
-        # to keep them all; and whether a single child stands for the rule (``?rule``)
-        self.picks = [_pick(r, parser.options.maybe_placeholders) for r in rules]
-        self.splices = [p is not None and any(i < -1 for i in p) for p in self.picks]
-        self.expand1 = [bool(r.options.expand1) and not r.alias for r in rules]
-        self.inlined = [r.origin.name.startswith("_") for r in rules]     # a `_rule`: its parent splices it
-        if any(r.alias or r.options.expand1 for r, inline in zip(rules, self.inlined, strict=True) if inline):
-            raise Unsupported("an inlined _rule with an alias or a ?")
-        self.methods: dict[type, list[Any]] = {}        # per transformer class: its method for each rule
-        self.names = [r.alias or r.options.template_source or r.origin.name for r in rules]
-        # terminals some rule keeps as a child (the others are punctuation and keywords, dropped by the filter)
-        self.kept = {s.name for r in rules for s in r.expansion if s.is_term and not s.filter_out}
-        root = lexer.root_lexer
-        self.ignore = frozenset(root.ignore_types)
-        # one scanner for every state: lark's root lexer (all terminals, in lark's order). Where a state's own
-        # lexer could match differently (the root's token is not one the state accepts), the parse stops and
-        # lark parses instead (see ``parse``).
-        root.scanner                                         # noqa: B018 - builds the scanner and its callbacks
-        if len(root.scanner._mres) != 1:
-            raise Unsupported("lexer split over several regular expressions")
-        named = root.scanner._mres[0]
-        ws = root.terminals_by_name.get("WS")
-        if ws is None or "WS" not in root.ignore_types or ws.pattern.to_regexp() != _WS:
-            raise Unsupported("white space is not the grammar's WS")
-        # the same alternatives in the same order, unnamed (so the regular expression engine can skip those that
-        # cannot start at a character), with leading white space taken along and any other character last
-        alternatives = [f"(?:{t.pattern.to_regexp()})" for t in root.scanner.terminals if t.name != "WS"]
-        self.tokens = re.compile(f"(?:{_WS})?({'|'.join(alternatives)}|[^ \\t\\f\\r\\n])", named.flags).finditer
-        self.named = named.fullmatch
-        self.retype: dict[str, dict[str, str]] = {}             # a terminal's words that are other terminals
-        for name, cb in root.callback.items():
-            if isinstance(cb, UnlessCallback):
-                words = {}
-                for term in cb.scanner.terminals:
-                    if not isinstance(term.pattern, PatternStr) or term.pattern.flags:
-                        raise Unsupported("keyword with flags")
-                    words[term.pattern.value] = term.name
-                self.retype[name] = words
-            elif name not in root.ignore_types:
-                raise Unsupported(f"lexer callback on {name}")
-        self.keywords = self.retype.pop("NAME", {})
-        # a token's terminal from its first character, where that decides it (the alternatives before NAME,
-        # NUMBER and STRING in lark's order start with none of these characters; checked here)
-        first: dict[str, str] = {}
-        for chars, kind in ((_LETTERS, "NAME"), ("0123456789", "NUMBER"), ("\"'", "STRING"), ("#", "COMMENT")):
-            for ch in chars:
-                found = named.match(ch + "0" * (kind == "NUMBER") + ch * (kind == "STRING"))
-                if found is None or found.lastgroup != kind:
-                    raise Unsupported(f"{ch!r} does not start a {kind}")
-                first[ch] = kind
-        self.first = first
-        # every other token (punctuation: a short list): its terminal, the terminal it becomes where a state
-        # accepts that (``*`` -> STAR, ``-`` -> MINUS), and whether the tree keeps each; filled as met
-        self.fixed: dict[str, tuple[str, str | None, Any, int, str]] = {}
-        # the parse table by terminal or rule name: per state, the shift (>= 0), the reduction ~rule (< 0), or
-        # a ``?rule: child`` reduction (<= UNIT - rule); None where the state has no action
-        count = max(table.states) + 1
-        by_symbol: dict[str, list[int | None]] = {}
-        for state, acts in self.actions.items():
-            for sym, act in acts.items():
-                column = by_symbol.setdefault(sym, [None] * count)
-                column[state] = UNIT - ~act if act < 0 and self.unit[~act] else act
-        self.by_symbol = by_symbol
-        self.gotos = [by_symbol[origin] for origin in self.origins]
-        # per terminal: its column of the table and the ends of unit chains by (top, below) state (see ``parse``)
-        self.per_kind: dict[str, tuple[list[int | None], dict[int, int]]] = {
-            sym: (column, {}) for sym, column in by_symbol.items()}
-        self.nowhere: tuple[list[int | None], dict[int, int]] = ([None] * count, {})    # a terminal no state accepts
-        for word, kind in self.keywords.items():
-            self.fixed[word] = ("NAME", kind, by_symbol.get(kind), 1 if word in _WORD_OPS else 0, word)
-
-
-_WS = "(?:[ \t\f\r\n])+"
-_LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_"
-UNIT = -1 << 20
-_LOW = (1 << 46) - 1            # of a packed span: the end's line and column
-_HIGH = ~_LOW                   # and the rest (the file, the start's line and column)
-
-
-def _pick(rule: Any, placeholders: bool) -> tuple[int, ...] | None:
-    """Which children lark's ``maybe_create_child_filter`` keeps for ``rule`` (see ``Tables.picks``)."""
-    empty = rule.options.empty_indices if placeholders else None
-    if empty:
-        text = "".join(str(int(b)) for b in empty)
-        nones = [len(ones) for ones in text.split("0")]
-    else:
-        nones = [0] * (len(rule.expansion) + 1)
-    keep: list[int] = []
-    for i, sym in enumerate(rule.expansion):
-        keep += [-1] * nones[i]
-        if not (sym.is_term and sym.filter_out):
-            keep.append(-2 - i if not sym.is_term and sym.name.startswith("_") else i)
-    keep += [-1] * nones[len(rule.expansion)]
-    return None if keep == list(range(len(rule.expansion))) else tuple(keep)
+# The grammar this parser was written for (grammar/arch.lark); with any other, lark parses everything.
+GRAMMAR_SHA256 = "19370abb1c6cf59cd8ad8e87ad8fe63d55941424d54b1be66fd0883e86f8a1e8"
 
 
 @functools.cache
-def tables(parser: lark.Lark) -> Tables:
-    """The driver's tables for ``parser`` (built once per process)."""
-    return Tables(parser)
+def written_for_grammar() -> bool:
+    """Whether ``grammar/arch.lark`` is the grammar this parser reads (tests/syntax/test_lean_driver.py)."""
+    from archdsl.syntax.tables import grammar_text
+
+    return hashlib.sha256(grammar_text().encode("utf-8")).hexdigest() == GRAMMAR_SHA256
 
 
-def _method(transformer: Any, name: str) -> Any:
-    """The plain function of ``transformer``'s method for rule ``name`` (None: the rule makes a lark Tree)."""
-    method = None if name.startswith("_") else getattr(type(transformer), name, None)
-    return getattr(method, "base_func", method)
+# lark's terminals in lark's order (``**``, STRING, NUMBER, NAME, ``...``, COMP_OP, MUL_OP, ``|>``, ADD_OP, then
+# single characters), any other character last; white space (WS) and comments (COMMENT) skipped possessively,
+# and the end of the text matched (an empty token) so that no character is ever skipped.
+_TOKEN = (r"""\*\*|"(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*'|(?:\d+\.\d*|\.\d+|\d+)(?:[eE][+-]?\d+)?"""
+          r"""|[A-Za-z_][A-Za-z0-9_]*|\.\.\.|==|!=|<=|>=|//|\|>|[<>*/%@+\-:,.={(\[})\];]|[^ \t\f\r\n]""")
+_SCAN = re.compile(rf"(?:[ \t\f\r\n]|#[^\n]*+)*+({_TOKEN}|\Z)").finditer
+_COMMENTS = re.compile(r""""(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*'|(#[^\n]*)""").finditer
+_LETTERS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_")
+_NUMBER_STARTS = frozenset("0123456789.")
+_QUOTES = frozenset("\"'")
+_BITS = 23
+_MASK = (1 << _BITS) - 1
+_FEW = 150                       # tokens in a stretch that cannot exceed the nesting limits (see the docstring)
+
+# expression levels, loosest first: the grammar's or_test ... postfix
+_OR, _AND, _NOT, _CMP, _ADD, _MUL, _NEG, _POW, _PIPE, _POST = range(1, 11)
+_TRAILER = _POST + 1
+# what may follow an operand: a postfix trailer, or a binary operator (its level); any other token ends it
+_FOLLOW = {"(": _TRAILER, "[": _TRAILER, ".": _TRAILER, "or": _OR, "and": _AND,
+           "==": _CMP, "!=": _CMP, "<=": _CMP, ">=": _CMP, "<": _CMP, ">": _CMP, "+": _ADD, "-": _ADD, "//": _MUL, "*": _MUL, "/": _MUL, "%": _MUL, "@": _MUL, "**": _POW, "|>": _PIPE}
+_CLOSE = frozenset({",", ")", "]", "}"})         # tokens that end an expression (one that no operand continues)
 
 
-_DROPPED = object()          # the value of a token no rule keeps
+class Scan:
+    """A text's tokens: ``values``, one object per distinct text (names interned), three None after the last;
+    ``starts``, the packed line and column (``line << 23 | column``) of each token's first character, in an
+    array (no int object per token; a token is on one line, so it ends at ``start + len(value)``);
+    ``line_starts``, the offset of each line, then one past the end; the distinct ``names`` (words that are
+    no keyword), ``numbers`` and ``strings``."""
+
+    __slots__ = ("values", "starts", "line_starts", "names", "numbers", "strings")
+
+    def __init__(self, text: str):
+        # line k (from 0) starts at offset line_starts[k]; then one past the end
+        line_starts = array("q", accumulate(map((1).__add__, map(len, text.split("\n"))), initial=0))
+        values: list[Any] = []
+        starts = array("q")
+        seen: dict[str, str] = {}
+        value, first, same = values.append, starts.append, seen.setdefault
+        k, following, at = 0, line_starts[1], (1 << _BITS) + 1      # at: the packed position of the line's offset 0
+        for m in _SCAN(text):
+            start = m.start(1)
+            if start >= following:                    # on a later line
+                k += 1
+                while line_starts[k + 1] <= start:
+                    k += 1
+                following, at = line_starts[k + 1], ((k + 1) << _BITS) + 1 - line_starts[k]
+            v = m[1]
+            value(same(v, v))                         # one object per distinct text
+            first(at + start)
+        while values and not values[-1]:              # the end of the text
+            values.pop()
+            starts.pop()
+        names, numbers, strings = set(), set(), set()
+        for v in seen:
+            if not v:
+                continue
+            c = v[0]
+            if c in _LETTERS:
+                if v not in KEYWORDS:
+                    names.add(v)
+            elif c in _NUMBER_STARTS and v != "." and v != "...":
+                numbers.add(v)
+            elif c in _QUOTES:
+                if len(v) == 1:
+                    raise Unsupported("an unclosed string")
+                strings.add(v)
+        values += (None, None, None)
+        self.values, self.starts, self.line_starts = values, starts, line_starts
+        self.names, self.numbers, self.strings = names, numbers, strings
+
+    def offset(self, position: int) -> int:
+        """The offset of a packed position (``line << 23 | column``)."""
+        return self.line_starts[(position >> _BITS) - 1] + (position & _MASK) - 1
 
 
-_WORD_OPS = frozenset({"and", "or", "not", "if", "else"})
-_PAREN, _BRACKET, _BRACE, _CLOSE, _COMMA = -1, -2, -3, -4, -5
-_OPERATORS = re.compile(r"\|>|\*\*|//|[=!<>]=|[-+*/%@<>.]")      # as parser._COUNTED splits punctuation
+def comments_of(text: str, line_starts: Any, comment: Callable[[int, int, str], Any]) -> list:
+    """The comments of ``text`` (outside string literals), as ``comment(line, column, text)``."""
+    found = []
+    if "#" in text:
+        for m in _COMMENTS(text):
+            if m[1] is not None:
+                start = m.start(1)
+                k = bisect.bisect_right(line_starts, start) - 1
+                found.append(comment(k + 1, start - line_starts[k] + 1, m[1].rstrip()))
+    return found
 
 
-def _punctuation(t: Tables, token: str) -> tuple[str, str | None, Any, int, str] | None:
-    """A punctuation token's entry in ``Tables.fixed`` (kept there when short: numbers such as ``.5`` also come
-    here, and they are many), or None where no terminal matches it."""
-    found = t.named(token)
-    if found is None or found.lastgroup is None:
-        return None                          # a character no terminal starts with: lark reports it
-    kind = found.lastgroup
-    word = t.retype.get(kind, {}).get(token)
-    code = {"(": _PAREN, "[": _BRACKET, "{": _BRACE, ")": _CLOSE, "]": _CLOSE, "}": _CLOSE, ",": _COMMA}.get(
-        token, len(_OPERATORS.findall(token)))
-    entry = (kind, word, None if word is None else t.by_symbol.get(word), code, token)
-    if len(token) <= 3:
-        t.fixed[token] = entry
-    return entry
+def parse(text: str, rule: str, tr: Any, comments: list, comment: Callable[[int, int, str], Any],  # noqa: C901, PLR0915 - one parser
+          nesting: Callable[[str], bool] | None = None) -> Any:
+    """Parse ``text`` from grammar rule ``rule`` (``start``, ``expr``, ``tensor_type`` or ``type_name``) and
+    build the syntax tree with ``tr`` (a ``parser._LeanToAst``).
 
-
-_ALL, _ONE, _SOME, _SPLICE, _PLACEHOLDERS = range(5)
-
-
-def _take(n: int, pick: tuple[int, ...] | None, splice: bool) -> tuple[int, Any]:
-    """How the loop takes a rule's kept children (``Tables.picks``) from the top ``n`` values of the stack: all of
-    them; one (its index from the top); several (an itemgetter of those indices); spliced ``_rule`` lists among
-    them; or with None placeholders (the pick)."""
-    if pick is None:
-        return _ALL, None
-    if splice:
-        return _SPLICE, pick
-    if -1 in pick or not pick:
-        return _PLACEHOLDERS, pick
-    if len(pick) == 1:
-        return _ONE, pick[0] - n
-    return _SOME, operator.itemgetter(*(i - n for i in pick))
-
-
-def _classify(t: Tables, value: str, per_kind: dict) -> tuple | None:
-    """The parse loop's entry for the token text ``value``: the column of the parse table for its terminal, that
-    terminal's memo of unit chains (see ``parse``), the token as the tree keeps it (``_DROPPED`` where no rule
-    keeps it), its nesting-estimate code, and the same three for the terminal it becomes where a state accepts
-    that (a keyword, ``*`` -> STAR, ``-`` -> MINUS), or None; None for a comment. Raises Unsupported where no
-    terminal matches."""
-    found = t.fixed.get(value)                  # punctuation and keywords met before
-    if found is None:
-        kind = t.first.get(value[0])
-        if kind == "COMMENT":
-            return None
-        if kind is None:                                            # punctuation not met before, or no token
-            found = _punctuation(t, value)
-            if found is None:
-                raise Unsupported("no token here")
-        else:                                                       # a name, a number or a string
-            if len(value) == 1 and kind == "STRING":
-                raise Unsupported("an unclosed string")              # (the last alternative took the quote)
-            acts, memo = per_kind.get(kind) or t.nowhere
-            return (acts, memo, sys.intern(value) if kind == "NAME" else value, 0, None, None, None)
-    kind, word, row, code, canonical = found
-    acts, memo = per_kind.get(kind) or t.nowhere
-    token = canonical if kind in t.kept else _DROPPED
-    if row is None:
-        return (acts, memo, token, code, None, None, None)
-    wacts, wmemo = per_kind[word]
-    return (acts, memo, token, code, wacts, wmemo, canonical if word in t.kept else _DROPPED)
-
-
-def parse(parser: lark.Lark, text: str, rule: str, transformer: Any, comments: list, comment: Any,  # noqa: C901, PLR0912, PLR0915 - one hot loop
-          limits: tuple[int, int] | None = None) -> Any:
-    """Parse ``text`` from ``rule`` and build the syntax tree with ``transformer`` (a ``_LeanToAst``).
-
-    Each transformer method is called as ``method(transformer, here, children)``: ``here`` is the rule's packed
-    span (``ast.pack``, with the base ``transformer.base``; None for the rules in ``transformer.SPANLESS``) and
-    tokens among the children are plain strings (names interned). Comments are appended to ``comments`` as
-    ``comment(line, column, text)``. With ``limits`` (most brackets open at once, largest nesting estimate),
-    raises Unsupported where ``parser._check_nesting`` would refuse the text (so the caller need not run it
-    before a parse that succeeds). Raises Unsupported on any error."""
-    t = tables(parser)
-    methods = t.methods.get(type(transformer))
-    if methods is None:
-        spanless: frozenset[str] = getattr(transformer, "SPANLESS", frozenset())
-        methods = [(t.sizes[r], *_take(t.sizes[r], t.picks[r], t.splices[r]), t.inlined[r], t.expand1[r], t.gotos[r],
-                    _method(transformer, name), name not in spanless, name) for r, name in enumerate(t.names)]
-        for r, (n, mode, _, inline, expand, gotos, method, spanned, _) in enumerate(methods):
-            methods[r] += (not inline and not expand and method is not None and spanned,)
-            if n == 1 and mode == _ALL and not inline and not expand and method is not None:
-                methods[r] = (gotos, method, spanned)           # the short form the loop takes at once
-        t.methods[type(transformer)] = methods
-    per_kind = t.per_kind
-    seen: dict[str, tuple] = {}     # per token text met: its ``_classify`` entry (the same every time it is met)
+    Each transformer method is called as ``method(tr, here, children)``: ``here`` is the rule's packed span
+    (``ast.pack``, with the base ``tr.base``; None for the rules in ``tr.SPANLESS``); tokens among the
+    children are plain strings (names interned). Comments are appended to ``comments`` as ``comment(line,
+    column, text)``. ``nesting(stretch)`` says whether ``parser._check_nesting`` refuses a stretch of the text;
+    where it does, raises Unsupported. Raises Unsupported on any error."""
+    if not written_for_grammar():
+        raise Unsupported("the grammar is not the one this parser reads")
     if len(text) >= MAX_POSITION:
         raise Unsupported("text too long for packed spans")
-    base = transformer.base
-    end_state = t.end_states[rule]
-    states = [t.start_states[rule]]
-    values: list[Any] = []
-    # per stack entry: its packed span (``ast.pack``: the base, then line << 23 | column of its first character and
-    # of the place just past its last one), or None where it holds no text
-    spans: list[Any] = []
-    push_state, push_value, push_span = states.append, values.append, spans.append
-    token: Any
-    # the nesting estimate of ``parser._check_nesting``, on the same tokens: open brackets, and per open bracket
-    # the operators, calls and indexing counted since the last comma (or line break, inside braces)
-    check = limits is not None
-    max_depth, max_chain = limits if limits is not None else (0, 0)
-    counts = [0]                    # per open bracket (the first: the file, a brace): its count
-    braces = [True]                 # and whether it is a brace
-    brace_top, total, size = True, 0, len(text)
-    line, line_start, newline = 1, 0, text.find("\n")        # the current line, its start and its end
-    at = (1 << 23) + 1
-    lead = base + (at << 46) + at               # + (offset << 46) + end offset: the packed span of a token
-    if newline < 0:
-        newline = size
-    for m in t.tokens(text):
-        start, end = m.span(1)
-        value = text[start:end]
-        if start > newline:                 # on a later line (tokens hold no line breaks): count them once
-            line += text.count("\n", newline, start)
-            line_start = text.rindex("\n", newline, start) + 1
-            at = (line << 23) + 1 - line_start          # + offset: the packed line and column of the offset
-            lead = base + (at << 46) + at
-            newline = text.find("\n", start)
-            if newline < 0:
-                newline = size
-            if brace_top:                   # the nesting estimate: a line break inside braces ends a chain
-                total -= counts[-1]
-                counts[-1] = 0
-        found = seen.get(value)
-        if found is None:
-            found = _classify(t, value, per_kind)
-            if found is None:                                       # a comment
-                comments.append(comment(line, start - line_start + 1, value.rstrip()))
-                continue
-            seen[value] = found
-        acts, memo, token, code, wacts, wmemo, wtoken = found
-        if wacts is not None and wacts[states[-1]] is not None:     # a keyword or ``*``/``-`` where accepted
-            acts, memo, token = wacts, wmemo, wtoken
-        if check:
-            if code:
-                if code > 0:
-                    counts[-1] += code
-                    total += code
-                elif code == _COMMA:
-                    total -= counts[-1]
-                    counts[-1] = 0
-                elif code == _CLOSE:
-                    if len(counts) > 1:
-                        total -= counts.pop()
-                        braces.pop()
-                        brace_top = braces[-1]
-                else:                                               # an opening bracket
-                    weight = 3 if code == _PAREN else 2
-                    counts[-1] += weight
-                    total += weight
-                    counts.append(0)
-                    brace_top = code == _BRACE
-                    braces.append(brace_top)
-                    if len(counts) > max_depth + 1:
-                        raise Unsupported("brackets nest too deeply")
-                if total > max_chain:
-                    raise Unsupported("expressions nest too deeply")
-        top = states[-1]
-        while True:
-            act = acts[top]
-            if act is None:
-                raise Unsupported("unexpected token")
-            if act >= 0:
-                push_state(act)
-                push_value(token)
-                push_span(lead + (start << 46) + end)
-                break
-            if act <= UNIT:
-                # a chain of `?rule: child` reductions: the states below stay, only the top one changes, so the
-                # chain's end depends on (top state, state below) alone for this token, and is looked up once
-                # computed
-                below = states[-2]
-                key = top << 16 | below
-                new = memo.get(key)
-                if new is None:
-                    new = _chain(t, acts, top, below)
-                    memo[key] = new
-                states[-1] = top = new
-                continue
-            info: Any = methods[~act]
-            if len(info) == 3:                  # one child, kept as it is, and a method: the commonest case
-                gotos, method, spanned = info
-                here = spans[-1]
-                values[-1] = method(transformer, None if not spanned else base if here is None else here,
-                                    [values[-1]])
-                states[-1] = top = gotos[states[-2]]
-                continue
-            n, mode, take, inline, expand, gotos, method, spanned, name, plain = info
-            if n:
-                first = spans[-n]
-                if first is None:
-                    for first in spans[-n:]:
-                        if first is not None:
-                            break
-                last = spans[-1]
-                if last is None:
-                    for last in reversed(spans[-n:]):
-                        if last is not None:
-                            break
-                here = None if first is None else first & _HIGH | last & _LOW
-            else:
-                here = None
-            if mode == _ONE:                    # the children lark's filter keeps (see ``_take``)
-                children = [values[take]]
-            elif mode == _SOME:
-                children = [*take(values)]
-            elif mode == _ALL:
-                children = values[-n:] if n else []
-            elif mode == _SPLICE:
-                spliced: list = []
-                for i in take:
-                    if i >= 0:
-                        spliced.append(values[i - n])
-                    elif i == -1:
-                        spliced.append(None)
-                    elif spliced:
-                        spliced += values[-2 - i - n]
-                    else:       # the list of a left-recursive `_rule` grows in place (as in lark)
-                        spliced = values[-2 - i - n]
-                children = spliced
-            else:
-                children = [values[i - n] if i >= 0 else None for i in take]
-            result: Any
-            if plain:                           # a method given the span (the commonest case)
-                result = method(transformer, base if here is None else here, children)
-            elif inline:
-                result = children               # spliced into the parent's children
-            elif expand and len(children) == 1:
-                result = children[0]
-            elif method is None:
-                result = Tree(name, children)
-            elif not spanned:
-                result = method(transformer, None, children)
-            elif here is None:
-                result = method(transformer, base, children)              # no text: Span(file=file)
-            else:
-                result = method(transformer, here, children)
-            if n == 1:                          # the rule's one entry becomes the rule's
-                states[-1] = top = gotos[states[-2]]
-                values[-1] = result
-            elif n:
-                top = gotos[states[-n - 1]]
-                states[-n:] = (top,)
-                values[-n:] = (result,)
-                spans[-n:] = (here,)
-            else:
-                top = gotos[top]
-                push_state(top)
-                push_value(result)
-                push_span(here)
-    # the end of the text: reduce until the rule is complete
-    return _finish(t, states, values, spans, transformer, methods, end_state, base)
+    scan = Scan(text)
+    V, S, line_starts = scan.values, scan.starts, scan.line_starts
+    B = tr.base
+    names, numbers, strings = scan.names, scan.numbers, scan.strings
+    n = len(V) - 3
+    FOLLOW, CLOSE = _FOLLOW, _CLOSE
+    name_, number_, string_, call_, index_, attr_ = tr.name, tr.number, tr.string, tr.call, tr.index, tr.attr
+    binop_, compare_, pipe_, pow_, neg_, not_op_, or_op_, and_op_ = (
+        tr.binop, tr.compare, tr.pipe, tr.pow, tr.neg, tr.not_op, tr.or_op, tr.and_op)
 
+    def name_at(i: int) -> str:
+        v = V[i]
+        if v not in names:
+            raise Unsupported("a name expected")
+        return v
 
-def _chain(t: Tables, acts: list, top: int, below: int) -> int:
-    """Where a chain of ``?rule: child`` reductions from state ``top`` (over ``below``) ends for a terminal whose
-    actions are ``acts``."""
-    new, act = top, acts[top]
-    while act is not None and act <= UNIT:
-        new = t.gotos[UNIT - act][below]
-        if new is None:
-            raise Unsupported("no goto")
-        act = acts[new]
-    return new
+    def expr(i: int) -> tuple[Any, int]:
+        """test: or_test ["if" or_test ["else" test]]; the node and the index past it."""
+        v = V[i]
+        if V[i + 1] in CLOSE:                                   # a name or number alone (the commonest)
+            if v in names:
+                return name_(B + (S[i] << 46) + S[i] + len(v), [v]), i + 1
+            if v in numbers:
+                return number_(B + (S[i] << 46) + S[i] + len(v), [v]), i + 1
+        node, j = climb(i, _OR)
+        if V[j] != "if":
+            return node, j
+        cond, k = climb(j + 1, _OR)
+        if V[k] == "else":
+            orelse, k = expr(k + 1)
+            return tr.if_else(B + (S[i] << 46) + S[k - 1] + len(V[k - 1]), [node, cond, orelse]), k
+        return tr.if_absent(B + (S[i] << 46) + S[k - 1] + len(V[k - 1]), [node, cond]), k
 
-
-def _finish(t: Tables, states: list, values: list, spans: list, transformer: Any, methods: list,  # noqa: C901 - parse's loop for the last token
-            end_state: int, base: int) -> Any:
-    """The reductions at the end of the text (the lookahead ``$END``), as in ``parse``; the finished result."""
-    acts = t.by_symbol.get("$END")
-    if acts is None:
-        raise Unsupported("no end")
-    while True:
-        top = states[-1]
-        if top == end_state:
-            return values[-1]
-        act = acts[top]
-        if act is None or act >= 0:
-            raise Unsupported("unexpected end")
-        if act <= UNIT:
-            states[-1] = _chain(t, acts, top, states[-2])
-            continue
-        r = ~act
-        n = t.sizes[r]
-        spots = [s for s in spans[-n:] if s is not None] if n else []
-        children = values[-n:] if n else []
-        if n:
-            del states[-n:], values[-n:], spans[-n:]
-        here = spots[0] & _HIGH | spots[-1] & _LOW if spots else None
-        pick = t.picks[r]
-        if pick is not None:
-            spliced: list = []
-            for i in pick:
-                if i >= 0:
-                    spliced.append(children[i])
-                elif i == -1:
-                    spliced.append(None)
-                elif spliced:
-                    spliced += children[-2 - i]
-                else:
-                    spliced = children[-2 - i]
-            children = spliced
-        result: Any
-        if t.inlined[r]:
-            result = children
-        elif t.expand1[r] and len(children) == 1:
-            result = children[0]
+    def climb(i: int, level: int) -> tuple[Any, int]:  # noqa: C901, PLR0912 - the expression levels
+        """An expression of ``level`` (or_test ... factor) from token ``i``: a prefix operator or an atom, then
+        calls, indexing and attributes (on an atom), and binary operators while the one ahead binds at least as
+        tightly as ``level`` allows and its left side may be what has been read so far (``kind``: the level of
+        the node read)."""
+        v = V[i]
+        if v in names:                                          # the commonest atom: a name
+            node, j = name_(B + (S[i] << 46) + S[i] + len(v), [v]), i + 1
+            kind = _POST
+        elif v == "-":                                          # "-" factor
+            inner, j = climb(i + 1, _NEG)
+            node = neg_(B + (S[i] << 46) + S[j - 1] + len(V[j - 1]), [inner])
+            kind = _NEG
+        elif v == "not" and level <= _NOT:                      # "not" not_test
+            inner, j = climb(i + 1, _NOT)
+            node = not_op_(B + (S[i] << 46) + S[j - 1] + len(V[j - 1]), [inner])
+            kind = _NOT
         else:
-            method, spanned = methods[r][-4:-2] if len(methods[r]) == 10 else methods[r][1:]
-            if method is None:
-                result = Tree(t.names[r], children)
-            elif not spanned:
-                result = method(transformer, None, children)
-            elif here is None:
-                result = method(transformer, base, children)
+            node, j = atom(i, v)
+            kind = _POST
+        while True:
+            t = V[j]
+            op = FOLLOW.get(t)
+            if op is None or op < level:
+                return node, j
+            if op == _TRAILER:                          # postfix "(" [arguments] ")", "[" expr "]", "." NAME
+                if kind != _POST:
+                    return node, j
+                if t == "(" and V[j + 1] == ")":
+                    j += 2
+                    node = call_(B + (S[i] << 46) + S[j - 1] + len(V[j - 1]), [node, None])
+                elif t == "(":
+                    args, j = arguments(j + 1)
+                    node = call_(B + (S[i] << 46) + S[j - 1] + len(V[j - 1]), [node, args])
+                else:
+                    node, j = trailer(i, j, t, node)
+                continue
+            if op > kind:
+                return node, j
+            if op == _PIPE:                             # pipe "|>" postfix
+                rhs, j = postfix(j + 1)
+                node = pipe_(B + (S[i] << 46) + S[j - 1] + len(V[j - 1]), [node, rhs])
+            elif op >= _ADD:
+                if op == _POW:                          # pipe "**" factor
+                    if kind < _PIPE:
+                        return node, j
+                    rhs, j = climb(j + 1, _NEG)
+                    node = pow_(B + (S[i] << 46) + S[j - 1] + len(V[j - 1]), [node, t, rhs])
+                else:                                   # arith ADD_OP term, term MUL_OP factor
+                    rhs, j = climb(j + 1, op + 1)
+                    node = binop_(B + (S[i] << 46) + S[j - 1] + len(V[j - 1]), [node, t, rhs])
+            elif op == _CMP:                            # arith COMP_OP arith (no chains)
+                if kind == _CMP:
+                    return node, j
+                rhs, j = climb(j + 1, _ADD)
+                node = compare_(B + (S[i] << 46) + S[j - 1] + len(V[j - 1]), [node, t, rhs])
+            elif op == _AND:
+                rhs, j = climb(j + 1, _NOT)
+                node = and_op_(B + (S[i] << 46) + S[j - 1] + len(V[j - 1]), [node, rhs])
             else:
-                result = method(transformer, here, children)
-        goto = t.gotos[r][states[-1]]
-        if goto is None:
-            raise Unsupported("no goto")
-        states.append(goto)
-        values.append(result)
-        spans.append(here)
+                rhs, j = climb(j + 1, _AND)
+                node = or_op_(B + (S[i] << 46) + S[j - 1] + len(V[j - 1]), [node, rhs])
+            kind = op
+
+    def trailer(i: int, j: int, t: str, node: Any) -> tuple[Any, int]:
+        """``node`` (from token ``i``) with the call, index or attribute at token ``j`` (``t``)."""
+        if t == "(":
+            if V[j + 1] == ")":
+                return call_(B + (S[i] << 46) + S[j + 1] + len(V[j + 1]), [node, None]), j + 2
+            args, j = arguments(j + 1)
+            return call_(B + (S[i] << 46) + S[j - 1] + len(V[j - 1]), [node, args]), j
+        if t == "[":
+            sub_, j = expr(j + 1)
+            if V[j] != "]":
+                raise Unsupported("] expected")
+            return index_(B + (S[i] << 46) + S[j] + len(V[j]), [node, sub_]), j + 1
+        return attr_(B + (S[i] << 46) + S[j + 1] + len(V[j + 1]), [node, name_at(j + 1)]), j + 2
+
+    def postfix(i: int) -> tuple[Any, int]:
+        v = V[i]
+        if v in names:
+            node, j = name_(B + (S[i] << 46) + S[i] + len(v), [v]), i + 1
+        else:
+            node, j = atom(i, v)
+        t = V[j]
+        while t == "(" or t == "[" or t == ".":
+            node, j = trailer(i, j, t, node)
+            t = V[j]
+        return node, j
+
+    def arguments(j: int) -> tuple[list, int]:
+        """argument ("," argument)* ","? ")" from token ``j``: the list ``arguments`` gives, and the index past
+        the ``)``."""
+        args: list[Any] = []
+        while True:
+            v = V[j]
+            if V[j + 1] == "=" and v in names:                  # NAME "=" expr
+                value, j = expr(j + 2)
+                args.append((v, value))
+            else:
+                value, j = expr(j)
+                args.append(value)
+            t = V[j]
+            if t == ",":
+                j += 1
+                if V[j] == ")":
+                    return args, j + 1
+            elif t == ")":
+                return args, j + 1
+            else:
+                raise Unsupported(", or ) expected")
+
+    def atom(i: int, v: str) -> tuple[Any, int]:  # noqa: PLR0911 - one return per kind of atom
+        if v in numbers:
+            return number_(B + (S[i] << 46) + S[i] + len(V[i]), [v]), i + 1
+        if v in strings:
+            return string_(B + (S[i] << 46) + S[i] + len(V[i]), [v]), i + 1
+        if v == "(":
+            return parens(i)
+        if v == "[":
+            return brackets(i, i + 1, tr.list_lit, tr.list_comp, [])
+        if v == "true":
+            return tr.true(B + (S[i] << 46) + S[i] + len(V[i]), []), i + 1
+        if v == "false":
+            return tr.false(B + (S[i] << 46) + S[i] + len(V[i]), []), i + 1
+        if v == "none":
+            return tr.none(B + (S[i] << 46) + S[i] + len(V[i]), []), i + 1
+        if v == "seq":
+            t = V[i + 1]
+            if t == "[":
+                return brackets(i, i + 2, tr.seq_list, tr.seq_comp, [])
+            if t == "{":
+                return seq_named(i)
+        elif v == "reparam":
+            return reparam(i)
+        raise Unsupported("an expression expected")
+
+    def parens(i: int) -> tuple[Any, int]:
+        """ "(" ")", "(" expr ")", "(" expr "," [expr ("," expr)* ","?] ")" """
+        if V[i + 1] == ")":
+            return tr.tuple_lit(B + (S[i] << 46) + S[i + 1] + len(V[i + 1]), []), i + 2
+        first, j = expr(i + 1)
+        t = V[j]
+        if t == ")":
+            return tr.paren(B + (S[i] << 46) + S[j] + len(V[j]), [first]), j + 1
+        if t != ",":
+            raise Unsupported(", or ) expected")
+        if V[j + 1] == ")":
+            return tr.tuple_lit(B + (S[i] << 46) + S[j + 1] + len(V[j + 1]), [first, None]), j + 2
+        items, j = sequence(j + 1, ")", [first])
+        return tr.tuple_lit(B + (S[i] << 46) + S[j - 1] + len(V[j - 1]), items), j
+
+    def sequence(j: int, close: str, items: list) -> tuple[list, int]:
+        """expr ("," expr)* ","? ``close`` from token ``j``, appended to ``items``; and the index past it."""
+        while True:
+            value, j = expr(j)
+            items.append(value)
+            t = V[j]
+            if t == ",":
+                j += 1
+                if V[j] == close:
+                    return items, j + 1
+            elif t == close:
+                return items, j + 1
+            else:
+                raise Unsupported(f", or {close} expected")
+
+    def clauses(j: int, items: list, close: str) -> tuple[list, int]:
+        """comp_for+ comp_if? ``close`` from token ``j`` (a ``for``), appended to ``items``."""
+        while V[j] == "for":
+            first = j
+            if V[j + 1] == "(":                         # "(" NAME ("," NAME)* ")"
+                j += 2
+                targets = [name_at(j)]
+                while V[j + 1] == ",":
+                    j += 2
+                    targets.append(name_at(j))
+                if V[j + 1] != ")":
+                    raise Unsupported(") expected")
+                target: Any = [tuple(targets), True]
+                j += 2
+            else:                                       # NAME ("," NAME)*
+                j += 1
+                targets = [name_at(j)]
+                while V[j + 1] == ",":
+                    j += 2
+                    targets.append(name_at(j))
+                target = tuple(targets)
+                j += 1
+            if V[j] != "in":
+                raise Unsupported("in expected")
+            iterable, j = climb(j + 1, _OR)
+            items.append(tr.comp_for(B + (S[first] << 46) + S[j - 1] + len(V[j - 1]), [target, iterable]))
+        if V[j] == "if":
+            cond, j = climb(j + 1, _OR)
+            items.append(cond)
+        if V[j] != close:
+            raise Unsupported(f"{close} expected")
+        return items, j + 1
+
+    def brackets(i: int, j: int, listing: Any, comprehension: Any, items: list) -> tuple[Any, int]:
+        """A list or a comprehension whose ``[`` is token ``j - 1`` (the atom starts at ``i``), after
+        ``items``."""
+        if V[j] == "]":
+            return listing(B + (S[i] << 46) + S[j] + len(V[j]), [*items, None]), j + 1
+        first, k = expr(j)
+        items.append(first)
+        t = V[k]
+        if t == "for":
+            items, k = clauses(k, items, "]")
+            return comprehension(B + (S[i] << 46) + S[k - 1] + len(V[k - 1]), items), k
+        if t == "]" or (t == "," and V[k + 1] == "]"):
+            k += 1 if t == "]" else 2
+            return listing(B + (S[i] << 46) + S[k - 1] + len(V[k - 1]), items), k
+        if t != ",":
+            raise Unsupported(", or ] expected")
+        items, k = sequence(k + 1, "]", items)
+        return listing(B + (S[i] << 46) + S[k - 1] + len(V[k - 1]), items), k
+
+    def entry(j: int) -> tuple[Any, int]:
+        """(NAME | STRING) ":" expr"""
+        v = V[j]
+        if (v not in names and v not in strings) or V[j + 1] != ":":
+            raise Unsupported("an entry expected")
+        value, k = expr(j + 2)
+        return tr.entry(B + (S[j] << 46) + S[k - 1] + len(V[k - 1]), [v, value]), k
+
+    def seq_named(i: int) -> tuple[Any, int]:
+        j = i + 2
+        if V[j] == "}":
+            return tr.seq_named(B + (S[i] << 46) + S[j] + len(V[j]), [None]), j + 1
+        first, j = entry(j)
+        if V[j] == "for":
+            items, j = clauses(j, [first], "}")
+            return tr.seq_named_comp(B + (S[i] << 46) + S[j - 1] + len(V[j - 1]), items), j
+        items = [first]
+        while True:
+            t = V[j]
+            if t == ",":
+                j += 1
+                t = V[j]
+            elif t != "}":
+                raise Unsupported(", or } expected")
+            if t == "}":
+                return tr.seq_named(B + (S[i] << 46) + S[j] + len(V[j]), items), j + 1
+            value, j = entry(j)
+            items.append(value)
+
+    def reparam(i: int) -> tuple[Any, int]:
+        j = i + 1
+        merged = V[j] if V[j] in strings else None
+        if merged is not None:
+            j += 1
+        t = V[j]
+        if t == "[":
+            return brackets(i, j + 1, tr.reparam_list, tr.reparam_comp, [merged])
+        if t != "{":
+            raise Unsupported("[ or { expected")
+        j += 1
+        items: list[Any] = [merged]
+        while V[j] != "}":                              # branch: NAME "=" expr ";"?
+            label = name_at(j)
+            if V[j + 1] != "=":
+                raise Unsupported("= expected")
+            value, j = expr(j + 2)
+            if V[j] == ";":
+                j += 1
+            items.append(tr.branch(None, [label, value]))
+        return tr.reparam(B + (S[i] << 46) + S[j] + len(V[j]), items), j + 1
+
+    def tensor_type(i: int) -> tuple[Any, int]:
+        """[NAME] "[" [dim ("," dim)* ","?] "]" """
+        j = i
+        dtype = None
+        if V[j] in names:
+            dtype = V[j]
+            j += 1
+        if V[j] != "[":
+            raise Unsupported("[ expected")
+        j += 1
+        if V[j] == "]":
+            return tr.tensor_type(B + (S[i] << 46) + S[j] + len(V[j]), [dtype, None]), j + 1
+        items = [dtype]
+        while True:
+            if V[j] == "...":
+                items.append(tr.rest_dim(B + (S[j] << 46) + S[j] + len(V[j]), ["..."]))
+                j += 1
+            else:
+                dim, j = expr(j)
+                items.append(dim)
+            t = V[j]
+            if t == ",":
+                j += 1
+                t = V[j]
+            elif t != "]":
+                raise Unsupported(", or ] expected")
+            if t == "]":
+                return tr.tensor_type(B + (S[i] << 46) + S[j] + len(V[j]), items), j + 1
+
+    def type_name(i: int) -> tuple[Any, int]:
+        """NAME ("[" type_name ("," type_name)* "]")?"""
+        items = [name_at(i)]
+        if V[i + 1] != "[":
+            return tr.type_name(B + (S[i] << 46) + S[i] + len(V[i]), items), i + 1
+        j = i + 2
+        while True:
+            arg, j = type_name(j)
+            items.append(arg)
+            t = V[j]
+            if t == "]":
+                return tr.type_name(B + (S[i] << 46) + S[j] + len(V[j]), items), j + 1
+            if t != ",":
+                raise Unsupported(", or ] expected")
+            j += 1
+
+    def block_def(i: int) -> tuple[Any, int]:  # noqa: C901, PLR0912 - the block and its statements
+        """kind NAME "(" [param ("," param)* ","?] ")" "{" doc? stmt* "}" """
+        items = [tr.kind(B + (S[i] << 46) + S[i] + len(V[i]), [V[i]]), name_at(i + 1)]
+        if V[i + 2] != "(":
+            raise Unsupported("( expected")
+        j = i + 3
+        if V[j] == ")":
+            items.append(None)
+        while V[j] != ")":                              # param: NAME ":" type_name ["=" expr]
+            first = j
+            label = name_at(j)
+            if V[j + 1] != ":":
+                raise Unsupported(": expected")
+            kind, j = type_name(j + 2)
+            default = None
+            if V[j] == "=":
+                default, j = expr(j + 1)
+            items.append(tr.param(B + (S[first] << 46) + S[j - 1] + len(V[j - 1]), [label, kind, default]))
+            t = V[j]
+            if t == ",":
+                j += 1
+            elif t != ")":
+                raise Unsupported(", or ) expected")
+        if V[j + 1] != "{":
+            raise Unsupported("{ expected")
+        j += 2
+        if V[j] in strings:
+            items.append(tr.doc(B + (S[j] << 46) + S[j] + len(V[j]), [V[j]]))
+            j += 1
+        while True:
+            v = V[j]
+            first = j
+            if v in names:                              # assign: NAME ("," NAME)* "=" expr
+                targets = [v]
+                while V[j + 1] == ",":
+                    j += 2
+                    targets.append(name_at(j))
+                if V[j + 1] != "=":
+                    raise Unsupported("= expected")
+                value, j = expr(j + 2)
+                targets.append(value)
+                items.append(tr.assign(B + (S[first] << 46) + S[j - 1] + len(V[j - 1]), targets))
+            elif v == "}":
+                return tr.block_def(B + (S[i] << 46) + S[j] + len(V[j]), items), j + 1
+            elif v == "in":                             # "in" [STAR] NAME ":" tensor_type ["where" or_test]
+                star = None
+                if V[j + 1] == "*":
+                    star = "*"
+                    j += 1
+                label = name_at(j + 1)
+                if V[j + 2] != ":":
+                    raise Unsupported(": expected")
+                kind, j = tensor_type(j + 3)
+                where = None
+                if V[j] == "where":
+                    where, j = climb(j + 1, _OR)
+                items.append(tr.in_stmt(B + (S[first] << 46) + S[j - 1] + len(V[j - 1]), [star, label, kind, where]))
+            elif v == "out":                            # "out" NAME [":" tensor_type] "=" expr, or "out" expr
+                t = V[j + 2]
+                if (t == ":" or t == "=") and V[j + 1] in names:
+                    label = V[j + 1]
+                    kind = None
+                    j += 2
+                    if t == ":":
+                        kind, j = tensor_type(j + 1)
+                        if V[j] != "=":
+                            raise Unsupported("= expected")
+                    value, j = expr(j + 1)
+                    items.append(tr.out_named(B + (S[first] << 46) + S[j - 1] + len(V[j - 1]), [label, kind, value]))
+                else:
+                    value, j = expr(j + 1)
+                    items.append(tr.out_anon(B + (S[first] << 46) + S[j - 1] + len(V[j - 1]), [value]))
+            elif v == "let":
+                value, j = let_stmt(j)
+                items.append(value)
+            else:
+                raise Unsupported("a statement expected")
+            if V[j] == ";":
+                j += 1
+
+    def let_stmt(i: int) -> tuple[Any, int]:
+        """"let" NAME "=" expr"""
+        label = name_at(i + 1)
+        if V[i + 2] != "=":
+            raise Unsupported("= expected")
+        value, j = expr(i + 3)
+        return tr.let_stmt(B + (S[i] << 46) + S[j - 1] + len(V[j - 1]), [label, value]), j
+
+    def item(i: int) -> tuple[Any, int]:
+        """import_stmt | block_def | let_stmt"""
+        v = V[i]
+        if v == "import":                               # "import" STRING ["as" NAME]
+            if V[i + 1] not in strings:
+                raise Unsupported("a string expected")
+            if V[i + 2] == "as":
+                return tr.import_stmt(B + (S[i] << 46) + S[i + 3] + len(V[i + 3]), [V[i + 1], name_at(i + 3)]), i + 4
+            return tr.import_stmt(B + (S[i] << 46) + S[i + 1] + len(V[i + 1]), [V[i + 1], None]), i + 2
+        if v == "let":
+            return let_stmt(i)
+        return block_def(i)
+
+    def check(first: int, stop: int) -> None:
+        """Refuse where ``parser._check_nesting`` refuses tokens ``first`` to ``stop`` (a fresh stretch)."""
+        if stop - first > _FEW and nesting is not None and nesting(
+                text[scan.offset(S[first]):scan.offset(S[stop - 1] + len(V[stop - 1]))]):
+            raise Unsupported("nesting too deep")
+
+    def run() -> Any:
+        if rule == "start":
+            items = []
+            i = fresh = 0
+            while i < n:
+                if i and S[i] >> _BITS > S[i - 1] >> _BITS:        # an item on a fresh line
+                    check(fresh, i)
+                    fresh = i
+                value, i = item(i)
+                items.append(value)
+            check(fresh, n)
+            result = tr.start(None, items)
+        else:
+            check(0, n)
+            parse_rule = {"expr": expr, "tensor_type": tensor_type, "type_name": type_name}.get(rule)
+            if parse_rule is None:
+                raise Unsupported(f"no rule {rule}")
+            result, i = parse_rule(0)
+        if i != n:
+            raise Unsupported("more text after the end")
+        return result
+
+    try:
+        result = run()
+        comments += comments_of(text, line_starts, comment)
+    except RecursionError:
+        raise Unsupported("nesting too deep for the lean parser") from None
+    finally:        # the functions above refer to one another through their cells (a cycle, collected only at the
+        # next full collection, after the front end): empty the cells, so they go at once with the tokens they hold
+        for function in (name_at, expr, climb, trailer, postfix, arguments, atom, parens, sequence, clauses,
+                         brackets, entry, seq_named, reparam, tensor_type, type_name, block_def, let_stmt, item,
+                         check, run):
+            for cell in function.__closure__ or ():
+                cell.cell_contents = None
+    return result

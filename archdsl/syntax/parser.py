@@ -303,7 +303,7 @@ def _token_span(here: int, text: str) -> Any:
 
 
 class _LeanToAst:
-    """The ``_ToAst`` methods for the lean driver (``fastparse``): a method gets the rule's packed span (``here``;
+    """The ``_ToAst`` methods for the lean parser (``fastparse``): a method gets the rule's packed span (``here``;
     None for the rules in ``SPANLESS``) and its children, tokens among them as plain strings. Its nodes are
     those ``_ToAst`` makes from lark's tree, spans stored packed (``ast.pack``)."""
 
@@ -529,11 +529,10 @@ def _parse_rule(text: str, file: str, rule: str) -> Any:
     if len(text.encode("utf-8", errors="replace")) > MAX_SOURCE_BYTES:
         raise LimitError(Diagnostic(f"spec file is larger than {MAX_SOURCE_BYTES // 1024 // 1024} MiB",
                                     Span(file=file), "a spec this large is generated: split it into imported files"))
-    try:                    # the lean driver checks the nesting limits itself (as _check_nesting, on its tokens)
+    try:                    # the lean parser asks _too_deep of the stretches that could exceed the nesting limits
         lean = _LeanToAst(file)
         lean_comments: list = []
-        result = fastparse.parse(_parser(), text, rule, lean, lean_comments, Comment,
-                                 limits=(MAX_NESTING, MAX_CHAIN))
+        result = fastparse.parse(text, rule, lean, lean_comments, Comment, nesting=_too_deep)
     except Exception:       # noqa: BLE001 - any problem: lark parses again and reports it exactly as it always has
         pass
     else:
@@ -684,6 +683,11 @@ def _chain_depth(text: str, limit: int) -> int | None:
         if total > limit:
             return m.start(1)
     return None
+
+
+def _too_deep(text: str) -> bool:
+    """Whether ``_check_nesting`` refuses ``text`` (the lean parser asks this of its long stretches)."""
+    return len(_open_brackets(text, stop_at=MAX_NESTING)) > MAX_NESTING or _chain_depth(text, MAX_CHAIN) is not None
 
 
 def _check_nesting(text: str, file: str) -> None:

@@ -1,5 +1,5 @@
-"""The lean LALR driver (archdsl.syntax.fastparse) gives exactly lark's syntax tree: every node, span, doc
-string, comment and blank line, on every spec the project ships and on fragments; bad input goes to lark."""
+"""The lean parser (archdsl.syntax.fastparse) gives exactly lark's syntax tree: every node, span, doc string,
+comment and blank line, on every spec the project ships and on fragments; bad input goes to lark."""
 
 from __future__ import annotations
 
@@ -18,7 +18,8 @@ from archdsl.syntax import parser as P
 from archdsl.syntax.trivia import Comment
 
 ROOT = Path(__file__).resolve().parents[2]
-SPECS = sorted([*ROOT.joinpath("specs").rglob("*.arch"), *ROOT.joinpath("tests", "data").rglob("*.arch")])
+SPECS = sorted([*ROOT.joinpath("specs").rglob("*.arch"), *ROOT.joinpath("tests", "data").rglob("*.arch"),
+                *ROOT.joinpath("examples").rglob("*.arch")])
 
 
 def differences(a, b, path: str = "") -> str | None:
@@ -46,16 +47,16 @@ def differences(a, b, path: str = "") -> str | None:
 
 
 def lark_only(monkeypatch, fn, *args):
-    """``fn(*args)`` with the lean driver switched off (lark parses)."""
+    """``fn(*args)`` with the lean parser switched off (lark parses)."""
     with monkeypatch.context() as m:
-        m.setattr(fastparse, "parse", lambda *a: (_ for _ in ()).throw(fastparse.Unsupported("off")))
+        m.setattr(fastparse, "parse", lambda *a, **k: (_ for _ in ()).throw(fastparse.Unsupported("off")))
         return fn(*args)
 
 
 def lean(text: str, rule: str = "start"):
-    """The lean driver's own result (never lark's), and the comments it reported."""
+    """The lean parser's own result (never lark's), and the comments it reported."""
     comments: list = []
-    tree = fastparse.parse(P._parser(), text, rule, P._LeanToAst("f.arch"), comments, Comment)
+    tree = fastparse.parse(text, rule, P._LeanToAst("f.arch"), comments, Comment, nesting=P._too_deep)
     return tree, comments
 
 
@@ -66,7 +67,7 @@ def test_specs_are_found():
 @pytest.mark.parametrize("path", SPECS, ids=lambda p: p.name)
 def test_same_tree_as_lark(path, monkeypatch):
     text = path.read_text(encoding="utf-8")
-    lean(text)                                  # the lean driver handles it itself (no fallback)
+    lean(text)                                  # the lean parser handles it itself (no fallback)
     expected = lark_only(monkeypatch, P.parse, text, str(path))
     assert differences(expected, P.parse(text, str(path))) is None
 
