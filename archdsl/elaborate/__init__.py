@@ -36,6 +36,7 @@ class Elaborator:
 
     def __init__(self, loader: Loader, name: str):
         self.session = Session(GraphBuilder(name, loader.sources), loader.sources)
+        self.session.builder.shortcuts = self.session.shortcuts
         self.evaluator = Evaluator(self.session)
         self.shapes = Shapes(self.session, self.evaluator.evaluate)
         self.applier = Applier(self.session)

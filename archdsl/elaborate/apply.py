@@ -58,6 +58,7 @@ class Applier:
         self.expansions: dict[tuple, Expansion] = {}       # named block applications, for replay (EXPANSION_MEMO)
         self.ops: dict[tuple, OpDef] = {}                   # (op class, its arguments) -> the op made from them
         self.by_args: dict[tuple, OpDef] = {}               # (op class, positional scalars, their types) -> the same
+        self.shortcuts = session.shortcuts
         # (id of an op, ids of its input types) -> the rules' results (apply_rules memoises by value: this skips
         # hashing the op and the types for the same objects, as most nodes of a large spec have)
         self.rules: dict[tuple, tuple] = {}
@@ -101,7 +102,7 @@ class Applier:
         layer.uses += 1
         scope = layer.path if layer.scope is None else layer.scope
         inner = layer.layer
-        if type(inner) is OpLayer:          # one node: its scope and owner are given to it, no context to enter
+        if type(inner) is OpLayer and self.shortcuts:   # one node: its scope and owner given, no context entered
             if inner.kwargs:
                 return self.apply_op_layer(inner, inputs, layer.path, span, scope, layer.owner)
             return self.add(self.make_op(inner), inputs, inner.span or span, layer.path, scope, layer.owner)
@@ -132,7 +133,7 @@ class Applier:
     def make_op(self, layer: OpLayer) -> OpDef:
         """Bind positional and keyword arguments to the op's attributes and validate them."""
         op, args = layer.op, layer.args
-        if layer.kwargs:
+        if layer.kwargs or not self.shortcuts:
             return self._make_op(layer)
         # the usual Linear(64): the op made before from equal positional scalars of the same types
         fast = (op, args, *map(type, args))
@@ -262,7 +263,8 @@ class Applier:
             mapping.update(tie_params(self.session, builder.params, op, dict(params), ties, span))
         if len(inputs) == 1:
             source = inputs[0]
-            names = builder.add_node(op, [source.value], outs, mapping, module, path, span, tags, source.node)
+            names = builder.add_node(op, [source.value], outs, mapping, module, path, span, tags,
+                                     source.node if self.shortcuts else None)
         else:
             names = builder.add_node(op, [t.value for t in inputs], outs, mapping, module, path, span, tags)
         node = builder.nodes[-1]

@@ -36,6 +36,7 @@ class Blocks:
         self.evaluator = evaluator
         self.applier = applier
         self.shapes = shapes
+        self.shortcuts = session.shortcuts
 
     def expand(self, layer: BlockLayer, inputs: list[Tensor], span: Span) -> list[Tensor]:
         """Bind ``layer``'s parameters in a fresh scope and run its body on ``inputs``."""
@@ -53,7 +54,7 @@ class Blocks:
                         layer.arg_spans.get(len(block.params)) or layer.span, f"{block.name}({', '.join(decls)})")
         args = layer.args
         given: dict[str, tuple[Any, str | int]] | None = None     # (None: positional arguments only)
-        if layer.kwargs:
+        if layer.kwargs or not self.shortcuts:
             given = {p.name: (v, i) for i, (p, v) in enumerate(zip(block.params, args, strict=False))}
             for k, v in layer.kwargs:
                 if k not in decls:
@@ -175,7 +176,8 @@ class Blocks:
         value = self.evaluator.dispatch[type(expr)](expr, scope)    # (Evaluator.evaluate, inline)
         ctx = self.session.ctx          # (a syntax node makes its span on each read: the statement is passed on)
         targets = stmt.targets
-        if len(targets) == 1 and type(value) is OpLayer and value.op.arity != 0:    # the usual `fc = Linear(64)`
+        if self.shortcuts and len(targets) == 1 and type(value) is OpLayer and value.op.arity != 0:
+            # the usual `fc = Linear(64)`
             name = targets[0]
             if name in scope.names and name != "_":
                 raise self._defined_twice(name, stmt, scope)

@@ -83,6 +83,7 @@ class GraphBuilder:
         self.module_docs: dict[str, str] = {}
         self.doc_order: list[str] = []      # module_docs' keys in the order they were added (O(1) "docs since")
         self.param_bytes = 0
+        self.shortcuts = True               # add_node's shortcut for a free name (see session.SHORTCUTS)
 
     def fresh_value(self, hint: str) -> str:
         """A unique value name derived from ``hint`` (a module path or an op name): ``relu``, ``relu_2``, ..."""
@@ -199,7 +200,7 @@ class GraphBuilder:
         if len(types) == 1:
             base = hint.replace(".", "_")
             free = False
-            if base.isidentifier() and base.isascii() and base not in self.suffixes:
+            if self.shortcuts and base.isidentifier() and base.isascii() and base not in self.suffixes:
                 # fresh_value's answer in its usual case, the hint free (one look-up in a mapping of 100k+ names)
                 count = len(value_names)
                 value_names.setdefault(base, None)

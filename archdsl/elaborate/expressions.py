@@ -90,6 +90,7 @@ class Evaluator:
         self.session = session
         self._applier = applier                         # set by the elaborator once both parts exist
         self.containers = Containers(session, self)
+        self.shortcuts = session.shortcuts
         self.let_stack: list[tuple[str, A.Assign]] = []   # constants being evaluated, for cycle messages
         self.binary_ops: dict[str, OpDef] = {}            # ``a + b`` on tensors: the op of each operator
         self.global_ops: dict[tuple[int, str], tuple[Namespace, OpRef]] = {}   # see lookup_global
@@ -130,7 +131,7 @@ class Evaluator:
     def number(self, e: A.Num, scope: Scope) -> Any:
         """A number literal, within 64 bits and finite."""
         value = e.value
-        if type(value) is int and -_INT_BOUND < value < _INT_BOUND:     # the usual case, as scalars.number finds
+        if type(value) is int and -_INT_BOUND < value < _INT_BOUND and self.shortcuts:   # as scalars.number finds
             return value
         return self.scalar(scalars.number, e, value)
 
@@ -307,7 +308,7 @@ class Evaluator:
             return self.truth(self.evaluate(e.right, scope), e.right)
         dispatch = self.dispatch
         a, b = dispatch[type(e.left)](e.left, scope), dispatch[type(e.right)](e.right, scope)
-        if type(a) is int and type(b) is int:        # sizes and indices: scalars.binop's answer, when in bounds
+        if type(a) is int and type(b) is int and self.shortcuts:    # sizes: scalars.binop's answer, when in bounds
             fn = _INT_OPS.get(e.op)
             if fn is not None and (b or e.op not in ("//", "%")):
                 result = fn(a, b)
@@ -436,7 +437,7 @@ class Evaluator:
             raise self.session.error(f"{op.__name__}: tensors must come before the other arguments", e.span,
                                      f"write {op.__name__}(x, ...) with the tensors first")
         span = self.session.span_of(e)
-        if inputs and not rest and not kwargs:          # relu(x): the op made before, applied at once
+        if inputs and not rest and not kwargs and self.shortcuts:   # relu(x): the op made before, applied at once
             made = self.applier.by_args.get((op, ()))
             if made is not None and Trait.BUFFER not in op.traits:
                 ctx = self.session.ctx      # (apply_value -> apply_op_layer -> add, without the layer object)
@@ -456,7 +457,7 @@ class Evaluator:
         """``x |> layer`` (a tuple on the left feeds several inputs)."""
         value = self.dispatch[type(e.value)](e.value, scope)
         target = self.callee(e.layer, scope, "layer, op or block")
-        if type(value) is Tensor and type(target) is Named:
+        if type(value) is Tensor and type(target) is Named and self.shortcuts:
             op = target.layer
             if type(op) is OpLayer and op.span is not None:     # the usual `x |> fc`: a named op on one tensor
                 outs = self.applier.apply_named(target, [value], None, op.span)     # (apply_value's dispatch)

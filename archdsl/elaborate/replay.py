@@ -99,7 +99,7 @@ def replay(builder: GraphBuilder, exp: Expansion, at: tuple[str, ...], inputs: l
                 if new and node.scope[:len(exp.path)] == exp.path else node.scope
         ins = [rename.get(v, v) for v in node.inputs]
         outs = builder.add_node(node.op, ins, node.types, mapping, module, scope, node.span, node.tags,
-                                made.get(ins[0]) if len(ins) == 1 else None)
+                                made.get(ins[0]) if len(ins) == 1 and builder.shortcuts else None)
         clone = builder.nodes[-1]
         for v, out in zip(node.outputs, outs, strict=True):
             rename[v] = out

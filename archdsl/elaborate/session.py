@@ -11,6 +11,10 @@ from archdsl.errors import ArchError, Diagnostic, ElaborationError, ErrorCollect
 from archdsl.ir.types import Span
 
 MAX_STEPS = 500_000          # comprehension items and built-in list elements, per elaboration
+# Whether elaborations take their shortcuts on the commonest statements (``x |> fc``, ``fc = Linear(64)``,
+# ``relu(x)``, ``in x: [N, C]``, int arithmetic): each gives exactly what the general path gives, which
+# tests/elaborate/test_shortcuts.py checks by elaborating random specs both ways. Read as a session is made.
+SHORTCUTS = True
 SPAN_MEMO = 4096             # syntax nodes whose spans a session remembers at once (see Session.span_of)
 
 
@@ -38,6 +42,7 @@ class Session:
     home: str | None = None                          # the model's file: errors elsewhere move to a call site here
 
     spans: dict[int, tuple[Any, Span]] = field(default_factory=dict)   # see span_of
+    shortcuts: bool = field(default_factory=lambda: SHORTCUTS)        # see SHORTCUTS
 
     def span_of(self, node: Any) -> Span:
         """``node.span`` of a syntax node, the same Span object each time while the node is remembered.

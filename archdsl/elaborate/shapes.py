@@ -23,6 +23,7 @@ class Shapes:
     def __init__(self, session: Session, evaluate: Callable[[A.Expr, Scope], Any]) -> None:
         self.session = session
         self.evaluate = evaluate
+        self.shortcuts = session.shortcuts
 
     def input_type(self, texpr: A.TensorTypeExpr, scope: Scope, where: A.Expr | None = None) -> TensorType:
         """A model input type: unbound names become symbols, alone (``H``) or in a pattern (``32*P``, solved
@@ -106,7 +107,8 @@ class Shapes:
               call_span: Span | None) -> None:
         """Match a declared type against an actual tensor, binding unbound dim names."""
         actual = tensor.type
-        if texpr.dtype is None and actual.dtype == "float32" and self._plain_names(texpr.dims, actual.shape, scope):
+        if self.shortcuts and texpr.dtype is None and actual.dtype == "float32" \
+                and self._plain_names(texpr.dims, actual.shape, scope):
             return
         dtype = self.dtype(texpr)
         pairs = self._aligned(texpr, actual.rank)
