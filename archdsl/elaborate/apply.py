@@ -15,7 +15,7 @@ import pydantic
 
 from archdsl.elaborate import builder as graph_builder
 from archdsl.elaborate import dataflow
-from archdsl.elaborate.replay import Expansion, plain_key, replay
+from archdsl.elaborate.replay import Expansion, arguments_key, plain_key, replay
 from archdsl.elaborate.session import Ctx, Session
 from archdsl.elaborate.ties import tie_params
 from archdsl.elaborate.values import (
@@ -398,7 +398,7 @@ class Applier:
 
     def _expansion_key(self, layer: BlockLayer, inputs: list[Tensor]) -> tuple | None:
         """Identity of a block application, when its arguments are plain data (see ``replay``)."""
-        args = plain_key((tuple(layer.args), tuple(layer.kwargs)))
+        args = arguments_key(layer.args, layer.kwargs)
         if args is None or len(inputs) > 1 and len({t.value for t in inputs}) != len(inputs):
             return None
         return (id(layer.block), id(layer.namespace), self.session.ctx.depth, len(inputs), *(t.type for t in inputs),

@@ -56,13 +56,23 @@ def _ident(text: str) -> str:
     return _NOT_IDENT.sub("_", text)
 
 
-def _plain_spec(spec) -> bool:
-    """Every field of the ParamSpec is already of its Param field's type (concrete int dims, the usual case)."""
-    fan_in = spec.fan_in
-    return type(spec.shape) is tuple and all(type(d) is int for d in spec.shape) and type(spec.groups) is int \
-        and (fan_in is None or type(fan_in) is int) and type(spec.buffer) is bool \
-        and type(spec.layout) is tuple and all(type(x) is str for x in spec.layout) \
-        and type(spec.dtype) is str and type(spec.init) is str and type(spec.axis) is str
+def _plain_numel(spec) -> int | None:
+    """The ParamSpec's number of elements when every field is already of its Param field's type (concrete int dims,
+    the usual case); else None."""
+    fan_in, shape, layout = spec.fan_in, spec.shape, spec.layout
+    if not (type(shape) is tuple and type(spec.groups) is int and (fan_in is None or type(fan_in) is int)
+            and type(spec.buffer) is bool and type(layout) is tuple and type(spec.dtype) is str
+            and type(spec.init) is str and type(spec.axis) is str):
+        return None
+    numel = 1
+    for d in shape:                 # (loops, not generators: a spec of a varied spec is looked at once)
+        if type(d) is not int:
+            return None
+        numel *= d
+    for x in layout:
+        if type(x) is not str:
+            return None
+    return numel
 
 
 class GraphBuilder:
@@ -167,10 +177,8 @@ class GraphBuilder:
         None: validated), its bytes, and the spec. Remembered for at most PLAN_MEMO dicts at once."""
         steps: list[tuple[str, tuple | None, int, ParamSpec]] = []
         for local, spec in specs.items() if isinstance(specs, dict) else specs:
-            if _plain_spec(spec):
-                numel = 1
-                for d in spec.shape:            # Param.numel, once per spec (a 100k-node model declares 200k)
-                    numel *= d
+            numel = _plain_numel(spec)
+            if numel is not None:
                 steps.append((local, (spec.shape, spec.dtype, spec.init, spec.buffer, spec.axis, spec.fan_in,
                                       spec.layout, spec.groups), numel * DTYPE_BYTES.get(spec.dtype, 8), spec))
             else:

@@ -29,6 +29,21 @@ def plain_key(value: Any) -> tuple | None:
     return tuple(out) if _encode(value, out) else None
 
 
+def arguments_key(args: tuple, kwargs: tuple) -> tuple | None:
+    """``plain_key((args, kwargs))``; for positional plain scalars only (``Unit(16, 8, 4)``, the usual block
+    application) without the recursion."""
+    if kwargs:
+        return plain_key((tuple(args), tuple(kwargs)))
+    key: list[Any] = [tuple, 2, tuple, len(args)]
+    for value in args:
+        kind = type(value)
+        if kind not in _EXACT:
+            return plain_key((tuple(args), ()))
+        key += (kind, value)
+    key += (tuple, 0)
+    return tuple(key)
+
+
 def _encode(value: Any, out: list[Any]) -> bool:
     kind = type(value)
     if kind in _EXACT or not isinstance(value, (list, tuple)) and isinstance(value, _PLAIN):
