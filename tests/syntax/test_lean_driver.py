@@ -374,6 +374,20 @@ def test_statements_and_items():
     assert check_same_as_lark(text)
 
 
+def test_line_ends_tabs_and_unicode():
+    """Windows line ends, tabs and non-ASCII text count as lark counts them (lines at ``\\n``, columns in
+    characters)."""
+    text = BLOCK.format(i=1, w=9, default="", head="  # é", tail="", blank="").replace("\n", "\r\n")
+    assert check_same_as_lark(text.replace("  in x", "\tin x").replace("Block 1.", "Blöck ✓"))
+    assert check_same_as_lark("let s = 'ü' # ∑\f\nlet t = s\r\n")
+
+
+def test_lark_is_not_loaded_for_well_formed_text(monkeypatch):
+    """A text the lean parser takes needs no lark tables (they are loaded when lark is first needed)."""
+    monkeypatch.setattr(P, "_parser", lambda: pytest.fail("lark's tables were asked for"))
+    assert P.parse(BLOCK.format(i=1, w=9, default="", head="", tail="", blank=""), "f.arch").items[0].name == "B1"
+
+
 def test_no_garbage_left_behind():
     """The parse leaves no cycle for the collector (which would hold its tokens until the next full collection),
     when it succeeds and when it leaves the text to lark."""
