@@ -302,7 +302,7 @@ class Applier:
         session.ctx = ctx
         try:
             for key, entry in layer.entries:
-                if type(entry) is Absent or isinstance(entry, Absent):
+                if isinstance(entry, Absent):
                     continue
                 name = key if key is not None else str(index)
                 index += 1

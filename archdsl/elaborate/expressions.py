@@ -159,8 +159,8 @@ class Evaluator:
                                      "each '{' in a name template closes with '}': \"layer{i + 1}\"")
         return _TEMPLATE.sub(fill, text)
 
-    def name(self, e: A.Name, scope: Scope) -> Any:
-        """A local name, else a global one."""
+    def name(self, e: A.Name, scope: Scope, what: str = "name", args: tuple[A.Expr, ...] = ()) -> Any:
+        """A local name, else a global one (``what`` and ``args``: as for :meth:`lookup_global`)."""
         key = e.id
         names = scope.names
         if key in names:                # a name of this scope (Scope.get_local's first step, inline)
@@ -171,7 +171,7 @@ class Evaluator:
         found, value = scope.get_local(key)
         if found:
             return value
-        return self.lookup_global(key, scope, e)
+        return self.lookup_global(key, scope, e, what, args)
 
     def lookup_global(self, name: str, scope: Scope, at: Any, what: str = "name",
                       args: tuple[A.Expr, ...] = ()) -> Any:
@@ -212,21 +212,8 @@ class Evaluator:
     def callee(self, expr: A.Expr, scope: Scope, what: str, args: tuple[A.Expr, ...] = ()) -> Any:
         """Evaluate the function of a call or the layer of a pipe; an unknown bare name is reported as ``what``
         (a call's ``args`` tell its did-you-mean whether an op or a built-in function is meant)."""
-        if type(expr) is A.Name or isinstance(expr, A.Name):
-            key = expr.id
-            names = scope.names
-            if key in names:            # (as in ``name``)
-                value = names[key]
-                if value is not POISON:
-                    scope.used.add(key)
-                    return value
-            found, value = scope.get_local(key)
-            if found:
-                return value
-            known = self.global_ops.get((id(scope.namespace), key))
-            if known is not None and known[0] is scope.namespace:     # (lookup_global's first step, inline)
-                return known[1]
-            return self.lookup_global(key, scope, expr, what, args)
+        if isinstance(expr, A.Name):
+            return self.name(expr, scope, what, args)
         return self.dispatch[type(expr)](expr, scope)
 
     def _any_tensor(self, args: tuple[A.Expr, ...], scope: Scope) -> bool:
