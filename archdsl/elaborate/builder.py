@@ -65,7 +65,7 @@ def _plain_numel(spec) -> int | None:
             and type(spec.init) is str and type(spec.axis) is str):
         return None
     numel = 1
-    for d in shape:                 # (loops, not generators: a spec of a varied spec is looked at once)
+    for d in shape:                 # (loops, not generators: in a spec of varied widths most specs are new)
         if type(d) is not int:
             return None
         numel *= d
@@ -174,7 +174,7 @@ class GraphBuilder:
     def _plan(self, specs: tuple | dict) -> tuple[tuple | dict, list[tuple[str, tuple | None, int, ParamSpec]]]:
         """How to declare ``specs`` (the rule cache hands out the same pairs again, so each is looked at once): per
         parameter its local name, the Param fields after the name when every one is already of its IR type (else
-        None: validated), its bytes, and the spec. Remembered for at most PLAN_MEMO dicts at once."""
+        None: validated), its bytes, and the spec. At most PLAN_MEMO plans are remembered at once."""
         steps: list[tuple[str, tuple | None, int, ParamSpec]] = []
         for local, spec in specs.items() if isinstance(specs, dict) else specs:
             numel = _plain_numel(spec)
@@ -185,7 +185,7 @@ class GraphBuilder:
                 steps.append((local, None, 0, spec))
         if len(self.plans) >= PLAN_MEMO:
             self.plans.clear()
-        plan = self.plans[id(specs)] = (specs, steps)      # (the entry holds the dict: the id stays its own)
+        plan = self.plans[id(specs)] = (specs, steps)      # (the entry holds the specs: the id stays theirs)
         return plan
 
     def count_param(self, param: Param, span: Span | None) -> None:
