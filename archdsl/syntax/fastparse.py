@@ -13,9 +13,13 @@ reads the grammar (``grammar/arch.lark``) by hand, at about 1 µs per token:
   ``parser._LeanToAst`` methods with the children lark's tree would give them (its child filter, with None
   for an absent ``[optional]``) and the rule's span (first token to last token of everything the rule
   matched, as lark's ``propagate_positions``), so the nodes are those of the lark path;
-- keywords: a word is its keyword wherever this parser expects that keyword (lark's contextual lexer does the
-  same, as the keyword is then one the LALR state accepts); a keyword's word where a name is expected (which
-  lark may or may not read as a name, depending on its state) is left to lark;
+- keywords: lark's contextual lexer reads a keyword's word as the keyword where its LALR state accepts that
+  keyword, else as a name. This parser reads it as the keyword wherever it expects that keyword (a valid
+  continuation, so one the state accepts), and as a name where lark's state accepts only what may follow there:
+  after ``.``, ``let``, ``as``, ``in``, ``for``, a block's kind, in parameter lists, types, comprehension targets,
+  ``seq {}`` keys and ``reparam {}`` labels after ``{`` or ``;``, and where an expression starts (except the
+  words that start one: ``not`` where a not_test may start, ``true`` ... ``reparam``). A keyword's word as a
+  statement's first target (where it may continue the statement before) is left to lark;
 - the nesting limits: the text is cut at top-level items that start on a fresh line (where
   ``parser._check_nesting``'s estimate starts afresh); a stretch of 150 tokens or fewer cannot exceed them (at
   most 3 per token, against 450), a longer one is given to ``_check_nesting``'s own test (``nesting``).
@@ -77,12 +81,17 @@ _OR, _AND, _NOT, _CMP, _ADD, _MUL, _NEG, _POW, _PIPE, _POST = range(1, 11)
 _TRAILER = _POST + 1
 # what may follow an operand: a postfix trailer, or a binary operator (its level); any other token ends it
 _FOLLOW = {"(": _TRAILER, "[": _TRAILER, ".": _TRAILER, "or": _OR, "and": _AND,
-           "==": _CMP, "!=": _CMP, "<=": _CMP, ">=": _CMP, "<": _CMP, ">": _CMP, "+": _ADD, "-": _ADD, "//": _MUL, "*": _MUL, "/": _MUL, "%": _MUL, "@": _MUL, "**": _POW, "|>": _PIPE}
+           "==": _CMP, "!=": _CMP, "<=": _CMP, ">=": _CMP, "<": _CMP, ">": _CMP, "+": _ADD, "-": _ADD,
+           "//": _MUL, "*": _MUL, "/": _MUL, "%": _MUL, "@": _MUL, "**": _POW, "|>": _PIPE}
 _CLOSE = frozenset({",", ")", "]", "}"})         # tokens that end an expression (one that no operand continues)
+# keywords that start an expression; the others are names where an expression starts (lark's state there accepts
+# only what may start one, so its contextual lexer reads them as names), and so is ``not`` where no not_test may
+_EXPRESSION_WORDS = frozenset({"not", "true", "false", "none", "seq", "reparam"})
+_KEYWORD_NAMES = KEYWORDS - _EXPRESSION_WORDS
 
 
 class Scan:
-    """A text's tokens: ``values``, one object per distinct text (names interned), three None after the last;
+    """A text's tokens: ``values``, one object per distinct text, three None after the last;
     ``starts``, the packed line and column (``line << 23 | column``) of each token's first character, in an
     array (no int object per token; a token is on one line, so it ends at ``start + len(value)``);
     ``line_starts``, the offset of each line, then one past the end; the distinct ``names`` (words that are
@@ -171,8 +180,9 @@ def parse(text: str, rule: str, tr: Any, comments: list, comment: Callable[[int,
         tr.binop, tr.compare, tr.pipe, tr.pow, tr.neg, tr.not_op, tr.or_op, tr.and_op)
 
     def name_at(i: int) -> str:
+        """The NAME at token ``i``, where a state accepts no keyword (any word is a name there)."""
         v = V[i]
-        if v not in names:
+        if v not in names and v not in KEYWORDS:
             raise Unsupported("a name expected")
         return v
 
@@ -289,7 +299,7 @@ def parse(text: str, rule: str, tr: Any, comments: list, comment: Callable[[int,
         args: list[Any] = []
         while True:
             v = V[j]
-            if V[j + 1] == "=" and v in names:                  # NAME "=" expr
+            if V[j + 1] == "=" and (v in names or v in _KEYWORD_NAMES):     # NAME "=" expr
                 value, j = expr(j + 2)
                 args.append((v, value))
             else:
@@ -328,6 +338,8 @@ def parse(text: str, rule: str, tr: Any, comments: list, comment: Callable[[int,
                 return seq_named(i)
         elif v == "reparam":
             return reparam(i)
+        elif v in _KEYWORD_NAMES or v == "not":                # a keyword no expression starts with: a name
+            return name_(B + (S[i] << 46) + S[i] + len(v), [v]), i + 1
         raise Unsupported("an expression expected")
 
     def parens(i: int) -> tuple[Any, int]:
@@ -415,7 +427,7 @@ def parse(text: str, rule: str, tr: Any, comments: list, comment: Callable[[int,
     def entry(j: int) -> tuple[Any, int]:
         """(NAME | STRING) ":" expr"""
         v = V[j]
-        if (v not in names and v not in strings) or V[j + 1] != ":":
+        if (v not in names and v not in strings and v not in KEYWORDS) or V[j + 1] != ":":
             raise Unsupported("an entry expected")
         value, k = expr(j + 2)
         return tr.entry(B + (S[j] << 46) + S[k - 1] + len(V[k - 1]), [v, value]), k
@@ -454,7 +466,9 @@ def parse(text: str, rule: str, tr: Any, comments: list, comment: Callable[[int,
         j += 1
         items: list[Any] = [merged]
         while V[j] != "}":                              # branch: NAME "=" expr ";"?
-            label = name_at(j)
+            label = V[j]
+            if label not in names and (label not in KEYWORDS or V[j - 1] != "{" and V[j - 1] != ";"):
+                raise Unsupported("a name expected")        # (after an expression, a keyword may continue it)
             if V[j + 1] != "=":
                 raise Unsupported("= expected")
             value, j = expr(j + 2)
@@ -467,7 +481,7 @@ def parse(text: str, rule: str, tr: Any, comments: list, comment: Callable[[int,
         """[NAME] "[" [dim ("," dim)* ","?] "]" """
         j = i
         dtype = None
-        if V[j] in names:
+        if V[j] in names or V[j] in KEYWORDS:
             dtype = V[j]
             j += 1
         if V[j] != "[":
@@ -567,7 +581,7 @@ def parse(text: str, rule: str, tr: Any, comments: list, comment: Callable[[int,
                 items.append(tr.in_stmt(B + (S[first] << 46) + S[j - 1] + len(V[j - 1]), [star, label, kind, where]))
             elif v == "out":                            # "out" NAME [":" tensor_type] "=" expr, or "out" expr
                 t = V[j + 2]
-                if (t == ":" or t == "=") and V[j + 1] in names:
+                if (t == ":" or t == "=") and (V[j + 1] in names or V[j + 1] in _KEYWORD_NAMES):
                     label = V[j + 1]
                     kind = None
                     j += 2

@@ -213,7 +213,8 @@ def test_a_long_stretch_is_asked_once_per_fresh_line():
 # -- never more than lark, and the same trees --------------------------------------------------------------------
 def expressions(depth: int = 3) -> st.SearchStrategy[str]:
     leaf = st.sampled_from(["x", "c", "1", ".5", "2.e3", '"s{i}"', "true", "none", "if_", "elsewhere", "f()",
-                            "seq[]", "seq{}", "()", "[]", "reparam {}", 'reparam "m" []'])
+                            "seq[]", "seq{}", "()", "[]", "reparam {}", 'reparam "m" []', "in", "out", "as", "for",
+                            "where", "import", "let", "or"])
 
     def grow(inner: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
         sep = st.sampled_from([", ", ",\n  ", " , # note\n "])
@@ -257,7 +258,8 @@ OPERATORS = ["+", "-", "*", "/", "//", "%", "@", "**", "|>", "==", "!=", "<", "<
 
 @settings(max_examples=400, deadline=None)
 @given(st.lists(st.tuples(st.sampled_from(["", "-", "not ", "- not ", "not -", "- -"]),
-                          st.sampled_from(["x", "1", "f(y)", "(z)", "a.b", "c[0]", "[k]"]),
+                          st.sampled_from(["x", "1", "f(y)", "(z)", "a.b", "c[0]", "[k]", "in", "if", "and", "not",
+                                           "for", "else", "where", "seq", "true"]),
                           st.sampled_from(OPERATORS)), min_size=1, max_size=5), st.sampled_from(["x", "-y", "not y"]))
 def test_operator_sequences_same_tree_as_lark(parts, last):
     """Operators and prefixes in any order: precedence, associativity, what may stand where (``a < b < c``,
@@ -307,14 +309,35 @@ def test_edited_specs_never_more_than_lark(path, edits, expression):
     check_same_as_lark(text, rule)
 
 
+KEYWORD_POSITIONS = [        # where the lean parser reads a keyword's word as a name, as lark does
+    "block {w}({w}: {w}[{w}], b: int = 1,) {{ in *{w}: {w}[N]; let {w} = 1; out o: {w}[] = x }}",
+    "let a = f({w}={w}, {w}) + [{w} for {w}, b in {w} if {w}] |> {w}.{w}\n",
+    "block B() {{ out {w} = -{w} ** {w} == ({w}, {w}[{w}]) }}\nmodel M() {{ out {w}: [N] = x }}",
+    "let s = seq{{{w}: {w}, 'q': seq[{w} for ({w}) in {w}]}}\nlet r = reparam {{ {w} = 1; {w} = {w}\n}}\n",
+    "import 'x.arch' as {w}\nlet a = {w} if {w} else {w}\n",
+]
+
+
+@pytest.mark.parametrize("word", sorted(fastparse.KEYWORDS))
+@pytest.mark.parametrize("template", KEYWORD_POSITIONS)
+def test_keywords_as_names_where_lark_reads_names(template, word):
+    """A keyword's word where lark's state accepts only a name (or what starts an expression, for the words that
+    start none) is a name, in the lean parser's tree as in lark's."""
+    text = template.format(w=word)
+    if word in fastparse._EXPRESSION_WORDS and template is not KEYWORD_POSITIONS[0]:
+        check_same_as_lark(text)                # (the word is then the keyword where an expression starts)
+    else:
+        assert check_same_as_lark(text), text
+
+
 @pytest.mark.parametrize("text", [
-    "block B() { out f(in=1) }", "block B() { out x.seq }", "block B() { y = a + not }", "let for = 1\n",
-    "block if(if: if) { in in: [N]; let let = 1 }", "block B() { seq = 1 }", "block B() { out out = 1 }",
-    "let a = [x for in in k]\n", "let a = seq{in: 1}\n", "block B() { in x: in[N] }",
+    "block B() { seq = 1 }", "block B() { x = 1; for = 2 }", "block B() { out x\n  as = 1 }",
+    "let r = reparam { a = x\n  if = 1 }\n", "block B() { out f(not=1) }", "block B() { out true = 1 }",
 ])
-def test_keywords_as_names_are_left_to_lark(text):
-    """A keyword's word where a name stands: lark reads it as a name or as the keyword depending on its state,
-    so the lean parser leaves the text to lark (the result is lark's either way)."""
+def test_keywords_as_statement_targets_are_left_to_lark(text):
+    """As a statement's first target (or a ``reparam {}`` label after an expression), a keyword's word may be
+    read as the keyword (continuing what came before) or as a name, depending on lark's state: the lean parser
+    leaves the text to lark, whose result is used either way."""
     with pytest.raises(fastparse.Unsupported):
         lean(text)
     expected = lark_tree(text)
@@ -325,11 +348,18 @@ def test_keywords_as_names_are_left_to_lark(text):
     assert differences(expected, got) is None if not isinstance(expected, str) else got == expected
 
 
+def test_expression_words_are_the_yaml_readers():
+    from archdsl.syntax.yaml_frontend import EXPRESSION_WORDS
+
+    assert fastparse._EXPRESSION_WORDS == EXPRESSION_WORDS
+
+
 @pytest.mark.parametrize("text, accepted", [
     ("a < b < c", False), ("a |> -b", False), ("-a ** -b ** c", True), ("a ** b |> c * d", True),
     ("not a == b and not c or d", True), ("a + not b", False), ("a if b if c else d", False),
     ("a if b else c if d", True), ("x |> f ** 2", True), ("-(x) |> f", True), ("a == (b == c)", True),
-    ("f(a=1, b)", True), ("f(1=a)", False), ("[x for i in k if c if d]", False), ("x[1][2].y(3)", True),
+    ("f(a=1, b)", True), ("f(1=a)", False), ("a + not", True), ("not not", False), ("x |> not", True),
+    ("f(in=in, if)", True), ("seq", False), ("seq(1)", False), ("x |> -y", False), ("[x for i in k if c if d]", False), ("x[1][2].y(3)", True),
     ("(1, 2,)", True), ("(,)", False), ("[,]", False), ("seq{a: 1,}", True), ("seq{a: 1 for a in k}", True),
     ("reparam 'm' [x for i in k if c]", True), ("reparam {a = 1 b = 2}", True), ("x.5", False), ("1.e5", True),
 ])
