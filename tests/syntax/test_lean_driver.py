@@ -348,6 +348,24 @@ def test_keywords_as_statement_targets_are_left_to_lark(text):
     assert differences(expected, got) is None if not isinstance(expected, str) else got == expected
 
 
+def test_lark_states_take_keywords_as_the_lean_parser_assumes():
+    """In lark's tables, a state that accepts a name accepts either no keyword other than those that start an
+    expression, or a statement's or item's first keyword (``let`` among them: a statement or item may end there,
+    where the lean parser reads no keyword's word as a name). So where a name or an expression may start after a
+    token, every other keyword's word is read as a name by lark's contextual lexer, as by the lean parser."""
+    from lark.parsers.lalr_analysis import Shift
+
+    table = P._parser().parser.parser.parser.parse_table
+    by_terminal = {word.upper(): word for word in fastparse.KEYWORDS}
+    kinds = set()
+    for row in table.states.values():
+        if "NAME" in row:
+            words = frozenset(by_terminal[s] for s in row if s in by_terminal)
+            assert words <= fastparse._EXPRESSION_WORDS or "let" in words, sorted(words)
+            kinds.add((all(action is Shift for action, _ in row.values()), words))
+    assert (True, frozenset()) in kinds and (True, fastparse._EXPRESSION_WORDS) in kinds
+
+
 def test_expression_words_are_the_yaml_readers():
     from archdsl.syntax.yaml_frontend import EXPRESSION_WORDS
 
