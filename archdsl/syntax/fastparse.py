@@ -162,7 +162,7 @@ def parse(text: str, rule: str, tr: Any, comments: list, comment: Callable[[int,
 
     Each transformer method is called as ``method(tr, here, children)``: ``here`` is the rule's packed span
     (``ast.pack``, with the base ``tr.base``; None for the rules in ``tr.SPANLESS``); tokens among the
-    children are plain strings (names interned). Comments are appended to ``comments`` as ``comment(line,
+    children are plain strings (one object per distinct text). Comments are appended to ``comments`` as ``comment(line,
     column, text)``. ``nesting(stretch)`` says whether ``parser._check_nesting`` refuses a stretch of the text;
     where it does, raises Unsupported. Raises Unsupported on any error."""
     if not written_for_grammar():
@@ -171,7 +171,7 @@ def parse(text: str, rule: str, tr: Any, comments: list, comment: Callable[[int,
         raise Unsupported("text too long for packed spans")
     scan = Scan(text)
     V, S, line_starts = scan.values, scan.starts, scan.line_starts
-    B = tr.base
+    B = tr.base     # a span from token i to token j: B + (S[i] << 46) + S[j] + len(V[j]) (ast.pack's layout)
     names, numbers, strings = scan.names, scan.numbers, scan.strings
     n = len(V) - 3
     FOLLOW, CLOSE = _FOLLOW, _CLOSE
