@@ -148,10 +148,11 @@ def _build_file(source: Source, model: str | None, seed: int | None, check_input
     if text is None:
         return None
     roots = _import_roots()
-    key = compilecache.key_of("build", compilecache.torch_version(), path, os.path.realpath(path), text, model,
+    real = os.path.realpath(path)
+    key = compilecache.key_of("build", compilecache.torch_version(), path, real, text, model,
                               repr(sorted(params.items())), bool(check_inputs), roots)
     entry = compilecache.load(key)
-    if entry is not None and _fresh(entry.meta.get("deps")):
+    if entry is not None and _fresh(entry.meta.get("deps"), {real: text}):
         from archdsl.backends.torch.build import GraphThunk, instantiate, load_source
 
         try:
@@ -173,14 +174,15 @@ def _import_roots() -> list[str]:
     return [os.environ.get(IMPORT_PATH_ENV, ""), *(loader.import_path.get() if loader is not None else ())]
 
 
-def _fresh(deps: Any) -> bool:
-    """Whether every file an entry was compiled from still has the text it had ([[path, SHA-256], ...])."""
+def _fresh(deps: Any, known: dict[str, str]) -> bool:
+    """Whether every file an entry was compiled from still has the text it had ([[path, SHA-256], ...]);
+    ``known``: digests just taken ({real path: SHA-256}: the spec file itself, not read twice)."""
     from archdsl.compilecache import file_digest
 
     if not isinstance(deps, list):
         return False
-    return all(isinstance(d, list) and len(d) == 2 and isinstance(d[0], str) and file_digest(d[0]) == d[1]
-               for d in deps)
+    return all(isinstance(d, list) and len(d) == 2 and isinstance(d[0], str)
+               and (known[d[0]] if d[0] in known else file_digest(d[0])) == d[1] for d in deps)
 
 
 def _build_and_store(key: str, path: str, model: str | None, seed: int | None, check_inputs: bool,

@@ -26,6 +26,7 @@ import functools
 import hashlib
 import json
 import marshal
+import operator
 import os
 import stat
 import sys
@@ -52,66 +53,85 @@ __all__ = ["Entry", "cache_dir", "clear", "fingerprint", "info", "key_of", "load
 
 def cache_dir() -> Path | None:
     """The cache folder, or None when the cache is turned off (the folder need not exist yet)."""
+    folder = _folder()
+    return Path(folder) if folder is not None else None
+
+
+def _folder() -> str | None:
+    """:func:`cache_dir` as a string (a hit reads two entries: no Path objects on its way)."""
     if os.environ.get(NO_CACHE_ENV, "").strip() not in ("", "0"):
         return None
     explicit = os.environ.get(CACHE_DIR_ENV)
     if explicit is not None:
-        return Path(explicit) if explicit.strip() else None
+        return explicit if explicit.strip() else None
     xdg = os.environ.get("XDG_CACHE_HOME", "")
     if xdg and os.path.isabs(xdg):
-        return Path(xdg) / "archdsl"
+        return os.path.join(xdg, "archdsl")
     try:
-        return Path.home() / ".cache" / "archdsl"
+        home = os.path.expanduser("~")
     except (RuntimeError, KeyError, OSError):      # no home folder to speak of
         return None
+    return os.path.join(home, ".cache", "archdsl") if home != "~" else None
 
 
 @functools.lru_cache(maxsize=1)
 def fingerprint() -> str:
     """SHA-256 of archdsl's code (its version; the relative path, size and modification time of every file of the
-    package) and the Python version: computed once per process, from ``os.scandir``."""
+    package but its spec files) and the Python version: computed once per process, from ``os.scandir``.
+
+    The shipped spec files (the ``archdsl.specs`` folder) are data, not code: every entry made from a spec file
+    records that file and each file it imports with the SHA-256 of its text and checks them on each hit, and the
+    zoo index's key holds each spec file's stamps, so their edits need not make every other entry stale (and a
+    hit need not stat each of them: the fingerprint is paid by every process's first hit)."""
     import importlib
     import importlib.util
 
     import archdsl
 
-    roots = [Path(archdsl.__file__).parent]
+    roots = [os.path.dirname(archdsl.__file__)]
     for name in ("archdsl.backends", "archdsl.grammar"):     # folders of their own in an editable install
         for folder in importlib.import_module(name).__path__:
-            path = Path(folder)
-            if not any(path == r or r in path.parents for r in roots):
-                roots.append(path)
-    stamps: list[Any] = [archdsl.__version__, sys.version, importlib.util.MAGIC_NUMBER.hex()]
+            if not any(folder == r or folder.startswith(r + os.sep) for r in roots):
+                roots.append(folder)
+    stamps: list[str] = [archdsl.__version__, sys.version, importlib.util.MAGIC_NUMBER.hex()]
     for root in roots:
-        stamps.append(str(root))
-        _walk(str(root), stamps)
-    return hashlib.sha256(repr(stamps).encode("utf-8", "surrogatepass")).hexdigest()
+        stamps.append(root)
+        _walk(root, stamps, skip=os.path.join(roots[0], "specs"))
+    return hashlib.sha256("\0".join(stamps).encode("utf-8", "surrogatepass")).hexdigest()   # no name has a NUL
 
 
-def _walk(folder: str, stamps: list[Any], depth: int = 0) -> None:
-    """Append (name, size, modification time) of every file below ``folder`` (not caches or hidden files; at most
-    16 folders deep, so a link that loops ends)."""
+def _walk(folder: str, stamps: list[str], depth: int = 0, skip: str = "") -> None:
+    """Append ``name/size/mtime`` of every file below ``folder`` (not caches, hidden files or the folder ``skip``;
+    at most 16 folders deep, so a link that loops ends), and ``name/`` of each subfolder before its files and
+    ``..`` after them (no file name holds a slash: each stamp reads one way), names sorted, so equal trees give
+    equal stamps."""
     if depth > 16:
         stamps.append("...")
         return
     try:
         with os.scandir(folder) as it:
-            entries = sorted((e.name, e) for e in it)
+            entries = sorted(it, key=_NAME)
     except OSError:
         return
-    for name, entry in entries:
+    for entry in entries:
+        name = entry.name
         if name == "__pycache__" or name.startswith("."):
             continue
         try:
             if entry.is_dir():
-                stamps.append(name)
-                _walk(entry.path, stamps, depth + 1)
+                if entry.path == skip:
+                    continue
+                stamps.append(f"{name}/")
+                _walk(entry.path, stamps, depth + 1, skip)
                 stamps.append("..")
             else:
                 st = entry.stat()
-                stamps.append((name, st.st_size, st.st_mtime_ns))
+                stamps.append(f"{name}/{st.st_size}/{st.st_mtime_ns}")
         except OSError:
             continue
+
+
+_NAME = operator.attrgetter("name")
 
 
 def torch_version() -> str:
@@ -168,18 +188,18 @@ def unpack(packed: bytes) -> str:
     return zlib.decompress(packed).decode("utf-8", "surrogatepass")
 
 
-def _path(folder: Path, key: str) -> Path:
-    return folder / SUBDIR / f"{key}{SUFFIX}"
+def _path(folder: str | Path, key: str) -> str:
+    return os.path.join(folder, SUBDIR, f"{key}{SUFFIX}")
 
 
 def load(key: str) -> Entry | None:
     """The entry stored under ``key``, or None (no cache, no entry, or one that is not whole and ours)."""
-    folder = cache_dir()
+    folder = _folder()
     if folder is None or len(key) != 64:
         return None
     path = _path(folder, key)
     try:
-        if not _private(os.lstat(path.parent)):
+        if not _private(os.lstat(os.path.dirname(path))):
             return None
         with open(path, "rb") as f:
             if not _private(os.fstat(f.fileno())):
@@ -254,7 +274,7 @@ def store(entry: Entry) -> bool:
     data = FORMAT + head + b"\n" + payload
     if len(data) > MAX_ENTRY_BYTES:
         return False
-    target = _path(folder, entry.key)
+    target = Path(_path(folder, entry.key))
     try:
         target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         if not _private(os.lstat(target.parent)):

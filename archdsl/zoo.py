@@ -40,7 +40,8 @@ def names() -> list[str]:
 
 def spec_path(name: str) -> Path | None:
     """The spec file that defines the model ``name``, or None when the zoo has no such model."""
-    return _index().get(name)
+    path = _index().get(name)
+    return Path(path) if path is not None else None
 
 
 def compile(name: str, **params: Any) -> Graph:  # noqa: A001
@@ -84,8 +85,8 @@ def _spec_stamps() -> list[tuple[str, int, int]]:
     return sorted(out)
 
 
-def _index() -> dict[str, Path]:
-    """Model name -> defining file; files are re-read only when their modification time changes.
+def _index() -> dict[str, str]:
+    """Model name -> the path of its defining file; files are re-read only when their modification time changes.
 
     ``.arch`` files are scanned for top-level ``model NAME(`` headers (:func:`scan_models`) instead of parsed:
     naming a zoo model then costs microseconds per file, not a parse of every file. A name defined twice
@@ -96,9 +97,10 @@ def _index() -> dict[str, Path]:
 
 
 @functools.lru_cache(maxsize=4)
-def _index_of(files: tuple[tuple[str, int, int], ...]) -> dict[str, Path]:
+def _index_of(files: tuple[tuple[str, int, int], ...]) -> dict[str, str]:
     """The index of these files (path, modification time, size); kept in the compile cache between processes,
-    under a key of those stamps (and archdsl's code, as every entry)."""
+    under a key of those stamps (and archdsl's code, as every entry). Paths stay strings (a zoo build looks up
+    one name: a Path for each of the others would cost more than the rest of the lookup)."""
     from archdsl import compilecache
 
     key = compilecache.key_of("zoo-index", files) if compilecache.cache_dir() is not None else None
@@ -106,22 +108,22 @@ def _index_of(files: tuple[tuple[str, int, int], ...]) -> dict[str, Path]:
     if entry is not None and isinstance(entry.meta.get("index"), dict):
         index = entry.meta["index"]
         if all(isinstance(k, str) and isinstance(v, str) for k, v in index.items()):
-            return {k: Path(v) for k, v in index.items()}
+            return index
     index = _scan_index(files)
     if key is not None:
-        compilecache.store(compilecache.Entry(key, {"index": {k: str(v) for k, v in index.items()}}, "", ""))
+        compilecache.store(compilecache.Entry(key, {"index": index}, "", ""))
     return index
 
 
-def _scan_index(files: tuple[tuple[str, int, int], ...]) -> dict[str, Path]:
-    index: dict[str, Path] = {}
+def _scan_index(files: tuple[tuple[str, int, int], ...]) -> dict[str, str]:
+    index: dict[str, str] = {}
     for path, mtime, _ in files:
         try:
             models = _models_in(path, mtime)
         except ArchError:
             continue
         for model in models:
-            index.setdefault(model, Path(path))   # the zoo tests refuse a name defined in two files
+            index.setdefault(model, path)         # the zoo tests refuse a name defined in two files
     return index
 
 
@@ -135,8 +137,13 @@ def _models_in(path: str, mtime: int) -> tuple[str, ...]:
 
 
 # Strings and comments (matched first, so nothing inside them counts), brackets, and `model NAME(` headers.
-_HEADER = re.compile(r""""(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*'|#[^\n]*|[(\[{]|[)\]}]"""
-                     r"""|\bmodel\s+([A-Za-z_][A-Za-z0-9_]*)\s*\(""")
+_HEADER = r""""(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*'|#[^\n]*|[(\[{]|[)\]}]|\bmodel\s+([A-Za-z_][A-Za-z0-9_]*)\s*\("""
+
+
+@functools.cache
+def _header() -> re.Pattern[str]:
+    """_HEADER compiled, on the first scan (a zoo build whose index is cached never scans)."""
+    return re.compile(_HEADER)
 
 
 def scan_models(text: str) -> tuple[str, ...]:
@@ -147,7 +154,7 @@ def scan_models(text: str) -> tuple[str, ...]:
     """
     names: list[str] = []
     depth = 0
-    for m in _HEADER.finditer(text):
+    for m in _header().finditer(text):
         tok = m.group()
         if m.group(1) is not None:
             if depth == 0:

@@ -6,6 +6,7 @@ Every test runs with a cache folder of its own (tests/conftest.py sets ARCHDSL_C
 from __future__ import annotations
 
 import copy
+import importlib
 import os
 import pickle
 import subprocess
@@ -359,3 +360,60 @@ def test_zoo_index_is_kept_and_follows_edits(tmp_path: Path, monkeypatch) -> Non
     zoo._index_of.cache_clear()
     assert zoo.names() == ["Other", "Tiny"]
     zoo._index_of.cache_clear()
+
+
+def test_fingerprint_leaves_out_the_shipped_specs_but_not_code(tmp_path: Path, monkeypatch) -> None:
+    """Spec files are data each entry checks itself (its key has the spec's digest, its deps their digests, the zoo
+    index its files' stamps): the fingerprint walks every folder of code but the specs folder."""
+    (tmp_path / "a.py").write_text("x = 1\n")
+    (tmp_path / "specs").mkdir()
+    (tmp_path / "specs" / "m.arch").write_text("model M() {}\n")
+
+    def stamps() -> list:
+        out: list = []
+        compilecache._walk(str(tmp_path), out, skip=str(tmp_path / "specs"))
+        return out
+
+    before = stamps()
+    (tmp_path / "specs" / "m.arch").write_text("model M(width: int = 2) {}\n")
+    (tmp_path / "specs" / "n.arch").write_text("")
+    assert stamps() == before
+    (tmp_path / "a.py").write_text("x = 22\n")
+    assert stamps() != before
+    walked: list[tuple[str, str]] = []
+    monkeypatch.setattr(compilecache, "_walk", lambda root, out, skip="": walked.append((root, skip)))
+    compilecache.fingerprint.__wrapped__()
+    package = os.path.dirname(archdsl.__file__)
+    assert walked[0] == (package, os.path.join(package, "specs"))
+    roots = [root for root, _ in walked]
+    for name in ("archdsl.backends", "archdsl.grammar"):         # walked, as folders of their own or below the package
+        for folder in importlib.import_module(name).__path__:
+            assert any(folder == r or folder.startswith(r + os.sep) for r in roots), folder
+
+
+def test_a_hit_reads_the_spec_once_and_still_checks_every_dependency(tmp_path: Path, monkeypatch) -> None:
+    (tmp_path / "parts.arch").write_text("block Stem(c: int) {\n  in x: [N, C, H, W]\n"
+                                         "  conv = Conv2d(c, 3, padding=1)\n  out x |> conv\n}\n")
+    spec = tmp_path / "main.arch"
+    spec.write_text('import "parts.arch"\nmodel M() {\n  in image: [N, 3, H, W]\n'
+                    "  out image |> Stem(4) |> relu\n}\n")
+    archdsl.build(spec)
+    read: list[str] = []
+    real_digest = compilecache.file_digest
+    monkeypatch.setattr(compilecache, "file_digest", lambda path: read.append(os.path.realpath(path)) or
+                        real_digest(path))
+    no_compile(monkeypatch)
+    archdsl.build(spec)
+    assert sorted(read) == sorted(os.path.realpath(tmp_path / name) for name in ("main.arch", "parts.arch"))
+    deps = [[os.path.realpath(spec), "0" * 64]]
+    assert not api._fresh(deps, {})
+    assert api._fresh(deps, {os.path.realpath(spec): "0" * 64})      # a digest just taken is not taken again
+
+
+def test_zoo_index_holds_paths_as_text() -> None:
+    from archdsl import zoo
+
+    index = zoo._index()
+    assert index and all(isinstance(v, str) for v in index.values())
+    path = zoo.spec_path("resnet50")
+    assert isinstance(path, Path) and path.name == "resnet.arch" and zoo.spec_path("no_such_model") is None
