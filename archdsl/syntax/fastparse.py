@@ -279,7 +279,8 @@ def parse(text: str, rule: str, tr: Any, comments: list, comment: Callable[[int,
             if V[j] != "]":
                 raise Unsupported("] expected")
             return index_(B + (S[i] << 46) + S[j] + len(V[j]), [node, sub_]), j + 1
-        return attr_(B + (S[i] << 46) + S[j + 1] + len(V[j + 1]), [node, name_at(j + 1)]), j + 2
+        label = name_at(j + 1)
+        return attr_(B + (S[i] << 46) + S[j + 1] + len(label), [node, label]), j + 2
 
     def postfix(i: int) -> tuple[Any, int]:
         v = V[i]
@@ -617,7 +618,8 @@ def parse(text: str, rule: str, tr: Any, comments: list, comment: Callable[[int,
             if V[i + 1] not in strings:
                 raise Unsupported("a string expected")
             if V[i + 2] == "as":
-                return tr.import_stmt(B + (S[i] << 46) + S[i + 3] + len(V[i + 3]), [V[i + 1], name_at(i + 3)]), i + 4
+                alias = name_at(i + 3)
+                return tr.import_stmt(B + (S[i] << 46) + S[i + 3] + len(alias), [V[i + 1], alias]), i + 4
             return tr.import_stmt(B + (S[i] << 46) + S[i + 1] + len(V[i + 1]), [V[i + 1], None]), i + 2
         if v == "let":
             return let_stmt(i)
