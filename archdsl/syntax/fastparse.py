@@ -42,7 +42,6 @@ from itertools import accumulate
 from typing import Any
 
 from archdsl.syntax.ast import MAX_POSITION
-from archdsl.syntax.printer import KEYWORDS  # the grammar's keywords (tests/syntax/test_printer.py)
 
 
 class Unsupported(Exception):
@@ -69,6 +68,10 @@ _TOKEN = (r"""[A-Za-z_][A-Za-z0-9_]*|[(),\[\]{}:;]|(?:\d+\.\d*|\.\d+|\d+)(?:[eE]
           r"""|"(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*'|\*\*|\.\.\.|==|!=|<=|>=|//|\|>|[<>*/%@+\-.=]|[^ \t\f\r\n]""")
 _SCAN = re.compile(rf"(?:[ \t\f\r\n]++|#[^\n]*+)*+({_TOKEN}|\Z)").finditer
 _COMMENTS = re.compile(r""""(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*'|(#[^\n]*)""").finditer
+# the grammar's keywords (tests/syntax/test_lean_driver.py checks them against lark's; not imported from the
+# printer, whose import costs a command that only parses ~3 ms)
+KEYWORDS = frozenset({"and", "as", "else", "false", "for", "if", "import", "in", "let", "none", "not", "or", "out",
+                      "reparam", "seq", "true", "where"})
 _LETTERS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_")
 _NUMBER_STARTS = frozenset("0123456789.")
 _QUOTES = frozenset("\"'")
