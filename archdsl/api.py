@@ -67,9 +67,7 @@ def build(source: Source | Graph, model: str | None = None, seed: int | None = 0
     ``collapse_train``: linear regions run as one convolution computed from the expanded parameters at each
     step (SESR's training-time collapse; :mod:`archdsl.passes.collapse_train`); the parameters stay expanded.
     """
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or not -(2**63) <= seed < 2**64):
-        raise UsageError(Diagnostic(f"seed must be None or an int that fits in 64 bits, got {type(seed).__name__}",
-                                    hint="pass an int from -2**63 to 2**64 - 1, such as seed=0, or leave it out"))
+    _check_seed(seed)
     if isinstance(source, (str, os.PathLike)):      # a spec file: through the compile cache
         cached = _build_file(source, model, seed, check_inputs, params)
         if cached is not None:
@@ -84,6 +82,31 @@ def build(source: Source | Graph, model: str | None = None, seed: int | None = 0
     graph = source if isinstance(source, Graph) else compile(source, model, **params)
     module = _module_of(graph, seed, check_inputs)
     return _collapsed(module) if collapse_train else module
+
+
+def _check_seed(seed: Any) -> None:
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or not -(2**63) <= seed < 2**64):
+        raise UsageError(Diagnostic(f"seed must be None or an int that fits in 64 bits, got {type(seed).__name__}",
+                                    hint="pass an int from -2**63 to 2**64 - 1, such as seed=0, or leave it out"))
+
+
+def build_zoo(name: str, path_of, seed: int | None, params: dict[str, Any]):
+    """:func:`archdsl.zoo.build`: the zoo model ``name`` (``path_of``: name -> its spec file) through the compile
+    cache, first under a key of the name and every zoo spec file's stamps (no zoo index to read on a hit), then
+    as :func:`build` of its spec file (which stores the result under that key as well)."""
+    from archdsl import compilecache, zoo
+
+    _check_seed(seed)
+    alias = None
+    if compilecache.cache_dir() is not None and all(_plain(v) for v in params.values()):
+        alias = compilecache.key_of("zoo-build", compilecache.torch_version(), name, zoo.spec_stamps(),
+                                    repr(sorted(params.items())), _import_roots())
+        module = _from_entry(compilecache.load(alias), seed, {})
+        if module is not None:
+            return module
+    path = path_of(name)
+    module = _build_file(path, name, seed, False, params, alias)
+    return module if module is not None else build(path, name, seed=seed, **params)
 
 
 def _module_of(graph: Graph, seed: int | None, check_inputs: bool):
@@ -128,11 +151,12 @@ def _plain(value: Any) -> bool:
 
 
 def _build_file(source: Source, model: str | None, seed: int | None, check_inputs: bool,
-                params: dict[str, Any]):
+                params: dict[str, Any], alias: str | None = None):
     """The module of a spec file through the compile cache (:mod:`archdsl.compilecache`): on a hit, the stored
     generated code is instantiated (its graph made from the stored JSON on first use of ``archdsl_graph``); on a
     miss, the spec is compiled and built as ever and the result stored. None when the cache does not apply (no
-    cache, spec text, parameters of other types): the caller compiles as ever."""
+    cache, spec text, parameters of other types): the caller compiles as ever. ``alias``: another key a miss
+    stores the result under (a zoo build's)."""
     from archdsl import compilecache
 
     if compilecache.cache_dir() is None or not (model is None or isinstance(model, str)) \
@@ -151,17 +175,24 @@ def _build_file(source: Source, model: str | None, seed: int | None, check_input
     real = os.path.realpath(path)
     key = compilecache.key_of("build", compilecache.torch_version(), path, real, text, model,
                               repr(sorted(params.items())), bool(check_inputs), roots)
-    entry = compilecache.load(key)
-    if entry is not None and _fresh(entry.meta.get("deps"), {real: text}):
-        from archdsl.backends.torch.build import GraphThunk, instantiate, load_source
+    module = _from_entry(compilecache.load(key), seed, {real: text})
+    if module is not None:
+        return module
+    return _build_and_store([key] if alias is None else [key, alias], path, model, seed, check_inputs, params)
 
-        try:
-            cls = load_source(entry.source, str(entry.meta["class"]), entry.code)
-            thunk = GraphThunk(entry.packed)
-            return instantiate(cls, seed, thunk, entry.source, mode=str(entry.meta["mode"]))
-        except (KeyError, AttributeError, TypeError):   # an entry of another layout: rebuilt below
-            pass
-    return _build_and_store(key, path, model, seed, check_inputs, params)
+
+def _from_entry(entry: Any, seed: int | None, known: dict[str, str]):
+    """The module of a cache entry whose files are all unchanged (``known``: see :func:`_fresh`), else None."""
+    if entry is None or not _fresh(entry.meta.get("deps"), known):
+        return None
+    from archdsl.backends.torch.build import GraphThunk, instantiate, load_source
+
+    try:
+        cls = load_source(entry.source, str(entry.meta["class"]), entry.code)
+        thunk = GraphThunk(entry.packed)
+        return instantiate(cls, seed, thunk, entry.source, mode=str(entry.meta["mode"]))
+    except (KeyError, AttributeError, TypeError):   # an entry of another layout: rebuilt
+        return None
 
 
 IMPORT_PATH_ENV = "ARCHDSL_IMPORT_PATH"      # archdsl.elaborate.loader.IMPORT_PATH_ENV (a test holds them equal)
@@ -185,9 +216,9 @@ def _fresh(deps: Any, known: dict[str, str]) -> bool:
                and (known[d[0]] if d[0] in known else file_digest(d[0])) == d[1] for d in deps)
 
 
-def _build_and_store(key: str, path: str, model: str | None, seed: int | None, check_inputs: bool,
+def _build_and_store(keys: list[str], path: str, model: str | None, seed: int | None, check_inputs: bool,
                      params: dict[str, Any]):
-    """Compile and build the spec file ``path`` as :func:`build` does, then store the result under ``key``."""
+    """Compile and build the spec file ``path`` as :func:`build` does, then store the result under ``keys``."""
     from archdsl import compilecache
     from archdsl.backends.torch.build import compile_source
     from archdsl.errors import collect_warnings, warn
@@ -206,8 +237,10 @@ def _build_and_store(key: str, path: str, model: str | None, seed: int | None, c
     filename, code = compile_source(source)
     from archdsl.backends.torch.codegen import class_name
 
-    compilecache.store(compilecache.Entry(key, {"class": class_name(graph), "mode": graph.mode, "deps": deps},
-                                          source, filename, code, graph.to_json()))
+    meta = {"class": class_name(graph), "mode": graph.mode, "deps": deps}
+    packed = compilecache.Entry(keys[0], meta, source, filename, code, graph.to_json()).packed
+    for key in keys:
+        compilecache.store(compilecache.Entry(key, meta, source, filename, code, packed=packed))
     return module
 
 

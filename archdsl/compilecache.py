@@ -7,9 +7,11 @@ and generating again. What makes an entry valid:
 
 * Its key is the SHA-256 of everything that determines the result: what is built (the spec file's path and text,
   the model name, the parameters and build flags; or the bytes of a graph.json), archdsl's code (its version and
-  the size and modification time of every file of the package, so an edited source tree never reuses stale code),
-  and the Python version; entries of generated code add torch's version. A spec's imported files are recorded in
-  the entry with the SHA-256 of their text (like a depfile) and checked again on every hit.
+  the size and modification time of every file of the package but the shipped specs, so an edited source tree
+  never reuses stale code), and the Python version; entries of generated code add torch's version. A spec's
+  imported files are recorded in the entry with the SHA-256 of their text (like a depfile) and checked again on
+  every hit. A zoo build is stored under a second key as well, of the model name and the path, size and
+  modification time of every zoo spec file (what the zoo index is keyed by), so its hit reads one entry.
 * An entry starts with a format tag and holds its own key and the SHA-256 of its payload; anything else (a
   truncated, corrupt or foreign file) is ignored and rewritten, never executed.
 

@@ -53,9 +53,9 @@ def compile(name: str, **params: Any) -> Graph:  # noqa: A001
 
 def build(name: str, seed: int | None = 0, **params: Any):
     """Build the zoo model ``name`` as an ``nn.Module`` with PyTorch-default initialisation under ``seed``."""
-    from archdsl.api import build as build_spec
+    from archdsl.api import build_zoo
 
-    return build_spec(_require(name), name, seed=seed, **params)
+    return build_zoo(name, _require, seed, params)
 
 
 def _require(name: str) -> Path:
@@ -72,6 +72,12 @@ def _require(name: str) -> Path:
 def spec_files() -> list[Path]:
     """The shipped spec files that make up the zoo (``specs/*.arch`` and YAML specs; not ``specs/std/``)."""
     return [Path(path) for path, _, _ in _spec_stamps()]
+
+
+def spec_stamps() -> tuple[tuple[str, int, int], ...]:
+    """(path, modification time, size) of each spec file of the zoo, sorted by path: what the zoo index and a
+    cached zoo build are keyed by (an edit, a new file or a removed one gives other stamps)."""
+    return tuple(_spec_stamps())
 
 
 def _spec_stamps() -> list[tuple[str, int, int]]:

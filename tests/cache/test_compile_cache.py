@@ -75,7 +75,7 @@ def test_cached_build_equals_uncached(name: str, sizes: dict[str, int], monkeypa
     assert entries_or_none() is None
     monkeypatch.delenv("ARCHDSL_NO_CACHE")
     filling = archdsl.zoo.build(name, seed=3)
-    assert len([p for p in entries() if "deps" in read_entry(p).meta]) == 1
+    assert len([p for p in entries() if "deps" in read_entry(p).meta]) == 2      # the spec file's, the zoo build's
     no_compile(monkeypatch)
     hit = archdsl.zoo.build(name, seed=3)
     assert isinstance(hit.__dict__["archdsl_graph"], GraphThunk)      # the graph is made on first use only
@@ -141,10 +141,11 @@ def test_stale_on_imported_file_edit(tmp_path: Path) -> None:
 def test_std_imports_are_recorded() -> None:
     """A spec's imports of the shipped library are in its entry's dependency list (re-checked on each hit)."""
     archdsl.zoo.build("mobilenet_v3_small")
-    [entry] = [e for e in map(read_entry, entries()) if "deps" in e.meta]
-    files = [Path(path).parent.name + "/" + Path(path).name for path, _ in entry.meta["deps"]]
+    built = [e for e in map(read_entry, entries()) if "deps" in e.meta]
+    assert len(built) == 2 and built[0].meta == built[1].meta             # the spec file's, the zoo build's
+    files = [Path(path).parent.name + "/" + Path(path).name for path, _ in built[0].meta["deps"]]
     assert "specs/mobilenet.arch" in files and "std/blocks.arch" in files, files
-    assert all(Path(path).is_absolute() for path, _ in entry.meta["deps"])
+    assert all(Path(path).is_absolute() for path, _ in built[0].meta["deps"])
 
 
 def read_entry(path: Path) -> compilecache.Entry:
@@ -417,3 +418,35 @@ def test_zoo_index_holds_paths_as_text() -> None:
     assert index and all(isinstance(v, str) for v in index.values())
     path = zoo.spec_path("resnet50")
     assert isinstance(path, Path) and path.name == "resnet.arch" and zoo.spec_path("no_such_model") is None
+
+
+def test_zoo_build_hits_without_the_index_and_follows_the_zoo_files(tmp_path: Path, monkeypatch) -> None:
+    """zoo.build stores its result under a key of the name and the zoo files' stamps too: a later build reads
+    neither the index nor the spec's own entry; an edited, added or removed zoo file is another key."""
+    from archdsl import zoo
+
+    folder = tmp_path / "specs"
+    folder.mkdir()
+    (folder / "a.arch").write_text(SPEC)
+    monkeypatch.setattr(zoo, "spec_dir", lambda: folder)
+    first = zoo.build("Tiny")
+    assert len(entries()) == 3                      # the index, the spec file's entry, the zoo build's
+    real_index, real_load = zoo._index_of, compilecache.load
+    monkeypatch.setattr(zoo, "_index_of", lambda files: pytest.fail("read the zoo index on a hit"))
+    loaded: list[str] = []
+    monkeypatch.setattr(compilecache, "load", lambda key: loaded.append(key) or real_load(key))
+    with monkeypatch.context() as m:
+        no_compile(m)
+        assert_same(first, zoo.build("Tiny"))
+    assert len(loaded) == 1
+    monkeypatch.setattr(zoo, "_index_of", real_index)
+    (folder / "a.arch").write_text(SPEC.replace("width: int = 4", "width: int = 5"))
+    assert zoo.build("Tiny").stem[0].out_channels == 5           # edited: compiled again
+    (folder / "b.arch").write_text(SPEC.replace("Tiny", "Other"))
+    with monkeypatch.context() as m:                             # another zoo file: the spec's own entry hits
+        no_compile(m)
+        assert zoo.build("Tiny").stem[0].out_channels == 5
+    with pytest.raises(archdsl.errors.UsageError, match="no model named 'Tinyy'"):
+        zoo.build("Tinyy")
+    with pytest.raises(archdsl.errors.UsageError, match="seed must be None or an int"):
+        zoo.build("Tiny", seed=1.5)
