@@ -22,7 +22,9 @@ reads the grammar (``grammar/arch.lark``) by hand, at about 1 µs per token:
   statement's first target (where it may continue the statement before) is left to lark;
 - the nesting limits: the text is cut at top-level items that start on a fresh line (where
   ``parser._check_nesting``'s estimate starts afresh); a stretch of 150 tokens or fewer cannot exceed them (at
-  most 3 per token, against 450), a longer one is given to ``_check_nesting``'s own test (``nesting``).
+  most 3 per token, against 450). On a longer one the estimate is computed on the tokens (``_shallow``: each
+  token weighs at least what the estimate's own scan gives it, so this never says less), and only where that
+  exceeds a limit is the stretch given to ``_check_nesting``'s own test (``nesting``).
 
 It handles well-formed input only: on anything else (a syntax error, a bad ``kind``, a keyword read as a name,
 a grammar this parser was not written for) it raises Unsupported, and the caller parses again with lark, whose
@@ -78,6 +80,14 @@ _QUOTES = frozenset("\"'")
 _BITS = 23
 _MASK = (1 << _BITS) - 1
 _FEW = 150                       # tokens in a stretch that cannot exceed the nesting limits (see the docstring)
+MAX_NESTING, MAX_CHAIN = 200, 450   # parser._check_nesting's limits (tests/syntax/test_lean_driver.py)
+# per token, its weight in the nesting estimate of parser._chain_depth: an opening bracket (a negative code: its
+# weight, -3 for a parenthesis), a closing one (0), a comma (1: the count restarts), or an operator's weight (2 +
+# the operators its text holds for that scan: ``...`` is three, a number ``.5`` one)
+_OPEN, _SHUT, _COMMA = -1, 0, 1
+_WEIGHTS = {"(": -3, "[": -2, "{": -2, ")": _SHUT, "]": _SHUT, "}": _SHUT, ",": _COMMA, "...": 2 + 3,
+            **dict.fromkeys(["**", "|>", "//", "==", "!=", "<=", ">=", "<", ">", "+", "-", "*", "/", "%", "@", ".",
+                             "and", "or", "not", "if", "else"], 2 + 1)}
 
 # expression levels, loosest first: the grammar's or_test ... postfix
 _OR, _AND, _NOT, _CMP, _ADD, _MUL, _NEG, _POW, _PIPE, _POST = range(1, 11)
@@ -144,6 +154,44 @@ class Scan:
     def offset(self, position: int) -> int:
         """The offset of a packed position (``line << 23 | column``)."""
         return self.line_starts[(position >> _BITS) - 1] + (position & _MASK) - 1
+
+
+def _shallow(values: list, starts: Any, first: int, stop: int) -> bool:
+    """Whether ``parser._check_nesting``'s estimate stays within its limits on tokens ``first`` to ``stop`` (a
+    stretch where the estimate starts afresh), computed as ``_chain_depth`` computes it but on these tokens; it
+    is never lower than ``_chain_depth``'s (a token weighs at least as much), so True means that accepts too."""
+    counts, braces = [0], [True]            # per open bracket (the first: the file, a brace): its count
+    total, line = 0, starts[first] >> _BITS
+    for k in range(first, stop):
+        if braces[-1] and starts[k] >> _BITS != line:       # a line break inside braces: the count restarts
+            total -= counts[-1]
+            counts[-1] = 0
+        line = starts[k] >> _BITS
+        v = values[k]
+        code = _WEIGHTS.get(v)
+        if code is None:
+            if v[0] != ".":                 # names, strings, numbers (``.5``: an operator for that scan)
+                continue
+            code = 3
+        if code > _COMMA:
+            counts[-1] += code - 2
+            total += code - 2
+        elif code < 0:
+            counts[-1] -= code
+            total -= code
+            counts.append(0)
+            braces.append(v == "{")
+            if len(counts) > MAX_NESTING + 1:
+                return False
+        elif code == _COMMA:
+            total -= counts[-1]
+            counts[-1] = 0
+        elif len(counts) > 1:
+            total -= counts.pop()
+            braces.pop()
+        if total > MAX_CHAIN:
+            return False
+    return True
 
 
 def comments_of(text: str, line_starts: Any, comment: Callable[[int, int, str], Any]) -> list:
@@ -630,7 +678,7 @@ def parse(text: str, rule: str, tr: Any, comments: list, comment: Callable[[int,
 
     def check(first: int, stop: int) -> None:
         """Refuse where ``parser._check_nesting`` refuses tokens ``first`` to ``stop`` (a fresh stretch)."""
-        if stop - first > _FEW and nesting is not None and nesting(
+        if stop - first > _FEW and nesting is not None and not _shallow(V, S, first, stop) and nesting(
                 text[scan.offset(S[first]):scan.offset(S[stop - 1] + len(V[stop - 1]))]):
             raise Unsupported("nesting too deep")
 

@@ -170,11 +170,13 @@ def deep_item(kind: str, size: int) -> str:
         return "let f = " + "g(" * size + "x" + ")" * size
     if kind == "lines":                 # a long chain over lines inside braces: each line break starts afresh
         return "block B() {\n  out x" + "\n    |> f" * size + "\n}"
+    if kind == "wrapped":               # ... and inside parentheses: line breaks change nothing
+        return "let w = f(x" + "\n  + x" * size + ")"
     return "let l = [" + ", ".join(["x + y"] * size) + "]"     # commas start afresh
 
 
 @settings(max_examples=40, deadline=None)
-@given(st.lists(st.tuples(st.sampled_from(["parens", "chain", "calls", "lines", "list"]),
+@given(st.lists(st.tuples(st.sampled_from(["parens", "chain", "calls", "lines", "wrapped", "list"]),
                           st.integers(0, 520), st.sampled_from(["\n", "\n# note\n\n", " "])),
                 min_size=1, max_size=3))
 def test_refuses_what_check_nesting_refuses(items):
@@ -204,10 +206,38 @@ def test_deep_nesting_is_refused_as_before():
 
 
 def test_a_long_stretch_is_asked_once_per_fresh_line():
+    """A stretch of more than ``_FEW`` tokens is measured on the tokens, and given to ``_check_nesting``'s test
+    only where that measure passes a limit."""
     asked: list[str] = []
-    text = "let a = 1\n" + "let b = [" + ", ".join(["x"] * 200) + "]\n" + "let c = 2 let d = 3\n"
+    deep = "let b = x" + " + x" * 460
+    text = "let a = 1\n" + "let l = [" + ", ".join(["x"] * 200) + "]\n" + deep + "\nlet c = 2 let d = 3\n"
     lean(text, nesting=lambda stretch: asked.append(stretch) or False)
-    assert asked == ["let b = [" + ", ".join(["x"] * 200) + "]"]
+    assert asked == [deep]
+    assert (fastparse.MAX_NESTING, fastparse.MAX_CHAIN) == (P.MAX_NESTING, P.MAX_CHAIN)
+
+
+def check_shallow_never_less(text: str) -> None:
+    """Where the token measure says a text stays within the limits, ``_check_nesting`` accepts it."""
+    try:
+        scan = fastparse.Scan(text)
+    except fastparse.Unsupported:
+        return
+    if fastparse._shallow(scan.values, scan.starts, 0, len(scan.values) - 3):
+        assert not P._too_deep(text), text
+
+
+@pytest.mark.parametrize("path", SPECS, ids=lambda p: p.name)
+def test_token_measure_on_specs(path):
+    check_shallow_never_less(path.read_text(encoding="utf-8"))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["parens", "chain", "calls", "lines", "wrapped", "list"]),
+                          st.integers(100, 520), st.sampled_from(["\n", "\n# note\n\n", " "])),
+                min_size=1, max_size=3), st.sampled_from(["", ".5.w + ", "x... + ", "a and b or not c if d else "]))
+def test_token_measure_never_less_than_check_nesting(items, head):
+    text = "".join(deep_item(kind, size).replace("= ", "= " + head, 1) + sep for kind, size, sep in items)
+    check_shallow_never_less(text)
 
 
 # -- never more than lark, and the same trees --------------------------------------------------------------------
