@@ -40,6 +40,8 @@ def _represent_flow(dumper: yaml.SafeDumper, data: _Flow) -> yaml.MappingNode:
 
 def _represent_str(dumper: yaml.SafeDumper, data: str) -> yaml.ScalarNode:
     style = "|" if "\n" in data else None           # multi-line doc strings as literal blocks
+    if data.endswith("\n") and (len(data) == 1 or data[-2] == "\n"):
+        style = '"'         # a kept ("|+") block ends its document with "...", which breaks the indented layout
     if any(ch in _LINE_BREAKS for ch in data):
         style = '"'                                  # escaped, or a reader would see a line break
     return dumper.represent_scalar("tag:yaml.org,2002:str", data, style=style)

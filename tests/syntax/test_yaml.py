@@ -268,3 +268,11 @@ def test_where_conditions_start_after_the_type(arch: str, cond: str | None) -> N
     module = parse(f"model M() {{\n  in x: {arch}\n  out x |> relu\n}}\n", "m")
     assert parse_yaml(format_yaml(module), "m") == module
     assert (module.items[0].body[0].where is not None) == (cond is not None)
+
+
+@pytest.mark.parametrize("doc", ["\n", "\n\n", "a\n\n", " \n", "a\n", "\na", "a\n\n\nb"])
+def test_doc_strings_of_line_breaks_round_trip(doc: str) -> None:
+    # a doc ending in line breaks that a literal block keeps ("|+") once closed its document with an indented
+    # "...", which is not YAML (found by the random comment test)
+    module = A.Module((A.BlockDef("block", "B", (), (), doc),), file="m")
+    assert parse_yaml(format_yaml(module), "m") == module
