@@ -9,8 +9,9 @@ of an error the general checks (:func:`_general`) find and word everything.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from itertools import islice
-from operator import attrgetter
+from operator import attrgetter, eq
 
 from archdsl.errors import Diagnostic, OpError, VerifyError
 from archdsl.gcpause import gc_paused
@@ -67,8 +68,7 @@ def _clean_pass(graph: Graph) -> list[Diagnostic] | None:  # noqa: C901 - one pa
     by_value: dict[TensorType, TensorType] = {}  # the first of each value (each object is hashed once)
     fulls: list[str] = []           # the parameters the nodes use, in order of use
     specs: list[ParamSpec] = []     # and what its op's rule says of it (the shape)
-    paths: list[str] = []           # and its name when it is its layer's parameter: module.local (module alone: "")
-    plain = True                    # every parameter's node has a module path
+    plain = True                    # every parameter is named module.local by its node (module alone: "")
     good: set[str] = set()          # path components known to be fine (see _names)
     finite: dict[int, bool] = {}    # ops (by identity) whose attributes are finite
     parent = "\0"
@@ -121,7 +121,11 @@ def _clean_pass(graph: Graph) -> list[Diagnostic] | None:  # noqa: C901 - one pa
                     if not _good_path(module, good):
                         return None
                     parent = module[:module.rfind(".") + 1]
-                paths.extend(map(module.__add__, map(dotted.__getitem__, owned)))
+                if plain:           # compared here, not kept: a list of 100k's names would raise the peak memory
+                    for local, full in owned.items():
+                        if full != module + dotted[local]:
+                            plain = False
+                            break
             if free:
                 param = table.get(owned[""])
                 if param is not None and not _init_ok(param.init):      # a free parameter's initialiser
@@ -149,14 +153,14 @@ def _clean_pass(graph: Graph) -> list[Diagnostic] | None:  # noqa: C901 - one pa
     made = len(types) - len(inputs)               # values the nodes define (each once: the pass went on)
     dead = _dead_results(graph, used) if len(used) - read != made else []    # some node output is never read
     del types, used
-    unused = _clean_params(graph, fulls, specs, paths if plain else None)
+    unused = _clean_params(graph, fulls, specs, plain)
     return None if unused is None else found + unused + dead
 
 
-def _clean_params(graph: Graph, fulls: list[str], specs: list[ParamSpec], paths: list[str] | None) -> list[Diagnostic] | None:
-    """The parameter checks of a clean graph, given for each parameter use in node order its full name, its
-    rule's ParamSpec and (``paths``, when every parameter's node has a module) the name ``module.local`` the
-    elaborator gives it: the unused-parameter warnings, or None when a check may fail.
+def _clean_params(graph: Graph, fulls: list[str], specs: list[ParamSpec], plain: bool) -> list[Diagnostic] | None:
+    """The parameter checks of a clean graph, given for each parameter use in node order its full name and its
+    rule's ParamSpec, and whether (``plain``) each full name is ``module.local`` of its node, as the elaborator
+    names them: the unused-parameter warnings, or None when a check may fail.
 
     The usual graph uses each parameter once, in declared order: the table's own order then lists the Params, and
     each check is one comparison of whole lists. Otherwise the Params are looked up by name, and names that are not
@@ -164,22 +168,31 @@ def _clean_params(graph: Graph, fulls: list[str], specs: list[ParamSpec], paths:
     """
     table = graph.params
     count = len(fulls)
-    keys = list(table)
-    if keys[:count] == fulls:                     # used once each, in declared order: the usual case
-        params = list(islice(table.values(), count))
-        unused = [_unused_param(graph, name) for name in keys[count:]]
+    # compared item by item, not as lists: on a large graph the lists would raise the peak memory
+    listed: list | None = None                  # the Params in order of use, where not the table's own order
+    if count <= len(table) and all(map(eq, table, fulls)):   # used once each, in declared order: the usual case
+        unused = [_unused_param(graph, name) for name in islice(table, count, None)]
     else:
         try:
-            params = list(map(table.__getitem__, fulls))
+            listed = list(map(table.__getitem__, fulls))
         except KeyError:                          # an undeclared parameter
             return None
         unused = _unused_by_set(graph)
-    if (list(map(_SHAPE, params)) != list(map(_SHAPE, specs))                 # (shapes: mostly the same objects)
+
+    def params() -> Iterable:
+        return islice(table.values(), count) if listed is None else listed
+
+    if (not all(map(_same, map(_SHAPE, params()), map(_SHAPE, specs)))      # (shapes: mostly the same objects)
             or not all(map(DTYPES.__contains__, map(_DTYPE, table.values())))):
         return None
-    if not (paths is not None and list(map(_NAME, params)) == paths) and _names(graph):
+    if not (plain and all(map(eq, map(_NAME, params()), fulls))) and _names(graph):
         return None
     return unused
+
+
+def _same(a: object, b: object) -> bool:
+    """``a == b``, at once when they are the same object (as in a list comparison)."""
+    return a is b or a == b
 
 
 _SHAPE, _DTYPE, _NAME = attrgetter("shape"), attrgetter("dtype"), attrgetter("name")
