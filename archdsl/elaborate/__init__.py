@@ -67,6 +67,8 @@ class Elaborator:
         self.applier.ops.clear()
         self.applier.by_args.clear()
         self.applier.rules.clear()
+        self.applier.old_rules.clear()
+        self.applier.types.clear()
         builder = self.session.builder
         builder.nodes, builder.value_names, builder.suffixes, builder.owners = [], {}, {}, {}
         builder.doc_order, builder.plans = [], {}

@@ -31,7 +31,7 @@ from archdsl.elaborate.values import (
     is_layer,
 )
 from archdsl.errors import ArchError, Diagnostic, LimitError, OpError, ShapeError
-from archdsl.ir.types import Span
+from archdsl.ir.types import Span, TensorType
 from archdsl.ops.base import OpDef, rules_of
 from archdsl.ops.tensor import AddN
 from archdsl.syntax.ast import release_body
@@ -40,7 +40,8 @@ if TYPE_CHECKING:
     from archdsl.elaborate.blocks import Blocks
 
 MAX_DEPTH = 64
-RULE_MEMO = 4096          # rule results an Applier remembers at once (see Applier.rules)
+RULE_MEMO = 4096          # rule results an Applier remembers per generation (see Applier.rules)
+TYPE_MEMO = 1 << 16       # distinct output types an Applier shares at once (see Applier.types)
 RELEASE_FROM_TEXT = 1 << 18    # block bodies of spec files this long (256 KiB: thousands of blocks) are let go once
                                # applied; in smaller files their syntax is small next to the graph, and parsing a
                                # body again (~0.1-1 ms) would cost more than it saves (ResNet-152: +20%)
@@ -60,8 +61,14 @@ class Applier:
         self.by_args: dict[tuple, OpDef] = {}               # (op class, positional scalars, their types) -> the same
         self.shortcuts = session.shortcuts
         # (id of an op, ids of its input types) -> the rules' results (apply_rules memoises by value: this skips
-        # hashing the op and the types for the same objects, as most nodes of a large spec have)
+        # hashing the op and the types for the same objects, as most nodes of a large spec have). Two generations
+        # of at most RULE_MEMO entries each: when the young one fills it becomes the old one, and an entry found
+        # in the old one moves back, so the results in use stay (a clear would drop them all at once)
         self.rules: dict[tuple, tuple] = {}
+        self.old_rules: dict[tuple, tuple] = {}
+        # output types by value -> the one object the rules' results use for them (a unit of new widths makes a
+        # new type object; the next node's rule, keyed by the type's identity, then finds the one it had before)
+        self.types: dict[TensorType, TensorType] = {}
         self.handlers: dict[type, Callable[..., list[Tensor]]] = {
             OpLayer: self.apply_op_layer, BlockLayer: self.apply_block, SeqLayer: self.apply_seq,
             ReparamLayer: self.apply_reparam, Named: self.apply_named, Absent: self.apply_absent}
@@ -238,17 +245,11 @@ class Applier:
             key = (id(op), *map(id, types))
         known = self.rules.get(key)
         if known is None:
-            try:
-                resolved, outs, params = rules_of(op, types)
-            except (OpError, ArithmeticError, ValueError, TypeError, IndexError, KeyError) as exc:
-                raise self._op_error(op, exc, inputs, span) from None
-            if len(self.rules) >= RULE_MEMO:
-                self.rules.clear()
-            # the entry holds the op and the types, so the ids in its key stay theirs while it is remembered
-            known = self.rules[key] = (resolved, outs, params, op, types)
+            known = self._rule_miss(key, op, types, inputs, span)
         op, outs, params = known[0], known[1], known[2]     # (read only: shared by the nodes it types)
         builder = self.builder
         module = ".".join(at) if at else None
+        mapping: dict[str, str]
         if params:
             if module is None:
                 raise self.session.error(f"{op.__class__.__name__} has parameters, so it needs a name", span,
@@ -260,7 +261,7 @@ class Applier:
         else:
             mapping = {}
         if ties:
-            mapping.update(tie_params(self.session, builder.params, op, dict(params), ties, span))
+            mapping = {**mapping, **tie_params(self.session, builder.params, op, dict(params), ties, span)}
         if len(inputs) == 1:
             source = inputs[0]
             names = builder.add_node(op, [source.value], outs, mapping, module, path, span, tags,
@@ -271,6 +272,31 @@ class Applier:
         if len(names) == 1:
             return [Tensor(names[0], outs[0], span, node)]
         return [Tensor(n, t, span, node) for n, t in zip(names, outs, strict=False)]
+
+    def _rule_miss(self, key: tuple, op: OpDef, types: list[TensorType], inputs: list[Tensor],
+                   span: Span | None) -> tuple:
+        """The rules' results for a key the young memo lacks: from the old generation, else computed (the output
+        types shared by value); remembered in the young one."""
+        rules = self.rules
+        known = self.old_rules.get(key)
+        if known is None:
+            try:
+                resolved, outs, params = rules_of(op, types)
+            except (OpError, ArithmeticError, ValueError, TypeError, IndexError, KeyError) as exc:
+                raise self._op_error(op, exc, inputs, span) from None
+            shared = self.types
+            if len(shared) >= TYPE_MEMO:
+                shared.clear()
+            same = tuple([shared.setdefault(t, t) for t in outs])
+            if any(a is not b for a, b in zip(same, outs, strict=True)):
+                outs = same
+            # the entry holds the op and the types, so the ids in its key stay theirs while it is remembered
+            known = (resolved, outs, params, op, types)
+        if len(rules) >= RULE_MEMO:
+            self.old_rules = rules
+            rules = self.rules = {}
+        rules[key] = known
+        return known
 
     def _op_error(self, op: OpDef, exc: Exception, inputs: list[Tensor], span: Span | None) -> ArchError:
         """A shape-rule failure, naming the op once and pointing at where each input came from."""

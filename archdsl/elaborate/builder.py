@@ -140,13 +140,13 @@ class GraphBuilder:
                 "give each layer its own name; to share weights, apply the same named layer twice",
                 notes=((f"'{path}' was first used here", prev[1]),)), self.sources)
 
-    def declare_params(self, path: str, specs: tuple | dict, span: Span | None) -> dict[str, str]:
+    def declare_params(self, path: str, specs: tuple | dict, span: Span | None) -> FrozenDict[str, str]:
         """Add the op's parameters under ``path`` (``specs``: (local name, ParamSpec) pairs, or a dict of them);
-        re-declaring the same shape shares them."""
+        re-declaring the same shape shares them. Returns local name -> full name, frozen (as a node holds it)."""
         plan = self.plans.get(id(specs))
         if plan is None or plan[0] is not specs:
             plan = self._plan(specs)
-        mapping = {}
+        mapping: FrozenDict[str, str] = FrozenDict()      # (the node's own mapping: filled here, not copied again)
         params = self.params
         for local, args, nbytes, spec in plan[1]:
             full = f"{path}.{local}" if path and local else path or local   # "" = the path itself
@@ -168,7 +168,7 @@ class GraphBuilder:
                     self.sources)
             else:
                 _set(params, full, param)       # the same declaration again: the newest object, as before
-            mapping[local] = full
+            _set(mapping, local, full)
         return mapping
 
     def _plan(self, specs: tuple | dict) -> tuple[tuple | dict, list[tuple[str, tuple | None, int, ParamSpec]]]:
@@ -234,7 +234,11 @@ class GraphBuilder:
             typed = producer.types if producer is not None and len(types) == 1 and len(producer.types) == 1 \
                 and producer.types[0] is types[0] else tuple(types)
         # every field is already of its IR type (ops and types come from the rules): constructed without validation
-        node = _make_node(outs[0], op, ins, outs, typed, FrozenDict(params) if params else _NO_PARAMS, module,
+        if not params:
+            params = _NO_PARAMS
+        elif type(params) is not FrozenDict:
+            params = FrozenDict(params)
+        node = _make_node(outs[0], op, ins, outs, typed, params, module,
                           tuple(scope), span, tuple(tags))
         nodes.append(node)
         for v in outs:

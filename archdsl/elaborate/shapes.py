@@ -108,7 +108,7 @@ class Shapes:
         """Match a declared type against an actual tensor, binding unbound dim names."""
         actual = tensor.type
         if self.shortcuts and texpr.dtype is None and actual.dtype == "float32" \
-                and self._plain_names(texpr.dims, actual.shape, scope):
+                and self.plain_names(texpr.dims, actual.shape, scope):
             return
         dtype = self.dtype(texpr)
         pairs = self._aligned(texpr, actual.rank)
@@ -141,7 +141,7 @@ class Shapes:
                 raise self._mismatch(f"{what} expects {declared_text(texpr)}, got {actual}: dim {i} should be "
                                      f"{said} but is {got}", what, tensor, where, call_span)
 
-    def _plain_names(self, dims: tuple, shape: tuple, scope: Scope) -> bool:
+    def plain_names(self, dims: tuple, shape: tuple, scope: Scope) -> bool:
         """:meth:`unify`'s usual case, ``[N, c]``: one name per dim, each bound here to its size or already equal
         to it (an int). False when anything else is met: unify then does it all (the names bound so far are
         bound as it binds them, so it finds them equal)."""
