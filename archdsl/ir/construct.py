@@ -10,6 +10,7 @@ An instance built this way is an ordinary pydantic model: equal to, hashing like
 from __future__ import annotations
 
 from collections.abc import Callable
+from types import MemberDescriptorType
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
@@ -34,12 +35,14 @@ def maker(cls: type[M]) -> Callable[..., M]:
         raise TypeError(f"{cls.__name__}: a field name is not a plain identifier")
     body = "".join(f"    _set(_obj, {f!r}, {f})\n" for f in fields)
     source = (f"def make({', '.join(fields)}):\n    _obj = _new(_cls)\n{body}"
-              "    _set(_obj, '__pydantic_fields_set__', _fields_set)\n"
-              "    _set(_obj, '__pydantic_extra__', None)\n"
-              "    _set(_obj, '__pydantic_private__', None)\n"
+              "    _set_fields_set(_obj, _fields_set)\n"
+              "    _set_extra(_obj, None)\n"
+              "    _set_private(_obj, None)\n"
               "    return _obj\n")
     scope: dict[str, Any] = {"_new": object.__new__, "_set": object.__setattr__, "_cls": cls,
-                             "_fields_set": set(fields)}
+                             "_fields_set": set(fields), "_set_fields_set": _slot_setter("__pydantic_fields_set__"),
+                             "_set_extra": _slot_setter("__pydantic_extra__"),
+                             "_set_private": _slot_setter("__pydantic_private__")}
     # the text is built from the field names of archdsl's own IR classes (checked identifiers above), never from
     # a spec, graph.json or any other file
     exec(compile(source, f"<maker of {cls.__name__}>", "exec"), scope)   # noqa: S102 - our own field names
@@ -47,6 +50,15 @@ def maker(cls: type[M]) -> Callable[..., M]:
     made.__qualname__ = made.__name__ = f"make_{cls.__name__}"
     made(*(None for _ in fields))          # the shared keys, in field order, before any other instance exists
     return made
+
+
+def _slot_setter(name: str) -> Callable[[Any, Any], None]:
+    """A setter of BaseModel's slot ``name`` on an instance: its member descriptor's, which skips the attribute
+    look-up of object.__setattr__ (half the time); object.__setattr__ where the slot is not a plain member."""
+    found = BaseModel.__dict__.get(name)
+    if type(found) is MemberDescriptorType:
+        return found.__set__
+    return lambda obj, value: object.__setattr__(obj, name, value)
 
 
 def compact(cls: type[M]) -> type[M]:
