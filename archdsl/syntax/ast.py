@@ -411,9 +411,10 @@ def with_parens(node: Any) -> Any:
     known = _PARENS.get(cls)
     if known is None:
         names = tuple(f.name for f in dataclasses.fields(cls))
-        known = _PARENS[cls] = (maker(cls), tuple(cls.__dict__[n] for n in names), names.index("parens"))
-    make, slots, parens = known
-    values = [slot.get(node) if isinstance(slot, _SpanSlot) else slot.__get__(node) for slot in slots]
+        known = _PARENS[cls] = (maker(cls), tuple(slot.get if isinstance(slot, _SpanSlot) else slot.__get__
+                                                  for slot in (cls.__dict__[n] for n in names)), names.index("parens"))
+    make, getters, parens = known
+    values = [get(node) for get in getters]
     values[parens] = True
     return make(*values)
 

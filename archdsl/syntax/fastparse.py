@@ -43,7 +43,7 @@ from collections.abc import Callable
 from itertools import accumulate
 from typing import Any
 
-from archdsl.syntax.ast import MAX_POSITION
+from archdsl.syntax.ast import MAX_POSITION, NO_TRIVIA
 
 
 class Unsupported(Exception):
@@ -213,7 +213,9 @@ def parse(text: str, rule: str, tr: Any, comments: list, comment: Callable[[int,
 
     Each transformer method is called as ``method(tr, here, children)``: ``here`` is the rule's packed span
     (``ast.pack``, with the base ``tr.base``; None for the rules in ``tr.SPANLESS``); tokens among the
-    children are plain strings (one object per distinct text). Comments are appended to ``comments`` as ``comment(line,
+    children are plain strings (one object per distinct text); ``block_def`` gets its parts (see
+    ``parser._LeanToAst.block_def``). The commonest nodes (names, pipes, binary operators, calls, statements,
+    types) are made at once from their fields by ``tr.make_*``. Comments are appended to ``comments`` as ``comment(line,
     column, text)``. ``nesting(stretch)`` says whether ``parser._check_nesting`` refuses a stretch of the text;
     where it does, raises Unsupported. Raises Unsupported on any error."""
     if not written_for_grammar():
@@ -226,9 +228,16 @@ def parse(text: str, rule: str, tr: Any, comments: list, comment: Callable[[int,
     names, numbers, strings = scan.names, scan.numbers, scan.strings
     n = len(V) - 3
     FOLLOW, CLOSE = _FOLLOW, _CLOSE
-    name_, number_, string_, call_, index_, attr_ = tr.name, tr.number, tr.string, tr.call, tr.index, tr.attr
-    binop_, compare_, pipe_, pow_, neg_, not_op_, or_op_, and_op_ = (
-        tr.binop, tr.compare, tr.pipe, tr.pow, tr.neg, tr.not_op, tr.or_op, tr.and_op)
+    K = (1 << 46) + 1   # a one-token span: B + S[i] * K + len(V[i]) (S[i] << 46 | S[i], as S[i] < 1 << 46)
+    number_, string_, index_, attr_ = tr.number, tr.string, tr.index, tr.attr
+    compare_, pow_, neg_, not_op_, or_op_, and_op_ = tr.compare, tr.pow, tr.neg, tr.not_op, tr.or_op, tr.and_op
+    # the commonest nodes made at once from their fields (``tr.make_*``), no children list: Name(id, span,
+    # parens), Pipe(value, layer, span, parens), BinOp(op, left, right, span, parens), Call(func, args, kwargs,
+    # span, parens)
+    name_, pipe_, binop_, call_ = tr.make_name, tr.make_pipe, tr.make_binop, tr.make_call
+    # and Assign(targets, value, let, span, trivia), InputStmt(name, type, variadic, where, span, trivia),
+    # OutputStmt(name, type, value, span, trivia), TensorTypeExpr(dims, dtype, span), TypeName(name, args, span)
+    assign_, in_, out_, tensor_, type_ = tr.make_assign, tr.make_in, tr.make_out, tr.make_tensor_type, tr.make_type_name
 
     def name_at(i: int) -> str:
         """The NAME at token ``i``, where a state accepts no keyword (any word is a name there)."""
@@ -242,9 +251,9 @@ def parse(text: str, rule: str, tr: Any, comments: list, comment: Callable[[int,
         v = V[i]
         if V[i + 1] in CLOSE:                                   # a name or number alone (the commonest)
             if v in names:
-                return name_(B + (S[i] << 46) + S[i] + len(v), [v]), i + 1
+                return name_(v, B + S[i] * K + len(v), False), i + 1
             if v in numbers:
-                return number_(B + (S[i] << 46) + S[i] + len(v), [v]), i + 1
+                return number_(B + S[i] * K + len(v), [v]), i + 1
         node, j = climb(i, _OR)
         if V[j] != "if":
             return node, j
@@ -261,7 +270,7 @@ def parse(text: str, rule: str, tr: Any, comments: list, comment: Callable[[int,
         the node read)."""
         v = V[i]
         if v in names:                                          # the commonest atom: a name
-            node, j = name_(B + (S[i] << 46) + S[i] + len(v), [v]), i + 1
+            node, j = name_(v, B + S[i] * K + len(v), False), i + 1
             kind = _POST
         elif v == "-":                                          # "-" factor
             inner, j = climb(i + 1, _NEG)
@@ -284,10 +293,9 @@ def parse(text: str, rule: str, tr: Any, comments: list, comment: Callable[[int,
                     return node, j
                 if t == "(" and V[j + 1] == ")":
                     j += 2
-                    node = call_(B + (S[i] << 46) + S[j - 1] + len(V[j - 1]), [node, None])
+                    node = call_(node, (), (), B + (S[i] << 46) + S[j - 1] + 1, False)
                 elif t == "(":
-                    args, j = arguments(j + 1)
-                    node = call_(B + (S[i] << 46) + S[j - 1] + len(V[j - 1]), [node, args])
+                    node, j = arguments(i, j + 1, node)
                 else:
                     node, j = trailer(i, j, t, node)
                 continue
@@ -295,7 +303,7 @@ def parse(text: str, rule: str, tr: Any, comments: list, comment: Callable[[int,
                 return node, j
             if op == _PIPE:                             # pipe "|>" postfix
                 rhs, j = postfix(j + 1)
-                node = pipe_(B + (S[i] << 46) + S[j - 1] + len(V[j - 1]), [node, rhs])
+                node = pipe_(node, rhs, B + (S[i] << 46) + S[j - 1] + len(V[j - 1]), False)
             elif op >= _ADD:
                 if op == _POW:                          # pipe "**" factor
                     if kind < _PIPE:
@@ -304,7 +312,7 @@ def parse(text: str, rule: str, tr: Any, comments: list, comment: Callable[[int,
                     node = pow_(B + (S[i] << 46) + S[j - 1] + len(V[j - 1]), [node, t, rhs])
                 else:                                   # arith ADD_OP term, term MUL_OP factor
                     rhs, j = climb(j + 1, op + 1)
-                    node = binop_(B + (S[i] << 46) + S[j - 1] + len(V[j - 1]), [node, t, rhs])
+                    node = binop_(t, node, rhs, B + (S[i] << 46) + S[j - 1] + len(V[j - 1]), False)
             elif op == _CMP:                            # arith COMP_OP arith (no chains)
                 if kind == _CMP:
                     return node, j
@@ -322,9 +330,8 @@ def parse(text: str, rule: str, tr: Any, comments: list, comment: Callable[[int,
         """``node`` (from token ``i``) with the call, index or attribute at token ``j`` (``t``)."""
         if t == "(":
             if V[j + 1] == ")":
-                return call_(B + (S[i] << 46) + S[j + 1] + len(V[j + 1]), [node, None]), j + 2
-            args, j = arguments(j + 1)
-            return call_(B + (S[i] << 46) + S[j - 1] + len(V[j - 1]), [node, args]), j
+                return call_(node, (), (), B + (S[i] << 46) + S[j + 1] + 1, False), j + 2
+            return arguments(i, j + 1, node)
         if t == "[":
             sub_, j = expr(j + 1)
             if V[j] != "]":
@@ -336,7 +343,7 @@ def parse(text: str, rule: str, tr: Any, comments: list, comment: Callable[[int,
     def postfix(i: int) -> tuple[Any, int]:
         v = V[i]
         if v in names:
-            node, j = name_(B + (S[i] << 46) + S[i] + len(v), [v]), i + 1
+            node, j = name_(v, B + S[i] * K + len(v), False), i + 1
         else:
             node, j = atom(i, v)
         t = V[j]
@@ -345,43 +352,46 @@ def parse(text: str, rule: str, tr: Any, comments: list, comment: Callable[[int,
             t = V[j]
         return node, j
 
-    def arguments(j: int) -> tuple[list, int]:
-        """argument ("," argument)* ","? ")" from token ``j``: the list ``arguments`` gives, and the index past
-        the ``)``."""
+    def arguments(i: int, j: int, node: Any) -> tuple[Any, int]:
+        """``node`` (from token ``i``) called with argument ("," argument)* ","? ")" from token ``j``: the Call
+        (positional arguments, then keyword arguments, each in order) and the index past the ``)``."""
         args: list[Any] = []
+        kws: list[Any] = []
         while True:
             v = V[j]
             if V[j + 1] == "=" and (v in names or v in _KEYWORD_NAMES):     # NAME "=" expr
                 value, j = expr(j + 2)
-                args.append((v, value))
+                kws.append((v, value))
             else:
                 value, j = expr(j)
                 args.append(value)
             t = V[j]
             if t == ",":
                 j += 1
-                if V[j] == ")":
-                    return args, j + 1
+                t = V[j]
+                if t == ")":
+                    break
             elif t == ")":
-                return args, j + 1
+                break
             else:
                 raise Unsupported(", or ) expected")
+        return call_(node, tuple(args), tuple(kws), B + (S[i] << 46) + S[j] + 1, False), j + 1
 
     def atom(i: int, v: str) -> tuple[Any, int]:  # noqa: PLR0911 - one return per kind of atom
         if v in numbers:
-            return number_(B + (S[i] << 46) + S[i] + len(V[i]), [v]), i + 1
+            return number_(B + S[i] * K + len(V[i]), [v]), i + 1
         if v in strings:
-            return string_(B + (S[i] << 46) + S[i] + len(V[i]), [v]), i + 1
+            return string_(B + S[i] * K + len(V[i]), [v]), i + 1
         if v == "(":
             return parens(i)
         if v == "[":
             return brackets(i, i + 1, tr.list_lit, tr.list_comp, [])
         if v == "true":
-            return tr.true(B + (S[i] << 46) + S[i] + len(V[i]), []), i + 1
+            return tr.true(B + S[i] * K + len(V[i]), []), i + 1
         if v == "false":
-            return tr.false(B + (S[i] << 46) + S[i] + len(V[i]), []), i + 1
+            return tr.false(B + S[i] * K + len(V[i]), []), i + 1
         if v == "none":
-            return tr.none(B + (S[i] << 46) + S[i] + len(V[i]), []), i + 1
+            return tr.none(B + S[i] * K + len(V[i]), []), i + 1
         if v == "seq":
             t = V[i + 1]
             if t == "[":
@@ -391,7 +401,7 @@ def parse(text: str, rule: str, tr: Any, comments: list, comment: Callable[[int,
         elif v == "reparam":
             return reparam(i)
         elif v in _KEYWORD_NAMES or v == "not":                # a keyword no expression starts with: a name
-            return name_(B + (S[i] << 46) + S[i] + len(v), [v]), i + 1
+            return name_(v, B + S[i] * K + len(v), False), i + 1
         raise Unsupported("an expression expected")
 
     def parens(i: int) -> tuple[Any, int]:
@@ -540,11 +550,11 @@ def parse(text: str, rule: str, tr: Any, comments: list, comment: Callable[[int,
             raise Unsupported("[ expected")
         j += 1
         if V[j] == "]":
-            return tr.tensor_type(B + (S[i] << 46) + S[j] + len(V[j]), [dtype, None]), j + 1
-        items = [dtype]
+            return tensor_((), dtype, B + (S[i] << 46) + S[j] + 1), j + 1
+        items = []
         while True:
             if V[j] == "...":
-                items.append(tr.rest_dim(B + (S[j] << 46) + S[j] + len(V[j]), ["..."]))
+                items.append(tr.rest_dim(B + S[j] * K + len(V[j]), ["..."]))
                 j += 1
             else:
                 dim, j = expr(j)
@@ -556,32 +566,32 @@ def parse(text: str, rule: str, tr: Any, comments: list, comment: Callable[[int,
             elif t != "]":
                 raise Unsupported(", or ] expected")
             if t == "]":
-                return tr.tensor_type(B + (S[i] << 46) + S[j] + len(V[j]), items), j + 1
+                return tensor_(tuple(items), dtype, B + (S[i] << 46) + S[j] + 1), j + 1
 
     def type_name(i: int) -> tuple[Any, int]:
         """NAME ("[" type_name ("," type_name)* "]")?"""
-        items = [name_at(i)]
+        label = name_at(i)
         if V[i + 1] != "[":
-            return tr.type_name(B + (S[i] << 46) + S[i] + len(V[i]), items), i + 1
+            return type_(label, (), B + S[i] * K + len(label)), i + 1
         j = i + 2
+        items = []
         while True:
             arg, j = type_name(j)
             items.append(arg)
             t = V[j]
             if t == "]":
-                return tr.type_name(B + (S[i] << 46) + S[j] + len(V[j]), items), j + 1
+                return type_(label, tuple(items), B + (S[i] << 46) + S[j] + 1), j + 1
             if t != ",":
                 raise Unsupported(", or ] expected")
             j += 1
 
     def block_def(i: int) -> tuple[Any, int]:  # noqa: C901, PLR0912 - the block and its statements
         """kind NAME "(" [param ("," param)* ","?] ")" "{" doc? stmt* "}" """
-        items = [tr.kind(B + (S[i] << 46) + S[i] + len(V[i]), [V[i]]), name_at(i + 1)]
+        kind_name = tr.kind(B + S[i] * K + len(V[i]), [V[i]]), name_at(i + 1)
         if V[i + 2] != "(":
             raise Unsupported("( expected")
         j = i + 3
-        if V[j] == ")":
-            items.append(None)
+        items: list[Any] = []                           # the parameters, then the statements
         while V[j] != ")":                              # param: NAME ":" type_name ["=" expr]
             first = j
             label = name_at(j)
@@ -600,8 +610,10 @@ def parse(text: str, rule: str, tr: Any, comments: list, comment: Callable[[int,
         if V[j + 1] != "{":
             raise Unsupported("{ expected")
         j += 2
+        params, items = items, []
+        doc = doc_span = None
         if V[j] in strings:
-            items.append(tr.doc(B + (S[j] << 46) + S[j] + len(V[j]), [V[j]]))
+            doc, doc_span = V[j], B + S[j] * K + len(V[j])
             j += 1
         while True:
             v = V[j]
@@ -614,10 +626,10 @@ def parse(text: str, rule: str, tr: Any, comments: list, comment: Callable[[int,
                 if V[j + 1] != "=":
                     raise Unsupported("= expected")
                 value, j = expr(j + 2)
-                targets.append(value)
-                items.append(tr.assign(B + (S[first] << 46) + S[j - 1] + len(V[j - 1]), targets))
+                items.append(assign_(tuple(targets), value, False, B + (S[first] << 46) + S[j - 1] + len(V[j - 1]),
+                                     NO_TRIVIA))
             elif v == "}":
-                return tr.block_def(B + (S[i] << 46) + S[j] + len(V[j]), items), j + 1
+                return tr.block_def(B + (S[i] << 46) + S[j] + 1, [*kind_name, params, doc, doc_span, items]), j + 1
             elif v == "in":                             # "in" [STAR] NAME ":" tensor_type ["where" or_test]
                 star = None
                 if V[j + 1] == "*":
@@ -630,7 +642,8 @@ def parse(text: str, rule: str, tr: Any, comments: list, comment: Callable[[int,
                 where = None
                 if V[j] == "where":
                     where, j = climb(j + 1, _OR)
-                items.append(tr.in_stmt(B + (S[first] << 46) + S[j - 1] + len(V[j - 1]), [star, label, kind, where]))
+                items.append(in_(label, kind, star is not None, where, B + (S[first] << 46) + S[j - 1] + len(V[j - 1]),
+                                 NO_TRIVIA))
             elif v == "out":                            # "out" NAME [":" tensor_type] "=" expr, or "out" expr
                 t = V[j + 2]
                 if (t == ":" or t == "=") and (V[j + 1] in names or V[j + 1] in _KEYWORD_NAMES):
@@ -645,7 +658,7 @@ def parse(text: str, rule: str, tr: Any, comments: list, comment: Callable[[int,
                     items.append(tr.out_named(B + (S[first] << 46) + S[j - 1] + len(V[j - 1]), [label, kind, value]))
                 else:
                     value, j = expr(j + 1)
-                    items.append(tr.out_anon(B + (S[first] << 46) + S[j - 1] + len(V[j - 1]), [value]))
+                    items.append(out_(None, None, value, B + (S[first] << 46) + S[j - 1] + len(V[j - 1]), NO_TRIVIA))
             elif v == "let":
                 value, j = let_stmt(j)
                 items.append(value)

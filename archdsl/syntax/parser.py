@@ -54,7 +54,17 @@ def _span(meta_or_tok, file: str) -> Span:
 def unquote(text: str) -> str:
     """The value of a quoted string literal (only simple escapes; never evaluated as code)."""
     body = text[1:-1]
-    return re.sub(r"\\(.)", lambda m: {"n": "\n", "t": "\t"}.get(m.group(1), m.group(1)), body)
+    if "\\" not in body:                  # no escape (the commonest): nothing to replace
+        return body
+    return _ESCAPE.sub(_unescape, body)
+
+
+_ESCAPE = re.compile(r"\\(.)")
+_ESCAPES = {"n": "\n", "t": "\t"}
+
+
+def _unescape(m: re.Match) -> str:
+    return _ESCAPES.get(m[1], m[1])
 
 
 @v_args(meta=True)
@@ -308,6 +318,12 @@ class _LeanToAst:
     those ``_ToAst`` makes from lark's tree, spans stored packed (``ast.pack``)."""
 
     SPANLESS = frozenset({"arguments", "pos_arg", "kw_arg", "branch", "comp_if", "targets", "paren_targets"})
+    # the nodes the lean parser makes at once from their fields (see fastparse.parse)
+    make_name, make_pipe, make_binop, make_call = (
+        staticmethod(_Name), staticmethod(_Pipe), staticmethod(_BinOp), staticmethod(_Call))
+    make_assign, make_in, make_out, make_tensor_type, make_type_name = (
+        staticmethod(_Assign), staticmethod(_InputStmt), staticmethod(_OutputStmt), staticmethod(_TensorTypeExpr),
+        staticmethod(_TypeName))
 
     def __init__(self, file: str):
         self.file = file
@@ -326,51 +342,26 @@ class _LeanToAst:
         return c[0]
 
     def block_def(self, here: Any, c: list) -> A.BlockDef:
-        kind, name, *rest = c
-        params, body, doc = [], [], None
-        for x in rest:                          # parameters, the doc string, statements, placeholders (None)
-            if type(x) is A.ParamDecl:
-                params.append(x)
-            elif type(x) is A.Str:
-                doc = doc or x
-            elif x is not None:
-                body.append(x)
-        block = _BlockDef(kind, name, tuple(params), tuple(body), doc.value if doc else None, here, A.NO_TRIVIA,
-                          A.NO_TRIVIA, A.NO_TRIVIA, ())
+        """``c``: the kind, the name, the parameters (a list), the doc string's token and its packed span (None,
+        None without one), the statements (a list)."""
+        kind, name, params, doc, doc_span, body = c
+        block = _BlockDef(kind, name, tuple(params), tuple(body), None if doc is None else unquote(doc), here,
+                          A.NO_TRIVIA, A.NO_TRIVIA, A.NO_TRIVIA, ())
         if doc is not None:
-            self.doc_spans[id(block)] = A.raw_span(doc)       # packed (trivia.arch_layout reads either)
+            self.doc_spans[id(block)] = doc_span      # packed (trivia.arch_layout reads either)
         return block
-
-    def doc(self, here: Any, c: list) -> A.Str:
-        return _Str(unquote(c[0]), here, False)
 
     def param(self, here: Any, c: list) -> A.ParamDecl:
         return _ParamDecl(c[0], c[1], c[2], _token_span(here, c[0]))
 
-    def type_name(self, here: Any, c: list) -> A.TypeName:
-        base, *args = [x for x in c if x is not None]
-        return _TypeName(base, tuple(args), here)
-
-    def in_stmt(self, here: Any, c: list) -> A.InputStmt:
-        return _InputStmt(c[1], c[2], c[0] is not None, c[3], here, A.NO_TRIVIA)
-
-    def out_anon(self, here: Any, c: list) -> A.OutputStmt:
-        return _OutputStmt(None, None, c[0], here, A.NO_TRIVIA)
-
     def out_named(self, here: Any, c: list) -> A.OutputStmt:
         return _OutputStmt(c[0], c[1], c[2], here, A.NO_TRIVIA)
-
-    def assign(self, here: Any, c: list) -> A.Assign:
-        return _Assign(tuple(c[:-1]), c[-1], False, here, A.NO_TRIVIA)
 
     def let_stmt(self, here: Any, c: list) -> A.Assign:
         return _Assign((c[0],), c[1], True, here, A.NO_TRIVIA)
 
     def rest_dim(self, here: Any, c: list) -> A.Rest:
         return _Rest(here)                  # the rule is its one token
-
-    def tensor_type(self, here: Any, c: list) -> A.TensorTypeExpr:
-        return _TensorTypeExpr(tuple(x for x in c[1:] if x is not None), c[0], here)
 
     def if_else(self, here: Any, c: list) -> A.IfExpr:
         return _IfExpr(c[0], c[1], c[2], here, False)
@@ -390,25 +381,11 @@ class _LeanToAst:
     def compare(self, here: Any, c: list) -> A.BinOp:
         return _BinOp(c[1], c[0], c[2], here, False)
 
-    binop = compare
-
     def neg(self, here: Any, c: list) -> A.UnaryOp:
         return _UnaryOp("-", c[0], here, False)
 
     def pow(self, here: Any, c: list) -> A.BinOp:
         return _BinOp("**", c[0], c[2], here, False)
-
-    def pipe(self, here: Any, c: list) -> A.Pipe:
-        return _Pipe(c[0], c[1], here, False)
-
-    def call(self, here: Any, c: list) -> A.Call:
-        func, args = c
-        if not args:
-            return _Call(func, (), (), here, False)
-        kws = [a for a in args if type(a) is tuple]         # keyword arguments are (name, value) pairs
-        if not kws:
-            return _Call(func, tuple(args), (), here, False)
-        return _Call(func, tuple(a for a in args if type(a) is not tuple), tuple(kws), here, False)
 
     def index(self, here: Any, c: list) -> A.Index:
         return _Index(c[0], c[1], here, False)
@@ -441,9 +418,6 @@ class _LeanToAst:
 
     def none(self, here: Any, c: list) -> A.Const:
         return _Const(None, here, False)
-
-    def name(self, here: Any, c: list) -> A.Name:
-        return _Name(c[0], here, False)
 
     def paren(self, here: Any, c: list) -> Any:
         return A.with_parens(c[0])

@@ -35,7 +35,7 @@ class Comment:
 
 def blank_lines(lines: list[str]) -> set[int]:
     """1-based numbers of the lines holding only whitespace."""
-    return {i + 1 for i, line in enumerate(lines) if not line.strip()}
+    return {i for i, line in enumerate(lines, 1) if not line or line.isspace()}     # (not line.strip(), no copy)
 
 
 def _collapse(entries: list[tuple[int, str]]) -> tuple[str, ...]:
@@ -131,9 +131,9 @@ class Layout:
 
 def attach(module: A.Module, comments: list[Comment], lines: list[str], layout: Layout) -> A.Module:
     """``module`` with every comment and blank line of its source attached (see the module docstring)."""
-    if not comments and not any(not line.strip() for line in lines):
-        return module
     blanks = blank_lines(lines)
+    if not comments and not blanks:
+        return module
     extents = [layout.extent(item) for item in module.items]
     blocks = [i for i, item in enumerate(module.items) if isinstance(item, A.BlockDef)]
     starts = [extents[i][0] for i in blocks]
@@ -155,11 +155,19 @@ def attach(module: A.Module, comments: list[Comment], lines: list[str], layout: 
             first = bisect.bisect_left(ordered, ext[0][0])          # a blank line inside the block, if any
             if inner[index] or (first < len(ordered) and ordered[first] <= ext[1][0]) or \
                     (item.header, item.doc_trivia, item.end) != (A.NO_TRIVIA, A.NO_TRIVIA, ()) or \
-                    any(s.trivia is not A.NO_TRIVIA for s in item.body):
+                    _any_trivia(item.body):
                 item = _attach_block(item, inner[index], blanks, ext, layout)
             # else no comment or blank line inside it: every part of it has no trivia, as it has already
-        items.append(item if t == item.trivia else dataclasses.replace(item, trivia=t))
+        items.append(item if t is item.trivia or t == item.trivia else dataclasses.replace(item, trivia=t))
     return dataclasses.replace(module, items=tuple(items), end=_strip(end, trailing=True))
+
+
+def _any_trivia(body: tuple) -> bool:
+    """Whether a statement of ``body`` has trivia."""
+    for s in body:
+        if s.trivia is not A.NO_TRIVIA:
+            return True
+    return False
 
 
 def _attach_block(block: A.BlockDef, comments: list[Comment], blanks: set[int], ext: Extent,
