@@ -238,14 +238,16 @@ class Applier:
                                      span, f"`archdsl ops {op.name}` shows its inputs")
         if arity == 1:
             first = inputs[0].type
-            types = [first]
             key: tuple = (id(op), id(first))
+            known = self.rules.get(key)
+            if known is None:
+                known = self._rule_miss(key, op, [first], inputs, span)
         else:
             types = [t.type for t in inputs]
             key = (id(op), *map(id, types))
-        known = self.rules.get(key)
-        if known is None:
-            known = self._rule_miss(key, op, types, inputs, span)
+            known = self.rules.get(key)
+            if known is None:
+                known = self._rule_miss(key, op, types, inputs, span)
         op, outs, params = known[0], known[1], known[2]     # (read only: shared by the nodes it types)
         builder = self.builder
         module = ".".join(at) if at else None

@@ -340,9 +340,16 @@ class Evaluator:
     # -- calls and pipes -----------------------------------------------------------------------
     def call_expr(self, e: A.Call, scope: Scope) -> Any:
         """``f(args)``: evaluate the function and the arguments, then :meth:`call`."""
-        func = self.callee(e.func, scope, suggest.CALL, e.args)
+        f, given = e.func, e.args
+        # (callee's usual case, a bare name, inline; one argument without a comprehension's frame)
+        func = self.name(f, scope, suggest.CALL, given) if type(f) is A.Name else \
+            self.callee(f, scope, suggest.CALL, given)
         dispatch = self.dispatch
-        args = [dispatch[type(a)](a, scope) for a in e.args]
+        if len(given) == 1:
+            a = given[0]
+            args = [dispatch[type(a)](a, scope)]
+        else:
+            args = [dispatch[type(a)](a, scope) for a in given]
         kwargs = {}
         for k, v in e.kwargs:
             if k in kwargs:
@@ -443,7 +450,9 @@ class Evaluator:
     def pipe(self, e: A.Pipe, scope: Scope) -> Any:
         """``x |> layer`` (a tuple on the left feeds several inputs)."""
         value = self.dispatch[type(e.value)](e.value, scope)
-        target = self.callee(e.layer, scope, "layer, op or block")
+        f = e.layer
+        target = self.name(f, scope, "layer, op or block") if type(f) is A.Name else \
+            self.callee(f, scope, "layer, op or block")       # (callee's usual case inline)
         if type(value) is Tensor and type(target) is Named and self.shortcuts:
             op = target.layer
             if type(op) is OpLayer and op.span is not None:     # the usual `x |> fc`: a named op on one tensor

@@ -48,7 +48,8 @@ LAYERS = [("Linear(w)", "w"), ("Linear(c)", "c"), ("Linear(w, bias=false)", "w")
           ("Linear(w * 2 // 2)", "w"), ("Linear(c + 0)", "c"), ("Linear(w % 5 + w - w % 5)", "w"),
           ("LayerNorm()", "="), ("BatchNorm1d()", "="), ("Dropout(0.25)", "=")]
 ACTS = ["relu", "gelu", "sigmoid", "tanh"]
-INPUTS = ["in x: [N, c]", "in x: [B, c]", "in x: [N, c * 1]", "in x: [N, c + 0]", "in x: [N, ...]", "in x: [N, C]"]
+INPUTS = ["in x: [N, c]", "in x: [B, c]", "in x: [N, c * 1]", "in x: [N, c + 0]", "in x: [N, ...]", "in x: [N, C]",
+          "in x: [N, w]", "in x: [c, N]"]      # (the last two: an input that may not fit, an error both ways)
 MISTAKES = ["Linear(-1)", "Linear(w, nonsense=1)", "Linear(99999999999999999999999)", "Linear(w, w)", "Linear()",
             "relu(zz)", "LayerNorm(bogus=true)"]
 
