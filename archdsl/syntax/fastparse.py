@@ -64,11 +64,14 @@ def written_for_grammar() -> bool:
 
 # lark's terminals, ordered so that the commonest come first where that changes no token (the alternatives that
 # can match at the same place keep lark's order: NUMBER's ``.5`` before ``...`` before ``.``, ``**`` before
-# ``*``, two-character operators before one), any other character last; white space (WS) and comments (COMMENT)
-# skipped possessively, and the end of the text matched (an empty token) so that no character is ever skipped.
+# ``*``, two-character operators before one), any other character last. White space (WS) and comments (COMMENT)
+# are skipped possessively: those before the first token (``_LEAD``), then those after each token, in its match
+# (so a match starts where its token starts). After them the next character starts a token (any character but
+# white space and ``#`` does), so no character is ever skipped and the search never retries in vain.
 _TOKEN = (r"""[A-Za-z_][A-Za-z0-9_]*|[(),\[\]{}:;]|(?:\d+\.\d*|\.\d+|\d+)(?:[eE][+-]?\d+)?"""
           r"""|"(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*'|\*\*|\.\.\.|==|!=|<=|>=|//|\|>|[<>*/%@+\-.=]|[^ \t\f\r\n]""")
-_SCAN = re.compile(rf"(?:[ \t\f\r\n]++|#[^\n]*+)*+({_TOKEN}|\Z)").finditer
+_LEAD = re.compile(r"(?:[ \t\f\r\n]++|#[^\n]*+)*+").match
+_SCAN = re.compile(rf"({_TOKEN})(?:[ \t\f\r\n]++|#[^\n]*+)*+").finditer
 _COMMENTS = re.compile(r""""(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*'|(#[^\n]*)""").finditer
 # the grammar's keywords (tests/syntax/test_lean_driver.py checks them against lark's; not imported from the
 # printer, whose import costs a command that only parses ~3 ms)
@@ -120,8 +123,9 @@ class Scan:
         seen: dict[str, str] = {}
         value, first, same = values.append, starts.append, seen.setdefault
         k, following, at = 0, line_starts[1], (1 << _BITS) + 1      # at: the packed position of the line's offset 0
-        for m in _SCAN(text):
-            start = m.start(1)
+        lead = _LEAD(text)                            # white space and comments before the first token
+        for m in _SCAN(text, lead.end() if lead else 0):
+            start = m.start()
             if start >= following:                    # on a later line
                 k += 1
                 while line_starts[k + 1] <= start:
@@ -130,13 +134,8 @@ class Scan:
             v = m[1]
             value(same(v, v))                         # one object per distinct text
             first(at + start)
-        while values and not values[-1]:              # the end of the text
-            values.pop()
-            starts.pop()
         names, numbers, strings = set(), set(), set()
         for v in seen:
-            if not v:
-                continue
             c = v[0]
             if c in _LETTERS:
                 if v not in KEYWORDS:
