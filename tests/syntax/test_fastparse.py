@@ -148,3 +148,13 @@ def test_nesting_tokens_match_a_plain_scan(text):
 def test_nesting_tokens_on_specs(path):
     text = path.read_text(encoding="utf-8")
     assert counted(text) == counted_reference(text)
+
+
+@pytest.mark.parametrize(("text", "tokens"), [
+    ("", []), (" \t\n", []), ("# only a comment\n", []), ("a", [("a", 1, 1)]),
+    ("#x\n  a #y\n\n b(", [("a", 2, 3), ("b", 4, 2), ("(", 4, 3)]), ("'#'# c", [("'#'", 1, 1)]),
+])
+def test_scan_skips_white_space_and_comments_before_and_after_tokens(text, tokens):
+    scan = fastparse.Scan(text)
+    assert scan.values[len(tokens):] == [None, None, None]
+    assert [(v, s >> 23, s & (1 << 23) - 1) for v, s in zip(scan.values[:-3], scan.starts, strict=True)] == tokens
