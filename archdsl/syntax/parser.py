@@ -511,7 +511,7 @@ def _parse_rule(text: str, file: str, rule: str) -> Any:
         pass
     else:
         if rule == "start":
-            result = attach(result, lean_comments, text.split("\n"), arch_layout(text, lean.doc_spans))
+            result = attach(result, lean_comments, text.split("\n"), arch_layout(text, lean.doc_spans), fresh=True)
         return result
     _check_nesting(text, file)
     comments: list = []
@@ -529,7 +529,8 @@ def _parse_rule(text: str, file: str, rule: str) -> Any:
         transformer = _ToAst(file)
         result = transformer.transform(tree)
         if rule == "start":
-            result = attach(result, comments, text.split("\n"), arch_layout(text, transformer.doc_spans))
+            result = attach(result, comments, text.split("\n"), arch_layout(text, transformer.doc_spans),
+                            fresh=True)
         return result
     except (RecursionError, lark.exceptions.VisitError) as exc:
         if isinstance(exc, lark.exceptions.VisitError) and isinstance(exc.orig_exc, ParseError):

@@ -129,12 +129,16 @@ class Layout:
     doc: Callable[[A.BlockDef], Extent | None]              # a block's doc string
 
 
-def attach(module: A.Module, comments: list[Comment], lines: list[str], layout: Layout) -> A.Module:
-    """``module`` with every comment and blank line of its source attached (see the module docstring)."""
+def attach(module: A.Module, comments: list[Comment], lines: list[str], layout: Layout,
+           fresh: bool = False) -> A.Module:
+    """``module`` with every comment and blank line of its source attached (see the module docstring).
+    ``fresh``: no node of ``module`` has trivia yet (as a parser makes it)."""
     blanks = blank_lines(lines)
     if not comments and not blanks:
         return module
     extents = [layout.extent(item) for item in module.items]
+    if fresh and not comments and min(blanks) > max((max(0, e[1][0], *e[2:]) for e in extents), default=0):
+        return module       # only blank lines after the last item (a file's last line break): nothing to attach
     blocks = [i for i, item in enumerate(module.items) if isinstance(item, A.BlockDef)]
     starts = [extents[i][0] for i in blocks]
     inner: dict[int, list[Comment]] = {i: [] for i in blocks}

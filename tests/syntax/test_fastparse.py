@@ -158,3 +158,18 @@ def test_scan_skips_white_space_and_comments_before_and_after_tokens(text, token
     scan = fastparse.Scan(text)
     assert scan.values[len(tokens):] == [None, None, None]
     assert [(v, s >> 23, s & (1 << 23) - 1) for v, s in zip(scan.values[:-3], scan.starts, strict=True)] == tokens
+
+
+@pytest.mark.parametrize("tail", ["", "\n", "\n\n  \n", "\n\n# end\n"])
+@pytest.mark.parametrize("path", SPECS[:12], ids=lambda p: p.name)
+def test_attach_to_a_fresh_module_skips_nothing(path, tail, monkeypatch):
+    """The parser's attach(fresh=True) (its shortcut where only blank lines follow the last item) gives what
+    the full attachment gives."""
+    from archdsl.syntax import trivia
+
+    text = path.read_text(encoding="utf-8")
+    text = "\n".join(line for line in text.split("\n") if not line.lstrip().startswith("#")).rstrip("\n") + tail
+    fast = P.parse(text, "f.arch")
+    full = trivia.attach
+    monkeypatch.setattr(P, "attach", lambda *a, fresh=False: full(*a))
+    assert differences(fast, P.parse(text, "f.arch")) is None
