@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from archdsl.elaborate.blocks import Blocks
 
 MAX_DEPTH = 64
-RULE_MEMO = 4096          # rule results an Applier remembers per generation (see Applier.rules)
+RULE_MEMO = 2048          # rule results an Applier remembers per generation, two at most (see Applier.rules)
 TYPE_MEMO = 1 << 16       # distinct output types an Applier shares at once (see Applier.types)
 RELEASE_FROM_TEXT = 1 << 18    # block bodies of spec files this long (256 KiB: thousands of blocks) are let go once
                                # applied; in smaller files their syntax is small next to the graph, and parsing a
